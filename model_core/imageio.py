@@ -1,0 +1,168 @@
+"""Reading and writing images: any common format, 8/16-bit, grey/RGB/RGBA, non-ASCII paths.
+
+OpenCV's ``imread`` cannot open non-ASCII paths on Windows and cannot decode GIF, so bytes are read
+by Python and decoded with ``cv2.imdecode``; Pillow is the fallback (DRIVE's masks are GIF).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ImageReadError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".bmp")
+MIN_IMAGE_SIDE = 8
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _decode(path: Path, data: bytes) -> np.ndarray:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if arr is not None:
+        if arr.ndim == 3 and arr.shape[2] == 3:
+            return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        if arr.ndim == 3 and arr.shape[2] == 4:
+            return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+        return arr
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        raise ImageReadError(path, "not a readable image") from None
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "1"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+            return np.asarray(im).copy()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageReadError(path, "not a readable image (corrupt or unsupported format)") from None
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    a = arr.astype(np.float32)
+    hi = float(a.max()) if a.size else 0.0
+    if hi <= 1.0:
+        a = a * 255.0
+    elif hi > 255.0:
+        a = a * (255.0 / hi)
+    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+
+
+def read_raw(path: str | os.PathLike) -> np.ndarray:
+    """Decode a file as stored (channels in RGB(A) order, original bit depth)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError(path, "is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageReadError(path, "file is empty")
+    return _decode(path, data)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read any supported image as 8-bit RGB ``(H, W, 3)``; alpha is dropped, grey is replicated."""
+    path = Path(path)
+    arr = _to_uint8(read_raw(path))
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    elif arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+        arr = np.repeat(arr[:, :, :1], 3, axis=2)
+    elif not (arr.ndim == 3 and arr.shape[2] == 3):
+        raise ImageReadError(path, f"unsupported image layout {arr.shape}")
+    check_image_size(arr, path)
+    return np.ascontiguousarray(arr)
+
+
+def check_image_size(arr: np.ndarray, path: str | os.PathLike | None = None) -> None:
+    h, w = arr.shape[:2]
+    if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
+        raise ImageReadError(path, f"image is {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a binary mask (vessel where the value is at least half the range) as ``bool (H, W)``."""
+    path = Path(path)
+    raw = read_raw(path)
+    if raw.ndim == 3:
+        raw = raw[:, :, :3].max(axis=2) if raw.shape[2] >= 3 else raw[:, :, 0]
+    if raw.dtype == np.bool_:
+        return raw
+    if raw.dtype == np.uint8:
+        hi = int(raw.max()) if raw.size else 0
+        # 0/1 masks are common in exports; everything else is 0/255 (or grey edges from resizing).
+        return raw >= (1 if hi == 1 else 128)
+    if raw.dtype == np.uint16:
+        hi = int(raw.max()) if raw.size else 0
+        return raw >= (1 if hi == 1 else 32768)
+    return raw.astype(np.float32) >= 0.5
+
+
+def _encode_png(path: Path, arr: np.ndarray) -> bytes:
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA)
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:  # pragma: no cover - only for dtypes PNG cannot hold
+        raise ImageReadError(path, "could not be encoded as PNG")
+    return buf.tobytes()
+
+
+def write_png_atomic(path: str | os.PathLike, arr: np.ndarray) -> Path:
+    """Write a PNG so that the file on disk is always either the old or the complete new one.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over the
+    target (an atomic replace on POSIX and on Windows).
+    """
+    path = Path(path)
+    data = _encode_png(path, np.ascontiguousarray(arr))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def mask_to_png(mask: np.ndarray, one_value: int = 255) -> np.ndarray:
+    return np.where(mask, np.uint8(one_value), np.uint8(0)).astype(np.uint8)
+
+
+def prob_to_png16(prob: np.ndarray) -> np.ndarray:
+    return np.clip(prob * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+
+
+def png16_to_prob(arr: np.ndarray) -> np.ndarray:
+    return arr.astype(np.float32) / 65535.0

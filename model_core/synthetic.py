@@ -1,0 +1,90 @@
+"""Synthetic fundus photographs with known vessel masks.
+
+Used by the tests (a model must overfit one of them) and by the app's built-in demo workspace. A
+tree of branching, tapering, gently curving vessels grows from the optic disc; the image has the
+orange fundus colour, a bright disc, a darker macula, vignetting, sensor noise and a black surround.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class SyntheticFundus:
+    image: np.ndarray  # uint8 RGB (H, W, 3)
+    vessels: np.ndarray  # bool (H, W)
+    fov: np.ndarray  # bool (H, W)
+
+
+def _grow(canvas: np.ndarray, rng: np.random.Generator, x: float, y: float, angle: float, width: float,
+          length: float, depth: int, ss: int) -> None:
+    step = 4.0 * ss
+    travelled = 0.0
+    curvature = rng.normal(0, 0.02)
+    next_branch = rng.uniform(0.15, 0.35) * length
+    while travelled < length and width >= 0.6:
+        curvature = 0.9 * curvature + rng.normal(0, 0.015)
+        angle += curvature
+        nx, ny = x + step * math.cos(angle), y + step * math.sin(angle)
+        cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 1.0, thickness=max(1, int(round(width * ss))), lineType=cv2.LINE_AA)
+        x, y = nx, ny
+        travelled += step
+        width *= 0.997
+        if depth > 0 and travelled >= next_branch:
+            side = rng.choice([-1.0, 1.0])
+            child_w = width * rng.uniform(0.55, 0.8)
+            _grow(canvas, rng, x, y, angle + side * rng.uniform(0.4, 0.9), child_w,
+                  (length - travelled) * rng.uniform(0.5, 0.9), depth - 1, ss)
+            width *= 0.85
+            next_branch = travelled + rng.uniform(0.15, 0.3) * length
+
+
+def make_fundus(height: int = 584, width: int = 565, seed: int = 0, fov_fraction: float = 0.93) -> SyntheticFundus:
+    rng = np.random.default_rng(seed)
+    ss = 2  # draw vessels at twice the resolution so thin ones come out anti-aliased
+    H, W = height * ss, width * ss
+    cy, cx = H / 2, W / 2
+    radius = fov_fraction * min(H, W) / 2
+    side = rng.choice([-1, 1])
+    disc = (cx + side * 0.45 * radius, cy + rng.uniform(-0.08, 0.08) * radius)
+    disc_r = 0.13 * radius
+
+    canvas = np.zeros((H, W), dtype=np.float32)
+    scale = radius / ss / 270.0  # widths (output pixels) are tuned for a DRIVE-sized FOV
+    base_w = 6.0 * scale
+    towards_macula = 0.0 if side < 0 else math.pi
+    for a in (towards_macula - 0.9, towards_macula + 0.9, towards_macula + math.pi - 0.6, towards_macula + math.pi + 0.6):
+        _grow(canvas, rng, disc[0], disc[1], a + rng.normal(0, 0.1), base_w * rng.uniform(0.8, 1.1),
+              radius * rng.uniform(1.1, 1.5), 4, ss)
+    for _ in range(4):
+        a = rng.uniform(0, 2 * math.pi)
+        _grow(canvas, rng, disc[0], disc[1], a, base_w * 0.45, radius * 0.6, 2, ss)
+
+    soft = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = np.hypot(xx - cx / ss, yy - cy / ss) / (radius / ss)
+    fov = r <= 1.0
+    vessels = (soft >= 0.5) & fov
+    soft = np.clip(soft, 0, 1) * fov
+
+    # Fundus colour with smooth low-frequency variation and vignetting.
+    noise_lo = cv2.resize(rng.normal(0, 1, (8, 8)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    vignette = np.clip(1.0 - 0.45 * r ** 2.5, 0.2, 1.0)
+    base = np.stack([200 + 10 * noise_lo, 95 + 8 * noise_lo, 45 + 5 * noise_lo], axis=2) * vignette[:, :, None]
+    dx, dy = xx - disc[0] / ss, yy - disc[1] / ss
+    disc_d = np.hypot(dx, dy) / (disc_r / ss)
+    disc_glow = np.exp(-(disc_d ** 4))[:, :, None]
+    base = base * (1 - disc_glow) + np.array([250, 220, 150], dtype=np.float32) * disc_glow
+    mac = (cx - side * 0.35 * radius) / ss, cy / ss
+    macula = np.exp(-((xx - mac[0]) ** 2 + (yy - mac[1]) ** 2) / (2 * (0.12 * radius / ss) ** 2))
+    base = base * (1 - 0.35 * macula[:, :, None])
+    vessel_colour = np.array([130, 35, 25], dtype=np.float32) * vignette[:, :, None]
+    img = base * (1 - 0.75 * soft[:, :, None]) + vessel_colour * 0.75 * soft[:, :, None]
+    img = img + rng.normal(0, 2.5, img.shape)
+    img = np.clip(img, 0, 255) * fov[:, :, None]
+    return SyntheticFundus(img.astype(np.uint8), vessels, fov)
