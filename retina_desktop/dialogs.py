@@ -1,0 +1,142 @@
+"""Dialogs and questions. ``Prompter`` gathers every question the app asks, so there is one place
+that decides wording and buttons (and tests can answer through the real message boxes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLineEdit, QMessageBox, QPushButton, QRadioButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from .export import ExportOptions
+
+
+class Prompter:
+    def __init__(self, parent: QWidget):
+        self.parent = parent
+
+    def ask_unsaved(self, image_name: str, can_save: bool = True) -> str:
+        """'save', 'discard' or 'cancel'."""
+        box = QMessageBox(self.parent)
+        box.setObjectName("unsaved_edits_prompt")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Unsaved edits")
+        box.setText(f"The mask of {image_name} has unsaved edits.")
+        box.setInformativeText("Save them as ground truth before closing?" if can_save else
+                               "This workspace is read-only, so they cannot be saved here.")
+        buttons = QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
+        if can_save:
+            buttons |= QMessageBox.StandardButton.Save
+        box.setStandardButtons(buttons)
+        box.setDefaultButton(QMessageBox.StandardButton.Save if can_save else QMessageBox.StandardButton.Cancel)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def confirm(self, title: str, text: str, ok_text: str = "OK", object_name: str = "confirm_prompt") -> bool:
+        box = QMessageBox(self.parent)
+        box.setObjectName(object_name)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle(title)
+        box.setText(text)
+        ok = box.addButton(ok_text, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(ok)
+        box.exec()
+        return box.clickedButton() is ok
+
+    def error(self, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self.parent)
+        box.setObjectName("error_message")
+        box.exec()
+
+    def info(self, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self.parent)
+        box.setObjectName("info_message")
+        box.exec()
+
+    def choose_folder(self, title: str, start: str = "") -> str:
+        return QFileDialog.getExistingDirectory(self.parent, title, start)
+
+
+class ExportDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None, start_folder: str = ""):
+        super().__init__(parent)
+        self.setWindowTitle("Export corrected masks")
+        self.setObjectName("export_dialog")
+        self.destination = QLineEdit(start_folder, self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.destination, 1)
+        row.addWidget(browse)
+        self.format_255 = QRadioButton("0 / 255 (PNG, 8-bit)", self)
+        self.format_1 = QRadioButton("0 / 1 (PNG, 8-bit)", self)
+        self.format_255.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.format_255)
+        group.addButton(self.format_1)
+        self.overlays = QCheckBox("Also write overlay pictures (overlays/)", self)
+        self.approved_only = QCheckBox("Approved images only", self)
+        self.overwrite = QCheckBox("Replace files already in the destination", self)
+        form = QFormLayout()
+        form.addRow("Destination", row)
+        form.addRow("Mask values", self.format_255)
+        form.addRow("", self.format_1)
+        form.addRow("", self.overlays)
+        form.addRow("", self.approved_only)
+        form.addRow("", self.overwrite)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Export to folder", self.destination.text())
+        if d:
+            self.destination.setText(d)
+
+    def _accept(self) -> None:
+        if not self.destination.text().strip():
+            QMessageBox.warning(self, "Export", "Choose a destination folder.")
+            return
+        self.accept()
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(destination=Path(self.destination.text().strip()).expanduser(),
+                             one_value=1 if self.format_1.isChecked() else 255,
+                             overlays=self.overlays.isChecked(), approved_only=self.approved_only.isChecked(),
+                             overwrite=self.overwrite.isChecked())
+
+
+class PreferencesDialog(QDialog):
+    def __init__(self, settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.settings = settings
+        self.reviewer = QLineEdit(settings.reviewer, self)
+        self.autosave = QSpinBox(self)
+        self.autosave.setRange(5, 3600)
+        self.autosave.setSuffix(" s")
+        self.autosave.setValue(settings.autosave_seconds)
+        form = QFormLayout()
+        form.addRow("Reviewer name (review log)", self.reviewer)
+        form.addRow("Autosave every", self.autosave)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+
+    def apply(self) -> None:
+        self.settings.reviewer = self.reviewer.text().strip() or self.settings.reviewer
+        self.settings.autosave_seconds = self.autosave.value()
+
+
+def default_export_folder(workspace_root: Path) -> str:
+    return str(workspace_root.parent / f"{workspace_root.name}-export")

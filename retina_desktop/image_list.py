@@ -1,0 +1,278 @@
+"""The image browser: thumbnails, review status and model uncertainty; sort and filter."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
+                               QStyledItemDelegate, QVBoxLayout, QWidget)
+
+from .tasks import THUMB_SIZE
+from .workspace import STATUSES, Workspace
+
+KeyRole = Qt.ItemDataRole.UserRole + 1
+StatusRole = Qt.ItemDataRole.UserRole + 2
+UncertaintyRole = Qt.ItemDataRole.UserRole + 3
+ErrorRole = Qt.ItemDataRole.UserRole + 4
+DirtyRole = Qt.ItemDataRole.UserRole + 5
+
+STATUS_COLOURS = {"new": QColor(120, 126, 138), "predicted": QColor(66, 133, 244), "edited": QColor(245, 166, 35),
+                  "approved": QColor(52, 168, 83), "error": QColor(219, 68, 55)}
+SORT_KEYS = ("Name", "Uncertainty (high first)", "Status")
+
+
+def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    img = QImage(rgb.data, w, h, w * 3, QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(img)
+
+
+class ImageListModel(QAbstractListModel):
+    thumbnails_wanted = Signal(list)  # keys whose thumbnails were asked for and are not loaded
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.workspace: Workspace | None = None
+        self._keys: list[str] = []
+        self._row: dict[str, int] = {}
+        self._thumbs: dict[str, QPixmap | None] = {}
+        self._requested: set[str] = set()
+        self._errors: dict[str, str] = {}
+        self._dirty: set[str] = set()
+
+    def set_workspace(self, workspace: Workspace | None) -> None:
+        self.beginResetModel()
+        self.workspace = workspace
+        self._keys = [e.key for e in workspace.entries] if workspace else []
+        self._row = {k: i for i, k in enumerate(self._keys)}
+        self._thumbs.clear()
+        self._requested.clear()
+        self._errors.clear()
+        self._dirty.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._keys)
+
+    def key_at(self, row: int) -> str:
+        return self._keys[row]
+
+    def index_of(self, key: str) -> QModelIndex:
+        row = self._row.get(key)
+        return self.index(row) if row is not None else QModelIndex()
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.workspace is None:
+            return None
+        key = self._keys[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.workspace.entry(key).name
+        if role == KeyRole:
+            return key
+        if role == StatusRole:
+            return "error" if key in self._errors else self.workspace.status(key)
+        if role == UncertaintyRole:
+            u = self.workspace.uncertainty(key)
+            return -1.0 if u is None else u
+        if role == ErrorRole:
+            return self._errors.get(key)
+        if role == DirtyRole:
+            return key in self._dirty
+        if role == Qt.ItemDataRole.DecorationRole:
+            if key not in self._thumbs and key not in self._requested:
+                self._requested.add(key)
+                self.thumbnails_wanted.emit([key])
+            return self._thumbs.get(key)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            e = self.workspace.entry(key)
+            tip = f"{e.path}\nstatus: {self.workspace.status(key)}"
+            u = self.workspace.uncertainty(key)
+            if u is not None:
+                tip += f"\nuncertain pixels: {u:.1%}"
+            if key in self._errors:
+                tip += f"\n{self._errors[key]}"
+            return tip
+        return None
+
+    def _changed(self, key: str) -> None:
+        row = self._row.get(key)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx)
+
+    def set_thumbnail(self, key: str, rgb: np.ndarray | None) -> None:
+        self._thumbs[key] = rgb_to_pixmap(rgb) if rgb is not None else None
+        self._changed(key)
+
+    def set_error(self, key: str, message: str | None) -> None:
+        if message:
+            self._errors[key] = message
+        else:
+            self._errors.pop(key, None)
+        self._changed(key)
+
+    def set_dirty(self, key: str, dirty: bool) -> None:
+        (self._dirty.add if dirty else self._dirty.discard)(key)
+        self._changed(key)
+
+    def refresh(self, key: str) -> None:
+        self._changed(key)
+
+
+class ImageListFilter(QSortFilterProxyModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.status_filter: str | None = None
+        self.sort_key = SORT_KEYS[0]
+        self.setDynamicSortFilter(True)
+
+    def set_status_filter(self, status: str | None) -> None:
+        self.status_filter = status
+        self.invalidate()
+
+    def set_sort_key(self, key: str) -> None:
+        self.sort_key = key
+        self.invalidate()
+        self.sort(0)
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:
+        if self.status_filter is None:
+            return True
+        return self.sourceModel().index(row, 0, parent).data(StatusRole) == self.status_filter
+
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+        if self.sort_key.startswith("Uncertainty"):
+            a, b = left.data(UncertaintyRole), right.data(UncertaintyRole)
+            if a != b:
+                return a > b
+        elif self.sort_key == "Status":
+            order = {s: i for i, s in enumerate(("error",) + STATUSES)}
+            a, b = order.get(left.data(StatusRole), 0), order.get(right.data(StatusRole), 0)
+            if a != b:
+                return a < b
+        return left.row() < right.row()
+
+
+class ImageItemDelegate(QStyledItemDelegate):
+    ROW_HEIGHT = THUMB_SIZE + 12
+
+    def sizeHint(self, option, index) -> QSize:
+        return QSize(220, self.ROW_HEIGHT)
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        painter.save()
+        r = option.rect
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.fillRect(r, option.palette.highlight())
+            text_colour = option.palette.highlightedText().color()
+        else:
+            text_colour = option.palette.text().color()
+        thumb = index.data(Qt.ItemDataRole.DecorationRole)
+        tr = QRect(r.left() + 6, r.top() + 6, THUMB_SIZE, THUMB_SIZE)
+        painter.fillRect(tr, QColor(20, 20, 20))
+        if isinstance(thumb, QPixmap) and not thumb.isNull():
+            pm = thumb.scaled(tr.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            painter.drawPixmap(tr.left() + (tr.width() - pm.width()) // 2, tr.top() + (tr.height() - pm.height()) // 2, pm)
+        x = tr.right() + 10
+        painter.setPen(text_colour)
+        f = QFont(option.font)
+        f.setBold(True)
+        painter.setFont(f)
+        name = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        if index.data(DirtyRole):
+            name += "  \u25cf"  # unsaved edits
+        painter.drawText(QRect(x, r.top() + 8, r.right() - x - 4, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, r.right() - x - 4))
+        status = index.data(StatusRole) or "new"
+        colour = STATUS_COLOURS.get(status, STATUS_COLOURS["new"])
+        f.setBold(False)
+        f.setPointSizeF(max(7.0, f.pointSizeF() - 1))
+        painter.setFont(f)
+        pill = QRect(x, r.top() + 32, 74, 18)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawRoundedRect(pill, 9, 9)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, status)
+        u = index.data(UncertaintyRole)
+        if u is not None and u >= 0:
+            painter.setPen(text_colour)
+            painter.drawText(QRect(x, r.top() + 54, r.right() - x, 18), Qt.AlignmentFlag.AlignLeft,
+                             f"uncertain {u:.1%}")
+        painter.restore()
+
+
+class ImageListPanel(QWidget):
+    image_activated = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = ImageListModel(self)
+        self.proxy = ImageListFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.view = QListView(self)
+        self.view.setModel(self.proxy)
+        self.view.setItemDelegate(ImageItemDelegate(self.view))
+        self.view.setUniformItemSizes(True)  # thousands of rows stay fast
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.clicked.connect(self._activated)
+        self.view.activated.connect(self._activated)
+        self.status_combo = QComboBox(self)
+        self.status_combo.addItem("All images", None)
+        for s in STATUSES + ("error",):
+            self.status_combo.addItem(s.capitalize(), s)
+        self.status_combo.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_status_filter(self.status_combo.currentData()))
+        self.sort_combo = QComboBox(self)
+        self.sort_combo.addItems(SORT_KEYS)
+        self.sort_combo.currentTextChanged.connect(self.proxy.set_sort_key)
+        self.count_label = QLabel(self)
+        self.proxy.rowsInserted.connect(self._update_count)
+        self.proxy.rowsRemoved.connect(self._update_count)
+        self.proxy.modelReset.connect(self._update_count)
+        self.proxy.layoutChanged.connect(self._update_count)
+        top = QHBoxLayout()
+        top.addWidget(self.status_combo, 1)
+        top.addWidget(self.sort_combo, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.count_label)
+        self.proxy.sort(0)
+
+    def _update_count(self, *args) -> None:
+        self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} images")
+
+    def set_workspace(self, workspace: Workspace | None) -> None:
+        self.model.set_workspace(workspace)
+        self._update_count()
+
+    def _activated(self, index: QModelIndex) -> None:
+        key = index.data(KeyRole)
+        if key:
+            self.image_activated.emit(key)
+
+    def select(self, key: str) -> None:
+        idx = self.proxy.mapFromSource(self.model.index_of(key))
+        if idx.isValid():
+            self.view.setCurrentIndex(idx)
+            self.view.scrollTo(idx)
+
+    def neighbour(self, key: str | None, step: int) -> str | None:
+        """The key ``step`` rows away in the current sort and filter order (None at the ends)."""
+        n = self.proxy.rowCount()
+        if n == 0:
+            return None
+        if key is None:
+            return self.proxy.index(0, 0).data(KeyRole)
+        idx = self.proxy.mapFromSource(self.model.index_of(key))
+        row = idx.row() if idx.isValid() else -1
+        new = row + step
+        if not 0 <= new < n:
+            return None
+        return self.proxy.index(new, 0).data(KeyRole)

@@ -1,0 +1,42 @@
+"""Where the app keeps user data and caches: never inside the install folder.
+
+``RETINA_DESKTOP_HOME`` (set by the tests, or by a user who wants a portable setup) overrides the
+platform's standard folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_DIR_NAME = "retina-desktop"
+APP_AUTHOR = "RetinaDesktop"
+
+
+def _override() -> Path | None:
+    home = os.environ.get("RETINA_DESKTOP_HOME")
+    return Path(home) if home else None
+
+
+def user_data_dir() -> Path:
+    home = _override()
+    path = home / "data" if home else platformdirs.user_data_path(APP_DIR_NAME, APP_AUTHOR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def user_cache_dir() -> Path:
+    home = _override()
+    path = home / "cache" if home else platformdirs.user_cache_path(APP_DIR_NAME, APP_AUTHOR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_workspace_dir() -> Path:
+    return user_data_dir() / "demo-workspace"
+
+
+def log_file() -> Path:
+    return user_data_dir() / "retina-desktop.log"
