@@ -83,11 +83,13 @@ def fov_diameter(fov: np.ndarray) -> float:
 def scale_factor(fov: np.ndarray, config: PreprocessConfig) -> float:
     if not config.fov_diameter:
         return 1.0
-    return float(np.clip(config.fov_diameter / fov_diameter(fov), 0.1, 4.0))
+    s = float(np.clip(config.fov_diameter / fov_diameter(fov), 0.1, 4.0))
+    # Within 3 % the resampling blur costs more than the size mismatch does.
+    return 1.0 if abs(s - 1.0) < 0.03 else s
 
 
 def resize_to_scale(arr: np.ndarray, scale: float, interpolation: int | None = None) -> np.ndarray:
-    if abs(scale - 1.0) < 1e-3:
+    if scale == 1.0:
         return arr
     h, w = arr.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -1,0 +1,308 @@
+"""`python -m model_core {train,predict,evaluate,finetune}`: the engine without the app.
+
+Bad input ends in one line on stderr naming the file and the problem (exit status 2), never a
+traceback. Under ``torchrun`` the train and finetune commands run DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RetinaInputError
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _progress(iterable=None, **kw):
+    from tqdm import tqdm
+
+    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, disable=kw.pop("disable", False), **kw)
+
+
+def _predictor(args):
+    from .predictor import load_predictor
+
+    return load_predictor(args.weights, device=args.device, tta=args.tta)
+
+
+def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    from .data import list_images
+
+    files, problems = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p / "images") if (p / "images").is_dir() else list_images(p)
+            if not found:
+                problems.append(f"{p}: folder contains no images")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: file not found")
+    return files, problems
+
+
+def cmd_predict(args) -> int:
+    from .imageio import mask_to_png, prob_to_png16, read_image, write_png_atomic
+
+    files, problems = _expand_inputs(args.inputs)
+    for msg in problems:
+        print(f"error: {msg}", file=sys.stderr)
+    predictor = _predictor(args)
+    threshold = predictor.threshold if args.threshold is None else args.threshold
+    out = Path(args.out)
+    failed = len(problems)
+    for path in _progress(files, desc="predict", unit="image"):
+        try:
+            rgb = read_image(path)
+            prob = predictor.predict(rgb)
+        except RetinaInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        write_png_atomic(out / f"{path.stem}.png", mask_to_png(prob >= threshold))
+        write_png_atomic(out / f"{path.stem}_prob.png", prob_to_png16(prob))
+    print(f"wrote {len(files) - (failed - len(problems))} of {len(files) + len(problems)} images to {out} "
+          f"(model {predictor.description}, threshold {threshold:g}, {predictor.device_description})")
+    return EXIT_FAILED if failed else 0
+
+
+def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None = None, progress=True):
+    from .data import _find_by_stem, load_sample
+    from .errors import DatasetError
+    from .imageio import read_mask
+    from .metrics import MetricAccumulator
+
+    acc = MetricAccumulator(threshold=threshold)
+    for s in _progress(samples, desc="evaluate", unit="image", disable=not progress):
+        rgb, truth, _, _ = load_sample(s)
+        fov = None
+        if fov_dir is not None:
+            fov_path = _find_by_stem(fov_dir, s.image.stem)
+            if fov_path is None:
+                raise DatasetError(s.image, f"has no FOV mask in {fov_dir}")
+            fov = read_mask(fov_path)
+            if fov.shape != truth.shape:
+                raise DatasetError(fov_path, "FOV mask size differs from its image")
+        acc.add(s.name, predictor.predict(rgb), truth, fov)
+    return acc
+
+
+def _format_metrics_table(summary: dict) -> str:
+    from .metrics import METRIC_NAMES
+
+    lines = [f"{'':14}" + "".join(f"{k:>12}" for k in METRIC_NAMES)]
+    for row in ("mean", "std", "pooled"):
+        lines.append(f"{row:14}" + "".join(f"{summary[row][k]:12.4f}" for k in METRIC_NAMES))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> int:
+    from .data import discover
+
+    samples = discover(args.data, split=args.split)
+    predictor = _predictor(args)
+    threshold = predictor.threshold if args.threshold is None else args.threshold
+    acc = evaluate_samples(predictor, samples, threshold, Path(args.fov) if args.fov else None)
+    summary = acc.summary()
+    summary.update({"data": str(args.data), "split": args.split, "fov": args.fov or "whole image",
+                    "model": predictor.description, "weights_sha256": predictor.checkpoint.sha256,
+                    "tta": args.tta, "device": predictor.device_description})
+    print(f"{len(samples)} images from {args.data} ({'inside FOV masks' if args.fov else 'whole image'}), "
+          f"model {predictor.description}, threshold {threshold:g}")
+    print(_format_metrics_table(summary))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def _split_train_val(samples, val_fraction: float, seed: int):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(samples))
+    n_val = 0 if len(samples) < 2 or val_fraction <= 0 else max(1, round(len(samples) * val_fraction))
+    val = [samples[i] for i in sorted(order[:n_val])]
+    train = [samples[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def _train_config(args):
+    from .engine import TrainConfig
+
+    keys = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay", "alpha",
+            "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device", "l2sp_weight",
+            "encoder_lr_scale")
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    return TrainConfig(**given)
+
+
+def _setup_distributed() -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+def _run_training(args, init=None) -> int:
+    import torch.distributed as dist
+
+    from .checkpoint import save_checkpoint
+    from .data import discover, prepare_all
+    from .engine import rank, train
+    from .model import ModelConfig
+    from .preprocess import PreprocessConfig
+
+    distributed = _setup_distributed()
+    try:
+        cfg = _train_config(args)
+        samples = discover(args.data, split="train")
+        train_s, val_s = _split_train_val(samples, args.val_fraction, cfg.seed)
+        if init is not None:
+            preprocess, model_config = init.preprocess, init.model_config
+        else:
+            preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
+            model_config = ModelConfig.preset(args.preset)
+        train_imgs, val_imgs = prepare_all(train_s, preprocess), prepare_all(val_s, preprocess)
+        quiet = rank() != 0
+        if not quiet:
+            print(f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
+                  f"validation: {', '.join(s.name for s in val_s) or 'none'}", file=sys.stderr)
+        bar = _progress(total=cfg.epochs * cfg.steps_per_epoch, desc=args.command, unit="step", disable=quiet)
+        log_lines = []
+
+        def on_step(epoch, step, loss):
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+
+        def on_epoch(r):
+            line = (f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
+                    f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}")
+            log_lines.append(line)
+            if not quiet:
+                bar.write(line, file=sys.stderr)
+
+        meta = {"name": args.name, "version": args.version, "data": str(args.data),
+                "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
+                "command": " ".join(["python -m model_core"] + sys.argv[1:]),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if init is not None:
+            meta["parent"] = {"name": init.name, "version": init.version, "sha256": init.sha256}
+        result = train(train_imgs, val_imgs, model_config, preprocess, cfg, init=init, on_epoch=on_epoch,
+                       on_step=on_step, metadata=meta)
+        bar.close()
+        if not quiet:
+            result.checkpoint.metadata["threshold"] = args.threshold if args.threshold is not None else result.threshold
+            result.checkpoint.metadata["log"] = log_lines
+            save_checkpoint(args.out, result.checkpoint)
+            print(f"{result.stop_reason}; best validation Dice {result.best_val_dice:.4f} at epoch "
+                  f"{result.best_epoch} (threshold {result.checkpoint.metadata['threshold']:.2f}); "
+                  f"{result.wall_s / 60:.1f} min; saved {args.out}", file=sys.stderr)
+            if init is not None:
+                better = result.best_val_dice >= result.initial_val_dice
+                print(f"gating: parent validation Dice {result.initial_val_dice:.4f}, new {result.best_val_dice:.4f}: "
+                      f"{'ACCEPT (not worse than parent)' if better else 'REJECT (worse than parent)'}")
+        return EXIT_FAILED if result.failed else 0
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def cmd_train(args) -> int:
+    return _run_training(args)
+
+
+def cmd_finetune(args) -> int:
+    from .checkpoint import load_checkpoint
+
+    return _run_training(args, init=load_checkpoint(args.weights))
+
+
+def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
+    p.add_argument("data", help="data-set folder (images/ + masks/, or with train/)")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--minutes", type=float, help="wall-time budget")
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--alpha", type=float, help="Focal-Tversky weight of false positives")
+    p.add_argument("--beta", type=float, help="Focal-Tversky weight of false negatives")
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--bce-weight", type=float)
+    p.add_argument("--cldice-weight", type=float)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
+    p.add_argument("--threshold", type=float, help="record this threshold instead of the validation-optimal one")
+    p.add_argument("--name", default="retina-vessels")
+    p.add_argument("--version", default="1")
+    if finetune:
+        p.add_argument("--weights", required=True, help="checkpoint to start from")
+        p.add_argument("--l2sp-weight", type=float)
+        p.add_argument("--encoder-lr-scale", type=float)
+    else:
+        from .model import PRESETS
+
+        p.add_argument("--preset", default="base", choices=list(PRESETS))
+        p.add_argument("--fov-diameter", type=float, default=540.0, help="FOV diameter images are rescaled to (0: off)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m model_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="write binary masks and 16-bit probability maps")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--weights", help="checkpoint (default: the bundled model)")
+    p.add_argument("--threshold", type=float, help="default: the model's recorded threshold")
+    p.add_argument("--tta", action="store_true", help="average over flips")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="metrics of a model on a data set")
+    p.add_argument("data")
+    p.add_argument("--weights")
+    p.add_argument("--fov", help="folder of FOV masks: metrics inside them (default: whole image)")
+    p.add_argument("--json", help="also write the metrics as JSON here")
+    p.add_argument("--split", default="test", help="sub-folder used when DATA has train/ and test/ (default: test)")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a model from scratch")
+    _add_training_options(p, finetune=False)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="continue training a checkpoint on new images")
+    _add_training_options(p, finetune=True)
+    p.set_defaults(func=cmd_finetune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RetinaInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,191 @@
+"""Data sets on disk, their preparation for the network, and augmented patch sampling.
+
+A data set is a folder with ``images/`` and ``masks/`` (or ``mask/``, the reference layout) paired
+by file stem, optionally ``fov/``, optionally under ``train/`` and ``test/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from .errors import DatasetError, ImageReadError
+from .imageio import is_image_file, read_image, read_mask
+from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
+
+MASK_DIR_NAMES = ("masks", "mask", "labels", "ground_truth")
+MASK_STEM_SUFFIXES = ("", "_mask", "_manual1", "_1st_manual", "_gt", "_vessels")
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    mask: Path | None
+    fov: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.image.stem
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+def _split_root(root: Path, split: str | None) -> Path:
+    if (root / "images").is_dir():
+        return root
+    if split and (root / split / "images").is_dir():
+        return root / split
+    wanted = f" or {root / split / 'images'}" if split else ""
+    raise DatasetError(root, f"no images/ folder found (looked for {root / 'images'}{wanted})")
+
+
+def _find_by_stem(folder: Path | None, stem: str) -> Path | None:
+    if folder is None:
+        return None
+    by_stem = {}
+    for p in list_images(folder):
+        by_stem.setdefault(p.stem, p)
+    for suffix in MASK_STEM_SUFFIXES:
+        if stem + suffix in by_stem:
+            return by_stem[stem + suffix]
+    return None
+
+
+def discover(root: str | os.PathLike, split: str | None = None, require_masks: bool = True) -> list[Sample]:
+    """Image/mask(/FOV) triples of a data-set folder. ``split`` picks ``train/`` or ``test/`` if present."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "data-set folder not found")
+    base = _split_root(root, split)
+    mask_dir = next((base / n for n in MASK_DIR_NAMES if (base / n).is_dir()), None)
+    fov_dir = base / "fov" if (base / "fov").is_dir() else None
+    images = list_images(base / "images")
+    if not images:
+        raise DatasetError(base / "images", "contains no images")
+    if require_masks and mask_dir is None:
+        raise DatasetError(base, "no masks/ (or mask/) folder beside images/")
+    samples = []
+    for img in images:
+        mask = _find_by_stem(mask_dir, img.stem)
+        if require_masks and mask is None:
+            raise DatasetError(img, f"has no mask with the same stem in {mask_dir}")
+        samples.append(Sample(img, mask, _find_by_stem(fov_dir, img.stem)))
+    if mask_dir is not None:
+        paired = {s.mask for s in samples}
+        for m in list_images(mask_dir):
+            if m not in paired:
+                raise DatasetError(m, f"is a mask without an image in {base / 'images'}")
+    return samples
+
+
+@dataclass
+class PreparedImage:
+    """One image as the network sees it: rescaled to the trained FOV diameter, green + CLAHE."""
+
+    name: str
+    x: np.ndarray  # float32 (h, w)
+    vessels: np.ndarray  # uint8 0/1 (h, w)
+    fov: np.ndarray  # uint8 0/1 (h, w)
+    scale: float
+
+
+def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(rgb, vessels, fov, fov_given) at native size, with sizes checked."""
+    rgb = read_image(sample.image)
+    if sample.mask is None:
+        raise DatasetError(sample.image, "has no mask")
+    vessels = read_mask(sample.mask)
+    if vessels.shape != rgb.shape[:2]:
+        raise DatasetError(sample.mask, f"mask is {vessels.shape[1]}x{vessels.shape[0]} but its image "
+                                        f"{sample.image.name} is {rgb.shape[1]}x{rgb.shape[0]}")
+    if sample.fov is not None:
+        fov = read_mask(sample.fov)
+        if fov.shape != rgb.shape[:2]:
+            raise DatasetError(sample.fov, "FOV mask size differs from its image")
+        return rgb, vessels, fov, True
+    return rgb, vessels, estimate_fov(rgb), False
+
+
+def prepare(sample: Sample, config: PreprocessConfig) -> PreparedImage:
+    rgb, vessels, fov, _ = load_sample(sample)
+    # The scale is always measured on the estimated FOV, as at prediction time, so train and predict agree.
+    s = scale_factor(estimate_fov(rgb), config)
+    rgb = resize_to_scale(rgb, s)
+    v = resize_to_scale(vessels.astype(np.float32), s, cv2.INTER_LINEAR) >= 0.5
+    f = resize_to_scale(fov.astype(np.uint8), s, cv2.INTER_NEAREST)
+    return PreparedImage(sample.name, model_input(rgb, config), v.astype(np.uint8), (f > 0).astype(np.uint8), s)
+
+
+def augmentation(seed: int | None = None) -> A.Compose:
+    """Geometric and photometric augmentation that keeps one-pixel vessels intact.
+
+    Rotations and flips are exact or interpolate the image only; masks use nearest neighbour. Scale
+    changes stay within +-15 % so thin vessels are not erased, and blur is mild.
+    """
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+            A.Affine(scale=(0.85, 1.15), rotate=(-30, 30), border_mode=cv2.BORDER_REFLECT_101, p=0.6),
+            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.2, p=0.6),
+            A.RandomGamma(gamma_limit=(80, 125), p=0.4),
+            A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.1, 0.6), p=0.15),
+            A.GaussNoise(std_range=(0.005, 0.02), p=0.2),
+        ],
+        seed=seed,
+    )
+
+
+class PatchSampler:
+    """Endless batches of random augmented patches from prepared images (centres inside the FOV)."""
+
+    def __init__(self, images: list[PreparedImage], patch_size: int, seed: int = 0, augment: bool = True):
+        if not images:
+            raise ValueError("no training images")
+        self.patch = patch_size
+        self.rng = np.random.default_rng(seed)
+        self.aug = augmentation(seed) if augment else None
+        half = patch_size // 2
+        self.padded = []
+        for im in images:
+            pad = lambda a: cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
+            fov_pad = cv2.copyMakeBorder(im.fov, half, half, half, half, cv2.BORDER_CONSTANT, value=0)
+            centres = np.argwhere(im.fov > 0)
+            if centres.size == 0:
+                centres = np.argwhere(np.ones_like(im.fov))
+            self.padded.append((pad(im.x), pad(im.vessels), fov_pad, centres))
+
+    def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs, ys, vs = [], [], []
+        for _ in range(batch_size):
+            x, y, v, centres = self.padded[self.rng.integers(len(self.padded))]
+            cy, cx = centres[self.rng.integers(len(centres))]
+            # (cy, cx) in unpadded coordinates is the patch centre; in padded ones it is the top-left.
+            sl = np.s_[cy:cy + self.patch, cx:cx + self.patch]
+            px, py, pv = x[sl], y[sl], v[sl]
+            if self.aug is not None:
+                out = self.aug(image=px, masks=[py, pv])
+                px, (py, pv) = out["image"], out["masks"]
+            xs.append(np.clip(px, 0, 1)); ys.append(py); vs.append(pv)
+        return (np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32),
+                np.stack(vs)[:, None].astype(np.float32))
+
+
+def prepare_all(samples: list[Sample], config: PreprocessConfig, on_error=None) -> list[PreparedImage]:
+    out = []
+    for s in samples:
+        try:
+            out.append(prepare(s, config))
+        except (ImageReadError, DatasetError) as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+    return out

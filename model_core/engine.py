@@ -1,0 +1,261 @@
+"""One training engine for `train` and `finetune`: patches, AdamW, Focal-Tversky, validation each epoch.
+
+Runs unchanged under ``torchrun`` (DistributedDataParallel): each rank samples its own patches, the
+gradients are averaged, every rank validates on the same held-out images (so early-stopping decisions
+agree without extra messages) and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import Checkpoint, make_checkpoint
+from .data import PatchSampler, PreparedImage
+from .device import describe_device, select_device
+from .losses import VesselLoss
+from .metrics import Confusion, RocHistogram
+from .model import ModelConfig, build_model
+from .preprocess import PreprocessConfig
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+class CancelToken:
+    """Cooperative cancel: the engine checks it between steps; any thread may set it."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    minutes: float | None = None  # wall-time budget; stops after the epoch that exceeds it
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    patch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    alpha: float = 0.7
+    beta: float = 0.3
+    gamma: float = 0.75
+    bce_weight: float = 0.5
+    cldice_weight: float = 0.0
+    patience: int = 12  # epochs without a better validation Dice before stopping
+    seed: int = 0
+    device: str | None = None
+    amp: bool = True  # mixed precision, CUDA only
+    grad_clip: float = 1.0
+    # Fine-tuning without the original data: pull toward the parent's weights (L2-SP) and slow the encoder.
+    l2sp_weight: float = 0.0
+    encoder_lr_scale: float = 1.0
+    augment: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_dice: float
+    val_auc: float
+    best_dice: float
+    elapsed_s: float
+    eta_s: float
+    improved: bool
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Checkpoint  # the best weights by validation Dice (the initial ones if nothing improved)
+    history: list[EpochReport] = field(default_factory=list)
+    stop_reason: str = "completed"
+    initial_val_dice: float = float("nan")
+    best_val_dice: float = float("nan")
+    best_epoch: int = 0
+    threshold: float = 0.5
+    wall_s: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.stop_reason.startswith("non-finite")
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+@torch.inference_mode()
+def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.device,
+             thresholds: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(pooled Dice at 0.5, pooled AUC, the threshold with the best pooled Dice) inside the FOV."""
+    model.eval()
+    inner = getattr(model, "module", model)
+    multiple = 2 ** inner.config.depth
+    thresholds = np.linspace(0.05, 0.95, 19) if thresholds is None else thresholds
+    conf = [Confusion() for _ in thresholds]
+    roc = RocHistogram()
+    for im in images:
+        h, w = im.x.shape
+        t = torch.from_numpy(im.x)[None, None].to(device)
+        t = torch.nn.functional.pad(t, (0, -w % multiple, 0, -h % multiple), mode="reflect")
+        prob = torch.sigmoid(inner(t).float())[0, 0, :h, :w].cpu().numpy()
+        fov = im.fov > 0
+        truth = im.vessels > 0
+        roc = roc + RocHistogram.of(prob, truth, fov)
+        for i, th in enumerate(thresholds):
+            conf[i] = conf[i] + Confusion.of(prob >= th, truth, fov)
+    dices = [c.dice for c in conf]
+    at_half = int(np.argmin(np.abs(thresholds - 0.5)))
+    return dices[at_half], roc.auc, float(thresholds[int(np.nanargmax(dices))])
+
+
+def _validate_everywhere(net, images, device) -> tuple[float, float, float]:
+    """Validation whose result every rank agrees on: rank 0's, broadcast (BatchNorm buffers may differ)."""
+    values = validate(net, images, device)
+    if not is_distributed():
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return tuple(float(v) for v in t.tolist())
+
+
+def _param_groups(model: torch.nn.Module, cfg: TrainConfig):
+    enc = [p for n, p in model.named_parameters() if n.startswith("encoders.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
+    return [{"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": rest, "lr": cfg.lr}]
+
+
+def train(train_images: list[PreparedImage], val_images: list[PreparedImage], model_config: ModelConfig,
+          preprocess: PreprocessConfig, cfg: TrainConfig, init: Checkpoint | None = None,
+          on_epoch: Callable[[EpochReport], None] | None = None,
+          on_step: Callable[[int, int, float], None] | None = None,
+          cancel: CancelToken | None = None, metadata: dict | None = None) -> TrainResult:
+    t0 = time.monotonic()
+    seed_everything(cfg.seed)
+    device = select_device(cfg.device)
+    if is_distributed() and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    model = build_model(init.model_config if init else model_config)
+    if init is not None:
+        model.load_state_dict(init.state_dict)
+        model_config = init.model_config
+    model.to(device)
+    anchor = [p.detach().clone() for p in model.parameters()] if cfg.l2sp_weight else None
+    net = torch.nn.parallel.DistributedDataParallel(model) if is_distributed() else model
+
+    loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                total_steps=total_steps, pct_start=0.05 if init is None else 0.01)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment)
+
+    base_meta = {"preset_widths": list(model_config.widths), "train_config": cfg.to_dict(),
+                 "device": describe_device(device), **(metadata or {})}
+    best = make_checkpoint(model, preprocess, base_meta)
+    init_dice, best_th = float("nan"), 0.5
+    if init is not None and val_images:
+        init_dice, _, best_th = _validate_everywhere(net, val_images, device)
+    best_dice = init_dice if not math.isnan(init_dice) else -1.0
+    result = TrainResult(best, initial_val_dice=init_dice, threshold=best_th)
+    best_epoch, stale, reason = 0, 0, "completed"
+    epoch_times: list[float] = []
+    for epoch in range(1, cfg.epochs + 1):
+        e0 = time.monotonic()
+        net.train()
+        losses = []
+        for step in range(cfg.steps_per_epoch):
+            if cancel is not None and cancel.cancelled:
+                reason = "cancelled"
+                break
+            x, y, v = (torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.batch(cfg.batch_size))
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                logits = net(x)
+            loss = loss_fn(logits.float(), y, v)
+            if anchor is not None:
+                loss = loss + cfg.l2sp_weight * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+            bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
+            if is_distributed():
+                dist.all_reduce(bad)
+            if bad.item() > 0:
+                reason = f"non-finite loss at epoch {epoch}, step {step + 1}; kept the last good weights"
+                break
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(epoch, step + 1, losses[-1])
+        if reason != "completed":
+            break
+        val_dice, val_auc, th = _validate_everywhere(net, val_images, device) if val_images else (float("nan"), float("nan"), 0.5)
+        improved = (val_dice > best_dice) if not math.isnan(val_dice) else True
+        if improved:
+            best_dice, best_epoch, stale, best_th = (val_dice if not math.isnan(val_dice) else best_dice), epoch, 0, th
+            best = make_checkpoint(model, preprocess, base_meta)
+        else:
+            stale += 1
+        epoch_times.append(time.monotonic() - e0)
+        elapsed = time.monotonic() - t0
+        remaining = cfg.epochs - epoch
+        if cfg.minutes:
+            remaining = min(remaining, max(0, int((cfg.minutes * 60 - elapsed) / np.mean(epoch_times))))
+        report = EpochReport(epoch, cfg.epochs, float(np.mean(losses)) if losses else float("nan"), val_dice, val_auc,
+                             best_dice, elapsed, remaining * float(np.mean(epoch_times)), improved)
+        result.history.append(report)
+        if on_epoch is not None:
+            on_epoch(report)
+        if stale >= cfg.patience:
+            reason = f"early stop: no better validation Dice for {cfg.patience} epochs"
+            break
+        if cfg.minutes and elapsed + np.mean(epoch_times) > cfg.minutes * 60:
+            reason = f"time budget of {cfg.minutes:g} min reached"
+            break
+    result.checkpoint = best
+    result.stop_reason = reason
+    result.best_val_dice = best_dice
+    result.best_epoch = best_epoch
+    result.threshold = best_th
+    result.wall_s = time.monotonic() - t0
+    best.metadata.update({"best_epoch": best_epoch, "val_dice": best_dice, "val_threshold": best_th,
+                          "stop_reason": reason, "wall_s": round(result.wall_s, 1),
+                          "epochs_run": len(result.history)})
+    return result

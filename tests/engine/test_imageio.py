@@ -1,0 +1,93 @@
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_core.errors import ImageReadError
+from model_core.imageio import read_image, read_mask, write_png_atomic
+
+
+@pytest.fixture
+def rgb(rng):
+    return rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp", ".ppm"])
+def test_lossless_formats_round_trip_in_rgb_order(tmp_path, rgb, suffix):
+    path = tmp_path / f"img{suffix}"
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert np.array_equal(read_image(path), rgb)
+
+
+def test_jpeg_reads_close_to_original(tmp_path):
+    smooth = np.zeros((64, 64, 3), np.uint8)
+    smooth[..., 0] = 200
+    smooth[..., 1] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(smooth, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    img = read_image(path)
+    assert img.shape == smooth.shape and np.abs(img.astype(int) - smooth).mean() < 3
+
+
+def test_gif_is_read_through_pillow(tmp_path):
+    mask = np.zeros((30, 20), np.uint8)
+    mask[5:10, 3:15] = 255
+    path = tmp_path / "mask.gif"
+    Image.fromarray(mask).save(path)
+    assert np.array_equal(read_mask(path), mask > 0)
+    assert read_image(path).shape == (30, 20, 3)
+
+
+def test_grey_rgba_and_16_bit_become_8_bit_rgb(tmp_path, rgb):
+    grey = rgb[..., 0]
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    g = read_image(tmp_path / "g.png")
+    assert g.shape == (40, 50, 3) and np.array_equal(g[..., 1], grey)
+
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    assert np.array_equal(read_image(tmp_path / "a.png"), rgb)
+
+    deep = rgb.astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "d.tif"), cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    assert np.array_equal(read_image(tmp_path / "d.tif"), rgb)
+
+
+def test_non_ascii_path(tmp_path, rgb):
+    folder = tmp_path / "Fundus Ärztin 眼底"
+    write_png_atomic(folder / "bild_ö.png", rgb)
+    assert np.array_equal(read_image(folder / "bild_ö.png"), rgb)
+
+
+def test_masks_threshold_at_half_and_accept_0_1(tmp_path):
+    m = np.array([[0, 127, 128, 255]] * 8, np.uint8).repeat(2, axis=1)
+    cv2.imwrite(str(tmp_path / "m.png"), m)
+    assert read_mask(tmp_path / "m.png")[0].tolist() == [False] * 4 + [True] * 4
+    cv2.imwrite(str(tmp_path / "b.png"), (m > 127).astype(np.uint8))
+    assert read_mask(tmp_path / "b.png")[0].tolist() == [False] * 4 + [True] * 4
+
+
+@pytest.mark.parametrize("content,problem", [(b"", "empty"), (b"not an image at all", "not a readable image"),
+                                             (b"\x89PNG\r\n\x1a\n\x00\x00", "not a readable image")])
+def test_unreadable_files_name_the_file(tmp_path, content, problem):
+    path = tmp_path / "broken.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    assert str(path) in str(err.value) and problem in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_and_tiny_images_are_rejected_clearly(tmp_path):
+    with pytest.raises(ImageReadError, match="file not found"):
+        read_image(tmp_path / "nope.png")
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((1, 3, 3), np.uint8))
+    with pytest.raises(ImageReadError, match="3x1 pixels"):
+        read_image(tmp_path / "tiny.png")
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
+    a, b = np.zeros((10, 10), np.uint8), np.full((10, 10), 255, np.uint8)
+    write_png_atomic(tmp_path / "m.png", a)
+    write_png_atomic(tmp_path / "m.png", b)
+    assert read_mask(tmp_path / "m.png").all()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]

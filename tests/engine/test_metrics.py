@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+
+from model_core.metrics import Confusion, MetricAccumulator, cldice, roc_auc, segmentation_metrics, skeleton
+
+
+def test_confusion_and_derived_metrics_by_hand():
+    truth = np.array([[1, 1, 0, 0], [1, 0, 0, 0]], bool)
+    pred = np.array([[1, 0, 1, 0], [1, 0, 0, 0]], bool)
+    c = Confusion.of(pred, truth)
+    assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 1, 4)
+    assert c.dice == pytest.approx(4 / 6)
+    assert c.iou == pytest.approx(2 / 4)
+    assert c.accuracy == pytest.approx(6 / 8)
+    assert c.sensitivity == pytest.approx(2 / 3)
+    assert c.specificity == pytest.approx(4 / 5)
+
+
+def test_fov_restricts_the_counts():
+    truth = np.array([[1, 0, 0, 1]], bool)
+    pred = np.array([[1, 1, 0, 0]], bool)
+    fov = np.array([[1, 1, 1, 0]], bool)
+    c = Confusion.of(pred, truth, fov)
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 0, 1)
+
+
+def test_auc_by_hand_with_ties():
+    # positives 0.9, 0.4; negatives 0.4, 0.1, 0.6. Pairs (pos > neg): 0.9 beats all 3; 0.4 beats 0.1,
+    # ties 0.4 (half), loses to 0.6 -> (3 + 1 + 0.5) / 6.
+    prob = np.array([0.9, 0.4, 0.4, 0.1, 0.6], np.float32)
+    truth = np.array([1, 1, 0, 0, 0], bool)
+    assert roc_auc(prob, truth) == pytest.approx(4.5 / 6)
+    assert roc_auc(truth.astype(np.float32), truth) == 1.0
+    assert math.isnan(roc_auc(prob, np.zeros(5, bool)))
+
+
+def test_skeleton_of_a_thick_line_is_thin_and_inside():
+    m = np.zeros((20, 40), bool)
+    m[8:13, 5:35] = True
+    s = skeleton(m)
+    assert s.any() and not (s & ~m).any()
+    assert s[:, 10:30].sum(axis=0).max() == 1
+
+
+def test_cldice_perfect_and_disjoint():
+    m = np.zeros((20, 40), bool)
+    m[8:13, 5:35] = True
+    assert cldice(m, m) == 1.0
+    other = np.zeros_like(m)
+    other[0:2, :] = True
+    assert cldice(other, m) == 0.0
+
+
+def test_cldice_rewards_connectivity_more_than_dice_does():
+    truth = np.zeros((20, 60), bool)
+    truth[9:12, 2:58] = True
+    broken = truth.copy()
+    broken[:, 28:32] = False  # a gap that splits the vessel
+    thick = truth.copy()
+    thick[8:13, 2:58] = True  # fatter but connected
+    assert cldice(thick, truth) > cldice(broken, truth)
+
+
+def test_segmentation_metrics_and_accumulator_pool_counts():
+    truth1 = np.array([[1, 0], [0, 0]], bool)
+    prob1 = np.array([[0.8, 0.6], [0.1, 0.2]], np.float32)
+    truth2 = np.array([[1, 1], [0, 0]], bool)
+    prob2 = np.array([[0.7, 0.3], [0.2, 0.1]], np.float32)
+    m1 = segmentation_metrics(prob1, truth1)
+    assert m1["dice"] == pytest.approx(2 / 3) and m1["auc"] == 1.0
+    acc = MetricAccumulator(threshold=0.5)
+    acc.add("a", prob1, truth1)
+    acc.add("b", prob2, truth2)
+    # pooled: tp=2, fp=1, fn=1 -> Dice 4/6; mean of per-image Dice (2/3, 2/3)
+    assert acc.pooled()["dice"] == pytest.approx(4 / 6)
+    assert acc.mean()["dice"] == pytest.approx(2 / 3)
+    assert acc.std()["dice"] == pytest.approx(0.0)
+    # pooled AUC over the 8 pixels: positives .8,.7,.3; negatives .6,.1,.2,.2,.1
+    # .8 and .7 beat all 5; .3 beats 4 -> 14 / 15
+    assert acc.pooled()["auc"] == pytest.approx(14 / 15)
+
+
+def test_size_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="differ in size"):
+        segmentation_metrics(np.zeros((2, 2)), np.zeros((3, 2), bool))
