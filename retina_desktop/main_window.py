@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self._export_worker: Worker | None = None
         self._measure_request = 0
         self._closing = False
+        self._current_key: str | None = None
 
         self._build_ui()
         self._build_actions()
@@ -428,9 +429,9 @@ class MainWindow(QMainWindow):
     def open_demo_workspace(self) -> None:
         self.statusBar().showMessage("Preparing the demo workspace…")
         w = Worker(lambda ctx: ensure_demo_workspace(progress=ctx.progress), name="demo workspace")
-        w.progress.connect(lambda d, t, s: self._show_progress("Creating demo images", d, t))
-        w.returned.connect(lambda folder: (self._hide_progress(), self.open_workspace(str(folder))))
-        w.errored.connect(lambda msg: (self._hide_progress(), self.show_message(f"Demo workspace: {msg}")))
+        w.progress.connect(self._safe(lambda d, t, s: self._show_progress("Creating demo images", d, t)))
+        w.returned.connect(self._safe(lambda folder: (self._hide_progress(), self.open_workspace(str(folder)))))
+        w.errored.connect(self._safe(lambda msg: (self._hide_progress(), self.show_message(f"Demo workspace: {msg}"))))
         self.tasks.start(w)
 
     def choose_workspace(self) -> None:
@@ -506,7 +507,7 @@ class MainWindow(QMainWindow):
         return choice == "discard"
 
     def step_image(self, step: int) -> None:
-        current = self.session.key if self.session else self._loading_key
+        current = self.session.key if self.session else (self._loading_key or self._current_key)
         key = self.image_list.neighbour(current, step)
         if key:
             self.open_image(key)
@@ -524,6 +525,7 @@ class MainWindow(QMainWindow):
         self._close_session()
         self._load_request += 1
         self._loading_key = key
+        self._current_key = key
         entry = self.workspace.entry(key)
         self.image_list.select(key)
         self.image_name_label.setText(entry.name)
@@ -531,8 +533,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {entry.name}…")
         w = Worker(load_image, self.workspace, entry, self.model.cache_key, name=f"open {entry.name}")
         request = self._load_request
-        w.returned.connect(lambda loaded, r=request: self._image_loaded(r, loaded))
-        w.errored.connect(lambda msg, r=request, k=key: self._image_load_failed(r, k, msg))
+        w.returned.connect(self._safe(lambda loaded, r=request: self._image_loaded(r, loaded)))
+        w.errored.connect(self._safe(lambda msg, r=request, k=key: self._image_load_failed(r, k, msg)))
         self.tasks.start(w, priority=2)
 
     def _image_load_failed(self, request: int, key: str, message: str) -> None:
@@ -593,7 +595,7 @@ class MainWindow(QMainWindow):
                    name=f"predict {key}")
         w.yielded.connect(self._prediction_arrived)
         w.errored.connect(self._prediction_errored)
-        w.finished.connect(lambda k=key: self._predicting.discard(k))
+        w.finished.connect(self._safe(lambda k=key: self._predicting.discard(k)))
         self.tasks.start(w, priority=1)
 
     def predict_all(self) -> None:
@@ -605,7 +607,7 @@ class MainWindow(QMainWindow):
         w = Worker(predict_images, self.model, self.workspace, list(self.workspace.entries), self.model.cache_key,
                    skip_cached=True, name="predict all")
         w.yielded.connect(self._prediction_arrived)
-        w.progress.connect(lambda d, t, s: self._show_progress("Predicting", d, t, s))
+        w.progress.connect(self._safe(lambda d, t, s: self._show_progress("Predicting", d, t, s)))
         w.errored.connect(self._prediction_errored)
         w.finished.connect(self._batch_finished)
         self._batch_worker = w
@@ -688,7 +690,7 @@ class MainWindow(QMainWindow):
         cache = user_cache_dir() / "thumbnails"
         cache.mkdir(parents=True, exist_ok=True)
         w = Worker(make_thumbnails, ws, entries, cache, name="thumbnails")
-        w.yielded.connect(lambda kv, ws=ws: ws is self.workspace and self.image_list.model.set_thumbnail(*kv))
+        w.yielded.connect(self._safe(lambda kv, ws=ws: ws is self.workspace and self.image_list.model.set_thumbnail(*kv)))
         self.tasks.start(w, priority=-1)
 
     # ---------------------------------------------------------------------- editing --
@@ -849,7 +851,7 @@ class MainWindow(QMainWindow):
         req, key = self._measure_request, s.key
         prob, mask, fov, t = s.probability, s.document.mask.copy(), s.loaded.fov, self.threshold
         w = Worker(lambda ctx: measure_correction(prob, mask, t, fov), name="measure")
-        w.returned.connect(lambda m, r=req, k=key: self._measured(r, k, m))
+        w.returned.connect(self._safe(lambda m, r=req, k=key: self._measured(r, k, m)))
         self.tasks.start(w, priority=0)
 
     def _measured(self, request: int, key: str, m: CorrectionMeasure) -> None:
@@ -874,9 +876,9 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         w = Worker(lambda ctx: export_masks(ws, options, progress=ctx.progress, cancelled=lambda: ctx.cancelled),
                    name="export")
-        w.progress.connect(lambda d, t, s: self._show_progress("Exporting", d, t, s))
+        w.progress.connect(self._safe(lambda d, t, s: self._show_progress("Exporting", d, t, s)))
         w.returned.connect(self._export_done)
-        w.errored.connect(lambda msg: (self.show_message(f"Export failed: {msg}"), self.export_finished.emit(msg)))
+        w.errored.connect(self._safe(lambda msg: (self.show_message(f"Export failed: {msg}"), self.export_finished.emit(msg))))
         w.finished.connect(self._export_cleanup)
         self._export_worker = w
         self._update_actions()
@@ -916,7 +918,17 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop background work and wait for the threads (used by closeEvent and test teardown)."""
+        self._closing = True
+        for timer in (self.autosave_timer, self.measure_timer, self.threshold_timer, self._thumb_timer):
+            timer.stop()
         self.tasks.shutdown()
+
+    def _safe(self, fn):
+        """Wrap a worker-signal handler so results that arrive after closing are dropped."""
+        def call(*args):
+            if not self._closing:
+                fn(*args)
+        return call
 
 
 def QApplicationMouseButtonsHeld() -> bool:

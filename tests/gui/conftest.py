@@ -1,0 +1,54 @@
+"""Fixtures for the GUI tests: small synthetic workspaces and a main window that is torn down cleanly
+(no dialog left open, every worker thread joined)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gui_helpers import RecordingPrompter, make_workspace
+
+
+@pytest.fixture
+def flat_workspace(tmp_path) -> Path:
+    return make_workspace(tmp_path / "photos", 3)
+
+
+@pytest.fixture
+def app_settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from retina_desktop.settings import AppSettings
+
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def make_window(qtbot, app_settings, micro_checkpoint_path):
+    from retina_desktop.main_window import MainWindow
+
+    windows = []
+
+    def factory(checkpoint=micro_checkpoint_path, **kw):
+        w = MainWindow(checkpoint_path=checkpoint, settings=app_settings, **kw)
+        w.resize(1200, 800)
+        w.show()
+        qtbot.waitExposed(w)
+        windows.append(w)
+        return w
+
+    yield factory
+    for w in windows:
+        w.prompter = RecordingPrompter(unsaved="discard")
+        w.close()
+        w.shutdown()
+        assert w.tasks.pool.activeThreadCount() == 0
+        w.deleteLater()
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+

@@ -1,0 +1,87 @@
+"""Helpers shared by the GUI tests (imported by name: tests/gui is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from model_core.imageio import write_png_atomic
+from model_core.synthetic import make_fundus
+
+SIZE = (160, 150)
+
+
+def make_workspace(root: Path, count: int = 3, corrupt: tuple[str, ...] = (), size=SIZE) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        write_png_atomic(root / f"img_{i:02d}.png", make_fundus(size[0], size[1], seed=10 + i).image)
+    for name in corrupt:
+        (root / name).write_bytes(b"this is not an image at all" * 10)
+    return root
+
+
+class RecordingPrompter:
+    """Answers questions without dialogs and remembers what was asked."""
+
+    def __init__(self, unsaved="discard", confirm=True):
+        self.unsaved_answer, self.confirm_answer = unsaved, confirm
+        self.asked: list[tuple[str, str]] = []
+
+    def ask_unsaved(self, image_name, can_save=True):
+        self.asked.append(("unsaved", image_name))
+        return self.unsaved_answer
+
+    def confirm(self, title, text, ok_text="OK", object_name=""):
+        self.asked.append(("confirm", text))
+        return self.confirm_answer
+
+    def error(self, title, text):
+        self.asked.append(("error", text))
+
+    def info(self, title, text):
+        self.asked.append(("info", text))
+
+    def choose_folder(self, title, start=""):
+        return ""
+
+
+def open_and_predict(qtbot, window, folder, timeout=30000):
+    with qtbot.waitSignal(window.prediction_shown, timeout=timeout):
+        assert window.open_workspace(folder)
+    return window.session
+
+
+def blank(window):
+    """Start from an empty mask so painted pixels are easy to check."""
+    doc = window.session.document
+    doc.reset(np.zeros(doc.shape, bool), "prediction", saved=True)
+    return doc
+
+
+def send_mouse(widget, kind: str, pos, buttons=None):
+    """Deliver a real QMouseEvent to ``widget`` (the canvas viewport), as the window system would."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    types = {"press": QMouseEvent.Type.MouseButtonPress, "move": QMouseEvent.Type.MouseMove,
+             "release": QMouseEvent.Type.MouseButtonRelease}
+    left = Qt.MouseButton.LeftButton
+    button = Qt.MouseButton.NoButton if kind == "move" else left
+    if buttons is None:
+        buttons = Qt.MouseButton.NoButton if kind == "release" else left
+    local = QPointF(pos)
+    ev = QMouseEvent(types[kind], local, widget.mapToGlobal(local), button, buttons, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, ev)
+
+
+def stroke(canvas, image_points):
+    """Press, drag through and release at image coordinates; returns the image points the view saw."""
+    vp = canvas.viewport()
+    widget_pts = [canvas.image_to_widget(x, y) for x, y in image_points]
+    send_mouse(vp, "press", widget_pts[0])
+    for p in widget_pts[1:]:
+        send_mouse(vp, "move", p)
+    send_mouse(vp, "release", widget_pts[-1])
+    return [canvas.widget_to_image(p) for p in widget_pts]

@@ -1,0 +1,189 @@
+"""Unit tests of the Qt-free workspace: layouts, ground-truth saving with history, crash safety,
+read-only fallback, prediction cache, export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_core.imageio import read_mask, read_raw, write_png_atomic
+from retina_desktop import workspace as workspace_mod
+from retina_desktop.export import ExportOptions, export_masks
+from retina_desktop.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError
+
+from gui_helpers import make_workspace
+
+
+def test_flat_folder_layout(tmp_path):
+    root = make_workspace(tmp_path / "flat", 3)
+    (root / "notes.txt").write_text("not an image")
+    ws = Workspace(root)
+    assert ws.layout == "flat" and [e.key for e in ws.entries] == ["img_00", "img_01", "img_02"]
+    assert ws.entries[0].gt_path == root.resolve() / "ground_truth" / "img_00.png"
+    assert ws.meta_dir == root.resolve() / ".retina"
+
+
+def test_reference_layout_with_splits(tmp_path):
+    root = tmp_path / "ds"
+    for split in ("train", "test"):
+        make_workspace(root / split / "images", 2)
+        (root / split / "masks").mkdir()
+    ws = Workspace(root)
+    assert ws.layout == "reference"
+    assert {e.key for e in ws.entries} == {"train/img_00", "train/img_01", "test/img_00", "test/img_01"}
+    e = ws.entry("test/img_01")
+    assert e.gt_path == root.resolve() / "test" / "masks" / "img_01.png"
+
+
+def test_reference_layout_single(tmp_path):
+    root = tmp_path / "ds"
+    make_workspace(root / "images", 2)
+    ws = Workspace(root)
+    assert ws.entries[0].gt_dir == root.resolve() / "mask"
+
+
+@pytest.mark.parametrize("make, problem", [(lambda p: None, "folder not found"),
+                                           (lambda p: p.mkdir(), "no images found"),
+                                           (lambda p: p.write_text("x"), "not a folder")])
+def test_bad_folders_give_one_line_messages(tmp_path, make, problem):
+    p = tmp_path / "thing"
+    make(p)
+    with pytest.raises(WorkspaceError) as info:
+        Workspace(p)
+    assert str(p.name) in str(info.value) and problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_save_keeps_previous_versions_and_is_paired_by_stem(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    e = ws.entries[0]
+    first = rng.random((160, 150)) > 0.7
+    second = rng.random((160, 150)) > 0.7
+    path = ws.save_ground_truth(e, first)
+    assert path.name == "img_00.png"
+    raw = read_raw(path)
+    assert raw.dtype == np.uint8 and raw.shape == (160, 150) and set(np.unique(raw)) <= {0, 255}
+    assert np.array_equal(read_mask(path), first)
+    assert ws.history(e) == []
+    ws.save_ground_truth(e, first)  # same content: nothing to keep
+    assert ws.history(e) == []
+    ws.save_ground_truth(e, second)
+    (old,) = ws.history(e)
+    assert np.array_equal(read_mask(old), first)
+    assert np.array_equal(read_mask(path), second)
+
+
+def test_wrong_size_mask_is_reported_not_loaded(tmp_path):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    e = ws.entries[0]
+    write_png_atomic(e.gt_path, np.zeros((10, 12), np.uint8))
+    with pytest.raises(ValueError) as info:
+        ws.load_ground_truth(e, (160, 150))
+    assert "img_00.png" in str(info.value) and "12x10" in str(info.value)
+
+
+def test_read_only_workspace_falls_back_and_refuses_to_save(tmp_path, monkeypatch):
+    root = make_workspace(tmp_path / "ro", 1)
+    real = workspace_mod._probe_writable
+    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and root not in [d, *d.parents])
+    ws = Workspace(root)
+    assert not ws.gt_writable and not ws.meta_in_workspace
+    assert str(ws.meta_dir).startswith(os.environ["RETINA_DESKTOP_HOME"])
+    ws.set_status("img_00", "edited")
+    assert Workspace(root).status("img_00") == "edited"  # records persist in the fallback folder
+    with pytest.raises(ReadOnlyWorkspaceError, match="read-only"):
+        ws.save_ground_truth(ws.entries[0], np.zeros((160, 150), bool))
+    assert not (root / "ground_truth").exists()
+
+
+def test_prediction_cache_round_trip(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    e = ws.entries[0]
+    prob = rng.random((160, 150)).astype(np.float32)
+    assert ws.load_prediction(e, "m1") is None
+    ws.store_prediction(e, "m1", prob)
+    back = ws.load_prediction(e, "m1", (160, 150))
+    assert np.abs(back - prob).max() < 1e-4
+    assert ws.load_prediction(e, "other-model") is None
+
+
+def test_review_log_and_status_persist(tmp_path):
+    root = make_workspace(tmp_path / "w", 2)
+    ws = Workspace(root)
+    ws.set_prediction_info("img_01", 0.25)
+    ws.log_review("img_01", "save", model="m v1", added=5, removed=2, reviewer="ann")
+    with open(ws.review_log_path, "a") as fh:
+        fh.write('{"broken')  # a crash mid-line must not hide earlier records
+    again = Workspace(root)
+    assert again.status("img_01") == "predicted" and again.uncertainty("img_01") == 0.25
+    (rec,) = again.review_log()
+    assert rec["reviewer"] == "ann" and rec["pixels_added"] == 5 and rec["model"] == "m v1"
+
+
+def test_export_writes_reference_layout(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 3))
+    masks = {}
+    for e in ws.entries[:2]:
+        masks[e.stem] = rng.random((160, 150)) > 0.6
+        ws.save_ground_truth(e, masks[e.stem])
+    dest = tmp_path / "export"
+    progress = []
+    s = export_masks(ws, ExportOptions(dest, one_value=1, overlays=True), progress=lambda d, t, m: progress.append(d))
+    assert sorted(s.written) == ["img_00", "img_01"] and s.skipped_no_mask == ["img_02"]
+    for stem, m in masks.items():
+        assert (dest / "images" / f"{stem}.png").is_file()
+        raw = read_raw(dest / "mask" / f"{stem}.png")
+        assert set(np.unique(raw)) <= {0, 1} and np.array_equal(raw == 1, m)
+        assert (dest / "overlays" / f"{stem}.png").is_file()
+    again = export_masks(ws, ExportOptions(dest))
+    assert again.written == [] and len(again.skipped_existing) == 2  # nothing is silently replaced
+    with pytest.raises(WorkspaceError):
+        export_masks(ws, ExportOptions(ws.root / "ground_truth"))
+
+
+SAVER = textwrap.dedent("""
+    import sys, numpy as np
+    from retina_desktop.workspace import Workspace
+    ws = Workspace(sys.argv[1])
+    e = ws.entries[0]
+    a = np.zeros((600, 700), bool); a[::3] = True
+    b = np.zeros((600, 700), bool); b[:, ::5] = True
+    ws.save_ground_truth(e, a)
+    print("ready", flush=True)
+    i = 0
+    while True:
+        ws.save_ground_truth(e, b if i % 2 else a)
+        i += 1
+""")
+
+
+@pytest.mark.slow
+def test_killing_the_app_while_saving_leaves_old_or_new_mask(tmp_path):
+    root = tmp_path / "crash"
+    root.mkdir()
+    write_png_atomic(root / "photo.png", np.full((600, 700, 3), 90, np.uint8))
+    a = np.zeros((600, 700), bool)
+    a[::3] = True
+    b = np.zeros((600, 700), bool)
+    b[:, ::5] = True
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
+    for delay in (0.05, 0.13, 0.31):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(root)], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)  # let it be somewhere inside a save loop; the kill is the point, not a wait for a signal
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        m = read_mask(root / "ground_truth" / "photo.png")
+        assert np.array_equal(m, a) or np.array_equal(m, b)
+        for old in (root / ".retina" / "history" / "photo").iterdir():
+            if not old.name.startswith("."):
+                hm = read_mask(old)
+                assert np.array_equal(hm, a) or np.array_equal(hm, b)
