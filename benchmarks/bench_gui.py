@@ -1,0 +1,255 @@
+"""GUI benchmarks for Retina Desktop (run offscreen; no display needed).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_gui.py [--weights FILE] [--moves 300]
+
+1. Brush latency on a 3504x2336 photo: time from a brush mouse-move event sent to the canvas
+   viewport to the end of the repaint that shows it (median and p95; target <= 16 ms median).
+2. Memory of 200 undo steps (brush strokes) on that photo: the history's own bytes and the growth
+   of the process's resident memory (target <= 150 MB).
+3. Launch to a displayed prediction on the demo workspace on CPU: a fresh process, first run
+   (the demo images are generated) and second run (demo present, prediction cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_checkpoint(folder: Path) -> Path:
+    import torch
+
+    from model_core.checkpoint import make_checkpoint as mk, save_checkpoint
+    from model_core.model import ModelConfig, build_model
+    from model_core.preprocess import PreprocessConfig
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.preset("micro"))
+    return save_checkpoint(folder / "bench-micro.pt", mk(model, PreprocessConfig(), {"name": "bench-micro (untrained)", "version": "0"}))
+
+
+def pick_weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
+    if arg:
+        return Path(arg), "given"
+    try:
+        from model_core.resources import default_model_path
+
+        return default_model_path(), "bundled default model"
+    except Exception:  # noqa: BLE001 - fall back to an untrained micro model
+        return make_checkpoint(tmp), "untrained micro model (bundled default model absent)"
+
+
+def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
+    import cv2
+    from PySide6.QtCore import QEvent, QObject, QPointF, QSettings, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    from model_core.imageio import write_png_atomic
+    from model_core.synthetic import make_fundus
+    from retina_desktop.main_window import MainWindow
+    from retina_desktop.settings import AppSettings
+
+    app = QApplication.instance() or QApplication([])
+    folder = tmp / "big"
+    folder.mkdir()
+    small = make_fundus(584, 876, seed=5).image
+    write_png_atomic(folder / "big_3504x2336.png", cv2.resize(small, (3504, 2336), interpolation=cv2.INTER_CUBIC))
+    settings = AppSettings(QSettings(str(tmp / "bench.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(checkpoint_path=tmp / "no-model.pt", settings=settings)  # painting needs no model
+    win.resize(1600, 1000)
+    win.show()
+    opened = []
+    win.image_opened.connect(opened.append)
+    win.open_workspace(folder)
+    t_end = time.time() + 60
+    while not opened and time.time() < t_end:
+        app.processEvents()
+    assert opened, "the 3504x2336 image did not open"
+    win.set_tool("brush")
+    win.set_brush_radius(8)
+    canvas = win.canvas
+    vp = canvas.viewport()
+
+    class PaintWatch(QObject):
+        painted = False
+
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint:
+                self.painted = True
+            return False
+
+    watch = PaintWatch()
+    vp.installEventFilter(watch)
+
+    def send(kind, pos, buttons):
+        types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove, "release": QEvent.Type.MouseButtonRelease}
+        btn = Qt.MouseButton.NoButton if kind == "move" else Qt.MouseButton.LeftButton
+        p = QPointF(pos)
+        QApplication.sendEvent(vp, QMouseEvent(types[kind], p, vp.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier))
+
+    results = {}
+    for zoom_name, setup in (("fit", canvas.fit), ("1:1", canvas.one_to_one)):
+        setup()
+        for _ in range(5):
+            app.processEvents()
+        h, w = 2336, 3504
+        cx, cy = w / 2, h / 2
+        rng = np.random.default_rng(0)
+        times = []
+        paints0 = canvas.overlay.paint_count
+        left = Qt.MouseButton.LeftButton
+        send("press", canvas.image_to_widget(cx, cy), left)
+        app.processEvents()
+        x, y = cx, cy
+        for i in range(moves):
+            ang = i * 0.07
+            x += 6 * np.cos(ang) + rng.normal(0, 1)
+            y += 6 * np.sin(ang * 0.7) + rng.normal(0, 1)
+            pos = canvas.image_to_widget(x, y)
+            watch.painted = False
+            t0 = time.perf_counter()
+            send("move", pos, left)
+            deadline = t0 + 1.0
+            while not watch.painted and time.perf_counter() < deadline:
+                app.processEvents()
+            times.append((time.perf_counter() - t0) * 1000.0)
+        send("release", canvas.image_to_widget(x, y), Qt.MouseButton.NoButton)
+        app.processEvents()
+        t = np.array(times)
+        # A full repaint of the viewport (what a pan or zoom costs), for comparison.
+        full = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            vp.repaint()
+            full.append((time.perf_counter() - t0) * 1000.0)
+        results[zoom_name] = {"median_ms": round(float(np.median(t)), 2), "p95_ms": round(float(np.percentile(t, 95)), 2),
+                              "max_ms": round(float(t.max()), 2), "moves": moves,
+                              "overlay_paints": canvas.overlay.paint_count - paints0, "full_viewport_repaint_median_ms": round(float(np.median(full)), 2)}
+
+    # 200 undo steps on the 3504x2336 mask.
+    doc = win.session.document
+    doc.reset(np.zeros(doc.shape, bool), "prediction", saved=True)
+    import gc
+
+    gc.collect()
+    rss0 = rss_mb()
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        doc.begin_stroke()
+        p = (rng.uniform(100, 3400), rng.uniform(100, 2230))
+        for _ in range(40):
+            q = (p[0] + rng.normal(0, 12), p[1] + rng.normal(0, 12))
+            doc.stroke_to(p, q, rng.uniform(2, 15), True)
+            p = q
+        doc.end_stroke()
+    gc.collect()
+    rss1 = rss_mb()
+    undo = {"steps": doc.undo_count, "history_mb": round(doc.history_bytes / 2**20, 3),
+            "rss_growth_mb": round(rss1 - rss0, 1), "full_mask_mb": round(doc.mask.nbytes / 2**20, 1)}
+    t0 = time.perf_counter()
+    while doc.undo():
+        pass
+    undo["undo_all_s"] = round(time.perf_counter() - t0, 3)
+    win.session.document.mark_saved()
+    win.prompter.ask_unsaved = lambda *a, **k: "discard"
+    win.close()
+    win.shutdown()
+    return {"image": "3504x2336", "brush_move_to_repaint": results, "undo_200_steps": undo}
+
+
+CHILD = r"""
+import os, sys, time
+t_import = time.perf_counter()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, sys.argv[2])
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+import pyqtgraph as pg
+pg.setConfigOptions(imageAxisOrder="row-major")
+app = QApplication([])
+from retina_desktop.main_window import MainWindow
+w = MainWindow(checkpoint_path=sys.argv[1])
+w.show()
+def done(key):
+    print("SHOWN", time.time(), key, flush=True)
+    w.shutdown()
+    app.quit()
+w.prediction_shown.connect(done)
+w.image_opened.connect(lambda k: w.session.probability is not None and done(k))
+QTimer.singleShot(600000, app.quit)
+w.start(None)
+app.exec()
+"""
+
+
+def bench_launch(weights: Path, tmp: Path) -> dict:
+    home = tmp / "launch-home"
+    env = dict(os.environ, RETINA_DESKTOP_HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
+               QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    out = {}
+    for run in ("first_run_s", "second_run_s"):
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(weights), str(ROOT)], env=env, capture_output=True,
+                              text=True, timeout=900)
+        shown = [line for line in proc.stdout.splitlines() if line.startswith("SHOWN")]
+        if not shown:
+            out[run] = None
+            out[run.replace("_s", "_error")] = (proc.stderr or proc.stdout)[-500:]
+            continue
+        out[run] = round(float(shown[0].split()[1]) - t0, 2)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", help="checkpoint for the launch benchmark (default: the bundled model, else an untrained micro model)")
+    ap.add_argument("--moves", type=int, default=300)
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
+        weights, which = pick_weights(args.weights, tmp)
+        res = bench_brush_and_undo(tmp, args.moves)
+        res["launch_to_prediction_demo_cpu"] = {"model": which, **bench_launch(weights, tmp)}
+    res["cpu_threads"] = os.cpu_count()
+    print(json.dumps(res, indent=2))
+    b = res["brush_move_to_repaint"]["fit"]
+    print(f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms (target <= 16 ms median)")
+    u = res["undo_200_steps"]
+    print(f"200 undo steps: history {u['history_mb']} MB, RSS growth {u['rss_growth_mb']} MB (target <= 150 MB)")
+    lt = res["launch_to_prediction_demo_cpu"]
+    print(f"launch -> prediction on demo (CPU, {lt['model']}): first run {lt['first_run_s']} s, second run {lt['second_run_s']} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
