@@ -178,8 +178,19 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * cfg.steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
-                                                total_steps=total_steps, pct_start=0.05 if init is None else 0.01)
+    warmup = 0.03 if init is None else 0.0
+
+    def lr_factor(step: int) -> float:
+        # Progress is the larger of steps done and time used, so a wall-time budget still ends annealed.
+        done = step / total_steps
+        if cfg.minutes:
+            done = max(done, (time.monotonic() - t0) / (cfg.minutes * 60))
+        done = min(done, 1.0)
+        if done < warmup:
+            return 0.1 + 0.9 * done / warmup
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment)

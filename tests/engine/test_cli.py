@@ -1,0 +1,116 @@
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from model_core import resources
+from model_core.checkpoint import load_checkpoint
+from model_core.cli import main
+from model_core.imageio import read_mask, read_raw, write_png_atomic
+
+from .conftest import write_synthetic_dataset
+
+TINY_TRAIN = ["--preset", "micro", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+              "--patch-size", "32", "--fov-diameter", "0", "--device", "cpu"]
+
+
+def test_predict_writes_mask_and_16_bit_probability_of_the_input_size(tmp_path, micro_checkpoint_path, fundus, capsys):
+    write_png_atomic(tmp_path / "in" / "a.png", fundus.image)
+    odd = np.random.default_rng(0).integers(0, 255, (41, 67, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in" / "b.tif"), odd)
+    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path),
+               "--threshold", "0.5"])
+    assert rc == 0
+    for stem, shape in (("a", (96, 104)), ("b", (41, 67))):
+        mask = read_raw(tmp_path / "out" / f"{stem}.png")
+        prob = read_raw(tmp_path / "out" / f"{stem}_prob.png")
+        assert mask.shape == shape and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+        assert prob.shape == shape and prob.dtype == np.uint16
+        # The mask is the thresholded probability map.
+        assert np.array_equal(mask == 255, prob.astype(np.float64) / 65535 >= 0.5)
+    assert "wrote 2 of 2 images" in capsys.readouterr().out
+
+
+def test_predict_skips_unreadable_input_and_exits_non_zero(tmp_path, micro_checkpoint_path, fundus, capsys):
+    write_png_atomic(tmp_path / "good.png", fundus.image)
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    rc = main(["predict", str(tmp_path / "bad.png"), str(tmp_path / "good.png"), str(tmp_path / "missing.png"),
+               "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bad.png").exists()
+    assert "bad.png: not a readable image" in err and "missing.png: file not found" in err
+    assert "Traceback" not in err
+
+
+def test_evaluate_prints_metrics_and_writes_json(tmp_path, micro_checkpoint_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=2)
+    rc = main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(tmp_path / "m.json")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "dice" in out and "pooled" in out
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["images"] == 2 and set(summary["per_image"]) == {"img0", "img1"}
+    assert 0 <= summary["mean"]["dice"] <= 1 and 0 <= summary["pooled"]["auc"] <= 1
+
+
+def test_evaluate_with_fov_masks(tmp_path, micro_checkpoint_path):
+    data = write_synthetic_dataset(tmp_path / "d", n=1)
+    (tmp_path / "fov").mkdir()
+    write_png_atomic(tmp_path / "fov" / "img0.png", np.zeros((96, 104), np.uint8) + 255)
+    rc = main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--fov", str(tmp_path / "fov"),
+               "--json", str(tmp_path / "m.json")])
+    assert rc == 0 and json.loads((tmp_path / "m.json").read_text())["fov"] == str(tmp_path / "fov")
+
+
+def test_bad_data_set_is_one_clear_line(tmp_path, micro_checkpoint_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=1)
+    write_png_atomic(data / "masks" / "img0.png", np.zeros((5, 9), np.uint8))
+    assert main(["evaluate", str(data), "--weights", str(micro_checkpoint_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "img0.png: mask is 9x5" in err[-1]
+
+
+def test_train_then_finetune(tmp_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=3)
+    assert main(["train", str(data), "--out", str(tmp_path / "a.pt"), *TINY_TRAIN]) == 0
+    a = load_checkpoint(tmp_path / "a.pt")
+    assert a.metadata["val_images"] and set(a.metadata["val_images"]).isdisjoint(a.metadata["train_images"])
+    assert len(a.metadata["log"]) == 1
+    rc = main(["finetune", str(data), "--weights", str(tmp_path / "a.pt"), "--out", str(tmp_path / "b.pt"),
+               "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
+    assert rc == 0
+    b = load_checkpoint(tmp_path / "b.pt")
+    assert b.metadata["parent"]["sha256"] == a.sha256
+    assert "gating: parent validation Dice" in capsys.readouterr().out
+
+
+def test_missing_default_model_says_so(tmp_path, monkeypatch, fundus, capsys):
+    monkeypatch.setattr(resources, "resources_dir", lambda: tmp_path)
+    write_png_atomic(tmp_path / "a.png", fundus.image)
+    assert main(["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "bundled default model is missing" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "model_core", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "predict" in proc.stdout and "finetune" in proc.stdout
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training_with_gloo(tmp_path):
+    data = write_synthetic_dataset(tmp_path / "d", n=4)
+    out = tmp_path / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "model_core", "train", str(data), "--out", str(out), *TINY_TRAIN, "--epochs", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                                "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = load_checkpoint(out)
+    assert ckpt.metadata["epochs_run"] == 2
+    # Only rank 0 reports and writes.
+    assert proc.stderr.count("training and") == 1
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".pt"] == ["ddp.pt"]

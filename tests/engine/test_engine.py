@@ -1,0 +1,100 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from model_core.data import PreparedImage
+from model_core.engine import CancelToken, TrainConfig, train
+from model_core.metrics import Confusion
+from model_core.model import ModelConfig
+from model_core.predictor import VesselPredictor
+from model_core.preprocess import PreprocessConfig, model_input
+from model_core.synthetic import make_fundus
+
+PRE = PreprocessConfig(fov_diameter=None)
+
+
+def _prepared(seed=5, size=128):
+    f = make_fundus(size, size, seed=seed)
+    return f, PreparedImage(f"s{seed}", model_input(f.image, PRE), f.vessels.astype(np.uint8), f.fov.astype(np.uint8), 1.0)
+
+
+def _cfg(**kw):
+    base = dict(epochs=8, steps_per_epoch=25, batch_size=4, patch_size=64, lr=1e-2, augment=False, patience=100)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_overfits_one_synthetic_vessel_image():
+    f, im = _prepared()
+    reports = []
+    result = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(), on_epoch=reports.append)
+    assert result.stop_reason == "completed" and len(reports) == 8
+    # The best checkpoint, run through the public predictor on the original photo, reproduces the mask.
+    prob = VesselPredictor(result.checkpoint, device="cpu").predict(f.image)
+    assert Confusion.of(prob >= 0.5, f.vessels, f.fov).dice > 0.9
+    assert result.best_val_dice == max(r.val_dice for r in reports) > 0.9
+    assert result.checkpoint.metadata["best_epoch"] == result.best_epoch
+
+
+def test_same_seed_gives_the_same_weights():
+    _, im = _prepared()
+    cfg = _cfg(epochs=2, steps_per_epoch=3, augment=True, seed=7)
+    a = train([im], [im], ModelConfig.preset("micro"), PRE, cfg).checkpoint
+    b = train([im], [im], ModelConfig.preset("micro"), PRE, cfg).checkpoint
+    assert a.sha256 == b.sha256
+    c = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=2, steps_per_epoch=3, augment=True, seed=8)).checkpoint
+    assert c.sha256 != a.sha256
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_weights():
+    _, im = _prepared()
+    good = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=2)).checkpoint
+    poisoned = PreparedImage("nan", np.full_like(im.x, np.nan), im.vessels, im.fov, 1.0)
+    result = train([poisoned], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=3, steps_per_epoch=2), init=good)
+    assert result.failed and result.stop_reason.startswith("non-finite loss at epoch 1, step 1")
+    assert result.checkpoint.sha256 == good.sha256
+    assert all(torch.isfinite(t).all() for t in result.checkpoint.state_dict.values() if t.is_floating_point())
+
+
+def test_cancel_from_another_thread_stops_promptly():
+    _, im = _prepared()
+    token = CancelToken()
+    steps = []
+
+    def on_step(epoch, step, loss):
+        steps.append(step)
+        if len(steps) == 3:
+            threading.Thread(target=token.cancel).start()
+
+    result = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=50, steps_per_epoch=100),
+                   on_step=on_step, cancel=token)
+    assert result.stop_reason == "cancelled" and len(steps) < 10
+
+
+def test_finetune_starts_from_init_and_reports_parent_dice():
+    _, im = _prepared()
+    parent = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=2)).checkpoint
+    _, other = _prepared(seed=9)
+    result = train([other], [im], ModelConfig.preset("tiny"), PRE, _cfg(epochs=1, steps_per_epoch=3, lr=1e-3,
+                                                                        l2sp_weight=0.01, encoder_lr_scale=0.1),
+                   init=parent)
+    # The init's architecture wins over the model_config argument, and the parent was scored first.
+    assert result.checkpoint.model_config == parent.model_config
+    assert not np.isnan(result.initial_val_dice)
+    assert result.best_val_dice >= result.initial_val_dice
+
+
+def test_time_budget_stops_training():
+    _, im = _prepared()
+    result = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1000, steps_per_epoch=2, minutes=0.05))
+    assert result.stop_reason.startswith("time budget") and len(result.history) < 1000
