@@ -365,3 +365,20 @@ def test_start_without_folder_opens_demo_then_reopens_last(qtbot, make_window, f
     with qtbot.waitSignal(second.workspace_opened, timeout=10000) as blocker:
         second.start(None)
     assert blocker.args[0] == str(flat_workspace.resolve())
+
+
+def test_a_folder_with_thousands_of_images_opens_quickly(qtbot, window, tmp_path):
+    import cv2
+
+    root = tmp_path / "many"
+    root.mkdir()
+    ok, buf = cv2.imencode(".png", np.full((16, 16, 3), 120, np.uint8))
+    for i in range(3000):
+        (root / f"p{i:05d}.png").write_bytes(buf.tobytes())
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.open_workspace(root)
+    assert time.perf_counter() - t0 < 10
+    assert window.image_list.model.rowCount() == 3000
+    # Only the rows on screen ask for thumbnails.
+    assert len(window.image_list.model._requested) < 100
