@@ -155,7 +155,30 @@ def _setup_distributed() -> bool:
     return True
 
 
-def _run_training(args, init=None) -> int:
+class _TrainingProgress:
+    """tqdm bar plus one log line per epoch; silent on ranks other than 0."""
+
+    def __init__(self, total: int, desc: str, quiet: bool):
+        self.quiet = quiet
+        self.bar = _progress(total=total, desc=desc, unit="step", disable=quiet)
+        self.lines: list[str] = []
+
+    def on_step(self, epoch, step, loss):
+        self.bar.update(1)
+        self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+
+    def on_epoch(self, r):
+        line = (f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
+                f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}")
+        self.lines.append(line)
+        if not self.quiet:
+            self.bar.write(line, file=sys.stderr)
+
+    def close(self):
+        self.bar.close()
+
+
+def cmd_train(args) -> int:
     import torch.distributed as dist
 
     from .checkpoint import save_checkpoint
@@ -169,64 +192,77 @@ def _run_training(args, init=None) -> int:
         cfg = _train_config(args)
         samples = discover(args.data, split="train")
         train_s, val_s = _split_train_val(samples, args.val_fraction, cfg.seed)
-        if init is not None:
-            preprocess, model_config = init.preprocess, init.model_config
-        else:
-            preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
-            model_config = ModelConfig.preset(args.preset)
+        preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
+        model_config = ModelConfig.preset(args.preset)
         train_imgs, val_imgs = prepare_all(train_s, preprocess), prepare_all(val_s, preprocess)
         quiet = rank() != 0
         if not quiet:
             print(f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
                   f"validation: {', '.join(s.name for s in val_s) or 'none'}", file=sys.stderr)
-        bar = _progress(total=cfg.epochs * cfg.steps_per_epoch, desc=args.command, unit="step", disable=quiet)
-        log_lines = []
-
-        def on_step(epoch, step, loss):
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
-
-        def on_epoch(r):
-            line = (f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
-                    f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}")
-            log_lines.append(line)
-            if not quiet:
-                bar.write(line, file=sys.stderr)
-
+        progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "train", quiet)
         meta = {"name": args.name, "version": args.version, "data": str(args.data),
                 "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
                 "command": " ".join(["python -m model_core"] + sys.argv[1:]),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if init is not None:
-            meta["parent"] = {"name": init.name, "version": init.version, "sha256": init.sha256}
-        result = train(train_imgs, val_imgs, model_config, preprocess, cfg, init=init, on_epoch=on_epoch,
-                       on_step=on_step, metadata=meta)
-        bar.close()
+        result = train(train_imgs, val_imgs, model_config, preprocess, cfg, on_epoch=progress.on_epoch,
+                       on_step=progress.on_step, metadata=meta)
+        progress.close()
         if not quiet:
             result.checkpoint.metadata["threshold"] = args.threshold if args.threshold is not None else result.threshold
-            result.checkpoint.metadata["log"] = log_lines
+            result.checkpoint.metadata["log"] = progress.lines
             save_checkpoint(args.out, result.checkpoint)
             print(f"{result.stop_reason}; best validation Dice {result.best_val_dice:.4f} at epoch "
                   f"{result.best_epoch} (threshold {result.checkpoint.metadata['threshold']:.2f}); "
                   f"{result.wall_s / 60:.1f} min; saved {args.out}", file=sys.stderr)
-            if init is not None:
-                better = result.best_val_dice >= result.initial_val_dice
-                print(f"gating: parent validation Dice {result.initial_val_dice:.4f}, new {result.best_val_dice:.4f}: "
-                      f"{'ACCEPT (not worse than parent)' if better else 'REJECT (worse than parent)'}")
         return EXIT_FAILED if result.failed else 0
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
-def cmd_train(args) -> int:
-    return _run_training(args)
+EXIT_REJECTED = 3
 
 
 def cmd_finetune(args) -> int:
-    from .checkpoint import load_checkpoint
+    import torch.distributed as dist
 
-    return _run_training(args, init=load_checkpoint(args.weights))
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import discover
+    from .engine import rank
+    from .finetune import finetune, finetune_config
+
+    distributed = _setup_distributed()
+    try:
+        parent = load_checkpoint(args.weights)
+        samples = discover(args.data, split="train")
+        keys = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay", "alpha",
+                "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device", "l2sp_weight",
+                "encoder_lr_scale")
+        cfg = finetune_config(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
+        if args.minutes is not None and args.epochs is None:
+            cfg.epochs = 10_000  # the time budget decides
+        quiet = rank() != 0
+        progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "finetune", quiet)
+        outcome = finetune(parent, samples, cfg, on_epoch=progress.on_epoch, on_step=progress.on_step)
+        progress.close()
+        if quiet:
+            return 0
+        ckpt = outcome.result.checkpoint
+        ckpt.metadata.update({"version": args.version, "log": progress.lines, "gate": {
+            "accepted": outcome.accepted, "reason": outcome.reason, "val_dice_before": outcome.parent_dice,
+            "val_dice_after": outcome.new_dice, "split": outcome.plan.note,
+            "val_images": [s.name for s in outcome.plan.val]}})
+        save_checkpoint(args.out, ckpt)
+        print(f"{outcome.plan.note}; {outcome.result.stop_reason}; {outcome.result.wall_s / 60:.1f} min; saved {args.out}",
+              file=sys.stderr)
+        print(f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
+              f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})")
+        if outcome.result.failed:
+            return EXIT_FAILED
+        return 0 if outcome.accepted else EXIT_REJECTED
+    finally:
+        if distributed:
+            dist.destroy_process_group()
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
@@ -247,7 +283,6 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--patience", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
     p.add_argument("--threshold", type=float, help="record this threshold instead of the validation-optimal one")
     p.add_argument("--name", default="retina-vessels")
     p.add_argument("--version", default="1")
@@ -257,6 +292,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--encoder-lr-scale", type=float)
     else:
         from .model import PRESETS
+
+        p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
         p.add_argument("--fov-diameter", type=float, default=540.0, help="FOV diameter images are rescaled to (0: off)")

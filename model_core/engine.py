@@ -72,6 +72,7 @@ class TrainConfig:
     # Fine-tuning without the original data: pull toward the parent's weights (L2-SP) and slow the encoder.
     l2sp_weight: float = 0.0
     encoder_lr_scale: float = 1.0
+    freeze_bn: bool = False
     augment: bool = True
 
     def to_dict(self) -> dict:
@@ -201,13 +202,20 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     init_dice, best_th = float("nan"), 0.5
     if init is not None and val_images:
         init_dice, _, best_th = _validate_everywhere(net, val_images, device)
-    best_dice = init_dice if not math.isnan(init_dice) else -1.0
+    # The best *trained* weights are returned even when the parent scored higher: the caller gates on
+    # initial_val_dice vs best_val_dice, and a silent "nothing changed" would hide a failed fine-tune.
+    best_dice = -1.0
     result = TrainResult(best, initial_val_dice=init_dice, threshold=best_th)
     best_epoch, stale, reason = 0, 0, "completed"
     epoch_times: list[float] = []
     for epoch in range(1, cfg.epochs + 1):
         e0 = time.monotonic()
         net.train()
+        if cfg.freeze_bn:
+            # With a handful of images, batch statistics are noise: keep the parent's running statistics.
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         losses = []
         for step in range(cfg.steps_per_epoch):
             if cancel is not None and cancel.cancelled:

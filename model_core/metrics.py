@@ -78,6 +78,8 @@ class RocHistogram:
         prob, truth = np.asarray(prob, np.float32), np.asarray(truth, bool)
         if fov is not None:
             prob, truth = prob[np.asarray(fov, bool)], truth[np.asarray(fov, bool)]
+        # NaN (a diverged model) scores as 0 rather than crashing the evaluation.
+        prob = np.nan_to_num(prob, nan=0.0, posinf=1.0, neginf=0.0)
         bins = np.clip(np.rint(prob * (AUC_BINS - 1)), 0, AUC_BINS - 1).astype(np.int64)
         return cls(np.bincount(bins[truth], minlength=AUC_BINS), np.bincount(bins[~truth], minlength=AUC_BINS))
 

@@ -82,10 +82,13 @@ def test_train_then_finetune(tmp_path, capsys):
     assert len(a.metadata["log"]) == 1
     rc = main(["finetune", str(data), "--weights", str(tmp_path / "a.pt"), "--out", str(tmp_path / "b.pt"),
                "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
-    assert rc == 0
     b = load_checkpoint(tmp_path / "b.pt")
     assert b.metadata["parent"]["sha256"] == a.sha256
-    assert "gating: parent validation Dice" in capsys.readouterr().out
+    gate = b.metadata["gate"]
+    # Exit status 0 means accepted, 3 rejected: either way the report says which and why.
+    assert rc == (0 if gate["accepted"] else 3)
+    out = capsys.readouterr().out
+    assert ("ACCEPT" if gate["accepted"] else "REJECT") in out and "gating: parent validation Dice" in out
 
 
 def test_missing_default_model_says_so(tmp_path, monkeypatch, fundus, capsys):

@@ -1,0 +1,109 @@
+"""Fine-tuning on a grader's corrections, gated so that the model never becomes silently worse.
+
+The original training photos cannot ship with the app, so forgetting is limited without them:
+L2-SP (a pull toward the parent's weights), a lower learning rate for the encoder, and frozen
+BatchNorm statistics. The new weights are compared with the parent on held-out corrected images and
+become active only when they score at least as well.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .checkpoint import Checkpoint
+from .data import Sample, prepare_all
+from .engine import CancelToken, EpochReport, TrainConfig, TrainResult, train
+from .model_store import ModelStore, ModelVersion
+
+
+def finetune_config(**overrides) -> TrainConfig:
+    """Defaults for fine-tuning from a handful of corrections (see benchmarks/bench_finetune.py)."""
+    base = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=3e-4, bce_weight=0.5,
+                patience=8, l2sp_weight=1e-3, encoder_lr_scale=0.3, freeze_bn=True)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@dataclass
+class FinetunePlan:
+    train: list[Sample]
+    val: list[Sample]
+    note: str
+
+
+def plan_split(samples: list[Sample]) -> FinetunePlan:
+    """Hold out a quarter of the corrections (at least one) for validation.
+
+    With a single correction there is nothing to hold out: it is used for both, and the grader is told
+    that the gate then only checks that the model fits that image at least as well as before.
+    """
+    n = len(samples)
+    if n == 0:
+        raise ValueError("no corrected images to fine-tune on")
+    if n == 1:
+        return FinetunePlan(samples, samples, "only 1 corrected image: it is used for training and validation, "
+                                              "so the gate cannot measure generalisation")
+    n_val = max(1, round(n * 0.25))
+    # Every 4th image, deterministically, so the same corrections always give the same split.
+    order = list(range(n))
+    val_idx = set(order[::max(1, n // n_val)][:n_val])
+    val = [s for i, s in enumerate(samples) if i in val_idx]
+    train_s = [s for i, s in enumerate(samples) if i not in val_idx]
+    return FinetunePlan(train_s, val, f"{len(train_s)} images for training, {len(val)} held out for validation")
+
+
+@dataclass
+class FinetuneOutcome:
+    result: TrainResult
+    plan: FinetunePlan
+    parent_dice: float
+    new_dice: float
+    accepted: bool
+    reason: str
+    version: ModelVersion | None = None
+    history: list[EpochReport] = field(default_factory=list)
+
+
+def gate(parent_dice: float, new_dice: float, stop_reason: str) -> tuple[bool, str]:
+    if stop_reason.startswith("non-finite"):
+        return False, f"training failed ({stop_reason})"
+    if stop_reason == "cancelled":
+        return False, "cancelled before it finished"
+    if math.isnan(new_dice):
+        return False, "no validation score"
+    if math.isnan(parent_dice) or new_dice >= parent_dice:
+        return True, f"validation Dice {new_dice:.4f} is at least the parent's {parent_dice:.4f}"
+    return False, f"validation Dice {new_dice:.4f} is below the parent's {parent_dice:.4f}"
+
+
+def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None = None,
+             store: ModelStore | None = None, parent_id: str | None = None, activate: bool = True,
+             on_epoch=None, on_step=None, cancel: CancelToken | None = None) -> FinetuneOutcome:
+    cfg = cfg or finetune_config()
+    plan = plan_split(samples)
+    train_imgs = prepare_all(plan.train, parent.preprocess)
+    val_imgs = prepare_all(plan.val, parent.preprocess)
+    meta = {"name": parent.name, "parent": {"name": parent.name, "version": parent.version, "sha256": parent.sha256}}
+    result = train(train_imgs, val_imgs, parent.model_config, parent.preprocess, cfg, init=parent,
+                   on_epoch=on_epoch, on_step=on_step, cancel=cancel, metadata=meta)
+    accepted, reason = gate(result.initial_val_dice, result.best_val_dice, result.stop_reason)
+    outcome = FinetuneOutcome(result, plan, result.initial_val_dice, result.best_val_dice, accepted, reason,
+                              history=result.history)
+    ckpt = result.checkpoint
+    ckpt.metadata["threshold"] = result.threshold if accepted else parent.threshold
+    if store is not None and result.stop_reason != "cancelled" and not result.failed:
+        info = {
+            "label": f"fine-tuned from {parent_id or parent.version}",
+            "parent": parent_id or parent.version,
+            "images": {"train": [s.image.name for s in plan.train], "val": [s.image.name for s in plan.val]},
+            "split_note": plan.note,
+            "settings": cfg.to_dict(),
+            "metrics": {"val_dice_before": result.initial_val_dice, "val_dice_after": result.best_val_dice},
+            "accepted": accepted, "reason": reason, "stop_reason": result.stop_reason,
+            "wall_s": round(result.wall_s, 1), "epochs_run": len(result.history),
+        }
+        outcome.version = store.add(ckpt, info)
+        if accepted and activate:
+            store.activate(outcome.version.id)
+    return outcome

@@ -1,0 +1,124 @@
+"""The user's model versions: each fine-tune run adds one, and only a gated one becomes active.
+
+Layout under the store root (by default the platformdirs user data folder, ``.../models``)::
+
+    <root>/<version-id>/model.pt      checkpoint (engine format)
+    <root>/<version-id>/version.json  parent, images used, settings, metrics before/after, date, decision
+    <root>/active.json                which version the app and CLI use ("default" = the bundled model)
+
+Every file is written atomically, so a crash never leaves the store pointing at a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .errors import CheckpointError
+from .resources import default_model_path
+
+DEFAULT_ID = "default"
+
+
+def user_data_dir() -> Path:
+    override = os.environ.get("RETINA_DESKTOP_HOME")
+    if override:
+        return Path(override) / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("retina-desktop", appauthor=False))
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class ModelVersion:
+    id: str
+    path: Path
+    info: dict
+
+    @property
+    def is_default(self) -> bool:
+        return self.id == DEFAULT_ID
+
+    @property
+    def label(self) -> str:
+        return self.info.get("label", self.id)
+
+
+class ModelStore:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else user_data_dir() / "models"
+
+    def _default_version(self) -> ModelVersion | None:
+        try:
+            path = default_model_path()
+        except CheckpointError:
+            return None
+        return ModelVersion(DEFAULT_ID, path, {"label": "bundled default model", "parent": None})
+
+    def versions(self) -> list[ModelVersion]:
+        out = [v for v in [self._default_version()] if v is not None]
+        if self.root.is_dir():
+            for d in sorted(self.root.iterdir()):
+                meta = d / "version.json"
+                if d.is_dir() and meta.is_file() and (d / "model.pt").is_file():
+                    try:
+                        info = json.loads(meta.read_text(encoding="utf-8"))
+                    except (OSError, ValueError):
+                        continue  # a damaged entry must not hide the others
+                    out.append(ModelVersion(d.name, d / "model.pt", info))
+        return out
+
+    def get(self, version_id: str) -> ModelVersion:
+        for v in self.versions():
+            if v.id == version_id:
+                return v
+        raise KeyError(f"no model version {version_id!r} in {self.root}")
+
+    def active(self) -> ModelVersion | None:
+        state = self.root / "active.json"
+        if state.is_file():
+            try:
+                wanted = json.loads(state.read_text(encoding="utf-8")).get("active", DEFAULT_ID)
+                return self.get(wanted)
+            except (OSError, ValueError, KeyError):
+                pass  # fall back to the bundled model rather than fail to start
+        return self._default_version()
+
+    def activate(self, version_id: str) -> ModelVersion:
+        version = self.get(version_id)
+        _write_json_atomic(self.root / "active.json", {"active": version.id, "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return version
+
+    def _next_id(self) -> str:
+        numbers = [int(m.group(1)) for d in (self.root.iterdir() if self.root.is_dir() else [])
+                   if (m := re.match(r"v(\d+)", d.name))]
+        return f"v{max(numbers, default=0) + 1:03d}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def add(self, ckpt: Checkpoint, info: dict) -> ModelVersion:
+        """Store a new version (not yet active). Its checkpoint's metadata carries the version id."""
+        vid = self._next_id()
+        folder = self.root / vid
+        ckpt.metadata["version"] = vid
+        save_checkpoint(folder / "model.pt", ckpt)
+        info = {"id": vid, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+        _write_json_atomic(folder / "version.json", info)
+        return ModelVersion(vid, folder / "model.pt", info)
+
+    def load(self, version: ModelVersion) -> Checkpoint:
+        return load_checkpoint(version.path)

@@ -1,0 +1,132 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model_core.checkpoint import load_checkpoint
+from model_core.data import discover
+from model_core.engine import CancelToken, TrainConfig, train
+from model_core.finetune import finetune, finetune_config, gate, plan_split
+from model_core.model import ModelConfig
+from model_core.model_store import DEFAULT_ID, ModelStore
+from model_core.preprocess import PreprocessConfig
+
+from .conftest import write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def parent_and_data(tmp_path_factory):
+    """A micro model trained briefly on synthetic fundus images, and corrections of other synthetic images."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ft")
+    from model_core.data import prepare_all
+
+    pre = PreprocessConfig(fov_diameter=None)
+    train_s = discover(write_synthetic_dataset(root / "train", n=2, size=(128, 128), seed=20))
+    imgs = prepare_all(train_s, pre)
+    cfg = TrainConfig(epochs=4, steps_per_epoch=20, batch_size=4, patch_size=64, lr=1e-2, augment=False)
+    parent = train(imgs, imgs, ModelConfig.preset("micro"), pre, cfg).checkpoint
+    parent.metadata.update({"name": "parent", "version": "p1"})
+    corrections = discover(write_synthetic_dataset(root / "corr", n=4, size=(128, 128), seed=40))
+    return parent, corrections
+
+
+def _quick(**kw):
+    return finetune_config(epochs=2, steps_per_epoch=4, batch_size=4, patch_size=64, **kw)
+
+
+def test_split_holds_out_a_quarter_and_handles_one_image(tmp_path):
+    samples = discover(write_synthetic_dataset(tmp_path / "d", n=5))
+    plan = plan_split(samples)
+    assert len(plan.val) == 1 and len(plan.train) == 4 and not set(plan.val) & set(plan.train)
+    assert plan_split(samples) == plan  # deterministic
+    one = plan_split(samples[:1])
+    assert one.train == one.val and "cannot measure generalisation" in one.note
+    with pytest.raises(ValueError):
+        plan_split([])
+
+
+def test_gate_rules():
+    assert gate(0.70, 0.70, "completed")[0]
+    assert not gate(0.70, 0.69, "completed")[0]
+    assert "below the parent" in gate(0.70, 0.69, "completed")[1]
+    assert not gate(0.5, 0.9, "non-finite loss at epoch 1, step 1")[0]
+    assert not gate(0.5, 0.9, "cancelled")[0]
+
+
+def test_finetune_changes_weights_and_writes_a_version(parent_and_data, tmp_path):
+    parent, corrections = parent_and_data
+    store = ModelStore(tmp_path / "models")
+    out = finetune(parent, corrections, _quick(lr=1e-3), store=store, parent_id="p1")
+    assert out.result.checkpoint.sha256 != parent.sha256
+    v = out.version
+    assert v is not None and v.path.is_file()
+    info = json.loads((v.path.parent / "version.json").read_text())
+    assert info["parent"] == "p1" and info["accepted"] == out.accepted
+    assert sorted(info["images"]["train"] + info["images"]["val"]) == sorted(s.image.name for s in corrections)
+    assert info["metrics"]["val_dice_before"] == pytest.approx(out.parent_dice)
+    assert info["settings"]["l2sp_weight"] > 0
+    assert load_checkpoint(v.path).metadata["version"] == v.id
+    active = store.active()
+    assert (active is not None and active.id == v.id) == out.accepted
+
+
+def test_a_model_made_worse_on_purpose_is_not_activated(parent_and_data, tmp_path):
+    parent, corrections = parent_and_data
+    store = ModelStore(tmp_path / "models")
+    before = store.active()
+    # A learning rate this large wrecks the weights within a few steps.
+    out = finetune(parent, corrections, _quick(lr=5.0, l2sp_weight=0.0, grad_clip=1e6), store=store)
+    assert not out.accepted
+    assert store.active() == before
+    if out.version is not None:  # kept for inspection, but not active
+        assert json.loads((out.version.path.parent / "version.json").read_text())["accepted"] is False
+
+
+def test_cancel_returns_promptly_and_keeps_the_active_model(parent_and_data, tmp_path):
+    parent, corrections = parent_and_data
+    store = ModelStore(tmp_path / "models")
+    token = CancelToken()
+    steps = []
+
+    def on_step(epoch, step, loss):
+        steps.append(step)
+        token.cancel()
+
+    out = finetune(parent, corrections, finetune_config(epochs=100, steps_per_epoch=50, batch_size=4, patch_size=64),
+                   store=store, on_step=on_step, cancel=token)
+    assert len(steps) == 1 and out.result.stop_reason == "cancelled" and not out.accepted
+    assert out.version is None and not any(store.root.glob("v*"))
+
+
+def test_nan_loss_aborts_cleanly(parent_and_data, tmp_path, monkeypatch):
+    parent, corrections = parent_and_data
+    import model_core.data as data_mod
+
+    real_prepare = data_mod.prepare
+
+    def poisoned(sample, config):
+        im = real_prepare(sample, config)
+        im.x = np.full_like(im.x, np.nan)
+        return im
+
+    monkeypatch.setattr(data_mod, "prepare", poisoned)
+    store = ModelStore(tmp_path / "models")
+    out = finetune(parent, corrections, _quick(), store=store)
+    assert out.result.failed and not out.accepted and "training failed" in out.reason
+    assert store.active() is None or store.active().id == DEFAULT_ID
+
+
+def test_store_switches_and_rolls_back(parent_and_data, tmp_path):
+    parent, _ = parent_and_data
+    store = ModelStore(tmp_path / "models")
+    a = store.add(parent, {"label": "a"})
+    b = store.add(parent, {"label": "b"})
+    assert a.id < b.id and {a.id, b.id} <= {v.id for v in store.versions()}
+    store.activate(b.id)
+    assert store.active().id == b.id
+    store.activate(a.id)
+    assert store.active().id == a.id
+    (tmp_path / "models" / "active.json").write_text("{broken")
+    assert store.active() is None or store.active().id == DEFAULT_ID
