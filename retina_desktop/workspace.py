@@ -38,7 +38,6 @@ META_DIR_NAME = ".retina"
 FLAT_GT_DIR = "ground_truth"
 MASK_DIR_NAMES = ("mask", "masks")
 SPLIT_NAMES = ("train", "test", "val", "validation")
-HISTORY_KEEP = 20  # newest previous versions kept per image, besides the very first one
 
 
 class WorkspaceError(ValueError):
@@ -339,12 +338,7 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"{existing}: the previous version could not be kept in {d} "
                                  f"({exc.strerror or exc}); the mask was not saved") from None
-        versions = sorted(p for p in d.iterdir() if not p.name.startswith("."))
-        for old_version in versions[1:-HISTORY_KEEP]:  # always keep the first (the original) one
-            try:
-                old_version.unlink()
-            except OSError:
-                pass
+        # Every previous version is kept: a binary vessel PNG is tens of kilobytes, a lost correction is not.
 
     # -- prediction cache ------------------------------------------------------------------
     def prediction_path(self, entry: ImageEntry, model_key: str) -> Path:
