@@ -26,20 +26,58 @@ class ModelInfo:
 
 
 class ModelHolder:
-    def __init__(self, checkpoint_path: str | os.PathLike | None = None):
+    """``checkpoint_path`` is ``--weights``; without it the user's model store decides (its active
+    version, which is the bundled default model until a fine-tuned version is activated)."""
+
+    def __init__(self, checkpoint_path: str | os.PathLike | None = None, store=None):
         self._requested = Path(checkpoint_path) if checkpoint_path is not None else None
+        self._store = store
         self._lock = threading.RLock()
         self._predictor = None
         self._error: str | None = None
         self.info: ModelInfo | None = None
+        self.generation = 0  # bumped by every switch, so late results of the previous model can be told apart
+
+    @property
+    def store(self):
+        if self._store is None:
+            from model_core.model_store import ModelStore
+
+            self._store = ModelStore()
+        return self._store
+
+    @property
+    def explicit(self) -> bool:
+        """True while a checkpoint file chosen on the command line (or by ``switch_to``) is used."""
+        return self._requested is not None
+
+    def active_version(self):
+        """The store version in use, or None when an explicit checkpoint file is used."""
+        if self._requested is not None:
+            return None
+        return self.store.active()
 
     def checkpoint_path(self) -> Path:
         """The checkpoint to use; raises CheckpointError if the bundled default model is absent."""
         if self._requested is not None:
             return self._requested
+        version = self.store.active()
+        if version is not None:
+            return version.path
         from model_core.resources import default_model_path
 
         return default_model_path()
+
+    def switch_to(self, checkpoint_path: str | os.PathLike | None) -> None:
+        """Use another checkpoint from now on (None: follow the store's active version).
+
+        Never waits for a prediction in flight: that one finishes with the model it started with and
+        is cached under the old model's key; the next ``load`` reads the new checkpoint.
+        """
+        self._requested = Path(checkpoint_path) if checkpoint_path is not None else None
+        self._predictor = None
+        self.info = None
+        self.generation += 1
 
     @property
     def cache_key(self) -> str:
@@ -56,19 +94,27 @@ class ModelHolder:
     def loaded(self) -> bool:
         return self._predictor is not None
 
-    def load(self) -> ModelInfo:
-        """Load once (slow: call from a worker thread); later calls return at once."""
+    def _load_predictor(self):
         with self._lock:
-            if self._predictor is None:
+            while True:
+                loaded, generation = self._predictor, self.generation
+                if loaded is not None:
+                    return loaded
                 from model_core.predictor import VesselPredictor
 
                 path = self.checkpoint_path()
                 predictor = VesselPredictor(path)
-                self.info = ModelInfo(predictor.description, predictor.device_description, predictor.threshold, path)
-                self._predictor = predictor
-            return self.info
+                info = ModelInfo(predictor.description, predictor.device_description, predictor.threshold, path)
+                loaded = (predictor, info)
+                if generation == self.generation:  # not switched while loading: install it
+                    self._predictor, self.info = loaded, info
+                    return loaded
+
+    def load(self) -> ModelInfo:
+        """Load once (slow: call from a worker thread); later calls return at once."""
+        return self._load_predictor()[1]
 
     def predict_full(self, rgb: np.ndarray):
         with self._lock:
-            self.load()
-            return self._predictor.predict_full(rgb)
+            # A local reference: ``switch_to`` may drop ``_predictor`` from the UI thread meanwhile.
+            return self._load_predictor()[0].predict_full(rgb)
