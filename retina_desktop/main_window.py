@@ -23,6 +23,7 @@ from .canvas import ImageCanvas
 from .demo import ensure_demo_workspace
 from .dialogs import ExportDialog, PreferencesDialog, Prompter, default_export_folder
 from .export import ExportOptions, export_masks
+from .help import install_help
 from .image_list import ImageListPanel
 from .mask_document import MaskDocument
 from .measure import CorrectionMeasure, measure_correction
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_actions()
         self._connect()
+        install_help(self)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)

@@ -88,6 +88,16 @@ class AppSettings:
         v = self.q.value("review/advance_after_approve", True)
         return v in (True, "true", "1", 1)
 
+    @property
+    def guide_dismissed(self) -> bool:
+        """The first-run guide was dismissed: it is not shown again."""
+        v = self.q.value("help/guide_dismissed", False)
+        return v in (True, "true", "1", 1)
+
+    @guide_dismissed.setter
+    def guide_dismissed(self, v: bool) -> None:
+        self.q.setValue("help/guide_dismissed", bool(v))
+
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
         self.q.setValue("window/geometry", geometry)
         self.q.setValue("window/state", state)
