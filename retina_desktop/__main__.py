@@ -15,6 +15,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                              "default: the last workspace, or the demo workspace on first run")
     p.add_argument("--weights", metavar="FILE", help="model checkpoint to use instead of the bundled default model")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this install offscreen: load the model, predict a demo image, paint, save and "
+                        "export in a temporary folder; one line per step, exit status 0 when all pass")
+    p.add_argument("--measure-startup", action="store_true",
+                   help="print the time from launch to the shown window (and to the first prediction), then quit")
     return p.parse_args(argv)
 
 
@@ -33,6 +38,10 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.self_test or args.measure_startup:
+        from .self_test import measure_startup, run_self_test
+
+        return run_self_test(args.weights) if args.self_test else measure_startup(args.weights)
     _setup_logging()
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
@@ -42,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORG_NAME)
     app.setApplicationVersion(__version__)
+    from .appearance import apply_appearance
     from .main_window import MainWindow
+
+    apply_appearance(app)
 
     window = MainWindow(checkpoint_path=args.weights)
     window.show()
