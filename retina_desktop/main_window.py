@@ -23,6 +23,7 @@ from .canvas import ImageCanvas
 from .demo import ensure_demo_workspace
 from .dialogs import ExportDialog, PreferencesDialog, Prompter, default_export_folder
 from .export import ExportOptions, export_masks
+from .finetune_panel import install_finetune
 from .help import install_help
 from .image_list import ImageListPanel
 from .mask_document import MaskDocument
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_actions()
         self._connect()
+        install_finetune(self)  # Fine-tune / Models actions, the Fine-tuning dock
         install_help(self)
 
         self.autosave_timer = QTimer(self)
@@ -923,6 +925,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         for timer in (self.autosave_timer, self.measure_timer, self.threshold_timer, self._thumb_timer):
             timer.stop()
+        self.finetune.shutdown()  # ends a training process still running
         self.tasks.shutdown()
 
     def _safe(self, fn):

@@ -1,0 +1,237 @@
+"""The fine-tune run itself, executed in a child process, and the pieces the dialog needs. Qt-free.
+
+Why a child process (``multiprocessing`` "spawn") rather than a thread of the app's pool:
+
+* the UI stays smooth: a training loop holds the GIL between torch kernels (sampling, augmentation,
+  the optimiser's Python code), which on a 2-core machine makes painting stutter; a process has its
+  own interpreter and runs with one core fewer than the machine has;
+* cancel is immediate and unconditional: the engine's cooperative cancel is tried first (it is
+  checked between steps) and the process is terminated if it has not ended 1.5 s later, so a slow
+  step or a long validation pass cannot delay it;
+* failures are contained: an exception, a NaN loss, running out of memory, even a hard crash of the
+  native code (segfault, the OS killing it) only ends the child; the app reads its exit code.
+
+The child never touches the active model: it only adds a version to the store (``activate=False``);
+the app activates it after reading the outcome, and never after the grader cancelled. Messages go
+back through a ``multiprocessing.Queue`` as small tuples of plain data, polled by a Qt timer.
+The cost is a start-up of about 2 s (a fresh interpreter importing torch) per run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from model_core.data import Sample
+
+FAULT_ENV = "RETINA_DESKTOP_FINETUNE_FAULT"  # test hook, read in the child: raise | nan | oom | crash
+DEFAULT_MINUTES = {"cuda": 3.0, "mps": 5.0, "cpu": 10.0}
+DEFAULT_EPOCHS = 30
+TIME_MODE_MAX_EPOCHS = 500  # with a time budget the clock (or early stopping) ends the run
+
+
+def corrected_samples(workspace) -> list[Sample]:
+    """The approved images whose ground-truth mask is on disk, in workspace order."""
+    out = []
+    for e in workspace.entries:
+        if workspace.status(e.key) != "approved":
+            continue
+        gt = e.existing_gt()
+        if gt is not None:
+            out.append(Sample(e.path, gt))
+    return out
+
+
+def training_threads() -> int:
+    """Leave one core to the UI."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class FinetuneJob:
+    parent_path: str
+    parent_id: str | None  # the store version fine-tuned, None for a checkpoint given with --weights
+    samples: list[tuple[str, str]]  # (image, mask)
+    store_root: str
+    overrides: dict = field(default_factory=dict)  # TrainConfig fields
+    threads: int = 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def budget_overrides(device_type: str, minutes: float | None = None, epochs: int | None = None) -> dict:
+    """A time budget (default by device) or an epoch count, as TrainConfig overrides."""
+    if epochs is not None:
+        return {"epochs": int(epochs), "minutes": None}
+    return {"epochs": TIME_MODE_MAX_EPOCHS, "minutes": float(minutes or DEFAULT_MINUTES.get(device_type, 10.0))}
+
+
+def measure_step_seconds(parent_path: str | os.PathLike, overrides: dict, steps: int = 3,
+                         cancelled=lambda: False) -> float:
+    """Seconds per training step of this model at these settings, timed on random patches.
+
+    Runs in a worker thread of the app (a few seconds at most); the first step is a warm-up and is not
+    counted. The result is scaled to the child's thread count, as the app's process may use more.
+    """
+    import torch
+
+    from model_core.checkpoint import load_checkpoint
+    from model_core.device import select_device
+    from model_core.finetune import finetune_config
+    from model_core.losses import VesselLoss
+
+    cfg = finetune_config(**overrides)
+    ckpt = load_checkpoint(parent_path)
+    device = select_device(cfg.device)
+    model = ckpt.build().to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, 0.0)
+    x = torch.rand(cfg.batch_size, 1, cfg.patch_size, cfg.patch_size, device=device)
+    y = (torch.rand_like(x) > 0.9).float()
+    v = torch.ones_like(x)
+    times = []
+    for _ in range(steps):
+        if cancelled():
+            break
+        t0 = time.perf_counter()
+        loss = loss_fn(model(x).float(), y, v)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    if not times:
+        return float("nan")
+    step = min(times[1:] or times)
+    if device.type == "cpu":
+        step *= max(1.0, torch.get_num_threads() / training_threads()) ** 0.7  # sub-linear thread scaling
+    return step
+
+
+def estimate_seconds(step_s: float, cfg_overrides: dict, n_train: int, n_val: int) -> float:
+    """Whole-run estimate: steps x step time, plus validation (~15 % of an epoch) and start-up."""
+    from model_core.finetune import finetune_config
+
+    cfg = finetune_config(**cfg_overrides)
+    run = cfg.epochs * cfg.steps_per_epoch * step_s * 1.15 + 5.0
+    if cfg.minutes:
+        run = min(run, cfg.minutes * 60 + 5.0)
+    return run
+
+
+def describe_outcome_error(exc: BaseException, device: str = "") -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or "OutOfMemory" in type(exc).__name__ \
+        or "can't allocate memory" in str(exc).lower()
+    if oom:
+        where = f" on {device}" if device else ""
+        return (f"ran out of memory{where}. Close other programs that use the "
+                f"{'GPU' if 'GPU' in device else 'memory'} and try again, or fine-tune on fewer images at once.")
+    if isinstance(exc, FileNotFoundError):
+        return f"a file is missing: {exc.filename or exc}"
+    first = " ".join(text.split())
+    return first if len(first) < 300 else first[:297] + "…"
+
+
+def _inject_fault(kind: str):
+    """Test hook: make this run fail in a chosen way (never set in normal use)."""
+    import torch
+
+    from model_core import engine
+
+    if kind == "raise":
+        raise RuntimeError("injected failure for testing")
+    if kind == "nan":
+        class NanLoss(torch.nn.Module):
+            def __init__(self, *a, **k):
+                super().__init__()
+
+            def forward(self, logits, *a):
+                return logits.float().mean() * float("nan")
+
+        engine.VesselLoss = NanLoss
+    return kind
+
+
+def child_main(job: dict, out, cancel_event) -> None:
+    """Entry point of the child process. Every outcome ends in exactly one ("done" | "error") message."""
+    device_text = ""
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(job.get("threads", 1))))
+        from model_core.checkpoint import load_checkpoint
+        from model_core.device import describe_device, select_device
+        from model_core.engine import CancelToken
+        from model_core.finetune import finetune, finetune_config, plan_split
+        from model_core.model_store import ModelStore
+
+        token = CancelToken()
+
+        def watch():
+            while not token.cancelled:
+                if cancel_event.wait(0.05):
+                    token.cancel()
+
+        threading.Thread(target=watch, daemon=True, name="cancel-watch").start()
+        cfg = finetune_config(**job["overrides"])
+        device = select_device(cfg.device)
+        device_text = describe_device(device)
+        out.put(("started", {"device": device_text, "pid": os.getpid()}))
+
+        samples, missing = [], []
+        for image, mask in job["samples"]:
+            if Path(image).is_file() and Path(mask).is_file():
+                samples.append(Sample(Path(image), Path(mask)))
+            else:
+                missing.append(Path(image).name)
+        if missing:
+            out.put(("note", f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
+                             + (" …" if len(missing) > 5 else "")))
+        if not samples:
+            raise ValueError("none of the corrected images is on disk any more")
+        plan = plan_split(samples)
+        out.put(("plan", {"train": len(plan.train), "val": len(plan.val), "note": plan.note}))
+
+        fault = _inject_fault(os.environ.get(FAULT_ENV, ""))
+        parent = load_checkpoint(job["parent_path"])
+        t0 = time.monotonic()
+
+        def on_step(epoch, step, loss):
+            if fault == "crash":
+                os._exit(70)  # a hard crash: no message, no clean-up
+            if fault == "oom":
+                raise MemoryError("injected out-of-memory for testing")
+            out.put(("step", epoch, step, float(loss), time.monotonic() - t0))
+
+        def on_epoch(report):
+            out.put(("epoch", asdict(report)))
+
+        outcome = finetune(parent, samples, cfg, store=ModelStore(job["store_root"]), parent_id=job["parent_id"],
+                           activate=False, on_epoch=on_epoch, on_step=on_step, cancel=token)
+        r = outcome.result
+        out.put(("done", {
+            "accepted": outcome.accepted, "reason": outcome.reason, "stop_reason": r.stop_reason,
+            "failed": r.failed, "cancelled": r.stop_reason == "cancelled",
+            "parent_dice": _num(outcome.parent_dice), "new_dice": _num(outcome.new_dice),
+            "version": outcome.version.id if outcome.version else None,
+            "version_path": str(outcome.version.path) if outcome.version else None,
+            "train": len(outcome.plan.train), "val": len(outcome.plan.val), "note": outcome.plan.note,
+            "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
+        }))
+    except BaseException as exc:  # noqa: BLE001 - the app must get a message, whatever happened
+        out.put(("error", describe_outcome_error(exc, device_text), traceback.format_exc()))
+    finally:
+        out.close()
+        out.join_thread()  # everything sent has reached the pipe before the process ends
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)

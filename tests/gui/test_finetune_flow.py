@@ -1,0 +1,268 @@
+"""The in-app Fine-tune flow, end to end under pytest-qt (offscreen): dialog, child training process, live
+progress, gating, model store, Models dialog (switch / roll back), cancel and contained failures.
+
+Runs are shrunk through ``finetune_panel.CONFIG_OVERRIDES`` (it travels to the child process in the job)
+and start from the untrained micro model, so each takes a few seconds."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from gui_helpers import RecordingPrompter, make_workspace
+
+TINY = dict(epochs=2, steps_per_epoch=3, batch_size=2, patch_size=64, patience=5, seed=0)
+RUN_TIMEOUT = 180_000
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh user home per test, so every test has its own model store."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("RETINA_DESKTOP_HOME", str(h))
+    return h
+
+
+@pytest.fixture
+def store(home, micro_checkpoint_path):
+    """The user's model store with the micro model as the active version v001 (the bundled default
+    model may be absent in a checkout)."""
+    from model_core.checkpoint import load_checkpoint
+    from model_core.model_store import ModelStore
+
+    s = ModelStore()
+    assert str(s.root).startswith(str(home))
+    v = s.add(load_checkpoint(micro_checkpoint_path), {"label": "clinic parent", "parent": None})
+    s.activate(v.id)
+    return s
+
+
+@pytest.fixture
+def approved_workspace(tmp_path):
+    """Four synthetic photos whose vessel masks are saved as ground truth and approved."""
+    from model_core.synthetic import make_fundus
+    from retina_desktop.workspace import Workspace
+
+    folder = make_workspace(tmp_path / "clinic", 5)
+    ws = Workspace(folder)
+    for i, e in enumerate(ws.entries[:4]):
+        ws.save_ground_truth(e, make_fundus(160, 150, seed=10 + i).vessels)
+        ws.set_status(e.key, "approved")
+    return folder
+
+
+@pytest.fixture
+def tiny_runs(monkeypatch):
+    from retina_desktop import finetune_panel
+
+    monkeypatch.setattr(finetune_panel, "CONFIG_OVERRIDES", dict(TINY))
+    return finetune_panel
+
+
+@pytest.fixture
+def ft_window(make_window, store, approved_workspace, qtbot):
+    w = make_window(checkpoint=None)  # no --weights: the model store decides
+    w.prompter = RecordingPrompter()
+    with qtbot.waitSignal(w.workspace_opened, timeout=30000):
+        assert w.open_workspace(approved_workspace)
+    qtbot.waitUntil(lambda: w.model_info is not None, timeout=30000)
+    return w
+
+
+def _gt_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted((folder / "ground_truth").glob("*.png"))}
+
+
+def test_model_holder_follows_the_store_and_switches(store, micro_checkpoint_path):
+    from model_core.checkpoint import load_checkpoint
+    from retina_desktop.model_service import ModelHolder
+
+    holder = ModelHolder(store=store)
+    v1 = store.active()
+    assert holder.checkpoint_path() == v1.path and holder.active_version().id == v1.id
+    holder.load()
+    key1 = holder.cache_key
+    v2 = store.add(load_checkpoint(micro_checkpoint_path), {"label": "other"})
+    store.activate(v2.id)
+    holder.switch_to(None)
+    assert not holder.loaded and holder.checkpoint_path() == v2.path
+    assert holder.cache_key != key1  # cached predictions of v001 are not reused for v002
+    assert holder.load().path == v2.path
+    explicit = ModelHolder(micro_checkpoint_path, store=store)
+    assert explicit.explicit and explicit.active_version() is None
+
+
+def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_runs, qtbot, approved_workspace):
+    w, ctl = ft_window, ft_window.finetune
+    gt_before = _gt_bytes(approved_workspace)
+    parent = store.active()
+    assert ctl.finetune_action in w.toolbar.actions()
+    assert any(a.text() == "Fine-tune…" for m in w.menuBar().findChildren(type(w.menuBar().addMenu("x")))
+               for a in m.actions())
+
+    ctl.finetune_action.trigger()
+    dlg = ctl.dialog
+    assert dlg is not None and dlg.isVisible()
+    assert dlg.images_label.text().startswith("4 corrected and approved images")
+    assert "3 images for training, 1 held out for validation" in dlg.split_label.text()
+    assert dlg.device_label.text().startswith(("CPU", "GPU", "Apple"))
+    assert dlg.time_radio.isChecked() and dlg.minutes_spin.value() in (3, 5, 10)
+    qtbot.waitUntil(lambda: "s/step" in dlg.estimate_label.text(), timeout=60000)
+    assert dlg.overrides()["steps_per_epoch"] == 3
+
+    ticks = []
+    timer = __import__("PySide6.QtCore", fromlist=["QTimer"]).QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    with qtbot.waitSignal(ctl.run_started, timeout=5000):
+        dlg.start_button.click()
+    assert ctl.running and ctl.dock.isVisible() and not ctl.finetune_action.isEnabled()
+    with qtbot.waitSignal(ctl.run_finished, timeout=RUN_TIMEOUT) as done:
+        pass
+    timer.stop()
+    out = done.args[0]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    print(f"\nUI timer during the run: {len(ticks)} ticks, max gap {max(gaps) * 1000:.0f} ms, wall {out['wall_s']:.1f} s; "
+          f"Dice {out['parent_dice']} -> {out['new_dice']}, accepted={out['accepted']}")
+    assert max(gaps) < 1.0  # the UI thread never stalled for a second while the model trained
+
+    # The live plot got the training loss of every step and a validation Dice per epoch.
+    assert len(ctl.panel.losses) == TINY["epochs"] * TINY["steps_per_epoch"]
+    assert len(ctl.panel.dices) == out["epochs_run"] == TINY["epochs"]
+    assert ctl.panel.progress.value() == 1000 and not ctl.running
+
+    # A new version with its metadata is in the store.
+    vid = out["version"]
+    folder = store.root / vid
+    info = json.loads((folder / "version.json").read_text())
+    assert (folder / "model.pt").is_file()
+    assert info["parent"] == parent.id and len(info["images"]["train"]) == 3 and len(info["images"]["val"]) == 1
+    assert set(info["metrics"]) == {"val_dice_before", "val_dice_after"} and info["created"]
+    assert info["settings"]["steps_per_epoch"] == 3 and info["accepted"] == out["accepted"]
+
+    # Gating: active only when its validation Dice is at least the parent's; otherwise kept and explained.
+    if out["accepted"]:
+        assert out["activated"] and store.active().id == vid
+        assert w.model.checkpoint_path() == folder / "model.pt"
+        qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path == folder / "model.pt", timeout=30000)
+        assert ctl.panel.repredict_button.isVisible() is False or "Re-predict 1" in ctl.panel.repredict_button.text()
+    else:
+        assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
+        assert "not activated" in w.banner.text() and "below the parent" in w.banner.text()
+    assert _gt_bytes(approved_workspace) == gt_before  # fine-tuning never touches a mask
+
+    # Models dialog: lists both versions with metrics; switching and rolling back change the app's model.
+    mdlg = ctl.open_models_dialog()
+    ids = [mdlg.table.item(r, 1).text() for r in range(mdlg.table.rowCount())]
+    assert parent.id in ids and vid in ids
+    row = ids.index(vid)
+    assert mdlg.table.item(row, 6).text() == f"{info['metrics']['val_dice_after']:.4f}"
+    for target in (vid, parent.id):  # switch to the new one (whatever the gate said), then roll back
+        mdlg.select_version(target)
+        with qtbot.waitSignal(ctl.model_switched, timeout=5000):
+            mdlg.use_button.click()
+        assert store.active().id == target
+        assert w.model.checkpoint_path() == store.get(target).path
+        qtbot.waitUntil(lambda t=target: w.model_info is not None and w.model_info.path == store.get(t).path,
+                        timeout=30000)
+        assert mdlg.table.item(ids.index(target), 0).text() == "●"
+    mdlg.close()
+
+    # After activation the unreviewed image (the 5th) can be re-predicted with the model now active.
+    assert ctl.panel.repredict_button.isVisible()
+    worker = ctl.repredict_unreviewed()
+    assert worker is not None
+    qtbot.waitUntil(lambda: w._batch_worker is None, timeout=60000)
+    unreviewed = [e for e in w.workspace.entries if w.workspace.status(e.key) in ("new", "predicted")]
+    assert unreviewed and all(w.workspace.has_prediction(e, w.model.cache_key) for e in unreviewed)
+
+
+def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, tiny_runs, qtbot, approved_workspace):
+    w, ctl = ft_window, ft_window.finetune
+    parent = store.active()
+    versions_before = [v.id for v in store.versions()]
+    assert ctl.start({"epochs": 200, "steps_per_epoch": 50, "minutes": None})
+    qtbot.waitUntil(lambda: len(ctl.panel.losses) >= 1, timeout=RUN_TIMEOUT)
+    t0 = time.monotonic()
+    with qtbot.waitSignal(ctl.run_cancelled, timeout=5000) as sig:
+        ctl.panel.cancel_button.click()
+    waited = time.monotonic() - t0
+    print(f"\ncancel: process gone {sig.args[0]:.2f} s after Cancel (test waited {waited:.2f} s)")
+    assert sig.args[0] < 2.0 and waited < 2.5
+    assert not ctl.running
+    assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
+    assert [v.id for v in store.versions()] == versions_before
+    assert "cancelled" in ctl.panel.status_label.text() and "unchanged" in ctl.panel.status_label.text()
+
+
+@pytest.mark.parametrize("fault,expected", [
+    ("raise", "injected failure"),
+    ("nan", "non-finite loss"),
+    ("oom", "ran out of memory"),
+    ("crash", "stopped unexpectedly"),
+])
+def test_a_failing_run_leaves_the_app_up_with_a_message(ft_window, store, tiny_runs, qtbot, approved_workspace,
+                                                        monkeypatch, fault, expected):
+    from retina_desktop.finetune_job import FAULT_ENV
+
+    w, ctl = ft_window, ft_window.finetune
+    monkeypatch.setenv(FAULT_ENV, fault)  # read by the child process only
+    parent = store.active()
+    versions_before = [v.id for v in store.versions()]
+    gt_before = _gt_bytes(approved_workspace)
+    assert ctl.start()
+    with qtbot.waitSignal(ctl.run_failed, timeout=RUN_TIMEOUT) as sig:
+        pass
+    assert expected in sig.args[0]
+    assert w.isVisible() and not ctl.running and ctl.finetune_action.isEnabled()
+    assert expected in w.banner.text() and "active model and all masks are unchanged" in w.banner.text()
+    assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
+    assert [v.id for v in store.versions()] == versions_before
+    assert _gt_bytes(approved_workspace) == gt_before
+    # The app keeps working: painting is still possible on the open image.
+    assert w.session is not None
+
+
+def test_a_deleted_image_is_left_out_with_a_note(ft_window, store, tiny_runs, qtbot, approved_workspace):
+    w, ctl = ft_window, ft_window.finetune
+    assert ctl.start()
+    (approved_workspace / "img_03.png").unlink()  # gone after the job was made
+    with qtbot.waitSignal(ctl.run_finished, timeout=RUN_TIMEOUT) as done:
+        pass
+    assert done.args[0]["train"] + done.args[0]["val"] == 3
+    assert any("img_03.png" in n for n in ctl._notes)
+
+
+def test_nothing_to_finetune_explains_itself(make_window, store, qtbot, tmp_path):
+    w = make_window(checkpoint=None)
+    with qtbot.waitSignal(w.workspace_opened, timeout=30000):
+        assert w.open_workspace(make_workspace(tmp_path / "plain", 2))
+    dlg = w.finetune.open_dialog()
+    assert dlg.images_label.text().startswith("0 corrected") and not dlg.start_button.isEnabled()
+    assert "Approve at least one" in dlg.split_label.text()
+    dlg.reject()
+    assert not w.finetune.start()
+
+
+def test_a_version_below_the_parent_is_kept_not_activated_and_explained(ft_window, store, micro_checkpoint_path):
+    """The gate's "no" branch as the app sees it: the child stored the version but did not pass the gate."""
+    from model_core.checkpoint import load_checkpoint
+
+    w, ctl = ft_window, ft_window.finetune
+    parent = store.active()
+    reason = "validation Dice 0.4000 is below the parent's 0.5000"
+    v = store.add(load_checkpoint(micro_checkpoint_path),
+                  {"label": "fine-tuned", "parent": parent.id, "accepted": False, "reason": reason,
+                   "metrics": {"val_dice_before": 0.5, "val_dice_after": 0.4}})
+    ctl._finished({"accepted": False, "reason": reason, "stop_reason": "completed", "failed": False,
+                   "cancelled": False, "parent_dice": 0.5, "new_dice": 0.4, "version": v.id,
+                   "version_path": str(v.path), "train": 3, "val": 1, "note": "", "wall_s": 1.0, "epochs_run": 2})
+    assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
+    assert "not activated" in w.banner.text() and reason in w.banner.text() and v.id in w.banner.text()
+    mdlg = ctl.open_models_dialog()
+    row = [mdlg.table.item(r, 1).text() for r in range(mdlg.table.rowCount())].index(v.id)
+    assert mdlg.table.item(row, 7).text() == "not passed" and mdlg.table.item(row, 0).text() == ""
+    mdlg.close()
