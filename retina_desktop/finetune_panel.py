@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
@@ -282,6 +282,18 @@ class FinetuneController(QObject):
         self.plot_timer = QTimer(self)  # the loss curve is redrawn at most 4 times a second
         self.plot_timer.setInterval(250)
         self.plot_timer.timeout.connect(self.panel.redraw)
+        window.installEventFilter(self)  # to ask before closing the window ends a run
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.window and event.type() == QEvent.Type.Close and self.running:
+            stop = self.window.prompter.confirm(
+                "Fine-tuning is running",
+                "Closing the app stops the fine-tune run; the active model stays as it is.",
+                ok_text="Stop and close", object_name="finetune_close_prompt")
+            if not stop:
+                event.ignore()
+                return True  # the window stays open, the run goes on
+        return False
 
     # ----------------------------------------------------------------- helpers --
     @property

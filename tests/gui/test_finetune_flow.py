@@ -266,3 +266,18 @@ def test_a_version_below_the_parent_is_kept_not_activated_and_explained(ft_windo
     row = [mdlg.table.item(r, 1).text() for r in range(mdlg.table.rowCount())].index(v.id)
     assert mdlg.table.item(row, 7).text() == "not passed" and mdlg.table.item(row, 0).text() == ""
     mdlg.close()
+
+
+def test_closing_during_a_run_asks_and_stops_the_process(ft_window, store, tiny_runs, qtbot):
+    w, ctl = ft_window, ft_window.finetune
+    parent = store.active()
+    assert ctl.start({"epochs": 200, "steps_per_epoch": 50, "minutes": None})
+    proc = ctl._proc
+    w.prompter = RecordingPrompter(confirm=False)
+    assert not w.close()  # "keep training": the window stays and the run goes on
+    assert w.isVisible() and ctl.running and proc.is_alive()
+    w.prompter = RecordingPrompter(confirm=True)
+    assert w.close()
+    assert any("stops the fine-tune run" in text for kind, text in w.prompter.asked)
+    assert not proc.is_alive() and not ctl.running
+    assert store.active().id == parent.id
