@@ -32,7 +32,8 @@ def user_data_dir() -> Path:
         return Path(override) / "data"
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("retina-desktop", appauthor=False))
+    # The same folder as the app's (retina_desktop.paths): author and name must match on Windows.
+    return Path(platformdirs.user_data_dir("retina-desktop", "RetinaDesktop"))
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
