@@ -12,6 +12,8 @@ executable or into the user's folders). It prints one line per step and returns 
     [ok] paint: ...            a brush stroke changes the mask
     [ok] save: ...             the mask is saved as ground truth and reads back identical
     [ok] export: ...           the export writes the mask in the reference layout, identical
+    [ok] child process: ...    a "spawn" child process starts and answers (fine-tuning runs in one;
+                               in a frozen build this needs multiprocessing.freeze_support())
     [ok] close: ...            the window closes and every worker thread ends
     self-test passed: ...
 
@@ -119,6 +121,33 @@ def _stroke(canvas, points) -> None:
     for kind, p, button, buttons in seq:
         QApplication.sendEvent(vp, QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons,
                                                Qt.KeyboardModifier.NoModifier))
+
+
+def _child_echo(queue, value) -> None:
+    """Runs in the spawned child: module level, so the child can import it by name."""
+    queue.put(("pong", value, os.getpid()))
+
+
+def _check_child_process(timeout: float = 120.0) -> str:
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    ctx = mp.get_context("spawn")  # what fine-tuning uses
+    q = ctx.Queue()
+    t = time.monotonic()
+    proc = ctx.Process(target=_child_echo, args=(q, 42), daemon=True)
+    proc.start()
+    try:
+        answer = q.get(timeout=timeout)
+    except queue_mod.Empty:
+        proc.kill()
+        proc.join(5)
+        raise SelfTestFailure("child process", f"a spawned process did not answer within {timeout:.0f} s "
+                                               f"(exit code {proc.exitcode})") from None
+    proc.join(30)
+    if answer[:2] != ("pong", 42) or proc.exitcode != 0:
+        raise SelfTestFailure("child process", f"unexpected answer {answer!r}, exit code {proc.exitcode}")
+    return f"spawned pid {answer[2]} answered in {time.monotonic() - t:.2f} s"
 
 
 def _model_path(weights: str | None) -> Path:
@@ -277,6 +306,9 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         if s.key not in summary.written or not np.array_equal(read_mask(exported), doc.mask):
             raise SelfTestFailure("export", f"{exported} is missing or differs from the saved mask")
         say(f"[ok] export: {len(summary.written)} mask(s) written to {dest}")
+        steps += 1
+
+        say(f"[ok] child process: {_check_child_process()}")
         steps += 1
 
         window.close()

@@ -13,7 +13,8 @@ import pytest
 from model_core import resources
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("model file", "resources", "window", "model", "predict", "paint", "save", "export", "close")
+STEPS = ("model file", "resources", "window", "model", "predict", "paint", "save", "export", "child process",
+         "close")
 
 
 def _run(*args: str, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
