@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import albumentations as A
 import cv2
 import numpy as np
 
@@ -123,12 +122,13 @@ def prepare(sample: Sample, config: PreprocessConfig) -> PreparedImage:
     return PreparedImage(sample.name, model_input(rgb, config), v.astype(np.uint8), (f > 0).astype(np.uint8), s)
 
 
-def augmentation(seed: int | None = None) -> A.Compose:
+def augmentation(seed: int | None = None):
     """Geometric and photometric augmentation that keeps one-pixel vessels intact.
 
     Rotations and flips are exact or interpolate the image only; masks use nearest neighbour. Scale
     changes stay within +-15 % so thin vessels are not erased, and blur is mild.
     """
+    import albumentations as A  # imported here: it is slow to import and only training needs it
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),

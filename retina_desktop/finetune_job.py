@@ -27,7 +27,10 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from model_core.data import Sample
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing model_core.data at start-up would load albumentations before the window shows
+    from model_core.data import Sample
 
 FAULT_ENV = "RETINA_DESKTOP_FINETUNE_FAULT"  # test hook, read in the child: raise | nan | oom | crash
 DEFAULT_MINUTES = {"cuda": 3.0, "mps": 5.0, "cpu": 10.0}
@@ -37,6 +40,8 @@ TIME_MODE_MAX_EPOCHS = 500  # with a time budget the clock (or early stopping) e
 
 def corrected_samples(workspace) -> list[Sample]:
     """The approved images whose ground-truth mask is on disk, in workspace order."""
+    from model_core.data import Sample
+
     out = []
     for e in workspace.entries:
         if workspace.status(e.key) != "approved":
@@ -168,6 +173,7 @@ def child_main(job: dict, out, cancel_event) -> None:
 
         torch.set_num_threads(max(1, int(job.get("threads", 1))))
         from model_core.checkpoint import load_checkpoint
+        from model_core.data import Sample
         from model_core.device import describe_device, select_device
         from model_core.engine import CancelToken
         from model_core.finetune import finetune, finetune_config, plan_split
