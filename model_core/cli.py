@@ -135,14 +135,19 @@ def _split_train_val(samples, val_fraction: float, seed: int):
     return train, val
 
 
+TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay",
+                    "alpha", "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device",
+                    "l2sp_weight", "encoder_lr_scale")
+
+
+def _given_training_options(args) -> dict:
+    return {k: getattr(args, k) for k in TRAINING_OPTIONS if getattr(args, k, None) is not None}
+
+
 def _train_config(args):
     from .engine import TrainConfig
 
-    keys = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay", "alpha",
-            "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device", "l2sp_weight",
-            "encoder_lr_scale")
-    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    return TrainConfig(**given)
+    return TrainConfig(**_given_training_options(args))
 
 
 def _setup_distributed() -> bool:
@@ -235,10 +240,7 @@ def cmd_finetune(args) -> int:
     try:
         parent = load_checkpoint(args.weights)
         samples = discover(args.data, split="train")
-        keys = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay", "alpha",
-                "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device", "l2sp_weight",
-                "encoder_lr_scale")
-        cfg = finetune_config(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
+        cfg = finetune_config(**_given_training_options(args))
         if args.minutes is not None and args.epochs is None:
             cfg.epochs = 10_000  # the time budget decides
         quiet = rank() != 0

@@ -7,12 +7,12 @@ by Python and decoded with ``cv2.imdecode``; Pillow is the fallback (DRIVE's mas
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .atomic import write_bytes_atomic
 from .errors import ImageReadError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".bmp")
@@ -132,28 +132,9 @@ def _encode_png(path: Path, arr: np.ndarray) -> bytes:
 
 
 def write_png_atomic(path: str | os.PathLike, arr: np.ndarray) -> Path:
-    """Write a PNG so that the file on disk is always either the old or the complete new one.
-
-    The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over the
-    target (an atomic replace on POSIX and on Windows).
-    """
+    """Write a PNG atomically (see model_core.atomic): never a half-written mask on disk."""
     path = Path(path)
-    data = _encode_png(path, np.ascontiguousarray(arr))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_bytes_atomic(path, _encode_png(path, np.ascontiguousarray(arr)))
 
 
 def mask_to_png(mask: np.ndarray, one_value: int = 255) -> np.ndarray:

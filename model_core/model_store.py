@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_json_atomic
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .errors import CheckpointError
 from .resources import default_model_path
@@ -34,16 +34,6 @@ def user_data_dir() -> Path:
 
     # The same folder as the app's (retina_desktop.paths): author and name must match on Windows.
     return Path(platformdirs.user_data_dir("retina-desktop", "RetinaDesktop"))
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -103,7 +93,7 @@ class ModelStore:
 
     def activate(self, version_id: str) -> ModelVersion:
         version = self.get(version_id)
-        _write_json_atomic(self.root / "active.json", {"active": version.id, "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        write_json_atomic(self.root / "active.json", {"active": version.id, "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
         return version
 
     def _next_id(self) -> str:
@@ -118,7 +108,7 @@ class ModelStore:
         ckpt.metadata["version"] = vid
         save_checkpoint(folder / "model.pt", ckpt)
         info = {"id": vid, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
-        _write_json_atomic(folder / "version.json", info)
+        write_json_atomic(folder / "version.json", info)
         return ModelVersion(vid, folder / "model.pt", info)
 
     def load(self, version: ModelVersion) -> Checkpoint:

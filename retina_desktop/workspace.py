@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core.atomic import write_json_atomic
 from model_core.errors import ImageReadError
 from model_core.imageio import (IMAGE_SUFFIXES, is_image_file, mask_to_png, png16_to_prob, prob_to_png16,
                                 read_mask, read_raw, write_png_atomic)
@@ -128,20 +129,7 @@ def _probe_writable(folder: Path) -> bool:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
 def _timestamp() -> str:

@@ -1,0 +1,46 @@
+"""Atomic file writes: the file on disk is always either the old one or the complete new one.
+
+The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over the
+target (an atomic replace on POSIX and on Windows). Killing the process at any moment leaves at most
+a stray hidden ``.tmp`` file, never a truncated target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, data, **dump_options) -> Path:
+    with atomic_open(path, "w") as fh:
+        json.dump(data, fh, **({"indent": 2} | dump_options))
+    return Path(path)
