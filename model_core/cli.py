@@ -197,8 +197,16 @@ def cmd_train(args) -> int:
         cfg = _train_config(args)
         samples = discover(args.data, split="train")
         train_s, val_s = _split_train_val(samples, args.val_fraction, cfg.seed)
-        preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
-        model_config = ModelConfig.preset(args.preset)
+        init = None
+        if args.init:
+            # Continue from earlier weights (a second training stage): their architecture and preprocessing win.
+            from .checkpoint import load_checkpoint
+
+            init = load_checkpoint(args.init)
+            preprocess, model_config = init.preprocess, init.model_config
+        else:
+            preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
+            model_config = ModelConfig.preset(args.preset)
         train_imgs, val_imgs = prepare_all(train_s, preprocess), prepare_all(val_s, preprocess)
         quiet = rank() != 0
         if not quiet:
@@ -209,7 +217,11 @@ def cmd_train(args) -> int:
                 "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
                 "command": " ".join(["python -m model_core"] + sys.argv[1:]),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        result = train(train_imgs, val_imgs, model_config, preprocess, cfg, on_epoch=progress.on_epoch,
+        if init is not None:
+            meta["init"] = {"sha256": init.sha256, "command": init.metadata.get("command"),
+                            "wall_s": init.metadata.get("wall_s"), "epochs_run": init.metadata.get("epochs_run"),
+                            "log": init.metadata.get("log")}
+        result = train(train_imgs, val_imgs, model_config, preprocess, cfg, init=init, on_epoch=progress.on_epoch,
                        on_step=progress.on_step, metadata=meta)
         progress.close()
         if not quiet:
@@ -296,6 +308,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         from .model import PRESETS
 
         p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
+        p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
         p.add_argument("--fov-diameter", type=float, default=540.0, help="FOV diameter images are rescaled to (0: off)")

@@ -84,6 +84,10 @@ def test_train_then_finetune(tmp_path, capsys):
                "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
     b = load_checkpoint(tmp_path / "b.pt")
     assert b.metadata["parent"]["sha256"] == a.sha256
+    # A second training stage starts from the first stage's weights and records where it came from.
+    assert main(["train", str(data), "--out", str(tmp_path / "c.pt"), "--init", str(tmp_path / "a.pt"), *TINY_TRAIN]) == 0
+    c = load_checkpoint(tmp_path / "c.pt")
+    assert c.metadata["init"]["sha256"] == a.sha256 and c.model_config == a.model_config
     gate = b.metadata["gate"]
     # Exit status 0 means accepted, 3 rejected: either way the report says which and why.
     assert rc == (0 if gate["accepted"] else 3)
