@@ -91,3 +91,18 @@ def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
     write_png_atomic(tmp_path / "m.png", b)
     assert read_mask(tmp_path / "m.png").all()
     assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
+
+
+def test_atomic_write_gives_normal_permissions_and_keeps_existing_ones(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        write_png_atomic(tmp_path / "new.png", np.zeros((8, 8), np.uint8))
+        assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o644
+        os.chmod(tmp_path / "new.png", 0o664)
+        write_png_atomic(tmp_path / "new.png", np.ones((8, 8), np.uint8))
+        assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o664
+    finally:
+        os.umask(umask)
