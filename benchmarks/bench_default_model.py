@@ -112,10 +112,10 @@ def main() -> None:
     print(detail)
     print(f"\nspeed: ours {speed['ours_ms']:.0f} ms, reference {speed['reference_ms']:.0f} ms at 512², 2 threads")
     if args.write_card:
-        write_card(weights, ckpt, results, speed, size_mb, table, detail, args.tta)
+        write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, args.tta)
 
 
-def write_card(weights, ckpt, results, speed, size_mb, table, detail, tta) -> None:
+def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta) -> None:
     from model_core.model import count_parameters
 
     meta = ckpt.metadata
@@ -142,6 +142,17 @@ def write_card(weights, ckpt, results, speed, size_mb, table, detail, tta) -> No
         "evaluated_on": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
     res = ROOT / "resources"
+    if cfg.get("minutes"):
+        reproducibility = (f"The run had a {cfg['minutes']:g}-minute wall-time budget and its cosine schedule follows the "
+                           "clock, so the number of steps depends on the machine's speed: a rerun gives close, not "
+                           "bit-identical, weights. Without `--minutes` a run is step-based and bit-reproducible on CPU "
+                           "(tested).")
+    else:
+        reproducibility = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
+    card["training"]["reproducibility"] = reproducibility
+    unmet = [name for name, _, _, _, _, ok in rows if not ok]
+    card["targets_not_met"] = unmet
+    shortfalls = ("\n".join(f"- Target not met: {name}." for name in unmet) + "\n") if unmet else ""
     (res / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     md = f"""# Model card: {ckpt.name} v{ckpt.version}
 
@@ -160,9 +171,11 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
 - Data: `{meta.get('data')}` (DRIVE training images, native size; `retina-kaggle` is DRIVE resized and was not
   used). {len(meta.get('train_images', []))} images for training, {len(meta.get('val_images', []))} held out for
   validation ({', '.join(meta.get('val_images', []))}). No test image was used for training, selection or threshold.
-- Command (reproduces the weights on CPU, seed {cfg.get('seed')}):
+- Command (CPU, seed {cfg.get('seed')}):
 
       {meta.get('command')}
+
+  {reproducibility}
 
 - Loss: Focal-Tversky (α={cfg.get('alpha')}, β={cfg.get('beta')}, γ={cfg.get('gamma')}) + {cfg.get('bce_weight')} × BCE;
   AdamW lr {cfg.get('lr')}, cosine schedule, {cfg.get('batch_size')} patches of {cfg.get('patch_size')}² per step.
@@ -182,7 +195,7 @@ Test-time augmentation: {'on' if tta else 'off'}. Speed: {speed['ours_ms']:.0f} 
 for the reference-size network (34.9 M parameters) at 512×512, 2 CPU threads, timed interleaved in one run.
 
 ## Limits
-- Trained on 16 photos of one camera (DRIVE, Canon CR5 45°, mostly healthy eyes). Expect lower accuracy on
+{shortfalls}- Trained on 16 photos of one camera (DRIVE, Canon CR5 45°, mostly healthy eyes). Expect lower accuracy on
   pathological eyes and other cameras; fine-tune on your own corrections in the app.
 - The `stare` figures are a cross-camera test: nothing from STARE was seen in training.
 """

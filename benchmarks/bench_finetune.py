@@ -28,6 +28,8 @@ from model_core.resources import default_model_path  # noqa: E402
 STRATEGIES = {
     # The shipped defaults: L2-SP toward the parent, slower encoder, frozen BatchNorm statistics.
     "default": {},
+    # The first defaults: gentler, early stop after 8 epochs without a better validation Dice.
+    "gentle": {"lr": 3e-4, "l2sp_weight": 1e-3, "patience": 8},
     # The naive probe: plain Focal-Tversky(+BCE) fine-tuning, nothing against forgetting.
     "plain": {"l2sp_weight": 0.0, "encoder_lr_scale": 1.0, "freeze_bn": False, "lr": 1e-3},
 }
