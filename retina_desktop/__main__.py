@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import APP_NAME, ORG_NAME, __version__
+from . import __version__
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -43,19 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_self_test(args.weights) if args.self_test else measure_startup(args.weights)
     _setup_logging()
-    import pyqtgraph as pg
-    from PySide6.QtWidgets import QApplication
-
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName(ORG_NAME)
-    app.setApplicationVersion(__version__)
-    from .appearance import apply_appearance
+    from .appearance import create_application
     from .main_window import MainWindow
 
-    apply_appearance(app)
-
+    app = create_application()
     window = MainWindow(checkpoint_path=args.weights)
     window.show()
     window.start(args.folder)

@@ -49,3 +49,21 @@ def apply_appearance(app) -> None:
     qss = stylesheet()
     if qss:
         app.setStyleSheet(qss)
+
+
+def create_application():
+    """The QApplication with the app's names, pyqtgraph settings, icon and stylesheet (app, self-test, benchmarks)."""
+    import sys
+
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from . import APP_NAME, ORG_NAME, __version__
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationVersion(__version__)
+    apply_appearance(app)
+    return app

@@ -178,22 +178,6 @@ def _check_resources() -> str:
     return f"{resources_dir()} ({len(icons)} icon files, stylesheet)"
 
 
-def _make_app():
-    import pyqtgraph as pg
-    from PySide6.QtWidgets import QApplication
-
-    from . import APP_NAME, ORG_NAME, __version__
-    from .appearance import apply_appearance
-
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName(ORG_NAME)
-    app.setApplicationVersion(__version__)
-    apply_appearance(app)
-    return app
-
-
 def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
     from PySide6.QtCore import QSettings
 
@@ -230,7 +214,9 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] resources: {_check_resources()}")
         steps += 1
 
-        app = _make_app()
+        from .appearance import create_application
+
+        app = create_application()
         window, shown_after = _show_window(app, tmp, path, launched)
         say(f"[ok] window: shown {shown_after:.2f} s after launch (Qt platform {app.platformName()})")
         steps += 1
@@ -344,7 +330,9 @@ def measure_startup(weights: str | None = None, out=None) -> int:
     os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
     window = None
     try:
-        app = _make_app()
+        from .appearance import create_application
+
+        app = create_application()
         checkpoint = Path(weights) if weights else None
         window, shown_after = _show_window(app, tmp, checkpoint, launched)
         say(f"startup: window shown {shown_after:.2f} s after launch (Qt platform {app.platformName()})")
