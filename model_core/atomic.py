@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once at import (on the importing thread), because
+    # doing it per write would briefly give every other thread's new files mode 0666/0777.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
@@ -26,9 +37,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         try:
             perms = path.stat().st_mode & 0o777
         except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            perms = 0o666 & ~umask
+            perms = 0o666 & ~_UMASK
         os.chmod(tmp, perms)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh

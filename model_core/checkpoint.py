@@ -111,9 +111,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         preprocess = PreprocessConfig.from_dict(payload.get("preprocess", {}))
         state = payload["state_dict"]
         metadata = dict(payload.get("metadata", {}))
-    except (KeyError, TypeError, ValueError) as exc:
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise TypeError("state_dict is not a mapping of tensors")
+        digest = weights_sha256(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(path, f"checkpoint is missing or has a malformed field ({exc})") from None
-    digest = weights_sha256(state)
     if payload.get("sha256") != digest:
         raise CheckpointError(path, "weights do not match their recorded sha256 (file damaged)")
     ckpt = Checkpoint(model_config, preprocess, state, metadata, digest)

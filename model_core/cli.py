@@ -61,7 +61,13 @@ def cmd_predict(args) -> int:
     threshold = predictor.threshold if args.threshold is None else args.threshold
     out = Path(args.out)
     failed = len(problems)
+    seen: dict[str, Path] = {}
     for path in _progress(files, desc="predict", unit="image"):
+        if path.stem in seen:  # a.png and a.tif would both write DIR/a.png
+            print(f"error: {path}: same name as {seen[path.stem]}; its outputs would overwrite; skipped", file=sys.stderr)
+            failed += 1
+            continue
+        seen[path.stem] = path
         try:
             rgb = read_image(path)
             prob = predictor.predict(rgb)
@@ -121,8 +127,9 @@ def cmd_evaluate(args) -> int:
           f"model {predictor.description}, threshold {threshold:g}")
     print(_format_metrics_table(summary))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+        from .atomic import write_json_atomic
+
+        write_json_atomic(args.json, summary)
     return 0
 
 
@@ -297,7 +304,6 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--patience", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--threshold", type=float, help="record this threshold instead of the validation-optimal one")
     p.add_argument("--name", default="retina-vessels")
     p.add_argument("--version", default="1")
     if finetune:
@@ -308,6 +314,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         from .model import PRESETS
 
         p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
+        p.add_argument("--threshold", type=float, help="record this threshold instead of the validation-optimal one")
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
@@ -354,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RetinaInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # an output folder that is read-only, full or missing
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -18,7 +18,8 @@ from .imageio import is_image_file, read_image, read_mask
 from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
 
 MASK_DIR_NAMES = ("masks", "mask", "labels", "ground_truth")
-MASK_STEM_SUFFIXES = ("", "_mask", "_manual1", "_1st_manual", "_gt", "_vessels")
+# Not "_mask": in DRIVE as distributed, mask/<stem>_mask.gif is the field-of-view disc, not the vessels.
+MASK_STEM_SUFFIXES = ("", "_manual1", "_1st_manual", "_gt", "_vessels")
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,8 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
     for im in images:
         h, w = im.x.shape
         t = torch.from_numpy(im.x)[None, None].to(device)
-        t = torch.nn.functional.pad(t, (0, -w % multiple, 0, -h % multiple), mode="reflect")
+        ph, pw = -h % multiple, -w % multiple
+        t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
         prob = torch.sigmoid(inner(t).float())[0, 0, :h, :w].cpu().numpy()
         fov = im.fov > 0
         truth = im.vessels > 0
@@ -149,6 +150,16 @@ def _validate_everywhere(net, images, device) -> tuple[float, float, float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return tuple(float(v) for v in t.tolist())
+
+
+def _agree(decision: bool, device) -> bool:
+    """Rank 0's decision on every rank: clocks differ between processes, and a rank that stopped alone
+    would leave the others waiting forever in the next gradient all-reduce."""
+    if not is_distributed():
+        return decision
+    t = torch.tensor([1.0 if decision else 0.0], device=device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def _param_groups(model: torch.nn.Module, cfg: TrainConfig):
@@ -265,7 +276,7 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
         if stale >= cfg.patience:
             reason = f"early stop: no better validation Dice for {cfg.patience} epochs"
             break
-        if cfg.minutes and elapsed + np.mean(epoch_times) > cfg.minutes * 60:
+        if cfg.minutes and _agree(elapsed + np.mean(epoch_times) > cfg.minutes * 60, device):
             reason = f"time budget of {cfg.minutes:g} min reached"
             break
     result.checkpoint = best

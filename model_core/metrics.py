@@ -170,7 +170,12 @@ class MetricAccumulator:
     def pooled(self) -> dict[str, float]:
         c = self.confusion
         tprec, tsens = _ratio(self._cl_pred_hit, self._cl_pred), _ratio(self._cl_truth_hit, self._cl_truth)
-        cl = 2 * tprec * tsens / (tprec + tsens) if (tprec + tsens) else 0.0
+        if self._cl_pred == 0 and self._cl_truth == 0:
+            cl = 1.0
+        elif math.isnan(tprec) or math.isnan(tsens) or not (tprec + tsens):
+            cl = 0.0
+        else:
+            cl = 2 * tprec * tsens / (tprec + tsens)
         return {"dice": c.dice, "iou": c.iou, "accuracy": c.accuracy, "sensitivity": c.sensitivity,
                 "specificity": c.specificity, "auc": self.roc.auc, "cldice": cl}
 

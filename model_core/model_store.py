@@ -72,6 +72,8 @@ class ModelStore:
                         info = json.loads(meta.read_text(encoding="utf-8"))
                     except (OSError, ValueError):
                         continue  # a damaged entry must not hide the others
+                    if not isinstance(info, dict):
+                        continue
                     out.append(ModelVersion(d.name, d / "model.pt", info))
         return out
 
@@ -87,7 +89,7 @@ class ModelStore:
             try:
                 wanted = json.loads(state.read_text(encoding="utf-8")).get("active", DEFAULT_ID)
                 return self.get(wanted)
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, AttributeError, TypeError):
                 pass  # fall back to the bundled model rather than fail to start
         return self._default_version()
 

@@ -121,3 +121,18 @@ def test_two_process_ddp_training_with_gloo(tmp_path):
     # Only rank 0 reports and writes.
     assert proc.stderr.count("training and") == 1
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".pt"] == ["ddp.pt"]
+
+
+def test_unwritable_output_and_clashing_names_are_one_line_errors(tmp_path, micro_checkpoint_path, fundus, capsys):
+    write_png_atomic(tmp_path / "a" / "x.png", fundus.image)
+    (tmp_path / "b").mkdir()
+    cv2.imwrite(str(tmp_path / "b" / "x.tif"), fundus.image)
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    rc = main(["predict", str(tmp_path / "a" / "x.png"), "--out", str(tmp_path / "blocker" / "out"),
+               "--weights", str(micro_checkpoint_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ")
+    rc = main(["predict", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.tif"), "--out", str(tmp_path / "o"),
+               "--weights", str(micro_checkpoint_path)])
+    assert rc == 1 and "x.tif: same name as" in capsys.readouterr().err
+    assert (tmp_path / "o" / "x.png").is_file()

@@ -80,3 +80,11 @@ def test_patch_sampler_shapes_and_reproducibility(synthetic_dataset):
     assert a[0].shape == (5, 1, 32, 32) and a[1].shape == a[2].shape == (5, 1, 32, 32)
     for u, v in zip(a, b):
         assert np.array_equal(u, v)
+
+
+def test_drive_fov_discs_are_not_taken_for_vessel_masks(tmp_path):
+    # DRIVE as distributed: mask/<stem>_mask.gif is the field of view; the vessels are elsewhere.
+    root = write_synthetic_dataset(tmp_path / "d", n=1, mask_dir="mask")
+    (root / "mask" / "img0.png").rename(root / "mask" / "img0_mask.png")
+    with pytest.raises(DatasetError, match="img0.png: has no mask"):
+        discover(root)
