@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 
 from .checkpoint import Checkpoint
-from .data import Sample, prepare_all
+from .data import Sample, prepare
+from .errors import DatasetError, ImageReadError
 from .engine import CancelToken, EpochReport, TrainConfig, TrainResult, train
 from .model_store import ModelStore, ModelVersion
 
@@ -87,9 +88,18 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
              store: ModelStore | None = None, parent_id: str | None = None, activate: bool = True,
              on_epoch=None, on_step=None, cancel: CancelToken | None = None) -> FinetuneOutcome:
     cfg = cfg or finetune_config()
-    plan = plan_split(samples)
-    train_imgs = prepare_all(plan.train, parent.preprocess)
-    val_imgs = prepare_all(plan.val, parent.preprocess)
+    # One unusable correction (deleted, unreadable, mask of the wrong size) is left out, not fatal.
+    prepared, skipped = {}, []
+    for sample in samples:
+        try:
+            prepared[sample] = prepare(sample, parent.preprocess)
+        except (ImageReadError, DatasetError) as exc:
+            skipped.append(str(exc))
+    plan = plan_split([s for s in samples if s in prepared])
+    if skipped:
+        plan.note += f"; left out {len(skipped)} unusable: " + "; ".join(skipped)
+    train_imgs = [prepared[s] for s in plan.train]
+    val_imgs = [prepared[s] for s in plan.val]
     meta = {"name": parent.name, "parent": {"name": parent.name, "version": parent.version, "sha256": parent.sha256}}
     result = train(train_imgs, val_imgs, parent.model_config, parent.preprocess, cfg, init=parent,
                    on_epoch=on_epoch, on_step=on_step, cancel=cancel, metadata=meta)

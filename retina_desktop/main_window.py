@@ -795,6 +795,7 @@ class MainWindow(QMainWindow):
         doc = s.document
         if auto and not doc.is_dirty:
             return True
+        changed = doc.is_dirty
         try:
             path = ws.save_ground_truth(s.entry, doc.mask)
         except (WorkspaceError, OSError) as exc:
@@ -810,7 +811,8 @@ class MainWindow(QMainWindow):
             pred = s.probability >= self.threshold
             added = int(np.count_nonzero(doc.mask & ~pred))
             removed = int(np.count_nonzero(pred & ~doc.mask))
-        if ws.status(s.key) != "approved" or doc.undo_count:
+        # An approved mask that changed (a stroke, or a re-threshold, which leaves no undo step) needs review again.
+        if ws.status(s.key) != "approved" or changed:
             ws.set_status(s.key, "edited")
         ws.log_review(s.key, "autosave" if auto else "save",
                       model=self.model_info.description if self.model_info else None,
@@ -834,7 +836,9 @@ class MainWindow(QMainWindow):
         s, ws = self.session, self.workspace
         if s is None or ws is None:
             return
-        if s.document.is_dirty or s.entry.existing_gt() is None:
+        # Approving means "the mask on screen is the ground truth": save it whenever the file on disk is not that
+        # mask, including a saved mask that could not be used (wrong size, unreadable; the history keeps it).
+        if s.document.is_dirty or s.entry.existing_gt() is None or s.loaded.ground_truth_problem:
             if not self.save_current(auto=False):
                 return
         ws.set_status(s.key, "approved")

@@ -63,9 +63,10 @@ def predict_images(ctx, holder: ModelHolder, workspace: Workspace, entries: list
                    skip_cached: bool = False) -> int:
     """Predict each image, cache it, and emit a PredictionResult or PredictionFailure per image."""
     total, done = len(entries), 0
+    generation = holder.generation
     for i, entry in enumerate(entries):
-        if ctx.cancelled:
-            break
+        if ctx.cancelled or holder.generation != generation:
+            break  # another model became active: its maps must not be cached under this model's key
         ctx.progress(i, total, entry.name)
         if skip_cached and workspace.has_prediction(entry, model_key):
             continue
@@ -79,6 +80,8 @@ def predict_images(ctx, holder: ModelHolder, workspace: Workspace, entries: list
         except MemoryError:
             ctx.emit(PredictionFailure(entry.key, f"{entry.path}: not enough memory to predict this image"))
             continue
+        if holder.generation != generation:
+            break
         workspace.store_prediction(entry, model_key, pred.probability)
         ctx.emit(PredictionResult(entry.key, pred.probability, pred.fov, uncertainty_of(pred.probability, pred.fov),
                                   info.description))

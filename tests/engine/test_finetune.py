@@ -102,16 +102,16 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(parent_and_data, tmp
 
 def test_nan_loss_aborts_cleanly(parent_and_data, tmp_path, monkeypatch):
     parent, corrections = parent_and_data
-    import model_core.data as data_mod
+    import model_core.finetune as finetune_mod
 
-    real_prepare = data_mod.prepare
+    real_prepare = finetune_mod.prepare
 
     def poisoned(sample, config):
         im = real_prepare(sample, config)
         im.x = np.full_like(im.x, np.nan)
         return im
 
-    monkeypatch.setattr(data_mod, "prepare", poisoned)
+    monkeypatch.setattr(finetune_mod, "prepare", poisoned)
     store = ModelStore(tmp_path / "models")
     out = finetune(parent, corrections, _quick(), store=store)
     assert out.result.failed and not out.accepted and "training failed" in out.reason
@@ -130,3 +130,17 @@ def test_store_switches_and_rolls_back(parent_and_data, tmp_path):
     assert store.active().id == a.id
     (tmp_path / "models" / "active.json").write_text("{broken")
     assert store.active() is None or store.active().id == DEFAULT_ID
+
+
+def test_an_unusable_correction_is_left_out_not_fatal(parent_and_data, tmp_path):
+    import shutil
+
+    parent, corrections = parent_and_data
+    folder = tmp_path / "c"
+    shutil.copytree(corrections[0].image.parents[1], folder)
+    from model_core.imageio import write_png_atomic
+
+    write_png_atomic(folder / "masks" / "img1.png", np.zeros((5, 5), np.uint8))  # wrong size
+    out = finetune(parent, discover(folder), _quick())
+    assert "left out 1 unusable" in out.plan.note and "img1.png" in out.plan.note
+    assert all(s.name != "img1" for s in out.plan.train + out.plan.val)

@@ -261,6 +261,19 @@ def test_threshold_asks_before_discarding_edits(qtbot, window, flat_workspace):
     assert window.workspace.threshold == 0.6
 
 
+def test_re_thresholding_an_approved_mask_needs_review_again(qtbot, window, flat_workspace):
+    window.prompter = RecordingPrompter(confirm=True)
+    window.settings.q.setValue("review/advance_after_approve", False)
+    open_and_predict(qtbot, window, flat_workspace)
+    key = window.session.key
+    window.approve_current()
+    assert window.workspace.status(key) == "approved"
+    assert window.apply_threshold(0.2)  # replaces the approved mask, leaving no undo step
+    with qtbot.waitSignal(window.saved, timeout=20000):
+        window.save_current()
+    assert window.workspace.status(key) == "edited"
+
+
 def test_predict_all_with_progress_and_cancel(qtbot, window, tmp_path):
     root = make_workspace(tmp_path / "w", 4)
     open_and_predict(qtbot, window, root)
