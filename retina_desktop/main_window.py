@@ -476,6 +476,9 @@ class MainWindow(QMainWindow):
             notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
         notes.append(f"{len(ws)} images · {ws.layout} layout · ground truth in "
                      f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/")
+        if ws.duplicates:
+            notes.append(f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
+                         f"{' …' if len(ws.duplicates) > 5 else ''}. Rename them to review them.")
         if not ws.gt_writable:
             notes.append("<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to "
                          "another folder instead.")

@@ -148,7 +148,15 @@ class Workspace:
         if not self.entries:
             raise WorkspaceError(f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)} "
                                  "directly in the folder or in images/, train/images/, test/images/)")
-        self._by_key = {e.key: e for e in self.entries}
+        # Ground truth is paired by stem, so a.jpg and a.tif would share one mask file: list the first only.
+        self._by_key, kept, self.duplicates = {}, [], []
+        for e in self.entries:
+            if e.key in self._by_key:
+                self.duplicates.append(f"{e.path.name} (same name as {self._by_key[e.key].path.name})")
+            else:
+                self._by_key[e.key] = e
+                kept.append(e)
+        self.entries = kept
         gt_dirs = {e.gt_dir for e in self.entries}
         self.gt_writable = all(_probe_writable(d) if d.is_dir() else _probe_writable(d.parent) for d in gt_dirs)
         in_place = self.root / META_DIR_NAME

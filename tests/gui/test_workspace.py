@@ -31,6 +31,16 @@ def test_flat_folder_layout(tmp_path):
     assert ws.meta_dir == root.resolve() / ".retina"
 
 
+def test_photos_sharing_a_stem_are_not_paired_with_one_mask(tmp_path):
+    import shutil
+
+    root = make_workspace(tmp_path / "flat", 2)
+    shutil.copy(root / "img_00.png", root / "img_00.tif")
+    ws = Workspace(root)
+    assert [e.path.name for e in ws.entries] == ["img_00.png", "img_01.png"]
+    assert ws.duplicates == ["img_00.tif (same name as img_00.png)"]
+
+
 def test_reference_layout_with_splits(tmp_path):
     root = tmp_path / "ds"
     for split in ("train", "test"):
