@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -13,7 +14,12 @@ APP_SETTINGS_NAME = "retina-desktop"
 
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None):
-        self.q = qsettings if qsettings is not None else QSettings(ORG_NAME, APP_SETTINGS_NAME)
+        if qsettings is None:
+            home = os.environ.get("RETINA_DESKTOP_HOME")
+            # A portable or test home keeps its settings with it, so it never inherits another user's workspace.
+            qsettings = (QSettings(os.path.join(home, "settings.ini"), QSettings.Format.IniFormat) if home
+                         else QSettings(ORG_NAME, APP_SETTINGS_NAME))
+        self.q = qsettings
 
     def _get(self, key: str, default, kind):
         v = self.q.value(key, default)
