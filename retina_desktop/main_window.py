@@ -463,6 +463,8 @@ class MainWindow(QMainWindow):
     def _set_workspace(self, ws: Workspace) -> None:
         if self._batch_worker is not None:
             self._batch_worker.cancel()
+        if self.workspace is not None:
+            self.workspace.flush()
         self.workspace = ws
         self._close_session()
         self.settings.last_workspace = str(ws.root)
@@ -624,6 +626,8 @@ class MainWindow(QMainWindow):
 
     def _batch_finished(self) -> None:
         w, self._batch_worker = self._batch_worker, None
+        if self.workspace is not None:
+            self.workspace.flush()
         self._hide_progress()
         if w is not None:
             self.statusBar().showMessage("Prediction cancelled" if w.is_cancelled else "All images predicted", 5000)
@@ -934,6 +938,8 @@ class MainWindow(QMainWindow):
             timer.stop()
         self.finetune.shutdown()  # ends a training process still running
         self.tasks.shutdown()
+        if self.workspace is not None:
+            self.workspace.flush()
 
     def _safe(self, fn):
         """Wrap a worker-signal handler so results that arrive after closing are dropped."""

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,8 @@ class Workspace:
             self.meta_dir.mkdir(parents=True, exist_ok=True)
             self.meta_in_workspace = False
         self._lock = threading.Lock()
+        self._state_dirty = False
+        self._last_state_write = float("-inf")
         self._state = self._load_state()
         info = self._read_json(self.meta_dir / "workspace.json") or self._read_json(self.root / META_DIR_NAME / "workspace.json")
         self.synthetic = bool(info.get("synthetic", False)) if info else False
@@ -201,6 +204,8 @@ class Workspace:
         return state
 
     def _save_state(self) -> None:
+        self._state_dirty = False
+        self._last_state_write = time.monotonic()
         try:
             _write_json_atomic(self.meta_dir / "state.json", self._state)
         except OSError:
@@ -224,13 +229,27 @@ class Workspace:
         v = self._state["images"].get(key, {}).get("uncertainty")
         return float(v) if isinstance(v, (int, float)) else None
 
+    STATE_WRITE_INTERVAL_S = 2.0
+
     def set_prediction_info(self, key: str, uncertainty: float) -> None:
+        # Called once per predicted image on the UI thread: during "Predict all" over thousands of photos,
+        # rewriting and fsyncing state.json every time would stall the window, so writes are spaced out
+        # (flush() writes the rest; a crash costs at most recomputable uncertainty figures).
         with self._lock:
             rec = self._record(key)
             rec["uncertainty"] = float(uncertainty)
             if rec.get("status", "new") == "new":
                 rec["status"] = "predicted"
-            self._save_state()
+            now = time.monotonic()
+            if now - self._last_state_write >= self.STATE_WRITE_INTERVAL_S:
+                self._save_state()
+            else:
+                self._state_dirty = True
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._state_dirty:
+                self._save_state()
 
     @property
     def threshold(self) -> float | None:

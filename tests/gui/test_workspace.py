@@ -198,3 +198,18 @@ def test_killing_the_app_while_saving_leaves_old_or_new_mask(tmp_path):
             if not old.name.startswith("."):
                 hm = read_mask(old)
                 assert np.array_equal(hm, a) or np.array_equal(hm, b)
+
+
+def test_prediction_records_are_batched_and_flushed(tmp_path, monkeypatch):
+    root = make_workspace(tmp_path / "w", 3)
+    ws = Workspace(root)
+    writes = []
+    real = workspace_mod._write_json_atomic
+    monkeypatch.setattr(workspace_mod, "_write_json_atomic", lambda path, data: (writes.append(path.name), real(path, data)))
+    for e in ws.entries:
+        ws.set_prediction_info(e.key, 0.1)
+    assert writes.count("state.json") == 1  # the first write; the rest wait for the interval or a flush
+    ws.flush()
+    assert writes.count("state.json") == 2
+    again = Workspace(root)
+    assert all(again.status(e.key) == "predicted" and again.uncertainty(e.key) == 0.1 for e in again.entries)
