@@ -24,7 +24,7 @@ from .data import PatchSampler, PreparedImage
 from .device import describe_device, select_device
 from .losses import VesselLoss
 from .metrics import Confusion, RocHistogram
-from .model import ModelConfig, build_model
+from .model import ModelConfig, build_model, pad_to_multiple
 from .preprocess import PreprocessConfig
 
 
@@ -128,9 +128,7 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
     roc = RocHistogram()
     for im in images:
         h, w = im.x.shape
-        t = torch.from_numpy(im.x)[None, None].to(device)
-        ph, pw = -h % multiple, -w % multiple
-        t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        t = pad_to_multiple(torch.from_numpy(im.x)[None, None].to(device), multiple)
         prob = torch.sigmoid(inner(t).float())[0, 0, :h, :w].cpu().numpy()
         fov = im.fov > 0
         truth = im.vessels > 0

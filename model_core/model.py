@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PRESETS: dict[str, tuple[int, ...]] = {
@@ -113,6 +114,17 @@ class AttentionUNet(nn.Module):
             g = up(x)
             x = dec(torch.cat([gate(g, skip), g], dim=1))
         return self.head(x)
+
+
+def pad_to_multiple(t: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad (N, C, H, W) on the bottom/right to a multiple of ``multiple`` (the network halves the size
+    ``depth`` times). Reflection keeps vessels continuous at the border; tiny inputs, which reflection
+    cannot pad, are replicated. Callers crop the output back to (H, W)."""
+    h, w = t.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return t
+    return F.pad(t, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
 def build_model(config: ModelConfig) -> AttentionUNet:

@@ -21,19 +21,9 @@ from pathlib import Path
 from .atomic import write_json_atomic
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .errors import CheckpointError
-from .resources import default_model_path
+from .resources import default_model_path, user_data_dir
 
 DEFAULT_ID = "default"
-
-
-def user_data_dir() -> Path:
-    override = os.environ.get("RETINA_DESKTOP_HOME")
-    if override:
-        return Path(override) / "data"
-    import platformdirs
-
-    # The same folder as the app's (retina_desktop.paths): author and name must match on Windows.
-    return Path(platformdirs.user_data_dir("retina-desktop", "RetinaDesktop"))
 
 
 @dataclass

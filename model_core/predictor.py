@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .device import describe_device, select_device
 from .imageio import check_image_size
+from .model import pad_to_multiple
 from .preprocess import estimate_fov, model_input, resize_to_scale, scale_factor
 
 
@@ -71,11 +71,7 @@ class VesselPredictor:
     def _forward(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for one preprocessed float32 (h, w) array, any size."""
         h, w = x.shape
-        ph, pw = -h % self.multiple, -w % self.multiple
-        t = torch.from_numpy(x)[None, None].to(self.device)
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            t = F.pad(t, (0, pw, 0, ph), mode=mode)
+        t = pad_to_multiple(torch.from_numpy(x)[None, None].to(self.device), self.multiple)
         logits = self.model(t)
         if self.tta:
             logits = logits + torch.flip(self.model(torch.flip(t, dims=[3])), dims=[3])

@@ -64,3 +64,20 @@ def default_model_path() -> Path:
         raise CheckpointError(path, "the bundled default model is missing; pass --weights FILE "
                                     "(train one with `python -m model_core train`)")
     return path
+
+
+APP_DIR_NAME = "retina-desktop"
+APP_AUTHOR = "RetinaDesktop"
+
+
+def user_data_dir() -> Path:
+    """The user's data folder (model store, demo workspace, logs); ``RETINA_DESKTOP_HOME`` overrides it.
+
+    Not created here: callers that write create what they need.
+    """
+    override = os.environ.get("RETINA_DESKTOP_HOME")
+    if override:
+        return Path(override) / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_DIR_NAME, APP_AUTHOR))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
-APP_DIR_NAME = "retina-desktop"
-APP_AUTHOR = "RetinaDesktop"
+from model_core import resources as _engine_paths
+from model_core.resources import APP_AUTHOR, APP_DIR_NAME
 
 
 def _override() -> Path | None:
@@ -21,8 +21,8 @@ def _override() -> Path | None:
 
 
 def user_data_dir() -> Path:
-    home = _override()
-    path = home / "data" if home else platformdirs.user_data_path(APP_DIR_NAME, APP_AUTHOR)
+    """The engine's user data folder (its model store lives there too), created on first use."""
+    path = _engine_paths.user_data_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
