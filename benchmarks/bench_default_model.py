@@ -115,6 +115,19 @@ def main() -> None:
         write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, args.tta)
 
 
+def threshold_choice(meta: dict, cfg: dict) -> str:
+    """How the recorded threshold (and the best epoch) were chosen, from the run's own metadata."""
+    val = "the held-out validation images (training split only)"
+    if meta.get("val_resample"):
+        sizes = ", ".join(f"{f:g}" for f in meta["val_resample"])
+        val = (f"the held-out validation images (training split only), each at native size and also resized to "
+               f"{sizes} of it (mask resized linearly and cut at one half, as `retina-kaggle`'s were)")
+    how = f"the threshold with the best pooled Dice on {val}"
+    if cfg.get("select_at_best_threshold"):
+        how += "; the best epoch was picked by that same Dice"
+    return how + ", fixed before any test image was scored"
+
+
 def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta) -> None:
     from model_core.model import count_parameters
 
@@ -133,8 +146,7 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta)
                      "train_images": meta.get("train_images"), "val_images": meta.get("val_images"),
                      "config": cfg, "validation_dice": meta.get("val_dice")},
         "threshold": ckpt.threshold,
-        "threshold_choice": "the threshold with the best pooled Dice on the held-out validation images "
-                            "(training split only), fixed before any test image was scored",
+        "threshold_choice": threshold_choice(meta, cfg),
         "test_time_augmentation": tta,
         "evaluation": {k: {kk: v[kk] for kk in ("images", "threshold", "mean", "std", "pooled", "fov", "data")}
                        for k, v in results.items()},
@@ -150,6 +162,10 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta)
     else:
         reproducibility = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
     card["training"]["reproducibility"] = reproducibility
+    resample_note = ""
+    if cfg.get("resample_p"):
+        resample_note = (f"; {cfg['resample_p']:.0%} of patches are shrunk to 70–95 % and enlarged again, "
+                         "as a photo stored smaller than the model's working scale arrives")
     unmet = [name for name, _, _, _, _, ok in rows if not ok]
     card["targets_not_met"] = unmet
     shortfalls = ("\n".join(f"- Target not met: {name}." for name in unmet) + "\n") if unmet else ""
@@ -179,9 +195,11 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
 
 - Loss: Focal-Tversky (α={cfg.get('alpha')}, β={cfg.get('beta')}, γ={cfg.get('gamma')}) + {cfg.get('bce_weight')} × BCE;
   AdamW lr {cfg.get('lr')}, cosine schedule, {cfg.get('batch_size')} patches of {cfg.get('patch_size')}² per step.
+- Augmentation: flips, 90° turns, affine (scale ±15 %, rotation ±30°), brightness/contrast/gamma, mild blur
+  and noise{resample_note}.
 - Ran {meta.get('epochs_run')} epochs of {cfg.get('steps_per_epoch')} steps; best validation Dice
   {meta.get('val_dice', float('nan')):.4f} at epoch {meta.get('best_epoch')}; {meta.get('stop_reason')};
-  wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')} (2-core machine, shared with other work).
+  wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')} (2-core machine; other work ran beside it at times).
 - Training log: `resources/default_model_training.log`.
 
 ## Results (test splits; mean over images, ± standard deviation)

@@ -144,7 +144,7 @@ def _split_train_val(samples, val_fraction: float, seed: int):
 
 TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay",
                     "alpha", "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device",
-                    "l2sp_weight", "encoder_lr_scale")
+                    "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold")
 
 
 def _given_training_options(args) -> dict:
@@ -215,6 +215,8 @@ def cmd_train(args) -> int:
             preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
             model_config = ModelConfig.preset(args.preset)
         train_imgs, val_imgs = prepare_all(train_s, preprocess), prepare_all(val_s, preprocess)
+        for f in args.val_resample or []:
+            val_imgs += prepare_all(val_s, preprocess, resample=f)
         quiet = rank() != 0
         if not quiet:
             print(f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
@@ -222,6 +224,7 @@ def cmd_train(args) -> int:
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "train", quiet)
         meta = {"name": args.name, "version": args.version, "data": str(args.data),
                 "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
+                "val_resample": args.val_resample or [],
                 "command": " ".join(["python -m model_core"] + sys.argv[1:]),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if init is not None:
@@ -316,6 +319,12 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
         p.add_argument("--threshold", type=float, help="record this threshold instead of the validation-optimal one")
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
+        p.add_argument("--resample-aug", dest="resample_p", type=float,
+                       help="share of patches softened by a downsample-upsample round trip (photos saved small)")
+        p.add_argument("--val-resample", type=float, action="append", metavar="F",
+                       help="also validate on the held-out images resized to F of their size (repeatable)")
+        p.add_argument("--select-at-best-threshold", action="store_true", default=None,
+                       help="pick the best epoch by validation Dice at its best threshold, not at 0.5")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
         p.add_argument("--fov-diameter", type=float, default=540.0, help="FOV diameter images are rescaled to (0: off)")

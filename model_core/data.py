@@ -113,14 +113,28 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, boo
     return rgb, vessels, estimate_fov(rgb), False
 
 
-def prepare(sample: Sample, config: PreprocessConfig) -> PreparedImage:
+def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = None) -> PreparedImage:
+    """The sample as the network sees it.
+
+    ``resample`` < 1 first renders the photo and its mask as if saved at that fraction of their size
+    (area-averaged image; mask resized linearly and cut at half, as public resized data sets do), so
+    validation also measures photos that arrive smaller than the model's working scale.
+    """
     rgb, vessels, fov, _ = load_sample(sample)
+    name = sample.name
+    if resample is not None and resample != 1.0:
+        h, w = vessels.shape
+        size = (max(8, round(w * resample)), max(8, round(h * resample)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        vessels = cv2.resize(vessels.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+        fov = cv2.resize(fov.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        name = f"{name}@{resample:g}"
     # The scale is always measured on the estimated FOV, as at prediction time, so train and predict agree.
     s = scale_factor(estimate_fov(rgb), config)
     rgb = resize_to_scale(rgb, s)
     v = resize_to_scale(vessels.astype(np.float32), s, cv2.INTER_LINEAR) >= 0.5
     f = resize_to_scale(fov.astype(np.uint8), s, cv2.INTER_NEAREST)
-    return PreparedImage(sample.name, model_input(rgb, config), v.astype(np.uint8), (f > 0).astype(np.uint8), s)
+    return PreparedImage(name, model_input(rgb, config), v.astype(np.uint8), (f > 0).astype(np.uint8), s)
 
 
 def augmentation(seed: int | None = None):
@@ -148,10 +162,13 @@ def augmentation(seed: int | None = None):
 class PatchSampler:
     """Endless batches of random augmented patches from prepared images (centres inside the FOV)."""
 
-    def __init__(self, images: list[PreparedImage], patch_size: int, seed: int = 0, augment: bool = True):
+    def __init__(self, images: list[PreparedImage], patch_size: int, seed: int = 0, augment: bool = True,
+                 resample_p: float = 0.0, resample_range: tuple[float, float] = (0.7, 0.95)):
         if not images:
             raise ValueError("no training images")
         self.patch = patch_size
+        self.resample_p = resample_p
+        self.resample_range = resample_range
         self.rng = np.random.default_rng(seed)
         self.aug = augmentation(seed) if augment else None
         half = patch_size // 2
@@ -175,16 +192,30 @@ class PatchSampler:
             if self.aug is not None:
                 out = self.aug(image=px, masks=[py, pv])
                 px, (py, pv) = out["image"], out["masks"]
+            if self.resample_p and self.rng.random() < self.resample_p:
+                px = self._soften(px)
             xs.append(np.clip(px, 0, 1)); ys.append(py); vs.append(pv)
         return (np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32),
                 np.stack(vs)[:, None].astype(np.float32))
 
 
-def prepare_all(samples: list[Sample], config: PreprocessConfig, on_error=None) -> list[PreparedImage]:
+    def _soften(self, px: np.ndarray) -> np.ndarray:
+        """The patch as it looks when its photo was stored at a fraction of the size, then enlarged.
+
+        The mask stays the full-resolution truth: the network learns to recover it from softer input.
+        """
+        h, w = px.shape[:2]
+        f = self.rng.uniform(*self.resample_range)
+        small = cv2.resize(px, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def prepare_all(samples: list[Sample], config: PreprocessConfig, on_error=None,
+                resample: float | None = None) -> list[PreparedImage]:
     out = []
     for s in samples:
         try:
-            out.append(prepare(s, config))
+            out.append(prepare(s, config, resample))
         except (ImageReadError, DatasetError) as exc:
             if on_error is None:
                 raise

@@ -74,6 +74,12 @@ class TrainConfig:
     encoder_lr_scale: float = 1.0
     freeze_bn: bool = False
     augment: bool = True
+    # Share of patches put through a downsample-upsample round trip: a photo saved smaller than the FOV
+    # size the model works at is enlarged again before prediction, and arrives softer than training data.
+    resample_p: float = 0.0
+    # Pick the best epoch by validation Dice at that epoch's best threshold (the one the checkpoint will
+    # record) rather than at 0.5: a model whose calibration drifts is not penalised for it.
+    select_at_best_threshold: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,8 +124,8 @@ def rank() -> int:
 
 @torch.inference_mode()
 def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.device,
-             thresholds: np.ndarray | None = None) -> tuple[float, float, float]:
-    """(pooled Dice at 0.5, pooled AUC, the threshold with the best pooled Dice) inside the FOV."""
+             thresholds: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """(pooled Dice at 0.5, pooled AUC, the threshold with the best pooled Dice, that Dice) inside the FOV."""
     model.eval()
     inner = getattr(model, "module", model)
     multiple = 2 ** inner.config.depth
@@ -137,10 +143,11 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
             conf[i] = conf[i] + Confusion.of(prob >= th, truth, fov)
     dices = [c.dice for c in conf]
     at_half = int(np.argmin(np.abs(thresholds - 0.5)))
-    return dices[at_half], roc.auc, float(thresholds[int(np.nanargmax(dices))])
+    best = int(np.nanargmax(dices))
+    return dices[at_half], roc.auc, float(thresholds[best]), dices[best]
 
 
-def _validate_everywhere(net, images, device) -> tuple[float, float, float]:
+def _validate_everywhere(net, images, device) -> tuple[float, float, float, float]:
     """Validation whose result every rank agrees on: rank 0's, broadcast (BatchNorm buffers may differ)."""
     values = validate(net, images, device)
     if not is_distributed():
@@ -203,14 +210,16 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment)
+    sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment,
+                           resample_p=cfg.resample_p)
 
     base_meta = {"preset_widths": list(model_config.widths), "train_config": cfg.to_dict(),
                  "device": describe_device(device), **(metadata or {})}
     best = make_checkpoint(model, preprocess, base_meta)
     init_dice, best_th = float("nan"), 0.5
     if init is not None and val_images:
-        init_dice, _, best_th = _validate_everywhere(net, val_images, device)
+        at_half, _, best_th, at_best = _validate_everywhere(net, val_images, device)
+        init_dice = at_best if cfg.select_at_best_threshold else at_half
     # The best *trained* weights are returned even when the parent scored higher: the caller gates on
     # initial_val_dice vs best_val_dice, and a silent "nothing changed" would hide a failed fine-tune.
     best_dice = -1.0
@@ -254,7 +263,9 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
                 on_step(epoch, step + 1, losses[-1])
         if reason != "completed":
             break
-        val_dice, val_auc, th = _validate_everywhere(net, val_images, device) if val_images else (float("nan"), float("nan"), 0.5)
+        nan = float("nan")
+        at_half, val_auc, th, at_best = _validate_everywhere(net, val_images, device) if val_images else (nan, nan, 0.5, nan)
+        val_dice = at_best if cfg.select_at_best_threshold else at_half
         improved = (val_dice > best_dice) if not math.isnan(val_dice) else True
         if improved:
             best_dice, best_epoch, stale, best_th = (val_dice if not math.isnan(val_dice) else best_dice), epoch, 0, th

@@ -88,3 +88,27 @@ def test_drive_fov_discs_are_not_taken_for_vessel_masks(tmp_path):
     (root / "mask" / "img0.png").rename(root / "mask" / "img0_mask.png")
     with pytest.raises(DatasetError, match="img0.png: has no mask"):
         discover(root)
+
+
+def test_resampled_rendering_matches_a_linearly_resized_and_halved_mask(synthetic_dataset):
+    s = discover(synthetic_dataset)[0]
+    native = prepare(s, PreprocessConfig(fov_diameter=None))
+    half = prepare(s, PreprocessConfig(fov_diameter=None), resample=0.5)
+    assert half.name == f"{s.name}@0.5" and half.x.shape == (48, 52)
+    # The mask is what public resized data sets ship: linear resize of the 0/1 truth, cut at one half.
+    expected = cv2.resize(native.vessels.astype(np.float32), (52, 48), interpolation=cv2.INTER_LINEAR) >= 0.5
+    assert np.array_equal(half.vessels > 0, expected)
+    assert 0 < half.vessels.sum() < native.vessels.sum()
+
+
+def test_softened_patches_keep_their_mask_and_lose_fine_detail(synthetic_dataset):
+    imgs = [prepare(s, PreprocessConfig(fov_diameter=None)) for s in discover(synthetic_dataset)]
+    # One patch per sampler, so both draw the same centre before the softened one draws its factor.
+    first = lambda **kw: [PatchSampler(imgs, 32, seed=k, augment=False, **kw).batch(1) for k in range(6)]
+    plain = [np.concatenate(a) for a in zip(*first())]
+    soft = [np.concatenate(a) for a in zip(*first(resample_p=1.0, resample_range=(0.5, 0.5)))]
+    # Same patches, same truth; only the image is smoother.
+    assert np.array_equal(plain[1], soft[1]) and np.array_equal(plain[2], soft[2])
+    detail = lambda a: np.abs(np.diff(a, axis=-1)).mean()
+    assert detail(soft[0]) < 0.9 * detail(plain[0])
+    assert soft[0].mean() == pytest.approx(plain[0].mean(), abs=0.01)

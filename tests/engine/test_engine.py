@@ -98,3 +98,17 @@ def test_time_budget_stops_training():
     _, im = _prepared()
     result = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1000, steps_per_epoch=2, minutes=0.05))
     assert result.stop_reason.startswith("time budget") and len(result.history) < 1000
+
+
+def test_selection_at_the_best_threshold_reports_that_dice():
+    _, im = _prepared()
+    reports = []
+    result = train([im], [im], ModelConfig.preset("micro"), PRE,
+                   _cfg(epochs=3, steps_per_epoch=10, select_at_best_threshold=True), on_epoch=reports.append)
+    # Each epoch's figure is the Dice at that epoch's own best threshold, which the checkpoint records.
+    from model_core.engine import validate
+
+    net = result.checkpoint.build().eval()
+    at_half, _, th, at_best = validate(net, [im], torch.device("cpu"))
+    assert result.threshold == th and result.best_val_dice == pytest.approx(at_best, abs=1e-9)
+    assert at_best >= at_half
