@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model_core.atomic import write_json_atomic
+from model_core.atomic import write_bytes_atomic, write_json_atomic
 from model_core.errors import ImageReadError
-from model_core.imageio import (IMAGE_SUFFIXES, is_image_file, mask_to_png, png16_to_prob, prob_to_png16,
+from model_core.imageio import (IMAGE_SUFFIXES, encode_png, is_image_file, mask_to_png, png16_to_prob, prob_to_png16,
                                 read_mask, read_raw, write_png_atomic)
 
 from .paths import user_data_dir
@@ -323,10 +323,11 @@ class Workspace:
             raise ReadOnlyWorkspaceError(f"{entry.gt_dir}: the workspace is read-only, ground truth cannot be "
                                          "saved here (export the masks to another folder instead)")
         existing = entry.existing_gt()
+        data = encode_png(entry.gt_path, mask_to_png(mask, 255))
         if existing is not None:
-            self._keep_previous(entry, existing, mask)
+            self._keep_previous(entry, existing, mask, data)
         try:
-            path = write_png_atomic(entry.gt_path, mask_to_png(mask, 255))
+            path = write_bytes_atomic(entry.gt_path, data)
         except OSError as exc:
             raise WorkspaceError(f"{entry.gt_path}: could not be written ({exc.strerror or exc})") from None
         if existing is not None and existing != entry.gt_path:
@@ -336,12 +337,17 @@ class Workspace:
                 pass
         return path
 
-    def _keep_previous(self, entry: ImageEntry, existing: Path, new_mask: np.ndarray) -> None:
+    def _keep_previous(self, entry: ImageEntry, existing: Path, new_mask: np.ndarray, new_png: bytes) -> None:
         try:
-            old = read_mask(existing)
-            if old.shape == new_mask.shape and np.array_equal(old, new_mask):
+            if existing.read_bytes() == new_png:
                 return
-        except ImageReadError:
+            # Our own PNGs are encoded deterministically, so different bytes mean a different mask; only
+            # a file from elsewhere (DRIVE's GIF, a 0/1 PNG) is decoded to see whether it holds the same one.
+            if existing != entry.gt_path:
+                old = read_mask(existing)
+                if old.shape == new_mask.shape and np.array_equal(old, new_mask):
+                    return
+        except (ImageReadError, OSError):
             pass  # an unreadable previous file is still kept, byte for byte
         d = self.history_dir(entry)
         try:

@@ -11,10 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from model_core.imageio import read_mask, read_raw, write_png_atomic
+from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
 from retina_desktop import workspace as workspace_mod
 from retina_desktop.export import ExportOptions, export_masks
 from retina_desktop.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError
@@ -213,3 +214,18 @@ def test_prediction_records_are_batched_and_flushed(tmp_path, monkeypatch):
     assert writes.count("state.json") == 2
     again = Workspace(root)
     assert all(again.status(e.key) == "predicted" and again.uncertainty(e.key) == 0.1 for e in again.entries)
+
+
+def test_a_mask_from_elsewhere_is_kept_unless_it_holds_the_same_pixels(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 2))
+    same, other = ws.entries
+    mask = rng.random((160, 150)) > 0.7
+    # A TIFF ground truth (another tool's format) with exactly the mask being saved: nothing to keep.
+    for entry, stored in ((same, mask), (other, ~mask)):
+        entry.gt_dir.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(entry.gt_dir / f"{entry.stem}.tif"), mask_to_png(stored))
+    assert ws.save_ground_truth(same, mask).suffix == ".png"
+    assert ws.history(same) == [] and not (same.gt_dir / f"{same.stem}.tif").exists()
+    ws.save_ground_truth(other, mask)
+    (kept,) = ws.history(other)
+    assert kept.suffix == ".tif" and np.array_equal(read_mask(kept), ~mask)
