@@ -143,8 +143,10 @@ def write_png_atomic(path: str | os.PathLike, arr: np.ndarray) -> Path:
 
 
 def mask_to_png(mask: np.ndarray, one_value: int = 255) -> np.ndarray:
-    # A multiply of the bool bytes: 25x faster than np.where on a 3504x2336 mask.
-    return np.asarray(mask, dtype=bool).view(np.uint8) * np.uint8(one_value)
+    # Arithmetic on the bool bytes: 10x faster than np.where on a 3504x2336 mask. The minimum cleans
+    # bool arrays viewed from other bytes (e.g. 0/255), whose "True" is not 1.
+    u8 = np.asarray(mask, dtype=bool).view(np.uint8)
+    return np.minimum(u8, 1) * np.uint8(one_value)
 
 
 def prob_to_png16(prob: np.ndarray) -> np.ndarray:

@@ -315,8 +315,8 @@ class Workspace:
     def save_ground_truth(self, entry: ImageEntry, mask: np.ndarray) -> Path:
         """Write ``mask`` as ``<gt_dir>/<stem>.png`` (0/255) atomically, keeping the previous version.
 
-        A previous file that differs from the new mask is copied into the history first, so no
-        ground truth is ever lost; if that copy fails, nothing is overwritten.
+        A previous file that is not byte-identical to the new one is copied into the history first, so
+        no ground truth is ever lost; if that copy fails, nothing is overwritten.
         """
         mask = np.asarray(mask, dtype=bool)
         if not self.gt_writable:
@@ -325,7 +325,7 @@ class Workspace:
         existing = entry.existing_gt()
         data = encode_png(entry.gt_path, mask_to_png(mask, 255))
         if existing is not None:
-            self._keep_previous(entry, existing, mask, data)
+            self._keep_previous(entry, existing, data)
         try:
             path = write_bytes_atomic(entry.gt_path, data)
         except OSError as exc:
@@ -337,22 +337,22 @@ class Workspace:
                 pass
         return path
 
-    def _keep_previous(self, entry: ImageEntry, existing: Path, new_mask: np.ndarray, new_png: bytes) -> None:
+    def _keep_previous(self, entry: ImageEntry, existing: Path, new_png: bytes) -> None:
+        # Only a byte-identical file is skipped. Anything else is kept, byte for byte: a file from elsewhere
+        # (DRIVE's GIF, a 0/1 or colour-labelled mask) may hold more than the binary mask read from it, and
+        # an unreadable one is kept as it is.
         try:
             if existing.read_bytes() == new_png:
                 return
-            # Our own PNGs are encoded deterministically, so different bytes mean a different mask; only
-            # a file from elsewhere (DRIVE's GIF, a 0/1 PNG) is decoded to see whether it holds the same one.
-            if existing != entry.gt_path:
-                old = read_mask(existing)
-                if old.shape == new_mask.shape and np.array_equal(old, new_mask):
-                    return
-        except (ImageReadError, OSError):
-            pass  # an unreadable previous file is still kept, byte for byte
+        except OSError:
+            pass
         d = self.history_dir(entry)
         try:
             d.mkdir(parents=True, exist_ok=True)
-            target = d / f"{_timestamp()}{existing.suffix.lower()}"
+            stamp, suffix = _timestamp(), existing.suffix.lower()
+            target, n = d / f"{stamp}{suffix}", 1
+            while target.exists():  # two saves within one clock tick (Windows) must not share a name
+                target, n = d / f"{stamp}-{n}{suffix}", n + 1
             tmp = target.with_name("." + target.name + ".tmp")
             shutil.copyfile(existing, tmp)
             os.replace(tmp, target)

@@ -216,16 +216,35 @@ def test_prediction_records_are_batched_and_flushed(tmp_path, monkeypatch):
     assert all(again.status(e.key) == "predicted" and again.uncertainty(e.key) == 0.1 for e in again.entries)
 
 
-def test_a_mask_from_elsewhere_is_kept_unless_it_holds_the_same_pixels(tmp_path, rng):
-    ws = Workspace(make_workspace(tmp_path / "w", 2))
-    same, other = ws.entries
+def test_a_mask_from_elsewhere_is_always_kept_before_it_is_replaced(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    (entry,) = ws.entries
     mask = rng.random((160, 150)) > 0.7
-    # A TIFF ground truth (another tool's format) with exactly the mask being saved: nothing to keep.
-    for entry, stored in ((same, mask), (other, ~mask)):
-        entry.gt_dir.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(entry.gt_dir / f"{entry.stem}.tif"), mask_to_png(stored))
-    assert ws.save_ground_truth(same, mask).suffix == ".png"
-    assert ws.history(same) == [] and not (same.gt_dir / f"{same.stem}.tif").exists()
-    ws.save_ground_truth(other, mask)
-    (kept,) = ws.history(other)
-    assert kept.suffix == ".tif" and np.array_equal(read_mask(kept), ~mask)
+    # A 0/1/2 label image from another tool reads as the same binary mask, yet holds more: it is kept.
+    labels = mask.astype(np.uint8) * 2
+    entry.gt_dir.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(entry.gt_dir / f"{entry.stem}.tif"), labels)
+    assert ws.save_ground_truth(entry, mask).suffix == ".png"
+    (kept,) = ws.history(entry)
+    assert kept.suffix == ".tif" and np.array_equal(read_raw(kept), labels)
+    assert not (entry.gt_dir / f"{entry.stem}.tif").exists()
+    # Saving the same mask again writes identical bytes: nothing more to keep.
+    ws.save_ground_truth(entry, mask)
+    assert len(ws.history(entry)) == 1
+
+
+def test_saves_within_one_clock_tick_keep_every_version(tmp_path, rng, monkeypatch):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    (entry,) = ws.entries
+    monkeypatch.setattr(workspace_mod, "_timestamp", lambda: "20260101-000000-000000")
+    masks = [rng.random((160, 150)) > 0.7 for _ in range(4)]
+    for m in masks:
+        ws.save_ground_truth(entry, m)
+    kept = [read_mask(p) for p in ws.history(entry)]
+    assert len(kept) == 3 and all(any(np.array_equal(k, m) for k in kept) for m in masks[:3])
+
+
+def test_mask_to_png_cleans_bool_views_of_other_bytes():
+    raw = np.array([[0, 255, 1]], np.uint8)
+    assert mask_to_png(raw.view(bool)).tolist() == [[0, 255, 255]]
+    assert mask_to_png(np.array([[0.0, 0.3, 2.0]]), 1).tolist() == [[0, 1, 1]]
