@@ -122,10 +122,20 @@ def threshold_choice(meta: dict, cfg: dict) -> str:
         sizes = ", ".join(f"{f:g}" for f in meta["val_resample"])
         val = (f"the held-out validation images (training split only), each at native size and also resized to "
                f"{sizes} of it (mask resized linearly and cut at one half, as `retina-kaggle`'s were)")
-    how = f"the threshold with the best pooled Dice on {val}"
+    if meta.get("threshold") is not None and meta.get("val_threshold") is not None \
+            and abs(meta["threshold"] - meta["val_threshold"]) > 1e-9:
+        return (f"set by hand with `--threshold` (the validation-optimal one was {meta['val_threshold']:.2f}), "
+                "fixed before any test image was scored")
+    how = f"the threshold with the best pooled Dice on {val}, fixed before any test image was scored"
     if cfg.get("select_at_best_threshold"):
-        how += "; the best epoch was picked by that same Dice"
-    return how + ", fixed before any test image was scored"
+        how += "; the best epoch is the one with the highest such Dice"
+    return how
+
+
+def selection_dice_label(meta: dict, cfg: dict) -> str:
+    at = "at that epoch's best threshold" if cfg.get("select_at_best_threshold") else "at threshold 0.5"
+    over = " over native and resized renderings" if meta.get("val_resample") else ""
+    return f"pooled validation Dice {at}{over}"
 
 
 def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta) -> None:
@@ -164,7 +174,10 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta)
     card["training"]["reproducibility"] = reproducibility
     resample_note = ""
     if cfg.get("resample_p"):
-        resample_note = (f"; {cfg['resample_p']:.0%} of patches are shrunk to 70–95 % and enlarged again, "
+        from model_core.data import PatchSampler
+
+        low, high = PatchSampler.RESAMPLE_RANGE
+        resample_note = (f"; {cfg['resample_p']:.0%} of patches are shrunk to {low:.0%}–{high:.0%} and enlarged again, "
                          "as a photo stored smaller than the model's working scale arrives")
     unmet = [name for name, _, _, _, _, ok in rows if not ok]
     card["targets_not_met"] = unmet
@@ -197,7 +210,7 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
   AdamW lr {cfg.get('lr')}, cosine schedule, {cfg.get('batch_size')} patches of {cfg.get('patch_size')}² per step.
 - Augmentation: flips, 90° turns, affine (scale ±15 %, rotation ±30°), brightness/contrast/gamma, mild blur
   and noise{resample_note}.
-- Ran {meta.get('epochs_run')} epochs of {cfg.get('steps_per_epoch')} steps; best validation Dice
+- Ran {meta.get('epochs_run')} epochs of {cfg.get('steps_per_epoch')} steps; best {selection_dice_label(meta, cfg)}
   {meta.get('val_dice', float('nan')):.4f} at epoch {meta.get('best_epoch')}; {meta.get('stop_reason')};
   wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')} (2-core machine; other work ran beside it at times).
 - Training log: `resources/default_model_training.log`.

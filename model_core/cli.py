@@ -289,6 +289,16 @@ def cmd_finetune(args) -> int:
             dist.destroy_process_group()
 
 
+def _size_factor(text: str) -> float:
+    try:
+        f = float(text)
+    except ValueError:
+        f = float("nan")
+    if not 0 < f < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size factor between 0 and 1")
+    return f
+
+
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("data", help="data-set folder (images/ + masks/, or with train/)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
@@ -321,7 +331,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
         p.add_argument("--resample-aug", dest="resample_p", type=float,
                        help="share of patches softened by a downsample-upsample round trip (photos saved small)")
-        p.add_argument("--val-resample", type=float, action="append", metavar="F",
+        p.add_argument("--val-resample", type=_size_factor, action="append", metavar="F",
                        help="also validate on the held-out images resized to F of their size (repeatable)")
         p.add_argument("--select-at-best-threshold", action="store_true", default=None,
                        help="pick the best epoch by validation Dice at its best threshold, not at 0.5")

@@ -162,8 +162,10 @@ def augmentation(seed: int | None = None):
 class PatchSampler:
     """Endless batches of random augmented patches from prepared images (centres inside the FOV)."""
 
+    RESAMPLE_RANGE = (0.7, 0.95)  # size factors of the downsample-upsample round trip (see _soften)
+
     def __init__(self, images: list[PreparedImage], patch_size: int, seed: int = 0, augment: bool = True,
-                 resample_p: float = 0.0, resample_range: tuple[float, float] = (0.7, 0.95)):
+                 resample_p: float = 0.0, resample_range: tuple[float, float] = RESAMPLE_RANGE):
         if not images:
             raise ValueError("no training images")
         self.patch = patch_size

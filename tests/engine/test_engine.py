@@ -100,12 +100,30 @@ def test_time_budget_stops_training():
     assert result.stop_reason.startswith("time budget") and len(result.history) < 1000
 
 
-def test_selection_at_the_best_threshold_reports_that_dice():
+@pytest.mark.parametrize("at_best", [False, True])
+def test_selection_uses_dice_at_half_or_at_the_best_threshold(monkeypatch, at_best):
+    from model_core import engine
+
+    # Scripted validations (Dice at 0.5, AUC, best threshold, Dice there) that rank the epochs differently.
+    script = iter([(0.70, 0.9, 0.30, 0.80), (0.75, 0.9, 0.40, 0.76), (0.60, 0.9, 0.20, 0.78)])
+    monkeypatch.setattr(engine, "_validate_everywhere", lambda *a: next(script))
     _, im = _prepared()
     reports = []
     result = train([im], [im], ModelConfig.preset("micro"), PRE,
-                   _cfg(epochs=3, steps_per_epoch=10, select_at_best_threshold=True), on_epoch=reports.append)
-    # Each epoch's figure is the Dice at that epoch's own best threshold, which the checkpoint records.
+                   _cfg(epochs=3, steps_per_epoch=1, select_at_best_threshold=at_best), on_epoch=reports.append)
+    if at_best:
+        assert [r.val_dice for r in reports] == [0.80, 0.76, 0.78]
+        assert (result.best_epoch, result.threshold, result.best_val_dice) == (1, 0.30, 0.80)
+    else:
+        assert [r.val_dice for r in reports] == [0.70, 0.75, 0.60]
+        assert (result.best_epoch, result.threshold, result.best_val_dice) == (2, 0.40, 0.75)
+    assert result.checkpoint.metadata["val_threshold"] == result.threshold
+
+
+def test_selection_at_the_best_threshold_on_a_real_validation():
+    _, im = _prepared()
+    result = train([im], [im], ModelConfig.preset("micro"), PRE,
+                   _cfg(epochs=2, steps_per_epoch=10, select_at_best_threshold=True))
     from model_core.engine import validate
 
     net = result.checkpoint.build().eval()
