@@ -133,6 +133,38 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w >= 8 and h >= 8:
+            return w, h
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512x512")
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate, held_out
+    from .checkpoint import save_checkpoint
+    from .data import discover
+
+    predictor = _predictor(args)
+    ckpt = predictor.checkpoint
+    samples = held_out(discover(args.data, split="train"), ckpt)
+    result = calibrate(predictor, samples, args.resize or [],
+                       progress=lambda it: _progress(it, desc="calibrate", unit="image"))
+    for key in result.renderings:
+        curve = result.curves[key]
+        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(result.to_dict()["thresholds"], curve)))
+    print(f"threshold {result.threshold:.2f} (was {ckpt.threshold:.2f}); held-out images: {', '.join(result.images)}")
+    ckpt.metadata["threshold"] = result.threshold
+    ckpt.metadata["threshold_calibration"] = {**result.to_dict(),
+                                              "command": _command_line(args)}
+    save_checkpoint(args.out, ckpt)
+    print(f"saved {args.out}")
+    return 0
+
+
 def _split_train_val(samples, val_fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(samples))
@@ -225,7 +257,7 @@ def cmd_train(args) -> int:
         meta = {"name": args.name, "version": args.version, "data": str(args.data),
                 "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
                 "val_resample": args.val_resample or [],
-                "command": " ".join(["python -m model_core"] + sys.argv[1:]),
+                "command": _command_line(args),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if init is not None:
             meta["init"] = {"sha256": init.sha256, "command": init.metadata.get("command"),
@@ -368,14 +400,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(p, finetune=False)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("calibrate", help="choose a checkpoint's threshold on its held-out training photos")
+    p.add_argument("data", help="the data set it was trained on (its train/ split holds the held-out photos)")
+    p.add_argument("--weights", required=True, help="checkpoint to calibrate")
+    p.add_argument("--out", required=True, help="checkpoint file to write (same weights, new threshold)")
+    p.add_argument("--resize", type=_size, action="append", metavar="WxH",
+                   help="also score the photos resized to this size, as resized data sets store them (repeatable)")
+    p.add_argument("--tta", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("finetune", help="continue training a checkpoint on new images")
     _add_training_options(p, finetune=True)
     p.set_defaults(func=cmd_finetune)
     return parser
 
 
+def _command_line(args) -> str:
+    return " ".join(["python -m model_core", *args.argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in checkpoints as the command that made them
     try:
         return args.func(args)
     except RetinaInputError as exc:
