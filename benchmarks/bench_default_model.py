@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--write-card", action="store_true", help="rewrite resources/MODEL_CARD.md and model_card.json")
+    ap.add_argument("--selection", type=Path, help="Markdown file: how this run was chosen over earlier ones (goes into the card)")
     args = ap.parse_args()
     weights = args.weights or default_model_path()
     ckpt = load_checkpoint(weights)
@@ -112,7 +113,8 @@ def main() -> None:
     print(detail)
     print(f"\nspeed: ours {speed['ours_ms']:.0f} ms, reference {speed['reference_ms']:.0f} ms at 512², 2 threads")
     if args.write_card:
-        write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, args.tta)
+        selection = args.selection.read_text().strip() if args.selection else ""
+        write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, args.tta, selection)
 
 
 def threshold_choice(meta: dict, cfg: dict) -> str:
@@ -122,6 +124,14 @@ def threshold_choice(meta: dict, cfg: dict) -> str:
         sizes = ", ".join(f"{f:g}" for f in meta["val_resample"])
         val = (f"the held-out validation images (training split only), each at native size and also resized to "
                f"{sizes} of it (mask resized linearly and cut at one half, as `retina-kaggle`'s were)")
+    cal = meta.get("threshold_calibration")
+    if cal and abs(cal["threshold"] - meta.get("threshold", 0.5)) < 1e-9:
+        sizes = ", ".join(r for r in cal["renderings"] if r != "native")
+        also = f" and resized to {sizes} as resized data sets store them (mask resized linearly, cut at one half)" if sizes else ""
+        return (f"chosen after training by `python -m model_core calibrate`: the best mean pooled Dice over the "
+                f"held-out training photos ({', '.join(cal['images'])}) predicted at native size (inside the FOV "
+                f"masks){also}, each scored as the test splits are; fixed before any test image was scored "
+                f"(training's own validation had picked {meta.get('val_threshold', float('nan')):.2f})")
     if meta.get("threshold") is not None and meta.get("val_threshold") is not None \
             and abs(meta["threshold"] - meta["val_threshold"]) > 1e-9:
         return (f"set by hand with `--threshold` (the validation-optimal one was {meta['val_threshold']:.2f}), "
@@ -138,7 +148,7 @@ def selection_dice_label(meta: dict, cfg: dict) -> str:
     return f"pooled validation Dice {at}{over}"
 
 
-def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta) -> None:
+def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta, selection: str = "") -> None:
     from model_core.model import count_parameters
 
     meta = ckpt.metadata
@@ -172,6 +182,11 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta)
     else:
         reproducibility = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
     card["training"]["reproducibility"] = reproducibility
+    calibrate_line = ""
+    if meta.get("threshold_calibration", {}).get("command"):
+        calibrate_line = (f"      {meta['threshold_calibration']['command']}\n\n"
+                          f"  The second command chooses the threshold (see above) and writes the file shipped as "
+                          f"`resources/{weights.name}`.\n")
     resample_note = ""
     if cfg.get("resample_p"):
         from model_core.data import PatchSampler
@@ -181,6 +196,7 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta)
                          "as a photo stored smaller than the model's working scale arrives")
     unmet = [name for name, _, _, _, _, ok in rows if not ok]
     card["targets_not_met"] = unmet
+    card["selection"] = selection
     shortfalls = ("\n".join(f"- Target not met: {name}." for name in unmet) + "\n") if unmet else ""
     (res / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     md = f"""# Model card: {ckpt.name} v{ckpt.version}
@@ -203,7 +219,7 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
 - Command (CPU, seed {cfg.get('seed')}):
 
       {meta.get('command')}
-
+{calibrate_line}
   {reproducibility}
 
 - Loss: Focal-Tversky (α={cfg.get('alpha')}, β={cfg.get('beta')}, γ={cfg.get('gamma')}) + {cfg.get('bce_weight')} × BCE;
@@ -215,7 +231,7 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
   wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')} (2-core machine; other work ran beside it at times).
 - Training log: `resources/default_model_training.log`.
 
-## Results (test splits; mean over images, ± standard deviation)
+{"## How this run was chosen" + chr(10) + selection + chr(10) + chr(10) if selection else ""}## Results (test splits; mean over images, ± standard deviation)
 {table}
 
 All metrics:
