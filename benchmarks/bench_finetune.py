@@ -55,13 +55,15 @@ def main() -> None:
     ap.add_argument("--strategy", choices=list(STRATEGIES), default="default")
     ap.add_argument("--device", default=None)
     ap.add_argument("--images", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed (runs on a few images vary with it)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     device = args.device or "cpu"
     parent = load_checkpoint(args.weights or default_model_path())
     corrections = discover(args.data / "stare", split="train")[: args.images]
     before = scores(parent, args.data, device)
-    cfg = finetune_config(epochs=10_000, minutes=args.minutes, device=args.device, **STRATEGIES[args.strategy])
+    cfg = finetune_config(epochs=10_000, minutes=args.minutes, device=args.device, seed=args.seed,
+                          **STRATEGIES[args.strategy])
     t0 = time.monotonic()
     outcome = finetune(parent, corrections, cfg,
                        on_epoch=lambda r: print(f"  epoch {r.epoch} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
@@ -70,7 +72,8 @@ def main() -> None:
     chosen = outcome.result.checkpoint if outcome.accepted else parent
     after = scores(outcome.result.checkpoint, args.data, device)
     report = {
-        "strategy": args.strategy, "device": outcome.result.checkpoint.metadata.get("device"), "minutes_budget": args.minutes,
+        "strategy": args.strategy, "seed": args.seed,
+        "threshold": {"parent": parent.threshold, "fine_tuned": outcome.result.checkpoint.threshold}, "device": outcome.result.checkpoint.metadata.get("device"), "minutes_budget": args.minutes,
         "wall_s": round(wall, 1), "epochs": len(outcome.history), "corrections": [s.name for s in corrections],
         "split": outcome.plan.note, "gate": {"accepted": outcome.accepted, "reason": outcome.reason},
         "before": before, "after_finetuned": after,
@@ -78,7 +81,8 @@ def main() -> None:
         "delta": {k: {m: after[k][m] - before[k][m] for m in ("dice", "auc")} for k in before},
     }
     print(f"strategy {args.strategy}, {report['device']}, {wall / 60:.1f} min, {report['epochs']} epochs; {outcome.plan.note}")
-    print(f"gate: {'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})")
+    print(f"gate: {'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason}); threshold "
+          f"{parent.threshold:.2f} -> {outcome.result.checkpoint.threshold:.2f}")
     print(f"{'':12}{'Dice before':>12}{'after':>8}{'delta':>8}{'AUC before':>12}{'after':>8}{'delta':>8}")
     for k, label in (("stare", "stare/test"), ("drive", "drive/test")):
         b, a = before[k], after[k]
