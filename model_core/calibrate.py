@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .checkpoint import Checkpoint
-from .data import Sample, load_sample
+from .data import Sample, load_sample, render_resized
 from .errors import DatasetError
 from .metrics import Confusion
 
@@ -47,13 +46,6 @@ def held_out(samples: list[Sample], checkpoint: Checkpoint) -> list[Sample]:
     return chosen
 
 
-def render(rgb: np.ndarray, vessels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and its mask as a resized data set stores them (``size`` is width, height)."""
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(vessels.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
-    return small, mask
-
-
 def calibrate(predictor, samples: list[Sample], sizes: list[tuple[int, int]], progress=None) -> Calibration:
     keys = ["native"] + [f"{w}x{h}" for w, h in sizes]
     conf = {k: [Confusion() for _ in THRESHOLDS] for k in keys}
@@ -66,7 +58,7 @@ def calibrate(predictor, samples: list[Sample], sizes: list[tuple[int, int]], pr
         rgb, vessels, fov, fov_given = load_sample(s)
         add("native", predictor.predict(rgb), vessels, fov if fov_given else None)
         for key, size in zip(keys[1:], sizes):
-            small, mask = render(rgb, vessels, size)
+            small, mask = render_resized(rgb, vessels, size)
             add(key, predictor.predict(small), mask, None)
     curves = {k: [float(c.dice) for c in v] for k, v in conf.items()}
     mean = np.mean([curves[k] for k in keys], axis=0)

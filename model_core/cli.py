@@ -144,7 +144,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_calibrate(args) -> int:
-    from .calibrate import calibrate, held_out
+    from .calibrate import THRESHOLDS, calibrate, held_out
     from .checkpoint import save_checkpoint
     from .data import discover
 
@@ -155,7 +155,7 @@ def cmd_calibrate(args) -> int:
                        progress=lambda it: _progress(it, desc="calibrate", unit="image"))
     for key in result.renderings:
         curve = result.curves[key]
-        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(result.to_dict()["thresholds"], curve)))
+        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(THRESHOLDS, curve)))
     print(f"threshold {result.threshold:.2f} (was {ckpt.threshold:.2f}); held-out images: {', '.join(result.images)}")
     ckpt.metadata["threshold"] = result.threshold
     ckpt.metadata["threshold_calibration"] = {**result.to_dict(),

@@ -113,6 +113,14 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, boo
     return rgb, vessels, estimate_fov(rgb), False
 
 
+def render_resized(rgb: np.ndarray, vessels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its mask as a resized data set stores them (``size`` is width, height): the image
+    area-averaged, the mask resized linearly and cut at one half (how retina-kaggle's were made)."""
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(vessels.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+    return small, mask
+
+
 def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = None) -> PreparedImage:
     """The sample as the network sees it.
 
@@ -125,8 +133,7 @@ def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = N
     if resample is not None and resample != 1.0:
         h, w = vessels.shape
         size = (max(8, round(w * resample)), max(8, round(h * resample)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        vessels = cv2.resize(vessels.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+        rgb, vessels = render_resized(rgb, vessels, size)
         fov = cv2.resize(fov.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         name = f"{name}@{resample:g}"
     # The scale is always measured on the estimated FOV, as at prediction time, so train and predict agree.

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from model_core.calibrate import THRESHOLDS, calibrate, render
+from model_core.calibrate import THRESHOLDS, calibrate
 from model_core.checkpoint import load_checkpoint
 from model_core.cli import main
-from model_core.data import discover
+from model_core.data import discover, render_resized
 from model_core.imageio import write_png_atomic
 
 from .test_cli import TINY_TRAIN
@@ -54,7 +54,7 @@ def test_renderings_are_scored_against_linearly_resized_masks(tmp_path):
     samples = _photo_set(tmp_path / "d", with_fov=False)
     result = calibrate(RedChannelPredictor(), samples, [(30, 20)])
     assert result.renderings == ["native", "30x20"]
-    small, mask = render(np.zeros((40, 60, 3), np.uint8), np.pad(np.ones((2, 60), bool), ((10, 28), (0, 0))), (30, 20))
+    small, mask = render_resized(np.zeros((40, 60, 3), np.uint8), np.pad(np.ones((2, 60), bool), ((10, 28), (0, 0))), (30, 20))
     assert small.shape == (20, 30, 3) and mask.sum() == 30  # a 2-px line halves to one full row
     mean = np.mean([result.curves["native"], result.curves["30x20"]], axis=0)
     assert result.threshold == THRESHOLDS[int(np.argmax(mean))] and result.mean_curve == pytest.approx(mean)
