@@ -7,7 +7,6 @@ traceback. Under ``torchrun`` the train and finetune commands run DistributedDat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

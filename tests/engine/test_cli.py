@@ -9,7 +9,7 @@ import pytest
 from model_core import resources
 from model_core.checkpoint import load_checkpoint
 from model_core.cli import main
-from model_core.imageio import read_mask, read_raw, write_png_atomic
+from model_core.imageio import read_raw, write_png_atomic
 
 from .conftest import write_synthetic_dataset
 

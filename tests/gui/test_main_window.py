@@ -7,7 +7,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
