@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One prepared run on a lent GPU machine (15 minutes of device time, one try): first the CUDA path checks
+# (the CUDA test, evaluate and finetune on the GPU), then default-model candidates trained in parallel,
+# each calibrated on its held-out training photos. Test splits are not touched by the candidates here:
+# they are compared on held-out data afterwards, on CPU, and only the chosen one is evaluated on test.
+#
+#   benchmarks/gpu_session.sh DRIVE_DIR OUT_DIR [SECONDS]
+#
+# SECONDS is the whole script's wall budget (default 570): the trainings get what the checks leave of it,
+# less 75 s kept for calibration and the copy back.
+# OUT_DIR receives at most 8 files: one checkpoint per candidate, train.log (every run, lines prefixed).
+set -u
+DATA=${1:?DRIVE_DIR}; OUT=${2:?OUT_DIR}; BUDGET_S=${3:-570}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu EXTRA="--steps-per-epoch 3 --batch-size 2" and SECONDS=140: a smoke run
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+t0=$(date +%s)
+stamp() { echo "--- [$(( $(date +%s) - t0 )) s] $*"; }
+
+stamp "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name())"
+python3 -c "import albumentations, cv2, platformdirs; print('albumentations', albumentations.__version__, 'cv2', cv2.__version__)" \
+  || echo "IMPORT FAILED: training needs albumentations"
+
+stamp "CUDA test"
+python3 -m pytest -q -p no:cacheprovider tests/engine/test_cuda.py 2>&1 | tail -3
+
+stamp "bundled model on CUDA, drive test in FOV (CPU figures: Dice 0.8225, AUC 0.9800)"
+python3 -m model_core evaluate "$DATA" --fov "$DATA/test/fov" --device "$DEVICE" 2>&1 | tail -4
+
+stamp "finetune on CUDA (smoke: 2 short epochs on drive/test)"
+python3 -m model_core finetune "$DATA/test" --weights resources/default_model.pt --out /tmp/ft.pt \
+  --epochs 2 --steps-per-epoch 20 --device "$DEVICE" 2>&1 | tail -4
+
+MINUTES=$(python3 -c "print(max(0.05, ($BUDGET_S - $(( $(date +%s) - t0 )) - 75) / 60))")
+# The v2 recipe, longer: the CPU run had 6.5k steps; these get what MINUTES allows.
+COMMON=(--preset small --epochs 1000 --steps-per-epoch 100 --patch-size 128 --bce-weight 0.5 --patience 1000
+        --minutes "$MINUTES" --resample-aug 0.3 --val-resample 0.88 --select-at-best-threshold
+        --device "$DEVICE" --name retina-vessels-small --version 3)
+# All seed 0: the seed also draws the held-out photos, and candidates are compared on the same ones.
+declare -A RUNS=(
+  [a_seed0]="--seed 0 --batch-size 12 --lr 2e-3"
+  [b_batch24]="--seed 0 --batch-size 24 --lr 3e-3"
+  [c_symmetric]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5"
+  [d_resample05]="--seed 0 --batch-size 12 --lr 2e-3 --resample-aug 0.5"
+  [e_patch192]="--seed 0 --batch-size 12 --lr 2e-3 --patch-size 192"
+)
+stamp "training ${!RUNS[*]} in parallel, $MINUTES min each"
+for name in "${!RUNS[@]}"; do
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=3 python3 -m model_core train "$DATA" --out "$OUT/$name.pt" "${COMMON[@]}" ${RUNS[$name]} ${EXTRA:-} 2>&1 \
+    | sed -u "s/^/[$name] /" >> "$OUT/train.log" &
+done
+wait
+stamp "trainings done"; grep -E "best|stopp|Saved|saved|rror" "$OUT/train.log" | tail -20
+
+stamp "calibrate each on its held-out photos (native + 512x512)"
+for name in "${!RUNS[@]}"; do
+  [ -f "$OUT/$name.pt" ] || { echo "$name: no checkpoint"; continue; }
+  ( python3 -m model_core calibrate "$DATA" --weights "$OUT/$name.pt" --out "/tmp/$name.pt" --resize 512x512 \
+      --device "$DEVICE" > "/tmp/$name.cal" 2>&1 && mv "/tmp/$name.pt" "$OUT/$name.pt"
+    sed "s/^/[$name cal] /" "/tmp/$name.cal" >> "$OUT/train.log" ) &
+done
+wait
+grep "cal\]" "$OUT/train.log" | grep -iE "chose|threshold|mean" | tail -20
+stamp "end"; ls -la "$OUT"
