@@ -6,8 +6,11 @@
 #
 #   benchmarks/gpu_session.sh DRIVE_DIR OUT_DIR [SECONDS]
 #
-# SECONDS is the whole script's wall budget (default 570): the trainings get what the checks leave of it,
-# less 75 s kept for calibration and the copy back.
+# SECONDS is the whole script's wall budget (default 570): the trainings get what the checks leave of it.
+# ROUND=2 skips the checks and trains the second round (the first round's best recipe, symmetric
+# Focal-Tversky, combined with larger patches and with resized renderings of the training photos).
+# RESERVE_S (default 75) is kept after the trainings for calibration and the copy back.
+#
 # OUT_DIR receives at most 8 files: one checkpoint per candidate, train.log (every run, lines prefixed).
 set -u
 DATA=${1:?DRIVE_DIR}; OUT=${2:?OUT_DIR}; BUDGET_S=${3:-570}
@@ -17,12 +20,14 @@ export PYTHONUNBUFFERED=1
 t0=$(date +%s)
 stamp() { echo "--- [$(( $(date +%s) - t0 )) s] $*"; }
 
+ROUND=${ROUND:-1}
 stamp "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name())"
 python3 -c "import albumentations, cv2, platformdirs; print('albumentations', albumentations.__version__, 'cv2', cv2.__version__)" \
   || echo "IMPORT FAILED: training needs albumentations"
 
+if [ "$ROUND" = 1 ]; then
 stamp "CUDA test"
 python3 -m pytest -q -p no:cacheprovider tests/engine/test_cuda.py 2>&1 | tail -3
 
@@ -32,20 +37,25 @@ python3 -m model_core evaluate "$DATA" --fov "$DATA/test/fov" --device "$DEVICE"
 stamp "finetune on CUDA (smoke: 2 short epochs on drive/test)"
 python3 -m model_core finetune "$DATA/test" --weights resources/default_model.pt --out /tmp/ft.pt \
   --epochs 2 --steps-per-epoch 20 --device "$DEVICE" 2>&1 | tail -4
+fi
 
-MINUTES=$(python3 -c "print(max(0.05, ($BUDGET_S - $(( $(date +%s) - t0 )) - 75) / 60))")
+MINUTES=$(python3 -c "print(max(0.05, ($BUDGET_S - $(( $(date +%s) - t0 )) - ${RESERVE_S:-75}) / 60))")
 # The v2 recipe, longer: the CPU run had 6.5k steps; these get what MINUTES allows.
 COMMON=(--preset small --epochs 1000 --steps-per-epoch 100 --patch-size 128 --bce-weight 0.5 --patience 1000
         --minutes "$MINUTES" --resample-aug 0.3 --val-resample 0.88 --select-at-best-threshold
         --device "$DEVICE" --name retina-vessels-small --version 3)
 # All seed 0: the seed also draws the held-out photos, and candidates are compared on the same ones.
-declare -A RUNS=(
+if [ "$ROUND" = 1 ]; then declare -A RUNS=(
   [a_seed0]="--seed 0 --batch-size 12 --lr 2e-3"
   [b_batch24]="--seed 0 --batch-size 24 --lr 3e-3"
   [c_symmetric]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5"
   [d_resample05]="--seed 0 --batch-size 12 --lr 2e-3 --resample-aug 0.5"
   [e_patch192]="--seed 0 --batch-size 12 --lr 2e-3 --patch-size 192"
-)
+); else declare -A RUNS=(
+  [f_sym_trainres]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --train-resample 0.88"
+  [g_sym_patch192]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --patch-size 192"
+  [h_sym_both]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --patch-size 192 --train-resample 0.88"
+); fi
 stamp "training ${!RUNS[*]} in parallel, $MINUTES min each"
 for name in "${!RUNS[@]}"; do
   # shellcheck disable=SC2086
@@ -63,5 +73,5 @@ for name in "${!RUNS[@]}"; do
     sed "s/^/[$name cal] /" "/tmp/$name.cal" >> "$OUT/train.log" ) &
 done
 wait
-grep "cal\]" "$OUT/train.log" | grep -iE "chose|threshold|mean" | tail -20
+grep "cal\]" "$OUT/train.log" | grep -E "native|512x512|threshold" | cut -c1-250
 stamp "end"; ls -la "$OUT"

@@ -246,6 +246,8 @@ def cmd_train(args) -> int:
             preprocess = PreprocessConfig(fov_diameter=args.fov_diameter or None)
             model_config = ModelConfig.preset(args.preset)
         train_imgs, val_imgs = prepare_all(train_s, preprocess), prepare_all(val_s, preprocess)
+        for f in args.train_resample or []:
+            train_imgs += prepare_all(train_s, preprocess, resample=f)
         for f in args.val_resample or []:
             val_imgs += prepare_all(val_s, preprocess, resample=f)
         quiet = rank() != 0
@@ -255,7 +257,7 @@ def cmd_train(args) -> int:
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "train", quiet)
         meta = {"name": args.name, "version": args.version, "data": str(args.data),
                 "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
-                "val_resample": args.val_resample or [],
+                "train_resample": args.train_resample or [], "val_resample": args.val_resample or [],
                 "command": _command_line(args),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if init is not None:
@@ -362,6 +364,9 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
         p.add_argument("--resample-aug", dest="resample_p", type=float,
                        help="share of patches softened by a downsample-upsample round trip (photos saved small)")
+        p.add_argument("--train-resample", type=_size_factor, action="append", metavar="F",
+                       help="also train on the training images as a resized data set stores them at F of their "
+                            "size (area-averaged photo, mask cut at half; repeatable)")
         p.add_argument("--val-resample", type=_size_factor, action="append", metavar="F",
                        help="also validate on the held-out images resized to F of their size (repeatable)")
         p.add_argument("--select-at-best-threshold", action="store_true", default=None,

@@ -95,6 +95,18 @@ def test_train_then_finetune(tmp_path, capsys):
     assert ("ACCEPT" if gate["accepted"] else "REJECT") in out and "gating: parent validation Dice" in out
 
 
+def test_resized_renderings_join_training_and_validation(tmp_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=5)
+    out = tmp_path / "r.pt"
+    assert main(["train", str(data), "--out", str(out), *TINY_TRAIN, "--train-resample", "0.5",
+                 "--val-resample", "0.5"]) == 0
+    # 5 photos: 4 train, 1 held out; each also rendered at half size.
+    assert "8 training and 2 validation images" in capsys.readouterr().err
+    meta = load_checkpoint(out).metadata
+    assert meta["train_resample"] == [0.5] and meta["val_resample"] == [0.5]
+    assert "--train-resample 0.5" in meta["command"]
+
+
 def test_missing_default_model_says_so(tmp_path, monkeypatch, fundus, capsys):
     monkeypatch.setattr(resources, "resources_dir", lambda: tmp_path)
     write_png_atomic(tmp_path / "a.png", fundus.image)
