@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--write-card", action="store_true", help="rewrite resources/MODEL_CARD.md and model_card.json")
     ap.add_argument("--selection", type=Path, help="Markdown file: how this run was chosen over earlier ones (goes into the card)")
+    ap.add_argument("--machine-note", default="2-core machine; other work ran beside it at times",
+                    help="what else shared the training machine (goes into the card)")
     args = ap.parse_args()
     weights = args.weights or default_model_path()
     ckpt = load_checkpoint(weights)
@@ -114,7 +116,8 @@ def main() -> None:
     print(f"\nspeed: ours {speed['ours_ms']:.0f} ms, reference {speed['reference_ms']:.0f} ms at 512², 2 threads")
     if args.write_card:
         selection = args.selection.read_text().strip() if args.selection else ""
-        write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, args.tta, selection)
+        write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, args.tta, selection,
+                   args.machine_note)
 
 
 def threshold_choice(meta: dict, cfg: dict) -> str:
@@ -148,7 +151,8 @@ def selection_dice_label(meta: dict, cfg: dict) -> str:
     return f"pooled validation Dice {at}{over}"
 
 
-def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta, selection: str = "") -> None:
+def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta, selection: str = "",
+               machine_note: str = "") -> None:
     from model_core.model import count_parameters
 
     meta = ckpt.metadata
@@ -172,6 +176,7 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta,
                        for k, v in results.items()},
         "speed": speed,
         "evaluated_on": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "training_machine_note": machine_note,
     }
     res = ROOT / "resources"
     if cfg.get("minutes"):
@@ -179,6 +184,9 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta,
                            "clock, so the number of steps depends on the machine's speed: a rerun gives close, not "
                            "bit-identical, weights. Without `--minutes` a run is step-based and bit-reproducible on CPU "
                            "(tested).")
+    if str(meta.get("device", "")).startswith("GPU"):
+        reproducibility += (" It ran on a GPU, whose kernels are not bit-deterministic either; the figures below "
+                            "were all measured on CPU.")
     else:
         reproducibility = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
     card["training"]["reproducibility"] = reproducibility
@@ -216,7 +224,7 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
 - Data: `{meta.get('data')}` (DRIVE training images, native size; `retina-kaggle` is DRIVE resized and was not
   used). {len(meta.get('train_images', []))} images for training, {len(meta.get('val_images', []))} held out for
   validation ({', '.join(meta.get('val_images', []))}). No test image was used for training, selection or threshold.
-- Command (CPU, seed {cfg.get('seed')}):
+- Command ({meta.get('device')}, seed {cfg.get('seed')}):
 
       {meta.get('command')}
 {calibrate_line}
@@ -228,7 +236,7 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
   and noise{resample_note}.
 - Ran {meta.get('epochs_run')} epochs of {cfg.get('steps_per_epoch')} steps; best {selection_dice_label(meta, cfg)}
   {meta.get('val_dice', float('nan')):.4f} at epoch {meta.get('best_epoch')}; {meta.get('stop_reason')};
-  wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')} (2-core machine; other work ran beside it at times).
+  wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')}{f" ({machine_note})" if machine_note else ""}.
 - Training log: `resources/default_model_training.log`.
 
 {"## How this run was chosen" + chr(10) + selection + chr(10) + chr(10) if selection else ""}## Results (test splits; mean over images, ± standard deviation)
