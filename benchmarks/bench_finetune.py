@@ -62,7 +62,7 @@ def main() -> None:
     parent = load_checkpoint(args.weights or default_model_path())
     corrections = discover(args.data / "stare", split="train")[: args.images]
     before = scores(parent, args.data, device)
-    cfg = finetune_config(epochs=10_000, minutes=args.minutes, device=args.device, seed=args.seed,
+    cfg = finetune_config(parent, epochs=10_000, minutes=args.minutes, device=args.device, seed=args.seed,
                           **STRATEGIES[args.strategy])
     t0 = time.monotonic()
     outcome = finetune(parent, corrections, cfg,

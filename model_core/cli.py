@@ -295,7 +295,7 @@ def cmd_finetune(args) -> int:
     try:
         parent = load_checkpoint(args.weights)
         samples = discover(args.data, split="train")
-        cfg = finetune_config(**_given_training_options(args))
+        cfg = finetune_config(parent, **_given_training_options(args))
         if args.minutes is not None and args.epochs is None:
             cfg.epochs = 10_000  # the time budget decides
         quiet = rank() != 0

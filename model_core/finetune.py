@@ -18,8 +18,17 @@ from .engine import CancelToken, EpochReport, TrainConfig, TrainResult, train
 from .model_store import ModelStore, ModelVersion
 
 
-def finetune_config(**overrides) -> TrainConfig:
-    """Defaults for fine-tuning from a handful of corrections (see benchmarks/bench_finetune.py)."""
+# The loss shapes what the probabilities mean (and so the threshold the parent was calibrated at): a child
+# keeps its parent's loss unless told otherwise, or its probabilities drift away from that threshold.
+INHERITED_LOSS_TERMS = ("alpha", "beta", "gamma", "bce_weight", "cldice_weight")
+
+
+def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfig:
+    """Defaults for fine-tuning from a handful of corrections (see benchmarks/bench_finetune.py).
+
+    With ``parent``, its training loss (``INHERITED_LOSS_TERMS``) replaces the generic one; ``overrides``
+    win over both.
+    """
     # Measured with benchmarks/bench_finetune.py (default model; 5 STARE photos as corrections, 4 train + 1 val;
     # 10-CPU-minute budget; one run each), Dice change on stare/test / drive/test:
     #   lr 3e-4, L2-SP 1e-3, patience 8 ("gentle"):        +0.014 / -0.011
@@ -27,9 +36,12 @@ def finetune_config(**overrides) -> TrainConfig:
     #   lr 2e-3, L2-SP 3e-4, patience 30 (these defaults):  +0.050 / -0.018 (7.9 min)
     # The same defaults from the second default model (v2, which starts at 0.801 on stare/test instead of 0.779):
     #   seed 0: +0.014 / -0.018; seed 1: +0.038 / -0.020 -- a handful of images makes runs vary with the seed.
+    # From v3 (symmetric loss, inherited by the child): see docs/finetune_benchmark_cpu*.json and README.
     # Plain fine-tuning (the naive probe) lost 0.11 on DRIVE.
     base = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
                 patience=30, l2sp_weight=3e-4, encoder_lr_scale=0.3, freeze_bn=True)
+    parent_cfg = parent.metadata.get("train_config", {}) if parent is not None else {}
+    base.update({k: parent_cfg[k] for k in INHERITED_LOSS_TERMS if isinstance(parent_cfg.get(k), (int, float))})
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -89,7 +101,7 @@ def gate(parent_dice: float, new_dice: float, stop_reason: str) -> tuple[bool, s
 def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None = None,
              store: ModelStore | None = None, parent_id: str | None = None, activate: bool = True,
              on_epoch=None, on_step=None, cancel: CancelToken | None = None) -> FinetuneOutcome:
-    cfg = cfg or finetune_config()
+    cfg = cfg or finetune_config(parent)
     # One unusable correction (deleted, unreadable, mask of the wrong size) is left out, not fatal.
     prepared, skipped = {}, []
     for sample in samples:

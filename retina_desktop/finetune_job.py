@@ -187,7 +187,8 @@ def child_main(job: dict, out, cancel_event) -> None:
                     token.cancel()
 
         threading.Thread(target=watch, daemon=True, name="cancel-watch").start()
-        cfg = finetune_config(**job["overrides"])
+        parent = load_checkpoint(job["parent_path"])
+        cfg = finetune_config(parent, **job["overrides"])
         device = select_device(cfg.device)
         device_text = describe_device(device)
         out.put(("started", {"device": device_text, "pid": os.getpid()}))
@@ -207,7 +208,6 @@ def child_main(job: dict, out, cancel_event) -> None:
         out.put(("plan", {"train": len(plan.train), "val": len(plan.val), "note": plan.note}))
 
         fault = _inject_fault(os.environ.get(FAULT_ENV, ""))
-        parent = load_checkpoint(job["parent_path"])
         t0 = time.monotonic()
 
         def on_step(epoch, step, loss):

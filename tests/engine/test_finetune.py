@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -45,6 +46,20 @@ def test_split_holds_out_a_quarter_and_handles_one_image(tmp_path):
     assert one.train == one.val and "cannot measure generalisation" in one.note
     with pytest.raises(ValueError):
         plan_split([])
+
+
+def test_child_keeps_the_parents_loss_unless_told_otherwise(parent_and_data):
+    parent, _ = parent_and_data
+    generic = finetune_config()
+    assert (generic.alpha, generic.beta) == (0.7, 0.3)
+    trained = dict(parent.metadata["train_config"], alpha=0.5, beta=0.5, gamma=1.0, bce_weight=0.25)
+    symmetric = dataclasses.replace(parent, metadata={**parent.metadata, "train_config": trained})
+    cfg = finetune_config(symmetric)
+    assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight) == (0.5, 0.5, 1.0, 0.25)
+    assert cfg.lr == generic.lr and cfg.l2sp_weight == generic.l2sp_weight  # only the loss is inherited
+    assert finetune_config(symmetric, alpha=0.6).alpha == 0.6
+    # A checkpoint without a training record (made elsewhere) gets the generic loss.
+    assert finetune_config(dataclasses.replace(parent, metadata={})).alpha == generic.alpha
 
 
 def test_gate_rules():
