@@ -581,7 +581,7 @@ class FinetuneController(QObject):
         if out.get("failed"):
             self._failed(out.get("reason") or out.get("stop_reason", "training failed"))
             return
-        before, after = out.get("parent_dice"), out.get("new_dice")
+        before = out.get("parent_dice")
         if before is not None:
             self.panel.parent_line.setValue(before)
             self.panel.parent_line.show()

@@ -230,7 +230,7 @@ def test_a_failing_run_leaves_the_app_up_with_a_message(ft_window, store, tiny_r
 
 
 def test_a_deleted_image_is_left_out_with_a_note(ft_window, store, tiny_runs, qtbot, approved_workspace):
-    w, ctl = ft_window, ft_window.finetune
+    ctl = ft_window.finetune
     assert ctl.start()
     (approved_workspace / "img_03.png").unlink()  # gone after the job was made
     with qtbot.waitSignal(ctl.run_finished, timeout=RUN_TIMEOUT) as done:
