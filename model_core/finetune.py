@@ -36,7 +36,8 @@ def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfi
     #   lr 2e-3, L2-SP 3e-4, patience 30 (these defaults):  +0.050 / -0.018 (7.9 min)
     # The same defaults from the second default model (v2, which starts at 0.801 on stare/test instead of 0.779):
     #   seed 0: +0.014 / -0.018; seed 1: +0.038 / -0.020 -- a handful of images makes runs vary with the seed.
-    # From v3 (symmetric loss, inherited by the child): see docs/finetune_benchmark_cpu*.json and README.
+    # From v3 (0.803 on stare/test; symmetric loss, inherited by the child): seed 0: +0.030 / -0.017;
+    #   seed 1: +0.014 / -0.016 (docs/finetune_benchmark_cpu*.json).
     # Plain fine-tuning (the naive probe) lost 0.11 on DRIVE.
     base = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
                 patience=30, l2sp_weight=3e-4, encoder_lr_scale=0.3, freeze_bn=True)
