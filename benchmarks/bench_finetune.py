@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed (runs on a few images vary with it)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--save", type=Path, help="also write the fine-tuned checkpoint here")
     args = ap.parse_args()
     device = args.device or "cpu"
     parent = load_checkpoint(args.weights or default_model_path())
@@ -71,6 +72,21 @@ def main() -> None:
     wall = time.monotonic() - t0
     chosen = outcome.result.checkpoint if outcome.accepted else parent
     after = scores(outcome.result.checkpoint, args.data, device)
+    if args.save:
+        from model_core.checkpoint import save_checkpoint
+
+        save_checkpoint(args.save, outcome.result.checkpoint)
+    # The child's threshold is picked on the one held-out correction; the stare/train photos that were not
+    # corrections (never seen in fine-tuning, not test) show whether it beats keeping the parent's.
+    unused = discover(args.data / "stare", split="train")[args.images:]
+    child = VesselPredictor(outcome.result.checkpoint, device=device)
+    threshold_check = {
+        "images": [s.name for s in unused],
+        "parent": evaluate_samples(VesselPredictor(parent, device=device), unused, parent.threshold,
+                                   progress=False).mean()["dice"],
+        "child_at_its_threshold": evaluate_samples(child, unused, child.threshold, progress=False).mean()["dice"],
+        "child_at_parent_threshold": evaluate_samples(child, unused, parent.threshold, progress=False).mean()["dice"],
+    } if unused else {}
     report = {
         "strategy": args.strategy, "seed": args.seed,
         "threshold": {"parent": parent.threshold, "fine_tuned": outcome.result.checkpoint.threshold}, "device": outcome.result.checkpoint.metadata.get("device"), "minutes_budget": args.minutes,
@@ -79,6 +95,7 @@ def main() -> None:
         "before": before, "after_finetuned": after,
         "active_after_gate": "fine-tuned" if chosen is not parent else "parent",
         "delta": {k: {m: after[k][m] - before[k][m] for m in ("dice", "auc")} for k in before},
+        "threshold_check_unused_stare_train": threshold_check,
     }
     print(f"strategy {args.strategy}, {report['device']}, {wall / 60:.1f} min, {report['epochs']} epochs; {outcome.plan.note}")
     print(f"gate: {'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason}); threshold "
@@ -88,6 +105,10 @@ def main() -> None:
         b, a = before[k], after[k]
         print(f"{label:12}{b['dice']:12.4f}{a['dice']:8.4f}{a['dice'] - b['dice']:+8.4f}"
               f"{b['auc']:12.4f}{a['auc']:8.4f}{a['auc'] - b['auc']:+8.4f}")
+    if threshold_check:
+        print(f"stare/train photos not used ({len(threshold_check['images'])}), Dice: parent "
+              f"{threshold_check['parent']:.4f}; fine-tuned at its threshold {threshold_check['child_at_its_threshold']:.4f},"
+              f" at the parent's {threshold_check['child_at_parent_threshold']:.4f}")
     print(f"targets: stare Dice gain >= +0.04 -> {'met' if report['delta']['stare']['dice'] >= 0.04 else 'NOT met'}; "
           f"drive Dice drop <= 0.02 -> {'met' if report['delta']['drive']['dice'] >= -0.02 else 'NOT met'}")
     if args.json:
