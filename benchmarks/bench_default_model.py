@@ -74,8 +74,8 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--write-card", action="store_true", help="rewrite resources/MODEL_CARD.md and model_card.json")
     ap.add_argument("--selection", type=Path, help="Markdown file: how this run was chosen over earlier ones (goes into the card)")
-    ap.add_argument("--machine-note", default="2-core machine; other work ran beside it at times",
-                    help="what else shared the training machine (goes into the card)")
+    ap.add_argument("--machine-note", default="",
+                    help="what else shared the training machine, where its files came from (goes into the card)")
     args = ap.parse_args()
     weights = args.weights or default_model_path()
     ckpt = load_checkpoint(weights)
@@ -145,6 +145,23 @@ def threshold_choice(meta: dict, cfg: dict) -> str:
     return how
 
 
+def reproducibility_text(cfg: dict, meta: dict) -> str:
+    """What a rerun of the recorded command gives, from the run's own config and device."""
+    if cfg.get("minutes"):
+        text = (f"The run had a {cfg['minutes']:g}-minute wall-time budget and its cosine schedule follows the "
+                "clock, so the number of steps depends on the machine's speed: a rerun gives close, not "
+                "bit-identical, weights. Without `--minutes` a run is step-based and bit-reproducible on CPU "
+                "(tested).")
+    elif str(meta.get("device", "")).startswith("GPU"):
+        text = "Step-based and seeded."
+    else:
+        text = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
+    if str(meta.get("device", "")).startswith("GPU"):
+        text += (" This run was on a GPU, whose kernels are not bit-deterministic; the figures below were all "
+                 "measured on CPU.")
+    return text
+
+
 def selection_dice_label(meta: dict, cfg: dict) -> str:
     at = "at that epoch's best threshold" if cfg.get("select_at_best_threshold") else "at threshold 0.5"
     over = " over native and resized renderings" if meta.get("val_resample") else ""
@@ -179,16 +196,7 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta,
         "training_machine_note": machine_note,
     }
     res = ROOT / "resources"
-    if cfg.get("minutes"):
-        reproducibility = (f"The run had a {cfg['minutes']:g}-minute wall-time budget and its cosine schedule follows the "
-                           "clock, so the number of steps depends on the machine's speed: a rerun gives close, not "
-                           "bit-identical, weights. Without `--minutes` a run is step-based and bit-reproducible on CPU "
-                           "(tested).")
-    if str(meta.get("device", "")).startswith("GPU"):
-        reproducibility += (" It ran on a GPU, whose kernels are not bit-deterministic either; the figures below "
-                            "were all measured on CPU.")
-    else:
-        reproducibility = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
+    reproducibility = reproducibility_text(cfg, meta)
     card["training"]["reproducibility"] = reproducibility
     calibrate_line = ""
     if meta.get("threshold_calibration", {}).get("command"):
@@ -202,6 +210,10 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta,
         low, high = PatchSampler.RESAMPLE_RANGE
         resample_note = (f"; {cfg['resample_p']:.0%} of patches are shrunk to {low:.0%}–{high:.0%} and enlarged again, "
                          "as a photo stored smaller than the model's working scale arrives")
+    if meta.get("train_resample"):
+        sizes = ", ".join(f"{f:g}" for f in meta["train_resample"])
+        resample_note += (f"; each training photo is also used as a resized data set would store it at {sizes} of its "
+                          "size (`--train-resample`)")
     unmet = [name for name, _, _, _, _, ok in rows if not ok]
     card["targets_not_met"] = unmet
     card["selection"] = selection

@@ -14,7 +14,8 @@
 # OUT_DIR receives at most 8 files: one checkpoint per candidate, train.log (every run, lines prefixed).
 set -u
 DATA=${1:?DRIVE_DIR}; OUT=${2:?OUT_DIR}; BUDGET_S=${3:-570}
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu EXTRA="--steps-per-epoch 3 --batch-size 2" and SECONDS=140: a smoke run
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu EXTRA="--steps-per-epoch 3 --batch-size 2", third argument 140: a smoke run
+VERSION=${VERSION:-3}   # the version the candidates are named
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 t0=$(date +%s)
@@ -31,11 +32,12 @@ if [ "$ROUND" = 1 ]; then
 stamp "CUDA test"
 python3 -m pytest -q -p no:cacheprovider tests/engine/test_cuda.py 2>&1 | tail -3
 
-stamp "bundled model on CUDA, drive test in FOV (CPU figures: Dice 0.8225, AUC 0.9800)"
+cpu=$(python3 -c "import json; d = json.load(open('resources/model_card.json'))['evaluation']['drive']['mean']; print(f\"Dice {d['dice']:.4f}, AUC {d['auc']:.4f}\")")
+stamp "bundled model on CUDA, drive test in FOV (the card's CPU figures: $cpu)"
 python3 -m model_core evaluate "$DATA" --fov "$DATA/test/fov" --device "$DEVICE" 2>&1 | tail -4
 
-stamp "finetune on CUDA (smoke: 2 short epochs on drive/test)"
-python3 -m model_core finetune "$DATA/test" --weights resources/default_model.pt --out /tmp/ft.pt \
+stamp "finetune on CUDA (smoke: 2 short epochs on drive/train; the output is thrown away)"
+python3 -m model_core finetune "$DATA" --weights resources/default_model.pt --out /tmp/ft.pt \
   --epochs 2 --steps-per-epoch 20 --device "$DEVICE" 2>&1 | tail -4
 fi
 
@@ -43,7 +45,7 @@ MINUTES=$(python3 -c "print(max(0.05, ($BUDGET_S - $(( $(date +%s) - t0 )) - ${R
 # The v2 recipe, longer: the CPU run had 6.5k steps; these get what MINUTES allows.
 COMMON=(--preset small --epochs 1000 --steps-per-epoch 100 --patch-size 128 --bce-weight 0.5 --patience 1000
         --minutes "$MINUTES" --resample-aug 0.3 --val-resample 0.88 --select-at-best-threshold
-        --device "$DEVICE" --name retina-vessels-small --version 3)
+        --device "$DEVICE" --name retina-vessels-small --version "$VERSION")
 # All seed 0: the seed also draws the held-out photos, and candidates are compared on the same ones.
 if [ "$ROUND" = 1 ]; then declare -A RUNS=(
   [a_seed0]="--seed 0 --batch-size 12 --lr 2e-3"

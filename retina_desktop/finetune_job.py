@@ -91,12 +91,12 @@ def measure_step_seconds(parent_path: str | os.PathLike, overrides: dict, steps:
     from model_core.finetune import finetune_config
     from model_core.losses import VesselLoss
 
-    cfg = finetune_config(**overrides)
     ckpt = load_checkpoint(parent_path)
+    cfg = finetune_config(ckpt, **overrides)  # the parent's loss, clDice included, is what the run will compute
     device = select_device(cfg.device)
     model = ckpt.build().to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, 0.0)
+    loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)
     x = torch.rand(cfg.batch_size, 1, cfg.patch_size, cfg.patch_size, device=device)
     y = (torch.rand_like(x) > 0.9).float()
     v = torch.ones_like(x)

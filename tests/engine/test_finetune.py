@@ -58,8 +58,13 @@ def test_child_keeps_the_parents_loss_unless_told_otherwise(parent_and_data):
     assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight) == (0.5, 0.5, 1.0, 0.25)
     assert cfg.lr == generic.lr and cfg.l2sp_weight == generic.l2sp_weight  # only the loss is inherited
     assert finetune_config(symmetric, alpha=0.6).alpha == 0.6
-    # A checkpoint without a training record (made elsewhere) gets the generic loss.
+    # A checkpoint without a usable training record (made elsewhere) gets the generic loss.
     assert finetune_config(dataclasses.replace(parent, metadata={})).alpha == generic.alpha
+    assert finetune_config(dataclasses.replace(parent, metadata={"train_config": None})).alpha == generic.alpha
+    odd = dict(trained, alpha=True, beta=float("nan"), gamma=-1.0, bce_weight="0.9")
+    cfg = finetune_config(dataclasses.replace(parent, metadata={"train_config": odd}))
+    assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight) == (generic.alpha, generic.beta, generic.gamma,
+                                                                generic.bce_weight)
 
 
 def test_gate_rules():

@@ -1,0 +1,57 @@
+"""The fine-tune child process's entry point, run in-process: what the app's runs are made of."""
+
+import dataclasses
+import queue
+import threading
+
+from model_core.checkpoint import load_checkpoint, save_checkpoint
+from model_core.imageio import mask_to_png, write_png_atomic
+from model_core.model_store import ModelStore
+from model_core.synthetic import make_fundus
+from retina_desktop.finetune_job import FinetuneJob, child_main
+
+
+class ChildQueue(queue.Queue):
+    """The multiprocessing queue's interface, in one process."""
+
+    def close(self):
+        pass
+
+    def join_thread(self):
+        pass
+
+
+def _messages(q: queue.Queue) -> list:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+def test_a_run_from_the_app_keeps_the_parents_loss(tmp_path, micro_checkpoint_path):
+    micro = load_checkpoint(micro_checkpoint_path)
+    trained = {"alpha": 0.5, "beta": 0.5, "gamma": 1.0, "bce_weight": 0.25}
+    parent = save_checkpoint(tmp_path / "parent.pt",
+                             dataclasses.replace(micro, metadata={**micro.metadata, "train_config": trained}))
+    samples = []
+    for i in range(2):
+        f = make_fundus(96, 96, seed=60 + i)
+        samples.append((str(write_png_atomic(tmp_path / f"img{i}.png", f.image)),
+                        str(write_png_atomic(tmp_path / f"img{i}_gt.png", mask_to_png(f.vessels)))))
+    job = FinetuneJob(str(parent), None, samples, str(tmp_path / "store"),
+                      overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32,
+                                 "device": "cpu"})
+    q = ChildQueue()
+    child_main(job.as_dict(), q, threading.Event())
+    messages = _messages(q)
+    assert messages[0][0] == "started" and messages[-1][0] == "done"
+    settings = ModelStore(tmp_path / "store").get(messages[-1][1]["version"]).info["settings"]
+    assert (settings["alpha"], settings["beta"], settings["gamma"], settings["bce_weight"]) == (0.5, 0.5, 1.0, 0.25)
+
+
+def test_a_missing_parent_is_one_error_message(tmp_path):
+    job = FinetuneJob(str(tmp_path / "gone.pt"), None, [], str(tmp_path / "store"))
+    q = ChildQueue()
+    child_main(job.as_dict(), q, threading.Event())
+    (message,) = _messages(q)  # no "started": the run never began
+    assert message[0] == "error" and "gone.pt" in message[1] and "\n" not in message[1]
