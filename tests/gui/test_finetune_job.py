@@ -4,6 +4,8 @@ import dataclasses
 import queue
 import threading
 
+import torch
+
 from model_core.checkpoint import load_checkpoint, save_checkpoint
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.model_store import ModelStore
@@ -19,6 +21,18 @@ class ChildQueue(queue.Queue):
 
     def join_thread(self):
         pass
+
+
+def _run_child(job: FinetuneJob) -> list:
+    """child_main in this process, then undo what a real child's exit would: its thread count and watcher."""
+    threads = torch.get_num_threads()
+    q, cancel = ChildQueue(), threading.Event()
+    try:
+        child_main(job.as_dict(), q, cancel)
+    finally:
+        cancel.set()  # ends the cancel-watch thread
+        torch.set_num_threads(threads)
+    return _messages(q)
 
 
 def _messages(q: queue.Queue) -> list:
@@ -41,9 +55,7 @@ def test_a_run_from_the_app_keeps_the_parents_loss(tmp_path, micro_checkpoint_pa
     job = FinetuneJob(str(parent), None, samples, str(tmp_path / "store"),
                       overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32,
                                  "device": "cpu"})
-    q = ChildQueue()
-    child_main(job.as_dict(), q, threading.Event())
-    messages = _messages(q)
+    messages = _run_child(job)
     assert messages[0][0] == "started" and messages[-1][0] == "done"
     settings = ModelStore(tmp_path / "store").get(messages[-1][1]["version"]).info["settings"]
     assert (settings["alpha"], settings["beta"], settings["gamma"], settings["bce_weight"]) == (0.5, 0.5, 1.0, 0.25)
@@ -51,7 +63,5 @@ def test_a_run_from_the_app_keeps_the_parents_loss(tmp_path, micro_checkpoint_pa
 
 def test_a_missing_parent_is_one_error_message(tmp_path):
     job = FinetuneJob(str(tmp_path / "gone.pt"), None, [], str(tmp_path / "store"))
-    q = ChildQueue()
-    child_main(job.as_dict(), q, threading.Event())
-    (message,) = _messages(q)  # no "started": the run never began
+    (message,) = _run_child(job)  # no "started": the run never began
     assert message[0] == "error" and "gone.pt" in message[1] and "\n" not in message[1]
