@@ -147,16 +147,16 @@ def threshold_choice(meta: dict, cfg: dict) -> str:
 
 def reproducibility_text(cfg: dict, meta: dict) -> str:
     """What a rerun of the recorded command gives, from the run's own config and device."""
+    gpu = str(meta.get("device", "")).startswith("GPU")
     if cfg.get("minutes"):
         text = (f"The run had a {cfg['minutes']:g}-minute wall-time budget and its cosine schedule follows the "
                 "clock, so the number of steps depends on the machine's speed: a rerun gives close, not "
                 "bit-identical, weights. Without `--minutes` a run is step-based and bit-reproducible on CPU "
                 "(tested).")
-    elif str(meta.get("device", "")).startswith("GPU"):
-        text = "Step-based and seeded."
     else:
-        text = "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
-    if str(meta.get("device", "")).startswith("GPU"):
+        text = "Step-based and seeded." if gpu else \
+            "Step-based and seeded: a rerun on CPU reproduces the weights bit for bit (tested)."
+    if gpu:
         text += (" This run was on a GPU, whose kernels are not bit-deterministic; the figures below were all "
                  "measured on CPU.")
     return text

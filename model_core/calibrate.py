@@ -18,9 +18,8 @@ import numpy as np
 from .checkpoint import Checkpoint
 from .data import Sample, load_sample, render_resized
 from .errors import DatasetError
+from .metrics import THRESHOLD_GRID as THRESHOLDS
 from .metrics import Confusion
-
-THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
 @dataclass
@@ -51,8 +50,7 @@ def calibrate(predictor, samples: list[Sample], sizes: list[tuple[int, int]], pr
     conf = {k: [Confusion() for _ in THRESHOLDS] for k in keys}
 
     def add(key, prob, truth, fov):
-        for i, t in enumerate(THRESHOLDS):
-            conf[key][i] = conf[key][i] + Confusion.of(prob >= t, truth, fov)
+        conf[key] = [a + b for a, b in zip(conf[key], Confusion.sweep(prob, truth, fov, THRESHOLDS))]
 
     for s in (progress(samples) if progress else samples):
         rgb, vessels, fov, fov_given = load_sample(s)

@@ -23,7 +23,7 @@ from .checkpoint import Checkpoint, make_checkpoint
 from .data import PatchSampler, PreparedImage
 from .device import describe_device, select_device
 from .losses import VesselLoss
-from .metrics import Confusion, RocHistogram
+from .metrics import THRESHOLD_GRID, Confusion, RocHistogram
 from .model import ModelConfig, build_model, pad_to_multiple
 from .preprocess import PreprocessConfig
 
@@ -129,7 +129,7 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
     model.eval()
     inner = getattr(model, "module", model)
     multiple = 2 ** inner.config.depth
-    thresholds = np.linspace(0.05, 0.95, 19) if thresholds is None else thresholds
+    thresholds = THRESHOLD_GRID if thresholds is None else thresholds
     conf = [Confusion() for _ in thresholds]
     roc = RocHistogram()
     for im in images:
@@ -139,8 +139,7 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
         fov = im.fov > 0
         truth = im.vessels > 0
         roc = roc + RocHistogram.of(prob, truth, fov)
-        for i, th in enumerate(thresholds):
-            conf[i] = conf[i] + Confusion.of(prob >= th, truth, fov)
+        conf = [a + b for a, b in zip(conf, Confusion.sweep(prob, truth, fov, thresholds))]
     dices = [c.dice for c in conf]
     at_half = int(np.argmin(np.abs(thresholds - 0.5)))
     best = int(np.nanargmax(dices))

@@ -15,6 +15,8 @@ import numpy as np
 
 AUC_BINS = 65536
 METRIC_NAMES = ("dice", "iou", "accuracy", "sensitivity", "specificity", "auc", "cldice")
+# The thresholds validation and calibration choose from (0.05, 0.10, ... 0.95, exactly those decimals).
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -40,6 +42,12 @@ class Confusion:
         fp = int(np.count_nonzero(pred & ~truth))
         fn = int(np.count_nonzero(~pred & truth))
         return cls(tp, fp, fn, int(pred.size) - tp - fp - fn)
+
+    @classmethod
+    def sweep(cls, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None,
+              thresholds: np.ndarray = THRESHOLD_GRID) -> list["Confusion"]:
+        """One count per threshold of ``prob >= threshold``."""
+        return [cls.of(prob >= t, truth, fov) for t in thresholds]
 
     def __add__(self, other: "Confusion") -> "Confusion":
         return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)

@@ -85,3 +85,15 @@ def test_segmentation_metrics_and_accumulator_pool_counts():
 def test_size_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in size"):
         segmentation_metrics(np.zeros((2, 2)), np.zeros((3, 2), bool))
+
+
+def test_sweep_counts_each_threshold_and_the_grid_is_exact_decimals():
+    from model_core.metrics import THRESHOLD_GRID
+
+    prob = np.array([[0.1, 0.4], [0.6, 0.9]])
+    truth = np.array([[0, 1], [1, 1]], bool)
+    low, mid, high = Confusion.sweep(prob, truth, thresholds=[0.05, 0.5, 0.95])
+    assert (low.tp, low.fp, low.fn, low.tn) == (3, 1, 0, 0)
+    assert (mid.tp, mid.fp, mid.fn, mid.tn) == (2, 0, 1, 1)
+    assert (high.tp, high.fp, high.fn, high.tn) == (0, 0, 3, 1)
+    assert len(THRESHOLD_GRID) == 19 and THRESHOLD_GRID[10] == 0.55 and THRESHOLD_GRID[-1] == 0.95
