@@ -175,7 +175,7 @@ def _split_train_val(samples, val_fraction: float, seed: int):
 
 TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay",
                     "alpha", "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device",
-                    "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold")
+                    "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold", "ema_decay")
 
 
 def _given_training_options(args) -> dict:
@@ -350,6 +350,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--patience", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--ema-decay", type=float, help="validate and save a moving average of the weights (e.g. 0.998; default off)")
     p.add_argument("--name", default="retina-vessels")
     p.add_argument("--version", default="1")
     if finetune:

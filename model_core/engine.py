@@ -80,6 +80,9 @@ class TrainConfig:
     # Pick the best epoch by validation Dice at that epoch's best threshold (the one the checkpoint will
     # record) rather than at 0.5: a model whose calibration drifts is not penalised for it.
     select_at_best_threshold: bool = False
+    # Validate and keep an exponential moving average of the weights (0: off). With a handful of photos
+    # the raw weights swing from epoch to epoch; the average is what a later epoch would settle on.
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,6 +193,11 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     model.to(device)
     anchor = [p.detach().clone() for p in model.parameters()] if cfg.l2sp_weight else None
     net = torch.nn.parallel.DistributedDataParallel(model) if is_distributed() else model
+    ema = None
+    if cfg.ema_decay:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    scored = ema.module if ema is not None else net  # the weights that are validated and saved
 
     loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -257,18 +265,20 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step(epoch, step + 1, losses[-1])
         if reason != "completed":
             break
         nan = float("nan")
-        at_half, val_auc, th, at_best = _validate_everywhere(net, val_images, device) if val_images else (nan, nan, 0.5, nan)
+        at_half, val_auc, th, at_best = _validate_everywhere(scored, val_images, device) if val_images else (nan, nan, 0.5, nan)
         val_dice = at_best if cfg.select_at_best_threshold else at_half
         improved = (val_dice > best_dice) if not math.isnan(val_dice) else True
         if improved:
             best_dice, best_epoch, stale, best_th = (val_dice if not math.isnan(val_dice) else best_dice), epoch, 0, th
-            best = make_checkpoint(model, preprocess, base_meta)
+            best = make_checkpoint(scored, preprocess, base_meta)
         else:
             stale += 1
         epoch_times.append(time.monotonic() - e0)

@@ -130,3 +130,19 @@ def test_selection_at_the_best_threshold_on_a_real_validation():
     at_half, _, th, at_best = validate(net, [im], torch.device("cpu"))
     assert result.threshold == th and result.best_val_dice == pytest.approx(at_best, abs=1e-9)
     assert at_best >= at_half
+
+
+def test_moving_average_of_the_weights_is_what_is_validated_and_saved():
+    _, im = _prepared()
+    raw = lambda steps, **kw: train([im], [im], ModelConfig.preset("micro"), PRE,
+                                    _cfg(epochs=1, steps_per_epoch=steps, **kw)).checkpoint
+    # The first step of a 2-step run equals a 1-step run (the warm-up starts at the same rate), so the
+    # raw trajectory is w1 then w2, and the average after two steps is 0.75 * w1 + 0.25 * w2.
+    w1, w2 = raw(1).state_dict, raw(2).state_dict
+    averaged = raw(2, ema_decay=0.75)
+    floats = [k for k, v in w1.items() if v.is_floating_point()]
+    assert any("running_mean" in k for k in floats)  # BatchNorm statistics are averaged with the weights
+    for k in floats:
+        torch.testing.assert_close(averaged.state_dict[k], 0.75 * w1[k] + 0.25 * w2[k], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(averaged.state_dict[floats[0]], w2[floats[0]])
+    assert averaged.metadata["train_config"]["ema_decay"] == 0.75
