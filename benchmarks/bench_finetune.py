@@ -26,14 +26,15 @@ from model_core.predictor import VesselPredictor  # noqa: E402
 from model_core.resources import default_model_path  # noqa: E402
 
 STRATEGIES = {
-    # The shipped defaults: L2-SP toward the parent, slower encoder, frozen BatchNorm statistics.
+    # The shipped defaults: L2-SP toward the parent, slower encoder, frozen BatchNorm statistics, a moving
+    # average of the weights.
     "default": {},
+    # The defaults before the moving average (v3's first measurements).
+    "no-ema": {"ema_decay": 0.0},
     # The first defaults: gentler, early stop after 8 epochs without a better validation Dice.
     "gentle": {"lr": 3e-4, "l2sp_weight": 1e-3, "patience": 8},
     # Between the two: lr 1e-3, weak pull, no early stop on the tiny validation set.
     "strong": {"lr": 1e-3, "l2sp_weight": 1e-4, "patience": 1000},
-    # The defaults, validating and keeping a moving average of the weights (horizon ~100 steps).
-    "ema": {"ema_decay": 0.99},
     # The naive probe: plain Focal-Tversky(+BCE) fine-tuning, nothing against forgetting.
     "plain": {"l2sp_weight": 0.0, "encoder_lr_scale": 1.0, "freeze_bn": False, "lr": 1e-3},
 }
