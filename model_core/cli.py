@@ -332,6 +332,16 @@ def _size_factor(text: str) -> float:
     return f
 
 
+def _decay(text: str) -> float:
+    try:
+        d = float(text)
+    except ValueError:
+        d = float("nan")
+    if not 0 <= d < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a decay between 0 (off) and 1 (exclusive)")
+    return d
+
+
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("data", help="data-set folder (images/ + masks/, or with train/)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
@@ -350,7 +360,9 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--patience", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--ema-decay", type=float, help="validate and save a moving average of the weights (e.g. 0.998; default off)")
+    p.add_argument("--ema-decay", type=_decay, metavar="D",
+                   help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; 0 turns it off "
+                        f"(default: {'0.99' if finetune else 'off'})")
     p.add_argument("--name", default="retina-vessels")
     p.add_argument("--version", default="1")
     if finetune:

@@ -169,6 +169,24 @@ def _agree(decision: bool, device) -> bool:
     return bool(t.item())
 
 
+def _moving_average(decay: float):
+    """AveragedModel's update: a plain mean of the weights so far until it would weigh the newest less than
+    ``1 - decay``, then an exponential moving average. Without the ramp, a short run (a fine-tune of a few
+    dozen steps) would keep mostly the weights after its first step."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        keep = min(decay, n / (n + 1))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, 1.0 - keep)
+            else:  # BatchNorm's step counters: an average of counts means nothing, follow the model
+                a.copy_(c)
+
+    return update
+
+
 def _param_groups(model: torch.nn.Module, cfg: TrainConfig):
     enc = [p for n, p in model.named_parameters() if n.startswith("encoders.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
@@ -195,8 +213,7 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     net = torch.nn.parallel.DistributedDataParallel(model) if is_distributed() else model
     ema = None
     if cfg.ema_decay:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=_moving_average(cfg.ema_decay), use_buffers=True)
     scored = ema.module if ema is not None else net  # the weights that are validated and saved
 
     loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)

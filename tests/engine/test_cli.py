@@ -84,6 +84,8 @@ def test_train_then_finetune(tmp_path, capsys):
                "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
     b = load_checkpoint(tmp_path / "b.pt")
     assert b.metadata["parent"]["sha256"] == a.sha256
+    # Fine-tuning keeps a moving average of the weights unless told otherwise; training from scratch does not.
+    assert b.metadata["train_config"]["ema_decay"] == 0.99 and a.metadata["train_config"]["ema_decay"] == 0.0
     # A second training stage starts from the first stage's weights and records where it came from.
     assert main(["train", str(data), "--out", str(tmp_path / "c.pt"), "--init", str(tmp_path / "a.pt"), *TINY_TRAIN]) == 0
     c = load_checkpoint(tmp_path / "c.pt")
@@ -93,6 +95,14 @@ def test_train_then_finetune(tmp_path, capsys):
     assert rc == (0 if gate["accepted"] else 3)
     out = capsys.readouterr().out
     assert ("ACCEPT" if gate["accepted"] else "REJECT") in out and "gating: parent validation Dice" in out
+
+
+@pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "nan", "x"])
+def test_a_decay_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tmp_path / "no-data"), "--out", str(tmp_path / "a.pt"), "--ema-decay", value])
+    assert exc.value.code == 2
+    assert f"{value!r} is not a decay between 0 (off) and 1 (exclusive)" in capsys.readouterr().err
 
 
 def test_resized_renderings_join_training_and_validation(tmp_path, capsys):

@@ -132,17 +132,27 @@ def test_selection_at_the_best_threshold_on_a_real_validation():
     assert at_best >= at_half
 
 
-def test_moving_average_of_the_weights_is_what_is_validated_and_saved():
+def test_moving_average_of_the_weights_is_what_is_validated_and_saved(monkeypatch):
     _, im = _prepared()
-    raw = lambda steps, **kw: train([im], [im], ModelConfig.preset("micro"), PRE,
-                                    _cfg(epochs=1, steps_per_epoch=steps, **kw)).checkpoint
-    # The first step of a 2-step run equals a 1-step run (the warm-up starts at the same rate), so the
-    # raw trajectory is w1 then w2, and the average after two steps is 0.75 * w1 + 0.25 * w2.
-    w1, w2 = raw(1).state_dict, raw(2).state_dict
-    averaged = raw(2, ema_decay=0.75)
+    # Record the raw weights each time the average is updated (once per optimiser step).
+    raw = []
+    update = torch.optim.swa_utils.AveragedModel.update_parameters
+
+    def spy(self, model):
+        raw.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        update(self, model)
+
+    monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", spy)
+    saved = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=4, ema_decay=0.6)).checkpoint
+    assert len(raw) == 4
+    w1, w2, w3, w4 = raw
+    # A plain mean while it weighs the newest weights more than 1 - 0.6 (steps 1-2), then the moving average:
+    # (w1 + w2) / 2, then 0.6 * that + 0.4 * w3, then 0.6 * that + 0.4 * w4.
     floats = [k for k, v in w1.items() if v.is_floating_point()]
     assert any("running_mean" in k for k in floats)  # BatchNorm statistics are averaged with the weights
     for k in floats:
-        torch.testing.assert_close(averaged.state_dict[k], 0.75 * w1[k] + 0.25 * w2[k], rtol=1e-5, atol=1e-6)
-    assert not torch.equal(averaged.state_dict[floats[0]], w2[floats[0]])
-    assert averaged.metadata["train_config"]["ema_decay"] == 0.75
+        expected = 0.6 * (0.6 * (w1[k] + w2[k]) / 2 + 0.4 * w3[k]) + 0.4 * w4[k]
+        torch.testing.assert_close(saved.state_dict[k], expected, rtol=1e-5, atol=1e-6)
+    counters = [k for k in w1 if k.endswith("num_batches_tracked")]
+    assert counters and all(int(saved.state_dict[k]) == int(w4[k]) == 4 for k in counters)
+    assert saved.metadata["train_config"]["ema_decay"] == 0.6
