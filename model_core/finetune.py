@@ -41,9 +41,10 @@ def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfi
     #   seed 1: +0.014 / -0.016; repeated: +0.034 / -0.020 and +0.033 / -0.013 (docs/finetune_benchmark_cpu*.json).
     # Plain fine-tuning (the naive probe) lost 0.11 on DRIVE.
     # Validating and keeping a moving average of the weights (ema_decay 0.99, ~100-step horizon), from v3:
-    #   seed 0: +0.035 / -0.013; seed 1: +0.038 / -0.017; seed 2: +0.037 / -0.018, where the raw weights gave
+    #   seed 0: +0.030 / -0.011; seed 1: +0.038 / -0.016; seed 2: +0.037 / -0.016, where the raw weights gave
     #   +0.019 / -0.018 (docs/finetune_benchmark_cpu_ema.json). The score on one held-out photo rises smoothly
-    #   instead of jumping, so the best epoch is less often a lucky one (the raw seed-2 run scored higher there).
+    #   instead of jumping, so the best epoch is less often a lucky one (the raw seed-2 run scored as high there
+    #   and gained half as much).
     base = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
                 patience=30, l2sp_weight=3e-4, encoder_lr_scale=0.3, freeze_bn=True, ema_decay=0.99)
     base.update(_parent_loss(parent))
