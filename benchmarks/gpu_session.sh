@@ -9,6 +9,10 @@
 # SECONDS is the whole script's wall budget (default 570): the trainings get what the checks leave of it.
 # ROUND=2 skips the checks and trains the second round (the first round's best recipe, symmetric
 # Focal-Tversky, combined with larger patches and with resized renderings of the training photos).
+# ROUND=3 (prepared after v3, not yet run on a GPU) also skips the checks: v3's recipe with a moving average
+# of the weights (--ema-decay 0.999, horizon ~1000 steps; v3's best epoch was one high point of a jumpy
+# validation curve), with patch 192, with a higher learning rate, and the wider base preset (its CPU ratio,
+# ~0.099 in bench_forward, must be re-measured against the 0.10 limit before it could ship).
 # RESERVE_S (default 75) is kept after the trainings for calibration and the copy back.
 #
 # OUT_DIR receives at most 8 files: one checkpoint per candidate, train.log (every run, lines prefixed).
@@ -53,6 +57,11 @@ if [ "$ROUND" = 1 ]; then declare -A RUNS=(
   [c_symmetric]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5"
   [d_resample05]="--seed 0 --batch-size 12 --lr 2e-3 --resample-aug 0.5"
   [e_patch192]="--seed 0 --batch-size 12 --lr 2e-3 --patch-size 192"
+); elif [ "$ROUND" = 3 ]; then declare -A RUNS=(
+  [i_sym_ema]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --ema-decay 0.999"
+  [j_sym_ema_p192]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --ema-decay 0.999 --patch-size 192"
+  [k_base_sym_ema]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --ema-decay 0.999 --preset base"
+  [l_sym_ema_lr3]="--seed 0 --batch-size 12 --lr 3e-3 --alpha 0.5 --beta 0.5 --ema-decay 0.999"
 ); else declare -A RUNS=(
   [f_sym_trainres]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --train-resample 0.88"
   [g_sym_patch192]="--seed 0 --batch-size 12 --lr 2e-3 --alpha 0.5 --beta 0.5 --patch-size 192"
