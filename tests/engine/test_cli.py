@@ -97,6 +97,15 @@ def test_train_then_finetune(tmp_path, capsys):
     assert ("ACCEPT" if gate["accepted"] else "REJECT") in out and "gating: parent validation Dice" in out
 
 
+def test_finetune_help_names_the_default_that_finetuning_uses(capsys):
+    from model_core.finetune import finetune_config
+
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert f"(default: {finetune_config().ema_decay:g})" in text
+
+
 @pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "nan", "x"])
 def test_a_decay_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exc:
