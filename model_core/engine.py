@@ -169,15 +169,20 @@ def _agree(decision: bool, device) -> bool:
     return bool(t.item())
 
 
-def _moving_average(decay: float):
-    """AveragedModel's update: a plain mean of the weights so far until it would weigh the newest less than
-    ``1 - decay``, then an exponential moving average. Without the ramp, a short run (a fine-tune of a few
-    dozen steps) would keep mostly the weights after its first step."""
+def _moving_average(decay: float, from_scratch: bool):
+    """AveragedModel's update: an exponential moving average whose decay ramps up to ``decay``.
+
+    From trained weights (fine-tuning, ``--init``) the ramp is a plain mean of the weights so far, until it
+    would weigh the newest less than ``1 - decay``: without a ramp, a fine-tune of a few dozen steps would
+    keep mostly the weights after its first step. From random weights a plain mean would drag the random
+    start along (0.999 keeps a mean of the first 1000 steps, a fifth of it still there 1500 steps later), so
+    the ramp is timm's ``(1 + n) / (10 + n)``, which forgets the first steps within a few dozen.
+    """
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
         n = int(n_averaged)
-        keep = min(decay, n / (n + 1))
+        keep = min(decay, (1 + n) / (10 + n) if from_scratch else n / (n + 1))
         for a, c in zip(averaged, current):
             if a.is_floating_point():
                 a.lerp_(c, 1.0 - keep)
@@ -213,7 +218,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     net = torch.nn.parallel.DistributedDataParallel(model) if is_distributed() else model
     ema = None
     if cfg.ema_decay:
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=_moving_average(cfg.ema_decay), use_buffers=True)
+        average = _moving_average(cfg.ema_decay, from_scratch=init is None)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
     scored = ema.module if ema is not None else net  # the weights that are validated and saved
 
     loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)

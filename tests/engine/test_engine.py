@@ -132,27 +132,48 @@ def test_selection_at_the_best_threshold_on_a_real_validation():
     assert at_best >= at_half
 
 
-def test_moving_average_of_the_weights_is_what_is_validated_and_saved(monkeypatch):
+def _train_recording_raw_weights(monkeypatch, init=None):
+    """Trains 4 steps with ema_decay 0.6; returns the raw weights after each step and the saved checkpoint."""
     _, im = _prepared()
-    # Record the raw weights each time the average is updated (once per optimiser step).
     raw = []
     update = torch.optim.swa_utils.AveragedModel.update_parameters
 
-    def spy(self, model):
+    def spy(self, model):  # called once per optimiser step, with the raw model
         raw.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         update(self, model)
 
     monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", spy)
-    saved = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=4, ema_decay=0.6)).checkpoint
-    assert len(raw) == 4
-    w1, w2, w3, w4 = raw
-    # A plain mean while it weighs the newest weights more than 1 - 0.6 (steps 1-2), then the moving average:
-    # (w1 + w2) / 2, then 0.6 * that + 0.4 * w3, then 0.6 * that + 0.4 * w4.
-    floats = [k for k, v in w1.items() if v.is_floating_point()]
+    saved = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=4, ema_decay=0.6),
+                  init=init).checkpoint
+    assert len(raw) == 4 and saved.metadata["train_config"]["ema_decay"] == 0.6
+    return raw, saved
+
+
+def _assert_average(saved, raw, keeps):
+    """The saved floats are w1 averaged in with each later step's raw weights, keeping ``keeps[i]`` of the
+    average at step i + 2; BatchNorm's step counters follow the raw model."""
+    floats = [k for k, v in raw[0].items() if v.is_floating_point()]
     assert any("running_mean" in k for k in floats)  # BatchNorm statistics are averaged with the weights
     for k in floats:
-        expected = 0.6 * (0.6 * (w1[k] + w2[k]) / 2 + 0.4 * w3[k]) + 0.4 * w4[k]
+        expected = raw[0][k]
+        for keep, w in zip(keeps, raw[1:]):
+            expected = keep * expected + (1 - keep) * w[k]
         torch.testing.assert_close(saved.state_dict[k], expected, rtol=1e-5, atol=1e-6)
-    counters = [k for k in w1 if k.endswith("num_batches_tracked")]
-    assert counters and all(int(saved.state_dict[k]) == int(w4[k]) == 4 for k in counters)
-    assert saved.metadata["train_config"]["ema_decay"] == 0.6
+    counters = [k for k in raw[0] if k.endswith("num_batches_tracked")]
+    assert counters and all(int(saved.state_dict[k]) == int(raw[-1][k]) for k in counters)
+
+
+def test_moving_average_from_random_weights_forgets_the_start_quickly(monkeypatch):
+    raw, saved = _train_recording_raw_weights(monkeypatch)
+    # timm's ramp (1 + n) / (10 + n), capped at 0.6: keeps 2/11, 3/12, 4/13 -- far below a plain mean's 1/2, 2/3, 3/4.
+    _assert_average(saved, raw, [2 / 11, 3 / 12, 4 / 13])
+    assert int(saved.state_dict[next(k for k in raw[0] if k.endswith("num_batches_tracked"))]) == 4
+
+
+def test_moving_average_from_trained_weights_starts_as_a_plain_mean(monkeypatch):
+    _, im = _prepared()
+    parent = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=2)).checkpoint
+    raw, saved = _train_recording_raw_weights(monkeypatch, init=parent)
+    # A plain mean while it weighs the newest weights more than 1 - 0.6 (steps 1-2), then the moving average:
+    # (w1 + w2) / 2, then 0.6 * that + 0.4 * w3, then 0.6 * that + 0.4 * w4.
+    _assert_average(saved, raw, [1 / 2, 0.6, 0.6])
