@@ -13,6 +13,8 @@
 # of the weights (--ema-decay 0.999, horizon ~1000 steps; v3's best epoch was one high point of a jumpy
 # validation curve), with patch 192, with a higher learning rate, and the wider base preset (its CPU ratio,
 # ~0.099 in bench_forward, must be re-measured against the 0.10 limit before it could ship).
+# The moving-average recipe was run on CPU for 2,500 steps (docs/default_model_selection.md, "After v3"): its
+# held-out level is ~0.785, v3's own plateau, so that candidate measures the recipe rather than promising a v4.
 # RESERVE_S (default 75) is kept after the trainings for calibration and the copy back.
 #
 # OUT_DIR receives at most 8 files: one checkpoint per candidate, train.log (every run, lines prefixed).
