@@ -29,8 +29,11 @@ _UMASK = _read_umask()
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         # mkstemp makes the file private (0600); ground truth on a shared drive must stay readable by the
         # team, so keep the replaced file's mode, or give a new one the usual umask-based mode.
@@ -44,12 +47,21 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename == tmp:
+            raise _naming(exc, path) from exc
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same error about the file the user asked for: the hidden temporary file means nothing to them."""
+    if exc.filename is not None and Path(exc.filename) == path.parent:
+        return exc  # e.g. the folder cannot be created: naming the folder is right
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -61,12 +61,26 @@ def cmd_predict(args) -> int:
     out = Path(args.out)
     failed = len(problems)
     seen: dict[str, Path] = {}
+    inputs = {p.resolve() for p in files}
     for path in _progress(files, desc="predict", unit="image"):
         if path.stem in seen:  # a.png and a.tif would both write DIR/a.png
             print(f"error: {path}: same name as {seen[path.stem]}; its outputs would overwrite; skipped", file=sys.stderr)
             failed += 1
             continue
         seen[path.stem] = path
+        targets = [out / f"{path.stem}.png", out / f"{path.stem}_prob.png"]
+        # --out pointed at the photos' own folder (or at a folder of corrected masks) must not cost a file.
+        clash = next((t for t in targets if t.resolve() in inputs), None)
+        if clash is not None:
+            print(f"error: {path}: its mask would replace the input image {clash}; choose another --out; skipped",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        existing = [t for t in targets if t.exists()]
+        if existing and not args.overwrite:
+            print(f"error: {path}: {existing[0]} already exists; pass --overwrite to replace it; skipped", file=sys.stderr)
+            failed += 1
+            continue
         try:
             rgb = read_image(path)
             prob = predictor.predict(rgb)
@@ -255,7 +269,7 @@ def cmd_train(args) -> int:
             print(f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
                   f"validation: {', '.join(s.name for s in val_s) or 'none'}", file=sys.stderr)
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "train", quiet)
-        meta = {"name": args.name, "version": args.version, "data": str(args.data),
+        meta = {"name": args.name, "version": args.version or "1", "data": str(args.data),
                 "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
                 "train_resample": args.train_resample or [], "val_resample": args.val_resample or [],
                 "command": _command_line(args),
@@ -305,7 +319,7 @@ def cmd_finetune(args) -> int:
         if quiet:
             return 0
         ckpt = outcome.result.checkpoint
-        ckpt.metadata.update({"version": args.version, "log": progress.lines, "gate": {
+        ckpt.metadata.update({"version": args.version or f"{parent.version}-finetuned", "log": progress.lines, "gate": {
             "accepted": outcome.accepted, "reason": outcome.reason, "val_dice_before": outcome.parent_dice,
             "val_dice_after": outcome.new_dice, "split": outcome.plan.note,
             "val_images": [s.name for s in outcome.plan.val]}})
@@ -330,6 +344,16 @@ def _size_factor(text: str) -> float:
     if not 0 < f < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size factor between 0 and 1")
     return f
+
+
+def _probability(text: str) -> float:
+    try:
+        t = float(text)
+    except ValueError:
+        t = float("nan")
+    if not 0 <= t <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a threshold between 0 and 1")
+    return t
 
 
 def _decay(text: str) -> float:
@@ -364,7 +388,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                    help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; 0 turns it off "
                         f"(default: {'0.99' if finetune else 'off'})")
     p.add_argument("--name", default="retina-vessels")
-    p.add_argument("--version", default="1")
+    p.add_argument("--version", help="recorded in the checkpoint (default: "
+                   + ("the parent's version followed by -finetuned)" if finetune else "1)"))
     if finetune:
         p.add_argument("--weights", required=True, help="checkpoint to start from")
         p.add_argument("--l2sp-weight", type=float)
@@ -397,9 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--weights", help="checkpoint (default: the bundled model)")
-    p.add_argument("--threshold", type=float, help="default: the model's recorded threshold")
+    p.add_argument("--threshold", type=_probability, help="default: the model's recorded threshold")
+    p.add_argument("--overwrite", action="store_true", help="replace masks already in the output folder")
     p.add_argument("--tta", action="store_true", help="average over flips")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics of a model on a data set")
@@ -408,9 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fov", help="folder of FOV masks: metrics inside them (default: whole image)")
     p.add_argument("--json", help="also write the metrics as JSON here")
     p.add_argument("--split", default="test", help="sub-folder used when DATA has train/ and test/ (default: test)")
-    p.add_argument("--threshold", type=float)
-    p.add_argument("--tta", action="store_true")
-    p.add_argument("--device")
+    p.add_argument("--threshold", type=_probability, help="default: the model's recorded threshold")
+    p.add_argument("--tta", action="store_true", help="average over flips")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train", help="train a model from scratch")
@@ -437,10 +463,22 @@ def _command_line(args) -> str:
     return " ".join(["python -m model_core", *args.argv])
 
 
+def _refuse_overwriting_the_start(args) -> None:
+    """--out naming the checkpoint a run starts from would replace it even when the run fails or is rejected."""
+    start = getattr(args, "weights", None) if args.command in ("finetune", "calibrate") else getattr(args, "init", None)
+    if start and Path(start).exists() and Path(args.out).exists() and Path(start).resolve() == Path(args.out).resolve():
+        raise RetinaInputError(args.out, f"is also the checkpoint this {args.command} starts from; choose another --out")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in checkpoints as the command that made them
     try:
+        if getattr(args, "device", None):
+            from .device import select_device
+
+            select_device(args.device)  # a missing GPU is refused now, not after the data are loaded
+        _refuse_overwriting_the_start(args)
         return args.func(args)
     except RetinaInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import torch
 
+from .errors import RetinaInputError
+
 
 def select_device(preferred: str | None = None) -> torch.device:
+    """The device to run on: ``preferred`` when given (refused with a one-line error when this machine lacks
+    it), otherwise the best one present."""
     if preferred and preferred != "auto":
-        dev = torch.device(preferred)
+        try:
+            dev = torch.device(preferred)
+        except RuntimeError:
+            raise RetinaInputError(None, f"device {preferred!r} is not one of cpu, cuda, cuda:N, mps") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("CUDA was asked for but no CUDA device is available")
+            raise RetinaInputError(None, f"device {preferred!r}: this machine has no CUDA GPU that PyTorch can use")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RetinaInputError(None, f"device {preferred!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        if dev.type == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise RetinaInputError(None, f"device {preferred!r}: this machine has no Apple GPU that PyTorch can use")
+        elif dev.type not in ("cpu", "cuda"):
+            raise RetinaInputError(None, f"device {preferred!r} is not one of cpu, cuda, cuda:N, mps")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -84,6 +84,7 @@ def test_train_then_finetune(tmp_path, capsys):
                "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
     b = load_checkpoint(tmp_path / "b.pt")
     assert b.metadata["parent"]["sha256"] == a.sha256
+    assert a.version == "1" and b.version == "1-finetuned"  # not a second "v1"
     # Fine-tuning keeps a moving average of the weights unless told otherwise; training from scratch does not.
     assert b.metadata["train_config"]["ema_decay"] == 0.99 and a.metadata["train_config"]["ema_decay"] == 0.0
     # A second training stage starts from the first stage's weights and records where it came from.
@@ -167,3 +168,55 @@ def test_unwritable_output_and_clashing_names_are_one_line_errors(tmp_path, micr
                "--weights", str(micro_checkpoint_path)])
     assert rc == 1 and "x.tif: same name as" in capsys.readouterr().err
     assert (tmp_path / "o" / "x.png").is_file()
+
+
+def test_predict_never_writes_over_its_input_and_replaces_earlier_outputs_only_when_told(
+        tmp_path, micro_checkpoint_path, fundus, capsys):
+    photo = tmp_path / "photos" / "a.png"
+    write_png_atomic(photo, fundus.image)
+    before = photo.read_bytes()
+    # --out is the photos' own folder: a.png's mask would be written over a.png itself.
+    rc = main(["predict", str(photo), "--out", str(photo.parent), "--weights", str(micro_checkpoint_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and photo.read_bytes() == before and not (photo.parent / "a_prob.png").exists()
+    assert f"its mask would replace the input image {photo.parent / 'a.png'}" in err and "Traceback" not in err
+
+    out = tmp_path / "out"
+    assert main(["predict", str(photo), "--out", str(out), "--weights", str(micro_checkpoint_path)]) == 0
+    (out / "a.png").write_bytes(b"a grader's corrected mask")  # whatever is there now is somebody's work
+    rc = main(["predict", str(photo), "--out", str(out), "--weights", str(micro_checkpoint_path)])
+    assert rc == 1 and (out / "a.png").read_bytes() == b"a grader's corrected mask"
+    assert f"{out / 'a.png'} already exists; pass --overwrite to replace it" in capsys.readouterr().err
+    rc = main(["predict", str(photo), "--out", str(out), "--weights", str(micro_checkpoint_path), "--overwrite"])
+    assert rc == 0 and read_raw(out / "a.png").shape == fundus.image.shape[:2]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "x.png", "--out", "o", "--threshold", "1.5"], "'1.5' is not a threshold between 0 and 1"),
+    (["evaluate", "d", "--threshold", "-0.2"], "'-0.2' is not a threshold between 0 and 1"),
+])
+def test_a_threshold_outside_0_to_1_is_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_device_this_machine_lacks_is_a_one_line_error_before_any_work(tmp_path, fundus, capsys):
+    write_png_atomic(tmp_path / "a.png", fundus.image)
+    assert main(["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: device 'gpu' is not one of cpu, cuda, cuda:N, mps"
+    assert not (tmp_path / "o").exists()
+    if not __import__("torch").cuda.is_available():
+        assert main(["evaluate", str(tmp_path), "--device", "cuda"]) == 2
+        assert capsys.readouterr().err.strip() == "error: device 'cuda': this machine has no CUDA GPU that PyTorch can use"
+
+
+def test_finetune_refuses_to_write_over_the_checkpoint_it_starts_from(tmp_path, micro_checkpoint_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=2)
+    parent = tmp_path / "parent.pt"
+    parent.write_bytes(micro_checkpoint_path.read_bytes())
+    rc = main(["finetune", str(data), "--weights", str(parent), "--out", str(tmp_path / "." / "parent.pt"),
+               "--epochs", "1", "--steps-per-epoch", "1", "--device", "cpu"])
+    assert rc == 2 and parent.read_bytes() == micro_checkpoint_path.read_bytes()
+    assert "is also the checkpoint this finetune starts from; choose another --out" in capsys.readouterr().err

@@ -106,3 +106,24 @@ def test_atomic_write_gives_normal_permissions_and_keeps_existing_ones(tmp_path)
         assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o664
     finally:
         os.umask(umask)
+
+
+@pytest.mark.parametrize("fail_at", ["mkstemp", "replace"])
+def test_a_failed_atomic_write_names_the_file_asked_for_not_its_temporary(tmp_path, monkeypatch, fail_at):
+    import errno
+    import os
+    import tempfile
+
+    # Running as root ignores read-only permissions, so the failures a read-only or full disk gives are made here.
+    if fail_at == "mkstemp":
+        def fail(*a, **k):
+            raise OSError(errno.EROFS, "Read-only file system", os.path.join(k["dir"], ".m.png.x1y2.tmp"))
+        monkeypatch.setattr(tempfile, "mkstemp", fail)
+    else:
+        def fail(src, dst):
+            raise OSError(errno.ENOSPC, "No space left on device", src, None, dst)
+        monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError) as exc:
+        write_png_atomic(tmp_path / "m.png", np.zeros((8, 8), np.uint8))
+    assert exc.value.filename == str(tmp_path / "m.png") and exc.value.errno in (errno.EROFS, errno.ENOSPC)
+    assert list(tmp_path.iterdir()) == []  # no stray temporary either
