@@ -774,12 +774,19 @@ class MainWindow(QMainWindow):
         """Re-derive the open mask from the probabilities; asks first if that discards edits."""
         s = self.session
         if s is not None and s.probability is not None and abs(t - self._threshold_applied) > 1e-9:
-            if s.document.has_edits or s.document.is_dirty:
-                ok = self.prompter.confirm(
-                    "Re-derive the mask?",
-                    f"Thresholding the probabilities at {t:.2f} replaces the mask of {s.entry.name} "
-                    f"and discards its edits{' (the saved ground truth stays on disk until you save)' if s.document.source == 'ground truth' else ''}.",
-                    ok_text="Replace mask", object_name="threshold_prompt")
+            edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
+            # A saved ground truth on screen is somebody's work (has_edits counts it): replacing it by the prediction
+            # is never silent, and the prompt says that the next save or autosave (switching images) writes over it.
+            shows_gt = s.document.source == "ground truth" and s.entry.existing_gt() is not None
+            if s.document.has_edits or edits:
+                text = (f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
+                        f"on screen by the prediction{', discarding your edits,' if edits else ''} and writes it over "
+                        "the ground-truth file at the next save or autosave (the workspace history keeps the old file)."
+                        if shows_gt else
+                        f"Thresholding the probabilities at {t:.2f} replaces the mask of {s.entry.name} "
+                        "and discards its edits.")
+                ok = self.prompter.confirm("Re-derive the mask?", text, ok_text="Replace mask",
+                                           object_name="threshold_prompt")
                 if not ok:
                     self._set_threshold_slider(self._threshold_applied)
                     return False

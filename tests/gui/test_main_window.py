@@ -260,6 +260,33 @@ def test_threshold_asks_before_discarding_edits(qtbot, window, flat_workspace):
     assert window.workspace.threshold == 0.6
 
 
+def test_re_thresholding_a_saved_ground_truth_asks_first_and_declining_keeps_the_file(qtbot, window, flat_workspace):
+    gt = flat_workspace / "ground_truth" / "img_00.png"
+    h, w = read_raw(flat_workspace / "img_00.png").shape[:2]
+    expert = np.zeros((h, w), np.uint8)
+    expert[h // 3, :] = 255  # one horizontal vessel, unlike any prediction
+    write_png_atomic(gt, expert)
+    before = gt.read_bytes()
+    window.prompter = RecordingPrompter(confirm=False)
+    with qtbot.waitSignal(window.message_shown, timeout=30000, raising=False):
+        window.open_workspace(flat_workspace)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.probability is not None, timeout=30000)
+    doc = window.session.document
+    assert doc.source == "ground truth" and not doc.can_undo and not doc.is_dirty
+    # No edits by hand, yet the saved ground truth is never replaced by the prediction without a question,
+    # and the question says that the file itself will be overwritten.
+    assert not window.apply_threshold(0.3)
+    kind, text = window.prompter.asked[-1]
+    assert kind == "confirm" and "replaces the saved ground truth of img_00" in text and "autosave" in text
+    assert "discarding your edits" not in text
+    assert np.array_equal(doc.mask, expert > 0) and not doc.is_dirty
+    window.autosave()
+    assert gt.read_bytes() == before
+    window.prompter.confirm_answer = True
+    assert window.apply_threshold(0.3)
+    assert np.array_equal(doc.mask, window.session.probability >= 0.3) and doc.is_dirty
+
+
 def test_re_thresholding_an_approved_mask_needs_review_again(qtbot, window, flat_workspace):
     window.prompter = RecordingPrompter(confirm=True)
     window.settings.q.setValue("review/advance_after_approve", False)
