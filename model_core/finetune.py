@@ -86,7 +86,8 @@ def plan_split(samples: list[Sample]) -> FinetunePlan:
     val_idx = set(order[::max(1, n // n_val)][:n_val])
     val = [s for i, s in enumerate(samples) if i in val_idx]
     train_s = [s for i, s in enumerate(samples) if i not in val_idx]
-    return FinetunePlan(train_s, val, f"{len(train_s)} images for training, {len(val)} held out for validation")
+    return FinetunePlan(train_s, val, f"{len(train_s)} image{'s' if len(train_s) != 1 else ''} for training, "
+                                      f"{len(val)} held out for validation")
 
 
 @dataclass

@@ -585,8 +585,8 @@ class FinetuneController(QObject):
         if before is not None:
             self.panel.parent_line.setValue(before)
             self.panel.parent_line.show()
-        split = f"{out['train']} training / {out['val']} validation images"
-        if out["train"] == out["val"] == 1:
+        split = f"{out['train']} training / {out['val']} validation image{'s' if out['val'] != 1 else ''}"
+        if out.get("shared"):  # one approved image: the same one trains and validates
             split = "1 image, used for training and validation (too few to hold one out)"
         out["activated"] = False
         if out.get("accepted") and out.get("version"):

@@ -265,6 +265,14 @@ def test_a_version_below_the_parent_is_kept_not_activated_and_explained(ft_windo
                    "version_path": str(v.path), "train": 3, "val": 1, "note": "", "wall_s": 1.0, "epochs_run": 2})
     assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
     assert "not activated" in w.banner.text() and reason in w.banner.text() and v.id in w.banner.text()
+    assert "(3 training / 1 validation image)" in w.banner.text()
+    # Two approved images give 1 to train and 1 to validate: not the one-image case, which uses one for both.
+    for shared, expected in ((False, "1 training / 1 validation image"), (True, "used for training and validation")):
+        ctl._finished({"accepted": False, "reason": reason, "stop_reason": "completed", "failed": False,
+                       "cancelled": False, "parent_dice": 0.5, "new_dice": 0.4, "version": v.id,
+                       "version_path": str(v.path), "train": 1, "val": 1, "shared": shared, "note": "",
+                       "wall_s": 1.0, "epochs_run": 2})
+        assert expected in w.banner.text()
     mdlg = ctl.open_models_dialog()
     row = [mdlg.table.item(r, 1).text() for r in range(mdlg.table.rowCount())].index(v.id)
     assert mdlg.table.item(row, 7).text() == "not passed" and mdlg.table.item(row, 0).text() == ""
