@@ -30,9 +30,14 @@ class CorrectionMeasure:
 
 def measure_correction(prob: np.ndarray, corrected: np.ndarray, threshold: float,
                        fov: np.ndarray | None = None) -> CorrectionMeasure:
+    """Dice, IoU and the pixel counts cover the whole image, as the saved mask and the review log do: a stroke
+    outside the field of view is still an edit. Accuracy and AUC stay inside the FOV, where the dark surround
+    would otherwise make them near 1 whatever the vessels look like."""
     pred = prob >= threshold
-    c = Confusion.of(pred, corrected, fov)
+    whole = Confusion.of(pred, corrected, None)
+    inside = Confusion.of(pred, corrected, fov)
     truth = corrected if fov is None else corrected[fov]
     has_both = truth.any() and not truth.all()
     auc = roc_auc(prob, corrected, fov) if has_both else float("nan")
-    return CorrectionMeasure(c.dice, c.iou, c.accuracy, auc, int(c.fn), int(c.fp), int(np.count_nonzero(corrected)))
+    return CorrectionMeasure(whole.dice, whole.iou, inside.accuracy, auc, int(whole.fn), int(whole.fp),
+                             int(np.count_nonzero(corrected)))
