@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self._loading_key: str | None = None
         self._predicting: set[str] = set()
         self._batch_worker: Worker | None = None
+        self._batch_failed: list[str] = []  # keys a "Predict all" run could not predict
         self._export_worker: Worker | None = None
         self._measure_request = 0
         self._closing = False
@@ -615,7 +616,8 @@ class MainWindow(QMainWindow):
             return
         w = Worker(predict_images, self.model, self.workspace, list(self.workspace.entries), self.model.cache_key,
                    skip_cached=True, name="predict all")
-        w.yielded.connect(self._prediction_arrived)
+        self._batch_failed = []
+        w.yielded.connect(self._batch_item_arrived)
         w.progress.connect(self._safe(lambda d, t, s: self._show_progress("Predicting", d, t, s)))
         w.errored.connect(self._prediction_errored)
         w.finished.connect(self._batch_finished)
@@ -624,13 +626,26 @@ class MainWindow(QMainWindow):
         self.tasks.start(w)
         self._update_actions()
 
+    def _batch_item_arrived(self, item) -> None:
+        if isinstance(item, PredictionFailure):
+            self._batch_failed.append(item.key)
+        self._prediction_arrived(item)
+
     def _batch_finished(self) -> None:
         w, self._batch_worker = self._batch_worker, None
         if self.workspace is not None:
             self.workspace.flush()
         self._hide_progress()
-        if w is not None:
-            self.statusBar().showMessage("Prediction cancelled" if w.is_cancelled else "All images predicted", 5000)
+        if w is None:
+            return
+        failed = len(self._batch_failed)
+        if w.is_cancelled:
+            self.statusBar().showMessage("Prediction cancelled", 5000)
+        elif failed:
+            self.show_message(f"Predicted all images but {failed}: {failed} could not be read or predicted "
+                              "(marked 'error' in the list; hover one for the reason).", "warning")
+        else:
+            self.statusBar().showMessage("All images predicted", 5000)
         self._update_actions()
 
     def cancel_background(self) -> None:

@@ -216,6 +216,16 @@ def test_corrupt_image_shows_error_and_next_image_opens(qtbot, window, tmp_path)
     assert not window.banner.isVisible()
 
 
+def test_predict_all_says_how_many_images_failed_instead_of_all_predicted(qtbot, window, tmp_path):
+    root = make_workspace(tmp_path / "w", 2, corrupt=("img_00b.png", "img_01b.png"))
+    open_and_predict(qtbot, window, root)
+    window.predict_all()
+    qtbot.waitUntil(lambda: window._batch_worker is None, timeout=60000)
+    assert window.banner.isVisible() and "Predicted all images but 2" in window.banner.text()
+    assert window.statusBar().currentMessage() != "All images predicted"
+    assert window.workspace.status("img_01") == "predicted"
+
+
 def test_file_deleted_while_open_keeps_edits_saveable(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
     window.set_tool("brush")
