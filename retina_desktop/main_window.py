@@ -324,6 +324,14 @@ class MainWindow(QMainWindow):
                   self.one_to_one_action, None, self.model_input_action, self.heat_action, self.mask_action, None,
                   self.save_action, self.approve_action, self.export_action):
             tb.addSeparator() if a is None else tb.addAction(a)
+        # Short toolbar labels (menus keep the full names, tooltips too) so that Save, Approve and Fine-tune… fit
+        # a 1280-px-wide window instead of hiding behind the overflow arrow.
+        for a, short in ((self.open_action, "Open…"), (self.prev_action, "Previous"), (self.next_action, "Next"),
+                         (self.model_input_action, "Model input"), (self.heat_action, "Heat map"),
+                         (self.mask_action, "Mask"), (self.save_action, "Save"), (self.export_action, "Export…")):
+            a.setIconText(short)
+            if not a.toolTip() or a.toolTip() == short:
+                a.setToolTip(a.text())
         self.addToolBar(tb)
         self.toolbar = tb
 

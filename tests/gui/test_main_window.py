@@ -430,3 +430,14 @@ def test_a_folder_with_thousands_of_images_opens_quickly(qtbot, window, tmp_path
     assert window.image_list.model.rowCount() == 3000
     # Only the rows on screen ask for thumbnails.
     assert len(window.image_list.model._requested) < 100
+
+
+def test_save_approve_and_fine_tune_fit_the_toolbar_of_a_1280_px_window(qtbot, window):
+    window.resize(1280, 720)
+    window.show()
+    qtbot.waitExposed(window)
+    for action in (window.save_action, window.approve_action, window.export_action, window.finetune.finetune_action):
+        button = window.toolbar.widgetForAction(action)
+        # Actions that do not fit move behind the toolbar's overflow arrow, where their buttons are hidden.
+        assert button is not None and button.isVisible(), action.text()
+    assert window.save_action.text() == "Save as ground truth" and "Save as ground truth" in window.save_action.toolTip()
