@@ -29,7 +29,7 @@ from .image_list import ImageListPanel
 from .mask_document import MaskDocument
 from .measure import CorrectionMeasure, measure_correction
 from .model_service import ModelHolder, ModelInfo
-from .painting import flood_fill, remove_small_pieces
+from .painting import OpenRegionFill, flood_fill, remove_small_pieces
 from .paths import user_cache_dir
 from .settings import AppSettings
 from .tasks import LoadedImage, PredictionFailure, PredictionResult, load_image, load_model, make_thumbnails, predict_images
@@ -763,8 +763,13 @@ class MainWindow(QMainWindow):
             self.session.document.redo()
 
     def fill_at(self, x: int, y: int) -> None:
-        if self.session is not None:
-            self.session.document.apply("Fill", lambda m: flood_fill(m, (x, y)))
+        if self.session is None:
+            return
+        try:
+            self.session.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True))
+        except OpenRegionFill as exc:
+            self.show_message(f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
+                              "Fill closes holes inside vessels; paint anything else with the brush (B).", "warning")
 
     def remove_small(self) -> None:
         if self.session is None:

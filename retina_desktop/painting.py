@@ -78,10 +78,24 @@ def paint_segment(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, fl
     return bbox
 
 
-def flood_fill(mask: np.ndarray, seed: tuple[int, int], value: bool | None = None) -> BBox | None:
+class OpenRegionFill(ValueError):
+    """A fill that would turn open background into vessel; the mask is left as it was."""
+
+    def __init__(self, pixels: int, reason: str):
+        self.pixels = pixels
+        super().__init__(f"{pixels:,} pixels {reason}")
+
+
+# A hole inside a vessel, or a gap enclosed by vessels, is a small share of the photo.
+MAX_FILL_SHARE = 0.05
+
+
+def flood_fill(mask: np.ndarray, seed: tuple[int, int], value: bool | None = None, guard: bool = False) -> BBox | None:
     """Set the 4-connected region around ``seed`` (x, y) to ``value`` (default: the opposite of the seed).
 
-    Clicking a hole inside a vessel fills it; clicking a vessel piece erases that piece.
+    Clicking a hole inside a vessel fills it; clicking a vessel piece erases that piece. With ``guard``, a fill
+    that would add vessel to a region reaching the image edge or larger than MAX_FILL_SHARE of the image (a
+    click on the background, never meant) is undone and raises OpenRegionFill.
     """
     x, y = int(seed[0]), int(seed[1])
     h, w = mask.shape
@@ -94,8 +108,14 @@ def flood_fill(mask: np.ndarray, seed: tuple[int, int], value: bool | None = Non
         return None
     view = as_uint8_view(mask)
     ff_mask = np.zeros((h + 2, w + 2), np.uint8)
-    _, _, _, rect = cv2.floodFill(view, ff_mask, (x, y), 1 if value else 0, loDiff=0, upDiff=0, flags=4)
+    filled, _, _, rect = cv2.floodFill(view, ff_mask, (x, y), 1 if value else 0, loDiff=0, upDiff=0, flags=4)
     rx, ry, rw, rh = rect
+    if guard and value:
+        open_edge = rx == 0 or ry == 0 or rx + rw == w or ry + rh == h
+        if open_edge or filled > MAX_FILL_SHARE * h * w:
+            mask[ff_mask[1:-1, 1:-1].astype(bool)] = current
+            raise OpenRegionFill(int(filled), "reach the image edge" if open_edge else
+                                 f"are over {MAX_FILL_SHARE:.0%} of the image")
     return (ry, ry + rh, rx, rx + rw) if rw and rh else None
 
 

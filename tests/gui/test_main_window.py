@@ -87,12 +87,16 @@ def test_eraser_fill_and_undo_redo_restore_bit_for_bit(qtbot, window, flat_works
     stroke(window.canvas, [(130, 130)])  # a speck for the clean-up
     window.min_piece_spin.setValue(15)
     window.remove_small()
+    window.set_tool("brush")
+    stroke(window.canvas, [(100, 100), (120, 100), (120, 120), (100, 120), (100, 100)])  # a closed ring
     window.set_tool("fill")
-    stroke(window.canvas, [(20.5, 20.5)])
+    assert not doc.mask[110, 110]
+    stroke(window.canvas, [(110.5, 110.5)])  # fills the hole inside it
+    assert doc.mask[103:118, 103:118].all()
     edited = doc.mask.copy()
     assert not np.array_equal(edited, original)
     steps = doc.undo_count
-    assert steps >= 4  # the eraser may find nothing to erase on an untrained model's mask
+    assert steps >= 5  # the eraser may find nothing to erase on an untrained model's mask
     for _ in range(steps):
         qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(doc.mask, original)
@@ -100,6 +104,16 @@ def test_eraser_fill_and_undo_redo_restore_bit_for_bit(qtbot, window, flat_works
     for _ in range(steps):
         qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert np.array_equal(doc.mask, edited)
+
+
+def test_fill_on_open_background_is_refused_with_a_message_and_no_undo_step(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    h, w = doc.shape
+    window.set_tool("fill")
+    stroke(window.canvas, [(w / 2, h / 2)])
+    assert not doc.mask.any() and doc.undo_count == 0
+    assert "Fill not applied" in window.banner.text() and "reach the image edge" in window.banner.text()
 
 
 def test_save_writes_png_equal_to_mask_and_keeps_previous(qtbot, window, flat_workspace):

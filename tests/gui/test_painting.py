@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from retina_desktop.mask_document import MaskDocument
-from retina_desktop.painting import flood_fill, paint_segment, remove_small_pieces
+from retina_desktop.painting import OpenRegionFill, flood_fill, paint_segment, remove_small_pieces
 
 
 def _distance_to_segment(shape, p0, p1):
@@ -64,6 +64,24 @@ def test_flood_fill_fills_a_hole_and_erases_a_piece():
     expected[8:12, 8:12] = True
     expected[20:25, 20:25] = False
     assert np.array_equal(mask, expected)
+
+
+def test_guarded_fill_refuses_open_background_and_leaves_the_mask_as_it_was():
+    mask = np.zeros((100, 100), bool)
+    mask[20:40, 20:40] = True
+    mask[22:38, 22:38] = False  # an enclosed hole of 256 px (2.6 % of the image)
+    mask[60:99, 50:99] = True
+    mask[61:98, 51:98] = False  # an enclosed gap of 37 x 47 = 1739 px (17 %): too big to be a vessel hole
+    before = mask.copy()
+    with pytest.raises(OpenRegionFill, match="reach the image edge"):
+        flood_fill(mask, (5, 5), guard=True)  # the background around everything
+    with pytest.raises(OpenRegionFill, match="over 5% of the image"):
+        flood_fill(mask, (70, 70), guard=True)
+    assert np.array_equal(mask, before)
+    assert flood_fill(mask, (30, 30), guard=True) == (22, 38, 22, 38) and mask[20:40, 20:40].all()
+    # Erasing is never refused: clicking a vessel removes that piece, however large.
+    assert flood_fill(mask, (50, 60), guard=True) is not None and not mask[60:99, 50:99].any()
+
 
 def test_remove_small_pieces_keeps_big_ones():
     mask = np.zeros((40, 40), bool)
