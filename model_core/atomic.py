@@ -74,3 +74,15 @@ def write_json_atomic(path: str | os.PathLike, data, **dump_options) -> Path:
     with atomic_open(path, "w") as fh:
         json.dump(data, fh, **({"indent": 2} | dump_options))
     return Path(path)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise now the OSError that a later atomic write of ``path`` would raise, before the work leading up to it."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    os.close(fd)
+    os.unlink(tmp)

@@ -129,6 +129,10 @@ def cmd_evaluate(args) -> int:
     from .data import discover
 
     samples = discover(args.data, split=args.split)
+    if args.json:
+        from .atomic import check_writable
+
+        check_writable(args.json)  # a read-only --json folder is reported before the evaluation, not after it
     predictor = _predictor(args)
     threshold = predictor.threshold if args.threshold is None else args.threshold
     acc = evaluate_samples(predictor, samples, threshold, Path(args.fov) if args.fov else None)
@@ -479,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
 
             select_device(args.device)  # a missing GPU is refused now, not after the data are loaded
         _refuse_overwriting_the_start(args)
+        if args.command in ("train", "finetune", "calibrate"):
+            from .atomic import check_writable
+
+            check_writable(args.out)  # not after an hour of training
         return args.func(args)
     except RetinaInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

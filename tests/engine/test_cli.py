@@ -220,3 +220,17 @@ def test_finetune_refuses_to_write_over_the_checkpoint_it_starts_from(tmp_path, 
                "--epochs", "1", "--steps-per-epoch", "1", "--device", "cpu"])
     assert rc == 2 and parent.read_bytes() == micro_checkpoint_path.read_bytes()
     assert "is also the checkpoint this finetune starts from; choose another --out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_an_unwritable_output_is_reported_before_the_work_not_after(tmp_path, micro_checkpoint_path, capsys, command):
+    data = write_synthetic_dataset(tmp_path / "d", n=2)
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    target = tmp_path / "blocker" / "out.json"
+    argv = (["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(target)]
+            if command == "evaluate" else ["train", str(data), "--out", str(target), *TINY_TRAIN])
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no metrics table, no training: nothing ran
+    assert captured.err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'blocker'}")
+    assert "Traceback" not in captured.err and ".tmp" not in captured.err
