@@ -246,7 +246,7 @@ class ImageListPanel(QWidget):
         self.proxy.sort(0)
 
     def _update_count(self, *args) -> None:
-        self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} images")
+        self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} image{'' if self.model.rowCount() == 1 else 's'}")
 
     def set_workspace(self, workspace: Workspace | None) -> None:
         self.model.set_workspace(workspace)

@@ -340,7 +340,8 @@ class MainWindow(QMainWindow):
         self.image_list.model.thumbnails_wanted.connect(self._want_thumbnails)
         self.canvas.cursor_info.connect(self.cursor_label.setText)
         self.canvas.fill_requested.connect(self.fill_at)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.canvas.zoom_changed.connect(
+            lambda z: self.zoom_label.setText(f"{z * 100:.0f} %" if self.session is not None else "–"))
         self.brush_slider.valueChanged.connect(lambda v: self.set_brush_radius(v / 2.0, from_slider=True))
         self.set_brush_radius(self.settings.brush_radius)
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
@@ -485,7 +486,7 @@ class MainWindow(QMainWindow):
         notes = []
         if ws.synthetic:
             notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
-        notes.append(f"{len(ws)} images · {ws.layout} layout · ground truth in "
+        notes.append(f"{len(ws)} image{'' if len(ws) == 1 else 's'} · {ws.layout} layout · ground truth in "
                      f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/")
         if ws.duplicates:
             notes.append(f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
