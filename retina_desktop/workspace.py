@@ -201,6 +201,12 @@ class Workspace:
         state.setdefault("version", 1)
         if not isinstance(state.get("images"), dict):
             state["images"] = {}
+        if not self.meta_in_workspace:
+            # A reviewed folder on a read-only share: its own records (a colleague's approvals) show through,
+            # and what this user records in the fallback folder wins for the images it covers.
+            shared = (self._read_json(self.root / META_DIR_NAME / "state.json") or {}).get("images")
+            if isinstance(shared, dict):
+                state["images"] = {**{k: v for k, v in shared.items() if isinstance(v, dict)}, **state["images"]}
         return state
 
     def _save_state(self) -> None:

@@ -114,6 +114,22 @@ def test_read_only_workspace_falls_back_and_refuses_to_save(tmp_path, monkeypatc
     assert not (root / "ground_truth").exists()
 
 
+def test_a_read_only_copy_of_a_reviewed_folder_shows_its_review(tmp_path, monkeypatch):
+    root = make_workspace(tmp_path / "shared", 3)
+    colleague = Workspace(root)  # writable: records go to root/.retina
+    assert colleague.meta_in_workspace
+    colleague.set_status("img_00", "approved")
+    colleague.set_status("img_01", "edited")
+    colleague.flush()
+    real = workspace_mod._probe_writable
+    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and root not in [d, *d.parents])
+    ws = Workspace(root)
+    assert not ws.meta_in_workspace
+    assert [ws.status(k) for k in ("img_00", "img_01", "img_02")] == ["approved", "edited", "new"]
+    ws.set_status("img_01", "approved")  # this user's own record, kept in the fallback folder, wins
+    assert Workspace(root).status("img_01") == "approved" and Workspace(root).status("img_00") == "approved"
+
+
 def test_prediction_cache_round_trip(tmp_path, rng):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     e = ws.entries[0]
