@@ -66,6 +66,13 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export corrected masks")
         self.setObjectName("export_dialog")
         self.destination = QLineEdit(start_folder, self)
+        # Wide enough to show a whole path of up to ~80 characters, so the grader sees where the masks go;
+        # the tooltip holds a longer one.
+        fm = self.destination.fontMetrics()
+        char = fm.averageCharWidth()
+        self.destination.setMinimumWidth(max(40 * char, min(fm.horizontalAdvance(start_folder) + 24, 80 * char)))
+        self.destination.setToolTip(start_folder)
+        self.destination.textChanged.connect(self.destination.setToolTip)
         browse = QPushButton("Browse…", self)
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()

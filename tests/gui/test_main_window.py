@@ -455,3 +455,15 @@ def test_save_approve_and_fine_tune_fit_the_toolbar_of_a_1280_px_window(qtbot, w
         # Actions that do not fit move behind the toolbar's overflow arrow, where their buttons are hidden.
         assert button is not None and button.isVisible(), action.text()
     assert window.save_action.text() == "Save as ground truth" and "Save as ground truth" in window.save_action.toolTip()
+
+
+def test_export_dialog_shows_the_whole_destination_path(qtbot):
+    from retina_desktop.dialogs import ExportDialog
+
+    path = "/home/grader/.local/share/retina-desktop/studies/glaucoma-2026/export"
+    dlg = ExportDialog(None, path)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert dlg.destination.width() > dlg.destination.fontMetrics().horizontalAdvance(path)
+    assert dlg.destination.toolTip() == path
