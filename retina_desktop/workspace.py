@@ -348,8 +348,12 @@ class Workspace:
         # (DRIVE's GIF, a 0/1 or colour-labelled mask) may hold more than the binary mask read from it, and
         # an unreadable one is kept as it is.
         try:
-            if existing.read_bytes() == new_png:
+            old = existing.read_bytes()
+            if old == new_png:
                 return
+            kept = [p for p in self.history(entry) if p.suffix.lower() == existing.suffix.lower()]
+            if kept and kept[-1].read_bytes() == old:
+                return  # already kept (a save that failed after keeping it is being retried)
         except OSError:
             pass
         d = self.history_dir(entry)

@@ -91,6 +91,26 @@ def test_save_keeps_previous_versions_and_is_paired_by_stem(tmp_path, rng):
     assert np.array_equal(read_mask(path), second)
 
 
+def test_retrying_a_failed_save_keeps_the_previous_version_once(tmp_path, rng, monkeypatch):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    e = ws.entries[0]
+    first, second = rng.random((160, 150)) > 0.7, rng.random((160, 150)) > 0.7
+    ws.save_ground_truth(e, first)
+    real = workspace_mod.write_bytes_atomic
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(workspace_mod, "write_bytes_atomic", full_disk)
+    for _ in range(3):
+        with pytest.raises(WorkspaceError, match="No space left"):
+            ws.save_ground_truth(e, second)
+    monkeypatch.setattr(workspace_mod, "write_bytes_atomic", real)
+    ws.save_ground_truth(e, second)
+    (kept,) = ws.history(e)  # one copy of the first version, not one per failed attempt
+    assert np.array_equal(read_mask(kept), first) and np.array_equal(read_mask(e.gt_path), second)
+
+
 def test_wrong_size_mask_is_reported_not_loaded(tmp_path):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     e = ws.entries[0]
