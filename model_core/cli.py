@@ -26,6 +26,13 @@ def _progress(iterable=None, **kw):
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, disable=kw.pop("disable", False), **kw)
 
 
+def _skip(message: str) -> None:
+    """A one-line error about one input, on its own line even while a progress bar is drawn."""
+    from tqdm import tqdm
+
+    tqdm.write(f"error: {message}", file=sys.stderr)
+
+
 def _predictor(args):
     from .predictor import load_predictor
 
@@ -64,7 +71,7 @@ def cmd_predict(args) -> int:
     inputs = {p.resolve() for p in files}
     for path in _progress(files, desc="predict", unit="image"):
         if path.stem in seen:  # a.png and a.tif would both write DIR/a.png
-            print(f"error: {path}: same name as {seen[path.stem]}; its outputs would overwrite; skipped", file=sys.stderr)
+            _skip(f"{path}: same name as {seen[path.stem]}; its outputs would overwrite; skipped")
             failed += 1
             continue
         seen[path.stem] = path
@@ -72,20 +79,19 @@ def cmd_predict(args) -> int:
         # --out pointed at the photos' own folder (or at a folder of corrected masks) must not cost a file.
         clash = next((t for t in targets if t.resolve() in inputs), None)
         if clash is not None:
-            print(f"error: {path}: its mask would replace the input image {clash}; choose another --out; skipped",
-                  file=sys.stderr)
+            _skip(f"{path}: its mask would replace the input image {clash}; choose another --out; skipped")
             failed += 1
             continue
         existing = [t for t in targets if t.exists()]
         if existing and not args.overwrite:
-            print(f"error: {path}: {existing[0]} already exists; pass --overwrite to replace it; skipped", file=sys.stderr)
+            _skip(f"{path}: {existing[0]} already exists; pass --overwrite to replace it; skipped")
             failed += 1
             continue
         try:
             rgb = read_image(path)
             prob = predictor.predict(rgb)
         except RetinaInputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            _skip(str(exc))
             failed += 1
             continue
         write_png_atomic(out / f"{path.stem}.png", mask_to_png(prob >= threshold))

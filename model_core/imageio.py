@@ -15,6 +15,13 @@ import numpy as np
 from .atomic import write_bytes_atomic
 from .errors import ImageReadError
 
+# A truncated PNG makes OpenCV print "[ WARN:0@0.8] global grfmt_png.cpp ... incomplete" on stderr beside the
+# one-line error this module raises for the same file; its own warnings add nothing a user can act on.
+try:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # a build without the logging module
+    pass
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".bmp")
 MIN_IMAGE_SIDE = 8
 
