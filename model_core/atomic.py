@@ -29,11 +29,7 @@ _UMASK = _read_umask()
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _naming(exc, path) from exc
+    fd, tmp = _temporary_beside(path)
     try:
         # mkstemp makes the file private (0600); ground truth on a shared drive must stay readable by the
         # team, so keep the replaced file's mode, or give a new one the usual umask-based mode.
@@ -76,13 +72,17 @@ def write_json_atomic(path: str | os.PathLike, data, **dump_options) -> Path:
     return Path(path)
 
 
-def check_writable(path: str | os.PathLike) -> None:
-    """Raise now the OSError that a later atomic write of ``path`` would raise, before the work leading up to it."""
-    path = Path(path)
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new hidden temporary file in ``path``'s folder (created if needed); an OSError names ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise _naming(exc, path) from exc
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise now the OSError that a later atomic write of ``path`` would raise, before the work leading up to it."""
+    fd, tmp = _temporary_beside(Path(path))
     os.close(fd)
     os.unlink(tmp)
