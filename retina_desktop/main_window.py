@@ -651,8 +651,9 @@ class MainWindow(QMainWindow):
         if w.is_cancelled:
             self.statusBar().showMessage("Prediction cancelled", 5000)
         elif failed:
-            self.show_message(f"Predicted all images but {failed}: {failed} could not be read or predicted "
-                              "(marked 'error' in the list; hover one for the reason).", "warning")
+            total = len(self.workspace.entries) if self.workspace is not None else failed
+            self.show_message(f"{failed} of {total} images could not be read or predicted (marked 'error' in the "
+                              "list; hover one for the reason). The others are predicted.", "warning")
         else:
             self.statusBar().showMessage("All images predicted", 5000)
         self._update_actions()

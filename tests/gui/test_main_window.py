@@ -235,7 +235,7 @@ def test_predict_all_says_how_many_images_failed_instead_of_all_predicted(qtbot,
     open_and_predict(qtbot, window, root)
     window.predict_all()
     qtbot.waitUntil(lambda: window._batch_worker is None, timeout=60000)
-    assert window.banner.isVisible() and "Predicted all images but 2" in window.banner.text()
+    assert window.banner.isVisible() and "2 of 4 images could not be read or predicted" in window.banner.text()
     assert window.statusBar().currentMessage() != "All images predicted"
     assert window.workspace.status("img_01") == "predicted"
 
