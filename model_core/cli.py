@@ -346,34 +346,24 @@ def cmd_finetune(args) -> int:
             dist.destroy_process_group()
 
 
-def _size_factor(text: str) -> float:
-    try:
-        f = float(text)
-    except ValueError:
-        f = float("nan")
-    if not 0 < f < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size factor between 0 and 1")
-    return f
+def _number_in(accepts, what: str):
+    """An argparse type: a float that ``accepts``, else a one-line error "'TEXT' is not WHAT"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not accepts(value):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
 
 
-def _probability(text: str) -> float:
-    try:
-        t = float(text)
-    except ValueError:
-        t = float("nan")
-    if not 0 <= t <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a threshold between 0 and 1")
-    return t
-
-
-def _decay(text: str) -> float:
-    try:
-        d = float(text)
-    except ValueError:
-        d = float("nan")
-    if not 0 <= d < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a decay between 0 (off) and 1 (exclusive)")
-    return d
+_size_factor = _number_in(lambda f: 0 < f < 1, "a size factor between 0 and 1")
+_probability = _number_in(lambda t: 0 <= t <= 1, "a threshold between 0 and 1")
+_decay = _number_in(lambda d: 0 <= d < 1, "a decay between 0 (off) and 1 (exclusive)")
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
