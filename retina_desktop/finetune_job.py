@@ -230,7 +230,8 @@ def child_main(job: dict, out, cancel_event) -> None:
             "version": outcome.version.id if outcome.version else None,
             "version_path": str(outcome.version.path) if outcome.version else None,
             "train": len(outcome.plan.train), "val": len(outcome.plan.val), "note": outcome.plan.note,
-            "shared": outcome.plan.train is outcome.plan.val, "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
+            "shared": outcome.plan.train is outcome.plan.val,  # one image, training and validating
+            "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
         }))
     except BaseException as exc:  # noqa: BLE001 - the app must get a message, whatever happened
         out.put(("error", describe_outcome_error(exc, device_text), traceback.format_exc()))

@@ -324,14 +324,12 @@ class MainWindow(QMainWindow):
                   self.one_to_one_action, None, self.model_input_action, self.heat_action, self.mask_action, None,
                   self.save_action, self.approve_action, self.export_action):
             tb.addSeparator() if a is None else tb.addAction(a)
-        # Short toolbar labels (menus keep the full names, tooltips too) so that Save, Approve and Fine-tune… fit
-        # a 1280-px-wide window instead of hiding behind the overflow arrow.
+        # Short toolbar labels so that Save, Approve and Fine-tune… fit a 1280-px-wide window instead of hiding
+        # behind the overflow arrow; menus keep the full names, and so do the tooltips (_action sets them).
         for a, short in ((self.open_action, "Open…"), (self.prev_action, "Previous"), (self.next_action, "Next"),
                          (self.model_input_action, "Model input"), (self.heat_action, "Heat map"),
                          (self.mask_action, "Mask"), (self.save_action, "Save"), (self.export_action, "Export…")):
             a.setIconText(short)
-            if not a.toolTip() or a.toolTip() == short:
-                a.setToolTip(a.text())
         self.addToolBar(tb)
         self.toolbar = tb
 
@@ -804,11 +802,11 @@ class MainWindow(QMainWindow):
         """Re-derive the open mask from the probabilities; asks first if that discards edits."""
         s = self.session
         if s is not None and s.probability is not None and abs(t - self._threshold_applied) > 1e-9:
-            edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
-            # A saved ground truth on screen is somebody's work (has_edits counts it): replacing it by the prediction
-            # is never silent, and the prompt says that the next save or autosave (switching images) writes over it.
-            shows_gt = s.document.source == "ground truth" and s.entry.existing_gt() is not None
-            if s.document.has_edits or edits:
+            # has_edits counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
+            # never silent, and the prompt says that the next save or autosave (switching images) writes over it.
+            if s.document.has_edits or s.document.is_dirty:
+                edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
+                shows_gt = s.document.source == "ground truth" and s.entry.existing_gt() is not None
                 text = (f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
                         f"on screen by the prediction{', discarding your edits,' if edits else ''} and writes it over "
                         "the ground-truth file at the next save or autosave (the workspace history keeps the old file)."
