@@ -72,8 +72,8 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
 
     from model_core.imageio import write_png_atomic
     from model_core.synthetic import make_fundus
-    from retina_desktop.main_window import MainWindow
-    from retina_desktop.settings import AppSettings
+    from retina_desktop.ui.main_window import MainWindow
+    from retina_desktop.ui.settings import AppSettings
 
     app = QApplication.instance() or QApplication([])
     folder = tmp / "big"
@@ -205,7 +205,7 @@ from PySide6.QtCore import QTimer
 import pyqtgraph as pg
 pg.setConfigOptions(imageAxisOrder="row-major")
 app = QApplication([])
-from retina_desktop.main_window import MainWindow
+from retina_desktop.ui.main_window import MainWindow
 w = MainWindow(checkpoint_path=sys.argv[1])
 w.show()
 def done(key):

@@ -59,8 +59,8 @@ def main() -> int:
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication([])
     app.setStyle("Fusion")
-    from retina_desktop.main_window import MainWindow
-    from retina_desktop.settings import AppSettings
+    from retina_desktop.ui.main_window import MainWindow
+    from retina_desktop.ui.settings import AppSettings
 
     settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     win = MainWindow(checkpoint_path=weights, settings=settings)

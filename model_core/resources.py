@@ -9,7 +9,7 @@ Where ``resources/`` is looked for, first hit wins:
 4. ``<prefix>/share/retina-desktop/resources`` where a wheel installs it (``data-files`` in pyproject.toml),
    for ``sys.prefix`` and the per-user base (``pip install --user``).
 
-Nothing here writes anything: resources are read-only, user data lives in ``retina_desktop.paths``.
+Nothing here writes anything: resources are read-only, user data lives in ``retina_desktop.core.paths``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _setup_logging() -> None:
-    from .paths import log_file
+    from .core.paths import log_file
 
     try:
         handler: logging.Handler = logging.FileHandler(log_file(), encoding="utf-8")
@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_self_test(args.weights) if args.self_test else measure_startup(args.weights)
     _setup_logging()
-    from .appearance import create_application
-    from .main_window import MainWindow
+    from .ui.appearance import create_application
+    from .ui.main_window import MainWindow
 
     app = create_application()
     window = MainWindow(checkpoint_path=args.weights)

@@ -168,7 +168,7 @@ def _model_path(weights: str | None) -> Path:
 def _check_resources() -> str:
     from model_core.resources import resources_dir
 
-    from .appearance import icon_files, stylesheet
+    from .ui.appearance import icon_files, stylesheet
 
     icons = icon_files()
     if not icons:
@@ -181,8 +181,8 @@ def _check_resources() -> str:
 def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
     from PySide6.QtCore import QSettings
 
-    from .main_window import MainWindow
-    from .settings import AppSettings
+    from .ui.main_window import MainWindow
+    from .ui.settings import AppSettings
 
     settings = AppSettings(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
     window = MainWindow(checkpoint_path=checkpoint, settings=settings)
@@ -214,7 +214,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] resources: {_check_resources()}")
         steps += 1
 
-        from .appearance import create_application
+        from .ui.appearance import create_application
 
         app = create_application()
         window, shown_after = _show_window(app, tmp, path, launched)
@@ -230,7 +230,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] model: {info.description} on {info.device}, loaded in {time.monotonic() - t:.2f} s")
         steps += 1
 
-        from .demo import ensure_demo_workspace
+        from .core.demo import ensure_demo_workspace
 
         t = time.monotonic()
         folder = ensure_demo_workspace(tmp / "demo", count=2)
@@ -277,7 +277,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] save: ground truth {gt}")
         steps += 1
 
-        from .export import ExportOptions
+        from .core.export import ExportOptions
 
         dest = tmp / "export"
         results: list = []
@@ -330,7 +330,7 @@ def measure_startup(weights: str | None = None, out=None) -> int:
     os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
     window = None
     try:
-        from .appearance import create_application
+        from .ui.appearance import create_application
 
         app = create_application()
         checkpoint = Path(weights) if weights else None

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from model_core.imageio import write_png_atomic
-from model_core.synthetic import make_fundus
-
-SIZE = (160, 150)
-
-
-def make_workspace(root: Path, count: int = 3, corrupt: tuple[str, ...] = (), size=SIZE) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        write_png_atomic(root / f"img_{i:02d}.png", make_fundus(size[0], size[1], seed=10 + i).image)
-    for name in corrupt:
-        (root / name).write_bytes(b"this is not an image at all" * 10)
-    return root
+from sample_workspaces import SIZE, make_workspace  # noqa: F401  (re-exported for the GUI tests)
 
 
 class RecordingPrompter:

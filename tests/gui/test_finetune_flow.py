@@ -43,7 +43,7 @@ def store(home, micro_checkpoint_path):
 def approved_workspace(tmp_path):
     """Four synthetic photos whose vessel masks are saved as ground truth and approved."""
     from model_core.synthetic import make_fundus
-    from retina_desktop.workspace import Workspace
+    from retina_desktop.core.workspace import Workspace
 
     folder = make_workspace(tmp_path / "clinic", 5)
     ws = Workspace(folder)
@@ -55,7 +55,7 @@ def approved_workspace(tmp_path):
 
 @pytest.fixture
 def tiny_runs(monkeypatch):
-    from retina_desktop import finetune_panel
+    from retina_desktop.ui import finetune_panel
 
     monkeypatch.setattr(finetune_panel, "CONFIG_OVERRIDES", dict(TINY))
     return finetune_panel
@@ -77,7 +77,7 @@ def _gt_bytes(folder):
 
 def test_model_holder_follows_the_store_and_switches(store, micro_checkpoint_path):
     from model_core.checkpoint import load_checkpoint
-    from retina_desktop.model_service import ModelHolder
+    from retina_desktop.core.model_service import ModelHolder
 
     holder = ModelHolder(store=store)
     v1 = store.active()
@@ -209,7 +209,7 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, ti
 ])
 def test_a_failing_run_leaves_the_app_up_with_a_message(ft_window, store, tiny_runs, qtbot, approved_workspace,
                                                         monkeypatch, fault, expected):
-    from retina_desktop.finetune_job import FAULT_ENV
+    from retina_desktop.core.finetune_job import FAULT_ENV
 
     w, ctl = ft_window, ft_window.finetune
     monkeypatch.setenv(FAULT_ENV, fault)  # read by the child process only

@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QApplication
 
 from gui_helpers import RecordingPrompter, blank, make_workspace, open_and_predict, stroke
 from model_core.imageio import read_mask, read_raw, write_png_atomic
-from retina_desktop.export import ExportOptions
-from retina_desktop.painting import paint_segment
+from retina_desktop.core.export import ExportOptions
+from retina_desktop.core.painting import paint_segment
 
 
 def test_open_workspace_prediction_arrives_via_worker(qtbot, window, flat_workspace):
@@ -403,7 +403,7 @@ def test_without_a_model_the_grader_can_still_paint(qtbot, make_window, flat_wor
 
 
 def test_read_only_workspace_is_explained(qtbot, make_window, flat_workspace, monkeypatch):
-    from retina_desktop import workspace as workspace_mod
+    from retina_desktop.core import workspace as workspace_mod
 
     real = workspace_mod._probe_writable
     monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and flat_workspace not in [d, *d.parents])
@@ -458,7 +458,7 @@ def test_save_approve_and_fine_tune_fit_the_toolbar_of_a_1280_px_window(qtbot, w
 
 
 def test_export_dialog_shows_the_whole_destination_path(qtbot):
-    from retina_desktop.dialogs import ExportDialog
+    from retina_desktop.ui.dialogs import ExportDialog
 
     path = "/home/grader/.local/share/retina-desktop/studies/glaucoma-2026/export"
     dlg = ExportDialog(None, path)

@@ -8,8 +8,8 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
                                QStyledItemDelegate, QVBoxLayout, QWidget)
 
-from .tasks import THUMB_SIZE
-from .workspace import STATUSES, Workspace
+from ..core.tasks import THUMB_SIZE
+from ..core.workspace import STATUSES, Workspace
 
 KeyRole = Qt.ItemDataRole.UserRole + 1
 StatusRole = Qt.ItemDataRole.UserRole + 2

@@ -22,7 +22,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from .finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, FinetuneJob, budget_overrides, child_main,
+from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, FinetuneJob, budget_overrides, child_main,
                            corrected_samples, estimate_seconds, measure_step_seconds, training_threads)
 from .models_dialog import ModelsDialog
 from .workers import Worker
@@ -637,7 +637,7 @@ class FinetuneController(QObject):
         entries = self._unreviewed()
         if not entries or w._batch_worker is not None or w.model_error is not None:
             return None
-        from .tasks import predict_images
+        from ..core.tasks import predict_images
 
         worker = Worker(predict_images, w.model, w.workspace, entries, w.model.cache_key, skip_cached=True,
                         name="re-predict unreviewed")

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
-from retina_desktop import workspace as workspace_mod
-from retina_desktop.export import ExportOptions, export_masks
-from retina_desktop.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError
+from retina_desktop.core import workspace as workspace_mod
+from retina_desktop.core.export import ExportOptions, export_masks
+from retina_desktop.core.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError
 
-from gui_helpers import make_workspace
+from sample_workspaces import make_workspace
 
 
 def test_flat_folder_layout(tmp_path):
@@ -197,7 +197,7 @@ def test_export_writes_reference_layout(tmp_path, rng):
 
 SAVER = textwrap.dedent("""
     import sys, numpy as np
-    from retina_desktop.workspace import Workspace
+    from retina_desktop.core.workspace import Workspace
     ws = Workspace(sys.argv[1])
     e = ws.entries[0]
     a = np.zeros((600, 700), bool); a[::3] = True

@@ -7,7 +7,7 @@ import os
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from . import ORG_NAME
+from .. import ORG_NAME
 
 APP_SETTINGS_NAME = "retina-desktop"
 

@@ -18,23 +18,23 @@ from PySide6.QtWidgets import (QDockWidget, QFormLayout, QGroupBox, QHBoxLayout,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QToolBar, QToolButton, QVBoxLayout,
                                QWidget)
 
-from . import APP_NAME
+from .. import APP_NAME
 from .canvas import ImageCanvas
-from .demo import ensure_demo_workspace
+from ..core.demo import ensure_demo_workspace
 from .dialogs import ExportDialog, PreferencesDialog, Prompter, default_export_folder
-from .export import ExportOptions, export_masks
+from ..core.export import ExportOptions, export_masks
 from .finetune_panel import install_finetune
 from .help import install_help
 from .image_list import ImageListPanel
-from .mask_document import MaskDocument
-from .measure import CorrectionMeasure, measure_correction
-from .model_service import ModelHolder, ModelInfo
-from .painting import OpenRegionFill, flood_fill, remove_small_pieces
-from .paths import user_cache_dir
+from ..core.mask_document import MaskDocument
+from ..core.measure import CorrectionMeasure, measure_correction
+from ..core.model_service import ModelHolder, ModelInfo
+from ..core.painting import OpenRegionFill, flood_fill, remove_small_pieces
+from ..core.paths import user_cache_dir
 from .settings import AppSettings
-from .tasks import LoadedImage, PredictionFailure, PredictionResult, load_image, load_model, make_thumbnails, predict_images
+from ..core.tasks import LoadedImage, PredictionFailure, PredictionResult, load_image, load_model, make_thumbnails, predict_images
 from .workers import TaskRunner, Worker, user_message
-from .workspace import Workspace, WorkspaceError
+from ..core.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger("retina_desktop")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retina_desktop.mask_document import MaskDocument
-from retina_desktop.painting import OpenRegionFill, flood_fill, paint_segment, remove_small_pieces
+from retina_desktop.core.mask_document import MaskDocument
+from retina_desktop.core.painting import OpenRegionFill, flood_fill, paint_segment, remove_small_pieces
 
 
 def _distance_to_segment(shape, p0, p1):
