@@ -223,7 +223,7 @@ class SkeletonGraph:
     segments: int
     branch_points: int
     end_points: int
-    arc: np.ndarray    # per open segment (closed loops have no chord and are left out)
+    arc: np.ndarray    # per open segment (loops, closed or from a branch point back to it, are left out)
     chord: np.ndarray
 
     @property
@@ -297,9 +297,11 @@ def skeleton_graph(skel: np.ndarray) -> SkeletonGraph:
         jlocal = np.full(n, -1, np.int64)
         jlocal[jn] = np.arange(jn.size)
         adj = coo_matrix((np.ones(ja.size), (jlocal[ja], jlocal[jb])), shape=(jn.size, jn.size))
-        branch_points, _ = connected_components(adj, directed=False)
+        branch_points, jlabels = connected_components(adj, directed=False)
     else:
-        branch_points = 0
+        branch_points, jlabels = 0, np.zeros(0, np.int64)
+    cluster_of = np.full(n, -1, np.int64)
+    cluster_of[jn] = jlabels
 
     # Segment graph: non-junction pixels with a neighbour, joined by their m-edges; each edge from such a pixel
     # to a junction pixel ends in a private copy of that junction pixel, so segments meeting at a branching
@@ -350,6 +352,10 @@ def skeleton_graph(skel: np.ndarray) -> SkeletonGraph:
     count = np.diff(np.r_[starts_at, order.size])
     last = starts_at + count - 1
     chord = np.hypot(y[last] - y[starts_at], x[last] - x[starts_at])
+    # A segment leaving a branch point and coming back to it (the hole a crossing leaves in a mask) is a loop:
+    # its chord says nothing about how the vessel winds.
+    first_cluster = cluster_of[node_pixel[order[starts_at]]]
+    loop = (first_cluster >= 0) & (first_cluster == cluster_of[node_pixel[order[last]]])
     # Polygon vertices: m + 1 ranks spread evenly over each segment's count - 1 steps.
     steps = count - 1
     pieces = np.maximum(1, np.rint(steps / ARC_STEP).astype(np.int64))
@@ -360,7 +366,7 @@ def skeleton_graph(skel: np.ndarray) -> SkeletonGraph:
     same = vert_seg[1:] == vert_seg[:-1]
     piece_len = np.hypot(np.diff(vy), np.diff(vx))[same]
     arc = np.bincount(vert_seg[1:][same], weights=piece_len, minlength=starts_at.size)
-    return SkeletonGraph(segments, int(branch_points), end_points, arc, chord)
+    return SkeletonGraph(segments, int(branch_points), end_points, arc[~loop], chord[~loop])
 
 
 def segment_arc_length_kulpa(n_even: int, n_odd: int) -> float:
