@@ -499,8 +499,6 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- measure: vessel measurements of masks (issue 16) ------------------------------------------------------------
 
-MEASURE_COLUMNS = ("image", "vessel_density", "fractal_dimension", "tortuosity", "width_px", "segments",
-                   "branch_points", "end_points")
 # DRIVE names its FOV masks 01_test_mask.gif beside 01_test.png; other sets use the mask's own stem.
 FOV_STEM_SUFFIXES = ("", "_mask", "_fov")
 
@@ -545,19 +543,10 @@ def _fov_index(folder: Path) -> dict[str, Path]:
     return index
 
 
-def _csv_value(value) -> str:
-    if isinstance(value, float):
-        return "nan" if value != value else repr(value)  # shortest text that reads back as the same float
-    return str(value)
-
-
 def cmd_measure(args) -> int:
-    import csv
-    import io
-
-    from .atomic import check_writable, write_bytes_atomic
+    from .atomic import check_writable
     from .imageio import read_mask
-    from .morphometry import measure
+    from .morphometry import measure, write_measurements_csv
 
     files, problems = _mask_inputs(args.inputs)
     target = Path(args.csv)
@@ -585,12 +574,7 @@ def cmd_measure(args) -> int:
             _skip(f"{exc}; skipped")
             failed += 1
             continue
-        rows.append(measure(mask, fov).as_row(str(path)))
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(MEASURE_COLUMNS)
-    for row in rows:
-        writer.writerow([_csv_value(row[c]) for c in MEASURE_COLUMNS])
-    write_bytes_atomic(target, text.getvalue().encode("utf-8"))
+        rows.append((str(path), measure(mask, fov)))
+    write_measurements_csv(target, rows)
     print(f"measured {len(rows)} of {len(files) + len(problems)} masks; wrote {target}")
     return EXIT_FAILED if failed else 0

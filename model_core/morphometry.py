@@ -16,8 +16,13 @@ is measured in well under a second (benchmarks/bench_measure.py).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -51,6 +56,33 @@ class VesselMeasurements:
         row: dict[str, object] = {} if image is None else {"image": image}
         row.update((k, getattr(self, k)) for k in MEASUREMENT_COLUMNS)
         return row
+
+
+CSV_COLUMNS = ("image", *MEASUREMENT_COLUMNS)
+
+
+def _csv_value(value) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else repr(value)  # shortest text that reads back as the same float
+    return str(value)
+
+
+def measurements_csv(rows: Iterable[tuple[str, VesselMeasurements]]) -> str:
+    """CSV text (header CSV_COLUMNS) of (image name, measurements) pairs: the CLI's and the app's export."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for image, m in rows:
+        row = m.as_row(image)
+        writer.writerow([_csv_value(row[c]) for c in CSV_COLUMNS])
+    return text.getvalue()
+
+
+def write_measurements_csv(path: str | os.PathLike, rows: Iterable[tuple[str, VesselMeasurements]]) -> Path:
+    """Write measurements_csv(rows) atomically (model_core.atomic): never a half-written table."""
+    from .atomic import write_bytes_atomic
+
+    return write_bytes_atomic(path, measurements_csv(rows).encode("utf-8"))
 
 
 def measure(mask: np.ndarray, fov: np.ndarray | None = None) -> VesselMeasurements:

@@ -231,3 +231,17 @@ def test_drive_test_references_have_retinal_fractal_dimension(shared_data):
         m = M.measure(read_mask(path), fov)
         assert 1.4 <= m.fractal_dimension <= 1.7, path.name
         assert 0.05 < m.vessel_density < 0.2 and 1.0 <= m.tortuosity < 1.1 and m.branch_points > 50, path.name
+
+
+def test_measurements_csv_reads_back_exactly(tmp_path):
+    import csv
+
+    line = M.measure(np.eye(64, dtype=bool))
+    empty = M.measure(np.zeros((64, 64), bool))
+    path = M.write_measurements_csv(tmp_path / "sub" / "m.csv", [("a.png", line), ("b, with comma.png", empty)])
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(M.CSV_COLUMNS)
+    assert rows[0]["image"] == "a.png" and rows[1]["image"] == "b, with comma.png"
+    assert float(rows[0]["vessel_density"]) == line.vessel_density  # exact, not rounded
+    assert int(rows[0]["segments"]) == 1 and rows[1]["fractal_dimension"] == "nan"
