@@ -95,13 +95,16 @@ def measure(mask: np.ndarray, fov: np.ndarray | None = None) -> VesselMeasuremen
         if fov.shape != mask.shape:
             raise ValueError(f"FOV mask {fov.shape} and vessel mask {mask.shape} differ in size")
         mask = mask & fov
-    skel = skeletonize(mask)
-    graph = skeleton_graph(skel)
+    # The padded thinning result and its pixel list feed both the graph and the width: no full-image copies.
+    pad = _thin_padded(mask)
+    idx = np.flatnonzero(pad)
+    graph = _graph(pad, idx)
+    ys, xs = np.divmod(idx, pad.shape[1])
     return VesselMeasurements(
         vessel_density=vessel_density(mask, fov),
         fractal_dimension=fractal_dimension(mask),
         tortuosity=graph.tortuosity,
-        width_px=mean_width(mask, skel),
+        width_px=_width_at(mask, ys - 1, xs - 1),
         segments=graph.segments,
         branch_points=graph.branch_points,
         end_points=graph.end_points,
@@ -182,6 +185,11 @@ def skeletonize(mask: np.ndarray) -> np.ndarray:
     (tests/engine/test_morphometry.py). Staircase corners it leaves are harmless: skeleton_graph uses
     m-adjacency, in which they are ordinary path pixels.
     """
+    return _thin_padded(mask)[1:-1, 1:-1].astype(bool)
+
+
+def _thin_padded(mask: np.ndarray) -> np.ndarray:
+    """skeletonize's result as uint8 0/1 with a one-pixel border of zeros."""
     mask = np.asarray(mask, bool)
     h, w = mask.shape
     img = np.zeros((h + 2, w + 2), np.uint8)
@@ -221,7 +229,7 @@ def skeletonize(mask: np.ndarray) -> np.ndarray:
         pos = np.arange(both.size, dtype=np.int64)
         owner[both] = pos
         candidates = both[owner[both] == pos]
-    return img[1:-1, 1:-1].astype(bool)
+    return img
 
 
 def mean_width(mask: np.ndarray, skel: np.ndarray | None = None) -> float:
@@ -231,6 +239,10 @@ def mean_width(mask: np.ndarray, skel: np.ndarray | None = None) -> float:
     mask = np.asarray(mask, bool)
     skel = skeletonize(mask) if skel is None else skel
     ys, xs = np.nonzero(skel)
+    return _width_at(mask, ys, xs)
+
+
+def _width_at(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
     if ys.size == 0:
         return float("nan")
     # The mask's bounding box grown by one background pixel holds the nearest background pixel of every
@@ -294,16 +306,19 @@ def skeleton_graph(skel: np.ndarray) -> SkeletonGraph:
     """The skeleton as a graph: end points have one neighbour, branch points are 8-connected clusters of
     pixels with three or more, segments are the runs of pixels between them (each one including the branch
     pixel it leaves from), closed loops included. Isolated single pixels are noise and count as nothing."""
+    skel = np.asarray(skel, bool)
+    pad = np.pad(skel, 1).astype(np.uint8)
+    return _graph(pad, np.flatnonzero(pad))
+
+
+def _graph(pad: np.ndarray, idx: np.ndarray) -> SkeletonGraph:
+    """skeleton_graph of a zero-bordered uint8 skeleton ``pad`` whose pixels are the flat indices ``idx``
+    (sorted, so np.searchsorted maps a flat index to its node number)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components, shortest_path
 
-    skel = np.asarray(skel, bool)
-    h, w = skel.shape
-    width = w + 2
-    pad = np.zeros((h + 2, width), np.uint8)
-    pad[1:-1, 1:-1] = skel
+    width = pad.shape[1]
     flat = pad.ravel()
-    idx = np.flatnonzero(flat)  # sorted, so np.searchsorted maps a flat index to its node number
     empty = np.zeros(0)
     if idx.size == 0:
         return SkeletonGraph(0, 0, 0, empty, empty)
