@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,21 +284,19 @@ class SkeletonGraph:
             return np.where(self.chord > 0, self.arc / np.where(self.chord > 0, self.chord, 1), np.nan)
 
 
-def _m_edges(flat: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _m_edges(flat: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the m-adjacency graph (Gonzalez & Woods): 4-neighbours always, diagonal neighbours only when
     they share no 4-neighbour in the skeleton. That removes the triangles a staircase corner would make, so
-    every pixel of a thin curve has exactly two neighbours. Returns (from, to, diagonal) as flat indices."""
-    src, dst, diag = [], [], []
-    for off, is_diag, blockers in ((1, False, ()), (width, False, ()),
-                                   (width + 1, True, (1, width)), (width - 1, True, (-1, width))):
+    every pixel of a thin curve has exactly two neighbours. Returns (from, to) as flat indices."""
+    src, dst = [], []
+    for off, blockers in ((1, ()), (width, ()), (width + 1, (1, width)), (width - 1, (-1, width))):
         ok = flat[idx + off] == 1
         for b in blockers:
             ok &= flat[idx + b] == 0
         a = idx[ok]
         src.append(a)
         dst.append(a + off)
-        diag.append(np.full(a.size, is_diag))
-    return np.concatenate(src), np.concatenate(dst), np.concatenate(diag)
+    return np.concatenate(src), np.concatenate(dst)
 
 
 def skeleton_graph(skel: np.ndarray) -> SkeletonGraph:
@@ -322,7 +319,7 @@ def _graph(pad: np.ndarray, idx: np.ndarray) -> SkeletonGraph:
     empty = np.zeros(0)
     if idx.size == 0:
         return SkeletonGraph(0, 0, 0, empty, empty)
-    a, b, diag = _m_edges(flat, idx, width)
+    a, b = _m_edges(flat, idx, width)
     ia, ib = np.searchsorted(idx, a), np.searchsorted(idx, b)
     n = idx.size
     degree = np.bincount(ia, minlength=n) + np.bincount(ib, minlength=n)
@@ -389,6 +386,8 @@ def _graph(pad: np.ndarray, idx: np.ndarray) -> SkeletonGraph:
     g2 = coo_matrix((np.ones(sa.size), (sa, sb)), shape=(total + 1, total + 1)).tocsr()
     hops = shortest_path(g2, directed=False, unweighted=True, indices=source)
     reached = seg_nodes[np.isfinite(hops[seg_nodes])]
+    if reached.size == 0:  # closed loops only
+        return SkeletonGraph(segments, int(branch_points), end_points, empty, empty)
     order = reached[np.lexsort((hops[reached], label_of[reached]))]
     seg_of = label_of[order]
     pix = idx[node_pixel[order]]
@@ -415,8 +414,3 @@ def _graph(pad: np.ndarray, idx: np.ndarray) -> SkeletonGraph:
     arc = np.bincount(vert_seg[1:][same], weights=piece_len, minlength=starts_at.size)
     return SkeletonGraph(segments, int(branch_points), end_points, arc[~loop], chord[~loop])
 
-
-def segment_arc_length_kulpa(n_even: int, n_odd: int) -> float:
-    """Kulpa's (1977) length of an 8-connected chain: (pi/8)(1 + sqrt 2)(n_even + sqrt 2 n_odd), ~0.948 (...).
-    Unbiased over random orientations, kept for comparison; tortuosity uses the polygon (see ARC_STEP)."""
-    return math.pi / 8 * (1 + math.sqrt(2)) * (n_even + math.sqrt(2) * n_odd)

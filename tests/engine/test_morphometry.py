@@ -159,6 +159,14 @@ def test_a_loop_back_to_its_branch_point_stays_out_of_the_tortuosity():
     assert m.tortuosity == pytest.approx(1.0, abs=0.01)
 
 
+def test_a_lone_ring_is_one_segment_without_tortuosity():
+    img = np.zeros((100, 100), np.uint8)
+    cv2.circle(img, (50, 50), 30, 1, 1)
+    m = M.measure(img.astype(bool))
+    assert (m.segments, m.branch_points, m.end_points) == (1, 0, 0)
+    assert math.isnan(m.tortuosity)
+
+
 def test_width_of_lines_and_bars():
     line = np.zeros((64, 300), bool)
     line[30, 10:290] = True
