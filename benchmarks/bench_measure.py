@@ -2,7 +2,7 @@
 
 The mask is DRIVE's first test reference scaled up 6.2x (cubic, cut at half: smooth edges, no blocks), or,
 without ../shared/data, a synthetic fundus drawn at that size. Scaled-up DRIVE vessels are up to ~50 px wide,
-about twice HRF's widest, so the thinning needs more passes than a real HRF mask: a pessimistic case.
+so the thinning needs many passes: a hard case.
 
     python benchmarks/bench_measure.py [--repeats 5] [--source drive|synthetic] [--mask FILE] [--skimage]
 
