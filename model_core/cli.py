@@ -456,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="continue training a checkpoint on new images")
     _add_training_options(p, finetune=True)
     p.set_defaults(func=cmd_finetune)
+    _add_measure_command(sub)
     return parser
 
 
@@ -494,3 +495,86 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# --- measure: vessel measurements of masks (issue 16) ------------------------------------------------------------
+
+# DRIVE names its FOV masks 01_test_mask.gif beside 01_test.png; other sets use the mask's own stem.
+FOV_STEM_SUFFIXES = ("", "_mask", "_fov")
+
+
+def _add_measure_command(sub) -> None:
+    p = sub.add_parser("measure", help="vessel measurements of binary masks, as CSV",
+                       description="Vessel density, fractal dimension, tortuosity, mean width and the segment, "
+                                   "branch-point and end-point counts of each mask (README: Vessel measurements).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="mask files or folders of masks")
+    p.add_argument("--fov", metavar="DIR", help="folder of FOV masks, paired with the masks by file name stem "
+                   "(STEM, STEM_mask or STEM_fov); density is then vessel pixels / FOV pixels")
+    p.add_argument("--csv", required=True, metavar="FILE", help="CSV file to write")
+    p.set_defaults(func=cmd_measure)
+
+
+def _mask_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    from .data import list_images
+
+    files, problems = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                problems.append(f"{p}: folder contains no images")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: file not found")
+    return files, problems
+
+
+def _fov_index(folder: Path) -> dict[str, Path]:
+    from .data import list_images
+
+    if not folder.is_dir():
+        raise RetinaInputError(folder, "FOV folder not found")
+    index: dict[str, Path] = {}
+    for p in list_images(folder):
+        index.setdefault(p.stem, p)
+    return index
+
+
+def cmd_measure(args) -> int:
+    from .atomic import check_writable
+    from .imageio import read_mask
+    from .morphometry import measure, write_measurements_csv
+
+    files, problems = _mask_inputs(args.inputs)
+    target = Path(args.csv)
+    if target.exists() and any(target.resolve() == f.resolve() for f in files):
+        raise RetinaInputError(target, "is one of the input masks; choose another --csv")
+    fovs = _fov_index(Path(args.fov)) if args.fov else None
+    check_writable(target)  # a read-only folder is reported before the measuring, not after it
+    for msg in problems:
+        print(f"error: {msg}", file=sys.stderr)
+    failed = len(problems)
+    rows = []
+    for path in _progress(files, desc="measure", unit="mask"):
+        try:
+            mask = read_mask(path)
+            fov = None
+            if fovs is not None:
+                fov_path = next((fovs[path.stem + s] for s in FOV_STEM_SUFFIXES if path.stem + s in fovs), None)
+                if fov_path is None:
+                    raise RetinaInputError(path, f"has no FOV mask in {args.fov}")
+                fov = read_mask(fov_path)
+                if fov.shape != mask.shape:
+                    raise RetinaInputError(fov_path, f"FOV mask is {fov.shape[1]}x{fov.shape[0]}, its vessel mask "
+                                                     f"{path.name} {mask.shape[1]}x{mask.shape[0]}")
+        except RetinaInputError as exc:
+            _skip(f"{exc}; skipped")
+            failed += 1
+            continue
+        rows.append((str(path), measure(mask, fov)))
+    write_measurements_csv(target, rows)
+    print(f"measured {len(rows)} of {len(files) + len(problems)} masks; wrote {target}")
+    return EXIT_FAILED if failed else 0

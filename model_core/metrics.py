@@ -196,3 +196,56 @@ class MetricAccumulator:
     def summary(self) -> dict:
         return {"threshold": self.threshold, "images": len(self.per_image), "mean": self.mean(), "std": self.std(),
                 "pooled": self.pooled(), "per_image": self.per_image}
+
+
+# --- a mask against a reference (compare mode, agreement between graders) ---------------------------------------
+
+DIFF_TN, DIFF_TP, DIFF_FP, DIFF_FN = 0, 1, 2, 3
+# Okabe & Ito (2008), "Color Universal Design": sky blue, vermillion and yellow. Of all triples of their palette
+# these three stay farthest apart (CIELAB distance at least 34) under simulated protanopia, deuteranopia and
+# tritanopia (Machado, Oliveira & Fernandes 2009), and they differ in lightness too, so they survive greyscale.
+DIFFERENCE_COLOURS = {DIFF_TP: "#56B4E9", DIFF_FP: "#D55E00", DIFF_FN: "#F0E442"}
+DIFFERENCE_NAMES = {DIFF_TP: "in both (true positive)", DIFF_FP: "only in the mask (false positive)",
+                    DIFF_FN: "only in the reference (false negative)"}
+
+
+def difference_labels(mask: np.ndarray, reference: np.ndarray, fov: np.ndarray | None = None) -> np.ndarray:
+    """uint8 labels per pixel: DIFF_TN 0, DIFF_TP 1, DIFF_FP 2 (mask only), DIFF_FN 3 (reference only);
+    0 outside ``fov``."""
+    mask, reference = np.asarray(mask, bool), np.asarray(reference, bool)
+    if mask.shape != reference.shape:
+        raise ValueError(f"mask {mask.shape} and reference {reference.shape} differ in size")
+    code = mask.view(np.uint8) + 2 * reference.view(np.uint8)  # 0 neither, 1 mask, 2 reference, 3 both
+    labels = np.array([DIFF_TN, DIFF_FP, DIFF_FN, DIFF_TP], np.uint8)[code]
+    if fov is not None:
+        labels[~np.asarray(fov, bool)] = DIFF_TN
+    return labels
+
+
+def difference_rgba(labels: np.ndarray, alpha: int = 255) -> np.ndarray:
+    """An (H, W, 4) uint8 overlay of difference_labels: the DIFFERENCE_COLOURS, transparent where both agree
+    on background."""
+    lut = np.zeros((4, 4), np.uint8)
+    for label, colour in DIFFERENCE_COLOURS.items():
+        lut[label] = [int(colour[i:i + 2], 16) for i in (1, 3, 5)] + [alpha]
+    return lut[np.asarray(labels, np.uint8)]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """``mask`` against ``reference``: sensitivity and specificity take the reference as the truth; Dice and
+    clDice are symmetric, so they also serve as the agreement between two graders."""
+
+    dice: float
+    cldice: float
+    sensitivity: float
+    specificity: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"dice": self.dice, "cldice": self.cldice, "sensitivity": self.sensitivity,
+                "specificity": self.specificity}
+
+
+def agreement(mask: np.ndarray, reference: np.ndarray, fov: np.ndarray | None = None) -> Agreement:
+    c = Confusion.of(mask, reference, fov)
+    return Agreement(c.dice, cldice(mask, reference, fov), c.sensitivity, c.specificity)
