@@ -3,6 +3,10 @@ back to defaults (or clamps) when the stored values are missing, malformed or ou
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import pytest
 from PySide6.QtCore import QSettings
 
 from retina_desktop.ui.settings import REMEMBERED_WORKSPACES, AppSettings, Setting
@@ -86,3 +90,18 @@ def test_last_image_and_export_destination_are_remembered_per_workspace(app_sett
     # A damaged entry is ignored, not fatal.
     again.q.setValue("workspace/last_image", "{not json")
     assert again.last_image_key("/many/0") is None
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the README's Linux path")
+def test_readme_names_the_file_qsettings_really_uses(monkeypatch, tmp_path):
+    line = next(ln for ln in README.read_text(encoding="utf-8").splitlines() if ln.startswith("| settings | QSettings"))
+    monkeypatch.delenv("RETINA_DESKTOP_HOME", raising=False)
+    native = AppSettings().q.fileName()  # nothing is written: only the name is read
+    assert native.endswith("/RetinaDesktop/retina-desktop.conf")
+    assert "~/.config/RetinaDesktop/retina-desktop.conf" in line
+    monkeypatch.setenv("RETINA_DESKTOP_HOME", str(tmp_path))
+    assert AppSettings().q.fileName() == str(tmp_path / "settings.ini")
+    assert "`settings.ini` in that folder" in line
