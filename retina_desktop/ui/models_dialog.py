@@ -90,7 +90,9 @@ class ModelsDialog(QDialog):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, v.id)
                 if col == 8:
-                    item.setToolTip(f"{info.get('split_note', '')}\n{info.get('stop_reason', '')}".strip())
+                    # The column is narrow: the whole reason, then how the run went.
+                    item.setToolTip("\n".join(str(t) for t in (text, info.get("split_note"), info.get("stop_reason"))
+                                              if t))
                 self.table.setItem(row, col, item)
             if v.id == active_id:
                 self.table.selectRow(row)

@@ -123,3 +123,9 @@ def test_a_stored_version_is_described_without_a_double_v(store):
     stored = [v for v in store.versions() if v.id != DEFAULT_ID][0]
     assert stored.id.startswith("v001-") and stored.name == stored.id
     assert VesselPredictor(stored.path).description == f"test-micro {stored.id}"
+
+
+def test_the_whole_reason_is_in_the_why_tooltip(qtbot, store):
+    dlg = _dialog(qtbot, store)
+    row = [dlg.table.item(r, 7).text() for r in range(dlg.table.rowCount())].index("not passed")
+    assert dlg.table.item(row, 8).toolTip() == "validation Dice 0.40 is below the parent's 0.50"
