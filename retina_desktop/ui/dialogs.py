@@ -61,10 +61,19 @@ class Prompter:
 
 
 class ExportDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None, start_folder: str = ""):
+    """Destination and options of an export. With ``settings`` it starts from the options last exported
+    with, and with ``workspace_root`` too from the folder this workspace was last exported to; both are
+    remembered when the grader clicks Export (not on Cancel)."""
+
+    def __init__(self, parent: QWidget | None = None, start_folder: str = "", settings=None,
+                 workspace_root: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export corrected masks")
         self.setObjectName("export_dialog")
+        self.settings = settings
+        self.workspace_root = str(workspace_root) if workspace_root is not None else None
+        if settings is not None and self.workspace_root is not None:
+            start_folder = settings.export_destination(self.workspace_root) or start_folder
         self.destination = QLineEdit(start_folder, self)
         # Wide enough to show a whole path of up to ~80 characters, so the grader sees where the masks go;
         # the tooltip holds a longer one.
@@ -94,6 +103,10 @@ class ExportDialog(QDialog):
         form.addRow("", self.overlays)
         form.addRow("", self.approved_only)
         form.addRow("", self.overwrite)
+        if settings is not None:
+            (self.format_1 if settings.export_one_value == 1 else self.format_255).setChecked(True)
+            self.overlays.setChecked(settings.export_overlays)
+            self.approved_only.setChecked(settings.export_approved_only)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
         buttons.accepted.connect(self._accept)
@@ -111,6 +124,13 @@ class ExportDialog(QDialog):
         if not self.destination.text().strip():
             QMessageBox.warning(self, "Export", "Choose a destination folder.")
             return
+        if self.settings is not None:
+            options = self.options()
+            if self.workspace_root is not None:
+                self.settings.set_export_destination(self.workspace_root, str(options.destination))
+            self.settings.export_one_value = options.one_value
+            self.settings.export_overlays = options.overlays
+            self.settings.export_approved_only = options.approved_only
         self.accept()
 
     def options(self) -> ExportOptions:

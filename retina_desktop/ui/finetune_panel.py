@@ -19,11 +19,12 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QHBoxLayout,
-                               QLabel, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, FinetuneJob, budget_overrides, child_main,
-                           corrected_samples, estimate_seconds, measure_step_seconds, training_threads)
+from ..core.finetune_job import (FinetuneJob, budget_overrides, child_main, corrected_samples, measure_step_seconds,
+                                 training_threads)
+from .finetune_dialog import FinetuneDialog  # noqa: F401 - imported from here by callers
+from .finetune_dialog import fmt_duration as _fmt_duration
 from .models_dialog import ModelsDialog
 from .workers import Worker
 
@@ -33,19 +34,6 @@ log = logging.getLogger("retina_desktop")
 CONFIG_OVERRIDES: dict = {}
 POLL_MS = 100
 CANCEL_GRACE_S = 1.5  # cooperative cancel first; then the process is terminated
-
-
-def _fmt_duration(seconds: float) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    m, s = divmod(seconds, 60)
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min"
 
 
 def _device():
@@ -60,108 +48,6 @@ def _device():
     if dev.type == "mps":
         return "mps", "Apple GPU (MPS)"
     return "cpu", f"CPU ({training_threads()} of {__import__('os').cpu_count()} cores; no GPU found)"
-
-
-class FinetuneDialog(QDialog):
-    """How many corrections, the split, the device, the budget and an estimated duration; one click starts."""
-
-    def __init__(self, parent, n_images: int, split_note: str, parent_label: str, device_type: str,
-                 device_text: str):
-        super().__init__(parent)
-        self.setObjectName("finetune_dialog")
-        self.setWindowTitle("Fine-tune the model")
-        self.device_type = device_type
-        self.n_images = n_images
-        self.step_s: float | None = None
-        lay = QVBoxLayout(self)
-        form = QFormLayout()
-        self.images_label = QLabel(f"{n_images} corrected and approved image{'s' if n_images != 1 else ''}")
-        self.images_label.setObjectName("ft_images_label")
-        self.split_label = QLabel(split_note)
-        self.split_label.setWordWrap(True)
-        form.addRow("Training data", self.images_label)
-        form.addRow("Validation", self.split_label)
-        form.addRow("Starting from", QLabel(parent_label))
-        self.device_label = QLabel(device_text)
-        self.device_label.setObjectName("ft_device_label")
-        form.addRow("Device", self.device_label)
-        budget = QWidget(self)
-        bl = QVBoxLayout(budget)
-        bl.setContentsMargins(0, 0, 0, 0)
-        self.time_radio = QRadioButton("Time budget")
-        self.minutes_spin = QSpinBox()
-        self.minutes_spin.setRange(1, 24 * 60)
-        self.minutes_spin.setSuffix(" min")
-        self.minutes_spin.setValue(int(DEFAULT_MINUTES.get(device_type, 10)))
-        self.epochs_radio = QRadioButton("Epochs")
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
-        self.epochs_spin.setValue(DEFAULT_EPOCHS)
-        group = QButtonGroup(self)
-        for r in (self.time_radio, self.epochs_radio):
-            group.addButton(r)
-        self.time_radio.setChecked(True)
-        for radio, spin in ((self.time_radio, self.minutes_spin), (self.epochs_radio, self.epochs_spin)):
-            row = QHBoxLayout()
-            row.addWidget(radio)
-            row.addWidget(spin)
-            row.addStretch(1)
-            bl.addLayout(row)
-            spin.valueChanged.connect(self._update_estimate)
-            radio.toggled.connect(self._update_estimate)
-        form.addRow("Budget", budget)
-        self.estimate_label = QLabel("measuring the speed of this device…")
-        self.estimate_label.setObjectName("ft_estimate_label")
-        self.estimate_label.setWordWrap(True)
-        form.addRow("Estimated duration", self.estimate_label)
-        lay.addLayout(form)
-        note = QLabel("Training runs in the background: you can keep reviewing. The new model becomes active only "
-                      "if it scores at least as well as the current one on the held-out images.")
-        note.setWordWrap(True)
-        lay.addWidget(note)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
-        self.start_button = QPushButton("Start fine-tuning", self)
-        self.start_button.setObjectName("ft_start_button")
-        self.start_button.setDefault(True)
-        self.start_button.setEnabled(n_images > 0)
-        self.buttons.addButton(self.start_button, QDialogButtonBox.ButtonRole.AcceptRole)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay.addWidget(self.buttons)
-        if n_images == 0:
-            self.estimate_label.setText("–")
-
-    def overrides(self) -> dict:
-        if self.epochs_radio.isChecked():
-            base = budget_overrides(self.device_type, epochs=self.epochs_spin.value())
-        else:
-            base = budget_overrides(self.device_type, minutes=self.minutes_spin.value())
-        return {**base, **CONFIG_OVERRIDES}
-
-    def set_step_seconds(self, step_s: float | None, error: str | None = None) -> None:
-        self.step_s = step_s
-        if error:
-            self.estimate_label.setText(f"could not be measured ({error})")
-            return
-        self._update_estimate()
-
-    def _update_estimate(self, *_):
-        if self.step_s is None or not math.isfinite(self.step_s) or self.n_images == 0:
-            return
-        from model_core.finetune import finetune_config
-
-        ov = self.overrides()
-        cfg = finetune_config(**ov)
-        est = estimate_seconds(self.step_s, ov, self.n_images, 0)
-        per_epoch = cfg.steps_per_epoch * self.step_s * 1.15
-        if cfg.minutes:
-            epochs = int(cfg.minutes * 60 // max(per_epoch, 1e-6))
-            self.estimate_label.setText(
-                f"up to {_fmt_duration(est)} (≈ {epochs} epochs of {cfg.steps_per_epoch} steps fit at "
-                f"{self.step_s:.2f} s/step); stops earlier when validation Dice stops improving")
-        else:
-            self.estimate_label.setText(f"≈ {_fmt_duration(est)} ({cfg.epochs} epochs × {cfg.steps_per_epoch} "
-                                        f"steps at {self.step_s:.2f} s/step); may stop earlier")
 
 
 class FinetunePanel(QWidget):

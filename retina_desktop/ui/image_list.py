@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
-                               QStyledItemDelegate, QVBoxLayout, QWidget)
+                               QStyledItemDelegate, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.tasks import THUMB_SIZE
 from ..core.workspace import STATUSES, Workspace
@@ -20,6 +20,11 @@ DirtyRole = Qt.ItemDataRole.UserRole + 5
 STATUS_COLOURS = {"new": QColor(120, 126, 138), "predicted": QColor(66, 133, 244), "edited": QColor(245, 166, 35),
                   "approved": QColor(52, 168, 83), "error": QColor(219, 68, 55)}
 SORT_KEYS = ("Name", "Uncertainty (high first)", "Status")
+NOT_APPROVED = "not approved"  # the filter that keeps every status but approved
+UNCERTAINTY_MEANING = ("of the vessel area the model found, the share it was unsure about "
+                       "(probability between 0.25 and 0.75)")
+UNCERTAINTY_TIP = ("uncertain {:.1%}: " + UNCERTAINTY_MEANING + ".\nHigher means more to check: sort by uncertainty "
+                   "to review those first.")
 
 
 def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -56,9 +61,6 @@ class ImageListModel(QAbstractListModel):
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._keys)
 
-    def key_at(self, row: int) -> str:
-        return self._keys[row]
-
     def index_of(self, key: str) -> QModelIndex:
         row = self._row.get(key)
         return self.index(row) if row is not None else QModelIndex()
@@ -90,7 +92,7 @@ class ImageListModel(QAbstractListModel):
             tip = f"{e.path}\nstatus: {self.workspace.status(key)}"
             u = self.workspace.uncertainty(key)
             if u is not None:
-                tip += f"\nuncertain pixels: {u:.1%}"
+                tip += f"\n{UNCERTAINTY_TIP.format(u)}"
             if key in self._errors:
                 tip += f"\n{self._errors[key]}"
             return tip
@@ -122,11 +124,14 @@ class ImageListModel(QAbstractListModel):
 
 
 class ImageListFilter(QSortFilterProxyModel):
+    """Sorts and filters only when asked (``apply``): predictions and reviews arrive while the grader works,
+    and re-sorting on each would move the rows under the mouse and the selected one out of view."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.status_filter: str | None = None
         self.sort_key = SORT_KEYS[0]
-        self.setDynamicSortFilter(True)
+        self.setDynamicSortFilter(False)
 
     def set_status_filter(self, status: str | None) -> None:
         self.status_filter = status
@@ -137,10 +142,18 @@ class ImageListFilter(QSortFilterProxyModel):
         self.invalidate()
         self.sort(0)
 
+    def apply(self) -> None:
+        """Filter and sort again with the current data."""
+        self.invalidate()
+        self.sort(0)
+
     def filterAcceptsRow(self, row: int, parent) -> bool:
         if self.status_filter is None:
             return True
-        return self.sourceModel().index(row, 0, parent).data(StatusRole) == self.status_filter
+        status = self.sourceModel().index(row, 0, parent).data(StatusRole)
+        if self.status_filter == NOT_APPROVED:
+            return status != "approved"
+        return status == self.status_filter
 
     def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
         if self.sort_key.startswith("Uncertainty"):
@@ -206,6 +219,10 @@ class ImageItemDelegate(QStyledItemDelegate):
 
 
 class ImageListPanel(QWidget):
+    """The list with its filter and sort. New predictions and reviews update the rows in place; the order
+    and the filter are applied again only when the grader asks (changing them, or "Sort again"), and the
+    selected image stays selected and in view when they are."""
+
     image_activated = Signal(str)
 
     def __init__(self, parent=None):
@@ -223,13 +240,23 @@ class ImageListPanel(QWidget):
         self.view.activated.connect(self._activated)
         self.status_combo = QComboBox(self)
         self.status_combo.addItem("All images", None)
+        self.status_combo.addItem("Not approved yet", NOT_APPROVED)
         for s in STATUSES + ("error",):
             self.status_combo.addItem(s.capitalize(), s)
         self.status_combo.currentIndexChanged.connect(
-            lambda _i: self.proxy.set_status_filter(self.status_combo.currentData()))
+            lambda _i: self._keeping_selection(self.proxy.set_status_filter, self.status_combo.currentData()))
         self.sort_combo = QComboBox(self)
         self.sort_combo.addItems(SORT_KEYS)
-        self.sort_combo.currentTextChanged.connect(self.proxy.set_sort_key)
+        self.sort_combo.setItemData(1, f"Most uncertain first: {UNCERTAINTY_MEANING}", Qt.ItemDataRole.ToolTipRole)
+        self.sort_combo.currentTextChanged.connect(lambda key: self._keeping_selection(self.proxy.set_sort_key, key))
+        self.resort_button = QToolButton(self)
+        self.resort_button.setObjectName("resort_button")
+        self.resort_button.setText("Sort again")
+        self.resort_button.setToolTip("New predictions and reviews do not move the rows while you work: "
+                                      "apply the sort and the filter to them now")
+        self.resort_button.setEnabled(False)
+        self.resort_button.clicked.connect(self.resort)
+        self.model.dataChanged.connect(self._data_changed)
         self.count_label = QLabel(self)
         self.proxy.rowsInserted.connect(self._update_count)
         self.proxy.rowsRemoved.connect(self._update_count)
@@ -238,18 +265,42 @@ class ImageListPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.status_combo, 1)
         top.addWidget(self.sort_combo, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.count_label, 1)
+        bottom.addWidget(self.resort_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
         lay.addWidget(self.view, 1)
-        lay.addWidget(self.count_label)
+        lay.addLayout(bottom)
         self.proxy.sort(0)
+
+    def _data_changed(self, *_args) -> None:
+        # Under "Name" with no filter nothing a prediction or review changes can move a row.
+        if self.proxy.sort_key != SORT_KEYS[0] or self.proxy.status_filter is not None:
+            self.resort_button.setEnabled(True)
+
+    def current_key(self) -> str | None:
+        idx = self.view.currentIndex()
+        return idx.data(KeyRole) if idx.isValid() else None
+
+    def _keeping_selection(self, change, *args) -> None:
+        key = self.current_key()
+        change(*args)
+        self.resort_button.setEnabled(False)
+        if key is not None:
+            self.select(key)
+
+    def resort(self) -> None:
+        """Apply the sort and filter to the current statuses and uncertainties; the selection stays."""
+        self._keeping_selection(self.proxy.apply)
 
     def _update_count(self, *args) -> None:
         self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} image{'' if self.model.rowCount() == 1 else 's'}")
 
     def set_workspace(self, workspace: Workspace | None) -> None:
         self.model.set_workspace(workspace)
+        self.resort_button.setEnabled(False)
         self._update_count()
 
     def _activated(self, index: QModelIndex) -> None:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+from .dialogs import Prompter
 
 COLUMNS = ("", "Version", "Created", "Parent", "Images (train / val)", "Val. Dice before", "Val. Dice after",
            "Gate", "Why")
@@ -16,12 +18,19 @@ def _dice(value) -> str:
 
 
 class ModelsDialog(QDialog):
-    """Lists ``store.versions()``; ``version_chosen(id)`` asks the app to switch to one."""
+    """Lists ``store.versions()``; ``version_chosen(id)`` asks the app to switch to one, and then
+    ``repredict_requested(id)`` to predict the images not yet reviewed with it (when that box is ticked).
+
+    A version that did not pass the gate is used only after the grader says so; the question goes to
+    ``prompter`` (by default the parent window's, so tests answer it as they answer the window's).
+    """
 
     version_chosen = Signal(str)
+    repredict_requested = Signal(str)
 
-    def __init__(self, store, active_id: str | None, explicit_path=None, parent=None):
+    def __init__(self, store, active_id: str | None, explicit_path=None, parent=None, prompter=None):
         super().__init__(parent)
+        self._prompter = prompter
         self.setObjectName("models_dialog")
         self.setWindowTitle("Models")
         self.resize(980, 360)
@@ -53,19 +62,26 @@ class ModelsDialog(QDialog):
         buttons.addButton(self.use_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         self.use_button.clicked.connect(self.use_selected)
+        self.repredict_check = QCheckBox("Then re-predict the images not yet reviewed with it", self)
+        self.repredict_check.setObjectName("repredict_check")
+        self.repredict_check.setToolTip("Images you edited or approved are never re-predicted")
+        self.repredict_check.setChecked(True)
+        lay.addWidget(self.repredict_check)
         lay.addWidget(buttons)
         self.fill(active_id)
 
     def fill(self, active_id: str | None) -> None:
         self.versions = self.store.versions()
+        names = {v.id: v.name for v in self.versions}
         self.table.setRowCount(len(self.versions))
         for row, v in enumerate(self.versions):
             info = v.info
             images = info.get("images") or {}
             metrics = info.get("metrics") or {}
             accepted = info.get("accepted")
-            cells = ("●" if v.id == active_id else "", v.id, str(info.get("created", "")).replace("T", " "),
-                     str(info.get("parent") or "–"),
+            parent = info.get("parent")
+            cells = ("●" if v.id == active_id else "", v.name, str(info.get("created", "")).replace("T", " "),
+                     names.get(parent, str(parent or "–")),
                      f"{len(images.get('train', []))} / {len(images.get('val', []))}" if images else "–",
                      _dice(metrics.get("val_dice_before")), _dice(metrics.get("val_dice_after")),
                      "–" if accepted is None else ("passed" if accepted else "not passed"),
@@ -74,7 +90,9 @@ class ModelsDialog(QDialog):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, v.id)
                 if col == 8:
-                    item.setToolTip(f"{info.get('split_note', '')}\n{info.get('stop_reason', '')}".strip())
+                    # The column is narrow: the whole reason, then how the run went.
+                    item.setToolTip("\n".join(str(t) for t in (text, info.get("split_note"), info.get("stop_reason"))
+                                              if t))
                 self.table.setItem(row, col, item)
             if v.id == active_id:
                 self.table.selectRow(row)
@@ -91,7 +109,24 @@ class ModelsDialog(QDialog):
             if v.id == version_id:
                 self.table.selectRow(row)
 
-    def use_selected(self) -> None:
+    def prompter(self):
+        return self._prompter or getattr(self.parent(), "prompter", None) or Prompter(self)
+
+    def use_selected(self) -> bool:
+        """Switch to the selected version (after asking, if it did not pass the gate); False if not."""
         vid = self.selected_id()
-        if vid is not None:
-            self.version_chosen.emit(vid)
+        if vid is None:
+            return False
+        version = next(v for v in self.versions if v.id == vid)
+        if version.info.get("accepted") is False:
+            reason = version.info.get("reason") or "it scored below the model it was fine-tuned from"
+            if not self.prompter().confirm(
+                    "Use a version that did not pass?",
+                    f"{version.name} did not pass the gate when it was trained: {reason}.\n\n"
+                    "Use it anyway? The version you use now stays in the list, so you can switch back.",
+                    ok_text="Use it", object_name="use_rejected_version_prompt"):
+                return False
+        self.version_chosen.emit(vid)
+        if self.repredict_check.isChecked():
+            self.repredict_requested.emit(vid)
+        return True
