@@ -102,7 +102,7 @@ def cmd_predict(args) -> int:
 
 
 def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None = None, progress=True):
-    from .data import _find_by_stem, load_sample
+    from .data import _find_by_stem, fov_stems, load_sample
     from .errors import DatasetError
     from .imageio import read_mask
     from .metrics import MetricAccumulator
@@ -112,7 +112,7 @@ def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None 
         rgb, truth, _, _ = load_sample(s)
         fov = None
         if fov_dir is not None:
-            fov_path = _find_by_stem(fov_dir, s.image.stem)
+            fov_path = _find_by_stem(fov_dir, s.image.stem, fov_stems)
             if fov_path is None:
                 raise DatasetError(s.image, f"has no FOV mask in {fov_dir}")
             fov = read_mask(fov_path)

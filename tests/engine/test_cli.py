@@ -234,3 +234,19 @@ def test_an_unwritable_output_is_reported_before_the_work_not_after(tmp_path, mi
     assert captured.out == ""  # no metrics table, no training: nothing ran
     assert captured.err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'blocker'}")
     assert "Traceback" not in captured.err and ".tmp" not in captured.err
+
+
+def test_evaluate_reads_a_folder_the_app_has_reviewed(tmp_path, micro_checkpoint_path, capsys):
+    # The app's flat layout: photos directly in the folder, corrected masks in ground_truth/ (issue 13, defect 3).
+    from model_core.imageio import mask_to_png
+    from model_core.synthetic import make_fundus
+
+    for i in range(2):
+        f = make_fundus(96, 104, seed=i)
+        write_png_atomic(tmp_path / "reviewed" / f"photo{i}.png", f.image)
+        write_png_atomic(tmp_path / "reviewed" / "ground_truth" / f"photo{i}.png", mask_to_png(f.vessels))
+    rc = main(["evaluate", str(tmp_path / "reviewed"), "--weights", str(micro_checkpoint_path),
+               "--json", str(tmp_path / "m.json")])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["images"] == 2 and set(summary["per_image"]) == {"photo0", "photo1"}
