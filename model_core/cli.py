@@ -40,13 +40,13 @@ def _predictor(args):
 
 
 def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    from .data import list_images
+    from .data import image_folders, list_images
 
     files, problems = [], []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = list_images(p / "images") if (p / "images").is_dir() else list_images(p)
+            found = [f for folder in image_folders(p) for f in list_images(folder.images)]
             if not found:
                 problems.append(f"{p}: folder contains no images")
             files.extend(found)
