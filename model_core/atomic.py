@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 def write_json_atomic(path: str | os.PathLike, data, **dump_options) -> Path:
     with atomic_open(path, "w") as fh:
         json.dump(data, fh, **({"indent": 2} | dump_options))
+    return Path(path)
+
+
+def copy_file_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Copy ``source`` to ``path`` with the same guarantee; an OSError about the source names the source."""
+    with open(source, "rb") as src, atomic_open(path, "wb") as fh:
+        shutil.copyfileobj(src, fh, 1 << 20)
     return Path(path)
 
 

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -30,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from model_core.atomic import write_bytes_atomic, write_json_atomic
+from model_core.atomic import check_writable, write_bytes_atomic, write_json_atomic
 from model_core.data import find_mask, image_folders
 from model_core.data import list_images as _list_images
 from model_core.errors import ImageReadError
 from model_core.imageio import (IMAGE_SUFFIXES, encode_png, mask_to_png, png16_to_prob, prob_to_png16,
                                 read_mask, read_raw, write_png_atomic)
 
-from .paths import user_data_dir
+from .paths import file_signature, user_data_dir
 
 STATUSES = ("new", "predicted", "edited", "approved")
 META_DIR_NAME = ".retina"
@@ -95,10 +94,7 @@ def discover(root: Path) -> tuple[str, list[ImageEntry]]:
 def _probe_writable(folder: Path) -> bool:
     """Really try to create a file: permission bits lie on network shares and for root."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".retina-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(tmp)
+        check_writable(folder / ".retina-probe")
         return True
     except OSError:
         return False
@@ -348,12 +344,7 @@ class Workspace:
 
     # -- prediction cache ------------------------------------------------------------------
     def prediction_path(self, entry: ImageEntry, model_key: str) -> Path:
-        try:
-            st = entry.path.stat()
-            sig = f"{entry.key}|{st.st_size}|{st.st_mtime_ns}"
-        except OSError:
-            sig = entry.key
-        digest = hashlib.sha1(sig.encode("utf-8")).hexdigest()[:16]
+        digest = file_signature(entry.path, label=entry.key)  # the key, not the path: a moved workspace keeps its cache
         return self.meta_dir / "predictions" / model_key / f"{entry.stem}-{digest}.png"
 
     def load_prediction(self, entry: ImageEntry, model_key: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
