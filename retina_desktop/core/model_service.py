@@ -35,7 +35,6 @@ class ModelHolder:
         self._store = store
         self._lock = threading.RLock()
         self._predictor = None
-        self._error: str | None = None
         self.info: ModelInfo | None = None
         self.generation = 0  # bumped by every switch, so late results of the previous model can be told apart
 
