@@ -7,6 +7,7 @@ a stray hidden ``.tmp`` file, never a truncated target.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -91,6 +92,8 @@ def _temporary_beside(path: Path) -> tuple[int, str]:
 
 def check_writable(path: str | os.PathLike) -> None:
     """Raise now the OSError that a later atomic write of ``path`` would raise, before the work leading up to it."""
+    if Path(path).is_dir():  # the temporary file could be made beside it; replacing a folder with it could not
+        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file to write", str(path))
     fd, tmp = _temporary_beside(Path(path))
     os.close(fd)
     os.unlink(tmp)
