@@ -370,7 +370,7 @@ _minutes = _number_in(lambda m: 0 < m < float("inf"), "a number of minutes above
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
-    p.add_argument("data", help="data-set folder (images/ + masks/, or with train/)")
+    p.add_argument("data", help="data-set folder (images/ + masks/, or with train/; or photos + ground_truth/)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--epochs", type=_count)
     p.add_argument("--minutes", type=_minutes, help="wall-time budget")
