@@ -189,9 +189,11 @@ def discover(root: str | os.PathLike, split: str | None = None, require_masks: b
         names = ", ".join(f"{n}/" for n in MASK_DIR_NAMES)
         raise DatasetError(folder.images, f"has no mask folder beside it (looked for {names})")
     masks, fovs = _by_stem(mask_dir), _by_stem(folder.fov)
+    photos = {p.stem for p in images}
     samples = []
     for img in images:
-        mask = _pick(masks, mask_stems(img.stem))
+        # a_gt.png is the mask of the photo a, unless a photo is itself called a_gt
+        mask = _pick(masks, [s for s in mask_stems(img.stem) if s == img.stem or s not in photos])
         if require_masks and mask is None:
             if folder.layout == "flat":
                 continue  # a folder under review: the photos without a saved mask yet are not a mistake

@@ -171,3 +171,13 @@ def test_the_shared_data_sets_as_they_are_laid_out(name, train, test, fov):
         assert len(samples) == n
         assert all(s.mask.parent == root / split / "masks" and s.mask.stem == s.image.stem for s in samples)
         assert all((s.fov is not None) == fov for s in samples)
+
+
+def test_a_suffixed_mask_belongs_to_the_photo_of_that_exact_name_first(tmp_path):
+    for stem in ("a", "a_gt"):
+        write_png_atomic(tmp_path / "d" / "images" / f"{stem}.png", make_fundus(96, 104, seed=1).image)
+    write_png_atomic(tmp_path / "d" / "masks" / "a_gt.png", np.zeros((96, 104), np.uint8))
+    assert [(s.name, s.mask and s.mask.name) for s in discover(tmp_path / "d", require_masks=False)] == [
+        ("a", None), ("a_gt", "a_gt.png")]
+    write_png_atomic(tmp_path / "d" / "masks" / "a_vessels.png", np.zeros((96, 104), np.uint8))
+    assert [s.mask.name for s in discover(tmp_path / "d")] == ["a_vessels.png", "a_gt.png"]
