@@ -7,8 +7,10 @@ a stray hidden ``.tmp`` file, never a truncated target.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +74,13 @@ def write_json_atomic(path: str | os.PathLike, data, **dump_options) -> Path:
     return Path(path)
 
 
+def copy_file_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Copy ``source`` to ``path`` with the same guarantee; an OSError about the source names the source."""
+    with open(source, "rb") as src, atomic_open(path, "wb") as fh:
+        shutil.copyfileobj(src, fh, 1 << 20)
+    return Path(path)
+
+
 def _temporary_beside(path: Path) -> tuple[int, str]:
     """A new hidden temporary file in ``path``'s folder (created if needed); an OSError names ``path``."""
     try:
@@ -83,6 +92,8 @@ def _temporary_beside(path: Path) -> tuple[int, str]:
 
 def check_writable(path: str | os.PathLike) -> None:
     """Raise now the OSError that a later atomic write of ``path`` would raise, before the work leading up to it."""
+    if Path(path).is_dir():  # the temporary file could be made beside it; replacing a folder with it could not
+        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file to write", str(path))
     fd, tmp = _temporary_beside(Path(path))
     os.close(fd)
     os.unlink(tmp)

@@ -40,13 +40,13 @@ def _predictor(args):
 
 
 def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    from .data import list_images
+    from .data import image_folders, list_images
 
     files, problems = [], []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = list_images(p / "images") if (p / "images").is_dir() else list_images(p)
+            found = [f for folder in image_folders(p) for f in list_images(folder.images)]
             if not found:
                 problems.append(f"{p}: folder contains no images")
             files.extend(found)
@@ -102,7 +102,7 @@ def cmd_predict(args) -> int:
 
 
 def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None = None, progress=True):
-    from .data import _find_by_stem, load_sample
+    from .data import _find_by_stem, fov_stems, load_sample
     from .errors import DatasetError
     from .imageio import read_mask
     from .metrics import MetricAccumulator
@@ -112,7 +112,7 @@ def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None 
         rgb, truth, _, _ = load_sample(s)
         fov = None
         if fov_dir is not None:
-            fov_path = _find_by_stem(fov_dir, s.image.stem)
+            fov_path = _find_by_stem(fov_dir, s.image.stem, fov_stems)
             if fov_path is None:
                 raise DatasetError(s.image, f"has no FOV mask in {fov_dir}")
             fov = read_mask(fov_path)
@@ -346,12 +346,13 @@ def cmd_finetune(args) -> int:
             dist.destroy_process_group()
 
 
-def _number_in(accepts, what: str):
-    """An argparse type: a float that ``accepts``, else a one-line error "'TEXT' is not WHAT"."""
+def _number_in(accepts, what: str, convert=float):
+    """An argparse type: a number (``convert``: float or int) that ``accepts``, else a one-line error
+    "'TEXT' is not WHAT"."""
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
             value = float("nan")
         if not accepts(value):  # NaN fails every comparison
@@ -364,15 +365,17 @@ def _number_in(accepts, what: str):
 _size_factor = _number_in(lambda f: 0 < f < 1, "a size factor between 0 and 1")
 _probability = _number_in(lambda t: 0 <= t <= 1, "a threshold between 0 and 1")
 _decay = _number_in(lambda d: 0 <= d < 1, "a decay between 0 (off) and 1 (exclusive)")
+_count = _number_in(lambda n: n >= 1, "a whole number of at least 1", int)
+_minutes = _number_in(lambda m: 0 < m < float("inf"), "a number of minutes above 0")
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
-    p.add_argument("data", help="data-set folder (images/ + masks/, or with train/)")
+    p.add_argument("data", help="data-set folder (images/ + masks/, or with train/; or photos + ground_truth/)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--minutes", type=float, help="wall-time budget")
-    p.add_argument("--steps-per-epoch", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=_count)
+    p.add_argument("--minutes", type=_minutes, help="wall-time budget")
+    p.add_argument("--steps-per-epoch", type=_count)
+    p.add_argument("--batch-size", type=_count)
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)

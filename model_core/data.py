@@ -1,12 +1,22 @@
 """Data sets on disk, their preparation for the network, and augmented patch sampling.
 
-A data set is a folder with ``images/`` and ``masks/`` (or ``mask/``, the reference layout) paired
-by file stem, optionally ``fov/``, optionally under ``train/`` and ``test/``.
+One rule finds the photos of a folder and their masks, for the command line and for the app alike
+(:func:`image_folders`):
+
+* reference layout: ``images/`` + a mask folder (``mask/``, ``masks/``, ``ground_truth/``, ``labels/``,
+  ``1st_manual/``, ``manual/``), optionally ``fov/``, optionally under ``train/``, ``test/``, ``val/``
+  (DRIVE as distributed: ``training/``, ``test/``);
+* flat layout: photos directly in the folder, masks in ``ground_truth/`` (where the app saves them); a
+  photo without a mask there is one not reviewed yet and is left out.
+
+Masks pair with photos by file stem, also with a ``_manual1``-style suffix (DRIVE's 21_training.tif
+goes with 1st_manual/21_manual1.gif); field-of-view masks may carry ``_mask`` (DRIVE's mask/ folder).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +24,25 @@ import cv2
 import numpy as np
 
 from .errors import DatasetError, ImageReadError
-from .imageio import is_image_file, read_image, read_mask
+from .imageio import IMAGE_SUFFIXES, is_image_file, read_image, read_mask
 from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
 
-MASK_DIR_NAMES = ("masks", "mask", "labels", "ground_truth")
+# Candidates in order; the first one holding a mask of one of the photos wins (DRIVE ships FOV discs in
+# mask/ beside its vessels in 1st_manual/). With none, the first that exists; with none, masks are saved
+# to DEFAULT_MASK_DIR.
+MASK_DIR_NAMES = ("mask", "masks", "ground_truth", "labels", "1st_manual", "manual")
+DEFAULT_MASK_DIR = "mask"
+FLAT_MASK_DIR = "ground_truth"
+# fov/, or DRIVE's mask/ when it holds <stem>_mask files (and is not the vessel folder).
+FOV_DIR_NAMES = ("fov", "mask")
+SPLIT_NAMES = ("train", "training", "test", "val", "validation")
+SPLIT_ALIASES = {"train": ("train", "training"), "training": ("train", "training"),
+                 "val": ("val", "validation"), "validation": ("val", "validation")}
 # Not "_mask": in DRIVE as distributed, mask/<stem>_mask.gif is the field-of-view disc, not the vessels.
 MASK_STEM_SUFFIXES = ("", "_manual1", "_1st_manual", "_gt", "_vessels")
+FOV_STEM_SUFFIXES = ("", "_mask")
+# DRIVE names a photo 21_training.tif and its vessels 21_manual1.gif: the mask's stem drops this part.
+IMAGE_STEM_SUFFIXES = ("_training", "_test")
 
 
 @dataclass(frozen=True)
@@ -33,29 +56,118 @@ class Sample:
         return self.image.stem
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+@dataclass(frozen=True)
+class ImageFolder:
+    """A folder of photos and where their masks are (``masks`` may not exist yet: masks are saved there)."""
+
+    images: Path
+    masks: Path
+    fov: Path | None = None
+    split: str = ""  # the split sub-folder's name, "" without splits
+    layout: str = "reference"  # or "flat"
 
 
-def _split_root(root: Path, split: str | None) -> Path:
-    if (root / "images").is_dir():
-        return root
-    if split and (root / split / "images").is_dir():
-        return root / split
-    wanted = f" or {root / split / 'images'}" if split else ""
-    raise DatasetError(root, f"no images/ folder found (looked for {root / 'images'}{wanted})")
+def natural_key(name: str) -> list:
+    """Sort key that puts img_2 before img_10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def _find_by_stem(folder: Path | None, stem: str) -> Path | None:
-    if folder is None:
-        return None
-    by_stem = {}
-    for p in list_images(folder):
-        by_stem.setdefault(p.stem, p)
-    for suffix in MASK_STEM_SUFFIXES:
-        if stem + suffix in by_stem:
-            return by_stem[stem + suffix]
+def list_images(folder: Path, natural: bool = False) -> list[Path]:
+    found = (p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    return sorted(found, key=lambda p: natural_key(p.name)) if natural else sorted(found)
+
+
+def mask_stems(stem: str) -> list[str]:
+    """The stems a vessel mask of the photo ``stem`` may have, best first."""
+    out = [stem + s for s in MASK_STEM_SUFFIXES]
+    for s in IMAGE_STEM_SUFFIXES:
+        if stem.endswith(s) and len(stem) > len(s):
+            out += [stem[:-len(s)] + m for m in MASK_STEM_SUFFIXES if m]
+    return out
+
+
+def fov_stems(stem: str) -> list[str]:
+    return [stem + s for s in FOV_STEM_SUFFIXES]
+
+
+def find_mask(folder: Path, stem: str) -> Path | None:
+    """The vessel mask of the photo ``stem`` in ``folder``, whatever its image format (no folder listing:
+    the app asks this for one photo at a time in folders of thousands)."""
+    for s in mask_stems(stem):
+        for suffix in IMAGE_SUFFIXES:
+            p = folder / f"{s}{suffix}"
+            if p.is_file():
+                return p
     return None
+
+
+def _by_stem(folder: Path | None) -> dict[str, Path]:
+    by_stem: dict[str, Path] = {}
+    if folder is not None:
+        for p in list_images(folder):
+            by_stem.setdefault(p.stem, p)
+    return by_stem
+
+
+def _pick(by_stem: dict[str, Path], stems: list[str]) -> Path | None:
+    return next((by_stem[s] for s in stems if s in by_stem), None)
+
+
+def _find_by_stem(folder: Path | None, stem: str, stems=mask_stems) -> Path | None:
+    return _pick(_by_stem(folder), stems(stem))
+
+
+def _pairs_any(folder: Path, image_stems: list[str], stems) -> bool:
+    try:
+        by_stem = _by_stem(folder)
+    except OSError:
+        return False
+    return any(_pick(by_stem, stems(s)) is not None for s in image_stems)
+
+
+def _listed(folder: Path, natural: bool = False) -> list[Path]:
+    try:
+        return list_images(folder, natural)
+    except OSError:
+        return []
+
+
+def _folder(images: Path, base: Path, split: str, layout: str) -> ImageFolder:
+    stems = [p.stem for p in _listed(images)]
+    if layout == "flat":
+        masks = base / FLAT_MASK_DIR
+    else:
+        present = [base / n for n in MASK_DIR_NAMES if (base / n).is_dir()]
+        masks = next((d for d in present if _pairs_any(d, stems, mask_stems)),
+                     present[0] if present else base / DEFAULT_MASK_DIR)
+    drive_fov = lambda stem: [stem + "_mask"]
+    fov = next((base / n for n in FOV_DIR_NAMES if (base / n).is_dir() and base / n != masks
+                and _pairs_any(base / n, stems, fov_stems if n == "fov" else drive_fov)), None)
+    return ImageFolder(images, masks, fov, split, layout)
+
+
+def image_folders(root: str | os.PathLike) -> list[ImageFolder]:
+    """The photo folders of ``root`` by the layout rules above: one per split, or one. No photo is decoded."""
+    root = Path(root)
+    splits = [root / s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
+    if splits:
+        return [_folder(d / "images", d, d.name, "reference") for d in splits]
+    if (root / "images").is_dir():
+        return [_folder(root / "images", root, "", "reference")]
+    return [_folder(root, root, "", "flat")]
+
+
+def _select_split(root: Path, folders: list[ImageFolder], split: str | None) -> ImageFolder:
+    if not folders[0].split:
+        return folders[0]
+    wanted = SPLIT_ALIASES.get(split, (split,)) if split else ()
+    chosen = next((f for f in folders if f.split in wanted), None)
+    if chosen is None:
+        looked = " or ".join(str(root / w / "images") for w in wanted)
+        raise DatasetError(root, f"no images/ folder found (looked for {root / 'images'}"
+                                 f"{' or ' + looked if looked else ''}; splits here: "
+                                 f"{', '.join(f.split for f in folders)})")
+    return chosen
 
 
 def discover(root: str | os.PathLike, split: str | None = None, require_masks: bool = True) -> list[Sample]:
@@ -63,25 +175,37 @@ def discover(root: str | os.PathLike, split: str | None = None, require_masks: b
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "data-set folder not found")
-    base = _split_root(root, split)
-    mask_dir = next((base / n for n in MASK_DIR_NAMES if (base / n).is_dir()), None)
-    fov_dir = base / "fov" if (base / "fov").is_dir() else None
-    images = list_images(base / "images")
+    folder = _select_split(root, image_folders(root), split)
+    images = _listed(folder.images)
     if not images:
-        raise DatasetError(base / "images", "contains no images")
+        if folder.layout == "flat":
+            raise DatasetError(root, "no images found (looked in images/, train/images/, test/images/ "
+                                     "and in the folder itself)")
+        raise DatasetError(folder.images, "contains no images")
+    mask_dir = folder.masks if folder.masks.is_dir() else None
     if require_masks and mask_dir is None:
-        raise DatasetError(base, "no masks/ (or mask/) folder beside images/")
+        if folder.layout == "flat":
+            raise DatasetError(root, f"no images/ folder and no {FLAT_MASK_DIR}/ folder of masks beside the photos")
+        names = ", ".join(f"{n}/" for n in MASK_DIR_NAMES)
+        raise DatasetError(folder.images, f"has no mask folder beside it (looked for {names})")
+    masks, fovs = _by_stem(mask_dir), _by_stem(folder.fov)
+    photos = {p.stem for p in images}
     samples = []
     for img in images:
-        mask = _find_by_stem(mask_dir, img.stem)
+        # a_gt.png is the mask of the photo a, unless a photo is itself called a_gt
+        mask = _pick(masks, [s for s in mask_stems(img.stem) if s == img.stem or s not in photos])
         if require_masks and mask is None:
+            if folder.layout == "flat":
+                continue  # a folder under review: the photos without a saved mask yet are not a mistake
             raise DatasetError(img, f"has no mask with the same stem in {mask_dir}")
-        samples.append(Sample(img, mask, _find_by_stem(fov_dir, img.stem)))
+        samples.append(Sample(img, mask, _pick(fovs, fov_stems(img.stem))))
+    if require_masks and not samples:
+        raise DatasetError(mask_dir, f"holds no mask of the photos in {folder.images}")
     if mask_dir is not None:
         paired = {s.mask for s in samples}
         for m in list_images(mask_dir):
             if m not in paired:
-                raise DatasetError(m, f"is a mask without an image in {base / 'images'}")
+                raise DatasetError(m, f"is a mask without an image in {folder.images}")
     return samples
 
 

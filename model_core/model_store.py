@@ -45,10 +45,6 @@ class ModelVersion:
     info: dict
 
     @property
-    def is_default(self) -> bool:
-        return self.id == DEFAULT_ID
-
-    @property
     def label(self) -> str:
         return self.info.get("label", self.id)
 

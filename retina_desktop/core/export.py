@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from model_core.atomic import copy_file_atomic
 from model_core.errors import ImageReadError
 from model_core.imageio import mask_to_png, read_image, write_png_atomic
 
@@ -99,9 +98,7 @@ def export_masks(workspace: Workspace, options: ExportOptions, entries: list[Ima
             if mask is None:
                 summary.skipped_no_mask.append(entry.key)
                 continue
-            tmp = image_out.with_name("." + image_out.name + ".tmp")
-            shutil.copyfile(entry.path, tmp)
-            os.replace(tmp, image_out)
+            copy_file_atomic(entry.path, image_out)
             write_png_atomic(mask_out, mask_to_png(mask, options.one_value))
             if options.overlays:
                 write_png_atomic(dest / "overlays" / f"{name}.png", overlay_picture(rgb, mask))

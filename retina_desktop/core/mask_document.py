@@ -110,10 +110,6 @@ class MaskDocument:
         """True when the grader changed anything by hand since the mask was derived or loaded."""
         return bool(self._undo) or self._dropped_before_clean or self.source == "ground truth"
 
-    def edit_totals(self) -> tuple[int, int]:
-        """Pixels added and removed over the undo history (for the review log)."""
-        return sum(e.added for e in self._undo), sum(e.removed for e in self._undo)
-
     # -- saving ----------------------------------------------------------------------------
     def mark_saved(self) -> None:
         self._clean_index = len(self._undo)

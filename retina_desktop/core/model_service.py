@@ -6,7 +6,6 @@ Qt-free: worker functions call ``predict`` from any thread; the lock serialises 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from model_core.errors import CheckpointError
+
+from .paths import file_signature
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,6 @@ class ModelHolder:
         self._store = store
         self._lock = threading.RLock()
         self._predictor = None
-        self._error: str | None = None
         self.info: ModelInfo | None = None
         self.generation = 0  # bumped by every switch, so late results of the previous model can be told apart
 
@@ -83,12 +83,9 @@ class ModelHolder:
     def cache_key(self) -> str:
         """Identifies the model for the prediction cache without loading it (path, size, mtime)."""
         try:
-            p = self.checkpoint_path().resolve()
-            st = p.stat()
-            sig = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+            return file_signature(self.checkpoint_path().resolve(), digits=12)  # 12: the caches already on disk
         except (CheckpointError, OSError):
-            sig = "unavailable"
-        return hashlib.sha1(sig.encode("utf-8")).hexdigest()[:12]
+            return "unavailable"
 
     @property
     def loaded(self) -> bool:

@@ -6,6 +6,7 @@ platform's standard folders.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -40,3 +41,15 @@ def demo_workspace_dir() -> Path:
 
 def log_file() -> Path:
     return user_data_dir() / "retina-desktop.log"
+
+
+def file_signature(path: str | os.PathLike, label: str | None = None, digits: int = 16) -> str:
+    """A cache key for a file: a digest of ``label`` (default: the path), its size and modification time,
+    so an edited or replaced file gets a new key. A file that cannot be read is keyed by ``label`` alone."""
+    label = str(path) if label is None else label
+    try:
+        st = os.stat(path)
+        text = f"{label}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        text = label
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:digits]

@@ -95,17 +95,15 @@ THUMB_SIZE = 72
 
 def make_thumbnails(ctx, workspace: Workspace, entries: list[ImageEntry], cache_dir) -> None:
     """Emit ``(key, rgb thumbnail or None)``; thumbnails are cached on disk, keyed by file size and mtime."""
-    import hashlib
-
     from model_core.imageio import write_png_atomic
+
+    from .paths import file_signature
 
     for entry in entries:
         if ctx.cancelled:
             return
         try:
-            st = entry.path.stat()
-            digest = hashlib.sha1(f"{entry.path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-            cached = cache_dir / f"{digest}.png"
+            cached = cache_dir / f"{file_signature(entry.path, digits=20)}.png"
             if cached.is_file():
                 try:
                     ctx.emit((entry.key, read_image(cached)))

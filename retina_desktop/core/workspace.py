@@ -3,8 +3,10 @@
 Layouts understood:
 
 * flat: photos directly in the folder; ground truth goes to ``<folder>/ground_truth/``;
-* reference: ``images/`` + ``mask/`` (or ``masks/``), optionally under ``train/`` and ``test/``;
+* reference: ``images/`` + ``mask/`` (or ``masks/``, ...), optionally under ``train/`` and ``test/``;
   ground truth goes into the mask folder beside each ``images/`` folder, paired by file stem.
+
+The command line reads folders by the same rule: ``model_core.data.image_folders``.
 
 The app's own records (review status, review log, prediction cache, previous ground-truth versions)
 live in ``<workspace>/.retina/``. If the workspace cannot be written, records go to a per-workspace
@@ -20,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -28,18 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from model_core.atomic import write_bytes_atomic, write_json_atomic
+from model_core.atomic import check_writable, write_bytes_atomic, write_json_atomic
+from model_core.data import find_mask, image_folders
+from model_core.data import list_images as _list_images
 from model_core.errors import ImageReadError
-from model_core.imageio import (IMAGE_SUFFIXES, encode_png, is_image_file, mask_to_png, png16_to_prob, prob_to_png16,
+from model_core.imageio import (IMAGE_SUFFIXES, encode_png, mask_to_png, png16_to_prob, prob_to_png16,
                                 read_mask, read_raw, write_png_atomic)
 
-from .paths import user_data_dir
+from .paths import file_signature, user_data_dir
 
 STATUSES = ("new", "predicted", "edited", "approved")
 META_DIR_NAME = ".retina"
-FLAT_GT_DIR = "ground_truth"
-MASK_DIR_NAMES = ("mask", "masks")
-SPLIT_NAMES = ("train", "test", "val", "validation")
 
 
 class WorkspaceError(ValueError):
@@ -70,60 +70,31 @@ class ImageEntry:
         return self.gt_dir / f"{self.stem}.png"
 
     def existing_gt(self) -> Path | None:
-        """The ground-truth file paired by stem, whatever its image format."""
-        if self.gt_path.is_file():
-            return self.gt_path
-        for suffix in IMAGE_SUFFIXES:
-            p = self.gt_dir / f"{self.stem}{suffix}"
-            if p.is_file():
-                return p
-        return None
+        """The ground-truth file paired by stem (``<stem>.png`` first), whatever its format or suffix."""
+        return find_mask(self.gt_dir, self.stem)
 
 
 def _images_in(folder: Path) -> list[Path]:
     try:
-        return sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: _natural(p.name))
+        return _list_images(folder, natural=True)
     except OSError:
         return []
-
-
-def _natural(name: str) -> list:
-    import re
-
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def _mask_dir_for(parent: Path) -> Path:
-    for name in MASK_DIR_NAMES:
-        if (parent / name).is_dir():
-            return parent / name
-    return parent / MASK_DIR_NAMES[0]
 
 
 def discover(root: Path) -> tuple[str, list[ImageEntry]]:
     """The layout name and the images of a folder (no image is decoded here: thousands stay fast)."""
     entries: list[ImageEntry] = []
-    split_dirs = [root / s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
-    if split_dirs:
-        for split_dir in split_dirs:
-            gt_dir = _mask_dir_for(split_dir)
-            for p in _images_in(split_dir / "images"):
-                entries.append(ImageEntry(f"{split_dir.name}/{p.stem}", p, gt_dir, split_dir.name))
-        return "reference", entries
-    if (root / "images").is_dir():
-        gt_dir = _mask_dir_for(root)
-        return "reference", [ImageEntry(p.stem, p, gt_dir) for p in _images_in(root / "images")]
-    gt_dir = root / FLAT_GT_DIR
-    return "flat", [ImageEntry(p.stem, p, gt_dir) for p in _images_in(root)]
+    folders = image_folders(root)
+    for f in folders:
+        prefix = f"{f.split}/" if f.split else ""
+        entries += [ImageEntry(f"{prefix}{p.stem}", p, f.masks, f.split) for p in _images_in(f.images)]
+    return folders[0].layout, entries
 
 
 def _probe_writable(folder: Path) -> bool:
     """Really try to create a file: permission bits lie on network shares and for root."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".retina-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(tmp)
+        check_writable(folder / ".retina-probe")
         return True
     except OSError:
         return False
@@ -373,12 +344,7 @@ class Workspace:
 
     # -- prediction cache ------------------------------------------------------------------
     def prediction_path(self, entry: ImageEntry, model_key: str) -> Path:
-        try:
-            st = entry.path.stat()
-            sig = f"{entry.key}|{st.st_size}|{st.st_mtime_ns}"
-        except OSError:
-            sig = entry.key
-        digest = hashlib.sha1(sig.encode("utf-8")).hexdigest()[:16]
+        digest = file_signature(entry.path, label=entry.key)  # the key, not the path: a moved workspace keeps its cache
         return self.meta_dir / "predictions" / model_key / f"{entry.stem}-{digest}.png"
 
     def load_prediction(self, entry: ImageEntry, model_key: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:

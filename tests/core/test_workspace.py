@@ -61,6 +61,28 @@ def test_reference_layout_single(tmp_path):
     assert ws.entries[0].gt_dir == root.resolve() / "mask"
 
 
+def test_app_and_command_line_pair_files_by_one_rule(tmp_path):
+    # DRIVE as distributed: training/images/21_training, vessels 1st_manual/21_manual1, FOV discs mask/21_training_mask.
+    from model_core.data import discover
+    from model_core.synthetic import make_fundus
+
+    root = tmp_path / "DRIVE" / "training"
+    for n in ("21", "22"):
+        f = make_fundus(160, 150, seed=int(n))
+        write_png_atomic(root / "images" / f"{n}_training.png", f.image)
+        write_png_atomic(root / "1st_manual" / f"{n}_manual1.png", mask_to_png(f.vessels, 255))
+        write_png_atomic(root / "mask" / f"{n}_training_mask.png", mask_to_png(f.fov, 255))
+    ws = Workspace(tmp_path / "DRIVE")
+    assert [e.key for e in ws.entries] == ["training/21_training", "training/22_training"]
+    gt = [e.existing_gt() for e in ws.entries]
+    assert gt == [s.mask.resolve() for s in discover(tmp_path / "DRIVE", split="train")]
+    assert [p.name for p in gt] == ["21_manual1.png", "22_manual1.png"]
+    # Saving writes <stem>.png into the vessel folder, and the command line still pairs it with its photo.
+    ws.save_ground_truth(ws.entries[0], np.zeros((160, 150), bool))
+    assert ws.entries[0].existing_gt() == ws.root / "training" / "1st_manual" / "21_training.png"
+    assert [s.mask.name for s in discover(tmp_path / "DRIVE", split="train")] == ["21_training.png", "22_manual1.png"]
+
+
 @pytest.mark.parametrize("make, problem", [(lambda p: None, "folder not found"),
                                            (lambda p: p.mkdir(), "no images found"),
                                            (lambda p: p.write_text("x"), "not a folder")])

@@ -234,3 +234,53 @@ def test_an_unwritable_output_is_reported_before_the_work_not_after(tmp_path, mi
     assert captured.out == ""  # no metrics table, no training: nothing ran
     assert captured.err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'blocker'}")
     assert "Traceback" not in captured.err and ".tmp" not in captured.err
+
+
+def test_evaluate_reads_a_folder_the_app_has_reviewed(tmp_path, micro_checkpoint_path, capsys):
+    # The app's flat layout: photos directly in the folder, corrected masks in ground_truth/ (issue 13, defect 3).
+    from model_core.imageio import mask_to_png
+    from model_core.synthetic import make_fundus
+
+    for i in range(2):
+        f = make_fundus(96, 104, seed=i)
+        write_png_atomic(tmp_path / "reviewed" / f"photo{i}.png", f.image)
+        write_png_atomic(tmp_path / "reviewed" / "ground_truth" / f"photo{i}.png", mask_to_png(f.vessels))
+    rc = main(["evaluate", str(tmp_path / "reviewed"), "--weights", str(micro_checkpoint_path),
+               "--json", str(tmp_path / "m.json")])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["images"] == 2 and set(summary["per_image"]) == {"photo0", "photo1"}
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "'0' is not a whole number of at least 1"),
+    ("--epochs", "two", "'two' is not a whole number of at least 1"),
+    ("--steps-per-epoch", "-3", "'-3' is not a whole number of at least 1"),
+    ("--batch-size", "0", "'0' is not a whole number of at least 1"),
+    ("--minutes", "-1", "'-1' is not a number of minutes above 0"),
+    ("--minutes", "0", "'0' is not a number of minutes above 0"),
+])
+def test_training_numbers_out_of_range_are_refused_before_any_work(tmp_path, capsys, command, option, value, message):
+    argv = [command, str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), option, value]
+    with pytest.raises(SystemExit) as exc:
+        main(argv + (["--weights", str(tmp_path / "w.pt")] if command == "finetune" else []))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument {option}: {message}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["train", "finetune", "calibrate", "evaluate"])
+def test_an_output_that_is_a_folder_is_refused_before_the_work(tmp_path, micro_checkpoint_path, capsys, command):
+    data = write_synthetic_dataset(tmp_path / "d", n=2)
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    argv = {"train": ["train", str(data), "--out", str(folder), *TINY_TRAIN],
+            "finetune": ["finetune", str(data), "--weights", str(micro_checkpoint_path), "--out", str(folder),
+                         "--epochs", "1", "--steps-per-epoch", "1", "--device", "cpu"],
+            "calibrate": ["calibrate", str(data), "--weights", str(micro_checkpoint_path), "--out", str(folder)],
+            "evaluate": ["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(folder)]}[command]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran
+    assert captured.err.strip().splitlines() == [f"error: {folder}: is a folder; name a file to write"]
+    assert list(folder.iterdir()) == []

@@ -1,10 +1,13 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from model_core.data import PatchSampler, augmentation, discover, prepare
+from model_core.data import PatchSampler, augmentation, discover, find_mask, image_folders, prepare
 from model_core.errors import DatasetError, ImageReadError
-from model_core.imageio import write_png_atomic
+from model_core.imageio import mask_to_png, write_png_atomic
+from model_core.synthetic import make_fundus
 from model_core.preprocess import PreprocessConfig
 
 from .conftest import write_synthetic_dataset
@@ -112,3 +115,69 @@ def test_softened_patches_keep_their_mask_and_lose_fine_detail(synthetic_dataset
     detail = lambda a: np.abs(np.diff(a, axis=-1)).mean()
     assert detail(soft[0]) < 0.9 * detail(plain[0])
     assert soft[0].mean() == pytest.approx(plain[0].mean(), abs=0.01)
+
+
+def _drive_as_distributed(root, stems=("21", "22")):
+    """DRIVE's own layout: training/images/21_training.tif, vessels in 1st_manual/21_manual1.gif, FOV discs in
+    mask/21_training_mask.gif (GIF written as PNG bytes would not read: the suffix decides nothing here)."""
+    for i, n in enumerate(stems):
+        f = make_fundus(96, 104, seed=i)
+        write_png_atomic(root / "training" / "images" / f"{n}_training.png", f.image)
+        write_png_atomic(root / "training" / "1st_manual" / f"{n}_manual1.png", mask_to_png(f.vessels))
+        write_png_atomic(root / "training" / "mask" / f"{n}_training_mask.png", mask_to_png(f.fov))
+    return root
+
+
+def test_drive_as_distributed_pairs_manual1_masks_and_mask_folder_fov_discs(tmp_path):
+    root = _drive_as_distributed(tmp_path / "DRIVE")
+    samples = discover(root, split="train")  # "train" also finds DRIVE's "training"
+    assert [(s.image.name, s.mask.name, s.fov.name) for s in samples] == [
+        ("21_training.png", "21_manual1.png", "21_training_mask.png"),
+        ("22_training.png", "22_manual1.png", "22_training_mask.png")]
+    (folder,) = image_folders(root)
+    assert folder.masks == root / "training" / "1st_manual" and folder.split == "training"
+
+
+def test_flat_folder_reviewed_by_the_app(tmp_path):
+    for i in range(3):
+        write_png_atomic(tmp_path / "w" / f"img_{i}.png", make_fundus(96, 104, seed=i).image)
+    with pytest.raises(DatasetError, match="no images/ folder and no ground_truth/ folder"):
+        discover(tmp_path / "w")
+    for i in (0, 2):  # img_1 not reviewed yet
+        write_png_atomic(tmp_path / "w" / "ground_truth" / f"img_{i}.png", mask_to_png(make_fundus(96, 104, seed=i).vessels))
+    samples = discover(tmp_path / "w", split="test")
+    assert [(s.image.name, s.mask.relative_to(tmp_path).as_posix()) for s in samples] == [
+        ("img_0.png", "w/ground_truth/img_0.png"), ("img_2.png", "w/ground_truth/img_2.png")]
+    (folder,) = image_folders(tmp_path / "w")
+    assert folder.layout == "flat" and folder.masks == tmp_path / "w" / "ground_truth"
+
+
+def test_find_mask_tries_the_same_stems_as_discover(tmp_path):
+    write_png_atomic(tmp_path / "m" / "21_manual1.png", np.zeros((8, 8), np.uint8))
+    write_png_atomic(tmp_path / "m" / "img.tif", np.zeros((8, 8), np.uint8))
+    assert find_mask(tmp_path / "m", "21_training") == tmp_path / "m" / "21_manual1.png"
+    assert find_mask(tmp_path / "m", "img") == tmp_path / "m" / "img.tif"
+    assert find_mask(tmp_path / "m", "22_training") is None and find_mask(tmp_path / "m", "im") is None
+
+
+@pytest.mark.parametrize("name, train, test, fov", [("drive", 20, 20, True), ("stare", 10, 10, False),
+                                                    ("retina-kaggle", 80, 20, False)])
+def test_the_shared_data_sets_as_they_are_laid_out(name, train, test, fov):
+    root = Path("/work/shared/data") / name
+    if not root.is_dir():
+        pytest.skip(f"{root} not present")
+    for split, n in (("train", train), ("test", test)):
+        samples = discover(root, split=split)
+        assert len(samples) == n
+        assert all(s.mask.parent == root / split / "masks" and s.mask.stem == s.image.stem for s in samples)
+        assert all((s.fov is not None) == fov for s in samples)
+
+
+def test_a_suffixed_mask_belongs_to_the_photo_of_that_exact_name_first(tmp_path):
+    for stem in ("a", "a_gt"):
+        write_png_atomic(tmp_path / "d" / "images" / f"{stem}.png", make_fundus(96, 104, seed=1).image)
+    write_png_atomic(tmp_path / "d" / "masks" / "a_gt.png", np.zeros((96, 104), np.uint8))
+    assert [(s.name, s.mask and s.mask.name) for s in discover(tmp_path / "d", require_masks=False)] == [
+        ("a", None), ("a_gt", "a_gt.png")]
+    write_png_atomic(tmp_path / "d" / "masks" / "a_vessels.png", np.zeros((96, 104), np.uint8))
+    assert [s.mask.name for s in discover(tmp_path / "d")] == ["a_vessels.png", "a_gt.png"]

@@ -127,3 +127,28 @@ def test_a_failed_atomic_write_names_the_file_asked_for_not_its_temporary(tmp_pa
         write_png_atomic(tmp_path / "m.png", np.zeros((8, 8), np.uint8))
     assert exc.value.filename == str(tmp_path / "m.png") and exc.value.errno in (errno.EROFS, errno.ENOSPC)
     assert list(tmp_path.iterdir()) == []  # no stray temporary either
+
+
+def test_atomic_copy_never_leaves_half_a_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from model_core.atomic import copy_file_atomic
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(bytes(range(256)) * 5000)
+    out = tmp_path / "out" / "copy.bin"
+    assert copy_file_atomic(src, out) == out and out.read_bytes() == src.read_bytes()
+    out.write_bytes(b"the previous export")
+
+    def fail(a, b):
+        raise OSError(errno.ENOSPC, "No space left on device", a, None, b)
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError) as exc:
+        copy_file_atomic(src, out)
+    assert exc.value.filename == str(out)
+    assert out.read_bytes() == b"the previous export" and [p.name for p in out.parent.iterdir()] == ["copy.bin"]
+    with pytest.raises(FileNotFoundError) as exc:
+        copy_file_atomic(tmp_path / "missing.bin", out)
+    assert exc.value.filename == str(tmp_path / "missing.bin")
