@@ -672,17 +672,20 @@ class Workspace:
         return write_bytes_atomic(path, data)
 
     # -- ground truth ----------------------------------------------------------------------
-    def load_ground_truth(self, entry: ImageEntry, shape: tuple[int, int]) -> np.ndarray | None:
+    def load_ground_truth(self, entry: ImageEntry, shape: tuple[int, int], remember: bool = True) -> np.ndarray | None:
         """The saved mask for ``entry`` or None; raises ImageReadError (one line) when unusable.
 
         Remembers the version loaded (``loaded_sha``): a later save of this entry that finds another
-        version on disk raises SaveConflict instead of overwriting it."""
+        version on disk raises SaveConflict instead of overwriting it. Readers that do not edit (export)
+        pass ``remember=False``, so they never vouch for a version the editor has not seen."""
         path = entry.existing_gt()
         if path is None:
-            self._loaded[entry.key] = None
+            if remember:
+                self._loaded[entry.key] = None
             return None
         sha = _file_sha(path)
-        self._loaded[entry.key] = sha
+        if remember:
+            self._loaded[entry.key] = sha
         mask = read_mask(path)
         if mask.shape != tuple(shape):
             raise ImageReadError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
