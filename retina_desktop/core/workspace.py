@@ -56,7 +56,7 @@ import numpy as np
 
 from model_core.atomic import write_bytes_atomic, write_bytes_unique, write_json_atomic
 from model_core.errors import ImageReadError
-from model_core.imageio import (IMAGE_SUFFIXES, encode_png, is_image_file, mask_to_png, png16_to_prob, prob_to_png16,
+from model_core.imageio import (IMAGE_SUFFIXES, encode_png, is_image_file, png16_to_prob, prob_to_png16,
                                 read_mask, read_raw, write_png_atomic)
 
 from .paths import user_data_dir
@@ -691,7 +691,7 @@ class Workspace:
             raise ImageReadError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                        f"{shape[1]}x{shape[0]}; it was not loaded (kept as it is on disk)")
         if sha is not None:
-            self._remember(entry.key, sha, mask)
+            self._remember(entry.key, sha, mask.copy())  # the caller paints into its array in place
         return mask
 
     def loaded_sha(self, entry: ImageEntry | str) -> str | None:
@@ -784,9 +784,9 @@ class Workspace:
             raise ValueError(f"unknown source {source!r}")
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        mask = np.asarray(mask, dtype=bool)
         self._check_root()
-        data = encode_png(entry.gt_path, mask_to_png(mask, 255))
+        mask = _clean_bool(mask)  # also a copy: the caller goes on painting into its own array
+        data = encode_png(entry.gt_path, mask.view(np.uint8) * np.uint8(255))  # mask_to_png, reusing the clean bytes
         sha = hashlib.sha256(data).hexdigest()
         if expected_sha is _UNSET:
             expected_sha = self._loaded.get(entry.key, _UNSET)
@@ -858,7 +858,7 @@ class Workspace:
         if previous is not None and previous.shape == mask.shape:
             counts["added_prev"], counts["removed_prev"] = _changes(previous, mask)
         if prediction is not None and np.shape(prediction) == mask.shape:
-            counts["added_pred"], counts["removed_pred"] = _changes(np.asarray(prediction, bool), mask)
+            counts["added_pred"], counts["removed_pred"] = _changes(_bool(prediction), mask)
         record = {"entry": entry, "sha": sha, "time": now, "rel": rel, "source": source, "reviewer": reviewer,
                   "model": model, "counts": counts, "status": status,
                   "new_version": disk_sha != sha or not self._records.has_version(entry.key, sha), "log": None}
@@ -929,7 +929,7 @@ class Workspace:
             counts["added_vs_approved" if approved else "added_vs_first"], \
                 counts["removed_vs_approved" if approved else "removed_vs_first"] = _changes(base, current)
         if prediction is not None and np.shape(prediction) == current.shape:
-            counts["added_vs_prediction"], counts["removed_vs_prediction"] = _changes(np.asarray(prediction, bool), current)
+            counts["added_vs_prediction"], counts["removed_vs_prediction"] = _changes(_bool(prediction), current)
         added = counts.get("added_vs_prediction", counts.get("added_vs_approved", counts.get("added_vs_first", 0)))
         removed = counts.get("removed_vs_prediction",
                              counts.get("removed_vs_approved", counts.get("removed_vs_first", 0)))
@@ -1117,8 +1117,28 @@ def _log_line(line: str, salvage: bool = False):
 _log_line.GLUED = object()
 
 
+def _clean_bool(mask) -> np.ndarray:
+    """A C-contiguous bool array whose bytes are 0/1 (a bool view of 0/255 bytes is not), for byte counting."""
+    u8 = np.ascontiguousarray(np.asarray(mask, dtype=bool)).view(np.uint8)
+    return np.minimum(u8, 1).view(bool)
+
+
+def _bool(mask) -> np.ndarray:
+    """A prediction mask (``prob >= t``): already clean 0/1 bytes, so only made contiguous (no extra pass)."""
+    m = np.asarray(mask)
+    return np.ascontiguousarray(m) if m.dtype == np.bool_ else _clean_bool(m)
+
+
 def _changes(before: np.ndarray, after: np.ndarray) -> tuple[int, int]:
-    """(pixels added, pixels removed) going from ``before`` to ``after``."""
+    """(pixels added, pixels removed) going from ``before`` to ``after`` (clean bool masks, see _clean_bool)."""
+    if before.size % 8 == 0 and hasattr(np, "bitwise_count") and before.flags.c_contiguous and after.flags.c_contiguous:
+        # Eight pixels per word: 0/1 bytes make a word's popcount its number of set pixels.
+        b64, a64 = before.reshape(-1).view(np.uint64), after.reshape(-1).view(np.uint64)
+        diff = b64 ^ a64
+        changed = int(np.bitwise_count(diff).sum(dtype=np.int64))
+        np.bitwise_and(diff, a64, out=diff)
+        added = int(np.bitwise_count(diff).sum(dtype=np.int64))
+        return added, changed - added
     diff = before ^ after
     changed = int(np.count_nonzero(diff))
     added = int(np.count_nonzero(diff & after))
