@@ -316,6 +316,9 @@ class Workspace:
         state_path, log_path = self.meta_dir / "state.json", self.review_log_path
         rebuilt = False
         with records.write():
+            if records.migrations():
+                return  # another window opening at the same moment did it (this one waited for its lock)
+            records.add_migration(_now(), "created", f"{RECORDS_NAME} created")
             if state_path.is_file():
                 try:
                     state = json.loads(state_path.read_text(encoding="utf-8"))

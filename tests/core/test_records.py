@@ -43,14 +43,14 @@ def test_old_json_records_are_migrated_once_and_kept(tmp_path):
     assert [(r["image"], r["pixels_added"]) for r in ws.review_log()] == [("img_00", 7), ("img_01", 3)]
     assert all((meta / name).read_bytes() == data for name, data in before.items())  # old files stay as they were
     whats = [m["what"] for m in ws._records.migrations()]
-    assert whats == ["state.json", "review_log.jsonl"]
-    assert "2 record(s) imported, 2 unreadable line(s) skipped" in ws._records.migrations()[1]["detail"]
+    assert whats == ["created", "state.json", "review_log.jsonl"]
+    assert "2 record(s) imported, 2 unreadable line(s) skipped" in ws._records.migrations()[2]["detail"]
     ws.log_review("img_02", "save", added=1, reviewer="bob")
     # The JSONL copy gets the new record on a line of its own, not glued to the cut one.
     last = (meta / "review_log.jsonl").read_text().splitlines()[-1]
     assert json.loads(last)["reviewer"] == "bob"
     again = Workspace(root)  # not imported a second time
-    assert len(again.review_log()) == 3 and len(again._records.migrations()) == 2
+    assert len(again.review_log()) == 3 and len(again._records.migrations()) == 3
 
 
 @pytest.mark.parametrize("state", [
@@ -180,3 +180,23 @@ def _png(mask):
     from model_core.imageio import encode_png, mask_to_png
 
     return encode_png("x.png", mask_to_png(mask, 255))
+
+
+
+def test_two_windows_opening_an_old_workspace_at_once_import_it_once(tmp_path, monkeypatch):
+    root = make_workspace(tmp_path / "w", 1)
+    _legacy(root, {"images": {"img_00": {"status": "approved"}}}, [_log("img_00", "save")] * 5)
+    Workspace(root)
+    # The second window saw an empty database file too (both opened at the same moment): it waits for the
+    # first one's transaction, then must find the import done.
+    real = records_mod.Records.__init__
+
+    def also_created(self, path):
+        real(self, path)
+        self.created = True
+
+    monkeypatch.setattr(records_mod.Records, "__init__", also_created)
+    Workspace(root)
+    monkeypatch.undo()
+    ws = Workspace(root)
+    assert len(ws.review_log()) == 5 and ws.status("img_00") == "approved"
