@@ -566,7 +566,7 @@ class Workspace:
             self._write_record(f"the prediction of {key}", lambda: self._records.update_image(key, _now(), **fields))
 
     def flush(self) -> None:
-        """Retry record writes that failed; True-ish no-op otherwise (every record is written at once)."""
+        """Retry record writes that failed (every record is otherwise written at once) and refresh this window's "open" record."""
         with self._lock:
             self._retry_pending()
             if self._session_id is not None:

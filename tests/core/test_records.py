@@ -200,3 +200,26 @@ def test_two_windows_opening_an_old_workspace_at_once_import_it_once(tmp_path, m
     monkeypatch.undo()
     ws = Workspace(root)
     assert len(ws.review_log()) == 5 and ws.status("img_00") == "approved"
+
+
+def test_a_full_disk_under_the_records_says_disk_full(tmp_path, rng, monkeypatch):
+    ws = Workspace(make_workspace(tmp_path / "w", 1))
+    (e,) = ws.entries
+    monkeypatch.setattr(records_mod.Records, "add_version",
+                        lambda self, *a, **k: (_ for _ in ()).throw(sqlite3.OperationalError("database or disk is full")))
+    mask = rng.random((160, 150)) > 0.5
+    with pytest.raises(RecordError, match="disk full") as info:
+        ws.save_ground_truth(e, mask)
+    assert np.array_equal(read_mask(e.gt_path), mask)
+    monkeypatch.undo()
+    info.value.retry()
+    assert len(ws.versions(e)) == 1
+
+
+def test_the_prediction_cache_is_indexed(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 2))
+    for e in ws.entries:
+        ws.store_prediction(e, "m1", rng.random((160, 150)).astype(np.float32))
+    rows = ws._records.predictions()
+    assert [(img, key) for img, key, _ in rows] == [("img_00", "m1"), ("img_01", "m1")]
+    assert all((ws.meta_dir / rel) == ws.prediction_path(ws.entry(img), key) for img, key, rel in rows)
