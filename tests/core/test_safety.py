@@ -122,3 +122,52 @@ def test_thirty_kills_during_saves_lose_nothing_reported_done(tmp_path):
     on_disk = hashlib.sha256(e.gt_path.read_bytes()).hexdigest()
     assert on_disk in recorded or (ws.history_dir(e) / f"{on_disk}.png").is_file()
     assert read_mask(e.gt_path).shape == (400, 380)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs, where the system lets the tests mount one (root in a container usually can)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True,
+                           timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("cannot run mount")
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
+
+
+def test_a_really_full_disk_says_disk_full_and_loses_nothing(small_disk, rng):
+    from retina_desktop.core.workspace import DiskFullError, RecordError
+
+    root = make_workspace(small_disk / "w", 1)
+    ws = Workspace(root)
+    e = ws.entries[0]
+    first = rng.random((160, 150)) > 0.7
+    ws.save_ground_truth(e, first, action="save")
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as fh:  # fill the disk to the last block
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    second = rng.random((160, 150)) > 0.7
+    with pytest.raises((DiskFullError, RecordError)) as info:
+        ws.save_ground_truth(e, second, action="save")
+    assert "disk full" in str(info.value) and "\n" not in str(info.value)
+    on_disk = read_mask(e.gt_path)
+    assert np.array_equal(on_disk, first) or np.array_equal(on_disk, second)
+    filler.unlink()
+    if isinstance(info.value, RecordError):
+        info.value.retry()
+    else:
+        ws.save_ground_truth(e, second, action="save")
+    assert np.array_equal(read_mask(e.gt_path), second)
+    again = Workspace(root)
+    assert again.verify() == [] and {v.sha256 for v in again.versions(e)} >= {again.current_sha(e)}
