@@ -57,7 +57,7 @@ import numpy as np
 from model_core.atomic import write_bytes_atomic, write_bytes_unique, write_json_atomic
 from model_core.errors import ImageReadError
 from model_core.imageio import (IMAGE_SUFFIXES, encode_png, is_image_file, png16_to_prob, prob_to_png16,
-                                read_mask, read_raw, write_png_atomic)
+                                read_mask, read_raw)
 
 from .paths import user_data_dir
 from .records import (SOURCES, STATUSES, OpenRecord, Records, RecordsDamaged, clean_fraction, clean_status,
@@ -1035,8 +1035,10 @@ class Workspace:
     def store_prediction(self, entry: ImageEntry, model_key: str, prob: np.ndarray) -> Path | None:
         path = self.prediction_path(entry, model_key)
         try:
-            write_png_atomic(path, prob_to_png16(prob))
-        except OSError:
+            # Never below a workspace folder that has gone: "Predict all" must not re-create it at the old path.
+            write_bytes_atomic(path, encode_png(path, prob_to_png16(prob)),
+                               within=self.root if self.meta_in_workspace else None)
+        except (OSError, ValueError):
             return None  # a cache that cannot be written only costs time
         rel = path.relative_to(self.meta_dir).as_posix()
         try:
