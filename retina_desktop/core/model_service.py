@@ -127,7 +127,8 @@ class ModelHolder:
     def _open_or_fall_back(self, open_predictor, path: Path):
         """A broken active store version (truncated, foreign) falls back to the bundled model, with a notice
         naming it; a checkpoint chosen explicitly (``--weights``) or the bundled model itself still fails."""
-        problem = self.store.active_problem() if self._requested is None and hasattr(self.store, "active_problem") else None
+        explicit = self._requested is not None
+        problem = self.store.active_problem() if not explicit and hasattr(self.store, "active_problem") else None
         try:
             predictor = open_predictor(path)
         except CheckpointError as exc:

@@ -249,7 +249,8 @@ class Records:
         sql = ("SELECT time, image, action, reviewer, model, pixels_added, pixels_removed, extra FROM review_log"
                + (" WHERE image=?" if image is not None else "") + " ORDER BY id")
         out = []
-        for t, img, action, reviewer, model, added, removed, extra in self.query(sql, () if image is None else (image,)):
+        rows = self.query(sql, () if image is None else (image,))
+        for t, img, action, reviewer, model, added, removed, extra in rows:
             rec = {"time": t, "image": img, "action": action, "reviewer": reviewer, "model": model,
                    "pixels_added": clean_count(added), "pixels_removed": clean_count(removed)}
             try:

@@ -411,7 +411,8 @@ class Workspace:
                     continue
                 try:
                     data = p.read_bytes()
-                    stamp = _dt.datetime.fromtimestamp(p.stat().st_mtime).astimezone().isoformat(timespec="milliseconds")
+                    mtime = _dt.datetime.fromtimestamp(p.stat().st_mtime)
+                    stamp = mtime.astimezone().isoformat(timespec="milliseconds")
                 except OSError:
                     continue
                 records.add_version(e.key, hashlib.sha256(data).hexdigest(), stamp, rel, "import", note="indexed")
@@ -455,7 +456,8 @@ class Workspace:
         if isinstance(images, dict):
             for k, v in images.items():
                 if isinstance(k, str) and isinstance(v, dict):
-                    shared[k] = {"status": clean_status(v.get("status")), "uncertainty": clean_fraction(v.get("uncertainty"))}
+                    shared[k] = {"status": clean_status(v.get("status")),
+                                 "uncertainty": clean_fraction(v.get("uncertainty"))}
         db = self.root / META_DIR_NAME / RECORDS_NAME
         # mode=ro sees a live writer's WAL; on a truly read-only medium only immutable=1 opens at all.
         for query in ("mode=ro", "immutable=1"):
@@ -566,7 +568,8 @@ class Workspace:
             self._write_record(f"the prediction of {key}", lambda: self._records.update_image(key, _now(), **fields))
 
     def flush(self) -> None:
-        """Retry record writes that failed (every record is otherwise written at once) and refresh this window's "open" record."""
+        """Retry record writes that failed (every record is otherwise written at once); refresh this
+        window's "open" record."""
         with self._lock:
             self._retry_pending()
             if self._session_id is not None:
@@ -909,9 +912,10 @@ class Workspace:
                     self._records.update_image(entry.key, record["time"], status="approved", approved_sha=sha)
                     self._records.add_log(record)
             except sqlite3.Error as exc:
+                def again():
+                    self.approve(entry, reviewer=reviewer, model=model, prediction=prediction)
                 raise RecordError(f"{entry.key}: the approval could not be recorded in {self.records_path} "
-                                  f"({_db_text(exc)})", retry=lambda: self.approve(entry, reviewer=reviewer,
-                                                                                    model=model, prediction=prediction)) from None
+                                  f"({_db_text(exc)})", retry=again) from None
             self._images.setdefault(entry.key, {"uncertainty": None}).update(status="approved", approved_sha=sha)
             self._mirror_log(record)
         return counts

@@ -75,7 +75,8 @@ def _entry(ws: Workspace, key: str):
     try:
         return ws.entry(key)
     except KeyError:
-        raise WorkspaceError(f"{ws.root}: no image {key!r} (keys are listed by `retina-desktop workspace status`)") from None
+        raise WorkspaceError(f"{ws.root}: no image {key!r} (keys are listed by "
+                             "`retina-desktop workspace status`)") from None
 
 
 def _status(ws: Workspace, args) -> int:
@@ -156,7 +157,8 @@ def _history(ws: Workspace, args) -> int:
     for v in versions:
         changed = "" if v.added_prev is None else f"  +{v.added_prev}/-{v.removed_prev} px"
         mark = "*" if v.sha256 == current else " "
-        print(f"{mark} {v.time}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} {v.model or '-'}{changed}  {v.path}")
+        print(f"{mark} {v.time}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} {v.model or '-'}"
+              f"{changed}  {v.path}")
     return 0
 
 

@@ -38,8 +38,9 @@ def test_history_is_content_addressed_and_never_stored_twice(tmp_path, rng):
     files = sorted(p.name for p in ws.history_dir(e).iterdir())
     assert len(files) == 2 and all(p == f"{_sha(ws.history_dir(e) / p)}.png" for p in files)
     versions = ws.versions(e)
-    assert [v.sha256 for v in versions] == [_sha(ws.history_dir(e) / f) for f in
-                                            [versions[0].path.name, versions[1].path.name] * 2 + [versions[0].path.name]]
+    first, second = versions[0].path, versions[1].path
+    assert [v.path for v in versions] == [first, second, first, second, first]
+    assert [v.sha256 for v in versions] == [_sha(p) for p in (first, second, first, second, first)]
     assert versions[1].added_prev == int(np.count_nonzero(b & ~a))
     assert versions[1].removed_prev == int(np.count_nonzero(a & ~b))
     assert [np.array_equal(read_mask(p), m) for p, m in zip(ws.history(e), [b])] == [True]
