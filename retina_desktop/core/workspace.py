@@ -555,6 +555,12 @@ class Workspace:
             self._images.setdefault(key, {"status": "new", "uncertainty": None}).update(fields)
             self._write_record(f"the status of {key}", lambda: self._records.update_image(key, _now(), **fields))
 
+    def approved_sha(self, key: str) -> str | None:
+        """The sha256 of the mask version last approved (None: never approved). An approved image whose
+        edits are all undone has this content again, so its status can go back to "approved"."""
+        v = self._image(key).get("approved_sha")
+        return v if isinstance(v, str) else None
+
     def uncertainty(self, key: str) -> float | None:
         return clean_fraction(self._image(key).get("uncertainty"))
 

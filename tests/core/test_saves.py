@@ -190,6 +190,7 @@ def test_approval_records_pixels_against_the_prediction_and_the_last_approval(tm
     ws.save_ground_truth(e, pred, source="prediction")
     ws.save_ground_truth(e, edited, prediction=pred, action="save")
     counts = ws.approve(e, reviewer="ann", prediction=pred)
+    assert ws.approved_sha(e.key) == ws.current_sha(e) == Workspace(ws.root).approved_sha(e.key)
     added = int(np.count_nonzero(edited & ~pred))
     assert counts["pixels_added"] == added > 0 and counts["pixels_removed"] == 0
     assert counts["added_vs_first"] == added
