@@ -64,7 +64,20 @@ _TABLES = {"images", "settings", "review_log", "versions", "predictions", "migra
 
 
 class RecordsDamaged(Exception):
-    """The database file is not a usable records database."""
+    """The database file is not a usable records database (``damaged``), or could not be opened now
+    (busy, locked, no access: ``damaged`` is False, and the file must not be set aside)."""
+
+    def __init__(self, message: str, damaged: bool = True):
+        super().__init__(message)
+        self.damaged = damaged
+
+
+_NOT_DAMAGE = ("locked", "busy", "unable to open", "readonly", "read-only", "disk i/o", "full")
+
+
+def _failure(exc: BaseException) -> RecordsDamaged:
+    text = str(exc) or type(exc).__name__
+    return RecordsDamaged(text, damaged=not any(w in text.lower() for w in _NOT_DAMAGE))
 
 
 @dataclass(frozen=True)
@@ -126,13 +139,16 @@ class Records:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.created = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self.created = not self.path.exists() or self.path.stat().st_size == 0
+        except OSError as exc:
+            raise RecordsDamaged(str(exc), damaged=False) from None
         self._lock = threading.RLock()
         try:
             self._con = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                         check_same_thread=False)
         except sqlite3.Error as exc:
-            raise RecordsDamaged(str(exc)) from None
+            raise _failure(exc) from None
         try:
             self._con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             mode = self._con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -148,9 +164,12 @@ class Records:
             for table, columns in (("images", "key,status,uncertainty,current_sha,approved_sha"),
                                    ("versions", "image,sha256,time,reviewer,source,model,path,note")):
                 self._con.execute(f"SELECT {columns} FROM {table} LIMIT 1").fetchall()
-        except (sqlite3.DatabaseError, RecordsDamaged) as exc:
+        except RecordsDamaged:
             self._con.close()
-            raise RecordsDamaged(str(exc)) from None
+            raise
+        except sqlite3.Error as exc:
+            self._con.close()
+            raise _failure(exc) from None
 
     def close(self) -> None:
         with self._lock:

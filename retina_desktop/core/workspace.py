@@ -274,6 +274,8 @@ class Workspace:
         try:
             records = Records(path)
         except RecordsDamaged as exc:
+            if not exc.damaged:  # busy or no access: the file is fine, and must stay where it is
+                return self._records_in_memory(f"{path} could not be opened ({exc})")
             aside = self._set_aside(path, f"records.corrupt-{_timestamp()}.sqlite")
             if aside is None:
                 return self._records_in_memory(f"{path} could not be opened ({exc})")

@@ -223,3 +223,27 @@ def test_the_prediction_cache_is_indexed(tmp_path, rng):
     rows = ws._records.predictions()
     assert [(img, key) for img, key, _ in rows] == [("img_00", "m1"), ("img_01", "m1")]
     assert all((ws.meta_dir / rel) == ws.prediction_path(ws.entry(img), key) for img, key, rel in rows)
+
+
+def test_a_busy_database_is_not_mistaken_for_a_damaged_one(tmp_path, monkeypatch):
+    root = make_workspace(tmp_path / "w", 2)
+    ws = Workspace(root)
+    ws.set_status("img_00", "approved")
+    ws.close()
+    monkeypatch.setattr(records_mod, "BUSY_TIMEOUT_MS", 200)
+    blocker = sqlite3.connect(root / ".retina" / "records.sqlite", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another program holding the database longer than the busy timeout
+    blocker.execute("UPDATE settings SET value = value")
+    try:
+        again = Workspace(root)  # reads still work; the database is not set aside
+        assert again.status("img_00") == "approved"
+        again.set_status("img_01", "edited")  # the write waits, then becomes a retry, not a traceback
+        assert again.pending_records == 1 and "will be retried" in again.notices[-1]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert not list((root / ".retina").glob("records.corrupt-*"))
+    again.flush()
+    assert again.pending_records == 0 and Workspace(root).status("img_01") == "edited"
+    assert records_mod._failure(sqlite3.OperationalError("database is locked")).damaged is False
+    assert records_mod._failure(sqlite3.DatabaseError("file is not a database")).damaged is True
