@@ -738,6 +738,13 @@ class Workspace:
             rows = []
         return [Version.from_row(r, self.meta_dir) for r in rows]
 
+    def version_count(self) -> int:
+        """How many versions the records hold, all images together."""
+        try:
+            return int(self._records.query("SELECT COUNT(*) FROM versions")[0][0])
+        except sqlite3.Error:
+            return 0
+
     def _history_file(self, entry: ImageEntry, sha: str, suffix: str) -> Path:
         return self.history_dir(entry) / f"{sha}{suffix}"
 

@@ -178,7 +178,7 @@ def _verify(ws: Workspace, args) -> int:
     problems = ws.verify()
     for p in problems:
         print(f"problem: {p}")
-    versions = len(ws._records.versions())
+    versions = ws.version_count()
     masks = sum(1 for e in ws.entries if e.existing_gt() is not None)
     print(f"{ws.root}: {'ok' if not problems else f'{len(problems)} problem(s)'} "
           f"({versions} recorded version(s), {masks} mask file(s) checked)")
