@@ -794,6 +794,9 @@ class Workspace:
         last for the image; None: "there was no mask"). If another window or grader saved a different mask
         since, nothing is overwritten: both versions are in the history and SaveConflict is raised.
 
+        Thread-safe: a window may run it on a worker thread to keep painting smooth, handing over a copy of
+        the mask (it is copied here too, but only once the call starts).
+
         Errors (all WorkspaceError, one line): ReadOnlyWorkspaceError, DiskFullError ("disk full"),
         WorkspaceGoneError (the folder was renamed or unmounted), SaveConflict, and RecordError when the mask
         was written but its record was not (``.retry()`` writes the record).
