@@ -28,6 +28,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +73,15 @@ class RecordsDamaged(Exception):
         self.damaged = damaged
 
 
-_NOT_DAMAGE = ("locked", "busy", "unable to open", "readonly", "read-only", "disk i/o", "full")
+# Only what names corruption sets a database aside; anything else (locked, busy, schema changed by another
+# window creating it at the same moment, no access) is retried and never moves a good file.
+_DAMAGE = ("not a database", "malformed", "corrupt", "integrity check", "tables are missing", "no such column",
+           "no such table", "encrypted")
 
 
 def _failure(exc: BaseException) -> RecordsDamaged:
     text = str(exc) or type(exc).__name__
-    return RecordsDamaged(text, damaged=not any(w in text.lower() for w in _NOT_DAMAGE))
+    return RecordsDamaged(text, damaged=any(w in text.lower() for w in _DAMAGE))
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,19 @@ class Records:
         except OSError as exc:
             raise RecordsDamaged(str(exc), damaged=False) from None
         self._lock = threading.RLock()
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._open()
+                return
+            except RecordsDamaged as exc:
+                # Two windows creating the database at the same moment can get SQLITE_BUSY without the busy
+                # handler (changing the journal mode); the later one waits and opens what the first made.
+                if exc.damaged or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _open(self) -> None:
         try:
             self._con = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                         check_same_thread=False)
@@ -151,7 +168,9 @@ class Records:
             raise _failure(exc) from None
         try:
             self._con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            mode = self._con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._con.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":  # persistent: only the first opening changes it
+                mode = self._con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self.wal = str(mode).lower() == "wal"
             self._con.execute("PRAGMA synchronous=NORMAL")
             check = self._con.execute("PRAGMA quick_check").fetchone()[0]

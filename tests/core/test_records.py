@@ -247,3 +247,22 @@ def test_a_busy_database_is_not_mistaken_for_a_damaged_one(tmp_path, monkeypatch
     assert again.pending_records == 0 and Workspace(root).status("img_01") == "edited"
     assert records_mod._failure(sqlite3.OperationalError("database is locked")).damaged is False
     assert records_mod._failure(sqlite3.DatabaseError("file is not a database")).damaged is True
+    assert records_mod._failure(sqlite3.OperationalError("database schema has changed")).damaged is False
+
+
+def test_opening_while_another_window_creates_the_database_waits_for_it(tmp_path, monkeypatch):
+    root = make_workspace(tmp_path / "w", 1)
+    real, calls = records_mod.Records._open, []
+
+    def busy_at_first(self):
+        calls.append(1)
+        if len(calls) <= 2:  # what SQLite answers while the other window switches the new file to WAL
+            raise records_mod.RecordsDamaged("database is locked", damaged=False)
+        real(self)
+
+    monkeypatch.setattr(records_mod.Records, "_open", busy_at_first)
+    ws = Workspace(root)
+    assert len(calls) == 3 and ws.notices == [] and ws.records_path.is_file()
+    ws.set_status("img_00", "edited")
+    monkeypatch.undo()
+    assert Workspace(root).status("img_00") == "edited"
