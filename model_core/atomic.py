@@ -29,9 +29,10 @@ _UMASK = _read_umask()
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "wb", *, within: str | os.PathLike | None = None) -> Iterator[IO]:
+    """``within``: missing folders are created only below this existing folder (see ``write_bytes_atomic``)."""
     path = Path(path)
-    fd, tmp = _temporary_beside(path)
+    fd, tmp = _temporary_beside(path, within)
     try:
         # mkstemp makes the file private (0600); ground truth on a shared drive must stay readable by the
         # team, so keep the replaced file's mode, or give a new one the usual umask-based mode.
@@ -62,8 +63,10 @@ def _naming(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, exc.strerror, str(path))
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_open(path, "wb") as fh:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, within: str | os.PathLike | None = None) -> Path:
+    """``within`` (a folder above ``path``): if it has gone (renamed, unmounted) a FileNotFoundError naming it is
+    raised instead of re-creating it and the folders up to ``path``, so a save never lands in a ghost copy."""
+    with atomic_open(path, "wb", within=within) as fh:
         fh.write(data)
     return Path(path)
 
@@ -81,12 +84,17 @@ def copy_file_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path
     return Path(path)
 
 
-def _temporary_beside(path: Path) -> tuple[int, str]:
+def _temporary_beside(path: Path, within: str | os.PathLike | None = None) -> tuple[int, str]:
     """A new hidden temporary file in ``path``'s folder (created if needed); an OSError names ``path``."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if within is not None:
+            _make_folders_within(Path(within), path.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
         return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
+        if within is not None and exc.filename == str(within):
+            raise  # the vanished folder itself is the news
         raise _naming(exc, path) from exc
 
 
@@ -97,3 +105,30 @@ def check_writable(path: str | os.PathLike) -> None:
     fd, tmp = _temporary_beside(Path(path))
     os.close(fd)
     os.unlink(tmp)
+
+
+def _make_folders_within(root: Path, folder: Path) -> None:
+    if not root.is_dir():
+        raise FileNotFoundError(2, "folder not found (renamed, moved or unmounted?)", str(root))
+    missing = []
+    while folder != root and not folder.is_dir():
+        if folder.parent == folder or root not in folder.parents:
+            raise ValueError(f"{folder} is not inside {root}")
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)  # never parents=True: a vanished root must not come back as an empty folder
+
+
+def write_bytes_unique(path: str | os.PathLike, data: bytes, *, within: str | os.PathLike | None = None) -> bool:
+    """Write ``data`` atomically at ``path`` unless a file of that size is already there (content-addressed
+    names: same name, same bytes). Returns True when written. Concurrent writers each use their own temporary
+    name, and the last rename wins with identical bytes, so no reader ever sees a partial file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == len(data):
+            return False
+    except FileNotFoundError:
+        pass
+    write_bytes_atomic(path, data, within=within)
+    return True

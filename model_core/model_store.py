@@ -120,3 +120,18 @@ class ModelStore:
 
     def load(self, version: ModelVersion) -> Checkpoint:
         return load_checkpoint(version.path)
+
+    def active_problem(self) -> str | None:
+        """Why ``active()`` fell back to the bundled model, in one line (None: it did not)."""
+        state = self.root / "active.json"
+        if not state.is_file():
+            return None
+        try:
+            wanted = json.loads(state.read_text(encoding="utf-8")).get("active", DEFAULT_ID)
+        except (OSError, ValueError, AttributeError) as exc:
+            return f"{state}: unreadable ({exc.__class__.__name__}); using the bundled default model"
+        if not isinstance(wanted, str):
+            return f"{state}: names no model version; using the bundled default model"
+        if wanted != DEFAULT_ID and all(v.id != wanted for v in self.versions()):
+            return f"{state}: model version {wanted!r} is missing or damaged; using the bundled default model"
+        return None

@@ -37,7 +37,12 @@ def _setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["workspace"]:  # headless records, history and checks; never loads Qt
+        from .core.workspace_cli import main as workspace_main
+
+        return workspace_main(argv[1:])
+    args = _parse(argv)
     if args.self_test or args.measure_startup:
         from .self_test import measure_startup, run_self_test
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -10,7 +11,7 @@ import numpy as np
 
 from model_core.atomic import copy_file_atomic
 from model_core.errors import ImageReadError
-from model_core.imageio import mask_to_png, read_image, write_png_atomic
+from model_core.imageio import mask_to_png, read_image, read_mask, write_png_atomic
 
 from .workspace import ImageEntry, Workspace, WorkspaceError
 
@@ -21,7 +22,8 @@ class ExportOptions:
     one_value: int = 255  # 255 for 0/255 masks, 1 for 0/1
     overlays: bool = False
     approved_only: bool = False
-    overwrite: bool = False
+    overwrite: bool = False  # write even files whose content is already the same
+    replace_stale: bool = True  # a destination mask that differs from the workspace's is replaced (else listed)
 
 
 @dataclass
@@ -29,7 +31,9 @@ class ExportSummary:
     destination: Path
     written: list[str] = field(default_factory=list)
     skipped_no_mask: list[str] = field(default_factory=list)
-    skipped_existing: list[str] = field(default_factory=list)
+    skipped_existing: list[str] = field(default_factory=list)  # identical content already there
+    replaced: list[str] = field(default_factory=list)  # a stale (different) mask in the destination was replaced
+    stale: list[str] = field(default_factory=list)  # differs from the destination, left as it is (replace_stale off)
     failed: list[str] = field(default_factory=list)  # one-line messages
     cancelled: bool = False
 
@@ -37,8 +41,13 @@ class ExportSummary:
         lines = [f"{len(self.written)} mask(s) written to {self.destination}"]
         if self.skipped_no_mask:
             lines.append(f"{len(self.skipped_no_mask)} image(s) skipped: no saved ground truth yet")
+        if self.replaced:
+            lines.append(f"{len(self.replaced)} older mask(s) in the destination replaced by the current version")
+        if self.stale:
+            lines.append(f"{len(self.stale)} mask(s) in the destination differ from the workspace and were left as "
+                         f"they are: {', '.join(self.stale[:5])}" + (" …" if len(self.stale) > 5 else ""))
         if self.skipped_existing:
-            lines.append(f"{len(self.skipped_existing)} image(s) skipped: already in the destination")
+            lines.append(f"{len(self.skipped_existing)} image(s) skipped: already in the destination, unchanged")
         if self.failed:
             lines.append(f"{len(self.failed)} failed:")
             lines.extend("  " + m for m in self.failed[:10])
@@ -54,6 +63,22 @@ def overlay_picture(rgb: np.ndarray, mask: np.ndarray, colour=(0, 255, 120), alp
     tint = np.array(colour, dtype=np.float32)
     out[mask] = (out[mask].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
     return out
+
+
+def _same_mask(path: Path, mask: np.ndarray) -> bool:
+    """Same vessels, whatever the 0/1 or 0/255 coding of an earlier export."""
+    try:
+        old = read_mask(path)
+    except ImageReadError:
+        return False
+    return old.shape == mask.shape and bool(np.array_equal(old, mask))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def export_masks(workspace: Workspace, options: ExportOptions, entries: list[ImageEntry] | None = None,
@@ -89,20 +114,30 @@ def export_masks(workspace: Workspace, options: ExportOptions, entries: list[Ima
         name = entry.stem if not entry.split else f"{entry.split}_{entry.stem}"
         mask_out = dest / "mask" / f"{name}.png"
         image_out = dest / "images" / f"{name}{entry.path.suffix.lower()}"
-        if not options.overwrite and (mask_out.exists() or image_out.exists()):
-            summary.skipped_existing.append(entry.key)
-            continue
         try:
             rgb = read_image(entry.path)
-            mask = workspace.load_ground_truth(entry, rgb.shape[:2])
+            mask = workspace.load_ground_truth(entry, rgb.shape[:2], remember=False)
             if mask is None:
                 summary.skipped_no_mask.append(entry.key)
                 continue
-            copy_file_atomic(entry.path, image_out)
-            write_png_atomic(mask_out, mask_to_png(mask, options.one_value))
+            png = mask_to_png(mask, options.one_value)
+            # Content, not names, decides: an older export of a since-corrected mask must not survive.
+            mask_same = mask_out.exists() and _same_mask(mask_out, mask)
+            image_same = image_out.exists() and _same_file(entry.path, image_out)
+            if mask_same and image_same and not options.overwrite:
+                summary.skipped_existing.append(entry.key)
+                continue
+            stale = mask_out.exists() and not mask_same
+            if stale and not options.replace_stale and not options.overwrite:
+                summary.stale.append(entry.key)
+                continue
+            if not image_same or options.overwrite:
+                copy_file_atomic(entry.path, image_out)
+            if not mask_same or options.overwrite:
+                write_png_atomic(mask_out, png)
             if options.overlays:
                 write_png_atomic(dest / "overlays" / f"{name}.png", overlay_picture(rgb, mask))
-            summary.written.append(entry.key)
+            (summary.replaced if stale else summary.written).append(entry.key)
         except ImageReadError as exc:
             summary.failed.append(str(exc))
         except OSError as exc:

@@ -183,6 +183,7 @@ def _inject_fault(kind: str):
 
 def child_main(job: dict, out, cancel_event) -> None:
     """Entry point of the child process. Every outcome ends in exactly one ("done" | "error") message."""
+    exit_with_parent()
     device_text = ""
     try:
         import torch
@@ -258,3 +259,23 @@ def child_main(job: dict, out, cancel_event) -> None:
 
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """In a multiprocessing child: end this process as soon as the app that started it has gone (killed,
+    crashed), so an orphaned run neither burns its whole budget nor adds a model version nobody asked for."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return  # run in-process (tests), nothing to watch
+    ppid = os.getppid()
+
+    def watch():
+        # The sentinel (a pipe) closes when the parent dies, whatever killed it; the ppid check covers
+        # platforms where it is not available.
+        while parent.is_alive() and os.getppid() == ppid:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()

@@ -30,6 +30,11 @@ class ModelHolder:
     """``checkpoint_path`` is ``--weights``; without it the user's model store decides (its active
     version, which is the bundled default model until a fine-tuned version is activated)."""
 
+    # A one-line message when the model in use is not the one asked for (a broken active version replaced
+    # by the bundled model, a damaged store record), for the status bar; None when all is as chosen.
+    notice: str | None = None
+    _broken: Path | None = None  # the active version's checkpoint that failed to load
+
     def __init__(self, checkpoint_path: str | os.PathLike | None = None, store=None):
         self._requested = Path(checkpoint_path) if checkpoint_path is not None else None
         self._store = store
@@ -62,7 +67,7 @@ class ModelHolder:
         if self._requested is not None:
             return self._requested
         version = self.store.active()
-        if version is not None:
+        if version is not None and version.path != self._broken:
             return version.path
         from model_core.resources import default_model_path
 
@@ -100,7 +105,7 @@ class ModelHolder:
                 from model_core.predictor import VesselPredictor
 
                 path = self.checkpoint_path()
-                predictor = VesselPredictor(path)
+                predictor, path = self._open_or_fall_back(VesselPredictor, path)
                 info = ModelInfo(predictor.description, predictor.device_description, predictor.threshold, path)
                 loaded = (predictor, info)
                 if generation == self.generation:  # not switched while loading: install it
@@ -115,3 +120,26 @@ class ModelHolder:
         with self._lock:
             # A local reference: ``switch_to`` may drop ``_predictor`` from the UI thread meanwhile.
             return self._load_predictor()[0].predict_full(rgb)
+
+    def _open_or_fall_back(self, open_predictor, path: Path):
+        """A broken active store version (truncated, foreign) falls back to the bundled model, with a notice
+        naming it; a checkpoint chosen explicitly (``--weights``) or the bundled model itself still fails."""
+        explicit = self._requested is not None
+        problem = self.store.active_problem() if not explicit and hasattr(self.store, "active_problem") else None
+        try:
+            predictor = open_predictor(path)
+        except CheckpointError as exc:
+            from model_core.resources import default_model_path
+
+            if self._requested is not None:
+                raise
+            default = default_model_path()
+            if Path(path) == default:
+                raise
+            version = self.store.active()
+            label = version.label if version is not None else Path(path).parent.name
+            self._broken = Path(path)
+            self.notice = f"Model version {label} could not be loaded ({exc}); using the bundled default model"
+            return open_predictor(default), default
+        self.notice = problem
+        return predictor, path

@@ -18,7 +18,7 @@ import pytest
 from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
 from retina_desktop.core import workspace as workspace_mod
 from retina_desktop.core.export import ExportOptions, export_masks
-from retina_desktop.core.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError
+from retina_desktop.core.workspace import DiskFullError, ReadOnlyWorkspaceError, Workspace, WorkspaceError
 
 from sample_workspaces import make_workspace
 
@@ -120,12 +120,12 @@ def test_retrying_a_failed_save_keeps_the_previous_version_once(tmp_path, rng, m
     ws.save_ground_truth(e, first)
     real = workspace_mod.write_bytes_atomic
 
-    def full_disk(path, data):
+    def full_disk(path, data, **kw):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(workspace_mod, "write_bytes_atomic", full_disk)
     for _ in range(3):
-        with pytest.raises(WorkspaceError, match="No space left"):
+        with pytest.raises(DiskFullError, match="disk full"):
             ws.save_ground_truth(e, second)
     monkeypatch.setattr(workspace_mod, "write_bytes_atomic", real)
     ws.save_ground_truth(e, second)
@@ -259,18 +259,12 @@ def test_killing_the_app_while_saving_leaves_old_or_new_mask(tmp_path):
                 assert np.array_equal(hm, a) or np.array_equal(hm, b)
 
 
-def test_prediction_records_are_batched_and_flushed(tmp_path, monkeypatch):
+def test_prediction_records_persist_at_once(tmp_path):
     root = make_workspace(tmp_path / "w", 3)
     ws = Workspace(root)
-    writes = []
-    real = workspace_mod._write_json_atomic
-    monkeypatch.setattr(workspace_mod, "_write_json_atomic", lambda path, data: (writes.append(path.name), real(path, data)))
     for e in ws.entries:
         ws.set_prediction_info(e.key, 0.1)
-    assert writes.count("state.json") == 1  # the first write; the rest wait for the interval or a flush
-    ws.flush()
-    assert writes.count("state.json") == 2
-    again = Workspace(root)
+    again = Workspace(root)  # no flush: each record is its own transaction
     assert all(again.status(e.key) == "predicted" and again.uncertainty(e.key) == 0.1 for e in again.entries)
 
 

@@ -1,0 +1,100 @@
+"""Workspace store benchmarks (Qt-free).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_workspace.py [--images 1000] [--saves 5]
+
+1. A save of a 3504x2336 mask on the calling (UI) thread: encode, sha256, history file, mask file (both
+   fsynced), the version record with pixels changed against the previous version and the prediction, the
+   status and the review log in one SQLite transaction. Median of N saves, each a brush-sized edit of the
+   previous mask (target <= 50 ms).
+2. Opening a 1,000-image workspace to its first image: discovery, records (created on the first open,
+   then existing), the orphan-temporary sweep, then reading the first photo and its mask (target <= 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from model_core.imageio import encode_png, mask_to_png, read_image, write_png_atomic  # noqa: E402
+from retina_desktop.core.workspace import Workspace  # noqa: E402
+
+
+def bench_save(tmp: Path, saves: int) -> tuple[list[float], list[float]]:
+    root = tmp / "big"
+    root.mkdir()
+    h, w = 2336, 3504
+    write_png_atomic(root / "photo.png", np.full((h, w, 3), 80, np.uint8))
+    ws = Workspace(root)
+    e = ws.entries[0]
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    mask = ((np.sin(xx / 37.0) + np.cos(yy / 53.0)) > 1.2)  # vessel-like stripes, ~10 % foreground
+    prediction = mask.copy()
+    ws.save_ground_truth(e, mask, source="prediction")
+    times, encode = [], []
+    for _ in range(saves):
+        cy, cx = rng.integers(100, h - 100), rng.integers(100, w - 100)
+        mask = mask.copy()
+        mask[cy - 6:cy + 6, cx - 80:cx + 80] = True  # a brush stroke
+        t0 = time.perf_counter()
+        ws.save_ground_truth(e, mask, prediction=prediction, status="edited", action="save", reviewer="bench")
+        times.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        encode_png("x.png", mask_to_png(mask))  # the PNG encoding alone, which any save needs
+        encode.append((time.perf_counter() - t0) * 1000)
+    ws.close()
+    return times, encode
+
+
+def bench_open(tmp: Path, n: int) -> tuple[float, float]:
+    root = tmp / "many"
+    gt = root / "ground_truth"
+    gt.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    photo = encode_png("p.png", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    mask = encode_png("m.png", mask_to_png(rng.random((48, 64)) > 0.8))
+    for i in range(n):
+        (root / f"img_{i:05d}.png").write_bytes(photo)
+        if i % 2 == 0:
+            (gt / f"img_{i:05d}.png").write_bytes(mask)
+    out = []
+    for _ in range(2):  # the first open creates the records, the second finds them
+        t0 = time.perf_counter()
+        ws = Workspace(root)
+        e = ws.entries[0]
+        rgb = read_image(e.path)
+        ws.load_ground_truth(e, rgb.shape[:2])
+        out.append(time.perf_counter() - t0)
+        ws.close()
+    return out[0], out[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--saves", type=int, default=5)
+    args = p.parse_args()
+    os.environ.setdefault("RETINA_DESKTOP_HOME", tempfile.mkdtemp(prefix="retina-bench-home-"))
+    with tempfile.TemporaryDirectory(prefix="retina-bench-ws-") as d:
+        times, encode = bench_save(Path(d), args.saves)
+        print(f"save 3504x2336 mask: median {statistics.median(times):.1f} ms over {len(times)} saves "
+              f"(each: {', '.join(f'{t:.1f}' for t in times)}; target <= 50 ms); of which PNG encoding alone "
+              f"{statistics.median(encode):.1f} ms")
+        first, second = bench_open(Path(d), args.images)
+        print(f"open {args.images}-image workspace to its first image: {first:.2f} s first open (records created), "
+              f"{second:.2f} s next open (target <= 2 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

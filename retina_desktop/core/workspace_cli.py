@@ -1,0 +1,185 @@
+"""``retina-desktop workspace ...``: the workspace's records, history and checks, without a window. Qt-free.
+
+    retina-desktop workspace status WS [--json]
+    retina-desktop workspace import WS MASKS_DIR --reviewer NAME
+    retina-desktop workspace history WS IMAGE [--json]
+    retina-desktop workspace restore WS IMAGE SHA256
+    retina-desktop workspace verify WS
+
+IMAGE is the image's key as ``status`` lists it (the file stem in a flat folder). Exit status: 0 done,
+1 refused files / problems found / not restored, 2 bad arguments or an unusable workspace. Errors are one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from model_core.errors import ImageReadError
+from model_core.imageio import is_image_file, read_mask
+
+from .workspace import SaveConflict, Workspace, WorkspaceError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="retina-desktop workspace",
+                                description="Inspect, import into, restore and check a workspace without the window.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("status", help="each image's status, mask and number of versions")
+    s.add_argument("workspace", metavar="WS")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("import", help="save each mask of a folder (paired by file stem) as a new version")
+    s.add_argument("workspace", metavar="WS")
+    s.add_argument("masks", metavar="MASKS_DIR")
+    s.add_argument("--reviewer", required=True, metavar="NAME")
+    s = sub.add_parser("history", help="every recorded version of one image")
+    s.add_argument("workspace", metavar="WS")
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("restore", help="save an earlier version of an image as its new version")
+    s.add_argument("workspace", metavar="WS")
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("sha256", metavar="SHA256")
+    s.add_argument("--reviewer", metavar="NAME")
+    s = sub.add_parser("verify", help="check every mask, history file and record (like git fsck); exit 0 or 1")
+    s.add_argument("workspace", metavar="WS")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        ws = Workspace(args.workspace)
+    except WorkspaceError as exc:
+        return _fail(str(exc), 2)
+    try:
+        for notice in ws.notices:
+            print(f"note: {notice}", file=sys.stderr)
+        return {"status": _status, "import": _import, "history": _history, "restore": _restore,
+                "verify": _verify}[args.command](ws, args)
+    except WorkspaceError as exc:
+        return _fail(str(exc), 1)
+    finally:
+        ws.close()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _entry(ws: Workspace, key: str):
+    try:
+        return ws.entry(key)
+    except KeyError:
+        raise WorkspaceError(f"{ws.root}: no image {key!r} (keys are listed by "
+                             "`retina-desktop workspace status`)") from None
+
+
+def _status(ws: Workspace, args) -> int:
+    images = []
+    for e in ws.entries:
+        gt = e.existing_gt()
+        images.append({"key": e.key, "status": ws.status(e.key), "uncertainty": ws.uncertainty(e.key),
+                       "mask": str(gt) if gt else None, "versions": len({v.sha256 for v in ws.versions(e)})})
+    counts = {s: sum(1 for i in images if i["status"] == s) for s in ("new", "predicted", "edited", "approved")}
+    others = [o.text() for o in ws.other_sessions()]
+    if args.json:
+        print(json.dumps({"workspace": str(ws.root), "layout": ws.layout, "counts": counts, "images": images,
+                          "open_elsewhere": others, "notices": ws.notices}, indent=1))
+        return 0
+    print(f"{ws.root} ({ws.layout}): " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for o in others:
+        print(f"also open: {o}")
+    width = max(len(i["key"]) for i in images)
+    for i in images:
+        u = "" if i["uncertainty"] is None else f"  uncertain {i['uncertainty']:.3f}"
+        print(f"{i['key']:<{width}}  {i['status']:<9}  {'mask' if i['mask'] else '-':<4}  "
+              f"{i['versions']} version(s){u}")
+    return 0
+
+
+def _import(ws: Workspace, args) -> int:
+    folder = Path(args.masks)
+    if not folder.is_dir():
+        return _fail(f"{folder}: not a folder", 2)
+    by_stem: dict[str, list] = {}
+    for e in ws.entries:
+        by_stem.setdefault(e.stem, []).append(e)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        return _fail(f"{folder}: no mask images found", 2)
+    refused, saved = [], 0
+    for f in files:
+        matches = by_stem.get(f.stem, [])
+        if not matches:
+            refused.append(f"{f}: no image named {f.stem} in the workspace")
+            continue
+        if len(matches) > 1:
+            refused.append(f"{f}: matches several images ({', '.join(e.key for e in matches)})")
+            continue
+        e = matches[0]
+        try:
+            mask = read_mask(f)
+            from model_core.imageio import read_image
+
+            shape = read_image(e.path).shape[:2]
+            if mask.shape != shape:
+                raise ImageReadError(f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is "
+                                        f"{shape[1]}x{shape[0]}")
+            # The same rule as the window: the version on disk now is the one this import replaces; a save
+            # by someone else in between is a conflict, not an overwrite.
+            ws.save_ground_truth(e, mask, expected_sha=ws.current_sha(e), source="import", reviewer=args.reviewer,
+                                 status="edited", action="import", imported_from=str(f))
+            saved += 1
+        except SaveConflict as exc:
+            refused.append(f"{f}: {exc}")
+        except (ImageReadError, WorkspaceError) as exc:
+            refused.append(str(exc) if str(f) in str(exc) else f"{f}: {exc}")
+    print(f"{saved} mask(s) imported into {ws.root}")
+    for line in refused:
+        print(f"refused: {line}", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def _history(ws: Workspace, args) -> int:
+    e = _entry(ws, args.image)
+    versions = ws.versions(e)
+    current = ws.current_sha(e)
+    if args.json:
+        print(json.dumps({"image": e.key, "current": current, "versions": [v.to_json() for v in versions]}, indent=1))
+        return 0
+    if not versions:
+        print(f"{e.key}: no recorded versions")
+    for v in versions:
+        changed = "" if v.added_prev is None else f"  +{v.added_prev}/-{v.removed_prev} px"
+        mark = "*" if v.sha256 == current else " "
+        print(f"{mark} {v.time}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} {v.model or '-'}"
+              f"{changed}  {v.path}")
+    return 0
+
+
+def _restore(ws: Workspace, args) -> int:
+    e = _entry(ws, args.image)
+    wanted = args.sha256.lower()
+    shas = sorted({v.sha256 for v in ws.versions(e) if v.sha256.startswith(wanted)})
+    if len(wanted) < 6 or len(shas) > 1:
+        return _fail(f"{e.key}: {args.sha256!r} names {'no' if not shas else len(shas)} version(s) unambiguously "
+                     "(give the sha256 from `workspace history`)", 1)
+    path = ws.restore(e, shas[0] if shas else wanted, reviewer=args.reviewer)
+    print(f"{e.key}: version {(shas[0] if shas else wanted)[:12]} restored to {path}")
+    return 0
+
+
+def _verify(ws: Workspace, args) -> int:
+    problems = ws.verify()
+    for p in problems:
+        print(f"problem: {p}")
+    versions = ws.version_count()
+    masks = sum(1 for e in ws.entries if e.existing_gt() is not None)
+    print(f"{ws.root}: {'ok' if not problems else f'{len(problems)} problem(s)'} "
+          f"({versions} recorded version(s), {masks} mask file(s) checked)")
+    return 0 if not problems else 1

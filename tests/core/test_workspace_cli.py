@@ -1,0 +1,109 @@
+"""``retina-desktop workspace {status,import,history,restore,verify}``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from model_core.imageio import encode_png, mask_to_png, read_mask
+from retina_desktop.__main__ import main
+from retina_desktop.core.workspace import Workspace
+
+from sample_workspaces import make_workspace
+
+
+def _write_mask(path: Path, mask) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_png(path, mask_to_png(mask, 255)))
+    return path
+
+
+def test_import_then_history_restore_status_and_verify(tmp_path, rng, capsys):
+    ws_root = make_workspace(tmp_path / "w", 3)
+    masks = tmp_path / "incoming"
+    a, b = rng.random((160, 150)) > 0.7, rng.random((160, 150)) > 0.7
+    _write_mask(masks / "img_00.png", a)
+    _write_mask(masks / "img_01.png", b)
+    _write_mask(masks / "stranger.png", a)
+    _write_mask(masks / "img_02.png", np.zeros((20, 20), bool))
+    (masks / "notes.txt").write_text("ignored")
+    assert main(["workspace", "import", str(ws_root), str(masks), "--reviewer", "ann"]) == 1
+    out, err = capsys.readouterr()
+    assert "2 mask(s) imported" in out
+    refused = [line for line in err.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 2 and any("stranger.png" in r and "no image named" in r for r in refused)
+    assert any("img_02.png" in r and "20x20" in r for r in refused)
+    assert np.array_equal(read_mask(ws_root / "ground_truth" / "img_00.png"), a)
+
+    _write_mask(masks / "img_00.png", b)
+    for name in ("stranger.png", "img_02.png", "img_01.png"):
+        (masks / name).unlink()
+    assert main(["workspace", "import", str(ws_root), str(masks), "--reviewer", "bob"]) == 0
+    capsys.readouterr()
+
+    assert main(["workspace", "history", str(ws_root), "img_00", "--json"]) == 0
+    hist = json.loads(capsys.readouterr().out)
+    assert [(v["reviewer"], v["source"]) for v in hist["versions"]] == [("ann", "import"), ("bob", "import")]
+    assert all({"sha256", "time", "reviewer", "source", "path"} <= set(v) for v in hist["versions"])
+    first = hist["versions"][0]
+    assert np.array_equal(read_mask(first["path"]), a) and hist["current"] == hist["versions"][1]["sha256"]
+
+    assert main(["workspace", "restore", str(ws_root), "img_00", first["sha256"]]) == 0
+    assert "restored" in capsys.readouterr().out
+    assert np.array_equal(read_mask(ws_root / "ground_truth" / "img_00.png"), a)
+
+    assert main(["workspace", "status", str(ws_root), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    by_key = {i["key"]: i for i in status["images"]}
+    assert by_key["img_00"]["status"] == "edited" and by_key["img_00"]["versions"] == 2
+    assert by_key["img_02"]["mask"] is None and status["counts"]["new"] == 1
+    assert main(["workspace", "status", str(ws_root)]) == 0
+    assert "img_01" in capsys.readouterr().out
+
+    assert main(["workspace", "verify", str(ws_root)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_verify_finds_missing_and_damaged_versions(tmp_path, rng, capsys):
+    root = make_workspace(tmp_path / "w", 2)
+    ws = Workspace(root)
+    for e in ws.entries:
+        ws.save_ground_truth(e, rng.random((160, 150)) > 0.7)
+        ws.save_ground_truth(e, rng.random((160, 150)) > 0.7)
+    ws.close()
+    v0, v1 = Workspace(root).versions("img_00")[:2]
+    v0.path.unlink()
+    v1.path.write_bytes(b"not a png")
+    assert main(["workspace", "verify", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"{v0.path}: recorded version of img_00 is missing" in out
+    assert str(v1.path) in out and "2 problem(s)" in out
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    root = make_workspace(tmp_path / "w", 1)
+    assert main(["workspace", "history", str(root), "nope"]) == 1
+    assert "no image 'nope'" in capsys.readouterr().err
+    assert main(["workspace", "status", str(tmp_path / "missing")]) == 2
+    assert "folder not found" in capsys.readouterr().err
+    assert main(["workspace", "restore", str(root), "img_00", "abc"]) == 1
+    assert "unambiguously" in capsys.readouterr().err
+
+
+def test_the_command_runs_headless_from_the_entry_point(tmp_path):
+    root = make_workspace(tmp_path / "w", 1)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    probe = ("import sys, runpy; sys.argv = ['retina-desktop', 'workspace', 'verify', sys.argv[1]];"
+             "\ntry:\n    runpy.run_module('retina_desktop', run_name='__main__')\n"
+             "finally:\n    print('qt loaded' if 'PySide6' in sys.modules else 'no qt', file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout and "no qt" in r.stderr
+    con = sqlite3.connect(root / ".retina" / "records.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
