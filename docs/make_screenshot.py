@@ -79,7 +79,7 @@ def main() -> int:
     win.start(None)
     assert wait(lambda: bool(shown)), "no prediction was shown"
     win.predict_all()
-    wait(lambda: win._batch_worker is None)
+    wait(lambda: not win.prediction.batch_running)
     win.image_list.sort_combo.setCurrentText("Uncertainty (high first)")
     win.image_list.sort_combo.setCurrentText("Name")
     # Show a reviewed state: the first image approved, the second one open with a correction.

@@ -195,6 +195,9 @@ class FinetunePanel(QWidget):
         self.loss_plot.setLabel("bottom", "step")
         self.dice_plot = self.plot.addPlot(title="validation Dice")
         self.dice_plot.setLabel("bottom", "epoch")
+        self.dice_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.dice_plot.setLimits(yMin=-0.02, yMax=1.02)  # Dice lives in [0, 1]; zooming never leaves it
+        self.dice_plot.enableAutoRange(axis="y", enable=False)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#5aa9e6", width=1))
         self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen("#f2b134", width=2), symbol="o", symbolSize=5)
         self.parent_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#aaaaaa", style=Qt.PenStyle.DashLine),
@@ -256,6 +259,10 @@ class FinetuneController(QObject):
         self.dock.setObjectName("finetune_dock")
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        # A window of its own by default: docked at the bottom of a 1280x800 window it covered the review
+        # panel's buttons and made the window taller than the screen. The grader may still dock it.
+        self.dock.setFloating(True)
+        self.dock.resize(720, 360)
         self.dock.hide()
         self.panel.cancel_button.clicked.connect(self.cancel)
         self.panel.models_button.clicked.connect(self.open_models_dialog)
@@ -616,40 +623,23 @@ class FinetuneController(QObject):
         """Make a store version active and have the app use it (drops the loaded model, reloads)."""
         version = self.store.activate(version_id)
         self.window.model.switch_to(None)  # follow the store from now on (also after --weights)
-        self.window._start_model_load()
+        self.window.switch_model()
         self.panel.repredict_button.setText(f"Re-predict {self._unreviewed_count()} images not yet reviewed "
                                             f"with {version.id}")
         self.panel.repredict_button.setVisible(self._unreviewed_count() > 0)
         self.model_switched.emit(str(version.path))
 
-    def _unreviewed(self):
-        ws = self.window.workspace
-        if ws is None:
-            return []
-        return [e for e in ws.entries if ws.status(e.key) in ("new", "predicted")]
-
     def _unreviewed_count(self) -> int:
-        return len(self._unreviewed())
+        return len(self.window.review.unreviewed())
 
     def repredict_unreviewed(self) -> Worker | None:
-        """Predict the images not yet edited or approved with the model now active."""
+        """Predict the images not yet edited or approved with the model now active (the prediction controller's run)."""
         w = self.window
-        entries = self._unreviewed()
-        if not entries or w._batch_worker is not None or w.model_error is not None:
+        if w.workspace is None:
             return None
-        from ..core.tasks import predict_images
-
-        worker = Worker(predict_images, w.model, w.workspace, entries, w.model.cache_key, skip_cached=True,
-                        name="re-predict unreviewed")
-        worker.yielded.connect(w._prediction_arrived)
-        worker.progress.connect(w._safe(lambda d, t, s: w._show_progress("Re-predicting", d, t, s)))
-        worker.errored.connect(w._prediction_errored)
-        worker.finished.connect(w._batch_finished)
-        w._batch_worker = worker
-        w._show_progress("Re-predicting", 0, len(entries))
-        self.panel.repredict_button.hide()
-        w.tasks.start(worker)
-        w._update_actions()
+        worker = w.prediction.repredict(w.workspace, w.review.unreviewed())
+        if worker is not None:
+            self.panel.repredict_button.hide()
         return worker
 
     def open_models_dialog(self) -> ModelsDialog:

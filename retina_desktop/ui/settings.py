@@ -116,3 +116,11 @@ class AppSettings:
 
     def sync(self) -> None:
         self.q.sync()
+
+    def last_image(self, workspace_root: str) -> str | None:
+        """The key of the image that was open when this workspace was left (reopening goes back to it)."""
+        v = self.q.value("workspaces/last_image/" + workspace_root.replace("/", "|").replace("\\", "|"))
+        return str(v) if v else None
+
+    def set_last_image(self, workspace_root: str, key: str) -> None:
+        self.q.setValue("workspaces/last_image/" + workspace_root.replace("/", "|").replace("\\", "|"), key)
