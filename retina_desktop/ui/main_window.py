@@ -262,8 +262,7 @@ class MainWindow(QMainWindow):
         self.device_label.setText(info.device)
         self.review.model_loaded(info.threshold, activated)
         s = self.session
-        if activated and s is not None and s.probability is not None and not s.document.has_edits \
-                and not s.document.is_dirty:
+        if activated and s is not None and not s.document.has_edits and not s.document.is_dirty:
             self.predict_current()  # the open image, unedited, is shown with the new model's prediction
 
     def _model_failed(self, message: str) -> None:

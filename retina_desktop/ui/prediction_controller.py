@@ -57,7 +57,7 @@ class PredictionController(QObject):
         self.model = holder
         self.info: ModelInfo | None = None
         self.model_error: str | None = None
-        self._predicting: set[str] = set()
+        self._predicting: dict[str, int] = {}  # key -> model generation of the run in flight
         self._batch: Worker | None = None
         self._summary: BatchSummary | None = None
 
@@ -94,16 +94,26 @@ class PredictionController(QObject):
         return key in self._predicting
 
     def predict_one(self, workspace: Workspace, entry: ImageEntry) -> Worker | None:
-        """Predict one image (the open one); None when it is already being predicted."""
-        if entry.key in self._predicting:
+        """Predict one image (the open one); None when the model in use is already predicting it.
+
+        A run of a previous model does not count: after a switch it stops without a result (see
+        ``predict_images``), so the open image is asked for again with the new model.
+        """
+        generation = self.model.generation
+        if self._predicting.get(entry.key) == generation:
             return None
-        self._predicting.add(entry.key)
-        w = Worker(predict_images, self.model, workspace, [entry], self.model.cache_key, name=f"predict {entry.key}")
+        self._predicting[entry.key] = generation
+        w = Worker(predict_images, self.model, workspace, [entry], self.model.cache_key, generation=generation,
+                   name=f"predict {entry.key}")
         w.yielded.connect(self.tasks.guard(self._item))
         w.failed.connect(self.tasks.guard(self._run_failed))
-        w.finished.connect(self.tasks.guard(lambda k=entry.key: self._predicting.discard(k)))
+        w.finished.connect(self.tasks.guard(lambda k=entry.key, g=generation: self._one_done(k, g)))
         self.tasks.start(w, priority=1)
         return w
+
+    def _one_done(self, key: str, generation: int) -> None:
+        if self._predicting.get(key) == generation:
+            del self._predicting[key]
 
     def predict_all(self, workspace: Workspace) -> Worker | None:
         """Every image without a cached prediction of the model in use."""
@@ -117,7 +127,8 @@ class PredictionController(QObject):
         if self._batch is not None or not entries or self.model_error is not None:
             return None
         summary = BatchSummary(label, len(entries))
-        w = Worker(predict_images, self.model, workspace, entries, self.model.cache_key, skip_cached=True, name=name)
+        w = Worker(predict_images, self.model, workspace, entries, self.model.cache_key, skip_cached=True,
+                   generation=self.model.generation, name=name)
         w.yielded.connect(self.tasks.guard(lambda item, s=summary: self._batch_item(s, item)))
         w.progress.connect(self.tasks.guard(lambda d, t, text: self.batch_progress.emit(label, d, t, text)))
         w.failed.connect(self.tasks.guard(self._run_failed))

@@ -129,3 +129,33 @@ def test_a_broken_checkpoint_is_reported_as_no_model(qtbot, make_window, flat_wo
     window = make_window(checkpoint=bad)
     qtbot.waitUntil(lambda: window.model_error is not None, timeout=10000)
     assert "broken.pt" in window.model_error and window.model_label.text() == "Model: none"
+
+
+def test_a_model_switch_while_the_open_image_is_predicted_shows_the_new_models_prediction(
+        qtbot, store_window, store, tmp_path, micro_checkpoint_path):
+    import threading
+
+    w = store_window
+    gate, computing = threading.Event(), threading.Event()
+    real = w.model.predict_full
+
+    def gated(rgb):
+        computing.set()
+        assert gate.wait(30)
+        return real(rgb)
+
+    w.model.predict_full = gated
+    old_key = w.model.cache_key
+    with qtbot.waitSignal(w.image_opened, timeout=30000):
+        w.open_workspace(make_workspace(tmp_path / "w", 2))
+    assert computing.wait(30)  # the old model is busy with img_00
+    version = _add_version(store, micro_checkpoint_path, 0.5, label="switched mid-prediction")
+    with qtbot.waitSignal(w.prediction_shown, timeout=30000) as shown:
+        _switch(qtbot, w, version)
+        gate.set()
+    assert shown.args == ["img_00"] and w.session.probability is not None
+    entry = w.workspace.entry("img_00")
+    assert w.workspace.has_prediction(entry, w.model.cache_key)  # cached for the new model only
+    assert not w.workspace.has_prediction(entry, old_key)
+    assert np.array_equal(w.session.document.mask, w.session.probability >= 0.5)
+    qtbot.waitUntil(lambda: not w.prediction.is_predicting("img_00"), timeout=30000)
