@@ -6,7 +6,7 @@ To find what a button or a key does: look it up here by its text; the slot named
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QToolBar
 
@@ -23,7 +23,7 @@ class Actions:
 
     def __init__(self, window):
         self._window = window
-        w, c = window, window.canvas
+        w, c, e = window, window.canvas, window.edit_tools
         A = self._make
         self.open = A("Open folder…", w.choose_workspace, QKeySequence.StandardKey.Open)
         self.demo = A("Open demo workspace", w.open_demo_workspace)
@@ -38,25 +38,25 @@ class Actions:
         self.predict = A("Predict this image", w.predict_current, "Ctrl+R")
         self.predict_all = A("Predict all", w.predict_all, "Ctrl+Shift+P",
                              tip="Predict every image without a cached prediction")
-        self.undo = A("Undo", w.undo, QKeySequence.StandardKey.Undo)
-        self.redo = A("Redo", w.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-        self.remove_small = A("Remove small pieces", w.remove_small, "Ctrl+Shift+X")
+        self.undo = A("Undo", e.undo, QKeySequence.StandardKey.Undo)
+        self.redo = A("Redo", e.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.remove_small = A("Remove small pieces", e.remove_small, "Ctrl+Shift+X")
         self.fit = A("Fit", c.fit, ["F", "0"])
         self.one_to_one = A("1:1", c.one_to_one, "1")
         self.model_input = A("Model input (green + CLAHE)", c.show_model_input, "C", checkable=True)
         self.heat = A("Probability heat map", c.set_heat_visible, "H", checkable=True)
         self.mask = A("Mask overlay", c.set_mask_visible, "M", checkable=True)
         self.mask.setChecked(True)
-        self.bigger = A("Bigger brush", lambda: w.set_brush_radius(c.brush_radius * 1.25 + 0.5), "]")
-        self.smaller = A("Smaller brush", lambda: w.set_brush_radius((c.brush_radius - 0.5) / 1.25), "[")
+        self.bigger = A("Bigger brush", e.bigger_brush, "]")
+        self.smaller = A("Smaller brush", e.smaller_brush, "[")
         self.tool_group = QActionGroup(window)
         self.tools: dict[str, QAction] = {}
         for tool, text, key in TOOLS:
-            a = A(text, lambda on, t=tool: on and w.set_tool(t), key, checkable=True)
+            a = A(text, lambda on, t=tool: on and e.set_tool(t), key, checkable=True)
             self.tool_group.addAction(a)
             self.tools[tool] = a
-        with QSignalBlocker(self.tools["navigate"]):  # the canvas starts in navigate mode already
-            self.tools["navigate"].setChecked(True)
+        e.tool_actions = self.tools
+        self.tools["navigate"].setChecked(True)
         for name, short in SHORT_LABELS.items():
             getattr(self, name).setIconText(short)
 

@@ -22,8 +22,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, FinetuneJob, budget_overrides, child_main,
-                           corrected_samples, estimate_seconds, measure_step_seconds, training_threads)
+from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, Done, Epoch, Failed, FinetuneJob, Note, Plan, Started,
+                                 Step, budget_overrides, child_main, corrected_samples, estimate_seconds,
+                                 measure_step_seconds, training_threads)
 from .models_dialog import ModelsDialog
 from .workers import Worker
 
@@ -273,11 +274,11 @@ class FinetuneController(QObject):
         self._queue = None
         self._cancel_event = None
         self._cancel_t0: float | None = None
-        self._terminal: tuple | None = None
+        self._terminal: Done | Failed | None = None
         self._job: dict | None = None
         self._overrides: dict = {}
         self._started_at = 0.0
-        self._plan: dict | None = None
+        self._plan: Plan | None = None
         self._notes: list[str] = []
         self._estimate_worker: Worker | None = None
         self.last_outcome: dict | None = None
@@ -498,11 +499,11 @@ class FinetuneController(QObject):
             how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
             hint = " (often the system running out of memory)" if exitcode == -9 else ""
             self._failed(f"the training process stopped unexpectedly ({how}{hint})")
-        elif terminal[0] == "error":
-            log.error("fine-tune failed in the training process:\n%s", terminal[2] if len(terminal) > 2 else "")
-            self._failed(terminal[1])
+        elif isinstance(terminal, Failed):
+            log.error("fine-tune failed in the training process (%s):\n%s", terminal.kind, terminal.traceback)
+            self._failed(terminal.message)
         else:
-            self._finished(terminal[1])
+            self._finished(terminal.outcome)
 
     @staticmethod
     def _reap(proc) -> None:
@@ -510,18 +511,16 @@ class FinetuneController(QObject):
             proc.terminate()
         proc.join(0.5)
 
-    def _handle(self, msg: tuple) -> None:
-        kind = msg[0]
+    def _handle(self, msg) -> None:
         p = self.panel
-        if kind == "step":
-            _, epoch, step, loss, elapsed = msg
+        if isinstance(msg, Step):
             spe = int(self._overrides.get("steps_per_epoch") or self._cfg().steps_per_epoch)
-            done = (epoch - 1) * spe + step
-            if math.isfinite(loss):
-                p.add_step(done, loss)
-            self._show_progress(done, elapsed)
-        elif kind == "epoch":
-            r = msg[1]
+            done = (msg.epoch - 1) * spe + msg.step
+            if math.isfinite(msg.loss):
+                p.add_step(done, msg.loss)
+            self._show_progress(done, msg.elapsed)
+        elif isinstance(msg, Epoch):
+            r = msg.report
             p.add_epoch(r["epoch"], r["val_dice"])
             dice = r["val_dice"]
             p.status_label.setText(
@@ -530,15 +529,15 @@ class FinetuneController(QObject):
                 f"Epoch {r['epoch']}: training loss {r['train_loss']:.4f}")
             self._eta_from_epoch = (time.monotonic(), r["eta_s"])
             self.epoch_reported.emit(r)
-        elif kind == "started":
-            p.status_label.setText(f"Fine-tuning {self._parent_label} on {msg[1]['device']}…")
-        elif kind == "plan":
-            self._plan = msg[1]
-            p.status_label.setText(p.status_label.text() + f" {msg[1]['note']}.")
-        elif kind == "note":
-            self._notes.append(msg[1])
-            self.window.show_message(f"Fine-tune: {msg[1]}", "warning")
-        elif kind in ("done", "error"):
+        elif isinstance(msg, Started):
+            p.status_label.setText(f"Fine-tuning {self._parent_label} on {msg.device}…")
+        elif isinstance(msg, Plan):
+            self._plan = msg
+            p.status_label.setText(p.status_label.text() + f" {msg.note}.")
+        elif isinstance(msg, Note):
+            self._notes.append(msg.text)
+            self.window.show_message(f"Fine-tune: {msg.text}", "warning")
+        elif isinstance(msg, (Done, Failed)):
             self._terminal = msg
 
     def _cfg(self):

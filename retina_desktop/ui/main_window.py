@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QProgressBar, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from .. import APP_NAME
 from ..core.demo import ensure_demo_workspace
-from ..core.export import ExportOptions, export_masks
+from ..core.export import ExportOptions
 from ..core.model_service import ModelHolder, ModelInfo
-from ..core.painting import OpenRegionFill, flood_fill, remove_small_pieces
 from ..core.review_session import OpenImage, ReviewSession
 from ..core.tasks import LoadedImage, PredictionFailure, PredictionResult, load_image
 from ..core.workspace import Workspace, WorkspaceError
@@ -35,12 +34,15 @@ from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
 from .canvas import ImageCanvas
-from .dialogs import ExportDialog, PreferencesDialog, Prompter, default_export_folder
+from .dialogs import PreferencesDialog, Prompter
+from .edit_tools import EditTools
+from .export_controller import ExportController
 from .finetune_panel import install_finetune
 from .help import install_help
 from .image_list import ImageListPanel
 from .prediction_controller import BatchSummary, PredictionController
 from .review_panel import ReviewPanel
+from .status_panel import StatusPanel
 from .settings import AppSettings
 from .workers import TaskRunner, Worker, user_message
 
@@ -72,9 +74,13 @@ class MainWindow(QMainWindow):
         self.model = ModelHolder(checkpoint_path)
         self.prediction = PredictionController(self.tasks, self.model, self)
         self.review = ReviewSession()
-        self._export_worker: Worker | None = None
+        self.export = ExportController(self.tasks, self)
 
         self._build_ui()
+        self.edit_tools = EditTools(self.review, self.canvas, self.review_panel, self.settings, self)
+        # The tools' entry points, also as the window's (tests, the self-test and the benchmarks call them).
+        self.set_tool, self.set_brush_radius = self.edit_tools.set_tool, self.edit_tools.set_brush_radius
+        self.remove_small, self.undo, self.redo = self.edit_tools.remove_small, self.edit_tools.undo, self.edit_tools.redo
         self.action_table = Actions(self)
         for name, action in self.action_table.named().items():
             setattr(self, f"{name}_action", action)
@@ -147,7 +153,9 @@ class MainWindow(QMainWindow):
             setattr(self, name, getattr(self.review_panel, name))
         self.review_dock = self._dock("Review", "review_dock", self.review_panel.scrolling(),
                                       Qt.DockWidgetArea.RightDockWidgetArea)
-        self._build_status_bar()
+        self.status_panel = StatusPanel(self.statusBar())
+        for name in ("cursor_label", "progress_label", "progress_bar", "cancel_button", "model_label", "device_label"):
+            setattr(self, name, getattr(self.status_panel, name))
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -158,40 +166,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.cursor_label = QLabel("")
-        self.cursor_label.setMinimumWidth(320)
-        sb.addWidget(self.cursor_label, 1)
-        self.progress_label = QLabel("")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setMaximumWidth(220)
-        self.progress_bar.setTextVisible(True)
-        self.cancel_button = QToolButton()
-        self.cancel_button.setText("Cancel")
-        for w in (self.progress_label, self.progress_bar, self.cancel_button):
-            w.hide()
-            sb.addPermanentWidget(w)
-        self.model_label = QLabel("Model: loading…")
-        self.model_label.setObjectName("model_label")
-        self.device_label = QLabel("")
-        self.device_label.setObjectName("device_label")
-        sb.addPermanentWidget(self.model_label)
-        sb.addPermanentWidget(self.device_label)
-
     def _connect(self) -> None:
         self.thumbnails = ThumbnailLoader(self.tasks, self.review, self.image_list, self)
         self.measure = MeasureRunner(self.tasks, self.review, self.measure_labels, self)
         self.image_list.image_activated.connect(self.open_image)
         self.canvas.cursor_info.connect(self.cursor_label.setText)
-        self.canvas.fill_requested.connect(self.fill_at)
         self.canvas.zoom_changed.connect(self._show_zoom)
-        self.brush_slider.valueChanged.connect(lambda v: self.set_brush_radius(v / 2.0, from_slider=True))
-        self.set_brush_radius(self.settings.brush_radius)
-        self.opacity_slider.valueChanged.connect(self._opacity_changed)
-        self._opacity_changed(self.opacity_slider.value())
         self.threshold_slider.valueChanged.connect(self._threshold_slider_moved)
-        self.remove_small_button.clicked.connect(self.remove_small)
+        self.edit_tools.message.connect(self.show_message)
+        self.edit_tools.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.save_button.clicked.connect(lambda: self.save_current(auto=False))
         self.approve_button.clicked.connect(self.approve_current)
         self.cancel_button.clicked.connect(self.cancel_background)
@@ -203,7 +186,7 @@ class MainWindow(QMainWindow):
         p.result.connect(self._prediction_arrived)
         p.failure.connect(self._prediction_failed)
         p.error.connect(self.show_message)
-        p.batch_progress.connect(lambda label, d, t, text: self._show_progress(label, d, t, text))
+        p.batch_progress.connect(self.status_panel.show_progress)
         p.batch_finished.connect(self._batch_finished)
         p.busy_changed.connect(self._update_actions)
 
@@ -212,6 +195,9 @@ class MainWindow(QMainWindow):
         r.message.connect(self.show_message)
         r.saved.connect(self.saved.emit)
         r.status_changed.connect(lambda key: (self.image_list.model.refresh(key), self._update_actions()))
+        self.export.progress.connect(self.status_panel.show_progress)
+        self.export.finished.connect(self._export_finished)
+        self.export.busy_changed.connect(lambda: (self._hide_progress(), self._update_actions()))
 
     # ------------------------------------------------------------------------ messages --
     def show_message(self, text: str, level: str = "error") -> None:
@@ -243,7 +229,7 @@ class MainWindow(QMainWindow):
             w.setEnabled(has and writable)
         self.remove_small_action.setEnabled(has)
         self.remove_small_button.setEnabled(has)
-        self.export_action.setEnabled(self.workspace is not None and self._export_worker is None)
+        self.export_action.setEnabled(self.workspace is not None and not self.export.running)
         self.predict_all_action.setEnabled(self.workspace is not None and not self.prediction.batch_running)
         self.predict_action.setEnabled(has)
         if has:
@@ -257,23 +243,19 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------- model --
     def _model_loaded(self, info: ModelInfo, activated: bool) -> None:
-        self.model_label.setText(f"Model: {info.description}")
-        self.model_label.setToolTip(str(info.path))
-        self.device_label.setText(info.device)
+        self.status_panel.show_model(info.description, str(info.path), info.device)
         self.review.model_loaded(info.threshold, activated)
         s = self.session
         if activated and s is not None and not s.document.has_edits and not s.document.is_dirty:
             self.predict_current()  # the open image, unedited, is shown with the new model's prediction
 
     def _model_failed(self, message: str) -> None:
-        self.model_label.setText("Model: none")
-        self.model_label.setToolTip(message)
-        self.device_label.setText("")
+        self.status_panel.show_model(None, message)
         self.show_message(f"No model: {message}. You can still view, paint and save masks.", "warning")
 
     def switch_model(self) -> None:
         """The active model changed (``model.switch_to`` was called): load it; its threshold applies (README)."""
-        self.model_label.setText("Model: loading…")
+        self.status_panel.show_loading()
         self.prediction.load_model(activated=True)
 
     # --------------------------------------------------------------------- workspace --
@@ -295,7 +277,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Preparing the demo workspace…")
         w = Worker(lambda ctx: ensure_demo_workspace(progress=ctx.progress), name="demo workspace")
         g = self.tasks.guard
-        w.progress.connect(g(lambda d, t, s: self._show_progress("Creating demo images", d, t)))
+        w.progress.connect(g(lambda d, t, s: self.status_panel.show_progress("Creating demo images", d, t)))
         w.returned.connect(g(lambda folder: (self._hide_progress(), self.open_workspace(str(folder)))))
         w.errored.connect(g(lambda msg: (self._hide_progress(), self.show_message(f"Demo workspace: {msg}"))))
         self.tasks.start(w)
@@ -459,8 +441,7 @@ class MainWindow(QMainWindow):
 
     def cancel_background(self) -> None:
         self.prediction.cancel()
-        if self._export_worker is not None:
-            self._export_worker.cancel()
+        self.export.cancel()
         self.progress_label.setText("Cancelling…")
 
     def _prediction_failed(self, item: PredictionFailure) -> None:
@@ -483,39 +464,11 @@ class MainWindow(QMainWindow):
         self.measure.schedule()
         self.prediction_shown.emit(result.key)
 
-    # ---------------------------------------------------------------------- progress --
-    def _show_progress(self, label: str, done: int, total: int, text: str = "") -> None:
-        self.progress_label.setText(f"{label} {text}".strip())
-        self.progress_bar.setRange(0, max(1, total))
-        self.progress_bar.setValue(done)
-        self.progress_bar.setFormat(f"{done}/{total}")
-        for w in (self.progress_label, self.progress_bar, self.cancel_button):
-            w.show()
-
     def _hide_progress(self) -> None:
-        if not self.prediction.batch_running and self._export_worker is None:
-            for w in (self.progress_label, self.progress_bar, self.cancel_button):
-                w.hide()
+        if not self.prediction.batch_running and not self.export.running:
+            self.status_panel.hide_progress()
 
     # ---------------------------------------------------------------------- editing --
-    def set_tool(self, tool: str) -> None:
-        self.canvas.set_tool(tool)
-        if not self.tool_actions[tool].isChecked():
-            self.tool_actions[tool].setChecked(True)
-
-    def set_brush_radius(self, radius: float, from_slider: bool = False) -> None:
-        radius = float(min(50.0, max(0.5, radius)))
-        self.canvas.set_brush_radius(radius)
-        self.settings.brush_radius = radius
-        self.brush_label.setText(f"{radius:.1f} px")
-        if not from_slider:
-            with QSignalBlocker(self.brush_slider):
-                self.brush_slider.setValue(int(round(radius * 2)))
-
-    def _opacity_changed(self, value: int) -> None:
-        self.canvas.set_mask_opacity(value / 100.0)
-        self.settings.mask_opacity = value / 100.0
-
     def _document_changed(self, bbox) -> None:
         if self.banner.level in ("warning", "info"):
             self.clear_message()  # a later successful edit supersedes e.g. a refused Fill
@@ -526,38 +479,6 @@ class MainWindow(QMainWindow):
             self.image_list.model.set_dirty(self.session.key, self.session.document.is_dirty)
         self._show_threshold()
         self._update_actions()
-
-    def undo(self) -> None:
-        if self.session is not None:
-            self.session.document.undo()
-
-    def redo(self) -> None:
-        if self.session is not None:
-            self.session.document.redo()
-
-    def fill_at(self, x: int, y: int) -> None:
-        if self.session is None:
-            return
-        try:
-            self.session.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True))
-        except OpenRegionFill as exc:
-            self.show_message(f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
-                              "Fill closes holes inside vessels; paint anything else with the brush (B).", "warning")
-
-    def remove_small(self) -> None:
-        if self.session is None:
-            return
-        n = self.min_piece_spin.value()
-        self.settings.min_piece_pixels = n
-        removed = [0]
-
-        def op(mask):
-            bbox, count = remove_small_pieces(mask, n)
-            removed[0] = count
-            return bbox
-
-        self.session.document.apply(f"Remove pieces under {n} px", op)
-        self.statusBar().showMessage(f"Removed {removed[0]} piece(s) smaller than {n} pixels", 5000)
 
     # -------------------------------------------------------------------- threshold --
     def _show_threshold(self) -> None:
@@ -629,33 +550,19 @@ class MainWindow(QMainWindow):
         if self.workspace is None:
             return
         self.save_current(auto=True)
-        dlg = ExportDialog(self, default_export_folder(self.workspace.root))
-        if dlg.exec():
-            self.export_to(dlg.options())
+        options = self.export.ask(self, self.workspace)
+        if options is not None:
+            self.export_to(options)
 
     def export_to(self, options: ExportOptions) -> Worker | None:
-        if self.workspace is None or self._export_worker is not None:
-            return None
-        ws, g = self.workspace, self.tasks.guard
-        w = Worker(lambda ctx: export_masks(ws, options, progress=ctx.progress, cancelled=lambda: ctx.cancelled),
-                   name="export")
-        w.progress.connect(g(lambda d, t, s: self._show_progress("Exporting", d, t, s)))
-        w.returned.connect(g(self._export_done))
-        w.errored.connect(g(lambda msg: (self.show_message(f"Export failed: {msg}"), self.export_finished.emit(msg))))
-        w.finished.connect(g(self._export_cleanup))
-        self._export_worker = w
-        self._update_actions()
-        self.tasks.start(w)
-        return w
+        return self.export.start(self.workspace, options) if self.workspace is not None else None
 
-    def _export_done(self, summary) -> None:
-        self.show_message(summary.text().replace("\n", " · "), "info")
-        self.export_finished.emit(summary)
-
-    def _export_cleanup(self) -> None:
-        self._export_worker = None
-        self._hide_progress()
-        self._update_actions()
+    def _export_finished(self, result) -> None:
+        if isinstance(result, str):
+            self.show_message(f"Export failed: {result}")
+        else:
+            self.show_message(result.text().replace("\n", " · "), "info")
+        self.export_finished.emit(result)
 
     def preferences(self) -> None:
         dlg = PreferencesDialog(self.settings, self)
