@@ -24,11 +24,10 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from .. import APP_NAME
-from ..core.demo import ensure_demo_workspace
 from ..core.export import ExportOptions
 from ..core.model_service import ModelHolder, ModelInfo
 from ..core.review_session import OpenImage, ReviewSession
-from ..core.tasks import LoadedImage, PredictionFailure, PredictionResult, load_image
+from ..core.tasks import LoadedImage, load_image
 from ..core.workspace import Workspace, WorkspaceError
 from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
@@ -40,8 +39,10 @@ from .export_controller import ExportController
 from .finetune_panel import install_finetune
 from .help import install_help
 from .image_list import ImageListPanel
-from .prediction_controller import BatchSummary, PredictionController
+from .prediction_controller import PredictionController
+from .prediction_view import PredictionView
 from .review_panel import ReviewPanel
+from .workspace_flow import WorkspaceFlow
 from .status_panel import StatusPanel
 from .settings import AppSettings
 from .workers import TaskRunner, Worker, user_message
@@ -75,12 +76,18 @@ class MainWindow(QMainWindow):
         self.prediction = PredictionController(self.tasks, self.model, self)
         self.review = ReviewSession()
         self.export = ExportController(self.tasks, self)
+        self.workspaces = WorkspaceFlow(self)
+        self.start, self.open_workspace = self.workspaces.start, self.workspaces.open_workspace
+        self.open_demo_workspace, self.choose_workspace = self.workspaces.open_demo_workspace, self.workspaces.choose_workspace
 
         self._build_ui()
         self.edit_tools = EditTools(self.review, self.canvas, self.review_panel, self.settings, self)
         # The tools' entry points, also as the window's (tests, the self-test and the benchmarks call them).
         self.set_tool, self.set_brush_radius = self.edit_tools.set_tool, self.edit_tools.set_brush_radius
         self.remove_small, self.undo, self.redo = self.edit_tools.remove_small, self.edit_tools.undo, self.edit_tools.redo
+        self.predictions_view = PredictionView(self)
+        self.predict_current, self.predict_all = self.predictions_view.predict_current, self.predictions_view.predict_all
+        self.switch_model = self.predictions_view.switch_model
         self.action_table = Actions(self)
         for name, action in self.action_table.named().items():
             setattr(self, f"{name}_action", action)
@@ -104,7 +111,7 @@ class MainWindow(QMainWindow):
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
-        self._update_actions()
+        self.update_actions()
         self.prediction.load_model()
 
     # ------------------------------------------------------------- what others read --
@@ -178,26 +185,16 @@ class MainWindow(QMainWindow):
         self.save_button.clicked.connect(lambda: self.save_current(auto=False))
         self.approve_button.clicked.connect(self.approve_current)
         self.cancel_button.clicked.connect(self.cancel_background)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-
-        p = self.prediction
-        p.model_loaded.connect(self._model_loaded)
-        p.model_failed.connect(self._model_failed)
-        p.result.connect(self._prediction_arrived)
-        p.failure.connect(self._prediction_failed)
-        p.error.connect(self.show_message)
-        p.batch_progress.connect(self.status_panel.show_progress)
-        p.batch_finished.connect(self._batch_finished)
-        p.busy_changed.connect(self._update_actions)
+        self.recent_menu.aboutToShow.connect(self.workspaces.fill_recent_menu)
 
         r = self.review
-        r.threshold_changed.connect(lambda _t: self._show_threshold())
+        r.threshold_changed.connect(lambda _t: self.show_threshold())
         r.message.connect(self.show_message)
         r.saved.connect(self.saved.emit)
-        r.status_changed.connect(lambda key: (self.image_list.model.refresh(key), self._update_actions()))
+        r.status_changed.connect(lambda key: (self.image_list.model.refresh(key), self.update_actions()))
         self.export.progress.connect(self.status_panel.show_progress)
         self.export.finished.connect(self._export_finished)
-        self.export.busy_changed.connect(lambda: (self._hide_progress(), self._update_actions()))
+        self.export.busy_changed.connect(lambda: (self.hide_progress(), self.update_actions()))
 
     # ------------------------------------------------------------------------ messages --
     def show_message(self, text: str, level: str = "error") -> None:
@@ -219,7 +216,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(" — ".join(parts))
         self.setWindowModified(self.session is not None and self.session.document.is_dirty)
 
-    def _update_actions(self) -> None:
+    def update_actions(self) -> None:
         doc = self.session.document if self.session else None
         has = self.session is not None
         self.undo_action.setEnabled(bool(doc and doc.can_undo))
@@ -241,93 +238,8 @@ class MainWindow(QMainWindow):
     def _show_zoom(self, *_args) -> None:
         self.zoom_label.setText(f"{self.canvas.zoom_factor() * 100:.0f} %" if self.session is not None else "–")
 
-    # ------------------------------------------------------------------------- model --
-    def _model_loaded(self, info: ModelInfo, activated: bool) -> None:
-        self.status_panel.show_model(info.description, str(info.path), info.device)
-        self.review.model_loaded(info.threshold, activated)
-        s = self.session
-        if activated and s is not None and not s.document.has_edits and not s.document.is_dirty:
-            self.predict_current()  # the open image, unedited, is shown with the new model's prediction
-
-    def _model_failed(self, message: str) -> None:
-        self.status_panel.show_model(None, message)
-        self.show_message(f"No model: {message}. You can still view, paint and save masks.", "warning")
-
-    def switch_model(self) -> None:
-        """The active model changed (``model.switch_to`` was called): load it; its threshold applies (README)."""
-        self.status_panel.show_loading()
-        self.prediction.load_model(activated=True)
-
-    # --------------------------------------------------------------------- workspace --
-    def start(self, folder: str | None = None) -> None:
-        """What launching does: the given folder, else the last workspace, else the demo workspace."""
-        if folder:
-            self.open_workspace(folder)
-            return
-        last = self.settings.last_workspace
-        if last and Path(last).is_dir():
-            try:
-                self._set_workspace(Workspace(last))
-                return
-            except WorkspaceError as exc:
-                self.show_message(f"Could not reopen the last workspace: {exc}", "warning")
-        self.open_demo_workspace()
-
-    def open_demo_workspace(self) -> None:
-        self.statusBar().showMessage("Preparing the demo workspace…")
-        w = Worker(lambda ctx: ensure_demo_workspace(progress=ctx.progress), name="demo workspace")
-        g = self.tasks.guard
-        w.progress.connect(g(lambda d, t, s: self.status_panel.show_progress("Creating demo images", d, t)))
-        w.returned.connect(g(lambda folder: (self._hide_progress(), self.open_workspace(str(folder)))))
-        w.errored.connect(g(lambda msg: (self._hide_progress(), self.show_message(f"Demo workspace: {msg}"))))
-        self.tasks.start(w)
-
-    def choose_workspace(self) -> None:
-        start = str(self.workspace.root) if self.workspace else ""
-        folder = self.prompter.choose_folder("Open a folder of fundus photos", start)
-        if folder:
-            self.open_workspace(folder)
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for p in self.settings.recent_workspaces:
-            self.recent_menu.addAction(p, lambda p=p: self.open_workspace(p))
-
-    def open_workspace(self, folder: str | Path) -> bool:
-        if not self._leave_current_image():
-            return False
-        try:
-            ws = Workspace(folder)
-        except WorkspaceError as exc:
-            self.show_message(str(exc))
-            return False
-        self._set_workspace(ws)
-        return True
-
-    def _set_workspace(self, ws: Workspace) -> None:
-        self.prediction.cancel()
-        self._remember_open_image()
-        self._detach_image()
-        self.review.set_workspace(ws)
-        self.settings.last_workspace = str(ws.root)
-        self.image_list.set_workspace(ws)
-        self.workspace_banner.setText(_workspace_notes(ws))
-        self.workspace_banner.show()
-        self.clear_message()
-        self.workspace_opened.emit(str(ws.root))
-        last = self.settings.last_image(str(ws.root))  # reopening goes back to the image open at quit
-        first = last if last and self.review.has_key(last) else self.image_list.neighbour(None, +1)
-        if first:
-            self.open_image(first)
-        self._update_actions()
-
-    def _remember_open_image(self) -> None:
-        ws, key = self.workspace, self.review.current_key
-        if ws is not None and key:
-            self.settings.set_last_image(str(ws.root), key)
-
     # ------------------------------------------------------------------------ images --
-    def _detach_image(self) -> None:
+    def detach_image(self) -> None:
         s = self.session
         if s is not None:
             s.document.changed.disconnect(self._document_changed)
@@ -335,7 +247,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_image(None)
         self.review_panel.clear_image()
 
-    def _leave_current_image(self) -> bool:
+    def leave_current_image(self) -> bool:
         """Autosave before switching; if saving is impossible, ask. False means stay."""
         if self.session is None or not self.session.document.is_dirty:
             return True
@@ -357,11 +269,11 @@ class MainWindow(QMainWindow):
         if self.session is not None and self.session.key == key:
             self.image_list.select(key)
             return
-        if not self._leave_current_image():
+        if not self.leave_current_image():
             if self.session is not None:
                 self.image_list.select(self.session.key)
             return
-        self._detach_image()
+        self.detach_image()
         request, entry = self.review.begin_load(key)
         self.image_list.select(key)
         self.image_name_label.setText(entry.name)
@@ -379,7 +291,7 @@ class MainWindow(QMainWindow):
             return
         self.show_message(message, "error")
         self.statusBar().clearMessage()
-        self._update_actions()
+        self.update_actions()
         self.image_failed.emit(key, message)
 
     def _image_loaded(self, request: int, loaded: LoadedImage) -> None:
@@ -399,72 +311,20 @@ class MainWindow(QMainWindow):
             self.show_message(loaded.ground_truth_problem, "warning")
         self.statusBar().showMessage(f"Opened {entry.name}", 3000)
         self._show_zoom()
-        self._show_threshold()
-        self._update_actions()
+        self.show_threshold()
+        self.update_actions()
         self.image_opened.emit(entry.key)
         if loaded.probability is None:
             self.predict_current()
         else:
             self.measure.schedule()
 
-    # ------------------------------------------------------------------------ predict --
-    def predict_current(self) -> None:
-        s = self.session
-        if s is None or self.workspace is None:
-            return
-        if self.model_error is not None:
-            self.show_message(f"No model: {self.model_error}. You can still view, paint and save masks.", "warning")
-            return
-        if self.prediction.predict_one(self.workspace, s.entry) is not None:
-            self.statusBar().showMessage(f"Predicting {s.entry.name}…")
-
-    def predict_all(self) -> None:
-        if self.workspace is None or self.prediction.batch_running:
-            return
-        if self.model_error is not None:
-            self.prompter.error("Predict all", f"No model is available: {self.model_error}")
-            return
-        self.prediction.predict_all(self.workspace)
-
-    def _batch_finished(self, summary: BatchSummary) -> None:
-        if self.workspace is not None:
-            self.workspace.flush()
-        self._hide_progress()
-        text = summary.text()
-        if summary.failed:
-            self.show_message(text, "warning")
-        elif self.banner.level != "error":
-            self.show_message(text, "info")  # says it is done, and supersedes an older batch's message
-        self.statusBar().showMessage(text.split(" (")[0], 8000)
-        self._update_actions()
-        self.batch_finished.emit(summary)
-
     def cancel_background(self) -> None:
         self.prediction.cancel()
         self.export.cancel()
         self.progress_label.setText("Cancelling…")
 
-    def _prediction_failed(self, item: PredictionFailure) -> None:
-        if self.workspace is None:
-            return
-        self.image_list.model.set_error(item.key, item.message)
-        if self.session is not None and self.session.key == item.key:
-            self.show_message(item.message)
-
-    def _prediction_arrived(self, result: PredictionResult) -> None:
-        if self.review.has_key(result.key):
-            self.image_list.model.set_error(result.key, None)
-            self.image_list.model.refresh(result.key)
-        if self.review.prediction_arrived(result) == "other":
-            return
-        self.canvas.set_probability(result.probability)
-        self.statusBar().showMessage(f"Prediction shown ({result.model})", 3000)
-        self._show_threshold()
-        self._update_actions()
-        self.measure.schedule()
-        self.prediction_shown.emit(result.key)
-
-    def _hide_progress(self) -> None:
+    def hide_progress(self) -> None:
         if not self.prediction.batch_running and not self.export.running:
             self.status_panel.hide_progress()
 
@@ -477,11 +337,11 @@ class MainWindow(QMainWindow):
     def _document_state_changed(self) -> None:
         if self.session is not None:
             self.image_list.model.set_dirty(self.session.key, self.session.document.is_dirty)
-        self._show_threshold()
-        self._update_actions()
+        self.show_threshold()
+        self.update_actions()
 
     # -------------------------------------------------------------------- threshold --
-    def _show_threshold(self) -> None:
+    def show_threshold(self) -> None:
         self.review_panel.show_threshold(self.review.threshold, self.review.mask_edited)
 
     def _threshold_slider_moved(self, value: int) -> None:
@@ -493,12 +353,12 @@ class MainWindow(QMainWindow):
         question = self.review.threshold_question(t)
         if question is not None and not self.prompter.confirm("Re-derive the mask?", question,
                                                               ok_text="Replace mask", object_name="threshold_prompt"):
-            self._show_threshold()  # the slider goes back to the threshold the mask was cut at
+            self.show_threshold()  # the slider goes back to the threshold the mask was cut at
             return False
         self.review.apply_threshold(t)
-        self._show_threshold()
+        self.show_threshold()
         self.measure.schedule()
-        self._update_actions()
+        self.update_actions()
         return True
 
     # ------------------------------------------------------------------------- saving --
@@ -518,7 +378,7 @@ class MainWindow(QMainWindow):
             return False
         self.image_list.model.set_dirty(s.key, False)
         self.statusBar().showMessage(f"{'Autosaved' if auto else 'Saved'} {path}", 4000)
-        self._update_actions()
+        self.update_actions()
         return True
 
     def _model_description(self) -> str | None:
@@ -580,7 +440,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.autosave_timer.stop()
-        self._remember_open_image()
+        self.workspaces.remember_open_image()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.shutdown()
@@ -595,17 +455,3 @@ class MainWindow(QMainWindow):
         if self.workspace is not None:
             self.workspace.flush()
 
-
-def _workspace_notes(ws: Workspace) -> str:
-    notes = []
-    if ws.synthetic:
-        notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
-    notes.append(f"{len(ws)} image{'' if len(ws) == 1 else 's'} · {ws.layout} layout · ground truth in "
-                 f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/")
-    if ws.duplicates:
-        notes.append(f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
-                     f"{' …' if len(ws.duplicates) > 5 else ''}. Rename them to review them.")
-    if not ws.gt_writable:
-        notes.append("<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to "
-                     "another folder instead.")
-    return "  ".join(notes)
