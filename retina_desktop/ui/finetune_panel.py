@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDockWid
 from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, Done, Epoch, Failed, FinetuneJob, Note, Plan, Started,
                                  Step, budget_overrides, child_main, corrected_samples, estimate_seconds,
                                  measure_step_seconds, training_threads)
-from .models_dialog import ModelsDialog
+from .model_switcher import ModelSwitcher
 from .workers import Worker
 
 log = logging.getLogger("retina_desktop")
@@ -266,10 +266,14 @@ class FinetuneController(QObject):
         self.dock.resize(720, 360)
         self.dock.hide()
         self.panel.cancel_button.clicked.connect(self.cancel)
+        self.versions = ModelSwitcher(self)
+        # Model switching is the switcher's; these are its entry points (the Models… action, tests).
+        self.activate_version = self.versions.activate_version
+        self.open_models_dialog = self.versions.open_models_dialog
+        self.repredict_unreviewed = self.versions.repredict_unreviewed
         self.panel.models_button.clicked.connect(self.open_models_dialog)
         self.panel.repredict_button.clicked.connect(self.repredict_unreviewed)
         self.dialog: FinetuneDialog | None = None
-        self.models_dialog: ModelsDialog | None = None
         self._proc = None
         self._queue = None
         self._cancel_event = None
@@ -400,6 +404,8 @@ class FinetuneController(QObject):
         self._proc = proc
         self._started_at = time.monotonic()
         self.last_outcome = None
+        if w.banner.text().startswith(("New model", "The fine-tuned model", "Fine-tune")):
+            w.clear_message()  # the previous run's outcome is superseded by this run
         self.panel.reset()
         self.panel.status_label.setText(f"Fine-tuning {parent_label} on {len(samples)} approved corrections "
                                         "(starting the training process)…")
@@ -616,55 +622,6 @@ class FinetuneController(QObject):
             w.show_message(text, "warning")
         self.panel.status_label.setText(text)
         self.run_finished.emit(out)
-
-    # ---------------------------------------------------------- model switching --
-    def activate_version(self, version_id: str) -> None:
-        """Make a store version active and have the app use it (drops the loaded model, reloads)."""
-        version = self.store.activate(version_id)
-        self.window.model.switch_to(None)  # follow the store from now on (also after --weights)
-        self.window.switch_model()
-        self.panel.repredict_button.setText(f"Re-predict {self._unreviewed_count()} images not yet reviewed "
-                                            f"with {version.id}")
-        self.panel.repredict_button.setVisible(self._unreviewed_count() > 0)
-        self.model_switched.emit(str(version.path))
-
-    def _unreviewed_count(self) -> int:
-        return len(self.window.review.unreviewed())
-
-    def repredict_unreviewed(self) -> Worker | None:
-        """Predict the images not yet edited or approved with the model now active (the prediction controller's run)."""
-        w = self.window
-        if w.workspace is None:
-            return None
-        worker = w.prediction.repredict(w.workspace, w.review.unreviewed())
-        if worker is not None:
-            self.panel.repredict_button.hide()
-        return worker
-
-    def open_models_dialog(self) -> ModelsDialog:
-        holder = self.window.model
-        active = holder.active_version()
-        explicit = holder.checkpoint_path() if holder.explicit else None
-        dlg = ModelsDialog(self.store, active.id if active else None, explicit, self.window)
-        dlg.version_chosen.connect(lambda vid, d=dlg: self._choose_version(d, vid))
-        dlg.finished.connect(lambda _r: setattr(self, "models_dialog", None))
-        self.models_dialog = dlg
-        dlg.open()
-        return dlg
-
-    def _choose_version(self, dlg: ModelsDialog, version_id: str) -> None:
-        if self.running:
-            self.window.show_message("Wait for the fine-tune run to finish (or cancel it) before switching models.",
-                                     "info")
-            return
-        try:
-            self.activate_version(version_id)
-        except (OSError, KeyError) as exc:
-            self.window.show_message(f"Could not switch to {version_id}: {exc}")
-            return
-        dlg.fill(version_id)
-        self.dock.show()
-        self.window.statusBar().showMessage(f"Now using model {version_id}", 5000)
 
     def _update_actions(self) -> None:
         self.finetune_action.setEnabled(not self.running)

@@ -59,7 +59,6 @@ class PredictionController(QObject):
         self.model_error: str | None = None
         self._predicting: dict[str, int] = {}  # key -> model generation of the run in flight
         self._batch: Worker | None = None
-        self._summary: BatchSummary | None = None
 
     # --------------------------------------------------------------------- model --
     def load_model(self, activated: bool = False) -> Worker:
@@ -133,7 +132,7 @@ class PredictionController(QObject):
         w.progress.connect(self.tasks.guard(lambda d, t, text: self.batch_progress.emit(label, d, t, text)))
         w.failed.connect(self.tasks.guard(self._run_failed))
         w.finished.connect(self.tasks.guard(lambda s=summary, wk=w: self._batch_done(s, wk)))
-        self._batch, self._summary = w, summary
+        self._batch = w
         self.tasks.start(w)
         self.batch_progress.emit(label, 0, len(entries), "")
         self.busy_changed.emit()
@@ -149,7 +148,7 @@ class PredictionController(QObject):
     def _batch_done(self, summary: BatchSummary, worker: Worker) -> None:
         if worker is not self._batch:
             return
-        self._batch = self._summary = None
+        self._batch = None
         summary.cancelled = worker.is_cancelled
         self.busy_changed.emit()
         self.batch_finished.emit(summary)

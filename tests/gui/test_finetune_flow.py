@@ -165,7 +165,9 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, ti
     w, ctl = ft_window, ft_window.finetune
     parent = store.active()
     versions_before = [v.id for v in store.versions()]
+    w.show_message("The fine-tuned model was not activated: an earlier run's outcome", "warning")
     assert ctl.start({"epochs": 200, "steps_per_epoch": 50, "minutes": None})
+    assert not w.banner.isVisible()  # the earlier run's outcome does not linger during this one
     qtbot.waitUntil(lambda: len(ctl.panel.losses) >= 1, timeout=RUN_TIMEOUT)
     t0 = time.monotonic()
     with qtbot.waitSignal(ctl.run_cancelled, timeout=5000) as sig:
