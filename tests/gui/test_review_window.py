@@ -112,3 +112,15 @@ def test_the_heat_map_has_a_colour_legend(qtbot, window, flat_workspace):
     image = legend.grab().toImage()
     left, right = image.pixelColor(2, 4), image.pixelColor(image.width() - 3, 4)
     assert left.lightness() < 40 and right.lightness() > 150  # inferno: dark at 0, bright at 1
+
+
+def test_switching_images_fast_opens_only_the_last_one(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    opened = []
+    window.image_opened.connect(opened.append)
+    window.open_image("img_01")
+    window.open_image("img_02")  # before img_01 was decoded: its load request is stale
+    qtbot.waitUntil(lambda: window.session is not None and window.session.key == "img_02", timeout=30000)
+    qtbot.waitUntil(lambda: not window.tasks.active, timeout=30000)  # img_01's decoding has come back too
+    assert opened == ["img_02"]
+    assert window.image_name_label.text().startswith("img_02.png")
