@@ -1,4 +1,4 @@
-"""Fine-tune from the app: the dialog, the progress dock with its live plot, gating and model switching.
+"""Fine-tune from the app: the dialog, the progress window with its live plot, gating (model switching: model_switcher).
 
 ``install_finetune(window)`` adds the "Fine-tune…" and "Models…" actions (toolbar and a Model menu)
 and a ``FinetuneController`` as ``window.finetune``. Training runs in a child process (see
@@ -21,6 +21,8 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDockWidget, QFormLayout, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+
+from model_core.errors import CheckpointError
 
 from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, Done, Epoch, Failed, FinetuneJob, Note, Plan, Started,
                                  Step, budget_overrides, child_main, corrected_samples, estimate_seconds,
@@ -339,7 +341,7 @@ class FinetuneController(QObject):
         samples = corrected_samples(w.workspace)
         try:
             parent_path, _pid, parent_label = self.parent_model()
-        except Exception as exc:  # noqa: BLE001 - CheckpointError and friends: there is nothing to fine-tune
+        except (CheckpointError, OSError) as exc:  # no model file: there is nothing to fine-tune
             w.show_message(f"Fine-tune needs a model: {exc}", "warning")
             return None
         from model_core.finetune import plan_split
@@ -379,7 +381,7 @@ class FinetuneController(QObject):
             return False
         try:
             parent_path, parent_id, parent_label = self.parent_model()
-        except Exception as exc:  # noqa: BLE001
+        except (CheckpointError, OSError) as exc:
             w.show_message(f"Fine-tune needs a model: {exc}", "warning")
             return False
         device_type, _ = _device()
