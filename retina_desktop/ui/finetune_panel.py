@@ -356,8 +356,9 @@ class FinetuneController(QObject):
         if samples:
             est = Worker(lambda ctx: measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled),
                          name="measure step time")
-            est.returned.connect(lambda s, d=dlg: d is self.dialog and d.set_step_seconds(s))
-            est.errored.connect(lambda msg, d=dlg: d is self.dialog and d.set_step_seconds(None, msg))
+            g = w.tasks.guard
+            est.returned.connect(g(lambda s, d=dlg: d is self.dialog and d.set_step_seconds(s)))
+            est.errored.connect(g(lambda msg, d=dlg: d is self.dialog and d.set_step_seconds(None, msg)))
             self._estimate_worker = est
             w.tasks.start(est, priority=1)
         dlg.open()  # window-modal, non-blocking: the event loop (and the tests) keep running

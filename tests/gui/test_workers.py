@@ -75,3 +75,24 @@ def test_results_queued_before_shutdown_are_dropped_by_the_guard(qtbot, runner):
     runner.shutdown()
     qtbot.wait(20)
     assert got == [] and runner.closed
+
+
+def test_every_worker_signal_of_the_app_is_connected_through_the_closing_guard():
+    """The closing policy is one rule: a handler of a worker's signal goes through ``TaskRunner.guard``."""
+    import re
+    from pathlib import Path
+
+    import retina_desktop.ui as ui
+
+    pattern = re.compile(r"\b(w|worker|est)\.(returned|yielded|errored|failed|progress|finished)\.connect\((.*)")
+    unguarded, seen = [], 0
+    for path in sorted(Path(ui.__file__).parent.glob("*.py")):
+        if path.name == "workers.py":  # the runner's own bookkeeping
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = pattern.search(line)
+            seen += bool(m)
+            if m and not m.group(3).startswith(("g(", "self.tasks.guard(", "guard(")):
+                unguarded.append(f"{path.name}:{n}: {line.strip()}")
+    assert not unguarded, "\n".join(unguarded)
+    assert seen >= 15  # the pattern does find the app's connections
