@@ -57,8 +57,14 @@ class ReviewPanel(QWidget):
         review_row.addWidget(self.approve_button)
         pl.addLayout(review_row)
 
-        info_box = QGroupBox("Image", self)
-        info = QFormLayout(info_box)
+        for box in (self._image_box(), self._tools_box(min_piece_pixels), self._view_box(mask_opacity),
+                    self._measure_box()):
+            pl.addWidget(box)
+        pl.addStretch(1)
+
+    def _image_box(self) -> QGroupBox:
+        box = QGroupBox("Image", self)
+        info = QFormLayout(box)
         self.image_name_label = QLabel("–")
         self.image_name_label.setWordWrap(True)
         self.image_status_label = QLabel("–")
@@ -66,10 +72,11 @@ class ReviewPanel(QWidget):
         info.addRow("Name", self.image_name_label)
         info.addRow("Status", self.image_status_label)
         info.addRow("Mask from", self.mask_source_label)
-        pl.addWidget(info_box)
+        return box
 
-        tools_box = QGroupBox("Correct", self)
-        tl = QFormLayout(tools_box)
+    def _tools_box(self, min_piece_pixels: int) -> QGroupBox:
+        box = QGroupBox("Correct", self)
+        tl = QFormLayout(box)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(1, 100)
         self.brush_slider.setObjectName("brush_slider")
@@ -88,10 +95,11 @@ class ReviewPanel(QWidget):
         self.threshold_label = QLabel("0.50")
         self.threshold_label.setObjectName("threshold_label")
         tl.addRow("Threshold", _row(self.threshold_slider, self.threshold_label))
-        pl.addWidget(tools_box)
+        return box
 
-        view_box = QGroupBox("View", self)
-        vl = QFormLayout(view_box)
+    def _view_box(self, mask_opacity: float) -> QGroupBox:
+        box = QGroupBox("View", self)
+        vl = QFormLayout(box)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(int(round(mask_opacity * 100)))
@@ -99,20 +107,20 @@ class ReviewPanel(QWidget):
         self.zoom_label = QLabel("–")
         self.zoom_label.setObjectName("zoom_label")
         vl.addRow("Zoom", self.zoom_label)
-        self.heat_legend = HeatLegend(view_box)
+        self.heat_legend = HeatLegend(box)
         vl.addRow("Heat map", self.heat_legend)
-        pl.addWidget(view_box)
+        return box
 
-        measure_box = QGroupBox("Prediction vs. corrected mask", self)
-        ml = QFormLayout(measure_box)
+    def _measure_box(self) -> QGroupBox:
+        box = QGroupBox("Prediction vs. corrected mask", self)
+        ml = QFormLayout(box)
         self.measure_labels: dict[str, QLabel] = {}
         for name in MEASURE_ROWS:
             lab = QLabel("–")
             lab.setAlignment(Qt.AlignmentFlag.AlignRight)
             self.measure_labels[name] = lab
             ml.addRow(name, lab)
-        pl.addWidget(measure_box)
-        pl.addStretch(1)
+        return box
 
     def show_threshold(self, t: float, mask_edited: bool) -> None:
         """The slider and label say the threshold; the label also says when the mask is not simply cut at it."""

@@ -250,6 +250,7 @@ def test_file_deleted_while_open_keeps_edits_saveable(qtbot, window, flat_worksp
     assert np.array_equal(read_mask(flat_workspace / "ground_truth" / "img_00.png"), window.session.document.mask)
     window.session.document.stroke_to((10, 10), (20, 20), 2, True)
     window.session.document.end_stroke()
+    qtbot.waitUntil(lambda: not window.prediction.is_predicting("img_00"))  # the first prediction's run has ended
     with qtbot.waitSignal(window.message_shown, timeout=10000, check_params_cb=lambda m: "img_00.png" in m):
         window.predict_current()  # the photo is gone: a message, no crash
     assert window.session.document.is_dirty and window.model_error is None
