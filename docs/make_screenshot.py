@@ -1,6 +1,6 @@
 """Make docs/screenshot.png from the real application on the built-in demo workspace.
 
-    xvfb-run -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [--weights FILE]
+    xvfb-run -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [--weights FILE] [--size 1280x800]
 
 Uses the bundled default model (resources/default_model.pt) when it exists, else --weights, else an
 untrained micro model (the picture then shows the UI, not a meaningful prediction). Re-run it when
@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--weights")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     ap.add_argument("--heat", action="store_true", help="show the probability heat map instead of the mask")
+    ap.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT (the smallest screen supported)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="retina-shot-"))
     os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")  # a clean first run; the user's settings stay untouched
@@ -64,7 +65,8 @@ def main() -> int:
 
     settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     win = MainWindow(checkpoint_path=weights, settings=settings)
-    win.resize(1560, 940)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    win.resize(width, height)
     win.show()
 
     def wait(cond, timeout=600.0):
@@ -79,7 +81,7 @@ def main() -> int:
     win.start(None)
     assert wait(lambda: bool(shown)), "no prediction was shown"
     win.predict_all()
-    wait(lambda: win._batch_worker is None)
+    wait(lambda: not win.prediction.batch_running)
     win.image_list.sort_combo.setCurrentText("Uncertainty (high first)")
     win.image_list.sort_combo.setCurrentText("Name")
     # Show a reviewed state: the first image approved, the second one open with a correction.
@@ -99,7 +101,7 @@ def main() -> int:
     win.statusBar().clearMessage()
     img = win.grab().toImage()
     img.save(args.out)
-    print(f"wrote {args.out} ({img.width()}x{img.height()}) with {which}")
+    print(f"wrote {args.out} ({img.width()}x{img.height()}, window {win.width()}x{win.height()}) with {which}")
     doc.mark_saved()
     win.shutdown()
     return 0

@@ -13,7 +13,8 @@ Why a child process (``multiprocessing`` "spawn") rather than a thread of the ap
 
 The child never touches the active model: it only adds a version to the store (``activate=False``);
 the app activates it after reading the outcome, and never after the grader cancelled. Messages go
-back through a ``multiprocessing.Queue`` as small tuples of plain data, polled by a Qt timer.
+back through a ``multiprocessing.Queue`` as the small dataclasses below (plain data, picklable), polled
+by a Qt timer; every run ends in exactly one ``Done`` or ``Failed``.
 The cost is a start-up of about 2 s (a fresh interpreter importing torch) per run.
 """
 
@@ -55,6 +56,54 @@ def corrected_samples(workspace) -> list[Sample]:
 def training_threads() -> int:
     """Leave one core to the UI."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class Started:
+    device: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    train: int
+    val: int
+    note: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the grader should know that does not stop the run (e.g. images left out)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Step:
+    epoch: int
+    step: int
+    loss: float
+    elapsed: float  # seconds since training began
+
+
+@dataclass(frozen=True)
+class Epoch:
+    report: dict  # model_core.finetune's EpochReport as a dict (epoch, train_loss, val_dice, best_dice, eta_s)
+
+
+@dataclass(frozen=True)
+class Done:
+    outcome: dict  # accepted, reason, version, metrics, split … (see child_main)
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str  # one line for the user
+    kind: str  # "out_of_memory" | "missing_file" | "error", from the exception's type
+    traceback: str = ""
+
+
+ChildMessage = Started | Plan | Note | Step | Epoch | Done | Failed
 
 
 @dataclass
@@ -147,18 +196,29 @@ def estimate_seconds(step_s: float, cfg_overrides: dict) -> float:
     return START_S + train_s * (EPOCH_OVERHEAD - 1) + estimate_epochs(step_s, cfg_overrides) * train_s * EPOCH_OVERHEAD
 
 
-def describe_outcome_error(exc: BaseException, device: str = "") -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or "OutOfMemory" in type(exc).__name__ \
-        or "can't allocate memory" in str(exc).lower()
-    if oom:
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    # The CPU allocator raises a plain RuntimeError; its message is the only mark it has.
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc).lower()
+
+
+def failure_of(exc: BaseException, device: str = "", tb: str = "") -> Failed:
+    """The ``Failed`` message for ``exc``, its kind decided by the exception's type."""
+    if _is_out_of_memory(exc):
         where = f" on {device}" if device else ""
-        return (f"ran out of memory{where}. Close other programs that use the "
-                f"{'GPU' if 'GPU' in device else 'memory'} and try again, or fine-tune on fewer images at once.")
+        return Failed(f"ran out of memory{where}. Close other programs that use the "
+                      f"{'GPU' if 'GPU' in device else 'memory'} and try again, or fine-tune on fewer images at once.",
+                      "out_of_memory", tb)
     if isinstance(exc, FileNotFoundError):
-        return f"a file is missing: {exc.filename or exc}"
-    first = " ".join(text.split())
-    return first if len(first) < 300 else first[:297] + "…"
+        return Failed(f"a file is missing: {exc.filename or exc}", "missing_file", tb)
+    first = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return Failed(first if len(first) < 300 else first[:297] + "…", "error", tb)
 
 
 def _inject_fault(kind: str):
@@ -182,7 +242,7 @@ def _inject_fault(kind: str):
 
 
 def child_main(job: dict, out, cancel_event) -> None:
-    """Entry point of the child process. Every outcome ends in exactly one ("done" | "error") message."""
+    """Entry point of the child process. Every outcome ends in exactly one ``Done`` or ``Failed`` message."""
     exit_with_parent()
     device_text = ""
     try:
@@ -208,7 +268,7 @@ def child_main(job: dict, out, cancel_event) -> None:
         cfg = finetune_config(parent, **job["overrides"])
         device = select_device(cfg.device)
         device_text = describe_device(device)
-        out.put(("started", {"device": device_text, "pid": os.getpid()}))
+        out.put(Started(device_text, os.getpid()))
 
         samples, missing = [], []
         for image, mask in job["samples"]:
@@ -217,12 +277,12 @@ def child_main(job: dict, out, cancel_event) -> None:
             else:
                 missing.append(Path(image).name)
         if missing:
-            out.put(("note", f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
-                             + (" …" if len(missing) > 5 else "")))
+            out.put(Note(f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
+                         + (" …" if len(missing) > 5 else "")))
         if not samples:
             raise ValueError("none of the corrected images is on disk any more")
         plan = plan_split(samples)
-        out.put(("plan", {"train": len(plan.train), "val": len(plan.val), "note": plan.note}))
+        out.put(Plan(len(plan.train), len(plan.val), plan.note))
 
         fault = _inject_fault(os.environ.get(FAULT_ENV, ""))
         t0 = time.monotonic()
@@ -232,15 +292,15 @@ def child_main(job: dict, out, cancel_event) -> None:
                 os._exit(70)  # a hard crash: no message, no clean-up
             if fault == "oom":
                 raise MemoryError("injected out-of-memory for testing")
-            out.put(("step", epoch, step, float(loss), time.monotonic() - t0))
+            out.put(Step(epoch, step, float(loss), time.monotonic() - t0))
 
         def on_epoch(report):
-            out.put(("epoch", asdict(report)))
+            out.put(Epoch(asdict(report)))
 
         outcome = finetune(parent, samples, cfg, store=ModelStore(job["store_root"]), parent_id=job["parent_id"],
                            activate=False, on_epoch=on_epoch, on_step=on_step, cancel=token)
         r = outcome.result
-        out.put(("done", {
+        out.put(Done({
             "accepted": outcome.accepted, "reason": outcome.reason, "stop_reason": r.stop_reason,
             "failed": r.failed, "cancelled": r.stop_reason == "cancelled",
             "parent_dice": _num(outcome.parent_dice), "new_dice": _num(outcome.new_dice),
@@ -251,7 +311,7 @@ def child_main(job: dict, out, cancel_event) -> None:
             "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
         }))
     except BaseException as exc:  # noqa: BLE001 - the app must get a message, whatever happened
-        out.put(("error", describe_outcome_error(exc, device_text), traceback.format_exc()))
+        out.put(failure_of(exc, device_text, traceback.format_exc()))
     finally:
         out.close()
         out.join_thread()  # everything sent has reached the pipe before the process ends

@@ -60,10 +60,14 @@ def load_model(ctx, holder: ModelHolder):
 
 
 def predict_images(ctx, holder: ModelHolder, workspace: Workspace, entries: list[ImageEntry], model_key: str,
-                   skip_cached: bool = False) -> int:
-    """Predict each image, cache it, and emit a PredictionResult or PredictionFailure per image."""
+                   skip_cached: bool = False, generation: int | None = None) -> int:
+    """Predict each image, cache it, and emit a PredictionResult or PredictionFailure per image.
+
+    ``generation`` is the model's when the run was asked for (with ``model_key``); a run that starts after
+    a switch stops at once rather than cache the new model's maps under the old model's key.
+    """
     total, done = len(entries), 0
-    generation = holder.generation
+    generation = holder.generation if generation is None else generation
     for i, entry in enumerate(entries):
         if ctx.cancelled or holder.generation != generation:
             break  # another model became active: its maps must not be cached under this model's key

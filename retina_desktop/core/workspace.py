@@ -331,11 +331,10 @@ class Workspace:
             if not isinstance(key, str) or not isinstance(rec, dict):
                 dropped += 1
                 continue
-            fields = {"status": clean_status(rec.get("status"))}
-            if rec.get("uncertainty") is not None:
-                fields["uncertainty"] = clean_fraction(rec.get("uncertainty"))
-                dropped += fields["uncertainty"] is None
-            records.update_image(key, now, **fields)
+            # A legacy uncertainty used the older whole-FOV measure (1.8-2.2 % on every DRIVE photo); mixing it
+            # with the vessel-area measure would mis-sort the list, so it is left out and comes back with the
+            # next prediction.
+            records.update_image(key, now, status=clean_status(rec.get("status")))
         return dropped
 
     def _import_log(self, records: Records, path: Path) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Fine-tune from the app: the dialog, the progress dock with its live plot, gating and model switching.
+"""Fine-tune from the app: the dialog, the progress window with its live plot, gating (model switching: model_switcher).
 
 ``install_finetune(window)`` adds the "Fine-tune…" and "Models…" actions (toolbar and a Model menu)
 and a ``FinetuneController`` as ``window.finetune``. Training runs in a child process (see
@@ -21,11 +21,13 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ..core.finetune_job import (FinetuneJob, budget_overrides, child_main, corrected_samples, measure_step_seconds,
-                                 training_threads)
+from model_core.errors import CheckpointError
+
+from ..core.finetune_job import (Done, Epoch, Failed, FinetuneJob, Note, Plan, Started, Step, budget_overrides,
+                                 child_main, corrected_samples, measure_step_seconds, training_threads)
 from .finetune_dialog import FinetuneDialog  # noqa: F401 - imported from here by callers
 from .finetune_dialog import fmt_duration as _fmt_duration
-from .models_dialog import ModelsDialog
+from .model_switcher import ModelSwitcher
 from .workers import Worker
 
 log = logging.getLogger("retina_desktop")
@@ -81,6 +83,9 @@ class FinetunePanel(QWidget):
         self.loss_plot.setLabel("bottom", "step")
         self.dice_plot = self.plot.addPlot(title="validation Dice")
         self.dice_plot.setLabel("bottom", "epoch")
+        self.dice_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.dice_plot.setLimits(yMin=-0.02, yMax=1.02)  # Dice lives in [0, 1]; zooming never leaves it
+        self.dice_plot.enableAutoRange(axis="y", enable=False)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#5aa9e6", width=1))
         self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen("#f2b134", width=2), symbol="o", symbolSize=5)
         self.parent_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#aaaaaa", style=Qt.PenStyle.DashLine),
@@ -142,21 +147,29 @@ class FinetuneController(QObject):
         self.dock.setObjectName("finetune_dock")
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        # A window of its own by default: docked at the bottom of a 1280x800 window it covered the review
+        # panel's buttons and made the window taller than the screen. The grader may still dock it.
+        self.dock.setFloating(True)
+        self.dock.resize(720, 360)
         self.dock.hide()
         self.panel.cancel_button.clicked.connect(self.cancel)
+        self.versions = ModelSwitcher(self)
+        # Model switching is the switcher's; these are its entry points (the Models… action, tests).
+        self.activate_version = self.versions.activate_version
+        self.open_models_dialog = self.versions.open_models_dialog
+        self.repredict_unreviewed = self.versions.repredict_unreviewed
         self.panel.models_button.clicked.connect(self.open_models_dialog)
         self.panel.repredict_button.clicked.connect(self.repredict_unreviewed)
         self.dialog: FinetuneDialog | None = None
-        self.models_dialog: ModelsDialog | None = None
         self._proc = None
         self._queue = None
         self._cancel_event = None
         self._cancel_t0: float | None = None
-        self._terminal: tuple | None = None
+        self._terminal: Done | Failed | None = None
         self._job: dict | None = None
         self._overrides: dict = {}
         self._started_at = 0.0
-        self._plan: dict | None = None
+        self._plan: Plan | None = None
         self._notes: list[str] = []
         self._estimate_worker: Worker | None = None
         self.last_outcome: dict | None = None
@@ -195,7 +208,7 @@ class FinetuneController(QObject):
         holder = self.window.model
         version = holder.active_version()
         if version is not None:
-            return version.path, version.id, f"{version.id} ({version.label})"
+            return version.path, version.id, f"{version.name} ({version.label})"
         path = holder.checkpoint_path()
         return path, None, f"{path.name} (given on the command line)"
 
@@ -213,7 +226,7 @@ class FinetuneController(QObject):
         samples = corrected_samples(w.workspace)
         try:
             parent_path, _pid, parent_label = self.parent_model()
-        except Exception as exc:  # noqa: BLE001 - CheckpointError and friends: there is nothing to fine-tune
+        except (CheckpointError, OSError) as exc:  # no model file: there is nothing to fine-tune
             w.show_message(f"Fine-tune needs a model: {exc}", "warning")
             return None
         from model_core.finetune import plan_split
@@ -221,15 +234,16 @@ class FinetuneController(QObject):
         note = plan_split(samples).note if samples else \
             "Approve at least one corrected image (Ctrl+Enter) to fine-tune on it."
         device_type, device_text = _device()
-        dlg = FinetuneDialog(w, len(samples), note, parent_label, device_type, device_text)
+        dlg = FinetuneDialog(w, len(samples), note, parent_label, device_type, device_text, w.settings)
         dlg.accepted.connect(lambda d=dlg: self.start(d.overrides()))
         dlg.finished.connect(self._dialog_closed)
         self.dialog = dlg
         if samples:
             est = Worker(lambda ctx: measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled),
                          name="measure step time")
-            est.returned.connect(lambda s, d=dlg: d is self.dialog and d.set_step_seconds(s))
-            est.errored.connect(lambda msg, d=dlg: d is self.dialog and d.set_step_seconds(None, msg))
+            g = w.tasks.guard
+            est.returned.connect(g(lambda s, d=dlg: d is self.dialog and d.set_step_seconds(s)))
+            est.errored.connect(g(lambda msg, d=dlg: d is self.dialog and d.set_step_seconds(None, msg)))
             self._estimate_worker = est
             w.tasks.start(est, priority=1)
         dlg.open()  # window-modal, non-blocking: the event loop (and the tests) keep running
@@ -253,7 +267,7 @@ class FinetuneController(QObject):
             return False
         try:
             parent_path, parent_id, parent_label = self.parent_model()
-        except Exception as exc:  # noqa: BLE001
+        except (CheckpointError, OSError) as exc:
             w.show_message(f"Fine-tune needs a model: {exc}", "warning")
             return False
         device_type, _ = _device()
@@ -278,6 +292,8 @@ class FinetuneController(QObject):
         self._proc = proc
         self._started_at = time.monotonic()
         self.last_outcome = None
+        if w.banner.text().startswith(("New model", "The fine-tuned model", "Fine-tune")):
+            w.clear_message()  # the previous run's outcome is superseded by this run
         self.panel.reset()
         self.panel.status_label.setText(f"Fine-tuning {parent_label} on {len(samples)} approved corrections "
                                         "(starting the training process)…")
@@ -377,11 +393,11 @@ class FinetuneController(QObject):
             how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
             hint = " (often the system running out of memory)" if exitcode == -9 else ""
             self._failed(f"the training process stopped unexpectedly ({how}{hint})")
-        elif terminal[0] == "error":
-            log.error("fine-tune failed in the training process:\n%s", terminal[2] if len(terminal) > 2 else "")
-            self._failed(terminal[1])
+        elif isinstance(terminal, Failed):
+            log.error("fine-tune failed in the training process (%s):\n%s", terminal.kind, terminal.traceback)
+            self._failed(terminal.message)
         else:
-            self._finished(terminal[1])
+            self._finished(terminal.outcome)
 
     @staticmethod
     def _reap(proc) -> None:
@@ -389,18 +405,16 @@ class FinetuneController(QObject):
             proc.terminate()
         proc.join(0.5)
 
-    def _handle(self, msg: tuple) -> None:
-        kind = msg[0]
+    def _handle(self, msg) -> None:
         p = self.panel
-        if kind == "step":
-            _, epoch, step, loss, elapsed = msg
+        if isinstance(msg, Step):
             spe = int(self._overrides.get("steps_per_epoch") or self._cfg().steps_per_epoch)
-            done = (epoch - 1) * spe + step
-            if math.isfinite(loss):
-                p.add_step(done, loss)
-            self._show_progress(done, elapsed)
-        elif kind == "epoch":
-            r = msg[1]
+            done = (msg.epoch - 1) * spe + msg.step
+            if math.isfinite(msg.loss):
+                p.add_step(done, msg.loss)
+            self._show_progress(done, msg.elapsed)
+        elif isinstance(msg, Epoch):
+            r = msg.report
             p.add_epoch(r["epoch"], r["val_dice"])
             dice = r["val_dice"]
             p.status_label.setText(
@@ -409,15 +423,15 @@ class FinetuneController(QObject):
                 f"Epoch {r['epoch']}: training loss {r['train_loss']:.4f}")
             self._eta_from_epoch = (time.monotonic(), r["eta_s"])
             self.epoch_reported.emit(r)
-        elif kind == "started":
-            p.status_label.setText(f"Fine-tuning {self._parent_label} on {msg[1]['device']}…")
-        elif kind == "plan":
-            self._plan = msg[1]
-            p.status_label.setText(p.status_label.text() + f" {msg[1]['note']}.")
-        elif kind == "note":
-            self._notes.append(msg[1])
-            self.window.show_message(f"Fine-tune: {msg[1]}", "warning")
-        elif kind in ("done", "error"):
+        elif isinstance(msg, Started):
+            p.status_label.setText(f"Fine-tuning {self._parent_label} on {msg.device}…")
+        elif isinstance(msg, Plan):
+            self._plan = msg
+            p.status_label.setText(p.status_label.text() + f" {msg.note}.")
+        elif isinstance(msg, Note):
+            self._notes.append(msg.text)
+            self.window.show_message(f"Fine-tune: {msg.text}", "warning")
+        elif isinstance(msg, (Done, Failed)):
             self._terminal = msg
 
     def _cfg(self):
@@ -496,72 +510,6 @@ class FinetuneController(QObject):
             w.show_message(text, "warning")
         self.panel.status_label.setText(text)
         self.run_finished.emit(out)
-
-    # ---------------------------------------------------------- model switching --
-    def activate_version(self, version_id: str) -> None:
-        """Make a store version active and have the app use it (drops the loaded model, reloads)."""
-        version = self.store.activate(version_id)
-        self.window.model.switch_to(None)  # follow the store from now on (also after --weights)
-        self.window._start_model_load()
-        self.panel.repredict_button.setText(f"Re-predict {self._unreviewed_count()} images not yet reviewed "
-                                            f"with {version.id}")
-        self.panel.repredict_button.setVisible(self._unreviewed_count() > 0)
-        self.model_switched.emit(str(version.path))
-
-    def _unreviewed(self):
-        ws = self.window.workspace
-        if ws is None:
-            return []
-        return [e for e in ws.entries if ws.status(e.key) in ("new", "predicted")]
-
-    def _unreviewed_count(self) -> int:
-        return len(self._unreviewed())
-
-    def repredict_unreviewed(self) -> Worker | None:
-        """Predict the images not yet edited or approved with the model now active."""
-        w = self.window
-        entries = self._unreviewed()
-        if not entries or w._batch_worker is not None or w.model_error is not None:
-            return None
-        from ..core.tasks import predict_images
-
-        worker = Worker(predict_images, w.model, w.workspace, entries, w.model.cache_key, skip_cached=True,
-                        name="re-predict unreviewed")
-        worker.yielded.connect(w._prediction_arrived)
-        worker.progress.connect(w._safe(lambda d, t, s: w._show_progress("Re-predicting", d, t, s)))
-        worker.errored.connect(w._prediction_errored)
-        worker.finished.connect(w._batch_finished)
-        w._batch_worker = worker
-        w._show_progress("Re-predicting", 0, len(entries))
-        self.panel.repredict_button.hide()
-        w.tasks.start(worker)
-        w._update_actions()
-        return worker
-
-    def open_models_dialog(self) -> ModelsDialog:
-        holder = self.window.model
-        active = holder.active_version()
-        explicit = holder.checkpoint_path() if holder.explicit else None
-        dlg = ModelsDialog(self.store, active.id if active else None, explicit, self.window)
-        dlg.version_chosen.connect(lambda vid, d=dlg: self._choose_version(d, vid))
-        dlg.finished.connect(lambda _r: setattr(self, "models_dialog", None))
-        self.models_dialog = dlg
-        dlg.open()
-        return dlg
-
-    def _choose_version(self, dlg: ModelsDialog, version_id: str) -> None:
-        if self.running:
-            self.window.show_message("Wait for the fine-tune run to finish (or cancel it) before switching models.",
-                                     "info")
-            return
-        try:
-            self.activate_version(version_id)
-        except (OSError, KeyError) as exc:
-            self.window.show_message(f"Could not switch to {version_id}: {exc}")
-            return
-        dlg.fill(version_id)
-        self.dock.show()
-        self.window.statusBar().showMessage(f"Now using model {version_id}", 5000)
 
     def _update_actions(self) -> None:
         self.finetune_action.setEnabled(not self.running)

@@ -39,6 +39,7 @@ class WorkerSignals(QObject):
     yielded = Signal(object)
     returned = Signal(object)
     errored = Signal(str)
+    failed = Signal(object)  # the exception itself, for handlers that route errors by type
     finished = Signal()
 
 
@@ -90,6 +91,10 @@ class Worker(QRunnable):
         return self.signals.errored
 
     @property
+    def failed(self):
+        return self.signals.failed
+
+    @property
     def finished(self):
         return self.signals.finished
 
@@ -112,6 +117,7 @@ class Worker(QRunnable):
                 log.warning("background task %s: %s", self.name, exc)  # bad input: no traceback needed
             else:
                 log.exception("background task %s failed", self.name)
+            self.signals.failed.emit(exc)
             self.signals.errored.emit(user_message(exc))
         finally:
             self.done.set()
@@ -119,13 +125,25 @@ class Worker(QRunnable):
 
 
 class TaskRunner(QObject):
-    """Owns the thread pool and keeps workers alive until they finish; ``shutdown`` waits for all."""
+    """Owns the thread pool and keeps workers alive until they finish; ``shutdown`` waits for all.
+
+    The closing policy lives here, once: connect every worker signal through ``guard``, and results that
+    arrive after ``shutdown`` (queued while the threads were joined) are dropped.
+    """
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 2):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self._active: set[Worker] = set()
+        self.closed = False
+
+    def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn``, dropped once the runner is shut down."""
+        def call(*args: Any) -> None:
+            if not self.closed:
+                fn(*args)
+        return call
 
     def start(self, worker: Worker, priority: int = 0) -> Worker:
         self._active.add(worker)
@@ -146,6 +164,7 @@ class TaskRunner(QObject):
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel everything and wait for the threads (a prediction in flight finishes its image)."""
+        self.closed = True
         self.cancel_all()
         self.pool.clear()  # drop queued tasks that never started
         return self.pool.waitForDone(timeout_ms)

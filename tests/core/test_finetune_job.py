@@ -10,7 +10,7 @@ from model_core.checkpoint import load_checkpoint, save_checkpoint
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.model_store import ModelStore
 from model_core.synthetic import make_fundus
-from retina_desktop.core.finetune_job import FinetuneJob, child_main
+from retina_desktop.core.finetune_job import Done, Failed, FinetuneJob, Started, Step, child_main, failure_of
 
 
 class ChildQueue(queue.Queue):
@@ -56,12 +56,23 @@ def test_a_run_from_the_app_keeps_the_parents_loss(tmp_path, micro_checkpoint_pa
                       overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32,
                                  "device": "cpu"})
     messages = _run_child(job)
-    assert messages[0][0] == "started" and messages[-1][0] == "done"
-    settings = ModelStore(tmp_path / "store").get(messages[-1][1]["version"]).info["settings"]
+    assert isinstance(messages[0], Started) and isinstance(messages[-1], Done)
+    assert sum(isinstance(m, Step) for m in messages) == 2
+    settings = ModelStore(tmp_path / "store").get(messages[-1].outcome["version"]).info["settings"]
     assert (settings["alpha"], settings["beta"], settings["gamma"], settings["bce_weight"]) == (0.5, 0.5, 1.0, 0.25)
 
 
 def test_a_missing_parent_is_one_error_message(tmp_path):
     job = FinetuneJob(str(tmp_path / "gone.pt"), None, [], str(tmp_path / "store"))
     (message,) = _run_child(job)  # no "started": the run never began
-    assert message[0] == "error" and "gone.pt" in message[1] and "\n" not in message[1]
+    assert isinstance(message, Failed) and "gone.pt" in message.message and "\n" not in message.message
+    assert message.kind == "error" and "Traceback" in message.traceback
+
+
+def test_failures_are_classified_by_the_exception_type():
+    assert failure_of(MemoryError(), "CPU").kind == "out_of_memory"
+    assert failure_of(torch.OutOfMemoryError("CUDA out of memory"), "GPU: X").kind == "out_of_memory"
+    assert "ran out of memory on GPU: X" in failure_of(torch.OutOfMemoryError("x"), "GPU: X").message
+    assert failure_of(FileNotFoundError(2, "gone", "/a/b.png")).message == "a file is missing: /a/b.png"
+    # A message that merely mentions memory is not an out-of-memory error.
+    assert failure_of(ValueError("the memory of the model")).kind == "error"

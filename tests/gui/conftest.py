@@ -52,3 +52,23 @@ def window(make_window):
     return make_window()
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh user home per test, so every test has its own model store."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("RETINA_DESKTOP_HOME", str(h))
+    return h
+
+
+@pytest.fixture
+def store(home, micro_checkpoint_path):
+    """The user's model store with the micro model as the active version v001 (the bundled default
+    model may be absent in a checkout)."""
+    from model_core.checkpoint import load_checkpoint
+    from model_core.model_store import ModelStore
+
+    s = ModelStore()
+    assert str(s.root).startswith(str(home))
+    v = s.add(load_checkpoint(micro_checkpoint_path), {"label": "clinic parent", "parent": None})
+    s.activate(v.id)
+    return s

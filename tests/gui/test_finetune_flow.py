@@ -18,28 +18,6 @@ RUN_TIMEOUT = 180_000
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh user home per test, so every test has its own model store."""
-    h = tmp_path / "home"
-    monkeypatch.setenv("RETINA_DESKTOP_HOME", str(h))
-    return h
-
-
-@pytest.fixture
-def store(home, micro_checkpoint_path):
-    """The user's model store with the micro model as the active version v001 (the bundled default
-    model may be absent in a checkout)."""
-    from model_core.checkpoint import load_checkpoint
-    from model_core.model_store import ModelStore
-
-    s = ModelStore()
-    assert str(s.root).startswith(str(home))
-    v = s.add(load_checkpoint(micro_checkpoint_path), {"label": "clinic parent", "parent": None})
-    s.activate(v.id)
-    return s
-
-
-@pytest.fixture
 def approved_workspace(tmp_path):
     """Four synthetic photos whose vessel masks are saved as ground truth and approved."""
     from model_core.synthetic import make_fundus
@@ -176,9 +154,9 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
 
     # After activation the unreviewed image (the 5th) can be re-predicted with the model now active.
     assert ctl.panel.repredict_button.isVisible()
-    worker = ctl.repredict_unreviewed()
-    assert worker is not None
-    qtbot.waitUntil(lambda: w._batch_worker is None, timeout=60000)
+    with qtbot.waitSignal(w.batch_finished, timeout=60000) as done:
+        assert ctl.repredict_unreviewed() is not None
+    assert done.args[0].label == "Re-predicting" and not done.args[0].failed
     unreviewed = [e for e in w.workspace.entries if w.workspace.status(e.key) in ("new", "predicted")]
     assert unreviewed and all(w.workspace.has_prediction(e, w.model.cache_key) for e in unreviewed)
 
@@ -187,7 +165,9 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, ti
     w, ctl = ft_window, ft_window.finetune
     parent = store.active()
     versions_before = [v.id for v in store.versions()]
+    w.show_message("The fine-tuned model was not activated: an earlier run's outcome", "warning")
     assert ctl.start({"epochs": 200, "steps_per_epoch": 50, "minutes": None})
+    assert not w.banner.isVisible()  # the earlier run's outcome does not linger during this one
     qtbot.waitUntil(lambda: len(ctl.panel.losses) >= 1, timeout=RUN_TIMEOUT)
     t0 = time.monotonic()
     with qtbot.waitSignal(ctl.run_cancelled, timeout=5000) as sig:

@@ -32,7 +32,7 @@ def test_open_workspace_prediction_arrives_via_worker(qtbot, window, flat_worksp
     qtbot.waitSignal(window.prediction_shown, timeout=30000).wait()
     with qtbot.waitSignal(window.image_opened, timeout=10000):
         window.open_image("img_00")
-    assert window.session.probability is not None and "img_00" not in window._predicting
+    assert window.session.probability is not None and not window.prediction.is_predicting("img_00")
 
 
 def test_event_loop_keeps_running_while_predicting(qtbot, window, flat_workspace):
@@ -233,8 +233,9 @@ def test_corrupt_image_shows_error_and_next_image_opens(qtbot, window, tmp_path)
 def test_predict_all_says_how_many_images_failed_instead_of_all_predicted(qtbot, window, tmp_path):
     root = make_workspace(tmp_path / "w", 2, corrupt=("img_00b.png", "img_01b.png"))
     open_and_predict(qtbot, window, root)
-    window.predict_all()
-    qtbot.waitUntil(lambda: window._batch_worker is None, timeout=60000)
+    with qtbot.waitSignal(window.batch_finished, timeout=60000) as done:
+        window.predict_all()
+    assert sorted(done.args[0].failed) == ["img_00b", "img_01b"] and done.args[0].total == 4
     assert window.banner.isVisible() and "2 of 4 images could not be read or predicted" in window.banner.text()
     assert window.statusBar().currentMessage() != "All images predicted"
     assert window.workspace.status("img_01") == "predicted"
@@ -249,10 +250,10 @@ def test_file_deleted_while_open_keeps_edits_saveable(qtbot, window, flat_worksp
     assert np.array_equal(read_mask(flat_workspace / "ground_truth" / "img_00.png"), window.session.document.mask)
     window.session.document.stroke_to((10, 10), (20, 20), 2, True)
     window.session.document.end_stroke()
-    window.predict_current()  # the photo is gone: a message, no crash
-    window._predicting.clear()
+    qtbot.waitUntil(lambda: not window.prediction.is_predicting("img_00"))  # the first prediction's run has ended
     with qtbot.waitSignal(window.message_shown, timeout=10000, check_params_cb=lambda m: "img_00.png" in m):
-        window.predict_current()
+        window.predict_current()  # the photo is gone: a message, no crash
+    assert window.session.document.is_dirty and window.model_error is None
 
 
 def test_wrong_size_mask_is_reported_and_left_alone(qtbot, window, flat_workspace):
@@ -292,9 +293,9 @@ def test_re_thresholding_a_saved_ground_truth_asks_first_and_declining_keeps_the
     write_png_atomic(gt, expert)
     before = gt.read_bytes()
     window.prompter = RecordingPrompter(confirm=False)
-    with qtbot.waitSignal(window.message_shown, timeout=30000, raising=False):
+    with qtbot.waitSignal(window.prediction_shown, timeout=30000) as shown:
         window.open_workspace(flat_workspace)
-    qtbot.waitUntil(lambda: window.session is not None and window.session.probability is not None, timeout=30000)
+    assert shown.args == ["img_00"] and window.session.probability is not None
     doc = window.session.document
     assert doc.source == "ground truth" and not doc.can_undo and not doc.is_dirty
     # No edits by hand, yet the saved ground truth is never replaced by the prediction without a question,
@@ -327,13 +328,14 @@ def test_re_thresholding_an_approved_mask_needs_review_again(qtbot, window, flat
 def test_predict_all_with_progress_and_cancel(qtbot, window, tmp_path):
     root = make_workspace(tmp_path / "w", 4)
     open_and_predict(qtbot, window, root)
-    with qtbot.waitSignal(window.tasks.pool and window.predict_all_action.changed, timeout=2000, raising=False):
-        pass
-    window.predict_all()
-    assert window.progress_bar.isVisible() and window.cancel_button.isVisible()
-    qtbot.waitUntil(lambda: window._batch_worker is None, timeout=60000)
+    with qtbot.waitSignal(window.batch_finished, timeout=60000) as done:
+        window.predict_all()
+        assert window.progress_bar.isVisible() and window.cancel_button.isVisible()
+        assert not window.predict_all_action.isEnabled()
+    assert done.args[0].predicted == 3 and not done.args[0].failed and not done.args[0].cancelled
     assert all(window.workspace.status(k) == "predicted" for k in ("img_00", "img_01", "img_02", "img_03"))
-    assert not window.progress_bar.isVisible()
+    assert not window.progress_bar.isVisible() and window.predict_all_action.isEnabled()
+    assert "Done: 3 images predicted" in window.banner.text()  # Predict all says when it is done
 
     # Cancel: a slow model, cancelled after the first image.
     root2 = make_workspace(tmp_path / "w2", 4)
@@ -342,10 +344,11 @@ def test_predict_all_with_progress_and_cancel(qtbot, window, tmp_path):
     window.model.predict_full = lambda rgb: (time.sleep(0.3), real(rgb))[1]
     window.predict_all()
     qtbot.waitUntil(lambda: window.progress_bar.value() >= 1, timeout=30000)
-    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window._batch_worker is None, timeout=30000)
+    with qtbot.waitSignal(window.batch_finished, timeout=30000) as cancelled:
+        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert cancelled.args[0].cancelled
     done = [k for k in ("img_01", "img_02", "img_03") if window.workspace.status(k) == "predicted"]
-    assert len(done) < 3
+    assert len(done) < 3 and cancelled.args[0].predicted == len(done)
 
 
 def test_sort_and_filter_by_status_and_uncertainty(qtbot, window, tmp_path):

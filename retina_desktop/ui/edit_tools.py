@@ -1,0 +1,85 @@
+"""The correction tools: which tool the canvas uses, the brush size, the mask opacity, undo/redo, Fill and
+*Remove smaller pieces*. They act on the open image's mask document, which the review session owns."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QSignalBlocker, Signal
+
+from ..core.painting import OpenRegionFill, flood_fill, remove_small_pieces
+
+
+class EditTools(QObject):
+    message = Signal(str, str)  # text, level
+    status = Signal(str)  # a short note for the status bar
+
+    def __init__(self, review, canvas, panel, settings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.review, self.canvas, self.panel, self.settings = review, canvas, panel, settings
+        self.tool_actions: dict = {}  # set by the window once its actions exist
+        panel.brush_slider.valueChanged.connect(lambda v: self.set_brush_radius(v / 2.0, from_slider=True))
+        panel.opacity_slider.valueChanged.connect(self.set_opacity)
+        panel.remove_small_button.clicked.connect(self.remove_small)
+        canvas.fill_requested.connect(self.fill_at)
+        self.set_brush_radius(settings.brush_radius)
+        self.set_opacity(panel.opacity_slider.value())
+
+    @property
+    def document(self):
+        return self.review.image.document if self.review.image is not None else None
+
+    def set_tool(self, tool: str) -> None:
+        self.canvas.set_tool(tool)
+        action = self.tool_actions.get(tool)
+        if action is not None and not action.isChecked():
+            action.setChecked(True)
+
+    def set_brush_radius(self, radius: float, from_slider: bool = False) -> None:
+        radius = float(min(50.0, max(0.5, radius)))
+        self.canvas.set_brush_radius(radius)
+        self.settings.brush_radius = radius
+        self.panel.brush_label.setText(f"{radius:.1f} px")
+        if not from_slider:
+            with QSignalBlocker(self.panel.brush_slider):
+                self.panel.brush_slider.setValue(int(round(radius * 2)))
+
+    def bigger_brush(self) -> None:
+        self.set_brush_radius(self.canvas.brush_radius * 1.25 + 0.5)
+
+    def smaller_brush(self) -> None:
+        self.set_brush_radius((self.canvas.brush_radius - 0.5) / 1.25)
+
+    def set_opacity(self, value: int) -> None:
+        self.canvas.set_mask_opacity(value / 100.0)
+        self.settings.mask_opacity = value / 100.0
+
+    def undo(self) -> None:
+        if self.document is not None:
+            self.document.undo()
+
+    def redo(self) -> None:
+        if self.document is not None:
+            self.document.redo()
+
+    def fill_at(self, x: int, y: int) -> None:
+        if self.document is None:
+            return
+        try:
+            self.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True))
+        except OpenRegionFill as exc:
+            self.message.emit(f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
+                              "Fill closes holes inside vessels; paint anything else with the brush (B).", "warning")
+
+    def remove_small(self) -> None:
+        if self.document is None:
+            return
+        n = self.panel.min_piece_spin.value()
+        self.settings.min_piece_pixels = n
+        removed = [0]
+
+        def op(mask):
+            bbox, count = remove_small_pieces(mask, n)
+            removed[0] = count
+            return bbox
+
+        self.document.apply(f"Remove pieces under {n} px", op)
+        self.status.emit(f"Removed {removed[0]} piece(s) smaller than {n} pixels")

@@ -1,0 +1,103 @@
+"""Opening a workspace: at launch (a folder, the last one, or the demo), from the menu, from the recent list.
+
+Leaving one remembers its open image, so reopening it goes back there (``AppSettings.last_image_key``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.demo import ensure_demo_workspace
+from ..core.workspace import Workspace, WorkspaceError
+from .workers import Worker
+
+
+class WorkspaceFlow:
+    def __init__(self, window):
+        self.w = window
+
+    def start(self, folder: str | None = None) -> None:
+        """What launching does: the given folder, else the last workspace, else the demo workspace."""
+        w = self.w
+        if folder:
+            self.open_workspace(folder)
+            return
+        last = w.settings.last_workspace
+        if last and Path(last).is_dir():
+            try:
+                self.set_workspace(Workspace(last))
+                return
+            except WorkspaceError as exc:
+                w.show_message(f"Could not reopen the last workspace: {exc}", "warning")
+        self.open_demo_workspace()
+
+    def open_demo_workspace(self) -> None:
+        w, g = self.w, self.w.tasks.guard
+        w.statusBar().showMessage("Preparing the demo workspace…")
+        worker = Worker(lambda ctx: ensure_demo_workspace(progress=ctx.progress), name="demo workspace")
+        worker.progress.connect(g(lambda d, t, s: w.status_panel.show_progress("Creating demo images", d, t)))
+        worker.returned.connect(g(lambda folder: (w.status_panel.hide_progress(), self.open_workspace(str(folder)))))
+        worker.errored.connect(g(lambda msg: (w.status_panel.hide_progress(), w.show_message(f"Demo workspace: {msg}"))))
+        w.tasks.start(worker)
+
+    def choose_workspace(self) -> None:
+        w = self.w
+        start = str(w.workspace.root) if w.workspace else ""
+        folder = w.prompter.choose_folder("Open a folder of fundus photos", start)
+        if folder:
+            self.open_workspace(folder)
+
+    def fill_recent_menu(self) -> None:
+        menu = self.w.recent_menu
+        menu.clear()
+        for p in self.w.settings.recent_workspaces:
+            menu.addAction(p, lambda p=p: self.open_workspace(p))
+
+    def open_workspace(self, folder: str | Path) -> bool:
+        if not self.w.leave_current_image():
+            return False
+        try:
+            ws = Workspace(folder)
+        except WorkspaceError as exc:
+            self.w.show_message(str(exc))
+            return False
+        self.set_workspace(ws)
+        return True
+
+    def set_workspace(self, ws: Workspace) -> None:
+        w = self.w
+        w.prediction.cancel()
+        self.remember_open_image()
+        w.detach_image()
+        w.review.set_workspace(ws)
+        w.settings.last_workspace = str(ws.root)
+        w.image_list.set_workspace(ws)
+        w.workspace_banner.setText(workspace_notes(ws))
+        w.workspace_banner.show()
+        w.clear_message()
+        w.workspace_opened.emit(str(ws.root))
+        last = w.settings.last_image_key(str(ws.root))  # reopening goes back to the image open at quit
+        first = last if last and w.review.has_key(last) else w.image_list.neighbour(None, +1)
+        if first:
+            w.open_image(first)
+        w.update_actions()
+
+    def remember_open_image(self) -> None:
+        ws, key = self.w.workspace, self.w.review.current_key
+        if ws is not None and key:
+            self.w.settings.set_last_image_key(str(ws.root), key)
+
+
+def workspace_notes(ws: Workspace) -> str:
+    notes = []
+    if ws.synthetic:
+        notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
+    notes.append(f"{len(ws)} image{'' if len(ws) == 1 else 's'} · {ws.layout} layout · ground truth in "
+                 f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/")
+    if ws.duplicates:
+        notes.append(f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
+                     f"{' …' if len(ws.duplicates) > 5 else ''}. Rename them to review them.")
+    if not ws.gt_writable:
+        notes.append("<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to "
+                     "another folder instead.")
+    return "  ".join(notes)
