@@ -17,9 +17,10 @@ Use from a UI (a few lines)::
     document.apply(f.label, lambda m: apply_fix(f, m, cost))   # one click, one undo step
     dismissed.add(f.key)                                 # dismiss
 
-The default parameters were chosen on DRIVE training photos (``benchmarks/bench_correction.py
---tune``); ``TopologyParams.scaled(f)`` scales the pixel lengths for photos f times the size of
-DRIVE's (565x584).
+The default parameters were chosen on the 20 DRIVE training photos (``benchmarks/bench_correction.py
+../shared/data/drive/train --tune``: the best F1 of recall and precision on the bundled model's
+predictions) and reported on the test sets; ``TopologyParams.scaled(f)`` scales the pixel lengths for
+photos f times the size of DRIVE's (565x584).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from .vessel_graph import VesselGraph
 
 @dataclass(frozen=True)
 class TopologyParams:
-    max_gap: float = 18.0  # px between a free end and the vessel it should join
+    max_gap: float = 12.0  # px between a free end and the vessel it should join
     max_angle: float = 50.0  # degrees off the direction the vessel was going
-    ridge_min: float = 0.05  # mean probability along the gap
+    # Mean probability along the gap. 0 (off) scored best on DRIVE training photos: requiring 0.05
+    # cost more recall (0.84 against 0.89) than it gained precision (0.57 against 0.55).
+    ridge_min: float = 0.0
     fragment_pixels: int = 60  # pieces smaller than this, joined by no break, are fragments
     spur_length: float = 8.0  # px of skeleton from a junction to a free end
 

@@ -13,7 +13,7 @@ Use from a UI (a few lines)::
 
     cost = TraceCost.from_prediction(probability, rgb, threshold=0.5)    # once per image
     tracer = Tracer(cost)
-    tracer.click(x, y)                       # each click adds an anchor
+    tracer.click(x, y)                       # each click adds an anchor (snapped onto the ridge)
     points = tracer.preview(x, y)            # on mouse move: (n, 2) x, y of pixel centres to draw
     tracer.radius_offset += 0.5              # ']' / '[' adjust the width
     stroke = tracer.finish()                 # Enter / double-click; Esc: tracer.cancel()
@@ -51,7 +51,7 @@ class TraceCost:
 
     @classmethod
     def from_prediction(cls, probability: np.ndarray, rgb: np.ndarray | None = None, threshold: float = 0.5,
-                        vesselness_weight: float = 0.5, eps: float = 0.02, centre_reach: float = 6.0,
+                        vesselness_weight: float = 1.0, eps: float = 0.1, centre_reach: float = 6.0,
                         fov: np.ndarray | None = None) -> "TraceCost":
         prob = np.asarray(probability, dtype=np.float32)
         mask = prob >= threshold
@@ -88,6 +88,23 @@ class TraceCost:
         mcp.find_costs([start], [end], find_all_ends=True)
         path = np.asarray(mcp.traceback(end), dtype=np.float64)
         return np.stack([path[:, 1] + x0 + 0.5, path[:, 0] + y0 + 0.5], axis=1)
+
+    def snap(self, p: tuple[float, float], radius: float = 3.0) -> tuple[float, float]:
+        """The cheapest pixel (the ridge) within ``radius`` of ``p`` (x, y), as its centre: a click
+        near a thin vessel lands on it, so the grader need not hit a 1-px line exactly."""
+        if radius <= 0:
+            return p
+        h, w = self.shape
+        cy, cx = _to_cell(p, (h, w))
+        r = int(np.ceil(radius))
+        box = clip_bbox((cy - r, cy + r + 1, cx - r, cx + r + 1), (h, w))
+        sub = self.cost[box[0]:box[1], box[2]:box[3]]
+        yy, xx = np.mgrid[box[0]:box[1], box[2]:box[3]]
+        dist = np.hypot(yy - cy, xx - cx)
+        # Among equally cheap pixels (along a vessel), the nearest.
+        k = int(np.argmin(np.where(dist > radius, np.inf, sub * (1 + 0.01 * dist))))
+        y, x = np.unravel_index(k, sub.shape)
+        return float(x + box[2]) + 0.5, float(y + box[0]) + 0.5
 
     def field(self, anchor: tuple[float, float], reach: int = 320) -> "CostField":
         """All cheapest paths from ``anchor`` within ``reach`` px, so that each later mouse move only
@@ -211,11 +228,14 @@ class Tracer:
     cost: TraceCost
     radius_offset: float = 0.0  # added to the automatic width ('[' / ']')
     reach: int = 320
+    snap: float = 3.0  # px: a click this close to the ridge lands on it (0: exactly where clicked)
     anchors: list[tuple[float, float]] = field(default_factory=list)
     _committed: list[np.ndarray] = field(default_factory=list)
     _field: CostField | None = None
 
     def click(self, x: float, y: float) -> None:
+        """Add an anchor at (x, y), moved onto the ridge within ``snap`` px."""
+        x, y = self.cost.snap((x, y), self.snap)
         if self.anchors:
             self._committed.append(self._route_to((x, y))[1:])
         else:
@@ -235,7 +255,7 @@ class Tracer:
         """The committed path plus the route from the last anchor to (x, y); (n, 2) x, y."""
         if not self.anchors:
             return np.zeros((0, 2))
-        return np.concatenate([self.path(), self._route_to((x, y))[1:]])
+        return np.concatenate([self.path(), self._route_to(self.cost.snap((x, y), self.snap))[1:]])
 
     @property
     def radius(self) -> float:

@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 
 from retina_desktop.core.mask_document import MaskDocument
 from retina_desktop.core.painting import paint_segment
-from retina_desktop.core.topology import apply_fix, find_breaks, review
+from retina_desktop.core.topology import TopologyParams, apply_fix, find_breaks, review
 from retina_desktop.core.tracing import TraceCost, Tracer, trace
 from retina_desktop.core.vessel_graph import VesselGraph
 
@@ -141,14 +141,16 @@ def test_a_five_pixel_gap_is_found_and_bridged_with_one_click():
     assert not (fixed & ~near).any()
 
 
-def test_no_break_is_reported_where_the_probability_shows_nothing():
+def test_with_a_ridge_check_no_break_is_reported_where_the_probability_shows_nothing():
     centre = sine_vessel()
     full = polyline(centre, (200, 300), 1.5)
     broken = full.copy()
     broken[:, 83:88] = False
     prob = soft(full) * 0.9
     prob[:, 83:88] = 0.0
-    assert find_breaks(broken, VesselGraph.from_mask(broken), prob) == []
+    graph = VesselGraph.from_mask(broken)
+    assert find_breaks(broken, graph, prob, TopologyParams(ridge_min=0.05)) == []
+    assert len(find_breaks(broken, graph, prob, TopologyParams(ridge_min=0.0))) == 1
 
 
 def test_spur_and_fragment_are_found_and_removed():
@@ -165,6 +167,17 @@ def test_spur_and_fragment_are_found_and_removed():
     # The spur goes, but for the stem's junction disc (the stem is 4 px wide, to x = 62.5).
     assert not (m & spur)[:, 65:].any()
     assert np.array_equal(m & mask, mask)
+
+
+def test_a_click_near_a_thin_vessel_snaps_onto_it():
+    mask = polyline(np.array([[10.5, 50.5], [190.5, 50.5]]), (100, 200), 0.5)
+    cost = TraceCost.from_prediction(soft(mask))
+    assert cost.snap((100.5, 52.5), 3.0) == (100.5, 50.5)
+    assert cost.snap((100.5, 55.5), 3.0)[1] != 50.5  # farther than the snap radius: stays off
+    tracer = Tracer(cost)
+    tracer.click(20.5, 48.5)
+    tracer.click(180.5, 52.5)
+    assert np.all(tracer.path()[:, 1] == 50.5)
 
 
 @pytest.mark.parametrize("radius", [0.5, 1.5, 3.0])
