@@ -20,9 +20,9 @@ Protocol (fixed before measuring, from issue 15):
   T = a + b L / W (L its length, W its width).
 * With the vessel tools, for each piece the grader takes the cheapest way that fits:
   - a trace: a click at each end of the piece, plus one more click at the reference point of largest
-    deviation whenever the traced path strays more than half a vessel width from the reference centre
-    line, recursively, until it fits (distances on the pixel grid: chessboard, at least 1 px, so a
-    path pixel 8-adjacent to the centre line touches it); the width is the tool's
+    deviation whenever the traced path strays more than half a vessel width (W >= 1 px, Euclidean)
+    from the reference centre line, recursively, until it fits (``--loose``: at least 1 px in
+    chessboard distance instead, a sensitivity check outside the protocol); the width is the tool's
     automatic one, corrected with ``[`` / ``]`` (0.5 px per key) to the reference width; Enter commits;
   - a topology marker (a break the finder reported on the prediction, whose bridge fits the piece
     as a trace must; a fragment or spur marker on a spurious piece): one click plus the jump (one key);
@@ -540,7 +540,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached probability maps")
     ap.add_argument("--tune", action="store_true", help="grid of break-finder parameters on DATA instead")
+    ap.add_argument("--loose", action="store_true",
+                    help="sensitivity check, not the protocol: a trace fits within max(1 px, half a width) "
+                         "in chessboard distance (a path pixel 8-adjacent to the centre line touches it)")
     args = ap.parse_args()
+    global TOL_METRIC, TOL_FLOOR
+    if args.loose:
+        TOL_METRIC, TOL_FLOOR = np.inf, 1.0
     threshold, model = model_threshold()
     if args.tune:
         tune(args.data, args.limit, args.cache, threshold)
@@ -558,7 +564,9 @@ def main() -> None:
     result = {"data": str(args.data), "model": model, "threshold": threshold, "images": len(per_image),
               "constants": {"fitts_a": FITTS_A, "fitts_b": FITTS_B, "steer_a": STEER_A, "steer_b": STEER_B,
                             "key": KEY},
-              "break_params": asdict(params)}
+              "break_params": asdict(params),
+              "trace_tolerance": {"floor_px": TOL_FLOOR, "metric": "chessboard" if TOL_METRIC == np.inf else "euclidean",
+                                  "protocol": not args.loose}}
     for tool in ("brush", "vessel_tools", "prediction"):
         rows = [r[tool] for r in per_image.values()]
         tot = {"dice": None, "cldice": float(np.mean([x["cldice"] for x in rows]))}

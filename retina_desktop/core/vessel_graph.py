@@ -6,9 +6,10 @@ clusters of junction pixels are the junctions. A cluster that touches fewer than
 real branching (a staircase corner of the thinning, or a blob at a tip) and is merged back into its
 segment, so a vessel is never cut in two by a false junction.
 
-Built with OpenCV connected components and NumPy rather than ``skan``: on a 3504x2336 mask the graph
-takes ~0.1 s here against skan's 0.22 s warm and ~10 s for its first (numba-compiling) call in each
-process (``benchmarks/bench_vessel_tools.py`` measures both).
+Built with NumPy and scipy's sparse connected components on the list of skeleton pixels rather than
+with ``skan``: on a 3504x2336 mask the graph takes 0.09-0.12 s here, skan's 0.37-0.85 s warm and
+11-18 s on its first call in each process, while numba compiles (``benchmarks/bench_vessel_tools.py``,
+same skeleton, same 405 segments; a shared 2-core machine, hence the ranges).
 
 Use from a UI (a few lines)::
 

@@ -75,6 +75,28 @@ def test_tracer_previews_live_and_commits_one_undo_step():
     assert not doc.mask.any()
 
 
+def test_tracer_search_in_a_worker_gives_the_same_preview_and_a_stale_search_is_dropped():
+    centre = sine_vessel()
+    mask = polyline(centre, (200, 300), 1.5)
+    cost = TraceCost.from_prediction(soft(mask))
+    tracer = Tracer(cost)
+    tracer.click(*centre[100], search=False)
+    box = tracer.preview(*centre[900])  # before the search: the box search
+    tracer.search()
+    field = tracer.preview(*centre[900])
+    assert np.array_equal(box[[0, -1]], field[[0, -1]])
+    assert cKDTree(centre).query(field)[0].max() <= 1.0
+    old = tracer.anchors[-1]
+    tracer.click(*centre[900], search=False)
+    tracer.anchors[-1], new = old, tracer.anchors[-1]  # a search still running for the old anchor ...
+    tracer.search()
+    tracer.anchors[-1] = new  # ... finishes after the new click: its paths must not be used
+    assert tracer._field.anchor == old
+    tail = tracer.preview(*centre[1500])[len(tracer.path()):]
+    expected = cost.route(new, cost.snap(tuple(centre[1500])))[1:]
+    assert np.array_equal(tail, expected)
+
+
 def y_junction(shape=(120, 120)) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     stem = np.array([[60.5, 115.5], [60.5, 60.5]])
     left = np.array([[60.5, 60.5], [20.5, 10.5]])
