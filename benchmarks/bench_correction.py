@@ -18,7 +18,9 @@ Protocol (fixed before measuring, from issue 15):
   steps it, one key press per step); a spurious piece is one eraser stroke along the prediction's
   centre line, 1 px wider than the prediction there. A stroke costs the Accot-Zhai steering law
   T = a + b L / W (L its length, W its width).
-* With the vessel tools, for each piece the grader takes the cheapest way that fits:
+* With the vessel tools, for each piece the grader takes the way that fits and costs least per fix
+  (set-up that is paid once, switching tools or stepping the brush size, is left out of the
+  comparison and charged in full afterwards):
   - a trace: a click at each end of the piece, plus one more click at the reference point of largest
     deviation whenever the traced path strays more than half a vessel width (W >= 1 px, Euclidean)
     from the reference centre line, recursively, until it fits (``--loose``: at least 1 px in
@@ -400,8 +402,7 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams) -> dic
         if p.kind == "missed":
             anchors, widths, stroke, steps = trace_option(cost, p)
             t = sum(fitts(float(np.hypot(*(b - a))), w) for a, b, w in
-                    zip(np.vstack([g.pos[None], anchors[:-1]]), anchors, widths)) + KEY * (steps + 1) + \
-                (KEY if g.tool != "trace" else 0)
+                    zip(np.vstack([g.pos[None], anchors[:-1]]), anchors, widths)) + KEY * (steps + 1)
             options.append((t, "trace", (anchors, widths, stroke, steps)))
             for k, f in enumerate(breaks):
                 if k in used_markers:
@@ -418,8 +419,7 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams) -> dic
                 spurious_share = np.mean(~ref_near[seg.pixels[:, 0], seg.pixels[:, 1]])
                 if spurious_share >= 0.7:
                     mid = p.pixels[len(p.pixels) // 2].astype(float)
-                    t = fitts(float(np.hypot(*(mid - g.pos))), SNAP_W) + KEY + \
-                        (KEY if g.tool != "segment" else 0)
+                    t = fitts(float(np.hypot(*(mid - g.pos))), SNAP_W) + KEY
                     options.append((t, "segment_delete", (mid, p.segment)))
             for k, f in enumerate(markers_other):
                 kk = len(breaks) + k
@@ -437,7 +437,10 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams) -> dic
                     options.append((KEY + fitts(float(np.hypot(*(pos - g.pos))), MARKER_W), "marker", (kk, f)))
                     break
         # The brush or eraser, priced as above, is always there.
-        bg = Grader(g.pos.copy(), tool=g.tool, brush_radius=g.brush_radius)
+        # Compared without one-off set-up (switching tools, stepping the brush size), which a grader
+        # pays once and not per fix; whatever is chosen is then charged in full.
+        bg = Grader(g.pos.copy(), tool="brush" if p.kind == "missed" else "eraser",
+                    brush_radius=p.width / 2 + (0 if p.kind == "missed" else 1))
         brush_fix(bg, m.copy(), p)
         options.append((bg.seconds, "brush" if p.kind == "missed" else "eraser", None))
         t, how, data = min(options, key=lambda o: o[0])

@@ -2,9 +2,9 @@
 
 A *break* starts at a free end of the skeleton. It is found when, within ``max_gap`` px ahead of the
 end (inside a cone of ``max_angle`` around the direction the vessel was going), lies the skeleton of
-another vessel that does not already meet this one at a junction, and the probability along the gap
-stays at ``ridge_min`` or more (the model saw something there, below the threshold). The fix is a
-trace between the two points along the ridge (``tracing``), at the vessels' width there.
+another vessel that does not already meet this one at a junction (and, with ``ridge_min`` > 0, the
+mean probability along the gap reaches it: the model saw something there, below its threshold). The
+fix is a trace between the two points along the ridge (``tracing``), at the vessels' width there.
 A *fragment* is a connected piece under ``fragment_pixels`` that no break joins to anything: fix,
 remove it. A *spur* is a segment from a junction to a free end shorter than ``spur_length``: fix,
 remove it (``VesselGraph.delete_segment``). Every finding can also be dismissed; ``Finding.key`` stays
@@ -86,6 +86,7 @@ def review(mask: np.ndarray, probability: np.ndarray | None = None, params: Topo
 
 def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | None,
                 params: TopologyParams = TopologyParams()) -> list[Finding]:
+    """Likely breaks, shortest gap first; a break seen from both of its ends is reported once."""
     ends = graph.end_points()
     sk_y, sk_x = np.nonzero(graph.labels)
     if not ends or sk_y.size == 0:
