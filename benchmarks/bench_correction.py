@@ -613,4 +613,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from model_core.errors import RetinaInputError
+
+    try:
+        main()
+    except RetinaInputError as e:  # a missing folder, an unreadable image: one line, no traceback
+        sys.exit(f"bench_correction: {e}")

@@ -209,3 +209,48 @@ def test_local_radius_matches_the_drawn_vessel(radius):
     cost = TraceCost.from_prediction(mask.astype(np.float32))
     r = cost.local_radius(cost.route((20.5, 50.5), (180.5, 50.5)))
     assert abs(r - radius) <= 0.5
+
+
+def _bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_correction.py"
+    spec = importlib.util.spec_from_file_location("bench_correction", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_correction"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_correction_benchmark_counts_a_break_and_prices_a_brush_stroke_by_the_steering_law():
+    bc = _bench()
+    from skimage.morphology import skeletonize
+
+    ref, _ = y_junction()
+    # The prediction: the reference with a 3-px gap across the stem and the left branch missing.
+    _, branches = y_junction()
+    pred = ref & ~branches["left"]
+    pred[90:93, :] = False
+    ref_skel = skeletonize(ref)
+    truths = bc.true_breaks(ref_skel, pred)
+    assert len(truths) == 1 and all(89 <= y <= 93 for y, _ in truths[0])
+    # The missed branch is one piece, ordered end to end, about as long as the drawn branch.
+    graph = VesselGraph.from_skeleton(ref_skel)
+    pieces = bc.runs(ref_skel & ~pred, graph.labels, np.ones(ref.shape), "missed")
+    assert len(pieces) == 1
+    p = pieces[0]
+    branch_length = np.hypot(60.5 - 20.5, 60.5 - 10.5)
+    assert branch_length - 12 <= p.length <= branch_length + 2
+    assert np.hypot(*np.diff(p.pixels, axis=0).T).max() <= np.sqrt(2) + 1e-9
+    # A brush stroke: Fitts to its start, then a + b L / W; the corrected mask covers the branch.
+    g = bc.Grader(p.pixels[0].astype(float), brush_radius=0.5, tool="brush")
+    m = pred.copy()
+    bc.brush_fix(g, m, p)
+    expected = bc.CLICK_MIN + bc.STEER_A + bc.STEER_B * p.length / 1.0
+    assert g.seconds == pytest.approx(expected)
+    assert (g.strokes, g.clicks, g.keys) == (1, 0, 0)
+    yy, xx = np.mgrid[: ref.shape[0], : ref.shape[1]]
+    beyond_fork = np.hypot(xx + 0.5 - 60.5, yy + 0.5 - 60.5) > 6  # the fork's pixels are the junction's
+    assert m[ref_skel & branches["left"] & beyond_fork].all()
