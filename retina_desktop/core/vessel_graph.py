@@ -7,8 +7,8 @@ real branching (a staircase corner of the thinning, or a blob at a tip) and is m
 segment, so a vessel is never cut in two by a false junction.
 
 Built with NumPy and scipy's sparse connected components on the list of skeleton pixels rather than
-with ``skan``: on a 3504x2336 mask the graph takes 0.09-0.12 s here, skan's 0.37-0.85 s warm and
-11-18 s on its first call in each process, while numba compiles (``benchmarks/bench_vessel_tools.py``,
+with ``skan``: on a 3504x2336 mask the graph takes 0.09-0.15 s here, skan's 0.29-0.85 s warm and
+8-18 s on its first call in each process, while numba compiles (``benchmarks/bench_vessel_tools.py``,
 same skeleton, same 405 segments; a shared 2-core machine, hence the ranges).
 
 Use from a UI (a few lines)::
