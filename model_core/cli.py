@@ -39,14 +39,18 @@ def _predictor(args):
     return load_predictor(args.weights, device=args.device, tta=args.tta)
 
 
-def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+def _expand_inputs(inputs: list[str], folder_files=None) -> tuple[list[Path], list[str]]:
+    """Files named, plus the images of folders named (by the data-set rule, or ``folder_files``): (files, problems)."""
     from .data import image_folders, list_images
 
+    if folder_files is None:
+        def folder_files(p: Path) -> list[Path]:
+            return [f for folder in image_folders(p) for f in list_images(folder.images)]
     files, problems = [], []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = [f for folder in image_folders(p) for f in list_images(folder.images)]
+            found = folder_files(p)
             if not found:
                 problems.append(f"{p}: folder contains no images")
             files.extend(found)
@@ -520,19 +524,7 @@ def _add_measure_command(sub) -> None:
 def _mask_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     from .data import list_images
 
-    files, problems = [], []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                problems.append(f"{p}: folder contains no images")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append(f"{p}: file not found")
-    return files, problems
+    return _expand_inputs(inputs, folder_files=list_images)  # a folder of masks is read flat
 
 
 def _fov_index(folder: Path) -> dict[str, Path]:
