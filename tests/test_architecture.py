@@ -17,25 +17,24 @@ def test_import_linter_contract_holds():
     assert "The app's core never imports Qt KEPT" in proc.stdout
 
 
-def test_importing_every_engine_module_loads_no_qt():
+def _qt_free_import(package: str, forbidden: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Import every module of ``package`` in a fresh interpreter; exit 1 if any ``forbidden`` top-level got loaded."""
     code = (
-        "import importlib, pkgutil, sys, model_core\n"
-        "for m in pkgutil.iter_modules(model_core.__path__):\n"
-        "    if m.name != '__main__': importlib.import_module('model_core.' + m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'retina_desktop')]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
+        f"import importlib, pkgutil, sys\n"
+        f"pkg = importlib.import_module({package!r})\n"
+        f"for m in pkgutil.iter_modules(pkg.__path__):\n"
+        f"    if m.name != '__main__': importlib.import_module({package!r} + '.' + m.name)\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {forbidden!r}]\n"
+        f"print(bad); sys.exit(1 if bad else 0)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_importing_every_engine_module_loads_no_qt():
+    proc = _qt_free_import("model_core", ("PySide6", "shiboken6", "pyqtgraph", "retina_desktop"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_importing_every_core_module_loads_no_qt():
-    code = (
-        "import importlib, pkgutil, sys, retina_desktop.core as core\n"
-        "for m in pkgutil.iter_modules(core.__path__):\n"
-        "    importlib.import_module('retina_desktop.core.' + m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph')]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = _qt_free_import("retina_desktop.core", ("PySide6", "shiboken6", "pyqtgraph"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
