@@ -117,6 +117,8 @@ class ToolItem(QGraphicsObject):
             return
         p = (event.pos().x(), event.pos().y())
         event.accept()
+        if c.edit_guard is not None and not c.edit_guard():
+            return  # e.g. an approved image the grader did not agree to edit: this press changes nothing
         if c.tool == "fill":
             c.fill_requested.emit(int(math.floor(p[0])), int(math.floor(p[1])))
             return
@@ -194,6 +196,7 @@ class ImageCanvas(pg.GraphicsView):
         self._mask_visible = True
         self._mask_opacity = 0.55
         self._cursor_pos: tuple[float, float] | None = None
+        self.edit_guard = None  # called before a press edits the mask; False: the press does nothing
 
     # -- content ---------------------------------------------------------------------------
     def set_image(self, rgb: np.ndarray | None, model_view: np.ndarray | None = None) -> None:
