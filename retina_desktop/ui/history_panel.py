@@ -92,10 +92,11 @@ class HistoryPanel(QWidget):
     def show_versions(self, versions: list[Version], current_sha: str | None) -> None:
         self.tree.clear()
         self.versions = list(reversed(versions))  # newest first
+        marked = False
         for v in self.versions:
             row = version_row(v)
-            if v.sha256 == current_sha:
-                row[0] = "● " + row[0]
+            if v.sha256 == current_sha and not marked:  # a restore repeats an older content: mark the newest
+                row[0], marked = "● " + row[0], True
             item = QTreeWidgetItem(row)
             item.setToolTip(0, f"sha256 {v.sha256}\n{v.path}" + (f"\n{v.note}" if v.note else ""))
             if v.added_pred is not None:
@@ -184,8 +185,9 @@ class HistoryController:
             self.w.show_message(f"{s.entry.name} has no saved version yet.", "info")
             return False
         current = ws.current_sha(s.entry)
+        newest_current = next((v for v in versions if v.sha256 == current), None)
         i = self.w.prompter.choose_item("Revert image to…", f"Versions of {s.entry.name}, newest first:",
-                                        [version_text(v, v.sha256 == current) for v in versions])
+                                        [version_text(v, v is newest_current) for v in versions])
         return i is not None and self.restore(versions[i])
 
     def restore(self, v: Version) -> bool:

@@ -1,0 +1,238 @@
+"""The window's side of "a grader's work is never lost" (issue 14): the conflict choice, a full disk when
+switching images, the History panel, undo across images, guarded destructive tools, the banner's notices."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from gui_helpers import SafetyPrompter, blank, make_workspace, open_and_predict, stroke
+from model_core.imageio import read_mask
+from retina_desktop.core.workspace import DiskFullError, Workspace
+
+
+def _edit_elsewhere(folder, key, rows):
+    """Another window (its own Workspace) saves ``key`` with vessel rows ``rows``; returns its mask."""
+    other = Workspace(folder)
+    entry = other.entry(key)
+    mask = np.zeros(read_mask(entry.gt_path).shape if entry.existing_gt() else (150, 160), bool)
+    mask[rows, 10:120] = True
+    other.save_ground_truth(entry, mask, reviewer="bob", source="brush")
+    other.close()
+    return mask
+
+
+def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (20, 120)])
+    assert window.save_current()
+    theirs = _edit_elsewhere(flat_workspace, window.session.key, slice(60, 64))
+    stroke(window.canvas, [(100, 20), (100, 120)])
+    mine = doc.mask.copy()
+    seen = []
+
+    class Prompter(SafetyPrompter):
+        def ask_conflict(self, image_name, message):
+            seen.append(window.history.preview.active)
+            return super().ask_conflict(image_name, message)
+
+    window.prompter = Prompter(conflict=["both", "theirs"])
+    assert window.save_current()
+    assert [a[0] for a in window.prompter.asked] == ["conflict", "conflict"] and "bob" in window.prompter.asked[0][1]
+    assert seen == [False, True]  # "view both" drew theirs over mine before asking again
+    assert not window.history.preview.active
+    assert np.array_equal(doc.mask, theirs) and not doc.is_dirty
+    assert np.array_equal(read_mask(window.session.entry.gt_path), theirs)
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # mine comes back
+    assert np.array_equal(doc.mask, mine)
+    window.prompter = SafetyPrompter()
+    assert window.save_current() and np.array_equal(read_mask(window.session.entry.gt_path), mine)
+    assert not [a for a in window.prompter.asked if a[0] == "conflict"]  # no conflict any more
+
+    _edit_elsewhere(flat_workspace, window.session.key, slice(80, 82))
+    stroke(window.canvas, [(130, 20), (130, 120)])
+    mine = doc.mask.copy()
+    window.prompter = SafetyPrompter(conflict=["mine"])
+    assert window.save_current()
+    assert np.array_equal(read_mask(window.session.entry.gt_path), mine)
+    assert window.workspace.status(window.session.key) == "edited"
+
+
+def test_a_full_disk_when_switching_images_offers_retry_and_export_not_read_only(qtbot, window, flat_workspace,
+                                                                                 monkeypatch, tmp_path):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    ws, key = window.workspace, window.session.key
+    real = ws.save_ground_truth
+
+    def full(*a, **k):
+        raise DiskFullError(f"{ws.entry(key).gt_path}: disk full (No space left on device); the mask was not saved")
+
+    monkeypatch.setattr(ws, "save_ground_truth", full)
+    window.prompter = SafetyPrompter(save_failed=["export", "cancel"])
+    window.prompter.folder = str(tmp_path / "usb")
+    (tmp_path / "usb").mkdir()
+    window.step_image(+1)
+    assert window.session.key == key and doc.is_dirty  # stayed
+    asked = window.prompter.asked
+    assert asked[0][0] == "save_failed" and "disk full" in asked[0][1] and asked[0][2:] == (True, True)
+    assert not [a for a in asked if a[0] == "unsaved"]  # never "This workspace is read-only"
+    assert np.array_equal(read_mask(tmp_path / "usb" / f"{window.session.entry.stem}.png"), doc.mask)
+
+    window.step_image(+1)  # "cancel" (nothing left to answer): still here
+    assert window.session.key == key
+    monkeypatch.setattr(ws, "save_ground_truth", real)
+    window.prompter = SafetyPrompter(save_failed=["retry"])
+    calls = []
+
+    def full_once(*a, **k):
+        if not calls:
+            calls.append(1)
+            return full(*a, **k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ws, "save_ground_truth", full_once)
+    painted = doc.mask.copy()
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.step_image(+1)
+    assert window.session.key != key and len(calls) == 1
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)  # "Retry" saved it
+
+
+def test_the_history_panel_lists_previews_and_restores_versions(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.settings.reviewer = "ann"
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (20, 120)])
+    assert window.save_current()
+    first = doc.mask.copy()
+    stroke(window.canvas, [(100, 20), (100, 120)])
+    assert window.save_current()
+    second = doc.mask.copy()
+    panel = window.history.panel
+    assert panel.tree.topLevelItemCount() == 2
+    newest, oldest = panel.tree.topLevelItem(0), panel.tree.topLevelItem(1)
+    assert newest.text(0).startswith("● ") and newest.text(1) == "ann" and newest.text(2) == "brush"
+    added = int(np.count_nonzero(second & ~first))
+    assert newest.text(4) == f"+{added:,} / −0"
+
+    panel.tree.setCurrentItem(oldest)
+    panel.preview_button.setChecked(True)
+    assert window.history.preview.active
+    assert np.array_equal(window.history.preview.item._buffer != 0, first)
+    assert np.array_equal(doc.mask, second)  # a preview changes nothing
+    panel.restore_button.click()
+    assert np.array_equal(doc.mask, first) and np.array_equal(read_mask(window.session.entry.gt_path), first)
+    assert not window.history.preview.active
+    assert panel.tree.topLevelItemCount() == 3 and panel.tree.topLevelItem(0).text(2) == "restore"
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the restore is undoable
+    assert np.array_equal(doc.mask, second) and doc.is_dirty
+
+    window.prompter = SafetyPrompter(item=2)  # "Revert image to…": newest first, so 2 is the first save
+    window.history.revert_action.trigger()
+    items = window.prompter.asked[-1][1]
+    assert len(items) == 3 and items[0].endswith("on disk now") and "on disk now" not in items[2]
+    assert np.array_equal(doc.mask, first) and np.array_equal(read_mask(window.session.entry.gt_path), first)
+    assert window.workspace.versions(window.session.key)[-1].source == "restore"
+
+
+def test_undo_survives_switching_images(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = window.session.document
+    original = doc.mask.copy()
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    key = window.session.key
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.step_image(+1)
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.open_image(key)
+    assert window.session.document is doc and window.undo_action.isEnabled()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(doc.mask, original)
+    assert np.array_equal(window.canvas.overlay._buffer != 0, original)
+
+
+def test_an_approved_image_asks_before_the_first_edit_and_undoing_gives_approval_back(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    window.settings.advance_after_approve = False
+    doc = blank(window)
+    window.set_tool("brush")
+    window.set_brush_radius(6)
+    stroke(window.canvas, [(40, 75), (110, 75)])
+    window.approve_current()
+    key = window.session.key
+    assert window.workspace.status(key) == "approved"
+    approved = doc.mask.copy()
+    window.prompter = SafetyPrompter(confirm=False)
+    window.set_tool("eraser")
+    window.set_brush_radius(4)
+    assert doc.mask[75, 75]
+    steps = doc.undo_count
+    stroke(window.canvas, [(75, 75)])  # e.g. a click to give the canvas focus
+    assert np.array_equal(doc.mask, approved) and doc.undo_count == steps
+    assert window.prompter.asked[0][0] == "confirm" and "approved" in window.prompter.asked[0][1]
+    window.autosave()
+    assert window.workspace.status(key) == "approved"
+
+    window.prompter = SafetyPrompter(confirm=True)
+    window.set_tool("brush")
+    stroke(window.canvas, [(10, 10), (140, 140)])
+    stroke(window.canvas, [(10, 140), (140, 10)])
+    assert len([a for a in window.prompter.asked if a[0] == "confirm"]) == 1  # once per opening
+    assert window.save_current(auto=True) and window.workspace.status(key) == "edited"
+    window.undo()
+    window.undo()
+    assert np.array_equal(doc.mask, approved)
+    assert window.save_current(auto=True)
+    assert window.workspace.status(key) == "approved"
+
+
+def test_fill_on_a_large_vessel_piece_is_refused_and_points_to_the_eraser(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    window.set_brush_radius(2)
+    stroke(window.canvas, [(20, 20), (20, 130), (130, 130)])  # one vessel tree
+    stroke(window.canvas, [(100, 40)])  # a speck, well under 2 % of the vessel pixels
+    before = doc.mask.copy()
+    steps = doc.undo_count
+    window.set_tool("fill")
+    stroke(window.canvas, [(20.5, 80.5)])
+    assert np.array_equal(doc.mask, before) and doc.undo_count == steps
+    assert "Fill not applied" in window.banner.text() and "eraser (E)" in window.banner.text()
+    stroke(window.canvas, [(100.5, 40.5)])
+    assert not doc.mask[38:43, 98:103].any() and doc.undo_count == steps + 1
+
+
+def test_the_banner_says_who_else_has_the_workspace_open_and_leaving_closes_it(qtbot, window, flat_workspace,
+                                                                               tmp_path):
+    other = Workspace(flat_workspace)  # another window
+    try:
+        open_and_predict(qtbot, window, flat_workspace)
+        text = window.workspace_banner.text()
+        assert "Already open" in text and other.other_sessions()  # and this window is listed to the other
+        second = make_workspace(tmp_path / "second", 2)
+        with qtbot.waitSignal(window.image_opened, timeout=20000):
+            assert window.open_workspace(second)
+        assert other.other_sessions() == []  # the window closed the first workspace's session
+    finally:
+        other.close()
+
+
+def test_the_history_dock_fits_a_1280x800_window(qtbot, window, flat_workspace, tmp_path):
+    window.resize(1280, 800)
+    open_and_predict(qtbot, window, flat_workspace)
+    window.history.dock.raise_()
+    qtbot.waitUntil(lambda: window.history.panel.isVisible())
+    panel = window.history.panel
+    assert window.width() <= 1280 and window.height() <= 800
+    top_left = panel.mapTo(window, panel.rect().topLeft())
+    assert top_left.x() + panel.width() <= window.width() and top_left.y() + panel.height() <= window.height()
+    assert panel.restore_button.isVisible() and panel.preview_button.isVisible()
+    assert window.grab().save(str(tmp_path / "history.png"))
