@@ -236,3 +236,52 @@ def test_the_history_dock_fits_a_1280x800_window(qtbot, window, flat_workspace, 
     assert top_left.x() + panel.width() <= window.width() and top_left.y() + panel.height() <= window.height()
     assert panel.restore_button.isVisible() and panel.preview_button.isVisible()
     assert window.grab().save(str(tmp_path / "history.png"))
+
+
+def test_a_record_that_could_not_be_written_is_retried_from_the_question(qtbot, window, flat_workspace, monkeypatch):
+    from retina_desktop.core.workspace import RecordError
+
+    open_and_predict(qtbot, window, flat_workspace)
+    blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    ws = window.workspace
+    real = ws.save_ground_truth
+    retried = []
+
+    def record_fails(entry, mask, **kw):
+        path = real(entry, mask, **kw)  # the mask is written; pretend its record was not
+        raise RecordError(f"{path} was saved, but its record could not be written (database is locked); retry",
+                          retry=lambda: retried.append(entry.key))
+
+    monkeypatch.setattr(ws, "save_ground_truth", record_fails)
+    window.prompter = SafetyPrompter(save_failed=["retry"])
+    assert window.save_current()
+    assert window.prompter.asked[0][0] == "save_failed" and "database is locked" in window.prompter.asked[0][1]
+    assert retried == [window.session.key] and not window.session.document.is_dirty
+
+
+def test_a_workspace_renamed_while_open_refuses_the_save_and_recreates_nothing(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    moved = flat_workspace.with_name("photos-moved")
+    flat_workspace.rename(moved)
+    window.prompter = SafetyPrompter()
+    assert not window.save_current()
+    assert not flat_workspace.exists()
+    assert "has gone" in window.banner.text() and window.prompter.asked[0][0] == "error"
+    assert window.session.document.is_dirty
+
+
+def test_the_banner_shows_damaged_records_and_the_model_fallback(qtbot, window, flat_workspace):
+    meta = flat_workspace / ".retina"
+    meta.mkdir()
+    (meta / "records.sqlite").write_bytes(b"this is not a database" * 100)
+    open_and_predict(qtbot, window, flat_workspace)
+    text = window.workspace_banner.text()
+    assert "records were damaged" in text and "records.corrupt-" in text
+    window.model.notice = "Model version v002 could not be loaded (truncated); using the bundled default model"
+    window.prediction.model_loaded.emit(window.prediction.info, False)
+    assert "<b>Model:</b> Model version v002 could not be loaded" in window.workspace_banner.text()
