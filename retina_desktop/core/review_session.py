@@ -60,6 +60,29 @@ class OpenImage:
         return self.entry.key
 
 
+@dataclass
+class _Kept:
+    """What is kept of a closed image for its undo history: the document and its baseline, bit-packed (the
+    photo and its probabilities are not: they are read again, and would cost ~80 MB per full-size image)."""
+
+    document: MaskDocument
+    disk_sha: str | None
+    baseline_bits: np.ndarray | None
+    baseline_status: str
+    baseline_had_file: bool
+
+    @classmethod
+    def of(cls, s: OpenImage) -> "_Kept":
+        bits = np.packbits(s.baseline, axis=None) if s.baseline is not None else None
+        return cls(s.document, s.disk_sha, bits, s.baseline_status, s.baseline_had_file)
+
+    def baseline(self) -> np.ndarray | None:
+        if self.baseline_bits is None:
+            return None
+        shape = self.document.shape
+        return np.unpackbits(self.baseline_bits, count=shape[0] * shape[1]).astype(bool).reshape(shape)
+
+
 class ReviewSession:
     """Events (callbacks, see ``core.events``):
 
@@ -75,7 +98,7 @@ class ReviewSession:
         self._load_request = 0
         self.loading_key: str | None = None  # asked for, not yet decoded
         self.current_key: str | None = None  # the last image asked for, even if it failed to open
-        self._kept: OrderedDict[str, OpenImage] = OrderedDict()  # recent images' documents, for undo
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent images' documents, for undo
         self.workspace_changed = Event()
         self.image_opened = Event()
         self.image_closed = Event()
@@ -130,8 +153,8 @@ class ReviewSession:
         disk_sha = self.workspace.loaded_sha(loaded.entry)
         kept = self._kept.pop(loaded.entry.key, None)
         if kept is not None and self._still_valid(kept, loaded, disk_sha):
-            self.image = OpenImage(loaded.entry, loaded, kept.document, loaded.probability, disk_sha, kept.baseline,
-                                   kept.baseline_status, kept.baseline_had_file, kept.edit_confirmed)
+            self.image = OpenImage(loaded.entry, loaded, kept.document, loaded.probability, disk_sha, kept.baseline(),
+                                   kept.baseline_status, kept.baseline_had_file)
             self.image_opened.emit(self.image)
             return self.image
         if loaded.ground_truth is not None:
@@ -146,7 +169,7 @@ class ReviewSession:
         return self.image
 
     @staticmethod
-    def _still_valid(kept: OpenImage, loaded: LoadedImage, disk_sha: str | None) -> bool:
+    def _still_valid(kept: _Kept, loaded: LoadedImage, disk_sha: str | None) -> bool:
         """A kept document is reused only if the mask on disk is still the version it was built on."""
         doc = kept.document
         if doc.shape != loaded.rgb.shape[:2] or doc.is_dirty or kept.disk_sha != disk_sha:
@@ -165,7 +188,7 @@ class ReviewSession:
         doc = s.document
         if doc.is_dirty or not (doc.can_undo or doc.can_redo):
             return  # unsaved edits being discarded, or nothing to undo
-        self._kept[s.key] = s
+        self._kept[s.key] = _Kept.of(s)
         self._kept.move_to_end(s.key)
         while len(self._kept) > KEEP_DOCUMENTS or (
                 len(self._kept) > 1 and sum(k.document.history_bytes for k in self._kept.values()) > KEEP_HISTORY_BYTES):
@@ -368,8 +391,11 @@ class ReviewSession:
     def needs_save_before_approve(self) -> bool:
         # Approving means "the mask on screen is the ground truth": save it whenever the file on disk is not that
         # mask, including a saved mask that could not be used (wrong size, unreadable; the history keeps it).
+        # Also when another window or grader saved since: approving must never vouch for a mask not seen here
+        # (the save then raises SaveConflict and the grader chooses).
         s = self.image
-        return s.document.is_dirty or s.entry.existing_gt() is None or bool(s.loaded.ground_truth_problem)
+        return (s.document.is_dirty or s.entry.existing_gt() is None or bool(s.loaded.ground_truth_problem)
+                or self.workspace.current_sha(s.entry) != s.disk_sha)
 
     def approve(self, model: str | None, reviewer: str | None) -> dict:
         """Mark the open image approved (save first if ``needs_save_before_approve``), logged with the pixels

@@ -189,3 +189,17 @@ def test_restore_is_a_new_version_and_can_itself_be_undone(root):
     assert versions[-1].source == "restore" and len(versions) == 3
     s.document.undo()
     assert np.array_equal(s.document.mask, second) and s.document.is_dirty
+
+
+def test_approving_after_another_window_saved_goes_through_the_conflict_first(root):
+    a, b = _session(root), _session(root)
+    sa, sb = _open(a, "img_00"), _open(b, "img_00")
+    _paint(sa.document, (100, 10), (100, 100))
+    a.save(auto=False, model=None, reviewer="ann")
+    assert not a.needs_save_before_approve()
+    sb.disk_sha = b.workspace.current_sha(sb.entry)  # b reloads what a saved, edits, saves
+    _paint(sb.document, (10, 10), (10, 100))
+    b.save(auto=False, model=None, reviewer="bob")
+    assert a.needs_save_before_approve()  # the mask on disk is not the one on a's screen
+    with pytest.raises(SaveConflict):
+        a.save(auto=False, model=None, reviewer="ann")
