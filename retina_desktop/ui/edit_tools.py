@@ -24,6 +24,8 @@ class EditTools(QObject):
         panel.remove_small_button.clicked.connect(self.remove_small)
         canvas.fill_requested.connect(self.fill_at)
         canvas.edit_guard = self.may_edit
+        canvas.focus_click_ignored.connect(lambda: self.status.emit(
+            "That click gave the image focus and changed nothing; click again (or drag) to paint"))
         self.set_brush_radius(settings.brush_radius)
         self.set_opacity(panel.opacity_slider.value())
 

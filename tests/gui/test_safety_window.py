@@ -285,3 +285,28 @@ def test_the_banner_shows_damaged_records_and_the_model_fallback(qtbot, window, 
     window.model.notice = "Model version v002 could not be loaded (truncated); using the bundled default model"
     window.prediction.model_loaded.emit(window.prediction.info, False)
     assert "<b>Model:</b> Model version v002 could not be loaded" in window.workspace_banner.text()
+
+
+def test_a_click_that_gives_the_canvas_focus_does_not_paint_but_a_drag_does(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.set_tool("eraser")
+    doc.reset(np.ones(doc.shape, bool), "prediction", saved=True)
+    vp, left = window.canvas.viewport(), Qt.MouseButton.LeftButton
+    window.image_list.setFocus()
+    qtbot.waitUntil(lambda: not window.canvas.hasFocus())
+    p = window.canvas.image_to_widget(75, 75)
+    qtbot.mouseClick(vp, left, pos=p)  # as the window system delivers it
+    assert window.canvas.hasFocus() and doc.mask.all() and doc.undo_count == 0  # the focusing click
+    qtbot.mouseClick(vp, left, pos=p)  # the canvas has focus now: a click paints
+    assert not doc.mask[75, 75] and doc.undo_count == 1
+
+    window.image_list.setFocus()
+    qtbot.waitUntil(lambda: not window.canvas.hasFocus())
+    a, b = window.canvas.image_to_widget(30, 30), window.canvas.image_to_widget(30, 60)
+    qtbot.mousePress(vp, left, pos=a)  # a focusing press that becomes a drag paints from where it started
+    qtbot.mouseMove(vp, b)
+    qtbot.mouseRelease(vp, left, pos=b)
+    assert window.canvas.hasFocus() and not doc.mask[30, 30] and not doc.mask[60, 30] and doc.undo_count == 2
