@@ -26,6 +26,16 @@ from .workers import user_message
 class SaveFlow:
     def __init__(self, window):
         self.w = window
+        self._notices_shown = 0  # the open workspace's notices shown so far (the banner shows those of opening)
+        window.review.workspace_changed.connect(lambda ws: setattr(self, "_notices_shown", len(ws.notices)))
+
+    def show_new_notices(self) -> None:
+        """Notices the workspace added since (a record that will be retried, a log copy that failed)."""
+        ws = self.w.workspace
+        if ws is None or len(ws.notices) <= self._notices_shown:
+            return
+        self._notices_shown = len(ws.notices)
+        self.w.show_message(ws.notices[-1], "warning")
 
     # ------------------------------------------------------------------- saving --
     def save_current(self, auto: bool = False, ask: bool | None = None, leaving: bool = False) -> bool:
@@ -88,6 +98,7 @@ class SaveFlow:
                                       "(the History keeps it)", 5000)
         else:
             w.statusBar().showMessage(f"{'Autosaved' if auto else 'Saved'} {path}", 4000)
+        self.show_new_notices()
         w.update_actions()
 
     def _retry_record(self, exc: RecordError, ask: bool) -> bool:
@@ -185,4 +196,5 @@ class SaveFlow:
         except (WorkspaceError, OSError) as exc:
             w.show_message(f"Not approved: {user_message(exc)}")
             return False
+        self.show_new_notices()
         return True

@@ -310,3 +310,50 @@ def test_a_click_that_gives_the_canvas_focus_does_not_paint_but_a_drag_does(qtbo
     qtbot.mouseMove(vp, b)
     qtbot.mouseRelease(vp, left, pos=b)
     assert window.canvas.hasFocus() and not doc.mask[30, 30] and not doc.mask[60, 30] and doc.undo_count == 2
+
+
+def test_the_real_question_boxes_offer_the_choices_and_return_the_one_clicked(qtbot, window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from retina_desktop.ui.dialogs import Prompter
+
+    seen = []
+
+    def click(label):
+        def answer():
+            box = QApplication.activeModalWidget()
+            seen.append((box.objectName(), sorted(b.text() for b in box.buttons())))
+            next(b for b in box.buttons() if b.text() == label).click()
+        QTimer.singleShot(0, answer)
+
+    prompter = Prompter(window)
+    click("Take theirs")
+    assert prompter.ask_conflict("a.png", "a: another window or grader saved this mask") == "theirs"
+    click("View both")
+    assert prompter.ask_conflict("a.png", "a: saved elsewhere") == "both"
+    click("Export elsewhere…")
+    assert prompter.ask_save_failed("a.png", "a.png: disk full", disk_full=True, can_discard=True) == "export"
+    click("Retry")
+    assert prompter.ask_save_failed("a.png", "record failed") == "retry"
+    assert seen[0] == ("conflict_prompt", ["Cancel", "Keep mine", "Take theirs", "View both"])
+    assert seen[2] == ("save_failed_prompt", ["Discard edits", "Export elsewhere…", "Retry", "Stay on this image"])
+    assert seen[3] == ("save_failed_prompt", ["Cancel", "Retry"])
+
+
+def test_a_notice_added_by_a_save_is_shown(qtbot, window, flat_workspace, monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    ws = window.workspace
+    real = ws.save_ground_truth
+
+    def save_and_note(*a, **k):
+        path = real(*a, **k)
+        ws.notices.append(f"{ws.review_log_path}: the JSONL copy of the review log could not be updated (full)")
+        return path
+
+    monkeypatch.setattr(ws, "save_ground_truth", save_and_note)
+    assert window.save_current()
+    assert window.banner.level == "warning" and "JSONL copy of the review log" in window.banner.text()
