@@ -89,12 +89,12 @@ class Prompter:
                              ("both", "View both", R.ActionRole), ("cancel", "Cancel", R.RejectRole)], "mine")
 
     def ask_save_failed(self, image_name: str, message: str, disk_full: bool = False,
-                        can_discard: bool = False) -> str:
-        """A save failed: 'retry', 'export' (write the mask elsewhere; offered for a full disk), 'discard'
-        (only when leaving the image) or 'cancel'."""
+                        can_discard: bool = False, can_export: bool | None = None) -> str:
+        """A save failed: 'retry', 'export' (write the mask elsewhere; offered for a full disk, or when
+        ``can_export``), 'discard' (only when leaving the image) or 'cancel'."""
         R = QMessageBox.ButtonRole
         buttons = [("retry", "Retry", R.AcceptRole)]
-        if disk_full:
+        if disk_full if can_export is None else can_export:
             buttons.append(("export", "Export elsewhere…", R.ActionRole))
         if can_discard:
             buttons.append(("discard", "Discard edits", R.DestructiveRole))

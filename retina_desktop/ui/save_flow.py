@@ -66,12 +66,18 @@ class SaveFlow:
                 if choice == "export":
                     self.export_elsewhere()
                 return choice == "discard"
-            except WorkspaceGoneError as exc:
-                self._failed(exc, ask)
-                return False
-            except ReadOnlyWorkspaceError as exc:
-                self._failed(exc, ask)
-                return False
+            except (WorkspaceGoneError, ReadOnlyWorkspaceError) as exc:
+                if not leaving:
+                    self._failed(exc, ask)
+                    return False
+                # Moving on would lose the edits: offer to write them elsewhere, to discard them, or to stay.
+                choice = w.prompter.ask_save_failed(s.entry.name, user_message(exc), can_discard=True,
+                                                    can_export=True)
+                if choice == "retry":
+                    continue
+                if choice == "export":
+                    self.export_elsewhere()
+                return choice == "discard"
             except (WorkspaceError, OSError) as exc:
                 if not ask:
                     w.show_message(f"Not saved: {user_message(exc)}")

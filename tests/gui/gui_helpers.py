@@ -86,7 +86,7 @@ class SafetyPrompter(RecordingPrompter):
         self.asked.append(("conflict", message))
         return self.conflict_answers.pop(0) if self.conflict_answers else "cancel"
 
-    def ask_save_failed(self, image_name, message, disk_full=False, can_discard=False):
+    def ask_save_failed(self, image_name, message, disk_full=False, can_discard=False, can_export=None):
         self.asked.append(("save_failed", message, disk_full, can_discard))
         return self.save_failed_answers.pop(0) if self.save_failed_answers else "cancel"
 

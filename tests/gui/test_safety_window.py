@@ -357,3 +357,22 @@ def test_a_notice_added_by_a_save_is_shown(qtbot, window, flat_workspace, monkey
     monkeypatch.setattr(ws, "save_ground_truth", save_and_note)
     assert window.save_current()
     assert window.banner.level == "warning" and "JSONL copy of the review log" in window.banner.text()
+
+
+def test_leaving_an_image_of_a_workspace_that_has_gone_offers_export_discard_or_stay(qtbot, window, flat_workspace,
+                                                                                     tmp_path):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    key = window.session.key
+    flat_workspace.rename(flat_workspace.with_name("photos-unplugged"))
+    window.prompter = SafetyPrompter(save_failed=["export", "discard"])
+    window.prompter.folder = str(tmp_path)
+    window.step_image(+1)
+    assert window.session.key == key and not flat_workspace.exists()  # stayed; nothing re-created
+    asked = window.prompter.asked[0]
+    assert asked[0] == "save_failed" and "has gone" in asked[1] and asked[3] is True
+    assert np.array_equal(read_mask(tmp_path / f"{window.session.entry.stem}.png"), doc.mask)
+    window.step_image(+1)  # "discard": moves on (the load of the gone folder's photo then fails with a message)
+    assert window.review.current_key != key and not flat_workspace.exists()
