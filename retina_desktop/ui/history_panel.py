@@ -128,6 +128,8 @@ class HistoryController:
         p.preview_button.toggled.connect(self._preview_toggled)
         p.tree.currentItemChanged.connect(lambda *_: self._preview_toggled(p.preview_button.isChecked()))
         p.restore_button.clicked.connect(self.restore_selected)
+        # A preview never outlives its tab: a magenta mask nobody remembers turning on would mislead.
+        self.dock.visibilityChanged.connect(lambda visible: visible or p.preview_button.setChecked(False))
         r = window.review
         r.image_opened.connect(lambda _s: self.refresh())
         r.image_closed.connect(self._closed)
@@ -150,6 +152,9 @@ class HistoryController:
             self.panel.note.setText("Open an image to see its saved versions.")
             return
         self.panel.show_versions(ws.versions(s.entry), ws.current_sha(s.entry))
+        if not ws.gt_writable:  # a version can be looked at, not restored, in a read-only workspace
+            self.panel.restore_button.setEnabled(False)
+            self.revert_action.setEnabled(False)
 
     def _closed(self) -> None:
         self.preview.clear()

@@ -376,3 +376,20 @@ def test_leaving_an_image_of_a_workspace_that_has_gone_offers_export_discard_or_
     assert np.array_equal(read_mask(tmp_path / f"{window.session.entry.stem}.png"), doc.mask)
     window.step_image(+1)  # "discard": moves on (the load of the gone folder's photo then fails with a message)
     assert window.review.current_key != key and not flat_workspace.exists()
+
+
+def test_a_preview_ends_when_the_history_tab_is_left(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    assert window.save_current()
+    window.history.dock.raise_()
+    qtbot.waitUntil(window.history.panel.isVisible)
+    panel = window.history.panel
+    panel.tree.setCurrentItem(panel.tree.topLevelItem(0))
+    panel.preview_button.setChecked(True)
+    assert window.history.preview.active
+    window.review_dock.raise_()
+    qtbot.waitUntil(lambda: not window.history.preview.active)
+    assert not panel.preview_button.isChecked()
