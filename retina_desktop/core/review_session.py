@@ -14,11 +14,20 @@ The threshold has one owner, this class. Its policy (README, "How to review"):
 
 The mask on screen is either the probabilities cut at ``threshold`` or, when ``mask_edited`` is true, a mask
 the grader edited or saved, which the threshold label says.
+
+Saving goes through one call, ``Workspace.save_ground_truth`` (mask, status and review-log entry in one
+transaction, checked against the version this window loaded), and raises its typed errors for the window to
+offer a choice: ``SaveConflict`` (``resolve_conflict``), ``DiskFullError``, ``RecordError`` (``retry()``),
+``WorkspaceGoneError``. Undo survives switching images: the mask documents of recent images are kept (within
+one byte budget) and reused when the image is reopened, if the mask on disk is still the version they were
+built on. When every edit is undone, the image gets back the status it had when it was opened, and an image
+that had no mask file gets none (so it is not exported as a correction; the history keeps what was saved).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +35,10 @@ import numpy as np
 from .events import Event
 from .mask_document import MaskDocument
 from .tasks import LoadedImage, PredictionResult
-from .workspace import ImageEntry, Workspace
+from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
+
+KEEP_DOCUMENTS = 8  # recent images whose undo history survives switching images
+KEEP_HISTORY_BYTES = 64 * 1024 * 1024  # their undo steps together, the same cap as one document's history
 
 
 @dataclass
@@ -37,10 +49,38 @@ class OpenImage:
     loaded: LoadedImage
     document: MaskDocument
     probability: np.ndarray | None
+    disk_sha: str | None = None  # the mask file version the document was built on (None: no file)
+    baseline: np.ndarray | None = field(default=None, repr=False)  # the mask as first opened (or last approved)
+    baseline_status: str = "new"
+    baseline_had_file: bool = False
+    edit_confirmed: bool = False  # the grader agreed to edit this approved image
 
     @property
     def key(self) -> str:
         return self.entry.key
+
+
+@dataclass
+class _Kept:
+    """What is kept of a closed image for its undo history: the document and its baseline, bit-packed (the
+    photo and its probabilities are not: they are read again, and would cost ~80 MB per full-size image)."""
+
+    document: MaskDocument
+    disk_sha: str | None
+    baseline_bits: np.ndarray | None
+    baseline_status: str
+    baseline_had_file: bool
+
+    @classmethod
+    def of(cls, s: OpenImage) -> "_Kept":
+        bits = np.packbits(s.baseline, axis=None) if s.baseline is not None else None
+        return cls(s.document, s.disk_sha, bits, s.baseline_status, s.baseline_had_file)
+
+    def baseline(self) -> np.ndarray | None:
+        if self.baseline_bits is None:
+            return None
+        shape = self.document.shape
+        return np.unpackbits(self.baseline_bits, count=shape[0] * shape[1]).astype(bool).reshape(shape)
 
 
 class ReviewSession:
@@ -58,6 +98,7 @@ class ReviewSession:
         self._load_request = 0
         self.loading_key: str | None = None  # asked for, not yet decoded
         self.current_key: str | None = None  # the last image asked for, even if it failed to open
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent images' documents, for undo
         self.workspace_changed = Event()
         self.image_opened = Event()
         self.image_closed = Event()
@@ -69,10 +110,11 @@ class ReviewSession:
 
     # ----------------------------------------------------------------- workspace --
     def set_workspace(self, ws: Workspace) -> None:
-        if self.workspace is not None:
-            self.workspace.flush()
-        self.workspace = ws
         self.close_image()
+        self._kept.clear()
+        if self.workspace is not None and self.workspace is not ws:
+            self.workspace.close()  # ends this window's "already open" record
+        self.workspace = ws
         self.current_key = self.loading_key = None
         self._load_request += 1  # whatever was loading belongs to the previous workspace
         if ws.threshold is not None:
@@ -108,20 +150,53 @@ class ReviewSession:
             return None
         self.loading_key = None
         h, w = loaded.rgb.shape[:2]
+        disk_sha = self.workspace.loaded_sha(loaded.entry)
+        kept = self._kept.pop(loaded.entry.key, None)
+        if kept is not None and self._still_valid(kept, loaded, disk_sha):
+            self.image = OpenImage(loaded.entry, loaded, kept.document, loaded.probability, disk_sha, kept.baseline(),
+                                   kept.baseline_status, kept.baseline_had_file)
+            self.image_opened.emit(self.image)
+            return self.image
         if loaded.ground_truth is not None:
             doc = MaskDocument(loaded.ground_truth, source="ground truth")
         elif loaded.probability is not None:
             doc = MaskDocument(loaded.probability >= self.threshold, source="prediction")
         else:
             doc = MaskDocument(np.zeros((h, w), bool), source="empty")
-        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability)
+        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability, disk_sha, doc.mask.copy(),
+                               self.workspace.status(loaded.entry.key), loaded.ground_truth is not None)
         self.image_opened.emit(self.image)
         return self.image
 
+    @staticmethod
+    def _still_valid(kept: _Kept, loaded: LoadedImage, disk_sha: str | None) -> bool:
+        """A kept document is reused only if the mask on disk is still the version it was built on."""
+        doc = kept.document
+        if doc.shape != loaded.rgb.shape[:2] or doc.is_dirty or kept.disk_sha != disk_sha:
+            return False
+        if loaded.ground_truth is not None:
+            return np.array_equal(doc.mask, loaded.ground_truth)
+        return doc.can_undo or doc.can_redo  # no file: only worth keeping for its undo steps
+
     def close_image(self) -> None:
         if self.image is not None:
-            self.image = None
+            s, self.image = self.image, None
+            self._keep(s)
             self.image_closed.emit()
+
+    def _keep(self, s: OpenImage) -> None:
+        doc = s.document
+        if doc.is_dirty or not (doc.can_undo or doc.can_redo):
+            return  # unsaved edits being discarded, or nothing to undo
+        self._kept[s.key] = _Kept.of(s)
+        self._kept.move_to_end(s.key)
+        while len(self._kept) > KEEP_DOCUMENTS or (
+                len(self._kept) > 1 and sum(k.document.history_bytes for k in self._kept.values()) > KEEP_HISTORY_BYTES):
+            self._kept.popitem(last=False)
+
+    def kept_keys(self) -> list[str]:
+        """Images whose undo history is kept for when they are reopened, oldest first."""
+        return list(self._kept)
 
     # ----------------------------------------------------------------- prediction --
     def prediction_arrived(self, result: PredictionResult) -> str:
@@ -139,6 +214,9 @@ class ReviewSession:
         if doc.source in ("empty", "prediction") and not doc.has_edits and not doc.is_dirty:
             # Nothing by hand on screen: a first prediction, or a new model's, replaces it.
             doc.reset(result.probability >= self.threshold, "prediction", saved=True)
+            if not s.baseline_had_file:
+                s.baseline = doc.mask.copy()  # what "every edit undone" returns to
+                s.baseline_status = ws.status(s.key)
         elif doc.source == "empty":
             outcome = "kept"
             self.message.emit("The prediction arrived after you started painting; your mask was kept. "
@@ -215,40 +293,119 @@ class ReviewSession:
         return kept
 
     # --------------------------------------------------------------------- saving --
-    def save(self, auto: bool, model: str | None, reviewer: str | None) -> Path:
-        """Write the open mask as ground truth and log it; raises WorkspaceError / OSError."""
+    def _prediction_mask(self) -> np.ndarray | None:
+        s = self.image
+        return s.probability >= self.threshold if s is not None and s.probability is not None else None
+
+    def back_to_baseline(self) -> bool:
+        """True when the mask on screen equals the mask as opened (every edit undone)."""
+        s = self.image
+        return s is not None and s.baseline is not None and np.array_equal(s.document.mask, s.baseline)
+
+    def save(self, auto: bool, model: str | None, reviewer: str | None) -> Path | None:
+        """Write the open mask as ground truth and log it, in one transaction. Raises the workspace's typed
+        errors (SaveConflict, DiskFullError, RecordError, WorkspaceGoneError, ...; all WorkspaceError).
+
+        When every edit is undone the image gets back the status it was opened with; an autosave of an image
+        that had no mask file then removes the file this window wrote (it stays in the history) and returns
+        None, so the prediction is not taken for a correction."""
         s, ws = self.image, self.workspace
         doc = s.document
-        changed = doc.is_dirty
-        path = ws.save_ground_truth(s.entry, doc.mask)
-        doc.mark_saved()
-        doc.source = "ground truth"
-        added = removed = 0
-        if s.probability is not None:
-            pred = s.probability >= self.threshold
-            added = int(np.count_nonzero(doc.mask & ~pred))
-            removed = int(np.count_nonzero(pred & ~doc.mask))
-        # An approved mask that changed (a stroke, or a re-threshold, which leaves no undo step) needs review again.
-        if ws.status(s.key) != "approved" or changed:
-            ws.set_status(s.key, "edited")
-        ws.log_review(s.key, "autosave" if auto else "save", model=model, added=added, removed=removed,
-                      reviewer=reviewer, threshold=round(self.threshold, 4))
-        self.saved.emit(s.key, str(path))
-        self.status_changed.emit(s.key)
+        back = self.back_to_baseline()
+        if back and auto and not s.baseline_had_file and ws.current_sha(s.entry) == s.disk_sha:
+            return self._withdraw(model, reviewer)  # (a file somebody else saved meanwhile is a conflict below)
+        status = s.baseline_status if back and s.baseline_had_file else "edited"
+        source = "prediction" if doc.source == "prediction" and not doc.has_edits else "brush"
+        try:
+            path = ws.save_ground_truth(s.entry, doc.mask, expected_sha=s.disk_sha, source=source, reviewer=reviewer,
+                                        model=model, prediction=self._prediction_mask(), status=status,
+                                        action="autosave" if auto else "save", threshold=round(self.threshold, 4))
+        except RecordError:
+            self._saved(s)  # the mask is on disk; only its record waits for a retry
+            raise
+        self._saved(s)
         return path
+
+    def _saved(self, s: OpenImage) -> None:
+        s.document.mark_saved()
+        s.document.source = "ground truth"
+        s.disk_sha = self.workspace.loaded_sha(s.entry)
+        self.saved.emit(s.key, str(s.entry.gt_path))
+        self.status_changed.emit(s.key)
+
+    def _withdraw(self, model: str | None, reviewer: str | None) -> None:
+        s, ws = self.image, self.workspace
+        path = s.entry.existing_gt()
+        if path is not None:
+            path.unlink()
+            ws.log_review(s.key, "undo all", model=model, reviewer=reviewer, removed_file=str(path))
+        ws.set_status(s.key, s.baseline_status)
+        s.disk_sha = None
+        s.document.mark_saved()
+        self.status_changed.emit(s.key)
+        return None
+
+    def resolve_conflict(self, conflict: SaveConflict, keep: str, reviewer: str | None) -> Path | None:
+        """After a SaveConflict on the open image: "mine" saves this window's version over theirs, "theirs"
+        puts their version on screen (as an undoable step, so Ctrl+Z gets yours back). Both stay in the history."""
+        s, ws = self.image, self.workspace
+        if keep == "mine":
+            path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer)
+            ws.set_status(s.key, "edited")
+            self._saved(s)
+            return path
+        ws.resolve_conflict(conflict, "theirs")
+        theirs = read_mask_or_none(conflict.theirs.path)
+        if theirs is not None and theirs.shape == s.document.shape:
+            s.document.replace("Take their version", theirs)
+        s.document.mark_saved()
+        s.document.source = "ground truth"
+        s.disk_sha = conflict.theirs.sha256
+        s.baseline_had_file = True
+        ws.refresh()
+        self.status_changed.emit(s.key)
+        return None
+
+    def restore(self, sha256: str, reviewer: str | None) -> Path:
+        """Make an earlier version of the open image its newest version (save unsaved edits first). The mask on
+        screen changes as one undo step, so Ctrl+Z, or restoring again, takes it back."""
+        s, ws = self.image, self.workspace
+        path = ws.restore(s.entry, sha256, reviewer=reviewer, expected_sha=s.disk_sha)
+        mask = read_mask_or_none(path)
+        if mask is not None and mask.shape == s.document.shape:
+            s.document.replace(f"Restore version {sha256[:8]}", mask)
+        self._saved(s)
+        s.baseline_had_file = True
+        return path
+
+    def needs_edit_confirmation(self) -> bool:
+        """True before the first edit of an approved image (the grader is asked; its status never changes silently)."""
+        s = self.image
+        return (s is not None and self.workspace is not None and not s.edit_confirmed
+                and self.workspace.status(s.key) == "approved")
+
+    def confirm_edit(self) -> None:
+        if self.image is not None:
+            self.image.edit_confirmed = True
 
     def needs_save_before_approve(self) -> bool:
         # Approving means "the mask on screen is the ground truth": save it whenever the file on disk is not that
         # mask, including a saved mask that could not be used (wrong size, unreadable; the history keeps it).
+        # Also when another window or grader saved since: approving must never vouch for a mask not seen here
+        # (the save then raises SaveConflict and the grader chooses).
         s = self.image
-        return s.document.is_dirty or s.entry.existing_gt() is None or bool(s.loaded.ground_truth_problem)
+        return (s.document.is_dirty or s.entry.existing_gt() is None or bool(s.loaded.ground_truth_problem)
+                or self.workspace.current_sha(s.entry) != s.disk_sha)
 
-    def approve(self, model: str | None, reviewer: str | None) -> None:
-        """Mark the open image approved (save first if ``needs_save_before_approve``)."""
+    def approve(self, model: str | None, reviewer: str | None) -> dict:
+        """Mark the open image approved (save first if ``needs_save_before_approve``), logged with the pixels
+        changed against the prediction and the last approval. Raises WorkspaceError / RecordError."""
         s, ws = self.image, self.workspace
-        ws.set_status(s.key, "approved")
-        ws.log_review(s.key, "approve", model=model, reviewer=reviewer)
+        counts = ws.approve(s.entry, reviewer=reviewer, model=model, prediction=self._prediction_mask())
+        s.baseline, s.baseline_status, s.baseline_had_file = s.document.mask.copy(), "approved", True
+        s.edit_confirmed = False
         self.status_changed.emit(s.key)
+        return counts
 
     def unreviewed(self) -> list[ImageEntry]:
         """The images nobody edited or approved yet (what a new model may re-predict)."""

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsObject
 
@@ -97,6 +97,7 @@ class ToolItem(QGraphicsObject):
         self._canvas = canvas
         self._size = QRectF()
         self._last: tuple[float, float] | None = None
+        self._pending: tuple[float, float] | None = None  # a focusing press, painted once it becomes a drag
         self.setAcceptHoverEvents(True)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
 
@@ -117,6 +118,11 @@ class ToolItem(QGraphicsObject):
             return
         p = (event.pos().x(), event.pos().y())
         event.accept()
+        if c.focus_click and c.tool in ("brush", "eraser"):
+            self._pending = p  # the click that gave the image focus paints only if it turns into a drag
+            return
+        if c.edit_guard is not None and not c.edit_guard():
+            return  # e.g. an approved image the grader did not agree to edit: this press changes nothing
         if c.tool == "fill":
             c.fill_requested.emit(int(math.floor(p[0])), int(math.floor(p[1])))
             return
@@ -129,6 +135,12 @@ class ToolItem(QGraphicsObject):
         c = self._canvas
         p = (event.pos().x(), event.pos().y())
         c.move_cursor(p)
+        pending, self._pending = self._pending, None
+        if pending is not None and c.document is not None and (c.edit_guard is None or c.edit_guard()):
+            value = c.tool == "brush"
+            c.document.begin_stroke("Brush" if value else "Eraser")
+            c.document.stroke_to(pending, pending, c.brush_radius, value)
+            self._last = pending
         if self._last is None or c.document is None:
             event.ignore()
             return
@@ -138,6 +150,9 @@ class ToolItem(QGraphicsObject):
 
     def mouseReleaseEvent(self, event) -> None:
         c = self._canvas
+        if self._pending is not None:
+            self._pending = None
+            c.focus_click_ignored.emit()
         if self._last is not None and c.document is not None:
             c.document.end_stroke()
             c.stroke_finished.emit()
@@ -156,6 +171,7 @@ class ImageCanvas(pg.GraphicsView):
     fill_requested = Signal(int, int)
     stroke_finished = Signal()
     zoom_changed = Signal(float)
+    focus_click_ignored = Signal()  # a click (no drag) that gave the image focus did not paint
 
     def __init__(self, parent=None):
         super().__init__(parent, useOpenGL=False, background=QColor(24, 26, 30))
@@ -194,6 +210,23 @@ class ImageCanvas(pg.GraphicsView):
         self._mask_visible = True
         self._mask_opacity = 0.55
         self._cursor_pos: tuple[float, float] | None = None
+        self.edit_guard = None  # called before a press edits the mask; False: the press does nothing
+        self.focus_click = False  # true during the press that gave the canvas keyboard focus
+        self._focus_by_mouse = False
+
+    def focusInEvent(self, event) -> None:
+        # Qt gives focus before it delivers the press that caused it: remember it for that press only.
+        self._focus_by_mouse = event.reason() == Qt.FocusReason.MouseFocusReason
+        if self._focus_by_mouse:  # a press that went elsewhere (the banner) must not leave it set
+            QTimer.singleShot(0, lambda: setattr(self, "_focus_by_mouse", False))
+        super().focusInEvent(event)
+
+    def mousePressEvent(self, event) -> None:
+        self.focus_click, self._focus_by_mouse = self._focus_by_mouse, False
+        try:
+            super().mousePressEvent(event)
+        finally:
+            self.focus_click = False
 
     # -- content ---------------------------------------------------------------------------
     def set_image(self, rgb: np.ndarray | None, model_view: np.ndarray | None = None) -> None:

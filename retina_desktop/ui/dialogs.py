@@ -59,6 +59,58 @@ class Prompter:
     def choose_folder(self, title: str, start: str = "") -> str:
         return QFileDialog.getExistingDirectory(self.parent, title, start)
 
+    def _choice(self, object_name: str, icon, title: str, text: str, informative: str,
+                buttons: list[tuple[str, str, QMessageBox.ButtonRole]], default: str) -> str:
+        """A message box with named buttons; returns the name of the one clicked ("cancel" when closed)."""
+        box = QMessageBox(self.parent)
+        box.setObjectName(object_name)
+        box.setIcon(icon)
+        box.setWindowTitle(title)
+        box.setText(text)
+        box.setInformativeText(informative)
+        made = {}
+        for name, label, role in buttons:
+            made[name] = box.addButton(label, role)
+        if default in made:
+            box.setDefaultButton(made[default])
+        box.exec()
+        return next((n for n, b in made.items() if box.clickedButton() is b), "cancel")
+
+    def ask_conflict(self, image_name: str, message: str) -> str:
+        """Another window or grader saved this image since it was opened: 'mine', 'theirs', 'both' (show
+        their version over mine, then ask again) or 'cancel' (nothing saved; both stay in the history)."""
+        R = QMessageBox.ButtonRole
+        return self._choice("conflict_prompt", QMessageBox.Icon.Warning, "Saved elsewhere meanwhile",
+                            f"{image_name} was saved by another window or grader since you opened it.",
+                            f"{message}.\n\nKeep mine: your mask becomes the newest version. Take theirs: their "
+                            "mask replaces yours on screen (Ctrl+Z brings yours back). View both: their version "
+                            "is drawn over yours. Nothing is lost either way: both are in the History.",
+                            [("mine", "Keep mine", R.AcceptRole), ("theirs", "Take theirs", R.AcceptRole),
+                             ("both", "View both", R.ActionRole), ("cancel", "Cancel", R.RejectRole)], "mine")
+
+    def ask_save_failed(self, image_name: str, message: str, disk_full: bool = False,
+                        can_discard: bool = False, can_export: bool | None = None) -> str:
+        """A save failed: 'retry', 'export' (write the mask elsewhere; offered for a full disk, or when
+        ``can_export``), 'discard' (only when leaving the image) or 'cancel'."""
+        R = QMessageBox.ButtonRole
+        buttons = [("retry", "Retry", R.AcceptRole)]
+        if disk_full if can_export is None else can_export:
+            buttons.append(("export", "Export elsewhere…", R.ActionRole))
+        if can_discard:
+            buttons.append(("discard", "Discard edits", R.DestructiveRole))
+        buttons.append(("cancel", "Stay on this image" if can_discard else "Cancel", R.RejectRole))
+        title = "Disk full" if disk_full else "Not saved"
+        text = (f"The mask of {image_name} could not be saved: disk full." if disk_full else
+                f"The mask of {image_name} could not be saved.")
+        return self._choice("save_failed_prompt", QMessageBox.Icon.Warning, title, text, message, buttons, "retry")
+
+    def choose_item(self, title: str, label: str, items: list[str]) -> int | None:
+        """Index of the item chosen, or None."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getItem(self.parent, title, label, items, max(0, len(items) - 1), False)
+        return items.index(text) if ok and text in items else None
+
 
 class ExportDialog(QDialog):
     """Destination and options of an export. With ``settings`` it starts from the options last exported

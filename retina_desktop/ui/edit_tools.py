@@ -1,11 +1,14 @@
 """The correction tools: which tool the canvas uses, the brush size, the mask opacity, undo/redo, Fill and
-*Remove smaller pieces*. They act on the open image's mask document, which the review session owns."""
+*Remove smaller pieces*. They act on the open image's mask document, which the review session owns.
+
+Destructive tools are guarded: the first edit of an approved image asks first (its status never drops to
+"edited" silently), and Fill refuses to erase a piece over 2 % of the vessel pixels, pointing to the eraser."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 
-from ..core.painting import OpenRegionFill, flood_fill, remove_small_pieces
+from ..core.painting import LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
 
 
 class EditTools(QObject):
@@ -20,6 +23,9 @@ class EditTools(QObject):
         panel.opacity_slider.valueChanged.connect(self.set_opacity)
         panel.remove_small_button.clicked.connect(self.remove_small)
         canvas.fill_requested.connect(self.fill_at)
+        canvas.edit_guard = self.may_edit
+        canvas.focus_click_ignored.connect(lambda: self.status.emit(
+            "That click gave the image focus and changed nothing; click again (or drag) to paint"))
         self.set_brush_radius(settings.brush_radius)
         self.set_opacity(panel.opacity_slider.value())
 
@@ -52,25 +58,44 @@ class EditTools(QObject):
         self.canvas.set_mask_opacity(value / 100.0)
         self.settings.mask_opacity = value / 100.0
 
+    def may_edit(self) -> bool:
+        """True when the open mask may be changed; an approved image asks first (once per opening)."""
+        r = self.review
+        if not r.needs_edit_confirmation():
+            return True
+        name = r.image.entry.name
+        prompter = self.parent().prompter
+        if prompter.confirm("Edit an approved image?",
+                            f"{name} is approved. Editing it makes it \"edited\": it needs approving again and "
+                            "stays out of fine-tuning until then. Undoing every edit makes it approved again.",
+                            ok_text="Edit it", object_name="edit_approved_prompt"):
+            r.confirm_edit()
+            return True
+        self.message.emit(f"{name} is approved; nothing was changed.", "info")
+        return False
+
     def undo(self) -> None:
-        if self.document is not None:
+        if self.document is not None and self.document.can_undo and self.may_edit():
             self.document.undo()
 
     def redo(self) -> None:
-        if self.document is not None:
+        if self.document is not None and self.document.can_redo and self.may_edit():
             self.document.redo()
 
     def fill_at(self, x: int, y: int) -> None:
-        if self.document is None:
+        if self.document is None or not self.may_edit():
             return
         try:
             self.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True))
+        except LargePieceFill as exc:
+            self.message.emit(f"Fill not applied at ({x}, {y}): it would erase a whole connected vessel piece ({exc}). "
+                              "To remove part of a vessel, use the eraser (E).", "warning")
         except OpenRegionFill as exc:
             self.message.emit(f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
                               "Fill closes holes inside vessels; paint anything else with the brush (B).", "warning")
 
     def remove_small(self) -> None:
-        if self.document is None:
+        if self.document is None or not self.may_edit():
             return
         n = self.panel.min_piece_spin.value()
         self.settings.min_piece_pixels = n

@@ -28,7 +28,7 @@ from ..core.export import ExportOptions
 from ..core.model_service import ModelHolder, ModelInfo
 from ..core.review_session import OpenImage, ReviewSession
 from ..core.tasks import LoadedImage, load_image
-from ..core.workspace import Workspace, WorkspaceError
+from ..core.workspace import Workspace
 from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
@@ -42,10 +42,12 @@ from .image_list import ImageListPanel
 from .prediction_controller import PredictionController
 from .prediction_view import PredictionView
 from .review_panel import ReviewPanel
+from .save_flow import SaveFlow
+from .history_panel import install_history
 from .workspace_flow import WorkspaceFlow
 from .status_panel import StatusPanel
 from .settings import AppSettings
-from .workers import TaskRunner, Worker, user_message
+from .workers import TaskRunner, Worker
 
 log = logging.getLogger("retina_desktop")
 
@@ -77,6 +79,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewSession()
         self.export = ExportController(self.tasks, self)
         self.workspaces = WorkspaceFlow(self)
+        self.saving = SaveFlow(self)  # conflicts, a full disk, a record to retry
         self.start, self.open_workspace = self.workspaces.start, self.workspaces.open_workspace
         self.open_demo_workspace, self.choose_workspace = self.workspaces.open_demo_workspace, self.workspaces.choose_workspace
 
@@ -97,6 +100,7 @@ class MainWindow(QMainWindow):
         self._connect()
         install_finetune(self)  # Fine-tune / Models actions, the Fine-tuning window
         install_help(self)
+        install_history(self)  # the History dock, version preview and restore, "Revert image to…"
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
@@ -249,12 +253,7 @@ class MainWindow(QMainWindow):
 
     def leave_current_image(self) -> bool:
         """Autosave before switching; if saving is impossible, ask. False means stay."""
-        if self.session is None or not self.session.document.is_dirty:
-            return True
-        if self.workspace.gt_writable and self.save_current(auto=True):
-            return True
-        choice = self.prompter.ask_unsaved(self.session.entry.name, can_save=False)
-        return choice == "discard"
+        return self.saving.leave_current_image()
 
     def step_image(self, step: int) -> None:
         r = self.review
@@ -363,23 +362,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------- saving --
     def save_current(self, auto: bool = False) -> bool:
-        s, ws = self.session, self.workspace
-        if s is None or ws is None:
-            return False
-        if auto and not s.document.is_dirty:
-            return True
-        try:
-            path = self.review.save(auto, self._model_description(), self.settings.reviewer)
-        except (WorkspaceError, OSError) as exc:
-            message = user_message(exc)
-            self.show_message(f"Not saved: {message}")
-            if not auto:
-                self.prompter.error("Save failed", message)
-            return False
-        self.image_list.model.set_dirty(s.key, False)
-        self.statusBar().showMessage(f"{'Autosaved' if auto else 'Saved'} {path}", 4000)
-        self.update_actions()
-        return True
+        return self.saving.save_current(auto)
 
     def _model_description(self) -> str | None:
         return self.model_info.description if self.model_info else None
@@ -398,7 +381,8 @@ class MainWindow(QMainWindow):
             return
         if self.review.needs_save_before_approve() and not self.save_current(auto=False):
             return
-        self.review.approve(self._model_description(), self.settings.reviewer)
+        if not self.saving.approve():
+            return
         self.statusBar().showMessage(f"Approved {s.entry.name}", 3000)
         if self.banner.level in ("warning", "info"):
             self.clear_message()
@@ -453,5 +437,5 @@ class MainWindow(QMainWindow):
         self.finetune.shutdown()  # ends a training process still running
         self.tasks.shutdown()  # from here on, results still queued for the UI thread are dropped
         if self.workspace is not None:
-            self.workspace.flush()
+            self.workspace.close()  # ends this window's "already open" record
 

@@ -1,10 +1,14 @@
 """Opening a workspace: at launch (a folder, the last one, or the demo), from the menu, from the recent list.
 
-Leaving one remembers its open image, so reopening it goes back there (``AppSettings.last_image_key``).
+Leaving one remembers its open image, so reopening it goes back there (``AppSettings.last_image_key``), and
+closes it (``Workspace.close``: this window's "already open" record goes). The banner above the image says
+what opening found: damaged records set aside, another window or grader with the workspace open (the window
+still works), a model that fell back to the bundled one.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from ..core.demo import ensure_demo_workspace
@@ -15,6 +19,14 @@ from .workers import Worker
 class WorkspaceFlow:
     def __init__(self, window):
         self.w = window
+        window.prediction.model_loaded.connect(lambda *_: self.refresh_banner())
+
+    def refresh_banner(self) -> None:
+        w = self.w
+        if w.workspace is None:
+            return
+        w.workspace_banner.setText(workspace_notes(w.workspace, getattr(w.model, "notice", None)))
+        w.workspace_banner.show()
 
     def start(self, folder: str | None = None) -> None:
         """What launching does: the given folder, else the last workspace, else the demo workspace."""
@@ -72,8 +84,7 @@ class WorkspaceFlow:
         w.review.set_workspace(ws)
         w.settings.last_workspace = str(ws.root)
         w.image_list.set_workspace(ws)
-        w.workspace_banner.setText(workspace_notes(ws))
-        w.workspace_banner.show()
+        self.refresh_banner()
         w.clear_message()
         w.workspace_opened.emit(str(ws.root))
         last = w.settings.last_image_key(str(ws.root))  # reopening goes back to the image open at quit
@@ -88,7 +99,7 @@ class WorkspaceFlow:
             self.w.settings.set_last_image_key(str(ws.root), key)
 
 
-def workspace_notes(ws: Workspace) -> str:
+def workspace_notes(ws: Workspace, model_notice: str | None = None) -> str:
     notes = []
     if ws.synthetic:
         notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
@@ -100,4 +111,13 @@ def workspace_notes(ws: Workspace) -> str:
     if not ws.gt_writable:
         notes.append("<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to "
                      "another folder instead.")
+    others = ws.other_sessions()
+    if others:
+        who = "; ".join(f"{o.user} on {o.machine} since {o.since[:16].replace('T', ' ')}" for o in others[:3])
+        notes.append(f"<b>Already open</b> by {html.escape(who)}{' …' if len(others) > 3 else ''}. You can work "
+                     "here too: a save never overwrites theirs without asking.")
+    for notice in ws.notices:
+        notes.append(f"<b>Note:</b> {html.escape(notice)}")
+    if model_notice:
+        notes.append(f"<b>Model:</b> {html.escape(model_notice)}")
     return "  ".join(notes)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from retina_desktop.core.mask_document import MaskDocument
-from retina_desktop.core.painting import OpenRegionFill, flood_fill, paint_segment, remove_small_pieces
+from retina_desktop.core.painting import LargePieceFill, OpenRegionFill, flood_fill, paint_segment, remove_small_pieces
 
 
 def _distance_to_segment(shape, p0, p1):
@@ -79,8 +79,27 @@ def test_guarded_fill_refuses_open_background_and_leaves_the_mask_as_it_was():
         flood_fill(mask, (70, 70), guard=True)
     assert np.array_equal(mask, before)
     assert flood_fill(mask, (30, 30), guard=True) == (22, 38, 22, 38) and mask[20:40, 20:40].all()
-    # Erasing is never refused: clicking a vessel removes that piece, however large.
-    assert flood_fill(mask, (50, 60), guard=True) is not None and not mask[60:99, 50:99].any()
+    # Erasing a piece over 2 % of the vessel pixels is refused (a click on the vessel tree, issue 14 item 11).
+    vessels = int(mask.sum())  # 400 + 172
+    with_piece = mask.copy()
+    with pytest.raises(LargePieceFill, match=f"172 of the image's {vessels} vessel pixels"):
+        flood_fill(mask, (50, 60), guard=True)
+    assert np.array_equal(mask, with_piece)
+    assert flood_fill(mask, (50, 60)) is not None and not mask[60:99, 50:99].any()  # unguarded: erased
+
+
+def test_guarded_fill_erases_a_speck_under_2_percent_of_the_vessels():
+    mask = np.zeros((200, 200), bool)
+    mask[10:190, 100:110] = True  # a vessel of 1800 px
+    mask[50:55, 20:26] = True  # a speck of 30 px: 1.6 % of 1830
+    assert flood_fill(mask, (22, 52), guard=True) == (50, 55, 20, 26)
+    assert int(mask.sum()) == 1800
+    mask[50:56, 20:26] = True  # 36 px: 1.96 %, still allowed
+    assert flood_fill(mask, (22, 52), guard=True) is not None
+    mask[50:57, 20:26] = True  # 42 px: 2.3 %, refused
+    with pytest.raises(LargePieceFill):
+        flood_fill(mask, (22, 52), guard=True)
+    assert int(mask.sum()) == 1842
 
 
 def test_remove_small_pieces_keeps_big_ones():

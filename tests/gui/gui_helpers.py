@@ -72,3 +72,27 @@ def stroke(canvas, image_points):
         send_mouse(vp, "move", p)
     send_mouse(vp, "release", widget_pts[-1])
     return [canvas.widget_to_image(p) for p in widget_pts]
+
+
+class SafetyPrompter(RecordingPrompter):
+    """Also answers the save-safety questions (conflict, failed save, choosing a version), from lists of
+    answers taken in order."""
+
+    def __init__(self, conflict=("mine",), save_failed=("cancel",), item=None, **kw):
+        super().__init__(**kw)
+        self.conflict_answers, self.save_failed_answers, self.item = list(conflict), list(save_failed), item
+
+    def ask_conflict(self, image_name, message):
+        self.asked.append(("conflict", message))
+        return self.conflict_answers.pop(0) if self.conflict_answers else "cancel"
+
+    def ask_save_failed(self, image_name, message, disk_full=False, can_discard=False, can_export=None):
+        self.asked.append(("save_failed", message, disk_full, can_discard))
+        return self.save_failed_answers.pop(0) if self.save_failed_answers else "cancel"
+
+    def choose_item(self, title, label, items):
+        self.asked.append(("item", items))
+        return self.item
+
+    def choose_folder(self, title, start=""):
+        return getattr(self, "folder", "")

@@ -1,0 +1,224 @@
+"""The History of the open image: every saved version, a preview of one over the mask, restore.
+
+A dock tabbed with the Review panel (so the window still fits 1280×800). Each row is one version: when, who,
+where it came from (prediction, brush, import, restore), the model, and the pixels it added and removed against
+the version before. "Show over mask" draws the selected version in magenta over the mask on screen; "Restore"
+makes it the newest version (the restore is itself a version, and one undo step, so it can be taken back).
+The same restore is in the Image menu as "Revert image to…".
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from ..core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none
+from .canvas import MaskOverlayItem
+from .workers import user_message
+
+PREVIEW_COLOUR = (255, 64, 200)
+
+
+class PreviewOverlay:
+    """A second mask drawn over the canvas's mask in another colour (a version, or another grader's save)."""
+
+    def __init__(self, canvas):
+        self.canvas = canvas
+        self.item = MaskOverlayItem(PREVIEW_COLOUR)
+        self.item.setOpacity(0.6)
+        self.item.setZValue(canvas.overlay.zValue() + 0.5)  # over the mask, under the tools
+        self.item.setVisible(False)
+        canvas.view.addItem(self.item)
+
+    @property
+    def active(self) -> bool:
+        return self.item.isVisible()
+
+    def show_mask(self, mask) -> None:
+        self.item.set_mask(mask.copy())
+        self.item.setVisible(True)
+
+    def clear(self) -> None:
+        self.item.setVisible(False)
+        self.item.set_mask(None)
+
+
+def version_time(v: Version) -> str:
+    return v.time[:19].replace("T", " ")
+
+
+def version_row(v: Version) -> list[str]:
+    change = "" if v.added_prev is None else f"+{v.added_prev:,} / −{v.removed_prev or 0:,}"
+    return [version_time(v), v.reviewer or "", v.source, v.model or "", change]
+
+
+def version_text(v: Version, current: bool) -> str:
+    row = version_row(v)
+    return (f"{row[0]} · {row[1] or 'unknown'} · {row[2]}" + (f" · {row[4]} px" if row[4] else "")
+            + (" · on disk now" if current else ""))
+
+
+class HistoryPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("history_panel")
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("history_list")
+        self.tree.setHeaderLabels(["Time", "Reviewer", "Source", "Model", "Pixels ±"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setToolTip("Every saved version of this image, newest first; ● marks the one on disk now.\n"
+                             "Pixels ±: added / removed against the version before.")
+        self.preview_button = QPushButton("Show over mask", self)
+        self.preview_button.setCheckable(True)
+        self.preview_button.setToolTip("Draw the selected version in magenta over the mask on screen")
+        self.restore_button = QPushButton("Restore", self)
+        self.restore_button.setToolTip("Make the selected version the newest one (undo takes it back)")
+        self.note = QLabel("", self)
+        self.note.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.preview_button)
+        row.addWidget(self.restore_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.tree, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.note)
+        self.versions: list[Version] = []
+
+    def show_versions(self, versions: list[Version], current_sha: str | None) -> None:
+        self.tree.clear()
+        self.versions = list(reversed(versions))  # newest first
+        marked = False
+        for v in self.versions:
+            row = version_row(v)
+            if v.sha256 == current_sha and not marked:  # a restore repeats an older content: mark the newest
+                row[0], marked = "● " + row[0], True
+            item = QTreeWidgetItem(row)
+            item.setToolTip(0, f"sha256 {v.sha256}\n{v.path}" + (f"\n{v.note}" if v.note else ""))
+            if v.added_pred is not None:
+                item.setToolTip(4, f"against the prediction: +{v.added_pred:,} / −{v.removed_pred or 0:,}")
+            self.tree.addTopLevelItem(item)
+        self.note.setText("" if versions else "No saved version yet: the first save makes one.")
+        self.preview_button.setEnabled(bool(versions))
+        self.restore_button.setEnabled(bool(versions))
+
+    def selected(self) -> Version | None:
+        i = self.tree.indexOfTopLevelItem(self.tree.currentItem()) if self.tree.currentItem() else -1
+        return self.versions[i] if 0 <= i < len(self.versions) else None
+
+
+class HistoryController:
+    def __init__(self, window):
+        self.w = window
+        self.panel = HistoryPanel()
+        self.preview = PreviewOverlay(window.canvas)
+        self.dock = QDockWidget("History", window)
+        self.dock.setObjectName("history_dock")
+        self.dock.setWidget(self.panel)
+        self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                              QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        window.tabifyDockWidget(window.review_dock, self.dock)
+        window.review_dock.raise_()
+        p = self.panel
+        p.preview_button.toggled.connect(self._preview_toggled)
+        p.tree.currentItemChanged.connect(lambda *_: self._preview_toggled(p.preview_button.isChecked()))
+        p.restore_button.clicked.connect(self.restore_selected)
+        # A preview never outlives its tab: a magenta mask nobody remembers turning on would mislead.
+        self.dock.visibilityChanged.connect(lambda visible: visible or p.preview_button.setChecked(False))
+        r = window.review
+        r.image_opened.connect(lambda _s: self.refresh())
+        r.image_closed.connect(self._closed)
+        r.saved.connect(lambda *_: self.refresh())
+        r.status_changed.connect(lambda _k: self.refresh())
+        self.revert_action = QAction("Revert image to…", window)
+        self.revert_action.setToolTip("Make an earlier saved version of this image the newest one")
+        self.revert_action.triggered.connect(lambda _c=False: self.revert_dialog())
+        menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Image"), None)
+        if menu is not None:
+            menu.addSeparator()
+            menu.addAction(self.revert_action)
+        self.refresh()
+
+    def refresh(self) -> None:
+        s, ws = self.w.session, self.w.workspace
+        self.revert_action.setEnabled(s is not None)
+        if s is None or ws is None:
+            self.panel.show_versions([], None)
+            self.panel.note.setText("Open an image to see its saved versions.")
+            return
+        self.panel.show_versions(ws.versions(s.entry), ws.current_sha(s.entry))
+        if not ws.gt_writable:  # a version can be looked at, not restored, in a read-only workspace
+            self.panel.restore_button.setEnabled(False)
+            self.revert_action.setEnabled(False)
+
+    def _closed(self) -> None:
+        self.preview.clear()
+        with_blocked = self.panel.preview_button.blockSignals(True)
+        self.panel.preview_button.setChecked(False)
+        self.panel.preview_button.blockSignals(with_blocked)
+        self.refresh()
+
+    def _preview_toggled(self, on: bool) -> None:
+        v = self.panel.selected()
+        s = self.w.session
+        if not on or v is None or s is None:
+            self.preview.clear()
+            return
+        mask = read_mask_or_none(v.path)
+        if mask is None or mask.shape != s.document.shape:
+            self.preview.clear()
+            self.w.show_message(f"{v.path}: this version cannot be shown (unreadable or another size)", "warning")
+            return
+        self.preview.show_mask(mask)
+        self.w.statusBar().showMessage(f"Showing the version of {version_time(v)} in magenta", 4000)
+
+    def restore_selected(self) -> bool:
+        v = self.panel.selected()
+        return v is not None and self.restore(v)
+
+    def revert_dialog(self) -> bool:
+        s, ws = self.w.session, self.w.workspace
+        if s is None or ws is None:
+            return False
+        versions = list(reversed(ws.versions(s.entry)))
+        if not versions:
+            self.w.show_message(f"{s.entry.name} has no saved version yet.", "info")
+            return False
+        current = ws.current_sha(s.entry)
+        newest_current = next((v for v in versions if v.sha256 == current), None)
+        i = self.w.prompter.choose_item("Revert image to…", f"Versions of {s.entry.name}, newest first:",
+                                        [version_text(v, v is newest_current) for v in versions])
+        return i is not None and self.restore(versions[i])
+
+    def restore(self, v: Version) -> bool:
+        w = self.w
+        if w.session is None:
+            return False
+        if w.session.document.is_dirty and not w.save_current(auto=False):
+            return False  # unsaved edits first become a version of their own
+        try:
+            w.review.restore(v.sha256, w.settings.reviewer)
+        except SaveConflict as conflict:
+            w.saving.resolve_conflict(conflict)
+            return False
+        except (WorkspaceError, OSError) as exc:
+            w.show_message(f"Not restored: {user_message(exc)}")
+            return False
+        self.preview.clear()
+        self.panel.preview_button.setChecked(False)
+        w.image_list.model.set_dirty(w.session.key, False)
+        w.show_message(f"The version of {version_time(v)} is now the newest version of {w.session.entry.name} "
+                       "(Ctrl+Z, or restoring another version, takes it back).", "info")
+        w.update_actions()
+        return True
+
+
+def install_history(window) -> HistoryController:
+    window.history = HistoryController(window)
+    window.history_dock = window.history.dock
+    return window.history

@@ -1,0 +1,206 @@
+"""Saving from the window, where a save can fail: the choice the grader gets for each failure.
+
+* ``SaveConflict`` (another window or grader saved the image since it was opened): keep mine / take theirs /
+  view both (their version drawn over mine, then the question again). Nothing is overwritten silently and both
+  versions stay in the history whatever the answer.
+* ``DiskFullError``: "disk full", with Retry and Export elsewhere (the mask on screen written to a folder the
+  grader picks), and, when leaving the image, Discard.
+* ``RecordError`` (the mask is saved, its record is not): Retry (``exc.retry()``).
+* ``WorkspaceGoneError`` (folder renamed or unplugged): a message; nothing is re-created.
+
+The autosave timer never opens a dialog for a full disk or a read-only folder (the banner says it); a conflict
+is asked at once, since every later autosave would meet it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from model_core.imageio import mask_to_png, read_mask, write_png_atomic
+
+from ..core.workspace import (DiskFullError, ReadOnlyWorkspaceError, RecordError, SaveConflict, WorkspaceError,
+                              WorkspaceGoneError)
+from .workers import user_message
+
+
+class SaveFlow:
+    def __init__(self, window):
+        self.w = window
+        self._notices_shown = 0  # the open workspace's notices shown so far (the banner shows those of opening)
+        window.review.workspace_changed.connect(lambda ws: setattr(self, "_notices_shown", len(ws.notices)))
+
+    def show_new_notices(self) -> None:
+        """Notices the workspace added since (a record that will be retried, a log copy that failed)."""
+        ws = self.w.workspace
+        if ws is None or len(ws.notices) <= self._notices_shown:
+            return
+        self._notices_shown = len(ws.notices)
+        self.w.show_message(ws.notices[-1], "warning")
+
+    # ------------------------------------------------------------------- saving --
+    def save_current(self, auto: bool = False, ask: bool | None = None, leaving: bool = False) -> bool:
+        """Save the open mask; True when it is saved (or there was nothing to save). ``ask``: failures open a
+        question (default: for a save the grader asked for, not for the autosave timer)."""
+        w = self.w
+        s, ws = w.session, w.workspace
+        if s is None or ws is None:
+            return False
+        if auto and not s.document.is_dirty:
+            return True
+        ask = (not auto) if ask is None else ask
+        while True:
+            try:
+                path = w.review.save(auto, w._model_description(), w.settings.reviewer)
+            except SaveConflict as conflict:
+                return self.resolve_conflict(conflict)
+            except RecordError as exc:
+                return self._retry_record(exc, ask)
+            except DiskFullError as exc:
+                if not ask:
+                    w.show_message(f"Not saved: {user_message(exc)}")
+                    return False
+                choice = w.prompter.ask_save_failed(s.entry.name, user_message(exc), disk_full=True,
+                                                    can_discard=leaving)
+                if choice == "retry":
+                    continue
+                if choice == "export":
+                    self.export_elsewhere()
+                return choice == "discard"
+            except (WorkspaceGoneError, ReadOnlyWorkspaceError) as exc:
+                if not leaving:
+                    self._failed(exc, ask)
+                    return False
+                # Moving on would lose the edits: offer to write them elsewhere, to discard them, or to stay.
+                choice = w.prompter.ask_save_failed(s.entry.name, user_message(exc), can_discard=True,
+                                                    can_export=True)
+                if choice == "retry":
+                    continue
+                if choice == "export":
+                    self.export_elsewhere()
+                return choice == "discard"
+            except (WorkspaceError, OSError) as exc:
+                if not ask:
+                    w.show_message(f"Not saved: {user_message(exc)}")
+                    return False
+                choice = w.prompter.ask_save_failed(s.entry.name, user_message(exc), can_discard=leaving)
+                if choice == "retry":
+                    continue
+                return choice == "discard"
+            self._done(auto, path)
+            return True
+
+    def _failed(self, exc: Exception, ask: bool) -> None:
+        message = user_message(exc)
+        self.w.show_message(f"Not saved: {message}")
+        if ask:
+            self.w.prompter.error("Save failed", message)
+
+    def _done(self, auto: bool, path: Path | None) -> None:
+        w = self.w
+        s = w.session
+        w.image_list.model.set_dirty(s.key, False)
+        if path is None:
+            w.statusBar().showMessage(f"Every edit of {s.entry.name} is undone: its saved mask was withdrawn "
+                                      "(the History keeps it)", 5000)
+        else:
+            w.statusBar().showMessage(f"{'Autosaved' if auto else 'Saved'} {path}", 4000)
+        self.show_new_notices()
+        w.update_actions()
+
+    def _retry_record(self, exc: RecordError, ask: bool) -> bool:
+        w = self.w
+        name = w.session.entry.name if w.session else ""
+        while True:
+            if not ask:
+                w.show_message(f"Saved, but not recorded: {user_message(exc)}", "warning")
+                return True  # the mask is on disk and in the history
+            if w.prompter.ask_save_failed(name, user_message(exc)) != "retry":
+                w.show_message(f"Saved, but not recorded: {user_message(exc)}", "warning")
+                return True
+            try:
+                exc.retry()
+            except RecordError as again:
+                exc = again
+                continue
+            w.workspace.refresh()  # the status the record carried
+            if w.session is not None:
+                w.review.status_changed.emit(w.session.key)
+            w.statusBar().showMessage(f"Recorded {name}", 4000)
+            w.update_actions()
+            return True
+
+    def leave_current_image(self) -> bool:
+        """Autosave before switching; if that fails, the grader chooses (retry, export, discard, stay)."""
+        w = self.w
+        if w.session is None or not w.session.document.is_dirty:
+            return True
+        if w.workspace.gt_writable:
+            return self.save_current(auto=True, ask=True, leaving=True)
+        return w.prompter.ask_unsaved(w.session.entry.name, can_save=False) == "discard"
+
+    # ---------------------------------------------------------------- conflicts --
+    def resolve_conflict(self, conflict: SaveConflict) -> bool:
+        w = self.w
+        preview = getattr(w, "history", None)
+        try:
+            while True:
+                choice = w.prompter.ask_conflict(w.session.entry.name, str(conflict))
+                if choice != "both":
+                    break
+                theirs = read_mask(conflict.theirs.path)
+                if preview is not None and w.session is not None and theirs.shape == w.session.document.shape:
+                    preview.preview.show_mask(theirs)
+                w.show_message(f"Their version ({conflict.theirs.reviewer or 'unknown'}, {conflict.theirs.time}) is "
+                               "drawn in magenta over yours (green).", "info")
+        except (OSError, ValueError) as exc:
+            w.show_message(f"Their version could not be shown: {user_message(exc)}")
+            choice = "cancel"
+        finally:
+            if preview is not None:
+                preview.preview.clear()
+        if choice not in ("mine", "theirs"):
+            w.show_message(f"Not saved: {conflict}. Save again to choose.", "warning")
+            return False
+        try:
+            w.review.resolve_conflict(conflict, choice, w.settings.reviewer)
+        except (WorkspaceError, OSError) as exc:
+            w.show_message(f"Not saved: {user_message(exc)}")
+            return False
+        w.image_list.model.set_dirty(w.session.key, w.session.document.is_dirty)
+        w.show_message("Your version was saved over theirs (theirs is in the History)." if choice == "mine" else
+                       "Their version is on screen (Ctrl+Z brings yours back; both are in the History).", "info")
+        w.update_actions()
+        return True
+
+    # ------------------------------------------------------------------- export --
+    def export_elsewhere(self) -> Path | None:
+        """Write the open mask (unsaved edits included) to a folder the grader picks, e.g. on another disk."""
+        w = self.w
+        s = w.session
+        if s is None:
+            return None
+        folder = w.prompter.choose_folder("Export this mask to another folder", "")
+        if not folder:
+            return None
+        target = Path(folder) / f"{s.entry.stem}.png"
+        try:
+            write_png_atomic(target, mask_to_png(s.document.mask))
+        except OSError as exc:
+            w.show_message(f"Not exported: {target}: {exc.strerror or exc}")
+            return None
+        w.show_message(f"The mask of {s.entry.name} was written to {target}; it is not saved in the workspace.",
+                       "warning")
+        return target
+
+    # ------------------------------------------------------------------ approve --
+    def approve(self) -> bool:
+        w = self.w
+        try:
+            w.review.approve(w._model_description(), w.settings.reviewer)
+        except RecordError as exc:
+            return self._retry_record(exc, True)
+        except (WorkspaceError, OSError) as exc:
+            w.show_message(f"Not approved: {user_message(exc)}")
+            return False
+        self.show_new_notices()
+        return True
