@@ -43,6 +43,7 @@ from .prediction_controller import PredictionController
 from .prediction_view import PredictionView
 from .review_panel import ReviewPanel
 from .workspace_flow import WorkspaceFlow
+from .vessel_tools import install_vessel_tools
 from .status_panel import StatusPanel
 from .settings import AppSettings
 from .workers import TaskRunner, Worker, user_message
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self._connect()
         install_finetune(self)  # Fine-tune / Models actions, the Fine-tuning window
         install_help(self)
+        install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
