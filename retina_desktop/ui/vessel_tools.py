@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem
 from ..core.topology import TopologyParams, review
 from ..core.tracing import TraceCost, Tracer
 from ..core.vessel_graph import VesselGraph
+from .workers import Worker
 
 TRACE_COLOUR = QColor(64, 200, 255, 150)
 SEGMENT_COLOUR = (255, 64, 200, 170)
@@ -34,8 +35,12 @@ def build_cost(ctx, probability: np.ndarray, rgb: np.ndarray | None, threshold: 
 
 
 def analyse_mask(ctx, mask: np.ndarray, probability: np.ndarray | None, params: TopologyParams):
-    """The vessel graph of ``mask`` and its topology findings (runs in a worker on a copy of the mask)."""
+    """The vessel graph of ``mask`` and its topology findings (runs in a worker on a copy of the mask).
+
+    The graph is also emitted as soon as it exists: the segment tool needs only it, and the review takes
+    several times longer on a large photo."""
     graph = VesselGraph.from_mask(mask)
+    ctx.emit(graph)
     return graph, review(mask, probability, params, graph=graph)
 
 
@@ -70,6 +75,7 @@ class VesselTools(QObject):
         self.findings: list = []
         self.generation = 0  # bumped by every change of the mask
         self.analysed_generation = -1
+        self.graph_generation = -1
         self._analysis_worker = None
         self.selected: int | None = None
         self._pending_segment_click: tuple[float, float] | None = None
@@ -108,6 +114,10 @@ class VesselTools(QObject):
     def fresh(self) -> bool:
         """True when ``graph`` and ``findings`` describe the current mask."""
         return self._doc is not None and self.analysed_generation == self.generation
+
+    @property
+    def graph_fresh(self) -> bool:
+        return self._doc is not None and self.graph_generation == self.generation
 
     def attach(self) -> None:
         self.detach()
@@ -158,11 +168,25 @@ class VesselTools(QObject):
         gen, doc = self.generation, self._doc
         params = topology_params(doc.shape)
         prob = self.session.probability
-        w = self.tasks.run(analyse_mask, doc.mask.copy(), prob, params, name="vessel analysis")
+        w = Worker(analyse_mask, doc.mask.copy(), prob, params, name="vessel analysis")
         self._analysis_worker = w
+        w.yielded.connect(self.tasks.guard(lambda graph, g=gen, w=w: self._graph_built(w, g, graph)))
         w.returned.connect(self.tasks.guard(lambda result, g=gen, w=w: self._analysed(w, g, result)))
-        w.errored.connect(self.tasks.guard(lambda msg, w=w: self._analysis_failed(w, msg)))
+        w.errored.connect(self.tasks.guard(lambda msg, g=gen, w=w: self._analysis_failed(w, g, msg)))
+        self.tasks.start(w)  # connected first: a small mask is analysed before a later connect would run
         self.analysis_started.emit()
+
+    def _graph_built(self, worker, gen: int, graph: VesselGraph) -> None:
+        if worker is not self._analysis_worker or gen != self.generation:
+            return
+        self.graph, self.graph_generation = graph, gen
+        self._select_pending()
+
+    def _select_pending(self) -> None:
+        if self._pending_segment_click is not None:
+            x, y = self._pending_segment_click
+            self._pending_segment_click = None
+            self.select_segment_at(x, y)
 
     def _analysed(self, worker, gen: int, result) -> None:
         if worker is not self._analysis_worker:
@@ -172,17 +196,17 @@ class VesselTools(QObject):
             self.analyse()
             return
         self.graph, self.findings = result
-        self.analysed_generation = gen
+        self.analysed_generation = self.graph_generation = gen
         self.analysis_ready.emit()
-        if self._pending_segment_click is not None:
-            x, y = self._pending_segment_click
-            self._pending_segment_click = None
-            self.select_segment_at(x, y)
+        self._select_pending()
 
-    def _analysis_failed(self, worker, message: str) -> None:
+    def _analysis_failed(self, worker, gen: int, message: str) -> None:
         if worker is self._analysis_worker:
             self._analysis_worker = None
-            self.status.emit(f"Vessel analysis failed: {message}")
+            if gen != self.generation:
+                self.analyse()  # the mask changed meanwhile: this one may well work
+            else:
+                self.status.emit(f"Vessel analysis failed: {message}")
 
     # -------------------------------------------------------------------- tools --
     def _tool_changed(self, tool: str) -> None:
@@ -220,11 +244,12 @@ class VesselTools(QObject):
         # Without a prediction yet the mask itself is the best guess of where vessels are.
         source = prob if prob is not None else s.document.mask.astype(np.float32)
         rgb, fov = self.canvas.rgb, getattr(s.loaded, "fov", None)
-        w = self.tasks.run(build_cost, source, rgb, self.window.review.threshold, fov, name="trace cost map")
+        w = Worker(build_cost, source, rgb, self.window.review.threshold, fov, name="trace cost map")
         self._cost_worker = w
         key = s.key
         w.returned.connect(self.tasks.guard(lambda cost, w=w, p=prob, k=key: self._cost_built(w, p, k, cost)))
         w.errored.connect(self.tasks.guard(lambda msg, w=w: self._cost_failed(w, msg)))
+        self.tasks.start(w)
         self.status.emit("Trace: preparing the vessel map for this image…")
 
     def _cost_built(self, worker, prob, key: str, cost: TraceCost) -> None:
@@ -338,7 +363,7 @@ class VesselTools(QObject):
     def select_segment_at(self, x: float, y: float) -> None:
         if self._doc is None:
             return
-        if not self.fresh:
+        if not self.graph_fresh:
             self._pending_segment_click = (x, y)
             self.status.emit("Segment: reading the vessel graph…")
             self.analyse()
@@ -376,7 +401,7 @@ class VesselTools(QObject):
 
     def delete_selected(self) -> bool:
         seg, graph, doc = self.selected, self.graph, self._doc
-        if seg is None or graph is None or doc is None or not self.fresh:
+        if seg is None or graph is None or doc is None or not self.graph_fresh:
             return False
         self.clear_selection()
         edit = doc.apply("Delete segment", lambda m: graph.delete_segment(m, seg))
