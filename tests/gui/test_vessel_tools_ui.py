@@ -165,3 +165,59 @@ def test_n_jumps_to_a_5px_gap_and_its_bridge_closes_it_with_one_click(qtbot, win
     assert doc.undo_count == steps + 1
     qtbot.waitUntil(lambda: tools.fresh, timeout=20000)
     assert not any(f.kind == "break" for f in topo.findings)  # the markers were updated after the edit
+
+
+def test_a_double_click_ends_and_paints_the_trace(qtbot, window, tmp_path):
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    s = open_and_predict(qtbot, window, _workspace(tmp_path / "photos"))
+    doc = blank(window)
+    s.probability = np.where(_draw(_curve(), 3), 0.95, 0.02).astype(np.float32)
+    tools = window.vessel_tools
+    window.set_tool("trace")
+    qtbot.waitUntil(lambda: tools.cost is not None, timeout=20000)
+    a, b = _curve()[10], _curve()[70]
+    _click(window.canvas, a[0] + 0.5, a[1] + 0.5)
+    _click(window.canvas, b[0] + 0.5, b[1] + 0.5)  # the first click of the double-click
+    vp = window.canvas.viewport()
+    p = QPointF(window.canvas.image_to_widget(b[0] + 0.5, b[1] + 0.5))
+    left = Qt.MouseButton.LeftButton
+    QApplication.sendEvent(vp, QMouseEvent(QMouseEvent.Type.MouseButtonDblClick, p, vp.mapToGlobal(p), left, left,
+                                           Qt.KeyboardModifier.NoModifier))
+    send_mouse(vp, "release", p.toPoint())
+    assert doc.undo_count == 1 and not tools.tracing
+    for x, y in (_curve()[15], _curve()[65]):  # near both ends of the traced stretch
+        assert doc.mask[y, x]
+
+
+def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = window.session.document
+    m = np.zeros((H, W), bool)
+    m[78:83, 15:136] = True
+    m[:, 70:75] = False
+    m[20:24, 20:24] = True  # a 16-px fragment
+    doc.replace("gap and fragment", m)
+    tools, topo = window.vessel_tools, window.topology
+    qtbot.waitUntil(lambda: tools.fresh and {f.kind for f in topo.findings} >= {"break", "fragment"}, timeout=20000)
+    i = next(k for k, f in enumerate(topo.findings) if f.kind == "break")
+    topo.panel.list.setCurrentRow(i)  # a click in the list jumps there too
+    assert topo.current_finding.kind == "break"
+    qtbot.mouseClick(topo.panel.dismiss_button, Qt.MouseButton.LeftButton)
+    assert [f.kind for f in topo.findings] == ["fragment"] and len(topo.markers) == 1
+    window.set_tool("brush")
+    window.set_brush_radius(1)
+    from gui_helpers import stroke
+    stroke(window.canvas, [(100.5, 83.5)])  # an unrelated edit (a bump on the vessel): the review runs again
+    qtbot.waitUntil(lambda: tools.fresh, timeout=20000)
+    assert not any(f.kind == "break" for f in topo.findings)  # still dismissed
+    steps = doc.undo_count
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert topo.current_finding.kind == "fragment" and topo.panel.fix_button.text() == "Remove"
+    qtbot.mouseClick(topo.panel.fix_button, Qt.MouseButton.LeftButton)
+    assert not doc.mask[20:24, 20:24].any() and doc.mask[78:83, 15:70].all()
+    assert doc.undo_count == steps + 1
+    window.undo()
+    assert doc.mask[20:24, 20:24].all()
