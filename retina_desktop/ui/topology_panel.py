@@ -74,6 +74,7 @@ class TopologyReview(QObject):
         self.current = -1
         self.dismissed: dict[str, set] = {}  # image key -> Finding.key
         self.markers: list[QGraphicsEllipseItem] = []
+        self.markers_visible = True
         tools.analysis_ready.connect(self.refresh)
         tools.analysis_started.connect(self._updating)
         window.review.image_closed.connect(self.clear)
@@ -125,16 +126,22 @@ class TopologyReview(QObject):
         for m in self.markers:
             self.canvas.view.removeItem(m)
         self.markers = []
-        for i, f in enumerate(self.findings):
+        for f in self.findings:
             m = QGraphicsEllipseItem(QRectF(-MARKER_PX, -MARKER_PX, 2 * MARKER_PX, 2 * MARKER_PX))
             m.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
             m.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
             m.setPos(*f.position)
             m.setZValue(12)
+            m.setVisible(self.markers_visible)
             self.canvas.view.addItem(m)
             self.markers.append(m)
         self._style_markers()
         self._update_buttons()
+
+    def set_markers_visible(self, on: bool) -> None:
+        self.markers_visible = on
+        for m in self.markers:
+            m.setVisible(on)
 
     def _style_markers(self) -> None:
         for i, (m, f) in enumerate(zip(self.markers, self.findings)):
@@ -224,10 +231,20 @@ def install_topology_review(window, tools) -> TopologyReview:
     dock.setObjectName("topology_dock")
     dock.setWidget(panel)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
-                     QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+                     QDockWidget.DockWidgetFeature.DockWidgetFloatable |
+                     QDockWidget.DockWidgetFeature.DockWidgetClosable)  # View ▸ Topology brings it back
     window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
     window.splitDockWidget(window.images_dock, dock, Qt.Orientation.Vertical)
     ctl = TopologyReview(window, tools, panel)
+    tools.auto_analyse = lambda: not dock.isHidden()
+
+    def shown(_on: bool) -> None:
+        # Closed (View ▸ Topology), the panel takes its markers with it and stops reviewing each edit.
+        ctl.set_markers_visible(not dock.isHidden())
+        if not dock.isHidden() and not tools.fresh:
+            tools.analyse()
+
+    dock.visibilityChanged.connect(shown)
     window.topology, window.topology_dock = ctl, dock
     make = window.action_table._make
     window.next_marker_action = make("Next topology marker", lambda: ctl.step(+1), "N")

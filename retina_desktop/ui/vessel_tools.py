@@ -80,6 +80,9 @@ class VesselTools(QObject):
         self.selected: int | None = None
         self._pending_segment_click: tuple[float, float] | None = None
         self._doc = None
+        # Whether edits re-run the analysis by themselves (the topology panel is showing); otherwise it runs
+        # when the segment tool needs the graph, so a large photo's review costs nothing while hidden.
+        self.auto_analyse = lambda: True
         self.analysis_timer = QTimer(self, singleShot=True, interval=300)
         self.analysis_timer.timeout.connect(self.analyse)
 
@@ -154,8 +157,9 @@ class VesselTools(QObject):
         self.generation += 1
         if self.selected is not None:
             self.clear_selection()
-        self.analysis_timer.start()
-        self.analysis_started.emit()
+        if self.auto_analyse():
+            self.analysis_timer.start()
+            self.analysis_started.emit()
 
     # ----------------------------------------------------------------- analysis --
     def analyse(self) -> None:
@@ -173,7 +177,7 @@ class VesselTools(QObject):
         w.yielded.connect(self.tasks.guard(lambda graph, g=gen, w=w: self._graph_built(w, g, graph)))
         w.returned.connect(self.tasks.guard(lambda result, g=gen, w=w: self._analysed(w, g, result)))
         w.errored.connect(self.tasks.guard(lambda msg, g=gen, w=w: self._analysis_failed(w, g, msg)))
-        self.tasks.start(w)  # connected first: a small mask is analysed before a later connect would run
+        self.tasks.start(w, priority=0)  # connected first: a small mask is analysed before a later connect would run
         self.analysis_started.emit()
 
     def _graph_built(self, worker, gen: int, graph: VesselGraph) -> None:
@@ -249,7 +253,7 @@ class VesselTools(QObject):
         key = s.key
         w.returned.connect(self.tasks.guard(lambda cost, w=w, p=prob, k=key: self._cost_built(w, p, k, cost)))
         w.errored.connect(self.tasks.guard(lambda msg, w=w: self._cost_failed(w, msg)))
-        self.tasks.start(w)
+        self.tasks.start(w, priority=1)
         self.status.emit("Trace: preparing the vessel map for this image…")
 
     def _cost_built(self, worker, prob, key: str, cost: TraceCost) -> None:
@@ -290,7 +294,8 @@ class VesselTools(QObject):
         # The search from the new anchor takes up to half a second on a large photo; until it is done,
         # previews use the box search.
         if not self.tasks.closed:
-            self.tasks.run(_search, self.tracer, name="trace search")
+            # Ahead of a queued analysis: the live preview is what the grader is waiting for.
+            self.tasks.run(_search, self.tracer, name="trace search", priority=3)
         self._show_preview(self.tracer.path())
         n = len(self.tracer.anchors)
         self.status.emit(f"Trace: {n} point(s), width {2 * self.tracer.radius:.1f} px. Enter or double-click "

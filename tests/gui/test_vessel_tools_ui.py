@@ -221,3 +221,26 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     assert doc.undo_count == steps + 1
     window.undo()
     assert doc.mask[20:24, 20:24].all()
+
+
+def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still_works(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = window.session.document
+    y_mask, _ = _y_mask()
+    m = y_mask.copy()
+    m[130:134, 10:14] = True  # a fragment, so there is a marker
+    doc.replace("Y", m)
+    tools, topo = window.vessel_tools, window.topology
+    qtbot.waitUntil(lambda: tools.fresh and len(topo.markers) > 0, timeout=20000)
+    window.topology_dock.close()
+    assert not any(mk.isVisible() for mk in topo.markers)
+    window.set_tool("brush")
+    from gui_helpers import stroke
+    stroke(window.canvas, [(120.5, 140.5), (130.5, 140.5)])  # an edit: no review runs while the panel is closed
+    assert not tools.fresh and not tools.analysis_timer.isActive() and tools._analysis_worker is None
+    window.set_tool("segment")
+    _click(window.canvas, 45.5, 42.5)  # the segment tool asks for the graph itself
+    qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
+    window.topology_dock.show()
+    qtbot.waitUntil(lambda: tools.fresh, timeout=20000)
+    assert topo.markers and all(mk.isVisible() for mk in topo.markers)
