@@ -32,6 +32,23 @@ def fix_text(f) -> str:
     return "Bridge" if f.fix == "bridge" else "Remove"
 
 
+class MarkerItem(QGraphicsEllipseItem):
+    """One finding's circle; with the Pan tool a click on it makes it the current marker."""
+
+    def __init__(self, review: "TopologyReview", index: int):
+        super().__init__(QRectF(-MARKER_PX, -MARKER_PX, 2 * MARKER_PX, 2 * MARKER_PX))
+        self._review, self.index = review, index
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+
+    def mousePressEvent(self, event) -> None:
+        if self._review.canvas.tool != "navigate":
+            event.ignore()  # the brush, trace … work right up to a marker
+            return
+        event.accept()
+        self._review.jump(self.index, zoom=False)
+
+
 class TopologyPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -73,7 +90,7 @@ class TopologyReview(QObject):
         self.findings: list = []
         self.current = -1
         self.dismissed: dict[str, set] = {}  # image key -> Finding.key
-        self.markers: list[QGraphicsEllipseItem] = []
+        self.markers: list[MarkerItem] = []
         self.markers_visible = True
         tools.analysis_ready.connect(self.refresh)
         tools.analysis_started.connect(self._updating)
@@ -126,10 +143,9 @@ class TopologyReview(QObject):
         for m in self.markers:
             self.canvas.view.removeItem(m)
         self.markers = []
-        for f in self.findings:
-            m = QGraphicsEllipseItem(QRectF(-MARKER_PX, -MARKER_PX, 2 * MARKER_PX, 2 * MARKER_PX))
-            m.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
-            m.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        for i, f in enumerate(self.findings):
+            m = MarkerItem(self, i)
+            m.setToolTip(f"{describe(f)}: {fix_text(f)} or Dismiss in the Topology panel")
             m.setPos(*f.position)
             m.setZValue(12)
             m.setVisible(self.markers_visible)
@@ -175,7 +191,7 @@ class TopologyReview(QObject):
             i = (self.current + step) % len(self.findings)
         self.jump(i)
 
-    def jump(self, i: int) -> None:
+    def jump(self, i: int, zoom: bool = True) -> None:
         self.current = i
         f = self.findings[i]
         with_signals = self.panel.list.blockSignals(True)
@@ -183,10 +199,11 @@ class TopologyReview(QObject):
         self.panel.list.blockSignals(with_signals)
         self._style_markers()
         self._update_buttons()
-        h, w = self.window.session.document.shape
-        side = max(48.0, min(h, w) / 8)
-        x, y = f.position
-        self.canvas.view.setRange(QRectF(x - side / 2, y - side / 2, side, side), padding=0)
+        if zoom:
+            h, w = self.window.session.document.shape
+            side = max(48.0, min(h, w) / 8)
+            x, y = f.position
+            self.canvas.view.setRange(QRectF(x - side / 2, y - side / 2, side, side), padding=0)
         self.window.statusBar().showMessage(f"{i + 1} of {len(self.findings)}: {describe(f)} — "
                                             f"{fix_text(f)} or Dismiss in the Topology panel", 8000)
         self.jumped.emit(i)
@@ -241,7 +258,9 @@ def install_topology_review(window, tools) -> TopologyReview:
     def shown(_on: bool) -> None:
         # Closed (View ▸ Topology), the panel takes its markers with it and stops reviewing each edit.
         ctl.set_markers_visible(not dock.isHidden())
-        if not dock.isHidden() and not tools.fresh:
+        if dock.isHidden():
+            tools.analysis_timer.stop()
+        elif not tools.fresh:
             tools.analyse()
 
     dock.visibilityChanged.connect(shown)

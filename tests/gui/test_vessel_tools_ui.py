@@ -203,8 +203,9 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     tools, topo = window.vessel_tools, window.topology
     qtbot.waitUntil(lambda: tools.fresh and {f.kind for f in topo.findings} >= {"break", "fragment"}, timeout=20000)
     i = next(k for k, f in enumerate(topo.findings) if f.kind == "break")
-    topo.panel.list.setCurrentRow(i)  # a click in the list jumps there too
-    assert topo.current_finding.kind == "break"
+    window.set_tool("navigate")
+    _click(window.canvas, *topo.findings[i].position)  # a click on its marker makes it the current one
+    assert topo.current == i and topo.current_finding.kind == "break"
     qtbot.mouseClick(topo.panel.dismiss_button, Qt.MouseButton.LeftButton)
     assert [f.kind for f in topo.findings] == ["fragment"] and len(topo.markers) == 1
     window.set_tool("brush")
@@ -232,10 +233,14 @@ def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still
     doc.replace("Y", m)
     tools, topo = window.vessel_tools, window.topology
     qtbot.waitUntil(lambda: tools.fresh and len(topo.markers) > 0, timeout=20000)
+    from gui_helpers import stroke
+    window.set_tool("eraser")
+    window.set_brush_radius(1)
+    stroke(window.canvas, [(12.0, 132.0)])  # on the fragment's marker: the eraser works through it
+    assert not doc.mask[131:133, 11:13].any()
     window.topology_dock.close()
     assert not any(mk.isVisible() for mk in topo.markers)
     window.set_tool("brush")
-    from gui_helpers import stroke
     stroke(window.canvas, [(120.5, 140.5), (130.5, 140.5)])  # an edit: no review runs while the panel is closed
     assert not tools.fresh and not tools.analysis_timer.isActive() and tools._analysis_worker is None
     window.set_tool("segment")
