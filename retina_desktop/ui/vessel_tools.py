@@ -129,7 +129,8 @@ class VesselTools(QObject):
             return
         self._doc = s.document
         self._doc.changed.connect(self._mask_changed)
-        self.analyse()
+        if self.auto_analyse():
+            self.analyse()
         if self.canvas.tool == "trace":
             self.ensure_cost()
 
