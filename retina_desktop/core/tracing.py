@@ -255,9 +255,10 @@ class Tracer:
 
     def search(self) -> CostField | None:
         """Cheapest paths from the last anchor (``TraceCost.field``); safe to run in a worker thread."""
-        if not self.anchors:
+        try:
+            anchor = self.anchors[-1]
+        except IndexError:  # cancelled on the UI thread meanwhile
             return None
-        anchor = self.anchors[-1]
         f = self.cost.field(anchor, self.reach)
         if self.anchors and self.anchors[-1] == anchor:  # not overtaken by another click meanwhile
             self._field = f

@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QToolBar
 
-TOOLS = (("navigate", "Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"), ("fill", "Fill", "G"))
+TOOLS = (("navigate", "Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"), ("fill", "Fill", "G"),
+         ("trace", "Trace", "T"), ("segment", "Segment", "S"))
 
 # Short toolbar labels so that Save, Approve and Fine-tune… fit a 1280-px-wide window instead of hiding behind
 # the overflow arrow; menus keep the full names, and so do the tooltips.

@@ -21,7 +21,8 @@ from ..core.painting import BBox
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-TOOLS = ("navigate", "brush", "eraser", "fill")
+TOOLS = ("navigate", "brush", "eraser", "fill", "trace", "segment")
+VESSEL_TOOLS = ("trace", "segment")  # their clicks go to ui.vessel_tools through ``vessel_clicked``
 MASK_COLOUR = (0, 230, 118)
 
 
@@ -123,6 +124,9 @@ class ToolItem(QGraphicsObject):
             return
         if c.edit_guard is not None and not c.edit_guard():
             return  # e.g. an approved image the grader did not agree to edit: this press changes nothing
+        if c.tool in VESSEL_TOOLS:
+            c.vessel_clicked.emit(p[0], p[1])
+            return
         if c.tool == "fill":
             c.fill_requested.emit(int(math.floor(p[0])), int(math.floor(p[1])))
             return
@@ -159,6 +163,14 @@ class ToolItem(QGraphicsObject):
         self._last = None
         event.accept()
 
+    def mouseDoubleClickEvent(self, event) -> None:
+        c = self._canvas
+        if c.tool in VESSEL_TOOLS and c.document is not None and event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            c.vessel_double_clicked.emit(event.pos().x(), event.pos().y())
+            return
+        super().mouseDoubleClickEvent(event)
+
     def hoverMoveEvent(self, event) -> None:
         self._canvas.move_cursor((event.pos().x(), event.pos().y()))
 
@@ -172,6 +184,10 @@ class ImageCanvas(pg.GraphicsView):
     stroke_finished = Signal()
     zoom_changed = Signal(float)
     focus_click_ignored = Signal()  # a click (no drag) that gave the image focus did not paint
+    tool_changed = Signal(str)
+    vessel_clicked = Signal(float, float)  # a left click (image x, y) with the trace or segment tool
+    vessel_double_clicked = Signal(float, float)
+    pointer_moved = Signal(float, float)  # image x, y under the mouse, pressed or not
 
     def __init__(self, parent=None):
         super().__init__(parent, useOpenGL=False, background=QColor(24, 26, 30))
@@ -295,8 +311,9 @@ class ImageCanvas(pg.GraphicsView):
             raise ValueError(f"unknown tool {tool!r}")
         self.tool = tool
         self.setCursor(Qt.CursorShape.OpenHandCursor if tool == "navigate" else
-                       Qt.CursorShape.PointingHandCursor if tool == "fill" else Qt.CursorShape.CrossCursor)
+                       Qt.CursorShape.PointingHandCursor if tool in ("fill", "segment") else Qt.CursorShape.CrossCursor)
         self._update_cursor_outline()
+        self.tool_changed.emit(tool)
 
     def set_brush_radius(self, radius: float) -> None:
         self.brush_radius = max(0.5, float(radius))
@@ -338,6 +355,7 @@ class ImageCanvas(pg.GraphicsView):
     def move_cursor(self, p: tuple[float, float]) -> None:
         self._cursor_pos = p
         self._update_cursor_outline()
+        self.pointer_moved.emit(p[0], p[1])
         self.cursor_info.emit(self.describe_pixel(p))
 
     def hide_cursor(self) -> None:

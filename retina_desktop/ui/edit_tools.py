@@ -19,6 +19,8 @@ class EditTools(QObject):
         super().__init__(parent)
         self.review, self.canvas, self.panel, self.settings = review, canvas, panel, settings
         self.tool_actions: dict = {}  # set by the window once its actions exist
+        # ``[`` / ``]`` go here first (the trace tool's width); it returns True when it used the key.
+        self.width_step = None
         panel.brush_slider.valueChanged.connect(lambda v: self.set_brush_radius(v / 2.0, from_slider=True))
         panel.opacity_slider.valueChanged.connect(self.set_opacity)
         panel.remove_small_button.clicked.connect(self.remove_small)
@@ -49,9 +51,13 @@ class EditTools(QObject):
                 self.panel.brush_slider.setValue(int(round(radius * 2)))
 
     def bigger_brush(self) -> None:
+        if self.width_step is not None and self.width_step(+1):
+            return
         self.set_brush_radius(self.canvas.brush_radius * 1.25 + 0.5)
 
     def smaller_brush(self) -> None:
+        if self.width_step is not None and self.width_step(-1):
+            return
         self.set_brush_radius((self.canvas.brush_radius - 0.5) / 1.25)
 
     def set_opacity(self, value: int) -> None:
@@ -88,8 +94,11 @@ class EditTools(QObject):
         try:
             self.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True))
         except LargePieceFill as exc:
+            # Erasing the whole connected piece took away a vessel tree with one stray click; a small stray
+            # fragment (under the limit) still goes with one click.
             self.message.emit(f"Fill not applied at ({x}, {y}): it would erase a whole connected vessel piece ({exc}). "
-                              "To remove part of a vessel, use the eraser (E).", "warning")
+                              "To remove one vessel, click it with the Segment tool (S) and press Delete; to remove "
+                              "part of it, use the eraser (E).", "warning")
         except OpenRegionFill as exc:
             self.message.emit(f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
                               "Fill closes holes inside vessels; paint anything else with the brush (B).", "warning")

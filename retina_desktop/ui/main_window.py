@@ -45,6 +45,7 @@ from .review_panel import ReviewPanel
 from .save_flow import SaveFlow
 from .history_panel import install_history
 from .workspace_flow import WorkspaceFlow
+from .vessel_tools import install_vessel_tools
 from .status_panel import StatusPanel
 from .settings import AppSettings
 from .workers import TaskRunner, Worker
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         install_finetune(self)  # Fine-tune / Models actions, the Fine-tuning window
         install_help(self)
         install_history(self)  # the History dock, version preview and restore, "Revert image to…"
+        install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
