@@ -37,6 +37,9 @@ class OpenImage:
     loaded: LoadedImage
     document: MaskDocument
     probability: np.ndarray | None
+    # The mask file's content as this session last loaded or saved it (None: no file yet): the review log
+    # counts the grader's changes against it, not against the prediction.
+    saved_mask: np.ndarray | None = None
 
     @property
     def key(self) -> str:
@@ -114,7 +117,7 @@ class ReviewSession:
             doc = MaskDocument(loaded.probability >= self.threshold, source="prediction")
         else:
             doc = MaskDocument(np.zeros((h, w), bool), source="empty")
-        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability)
+        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability, loaded.ground_truth)
         self.image_opened.emit(self.image)
         return self.image
 
@@ -224,15 +227,23 @@ class ReviewSession:
         doc.mark_saved()
         doc.source = "ground truth"
         added = removed = 0
-        if s.probability is not None:
-            pred = s.probability >= self.threshold
-            added = int(np.count_nonzero(doc.mask & ~pred))
-            removed = int(np.count_nonzero(pred & ~doc.mask))
+        extra = {}
+        pred = s.probability >= self.threshold if s.probability is not None else None
+        if pred is not None:
+            extra = {"added_vs_prediction": int(np.count_nonzero(doc.mask & ~pred)),
+                     "removed_vs_prediction": int(np.count_nonzero(pred & ~doc.mask))}
+        # The grader's changes: against the mask file as loaded or last saved, or, before the first save of an
+        # image without one, against the prediction the mask started from.
+        base = s.saved_mask if s.saved_mask is not None else pred
+        if base is not None and base.shape == doc.mask.shape:
+            added = int(np.count_nonzero(doc.mask & ~base))
+            removed = int(np.count_nonzero(base & ~doc.mask))
+        s.saved_mask = doc.mask.copy()
         # An approved mask that changed (a stroke, or a re-threshold, which leaves no undo step) needs review again.
         if ws.status(s.key) != "approved" or changed:
             ws.set_status(s.key, "edited")
         ws.log_review(s.key, "autosave" if auto else "save", model=model, added=added, removed=removed,
-                      reviewer=reviewer, threshold=round(self.threshold, 4))
+                      reviewer=reviewer, threshold=round(self.threshold, 4), **extra)
         self.saved.emit(s.key, str(path))
         self.status_changed.emit(s.key)
         return path
