@@ -170,3 +170,39 @@ def workspace_dice(ctx, ws: Workspace, model_key: str, threshold: float, keys: l
         if ctx is not None:
             ctx.emit((e.key, d))
     return scored
+
+
+# --- the workspace summary window's data -------------------------------------------------------------------
+
+EDIT_ACTIONS = ("save", "autosave", "restore")
+
+
+def edit_burden(log: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(time in seconds since the epoch, pixels the grader changed) of each save in the review log, oldest
+    first: how much correcting each save took. Records without a readable time are left out."""
+    import datetime as dt
+
+    times, pixels = [], []
+    for rec in log:
+        if rec.get("action") not in EDIT_ACTIONS:
+            continue
+        try:
+            t = dt.datetime.fromisoformat(str(rec.get("time"))).timestamp()
+        except ValueError:
+            continue
+        times.append(t)
+        pixels.append(int(rec.get("pixels_added") or 0) + int(rec.get("pixels_removed") or 0))
+    order = np.argsort(np.asarray(times, float), kind="stable")
+    return np.asarray(times, float)[order], np.asarray(pixels, np.int64)[order]
+
+
+def histogram(values, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(bin edges, counts) of the finite values; one bin around a single value."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if v.size == 0:
+        return np.zeros(0), np.zeros(0, int)
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5 * max(abs(lo) * 0.01, 1e-3), hi + 0.5 * max(abs(hi) * 0.01, 1e-3)
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    return edges, counts

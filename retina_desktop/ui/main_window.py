@@ -38,6 +38,7 @@ from .edit_tools import EditTools
 from .export_controller import ExportController
 from .finetune_panel import install_finetune
 from .help import install_help
+from .compare import install_compare
 from .image_list import ImageListPanel
 from .prediction_controller import PredictionController
 from .prediction_view import PredictionView
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self._connect()
         install_finetune(self)  # Fine-tune / Models actions, the Fine-tuning window
         install_help(self)
+        install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort, measurements, the summary window
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)

@@ -135,3 +135,18 @@ def test_the_review_log_counts_the_graders_changes_not_the_difference_to_the_pre
     r.save(False, "test v0", "ann")
     last = [x for x in r.workspace.review_log("a") if x["action"] == "save"][-1]
     assert last["pixels_added"] == 0 and last["pixels_removed"] > 0
+
+
+def test_edit_burden_reads_the_saves_of_the_review_log_in_time_order():
+    from retina_desktop.core.compare import edit_burden, histogram
+
+    log = [{"time": "2026-01-01T10:00:10.000+00:00", "action": "save", "pixels_added": 5, "pixels_removed": 2},
+           {"time": "2026-01-01T10:00:00.000+00:00", "action": "autosave", "pixels_added": 1, "pixels_removed": 0},
+           {"time": "2026-01-01T10:00:20.000+00:00", "action": "approve", "pixels_added": 99, "pixels_removed": 0},
+           {"time": "not a time", "action": "save", "pixels_added": 3, "pixels_removed": 0}]
+    t, px = edit_burden(log)
+    assert list(px) == [1, 7] and t[1] - t[0] == pytest.approx(10.0)
+    edges, counts = histogram([0.5, 0.7, 0.7, float("nan"), None], bins=2)
+    assert list(counts) == [1, 2] and edges[0] == 0.5 and edges[-1] == 0.7
+    edges, counts = histogram([0.8], bins=3)
+    assert counts.sum() == 1 and edges[0] < 0.8 < edges[-1]
