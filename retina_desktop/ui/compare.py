@@ -349,6 +349,7 @@ class CompareController(QObject):
             return
         nxt = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "mask"
         self.set_view(nxt)
+        self.reveal_panel()
 
     def set_view(self, view: str) -> None:
         mask = self.mask_of(view)
@@ -371,6 +372,12 @@ class CompareController(QObject):
             name = self.masks.reference_label
         self.panel.showing_label.setText(name)
 
+    def reveal_panel(self) -> None:
+        """Scroll the review panel to this box, where the legend and the scores are."""
+        area = self.window.review_dock.widget()
+        if hasattr(area, "ensureWidgetVisible"):
+            area.ensureWidgetVisible(self.panel, 0, 0)
+
     # --------------------------------------------------------------- the differences --
     def difference_subject(self) -> str:
         """What the difference overlay compares with the reference: the shown mask, or yours when the
@@ -387,6 +394,7 @@ class CompareController(QObject):
         self.canvas.overlay.setVisible(self.canvas.mask_visible and not on)
         if on:
             self._redraw_difference()
+            self.reveal_panel()
         else:
             self.panel.show_legend(None)
 
@@ -470,7 +478,8 @@ def install_compare(window) -> CompareController:
     for a in (c.cycle_action, c.diff_action, None, c.copy_action):
         menu.addSeparator() if a is None else menu.addAction(a)
     panel_layout = window.review_panel.layout()
-    panel_layout.insertWidget(panel_layout.count() - 2, c.panel)  # above the prediction-vs-mask box
+    # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
+    panel_layout.insertWidget(panel_layout.count() - 1, c.panel)
     window.image_list.add_sort_key(DICE_SORT, "The model prediction's Dice against the reference, worst first: "
                                               "where the model fails (images without one last)")
     window.image_list.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and c.refresh_dice())
