@@ -25,6 +25,7 @@ from .workers import Worker
 VIEW_COLOURS = {"mask": (0, 230, 118), "reference": (255, 255, 255), "prediction": (255, 120, 200),
                 "second": (160, 140, 255)}
 BRUSH_SOURCES = ("second", "reference", "prediction")
+BACKDROP = (0, 0, 0, 170)  # over the photo where the difference overlay has nothing to say
 DICE_SORT = "Dice (worst first)"
 
 
@@ -236,7 +237,7 @@ class CompareController(QObject):
         self._score_request = 0
         self.diff_item = pg.ImageItem(axisOrder="row-major")
         self.diff_item.setZValue(3.5)  # over the mask overlay, under the tools
-        self.diff_item.setOpacity(0.85)
+        self.diff_item.setOpacity(1.0)
         self.diff_item.setVisible(False)
         self.canvas.view.addItem(self.diff_item)
         self.brush_item = CopyBrushItem(self)
@@ -408,7 +409,10 @@ class CompareController(QObject):
         labels = self.difference_labels()
         if labels is None or not self.diff_item.isVisible():
             return
-        self.diff_item.setImage(difference_rgba(labels), autoLevels=False, levels=(0, 255))
+        rgba = difference_rgba(labels)
+        # Vermillion vanishes on an orange fundus: the photo is dimmed where both agree on background.
+        rgba[labels == 0] = BACKDROP
+        self.diff_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self.panel.show_legend(VIEW_NAMES[self.difference_subject()].replace(" (editable)", ""))
 
     # -------------------------------------------------------------------- the scores --

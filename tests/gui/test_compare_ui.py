@@ -90,7 +90,7 @@ def test_difference_overlay_colours_and_scores_say_what_against_what(qtbot, wind
     rgba = c.diff_item.image
     assert tuple(rgba[50, 120, :3]) == _rgb(DIFFERENCE_COLOURS[DIFF_FN])  # only in the reference
     assert tuple(rgba[100, 105, :3]) == _rgb(DIFFERENCE_COLOURS[DIFF_FP])  # only in the second grader's
-    assert rgba[5, 5, 3] == 0  # both background: transparent
+    assert tuple(rgba[5, 5]) == (0, 0, 0, 170)  # both background: the photo is dimmed, not coloured
     assert c.panel.legend_title.text() == "Differences: second grader vs reference"
     c.diff_action.trigger()
     assert not c.diff_item.isVisible() and window.canvas.overlay.isVisible()
