@@ -145,6 +145,8 @@ def compare_scores(prediction: np.ndarray | None, mask: np.ndarray | None, refer
 def dice_against_reference(ws: Workspace, entry: ImageEntry, model_key: str, threshold: float) -> float | None:
     """The Dice of the cached prediction (cut at ``threshold``) against the reference, or None when either is
     missing: what the image list sorts by, worst first."""
+    if not ws.has_prediction(entry, model_key):
+        return None  # checked first: a workspace of thousands of references, few predicted, stays quick
     path, _label = reference_source(ws, entry)
     if path is None:
         return None

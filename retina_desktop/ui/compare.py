@@ -254,6 +254,9 @@ class CompareController(QObject):
         window.prediction_shown.connect(self._prediction_shown)
         window.review.threshold_changed.connect(lambda _t: self._mask_changed())
         window.workspace_opened.connect(lambda _root: self.refresh_dice())
+        window.batch_finished.connect(lambda _summary: self.refresh_dice())  # Predict all: every image scored
+        window.review.threshold_changed.connect(lambda _t: self.window.image_list.model.dice_values()
+                                                and self.refresh_dice())  # the scores were at another cut
 
     # ----------------------------------------------------------------- the open image --
     def _image_opened(self, key: str) -> None:

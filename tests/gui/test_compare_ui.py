@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 
-from gui_helpers import SIZE, stroke
+from gui_helpers import SIZE, RecordingPrompter, stroke
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFFERENCE_COLOURS, Confusion
 from model_core.morphometry import measure
@@ -142,6 +142,10 @@ def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot
         window.compare.refresh_dice()
     assert model.dice_values() == {"im0": pytest.approx(Confusion.of(prob >= window.threshold, _reference(),
                                                                      None).dice)}
+    window.prompter = RecordingPrompter(confirm=True)  # "replace the reference on screen?" yes
+    with qtbot.waitSignal(window.compare.dice_updated, timeout=20000):  # another cut, other scores
+        assert window.apply_threshold(0.3)
+    assert model.dice_values()["im0"] == pytest.approx(Confusion.of(prob >= 0.3, _reference(), None).dice)
     model.set_dice("im1", 0.2)
     model.set_dice("im2", 0.9)
     model.set_dice("im0", 0.5)
