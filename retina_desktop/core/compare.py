@@ -198,11 +198,15 @@ def edit_burden(log: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(times, float)[order], np.asarray(pixels, np.int64)[order]
 
 
-def histogram(values, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """(bin edges, counts) of the finite values; one bin around a single value."""
+def histogram(values, bins: int = 10, span: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(bin edges, counts) of the finite values, over ``span`` or their own range (widened around a single
+    value)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
     if v.size == 0:
         return np.zeros(0), np.zeros(0, int)
+    if span is not None:
+        counts, edges = np.histogram(np.clip(v, *span), bins=bins, range=span)
+        return edges, counts
     lo, hi = float(v.min()), float(v.max())
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5 * max(abs(lo) * 0.01, 1e-3), hi + 0.5 * max(abs(hi) * 0.01, 1e-3)

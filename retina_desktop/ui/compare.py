@@ -481,7 +481,11 @@ def install_compare(window) -> CompareController:
     c.copy_action = t._make("Brush from another mask", c.set_copy_tool, "Shift+B", checkable=True,
                             tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours")
     t.tool_group.addAction(c.copy_action)
-    c.menu = menu = window.menuBar().addMenu("&Compare")
+    bar = window.menuBar()
+    help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+    c.menu = menu = bar.addMenu("&Compare")
+    if help_menu is not None:  # Help stays last
+        bar.insertMenu(help_menu, menu)
     for a in (c.cycle_action, c.diff_action, None, c.copy_action):
         menu.addSeparator() if a is None else menu.addAction(a)
     panel_layout = window.review_panel.layout()

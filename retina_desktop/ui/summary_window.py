@@ -94,7 +94,8 @@ class SummaryWindow(QDialog):
         self.updated.emit()
 
     def draw_dice(self) -> None:
-        self._bars(self.plots["dice"], list(self.window.image_list.model.dice_values().values()))
+        self._bars(self.plots["dice"], list(self.window.image_list.model.dice_values().values()), bins=20,
+                   span=(0.0, 1.0))
         self.plots["dice"].setXRange(0.0, 1.0)  # Dice lives in 0..1: a cluster near 1 is good, to the left is not
 
     def draw_burden(self) -> None:
@@ -109,11 +110,13 @@ class SummaryWindow(QDialog):
         else:
             plot.plot(t, px, pen=pg.mkPen(BAR_COLOUR, width=1.5), symbol="o", symbolSize=5,
                       symbolBrush=BAR_COLOUR)
+            plot.setYRange(0, max(1, int(px.max())) * 1.1)
+            plot.setXRange(t.min() - 60, t.max() + 60)  # a minute either side: one save is a point, not a line
 
     @staticmethod
-    def _bars(plot: pg.PlotWidget, values: list) -> None:
+    def _bars(plot: pg.PlotWidget, values: list, bins: int = 10, span=None) -> None:
         plot.clear()
-        edges, counts = histogram(values)
+        edges, counts = histogram(values, bins, span)
         if counts.size:
             plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush=BAR_COLOUR,
                                          pen=pg.mkPen("#333")))

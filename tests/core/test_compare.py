@@ -148,5 +148,7 @@ def test_edit_burden_reads_the_saves_of_the_review_log_in_time_order():
     assert list(px) == [1, 7] and t[1] - t[0] == pytest.approx(10.0)
     edges, counts = histogram([0.5, 0.7, 0.7, float("nan"), None], bins=2)
     assert list(counts) == [1, 2] and edges[0] == 0.5 and edges[-1] == 0.7
+    edges, counts = histogram([0.81, 0.05, 1.0], bins=20, span=(0.0, 1.0))
+    assert edges[0] == 0.0 and edges[-1] == 1.0 and counts[16] == 1 and counts[1] == 1 and counts[19] == 1
     edges, counts = histogram([0.8], bins=3)
     assert counts.sum() == 1 and edges[0] < 0.8 < edges[-1]
