@@ -146,3 +146,35 @@ def export_masks(workspace: Workspace, options: ExportOptions, entries: list[Ima
         progress(total if not summary.cancelled else len(summary.written), total, "done")
     return summary
 
+
+
+def workspace_measurements(ctx, workspace: Workspace, csv_path: Path | None = None) -> tuple[list, list[str]]:
+    """Vessel measurements (``model_core.morphometry``) of every saved mask, inside the photo's estimated field
+    of view as in the review panel; written as the CLI's CSV when ``csv_path`` is given. Returns
+    ``([(image key, VesselMeasurements)], [one-line problems])``; images without a mask are left out."""
+    from model_core.morphometry import measure, write_measurements_csv
+    from model_core.preprocess import estimate_fov
+
+    rows, problems = [], []
+    entries = [e for e in workspace.entries if e.existing_gt() is not None]
+    for i, e in enumerate(entries):
+        if ctx is not None:
+            if ctx.cancelled:
+                break
+            ctx.progress(i, len(entries), e.name)
+        try:
+            mask = read_mask(e.existing_gt())
+            fov = estimate_fov(read_image(e.path))
+        except (ImageReadError, OSError) as exc:
+            problems.append(str(exc).splitlines()[0])
+            continue
+        if fov.shape != mask.shape:
+            problems.append(f"{e.existing_gt()}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                            f"{fov.shape[1]}x{fov.shape[0]}; not measured")
+            continue
+        rows.append((e.key, measure(mask, fov)))
+    if ctx is not None:
+        ctx.progress(len(entries), len(entries), "")
+    if csv_path is not None:
+        write_measurements_csv(csv_path, rows)
+    return rows, problems

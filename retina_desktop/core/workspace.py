@@ -856,11 +856,16 @@ class Workspace:
                   "model": model, "counts": counts, "status": status,
                   "new_version": disk_sha != sha or not self._records.has_version(entry.key, sha), "log": None}
         if action is not None:
-            added = counts.get("added_pred", counts.get("added_prev", 0))
-            removed = counts.get("removed_pred", counts.get("removed_prev", 0))
+            # pixels_added/removed are the grader's changes: against the version saved before, or, on the first
+            # save of an image that had no mask file, against the prediction the mask started from. The
+            # difference to the prediction is logged apart, so "removed 18,847" never reads as the grader's.
+            added = counts.get("added_prev", counts.get("added_pred", 0))
+            removed = counts.get("removed_prev", counts.get("removed_pred", 0))
+            vs_prediction = {} if "added_pred" not in counts else {"added_vs_prediction": counts["added_pred"],
+                                                                   "removed_vs_prediction": counts["removed_pred"]}
             record["log"] = {"time": now, "image": entry.key, "action": action, "reviewer": reviewer, "model": model,
                              "pixels_added": added, "pixels_removed": removed, "sha256": sha, "source": source,
-                             **{k: v for k, v in counts.items()}, **log_extra}
+                             **vs_prediction, **log_extra}
         return None, record
 
     def _commit_record(self, record: dict) -> None:

@@ -16,6 +16,8 @@ StatusRole = Qt.ItemDataRole.UserRole + 2
 UncertaintyRole = Qt.ItemDataRole.UserRole + 3
 ErrorRole = Qt.ItemDataRole.UserRole + 4
 DirtyRole = Qt.ItemDataRole.UserRole + 5
+DiceRole = Qt.ItemDataRole.UserRole + 6  # the prediction's Dice against the reference, -1 when unknown
+ReferenceRole = Qt.ItemDataRole.UserRole + 7  # the image came with a mask (compare mode's reference)
 
 STATUS_COLOURS = {"new": QColor(120, 126, 138), "predicted": QColor(66, 133, 244), "edited": QColor(245, 166, 35),
                   "approved": QColor(52, 168, 83), "error": QColor(219, 68, 55)}
@@ -46,6 +48,8 @@ class ImageListModel(QAbstractListModel):
         self._requested: set[str] = set()
         self._errors: dict[str, str] = {}
         self._dirty: set[str] = set()
+        self._dice: dict[str, float] = {}
+        self._has_reference: dict[str, bool] = {}
 
     def set_workspace(self, workspace: Workspace | None) -> None:
         self.beginResetModel()
@@ -56,6 +60,8 @@ class ImageListModel(QAbstractListModel):
         self._requested.clear()
         self._errors.clear()
         self._dirty.clear()
+        self._dice.clear()
+        self._has_reference.clear()
         self.endResetModel()
 
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -82,6 +88,10 @@ class ImageListModel(QAbstractListModel):
             return self._errors.get(key)
         if role == DirtyRole:
             return key in self._dirty
+        if role == DiceRole:
+            return self._dice.get(key, -1.0)
+        if role == ReferenceRole:
+            return self.has_reference(key)
         if role == Qt.ItemDataRole.DecorationRole:
             if key not in self._thumbs and key not in self._requested:
                 self._requested.add(key)
@@ -93,6 +103,10 @@ class ImageListModel(QAbstractListModel):
             u = self.workspace.uncertainty(key)
             if u is not None:
                 tip += f"\n{UNCERTAINTY_TIP.format(u)}"
+            if key in self._dice:
+                tip += f"\nmodel prediction vs reference: Dice {self._dice[key]:.3f}"
+            elif self.has_reference(key):
+                tip += "\nhas a reference mask (compare mode: K, D)"
             if key in self._errors:
                 tip += f"\n{self._errors[key]}"
             return tip
@@ -120,6 +134,24 @@ class ImageListModel(QAbstractListModel):
         self._changed(key)
 
     def refresh(self, key: str) -> None:
+        self._changed(key)
+
+    def has_reference(self, key: str) -> bool:
+        if key not in self._has_reference:
+            from ..core.compare import has_reference
+
+            self._has_reference[key] = has_reference(self.workspace, self.workspace.entry(key))
+        return self._has_reference[key]
+
+    def dice_values(self) -> dict[str, float]:
+        return dict(self._dice)
+
+    def set_dice(self, key: str, dice: float | None) -> None:
+        """The model prediction's Dice against the reference (None: unknown), for the Dice sort."""
+        if dice is None or dice != dice:
+            self._dice.pop(key, None)
+        else:
+            self._dice[key] = float(dice)
         self._changed(key)
 
 
@@ -160,6 +192,11 @@ class ImageListFilter(QSortFilterProxyModel):
             a, b = left.data(UncertaintyRole), right.data(UncertaintyRole)
             if a != b:
                 return a > b
+        elif self.sort_key.startswith("Dice"):
+            a, b = left.data(DiceRole), right.data(DiceRole)
+            a, b = (2.0 if a is None or a < 0 else a), (2.0 if b is None or b < 0 else b)  # unknown ones last
+            if a != b:
+                return a < b
         elif self.sort_key == "Status":
             order = {s: i for i, s in enumerate(("error",) + STATUSES)}
             a, b = order.get(left.data(StatusRole), 0), order.get(right.data(StatusRole), 0)
@@ -200,10 +237,12 @@ class ImageItemDelegate(QStyledItemDelegate):
                          option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, r.right() - x - 4))
         status = index.data(StatusRole) or "new"
         colour = STATUS_COLOURS.get(status, STATUS_COLOURS["new"])
+        if status == "new" and index.data(ReferenceRole):
+            status = "has reference"  # a data set's mask: not "new" work, the reference compare mode uses
         f.setBold(False)
         f.setPointSizeF(max(7.0, f.pointSizeF() - 1))
         painter.setFont(f)
-        pill = QRect(x, r.top() + 32, 74, 18)
+        pill = QRect(x, r.top() + 32, max(74, painter.fontMetrics().horizontalAdvance(status) + 14), 18)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
@@ -211,10 +250,15 @@ class ImageItemDelegate(QStyledItemDelegate):
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, status)
         u = index.data(UncertaintyRole)
-        if u is not None and u >= 0:
+        notes = [f"uncertain {u:.1%}"] if u is not None and u >= 0 else []
+        dice = index.data(DiceRole)
+        if dice is not None and dice >= 0:
+            notes.append(f"Dice vs ref {dice:.3f}")
+        if notes:
             painter.setPen(text_colour)
             painter.drawText(QRect(x, r.top() + 54, r.right() - x, 18), Qt.AlignmentFlag.AlignLeft,
-                             f"uncertain {u:.1%}")
+                             painter.fontMetrics().elidedText("  ·  ".join(notes), Qt.TextElideMode.ElideRight,
+                                                              r.right() - x))
         painter.restore()
 
 
@@ -313,6 +357,12 @@ class ImageListPanel(QWidget):
         if idx.isValid():
             self.view.setCurrentIndex(idx)
             self.view.scrollTo(idx)
+
+    def add_sort_key(self, name: str, tip: str = "") -> None:
+        """A further sort order (compare mode's Dice against the reference); ``ImageListFilter`` knows it."""
+        self.sort_combo.addItem(name)
+        if tip:
+            self.sort_combo.setItemData(self.sort_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
 
     def neighbour(self, key: str | None, step: int) -> str | None:
         """The key ``step`` rows away in the current sort and filter order (None at the ends)."""

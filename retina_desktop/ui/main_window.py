@@ -38,6 +38,7 @@ from .edit_tools import EditTools
 from .export_controller import ExportController
 from .finetune_panel import install_finetune
 from .help import install_help
+from .compare import install_compare
 from .image_list import ImageListPanel
 from .prediction_controller import PredictionController
 from .prediction_view import PredictionView
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         install_help(self)
         install_history(self)  # the History dock, version preview and restore, "Revert image to…"
         install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
+        install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort, measurements, the summary window
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)

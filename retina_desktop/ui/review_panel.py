@@ -13,6 +13,8 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPus
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 MEASURE_ROWS = ("Dice", "IoU", "Accuracy", "AUC", "Pixels added", "Pixels removed", "Vessel pixels")
+# What the two pixel counts are: differences between the prediction and the mask, not the grader's edits.
+MEASURE_TITLES = {"Pixels added": "Only in mask", "Pixels removed": "Only in prediction"}
 
 
 class HeatLegend(QWidget):
@@ -112,14 +114,17 @@ class ReviewPanel(QWidget):
         return box
 
     def _measure_box(self) -> QGroupBox:
-        box = QGroupBox("Prediction vs. corrected mask", self)
+        box = QGroupBox("Model prediction vs. mask on screen", self)
+        box.setToolTip("The model's thresholded prediction scored against the mask on screen (yours, or the "
+                       "reference as loaded). The pixel counts are where the two differ, not what you changed: "
+                       "the review log counts your changes.")
         ml = QFormLayout(box)
         self.measure_labels: dict[str, QLabel] = {}
         for name in MEASURE_ROWS:
             lab = QLabel("–")
             lab.setAlignment(Qt.AlignmentFlag.AlignRight)
             self.measure_labels[name] = lab
-            ml.addRow(name, lab)
+            ml.addRow(MEASURE_TITLES.get(name, name), lab)
         return box
 
     def show_threshold(self, t: float, mask_edited: bool) -> None:

@@ -1,0 +1,504 @@
+"""Compare mode: the reference, the model's prediction, a second grader's mask and your mask, side by side
+in one view; their differences in three colour-blind-safe colours; scores that say what is compared with
+what; and a brush that copies another grader's mask region by region.
+
+``install_compare(window)`` adds the actions (View → Compare), the Compare box of the review panel and the
+image list's Dice sort. The masks are read and the scores computed on worker threads; only the newest
+result for the open image is shown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGraphicsItem, QGraphicsObject, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QVBoxLayout, QWidget)
+
+from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
+
+from ..core.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
+from ..core.painting import paint_segment, union_bbox
+from .workers import Worker
+
+# The displayed mask's colour says which one it is (the editable mask keeps the canvas's green).
+VIEW_COLOURS = {"mask": (0, 230, 118), "reference": (255, 255, 255), "prediction": (255, 120, 200),
+                "second": (160, 140, 255)}
+BRUSH_SOURCES = ("second", "reference", "prediction")
+BACKDROP = (0, 0, 0, 170)  # over the photo where the difference overlay has nothing to say
+DICE_SORT = "Dice (worst first)"
+
+
+class CopyBrushItem(QGraphicsObject):
+    """Over the image while the "brush from another mask" tool is on: inside the brush footprint the mask
+    takes the source mask's pixels (vessel and background alike). One undo step per stroke."""
+
+    def __init__(self, controller: "CompareController"):
+        super().__init__()
+        self.c = controller
+        self._size = QRectF()
+        self._last = None
+        self._before: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
+        self._bbox = None
+        self._source: np.ndarray | None = None
+        self.setAcceptHoverEvents(True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
+        self.setVisible(False)
+
+    def set_size(self, w: int, h: int) -> None:
+        self.prepareGeometryChange()
+        self._size = QRectF(0, 0, w, h)
+
+    def boundingRect(self) -> QRectF:
+        return self._size
+
+    def paint(self, painter, option, widget=None) -> None:
+        pass
+
+    def _outline(self, p) -> None:
+        canvas = self.c.canvas
+        canvas.move_cursor(p)  # the status bar's pixel read-out
+        r = canvas.brush_radius
+        canvas.cursor_outline.setRect(QRectF(p[0] - r, p[1] - r, 2 * r, 2 * r))
+        canvas.cursor_outline.setVisible(True)
+
+    def hoverMoveEvent(self, event) -> None:
+        self._outline((event.pos().x(), event.pos().y()))
+
+    def hoverLeaveEvent(self, event) -> None:
+        self.c.canvas.hide_cursor()
+
+    def mousePressEvent(self, event) -> None:
+        doc = self.c.canvas.document
+        source = self.c.brush_source_mask()
+        if event.button() != Qt.MouseButton.LeftButton or doc is None or source is None:
+            if doc is not None and source is None:
+                self.c.window.show_message(f"Nothing to brush from: this image has no {self.c.brush_source_name()} "
+                                           "mask. Choose another source in the Compare box.", "warning")
+            event.ignore()
+            return
+        event.accept()
+        self._source = source
+        self._before = doc.mask.copy()
+        self._scratch = np.zeros(doc.shape, bool)
+        self._bbox = None
+        p = (event.pos().x(), event.pos().y())
+        self._segment(p, p)
+        self._last = p
+
+    def mouseMoveEvent(self, event) -> None:
+        p = (event.pos().x(), event.pos().y())
+        self._outline(p)
+        if self._last is None:
+            event.ignore()
+            return
+        self._segment(self._last, p)
+        self._last = p
+        event.accept()
+
+    def _segment(self, p0, p1) -> None:
+        doc = self.c.canvas.document
+        bbox = paint_segment(self._scratch, p0, p1, self.c.canvas.brush_radius, True)
+        if bbox is None or doc is None:
+            return
+        win = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
+        foot = self._scratch[win]
+        live = doc.mask[win]  # a view: shown at once, made one undo step on release
+        live[foot] = self._source[win][foot]
+        self._bbox = union_bbox(self._bbox, bbox)
+        doc.changed.emit(bbox)
+
+    def mouseReleaseEvent(self, event) -> None:
+        doc, bbox = self.c.canvas.document, self._bbox
+        if self._last is not None and doc is not None and bbox is not None:
+            win = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
+            painted = doc.mask[win].copy()
+            doc.mask[win] = self._before[win]  # back to the state before the stroke, then one undoable step
+
+            def op(m):
+                m[win] = painted
+                return bbox
+
+            doc.apply(f"Brush from {self.c.brush_source_name()}", op)
+            self.c.canvas.stroke_finished.emit()
+        self._last, self._before, self._scratch, self._source, self._bbox = None, None, None, None, None
+        event.accept()
+
+
+class ComparePanel(QGroupBox):
+    """What is shown, the legend of the difference overlay, and the scores (each row says what against what)."""
+
+    def __init__(self, parent=None):
+        super().__init__("Compare (K: switch mask, D: differences)", parent)
+        self.setObjectName("compare_box")
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.showing_label = QLabel("–")
+        self.showing_label.setObjectName("compare_showing")
+        self.showing_label.setWordWrap(True)
+        self.reference_label = QLabel("–")
+        self.reference_label.setWordWrap(True)
+        self.second_label = QLabel("–")
+        self.second_label.setWordWrap(True)
+        form.addRow("Showing", self.showing_label)
+        form.addRow("Reference", self.reference_label)
+        form.addRow("2nd grader", self.second_label)
+        self.brush_source = QComboBox()
+        self.brush_source.setObjectName("brush_source")
+        for s in BRUSH_SOURCES:
+            self.brush_source.addItem(VIEW_NAMES[s], s)
+        self.brush_source.setToolTip("The mask the copy brush (Shift+B) takes its pixels from")
+        form.addRow("Brush from", self.brush_source)
+        lay.addLayout(form)
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        for col, head in enumerate(("", "Dice", "clDice", "Sens.", "Spec.")):
+            h = QLabel(f"<b>{head}</b>")
+            h.setToolTip("Sensitivity and specificity take the reference as the truth; Dice and clDice are "
+                         "symmetric. Whole image." if head else "")
+            grid.addWidget(h, 0, col)
+        self.score_labels: dict[str, list[QLabel]] = {}
+        self.row_names = ("Model prediction vs reference", "Your mask vs reference", "Second grader vs reference")
+        for row, name in enumerate(self.row_names, start=1):
+            title = QLabel(name.replace(" vs ", "\nvs "))
+            grid.addWidget(title, row, 0)
+            cells = []
+            for col in range(1, 5):
+                lab = QLabel("–")
+                lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                grid.addWidget(lab, row, col)
+                cells.append(lab)
+            self.score_labels[name] = cells
+        lay.addLayout(grid)
+
+        self.legend = QWidget()
+        self.legend.setObjectName("difference_legend")
+        ll = QVBoxLayout(self.legend)
+        ll.setContentsMargins(0, 4, 0, 0)
+        ll.setSpacing(2)
+        self.legend_title = QLabel()
+        ll.addWidget(self.legend_title)
+        self.legend_rows: dict[int, QLabel] = {}
+        for label in (DIFF_TP, DIFF_FP, DIFF_FN):
+            row = QHBoxLayout()
+            swatch = QLabel()
+            swatch.setFixedSize(14, 14)
+            swatch.setStyleSheet(f"background: {DIFFERENCE_COLOURS[label]}; border: 1px solid #444;")
+            text = QLabel()
+            row.addWidget(swatch)
+            row.addWidget(text, 1)
+            ll.addLayout(row)
+            self.legend_rows[label] = text
+        lay.addWidget(self.legend)
+        self.legend.hide()
+
+    def show_scores(self, scores) -> None:
+        by_name = dict(scores.rows()) if scores is not None else {}
+        for name, cells in self.score_labels.items():
+            a = by_name.get(name)
+            values = (a.dice, a.cldice, a.sensitivity, a.specificity) if a is not None else (None,) * 4
+            for lab, v in zip(cells, values):
+                lab.setText("–" if v is None or v != v else f"{v:.3f}")
+
+    def show_legend(self, what: str | None) -> None:
+        if what is None:
+            self.legend.hide()
+            return
+        self.legend_title.setText(f"Differences: {what} vs reference")
+        self.legend_rows[DIFF_TP].setText("in both")
+        self.legend_rows[DIFF_FP].setText(f"only in the {what} (false positive)")
+        self.legend_rows[DIFF_FN].setText("only in the reference (false negative)")
+        self.legend.show()
+
+    def clear(self) -> None:
+        for lab in (self.showing_label, self.reference_label, self.second_label):
+            lab.setText("–")
+        self.show_scores(None)
+        self.legend.hide()
+
+
+class CompareController(QObject):
+    view_changed = Signal(str)
+    masks_loaded = Signal(str)  # key
+    scores_shown = Signal(object)  # CompareScores
+    dice_updated = Signal()
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window, self.canvas, self.review = window, window.canvas, window.review
+        self.masks: CompareMasks | None = None
+        self.scores = None
+        self.view = "mask"
+        self._doc = None
+        self._request = 0
+        self._score_request = 0
+        self.diff_item = pg.ImageItem(axisOrder="row-major")
+        self.diff_item.setZValue(3.5)  # over the mask overlay, under the tools
+        self.diff_item.setOpacity(1.0)
+        self.diff_item.setVisible(False)
+        self.canvas.view.addItem(self.diff_item)
+        self.brush_item = CopyBrushItem(self)
+        self.brush_item.setZValue(4.5)
+        self.canvas.view.addItem(self.brush_item)
+        self.panel = ComparePanel()
+        self.score_timer = QTimer(self, singleShot=True, interval=400)
+        self.score_timer.timeout.connect(self._start_scores)
+        self.diff_timer = QTimer(self, singleShot=True, interval=250)
+        self.diff_timer.timeout.connect(self._redraw_difference)
+
+        window.image_opened.connect(self._image_opened)
+        window.review.image_closed.connect(self._image_closed)
+        window.prediction_shown.connect(self._prediction_shown)
+        window.review.threshold_changed.connect(lambda _t: self._mask_changed())
+        window.workspace_opened.connect(lambda _root: self.refresh_dice())
+        window.batch_finished.connect(lambda _summary: self.refresh_dice())  # Predict all: every image scored
+        window.review.threshold_changed.connect(lambda _t: self.window.image_list.model.dice_values()
+                                                and self.refresh_dice())  # the scores were at another cut
+
+    # ----------------------------------------------------------------- the open image --
+    def _image_opened(self, key: str) -> None:
+        self._detach()
+        s = self.review.image
+        if s is None:
+            return
+        self._doc = s.document
+        self._doc.changed.connect(self._document_changed)
+        h, w = s.document.shape
+        self.brush_item.set_size(w, h)
+        self.brush_item.setVisible(self.copy_action.isChecked())
+        self._request += 1
+        req = self._request
+        worker = Worker(load_compare_masks, self.review.workspace, s.entry, (h, w), name=f"compare {key}")
+        worker.returned.connect(self.window.tasks.guard(lambda m, r=req: self._masks_loaded(r, m)))
+        self.window.tasks.start(worker, priority=1)
+
+    def _image_closed(self) -> None:
+        self._detach()
+        self.panel.clear()
+
+    def _detach(self) -> None:
+        if self._doc is not None:
+            self._doc.changed.disconnect(self._document_changed)
+            self._doc = None
+        self.masks, self.scores = None, None
+        self.view = "mask"
+        self.diff_item.clear()
+        self.diff_item.setVisible(False)
+        self.canvas.overlay.set_colour(VIEW_COLOURS["mask"])
+        self.canvas.overlay.setVisible(self.canvas.mask_visible)
+        self.brush_item.setVisible(False)
+
+    def _masks_loaded(self, request: int, masks: CompareMasks) -> None:
+        s = self.review.image
+        if request != self._request or s is None or s.key != masks.key:
+            return
+        self.masks = masks
+        p = self.panel
+        p.reference_label.setText(f"{masks.reference_label}: {masks.reference_path.name}" if masks.reference is not None
+                                  else "none (no mask came with this image)")
+        p.second_label.setText(masks.second_path.parent.name + "/" + masks.second_path.name
+                               if masks.second is not None else "none")
+        if masks.second is None and p.brush_source.currentData() == "second":
+            p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("reference"))
+        elif masks.second is not None:
+            p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("second"))
+        if masks.problems:
+            self.window.show_message(masks.problems[0], "warning")
+        self._show_view_label()
+        self.score_timer.start(0)
+        self.masks_loaded.emit(masks.key)
+
+    def _prediction_shown(self, key: str) -> None:
+        self._mask_changed()
+        self.refresh_dice([key])
+
+    def _document_changed(self, _bbox) -> None:
+        if self.view != "mask":
+            self.set_view("mask")  # painting shows the mask being painted
+        self._mask_changed()
+
+    def _mask_changed(self) -> None:
+        if self.review.image is None:
+            return
+        self.score_timer.start()
+        if self.diff_item.isVisible():
+            self.diff_timer.start()
+        if self.view == "prediction":
+            self.set_view("prediction")
+
+    # -------------------------------------------------------------- what is displayed --
+    def mask_of(self, view: str) -> np.ndarray | None:
+        s = self.review.image
+        if s is None:
+            return None
+        if view == "mask":
+            return s.document.mask
+        if view == "prediction":
+            return s.probability >= self.review.threshold if s.probability is not None else None
+        if self.masks is None:
+            return None
+        return self.masks.reference if view == "reference" else self.masks.second
+
+    def available_views(self) -> list[str]:
+        return [v for v in VIEWS if self.mask_of(v) is not None]
+
+    def cycle_view(self) -> None:
+        views = self.available_views()
+        if len(views) < 2:
+            self.window.show_message("Nothing to compare with yet: this image has no reference mask or prediction.",
+                                     "info")
+            return
+        nxt = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "mask"
+        self.set_view(nxt)
+        self.reveal_panel()
+
+    def set_view(self, view: str) -> None:
+        mask = self.mask_of(view)
+        if mask is None:
+            return
+        self.view = view
+        self.canvas.overlay.set_colour(VIEW_COLOURS[view])
+        self.canvas.overlay.set_mask(mask)
+        self._show_view_label()
+        if self.diff_item.isVisible():
+            self._redraw_difference()
+        self.window.statusBar().showMessage(f"Showing {VIEW_NAMES[view]}" +
+                                            ("" if view == "mask" else " (read-only; K: next, painting goes back "
+                                             "to your mask)"), 5000)
+        self.view_changed.emit(view)
+
+    def _show_view_label(self) -> None:
+        name = VIEW_NAMES[self.view]
+        if self.view == "reference" and self.masks is not None:
+            name = self.masks.reference_label
+        self.panel.showing_label.setText(name)
+
+    def reveal_panel(self) -> None:
+        """Scroll the review panel to this box, where the legend and the scores are."""
+        area = self.window.review_dock.widget()
+        if hasattr(area, "ensureWidgetVisible"):
+            area.ensureWidgetVisible(self.panel, 0, 0)
+
+    # --------------------------------------------------------------- the differences --
+    def difference_subject(self) -> str:
+        """What the difference overlay compares with the reference: the shown mask, or yours when the
+        reference itself is shown."""
+        return self.view if self.view not in ("reference",) else "mask"
+
+    def set_difference_visible(self, on: bool) -> None:
+        if on and (self.masks is None or self.masks.reference is None):
+            self.window.show_message("No differences to show: this image has no reference mask.", "info")
+            with QSignalBlocker(self.diff_action):
+                self.diff_action.setChecked(False)
+            on = False
+        self.diff_item.setVisible(on)
+        self.canvas.overlay.setVisible(self.canvas.mask_visible and not on)
+        if on:
+            self._redraw_difference()
+            self.reveal_panel()
+        else:
+            self.panel.show_legend(None)
+
+    def difference_labels(self) -> np.ndarray | None:
+        subject = self.mask_of(self.difference_subject())
+        if subject is None or self.masks is None or self.masks.reference is None:
+            return None
+        return difference_labels(subject, self.masks.reference)
+
+    def _redraw_difference(self) -> None:
+        labels = self.difference_labels()
+        if labels is None or not self.diff_item.isVisible():
+            return
+        rgba = difference_rgba(labels)
+        # Vermillion vanishes on an orange fundus: the photo is dimmed where both agree on background.
+        rgba[labels == 0] = BACKDROP
+        self.diff_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.panel.show_legend(VIEW_NAMES[self.difference_subject()].replace(" (editable)", ""))
+
+    # -------------------------------------------------------------------- the scores --
+    def _start_scores(self) -> None:
+        s = self.review.image
+        if s is None or self.masks is None:
+            return
+        self._score_request += 1
+        req, key = self._score_request, s.key
+        pred = s.probability >= self.review.threshold if s.probability is not None else None
+        mask, ref, second = s.document.mask.copy(), self.masks.reference, self.masks.second
+        worker = Worker(lambda ctx: compare_scores(pred, mask, ref, second), name="compare scores")
+        worker.returned.connect(self.window.tasks.guard(lambda sc, r=req, k=key: self._scores_done(r, k, sc)))
+        self.window.tasks.start(worker, priority=0)
+
+    def _scores_done(self, request: int, key: str, scores) -> None:
+        s = self.review.image
+        if request != self._score_request or s is None or s.key != key:
+            return
+        self.scores = scores
+        self.panel.show_scores(scores)
+        if scores.prediction_vs_reference is not None:
+            self.window.image_list.model.set_dice(key, scores.prediction_vs_reference.dice)
+        self.scores_shown.emit(scores)
+
+    # ------------------------------------------------------------------ the copy brush --
+    def brush_source_name(self) -> str:
+        return VIEW_NAMES[self.panel.brush_source.currentData()]
+
+    def brush_source_mask(self) -> np.ndarray | None:
+        return self.mask_of(self.panel.brush_source.currentData())
+
+    def set_copy_tool(self, on: bool) -> None:
+        if on:
+            self.canvas.set_tool("navigate")  # the canvas's own tools stand aside; this item takes the mouse
+            self.canvas.setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.canvas.cursor_outline.setVisible(False)
+        self.brush_item.setVisible(on and self.review.image is not None)
+
+    # ------------------------------------------------------------ Dice per image (list) --
+    def refresh_dice(self, keys: list[str] | None = None) -> Worker | None:
+        ws = self.review.workspace
+        if ws is None:
+            return None
+        worker = Worker(workspace_dice, ws, self.window.model.cache_key, self.review.threshold, keys, name="dice")
+        model = self.window.image_list.model
+        worker.yielded.connect(self.window.tasks.guard(
+            lambda kv, ws=ws: ws is self.review.workspace and model.set_dice(*kv)))
+        if keys is None:  # a whole-workspace run may re-sort the list; one image's new score does not
+            worker.finished.connect(self.window.tasks.guard(lambda: self.dice_updated.emit()))
+        self.window.tasks.start(worker, priority=-1)
+        return worker
+
+
+def install_compare(window) -> CompareController:
+    c = CompareController(window)
+    t = window.action_table
+    c.cycle_action = t._make("Switch shown mask (yours / reference / prediction / 2nd grader)", c.cycle_view, "K",
+                             tip="Show your mask, the reference, the model's prediction or the second grader's mask")
+    c.diff_action = t._make("Differences against the reference", c.set_difference_visible, "D", checkable=True,
+                            tip="True positives, false positives and false negatives in colour-blind-safe colours")
+    c.copy_action = t._make("Brush from another mask", c.set_copy_tool, "Shift+B", checkable=True,
+                            tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours")
+    t.tool_group.addAction(c.copy_action)
+    bar = window.menuBar()
+    help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+    c.menu = menu = bar.addMenu("&Compare")
+    if help_menu is not None:  # Help stays last
+        bar.insertMenu(help_menu, menu)
+    for a in (c.cycle_action, c.diff_action, None, c.copy_action):
+        menu.addSeparator() if a is None else menu.addAction(a)
+    panel_layout = window.review_panel.layout()
+    # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
+    panel_layout.insertWidget(panel_layout.count() - 1, c.panel)
+    window.image_list.add_sort_key(DICE_SORT, "The model prediction's Dice against the reference, worst first: "
+                                              "where the model fails (images without one last)")
+    window.image_list.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and c.refresh_dice())
+    c.dice_updated.connect(lambda: window.image_list.proxy.sort_key == DICE_SORT and window.image_list.resort())
+    window.compare = c
+    from .measure_panel import install_measurements
+    from .summary_window import install_summary
+
+    install_measurements(window)
+    install_summary(window)
+    return c

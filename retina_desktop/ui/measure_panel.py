@@ -1,0 +1,138 @@
+"""Vessel measurements of the mask on screen (density, fractal dimension, tortuosity, width, segments, branch
+and end points; ``model_core.morphometry``), and *Export measurements…* for the whole workspace.
+
+A measurement takes 0.2-0.4 s on a 3504x2336 mask, so it runs on a worker 500 ms after the last save,
+threshold change, new prediction or opened image (not after every stroke); only the newest result for the
+open image is shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QLabel
+
+from model_core.morphometry import measure
+
+from ..core.export import workspace_measurements
+from .workers import Worker
+
+ROWS = (("vessel_density", "Vessel density", "{:.2%}", "vessel pixels / field-of-view pixels"),
+        ("fractal_dimension", "Fractal dimension", "{:.3f}", "box counting, sizes 2, 4, 8, …"),
+        ("tortuosity", "Tortuosity", "{:.3f}", "arc / chord of each skeleton segment, length-weighted mean"),
+        ("width_px", "Mean width", "{:.2f} px", "twice the distance to the background along the skeleton"),
+        ("segments", "Segments", "{:,}", "skeleton segments between branch and end points"),
+        ("branch_points", "Branch points", "{:,}", ""),
+        ("end_points", "End points", "{:,}", ""))
+
+
+class MeasurePanel(QGroupBox):
+    def __init__(self, parent=None):
+        super().__init__("Vessel measurements (mask on screen)", parent)
+        self.setObjectName("vessel_measurements")
+        self.setToolTip("Measured inside the photo's field of view, after each save, threshold change or new "
+                        "prediction (README, Vessel measurements)")
+        form = QFormLayout(self)
+        self.labels: dict[str, QLabel] = {}
+        for key, title, _fmt, tip in ROWS:
+            lab = QLabel("–")
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            lab.setToolTip(tip)
+            self.labels[key] = lab
+            form.addRow(title, lab)
+
+    def show_values(self, m) -> None:
+        for key, _title, fmt, _tip in ROWS:
+            v = getattr(m, key) if m is not None else None
+            self.labels[key].setText("–" if v is None or v != v else fmt.format(v))
+
+
+class VesselMeasureRunner(QObject):
+    measured = Signal(str, object)  # key, VesselMeasurements
+    exported = Signal(object)  # the CSV path, or a one-line error
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window, self.review = window, window.review
+        self.panel = MeasurePanel()
+        self.latest = None
+        self._request = 0
+        self.timer = QTimer(self, singleShot=True, interval=500)
+        self.timer.timeout.connect(self._start)
+        window.image_opened.connect(lambda _k: (self.panel.show_values(None), self.timer.start()))
+        window.saved.connect(lambda *_a: self.timer.start())
+        window.prediction_shown.connect(lambda _k: self.timer.start())
+        window.review.threshold_changed.connect(lambda _t: self.timer.start())
+        self.export_worker: Worker | None = None
+
+    def _start(self) -> None:
+        s = self.review.image
+        if s is None:
+            return
+        self._request += 1
+        req, key, mask, fov = self._request, s.key, s.document.mask.copy(), s.loaded.fov
+        w = Worker(lambda ctx: measure(mask, fov if fov is not None and fov.shape == mask.shape else None),
+                   name="vessel measurements")
+        w.returned.connect(self.window.tasks.guard(lambda m, r=req, k=key: self._show(r, k, m)))
+        self.window.tasks.start(w, priority=0)
+
+    def _show(self, request: int, key: str, m) -> None:
+        s = self.review.image
+        if request != self._request or s is None or s.key != key:
+            return
+        self.latest = m
+        self.panel.show_values(m)
+        self.measured.emit(key, m)
+
+    # ------------------------------------------------------------------ workspace CSV --
+    def export_dialog(self) -> None:
+        ws = self.review.workspace
+        if ws is None:
+            return
+        self.window.save_current(auto=True)  # the open image's edits count
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export vessel measurements",
+                                              str(ws.root / "vessel_measurements.csv"), "CSV (*.csv)")
+        if path:
+            self.export_to(Path(path))
+
+    def export_to(self, path: Path) -> Worker | None:
+        ws = self.review.workspace
+        if ws is None or self.export_worker is not None:
+            return None
+        w = Worker(workspace_measurements, ws, Path(path), name="export measurements")
+        g = self.window.tasks.guard
+        w.progress.connect(g(lambda d, t, s: self.window.status_panel.show_progress("Measuring", d, t, s)))
+        w.returned.connect(g(lambda result, p=Path(path): self._exported(p, result)))
+        w.errored.connect(g(lambda msg: self._export_failed(msg)))
+        self.export_worker = w
+        self.window.tasks.start(w)
+        return w
+
+    def _exported(self, path: Path, result) -> None:
+        rows, problems = result
+        self.export_worker = None
+        self.window.hide_progress()
+        text = f"Vessel measurements of {len(rows)} mask(s) written to {path}"
+        self.window.show_message(text + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""),
+                                 "warning" if problems else "info")
+        self.exported.emit(path)
+
+    def _export_failed(self, message: str) -> None:
+        self.export_worker = None
+        self.window.hide_progress()
+        self.window.show_message(f"Measurements not exported: {message}")
+        self.exported.emit(message)
+
+
+def install_measurements(window) -> VesselMeasureRunner:
+    runner = VesselMeasureRunner(window)
+    layout = window.review_panel.layout()
+    layout.insertWidget(layout.count() - 1, runner.panel)
+    runner.export_action = window.action_table._make("Export measurements…", runner.export_dialog,
+                                                     tip="Vessel measurements of every saved mask, as CSV")
+    file_menu = window.menuBar().actions()[0].menu()
+    items = file_menu.actions()
+    file_menu.insertAction(items[items.index(window.export_action) + 1], runner.export_action)
+    window.vessel_measure = runner
+    return runner
