@@ -193,3 +193,23 @@ def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, 
     log = [r for r in window.workspace.review_log() if r["action"] == "save"]
     assert list(curve.yData) == [log[0]["pixels_added"] + log[0]["pixels_removed"]] and curve.yData[0] > 0
     dlg.close()
+
+
+def test_painting_scores_once_after_the_stroke_not_on_every_move(qtbot, window, reference_workspace):
+    """A scoring worker copies the whole mask: one per brush move made painting a 3504x2336 photo lag (32 ms)."""
+    s = _open(qtbot, window, reference_workspace)
+    c = window.compare
+    started = []
+    real_start = window.tasks.start
+
+    def spy(worker, priority=0):
+        started.append(worker.name)
+        return real_start(worker, priority)
+
+    window.tasks.start = spy
+    for i in range(10):  # ten moves of one stroke, each a document change
+        s.document.stroke_to((10 + i, 70), (11 + i, 70), 1.0, True)
+        qtbot.wait(5)
+    s.document.end_stroke()
+    assert started.count("compare scores") == 0 and c.score_timer.interval() == 400
+    qtbot.waitUntil(lambda: started.count("compare scores") == 1, timeout=5000)
