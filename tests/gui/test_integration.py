@@ -115,3 +115,41 @@ def test_trace_and_segment_clicks_on_an_approved_image_ask_first(qtbot, window, 
     send_mouse(window.canvas.viewport(), "release", p)
     assert not window.vessel_tools.tracing
     assert len(window.prompter.asked) == 2 and np.array_equal(doc.mask, gap)
+
+
+def test_one_tool_at_a_time_and_its_preview_goes_with_it(qtbot, window, tmp_path):
+    from gui_helpers import make_workspace, open_and_predict
+
+    open_and_predict(qtbot, window, make_workspace(tmp_path / "photos", 2))
+    doc, tools, c = window.session.document, window.vessel_tools, window.compare
+    y = np.zeros((H, W), bool)
+    y[78:83, 15:136] = True
+    y[20:140, 70:75] = True
+    doc.replace("cross", y)
+    window.set_tool("segment")
+    p = window.canvas.image_to_widget(30.5, 80.5)
+    send_mouse(window.canvas.viewport(), "press", p)
+    send_mouse(window.canvas.viewport(), "release", p)
+    qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
+    assert tools.highlight_item.isVisible()
+
+    qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)  # the copy brush
+    checked = [name for name, a in window.tool_actions.items() if a.isChecked()]
+    assert c.copy_action.isChecked() and checked == [] and c.brush_item.isVisible()
+    assert tools.selected is None and not tools.highlight_item.isVisible()
+    assert not window.delete_segment_action.isEnabled()
+
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    assert window.canvas.tool == "trace" and window.tool_actions["trace"].isChecked()
+    assert not c.copy_action.isChecked() and not c.brush_item.isVisible()
+    assert not window.canvas.cursor_outline.isVisible()
+
+    window.set_tool("segment")
+    send_mouse(window.canvas.viewport(), "press", p)
+    send_mouse(window.canvas.viewport(), "release", p)
+    qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
+    window.prompter = RecordingPrompter(unsaved="discard")
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.open_image("img_01")
+    assert tools.selected is None and not tools.highlight_item.isVisible()
+    assert not window.delete_segment_action.isEnabled()
