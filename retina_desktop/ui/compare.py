@@ -80,6 +80,9 @@ class CopyBrushItem(QGraphicsObject):
             event.ignore()
             return
         event.accept()
+        guard = self.c.canvas.edit_guard
+        if guard is not None and not guard():
+            return  # an approved image the grader did not agree to edit, as with the plain brush
         self._source = source
         self._before = doc.mask.copy()
         self._scratch = np.zeros(doc.shape, bool)

@@ -42,8 +42,10 @@ class MarkerItem(QGraphicsEllipseItem):
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
 
     def mousePressEvent(self, event) -> None:
-        if self._review.canvas.tool != "navigate":
-            event.ignore()  # the brush, trace … work right up to a marker
+        compare = getattr(self._review.window, "compare", None)
+        copying = compare is not None and compare.brush_item.isVisible()  # it sets the canvas to "navigate"
+        if self._review.canvas.tool != "navigate" or copying:
+            event.ignore()  # the brush, trace, copy brush … work right up to a marker
             return
         event.accept()
         self._review.jump(self.index, zoom=False)
@@ -216,6 +218,9 @@ class TopologyReview(QObject):
     def fix_current(self) -> bool:
         f, s = self.current_finding, self.window.session
         if f is None or s is None:
+            return False
+        guard = self.window.canvas.edit_guard  # an approved image asks first, as with the brush
+        if guard is not None and not guard():
             return False
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost))
         self._drop_current()
