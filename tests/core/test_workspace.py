@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
+from retina_desktop.core import mask_versions as mask_versions_mod
 from retina_desktop.core import workspace as workspace_mod
 from retina_desktop.core.export import ExportOptions, export_masks
 from retina_desktop.core.workspace import DiskFullError, ReadOnlyWorkspaceError, Workspace, WorkspaceError
@@ -118,16 +119,16 @@ def test_retrying_a_failed_save_keeps_the_previous_version_once(tmp_path, rng, m
     e = ws.entries[0]
     first, second = rng.random((160, 150)) > 0.7, rng.random((160, 150)) > 0.7
     ws.save_ground_truth(e, first)
-    real = workspace_mod.write_bytes_atomic
+    real = mask_versions_mod.write_bytes_atomic
 
     def full_disk(path, data, **kw):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(workspace_mod, "write_bytes_atomic", full_disk)
+    monkeypatch.setattr(mask_versions_mod, "write_bytes_atomic", full_disk)
     for _ in range(3):
         with pytest.raises(DiskFullError, match="disk full"):
             ws.save_ground_truth(e, second)
-    monkeypatch.setattr(workspace_mod, "write_bytes_atomic", real)
+    monkeypatch.setattr(mask_versions_mod, "write_bytes_atomic", real)
     ws.save_ground_truth(e, second)
     (kept,) = ws.history(e)  # one copy of the first version, not one per failed attempt
     assert np.array_equal(read_mask(kept), first) and np.array_equal(read_mask(e.gt_path), second)
