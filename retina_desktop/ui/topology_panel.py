@@ -13,7 +13,6 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
-from ..core.topology import apply_fix
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
 MARKER_PX = 9  # screen pixels: a marker keeps its size at every zoom
@@ -222,6 +221,8 @@ class TopologyReview(QObject):
         guard = self.window.canvas.edit_guard  # an approved image asks first, as with the brush
         if guard is not None and not guard():
             return False
+        from ..core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
+
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost))
         self._drop_current()
         if edit is not None:

@@ -14,14 +14,20 @@ vessel graph and topology review) that they and the topology panel share.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QTimer, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem
 
-from ..core.topology import TopologyParams, review
-from ..core.tracing import TraceCost, Tracer
-from ..core.vessel_graph import VesselGraph
+# scikit-image and SciPy (the vessel engine) take about a second to import: they are imported where the vessel
+# tools first run, in workers, so the window and the first prediction do not wait for them.
+if TYPE_CHECKING:
+    from ..core.topology import TopologyParams
+    from ..core.tracing import TraceCost, Tracer
+    from ..core.vessel_graph import VesselGraph
+
 from .workers import Worker
 
 TRACE_COLOUR = QColor(64, 200, 255, 150)
@@ -31,6 +37,8 @@ DRIVE_WIDTH = 565  # the topology parameters were tuned on DRIVE-sized photos
 
 def build_cost(ctx, probability: np.ndarray, rgb: np.ndarray | None, threshold: float,
                fov: np.ndarray | None) -> TraceCost:
+    from ..core.tracing import TraceCost
+
     return TraceCost.from_prediction(probability, rgb, threshold=threshold, fov=fov)
 
 
@@ -39,6 +47,9 @@ def analyse_mask(ctx, mask: np.ndarray, probability: np.ndarray | None, params: 
 
     The graph is also emitted as soon as it exists: the segment tool needs only it, and the review takes
     several times longer on a large photo."""
+    from ..core.topology import review
+    from ..core.vessel_graph import VesselGraph
+
     graph = VesselGraph.from_mask(mask)
     ctx.emit(graph)
     return graph, review(mask, probability, params, graph=graph)
@@ -46,6 +57,8 @@ def analyse_mask(ctx, mask: np.ndarray, probability: np.ndarray | None, params: 
 
 def topology_params(shape: tuple[int, int]) -> TopologyParams:
     # Never scaled below DRIVE's size: on a small photo a 5-px gap is still a break.
+    from ..core.topology import TopologyParams
+
     return TopologyParams().scaled(max(1.0, shape[1] / DRIVE_WIDTH))
 
 
@@ -290,6 +303,8 @@ class VesselTools(QObject):
             self.trace_changed.emit()
             return
         if self.tracer is None or self.tracer.cost is not self.cost:
+            from ..core.tracing import Tracer
+
             self.tracer = Tracer(self.cost, radius_offset=self.radius_offset)
         self.tracer.click(x, y, search=False)
         # The search from the new anchor takes up to half a second on a large photo; until it is done,
