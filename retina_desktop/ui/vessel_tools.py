@@ -184,9 +184,11 @@ class VesselTools(QObject):
         if self._analysis_worker is not None:
             return  # when it returns stale, it starts the next one
         gen, doc = self.generation, self._doc
-        params = topology_params(doc.shape)
         prob = self.session.probability
-        w = Worker(analyse_mask, doc.mask.copy(), prob, params, name="vessel analysis")
+        # The parameters are made in the worker too: building them imports the vessel engine (SciPy), which
+        # on the UI thread held the first prediction back by 1.4 s.
+        w = Worker(lambda ctx, m=doc.mask.copy(): analyse_mask(ctx, m, prob, topology_params(m.shape)),
+                   name="vessel analysis")
         self._analysis_worker = w
         w.yielded.connect(self.tasks.guard(lambda graph, g=gen, w=w: self._graph_built(w, g, graph)))
         w.returned.connect(self.tasks.guard(lambda result, g=gen, w=w: self._analysed(w, g, result)))
