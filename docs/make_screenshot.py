@@ -41,6 +41,36 @@ def _weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
     return save_checkpoint(tmp / "micro.pt", ckpt), "untrained micro model"
 
 
+def open_window(weights: Path, tmp: Path, size: str, settings_changes: dict | None = None):
+    """(app, main window shown at ``size``, wait(cond, timeout)) with settings in ``tmp``; shared by the docs scripts."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    app = QApplication([])
+    app.setStyle("Fusion")
+    from retina_desktop.ui.main_window import MainWindow
+    from retina_desktop.ui.settings import AppSettings
+
+    settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
+    for name, value in (settings_changes or {}).items():
+        setattr(settings, name, value)
+    win = MainWindow(checkpoint_path=weights, settings=settings)
+    width, height = (int(v) for v in size.lower().split("x"))
+    win.resize(width, height)
+    win.show()
+
+    def wait(cond, timeout=600.0):
+        end = time.time() + timeout
+        while not cond() and time.time() < end:
+            app.processEvents()
+            time.sleep(0.01)
+        return cond()
+
+    return app, win, wait
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights")
@@ -53,29 +83,7 @@ def main() -> int:
     os.environ["XDG_CONFIG_HOME"] = str(tmp / "home" / "config")
     weights, which = _weights(args.weights, tmp)
 
-    import pyqtgraph as pg
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    app = QApplication([])
-    app.setStyle("Fusion")
-    from retina_desktop.ui.main_window import MainWindow
-    from retina_desktop.ui.settings import AppSettings
-
-    settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(checkpoint_path=weights, settings=settings)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    win.resize(width, height)
-    win.show()
-
-    def wait(cond, timeout=600.0):
-        end = time.time() + timeout
-        while not cond() and time.time() < end:
-            app.processEvents()
-            time.sleep(0.01)
-        return cond()
-
+    app, win, wait = open_window(weights, tmp, args.size)
     shown = []
     win.prediction_shown.connect(shown.append)
     win.start(None)

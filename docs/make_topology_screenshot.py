@@ -15,7 +15,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,20 +31,13 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="retina-topo-shot-"))
     os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
     os.environ["XDG_CONFIG_HOME"] = str(tmp / "home" / "config")
-    from make_screenshot import _weights
+    from make_screenshot import _weights, open_window
 
     weights, which = _weights(None, tmp)
 
-    import pyqtgraph as pg
-    from PySide6.QtCore import QRectF, QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QRectF
 
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    app = QApplication([])
-    app.setStyle("Fusion")
     from retina_desktop.core.demo import ensure_demo_workspace
-    from retina_desktop.ui.main_window import MainWindow
-    from retina_desktop.ui.settings import AppSettings
 
     folder = tmp / "photos"
     if args.image:
@@ -53,19 +45,8 @@ def main() -> int:
         shutil.copy(args.image, folder / Path(args.image).name)
     else:
         ensure_demo_workspace(folder, count=1)
-    settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
-    settings.guide_dismissed = True  # the first-run guide would cover the top of the image
-    win = MainWindow(checkpoint_path=weights, settings=settings)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    win.resize(width, height)
-    win.show()
-
-    def wait(cond, timeout=600.0):
-        end = time.time() + timeout
-        while not cond() and time.time() < end:
-            app.processEvents()
-            time.sleep(0.01)
-        return cond()
+    # The first-run guide would cover the top of the image.
+    app, win, wait = open_window(weights, tmp, args.size, {"guide_dismissed": True})
 
     shown = []
     win.prediction_shown.connect(shown.append)

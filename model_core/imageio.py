@@ -71,11 +71,11 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(a + 0.5, 0, 255).astype(np.uint8)
 
 
-def read_raw(path: str | os.PathLike) -> np.ndarray:
-    """Decode a file as stored (channels in RGB(A) order, original bit depth)."""
+def read_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
+    """Decode a file as stored (channels in RGB(A) order, original bit depth); ``data``: its bytes, already read."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
     except IsADirectoryError:
@@ -109,10 +109,12 @@ def check_image_size(arr: np.ndarray, path: str | os.PathLike | None = None) -> 
         raise ImageReadError(path, f"image is {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a binary mask (vessel where the value is at least half the range) as ``bool (H, W)``."""
+def read_mask(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
+    """Read a binary mask (vessel where the value is at least half the range) as ``bool (H, W)``.
+
+    ``data``: the file's bytes when the caller has them already (e.g. to hash them), so it is read once."""
     path = Path(path)
-    raw = read_raw(path)
+    raw = read_raw(path, data)
     if raw.ndim == 3:
         raw = raw[:, :, :3].max(axis=2) if raw.shape[2] >= 3 else raw[:, :, 0]
     if raw.dtype == np.bool_:

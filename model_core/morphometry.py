@@ -278,11 +278,6 @@ class SkeletonGraph:
         arc, chord = self.arc[ok], self.chord[ok]
         return float(np.sum(arc * (arc / chord)) / np.sum(arc))
 
-    @property
-    def segment_tortuosity(self) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.chord > 0, self.arc / np.where(self.chord > 0, self.chord, 1), np.nan)
-
 
 def _m_edges(flat: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the m-adjacency graph (Gonzalez & Woods): 4-neighbours always, diagonal neighbours only when

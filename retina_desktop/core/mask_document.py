@@ -58,7 +58,7 @@ class MaskDocument:
 
     def __init__(self, mask: np.ndarray, source: str = "empty", max_steps: int = 1000,
                  max_history_bytes: int = 64 * 1024 * 1024):
-        self._mask = np.ascontiguousarray(mask, dtype=bool).copy()
+        self._mask = np.array(mask, dtype=bool, order="C")  # always exactly one copy
         self.source = source  # "ground truth", "prediction" or "empty": where the mask came from
         self.max_steps = max_steps
         self.max_history_bytes = max_history_bytes

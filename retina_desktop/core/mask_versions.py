@@ -39,14 +39,18 @@ def load_ground_truth(ws, entry: ImageEntry, shape: tuple[int, int], remember: b
         if remember:
             ws._loaded[entry.key] = None
         return None
-    sha = _file_sha(path)
+    try:
+        data = path.read_bytes()  # read once: hashed for the conflict check and decoded
+    except OSError:
+        data = None  # read_mask names the file and the problem
+    sha = hashlib.sha256(data).hexdigest() if data is not None else None
     if remember:
         ws._loaded[entry.key] = sha
-    mask = read_mask(path)
+    mask = read_mask(path, data)
     if mask.shape != tuple(shape):
         raise ImageReadError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                    f"{shape[1]}x{shape[0]}; it was not loaded (kept as it is on disk)")
-    if sha is not None:
+    if remember and sha is not None:  # export and comparisons read without filling the editor's cache
         _remember(ws, entry.key, sha, mask.copy())  # the caller paints into its array in place
     return mask
 
@@ -111,14 +115,14 @@ def _remember(ws, key: str, sha: str, mask: np.ndarray) -> None:
         ws._masks.popitem(last=False)
 
 
-def _mask_of(ws, key: str, sha: str | None, path: Path | None) -> np.ndarray | None:
+def _mask_of(ws, key: str, sha: str | None, path: Path | None, data: bytes | None = None) -> np.ndarray | None:
     if sha is None or path is None:
         return None
     cached = ws._masks.get(key)
     if cached is not None and cached[0] == sha:
         return cached[1]
     try:
-        return read_mask(path)
+        return read_mask(path, data)
     except ImageReadError:
         return None
 
@@ -218,7 +222,7 @@ def _save_locked(ws, entry, mask, data, sha, expected_sha, source, reviewer, mod
                 "model": model, "path": rel, "note": "conflict"}
         return SaveConflict(entry.key, expected_sha, Version.from_row(mine, ws.meta_dir),
                             Version.from_row(theirs, ws.meta_dir)), None
-    previous = _mask_of(ws, entry.key, disk_sha, existing) if disk_sha != sha else mask
+    previous = _mask_of(ws, entry.key, disk_sha, existing, disk) if disk_sha != sha else mask
     rel = _keep_file(ws, entry, data, sha, ".png")
     if not (disk_sha == sha and existing == entry.gt_path):
         try:
@@ -280,10 +284,10 @@ def approve(ws, entry: ImageEntry, *, reviewer: str | None = None, model: str | 
     """Mark the mask on disk approved and log it with the pixels added/removed against the prediction
     (if given) and against the previously approved version (or the first version). Returns the counts.
     Raises WorkspaceError when there is no mask to approve, RecordError when it cannot be recorded."""
-    sha = ws.current_sha(entry)
+    counts = approval_counts(ws, entry, prediction)  # hashes the file on disk once, for both
+    sha = counts["sha256"]
     if sha is None:
         raise WorkspaceError(f"{entry.gt_path}: there is no saved mask to approve; save it first")
-    counts = approval_counts(ws, entry, prediction)
     record = {"time": _now(), "image": entry.key, "action": "approve", "reviewer": reviewer or _user(),
               "model": model, **counts}
     with ws._lock:
@@ -381,7 +385,7 @@ def verify(ws) -> list[str]:
             continue
         if r["note"] != "indexed" and hashlib.sha256(data).hexdigest() != r["sha256"]:
             problems.append(f"{path}: content differs from the recorded sha256 {r['sha256']}")
-        elif read_mask_or_none(path) is None:
+        elif read_mask_or_none(path, data) is None:
             problems.append(f"{path}: cannot be decoded as a mask")
     base = ws.meta_dir / "history"
     if base.is_dir():
@@ -418,7 +422,7 @@ class Version:
                    meta_dir / str(row["path"]), *(row.get(k) for k in ("added_prev", "removed_prev", "added_pred",
                                                                          "removed_pred", "note")))
 
-    def to_json(self, root: Path | None = None) -> dict:
+    def to_json(self) -> dict:
         d = {k: getattr(self, k) for k in ("sha256", "time", "reviewer", "source", "model", "added_prev",
                                             "removed_prev", "added_pred", "removed_pred", "note")}
         d["path"] = str(self.path)

@@ -300,11 +300,6 @@ class Workspace:
             self._threshold = value
             self._write_record("the threshold", lambda: self._records.set_setting("threshold", value))
 
-    def write_info(self, **info) -> None:
-        _write_json_atomic(self.meta_dir / "workspace.json", info)
-        self.synthetic = bool(info.get("synthetic", False))
-        self.title = info.get("title") or self.root.name
-
     # -- who else has it open ------------------------------------------------------------------
     def other_sessions(self) -> list[OpenRecord]:
         """Other windows (this or another machine) that have this workspace open now; stale entries of

@@ -67,9 +67,9 @@ def _timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
-def read_mask_or_none(path: Path) -> np.ndarray | None:
+def read_mask_or_none(path: Path, data: bytes | None = None) -> np.ndarray | None:
     try:
-        return read_mask(path)
+        return read_mask(path, data)
     except (ImageReadError, OSError):
         return None
 

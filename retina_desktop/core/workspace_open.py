@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 from .records import Records, RecordsDamaged, clean_fraction, clean_status, clean_threshold
-from .workspace_common import META_DIR_NAME, RECORDS_NAME, _now, _short, _timestamp
+from .workspace_common import META_DIR_NAME, RECORDS_NAME, _file_sha, _now, _short, _timestamp
 
 
 def open_records(ws) -> Records:
     path = ws.records_path
     try:
+        if _truncated(path):
+            # SQLite would take an empty file for a new database and every status would silently read "new".
+            raise RecordsDamaged("the file is empty (cut to 0 bytes)")
         records = Records(path)
     except RecordsDamaged as exc:
         if not exc.damaged:  # busy or no access: the file is fine, and must stay where it is
@@ -42,6 +45,15 @@ def open_records(ws) -> Records:
             ws.notices.append(f"The old records of this workspace could not be imported ({exc}); "
                                 "they are kept as they are.")
     return records
+
+
+def _truncated(path: Path) -> bool:
+    """An empty records file that is not being created right now (another window may have just made it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_size == 0 and time.time() - st.st_mtime > 10
 
 
 def _records_in_memory(ws, why: str) -> Records:
@@ -183,9 +195,8 @@ def _rebuild(ws, records: Records) -> str:
             gt = e.existing_gt()
             if gt is None:
                 continue
-            try:
-                sha = hashlib.sha256(gt.read_bytes()).hexdigest()
-            except OSError:
+            sha = _file_sha(gt)
+            if sha is None:
                 continue
             records.update_image(e.key, now, status="edited", current_sha=sha)
             masks += 1

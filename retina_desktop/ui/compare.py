@@ -349,7 +349,14 @@ class CompareController(QObject):
         return self.masks.reference if view == "reference" else self.masks.second
 
     def available_views(self) -> list[str]:
-        return [v for v in VIEWS if self.mask_of(v) is not None]
+        s = self.review.image
+        if s is None:
+            return []
+        # Which views exist, without cutting the probabilities at the threshold just to test for None.
+        have = {"mask": True, "prediction": s.probability is not None,
+                "reference": self.masks is not None and self.masks.reference is not None,
+                "second": self.masks is not None and self.masks.second is not None}
+        return [v for v in VIEWS if have[v]]
 
     def cycle_view(self) -> None:
         views = self.available_views()
@@ -431,9 +438,11 @@ class CompareController(QObject):
             return
         self._score_request += 1
         req, key = self._score_request, s.key
-        pred = s.probability >= self.review.threshold if s.probability is not None else None
+        prob, threshold = s.probability, self.review.threshold
         mask, ref, second = s.document.mask.copy(), self.masks.reference, self.masks.second
-        worker = Worker(lambda ctx: compare_scores(pred, mask, ref, second), name="compare scores")
+        # The probabilities are cut at the threshold in the worker, not on the UI thread.
+        worker = Worker(lambda ctx: compare_scores(prob >= threshold if prob is not None else None, mask, ref, second),
+                        name="compare scores")
         worker.returned.connect(self.window.tasks.guard(lambda sc, r=req, k=key: self._scores_done(r, k, sc)))
         self.window.tasks.start(worker, priority=0)
 

@@ -37,7 +37,7 @@ class PreviewOverlay:
         return self.item.isVisible()
 
     def show_mask(self, mask) -> None:
-        self.item.set_mask(mask.copy())
+        self.item.set_mask(mask)  # a mask read for the preview, owned by nobody else
         self.item.setVisible(True)
 
     def clear(self) -> None:

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from .. import APP_NAME
@@ -72,7 +72,10 @@ class MainWindow(QMainWindow):
     def __init__(self, checkpoint_path: str | Path | None = None, settings: AppSettings | None = None):
         super().__init__()
         self.setWindowTitle(APP_NAME)
-        self.resize(1480, 920)
+        screen = QGuiApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else None
+        # A first launch fits the screen: at 1280x800 a fixed 1480x920 pushed the Review panel off its edge.
+        self.resize(min(1480, room.width()) if room else 1480, min(920, room.height()) if room else 920)
         self.settings = settings or AppSettings()
         self.prompter = Prompter(self)
         self.tasks = TaskRunner(self, max_threads=2)

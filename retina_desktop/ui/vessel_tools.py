@@ -172,8 +172,9 @@ class VesselTools(QObject):
         if self.selected is not None:
             self.clear_selection()
         if self.auto_analyse():
+            if not self.analysis_timer.isActive():
+                self.analysis_started.emit()  # once per burst of changes, not per brush segment
             self.analysis_timer.start()
-            self.analysis_started.emit()
 
     # ----------------------------------------------------------------- analysis --
     def analyse(self) -> None:

@@ -106,6 +106,28 @@ def test_damaged_database_is_kept_aside_and_rebuilt(tmp_path, rng):
     assert len(again.history(again.entries[0])) == 0 and len(again.versions(again.entries[0])) >= 1
 
 
+def test_a_database_cut_to_zero_bytes_is_kept_aside_and_rebuilt(tmp_path, rng):
+    """SQLite takes an empty file for a new database: every approval read "new" without a word."""
+    import os
+
+    root = make_workspace(tmp_path / "w", 3)
+    ws = Workspace(root)
+    for e in ws.entries[:2]:
+        ws.save_ground_truth(e, rng.random((160, 150)) > 0.5)
+    ws.set_status("img_00", "approved")
+    ws.log_review("img_00", "approve")
+    ws.close()
+    db = root / ".retina" / "records.sqlite"
+    for suffix in ("-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"")
+    os.utime(db, (db.stat().st_atime - 60, db.stat().st_mtime - 60))  # cut a while ago, not being created now
+    again = Workspace(root)
+    assert len(list((root / ".retina").glob("records.corrupt-*.sqlite"))) == 1
+    assert [again.status(k) for k in ("img_00", "img_01", "img_02")] == ["approved", "edited", "new"]
+    assert len(again.notices) == 1 and "damaged" in again.notices[0]
+
+
 def test_garbage_rows_in_the_database_are_validated(tmp_path):
     root = make_workspace(tmp_path / "w", 2)
     Workspace(root).close()
