@@ -5,8 +5,10 @@ Functions of a ``Workspace``, which delegates to them; Qt-free."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +28,25 @@ if TYPE_CHECKING:
     from .workspace import ImageEntry
 
 MASK_CACHE_SIZE = 4  # recent masks kept decoded, so a save measures its changes without reading the file
+_encoder: ThreadPoolExecutor | None = None
+
+
+def _encoder_pool() -> ThreadPoolExecutor:
+    """cv2.imencode releases the GIL: a save encodes its PNG here while the calling thread counts the changed
+    pixels. Made on first use, and again in a forked child (which inherits the pool but none of its threads)."""
+    global _encoder
+    if _encoder is None:
+        _encoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mask-png")
+    return _encoder
+
+
+def _forget_encoder() -> None:
+    global _encoder
+    _encoder = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_encoder)
 
 
 def load_ground_truth(ws, entry: ImageEntry, shape: tuple[int, int], remember: bool = True) -> np.ndarray | None:
@@ -109,10 +130,11 @@ def check_root(ws) -> None:
 
 
 def _remember(ws, key: str, sha: str, mask: np.ndarray) -> None:
-    ws._masks[key] = (sha, mask)
-    ws._masks.move_to_end(key)
-    while len(ws._masks) > MASK_CACHE_SIZE:
-        ws._masks.popitem(last=False)
+    with ws._lock:  # a background save and an image loading on another thread may both remember a mask
+        ws._masks[key] = (sha, mask)
+        ws._masks.move_to_end(key)
+        while len(ws._masks) > MASK_CACHE_SIZE:
+            ws._masks.popitem(last=False)
 
 
 def _mask_of(ws, key: str, sha: str | None, path: Path | None, data: bytes | None = None) -> np.ndarray | None:
@@ -168,7 +190,17 @@ def save_ground_truth(ws, entry: ImageEntry, mask: np.ndarray, *, expected_sha=_
         raise ValueError(f"unknown status {status!r}")
     check_root(ws)
     mask = _clean_bool(mask)  # also a copy: the caller goes on painting into its own array
-    data = encode_png(entry.gt_path, mask.view(np.uint8) * np.uint8(255))  # mask_to_png, reusing the clean bytes
+    encoding = _encoder_pool().submit(_encode_mask, entry.gt_path, mask)
+    try:
+        # Counted while the PNG is encoded: against the prediction, and against the version this window last
+        # loaded or saved (almost always the one on disk; checked under the lock, recounted if not).
+        pred_counts = (_changes(_bool(prediction), mask)
+                       if prediction is not None and np.shape(prediction) == mask.shape else None)
+        cached = ws._masks.get(entry.key)
+        prev_counts = ((cached[0], _changes(cached[1], mask))
+                       if cached is not None and cached[1].shape == mask.shape else None)
+    finally:
+        data = encoding.result()
     sha = hashlib.sha256(data).hexdigest()
     if expected_sha is _UNSET:
         expected_sha = ws._loaded.get(entry.key, _UNSET)
@@ -179,7 +211,7 @@ def save_ground_truth(ws, entry: ImageEntry, mask: np.ndarray, *, expected_sha=_
         try:
             with ws._records.write():
                 conflict, record = _save_locked(ws, entry, mask, data, sha, expected_sha, source, reviewer,
-                                                     model, prediction, status, action, log_extra)
+                                                model, status, action, log_extra, pred_counts, prev_counts)
                 if record is not None:
                     _commit_record(ws, record)
         except sqlite3.Error as exc:
@@ -199,8 +231,8 @@ def save_ground_truth(ws, entry: ImageEntry, mask: np.ndarray, *, expected_sha=_
     return entry.gt_path
 
 
-def _save_locked(ws, entry, mask, data, sha, expected_sha, source, reviewer, model, prediction, status,
-                 action, log_extra):
+def _save_locked(ws, entry, mask, data, sha, expected_sha, source, reviewer, model, status, action, log_extra,
+                 pred_counts, prev_counts):
     now = _now()
     existing = entry.existing_gt()
     disk = None
@@ -222,7 +254,6 @@ def _save_locked(ws, entry, mask, data, sha, expected_sha, source, reviewer, mod
                 "model": model, "path": rel, "note": "conflict"}
         return SaveConflict(entry.key, expected_sha, Version.from_row(mine, ws.meta_dir),
                             Version.from_row(theirs, ws.meta_dir)), None
-    previous = _mask_of(ws, entry.key, disk_sha, existing, disk) if disk_sha != sha else mask
     rel = _keep_file(ws, entry, data, sha, ".png")
     if not (disk_sha == sha and existing == entry.gt_path):
         try:
@@ -238,10 +269,16 @@ def _save_locked(ws, entry, mask, data, sha, expected_sha, source, reviewer, mod
             except OSError:
                 pass
     counts = {}
-    if previous is not None and previous.shape == mask.shape:
-        counts["added_prev"], counts["removed_prev"] = _changes(previous, mask)
-    if prediction is not None and np.shape(prediction) == mask.shape:
-        counts["added_pred"], counts["removed_pred"] = _changes(_bool(prediction), mask)
+    if disk_sha == sha:
+        counts["added_prev"], counts["removed_prev"] = 0, 0
+    elif prev_counts is not None and prev_counts[0] == disk_sha:
+        counts["added_prev"], counts["removed_prev"] = prev_counts[1]
+    else:
+        previous = _mask_of(ws, entry.key, disk_sha, existing, disk)
+        if previous is not None and previous.shape == mask.shape:
+            counts["added_prev"], counts["removed_prev"] = _changes(previous, mask)
+    if pred_counts is not None:
+        counts["added_pred"], counts["removed_pred"] = pred_counts
     record = {"entry": entry, "sha": sha, "time": now, "rel": rel, "source": source, "reviewer": reviewer,
               "model": model, "counts": counts, "status": status,
               "new_version": disk_sha != sha or not ws._records.has_version(entry.key, sha), "log": None}
@@ -441,10 +478,18 @@ class SaveConflict(WorkspaceError):
         self.key, self.expected_sha, self.mine, self.theirs = key, expected_sha, mine, theirs
 
 
+def _encode_mask(path: Path, mask: np.ndarray) -> bytes:
+    """PNG bytes (0/255) of a clean bool mask, as ``mask_to_png`` writes them but without its cleaning pass."""
+    return encode_png(path, mask.view(np.uint8) * np.uint8(255))
+
+
 def _clean_bool(mask) -> np.ndarray:
-    """A C-contiguous bool array whose bytes are 0/1 (a bool view of 0/255 bytes is not), for byte counting."""
-    u8 = np.ascontiguousarray(np.asarray(mask, dtype=bool)).view(np.uint8)
-    return np.minimum(u8, 1).view(bool)
+    """A new C-contiguous bool array whose bytes are 0/1 (a bool view of 0/255 bytes is not), for byte counting.
+    (``!= 0`` is one vectorised pass; ``np.minimum(u8, 1)`` took 7-11 ms on a 3504x2336 mask.)"""
+    m = np.asarray(mask)
+    if m.dtype == np.bool_:
+        m = m.view(np.uint8)
+    return np.not_equal(m, 0, order="C")
 
 
 def _bool(mask) -> np.ndarray:
@@ -453,17 +498,25 @@ def _bool(mask) -> np.ndarray:
     return np.ascontiguousarray(m) if m.dtype == np.bool_ else _clean_bool(m)
 
 
+_WORDS = 1 << 15  # 256 KiB of a mask per step: the temporaries stay in the cache instead of paging in 8 MB
+
+
 def _changes(before: np.ndarray, after: np.ndarray) -> tuple[int, int]:
     """(pixels added, pixels removed) going from ``before`` to ``after`` (clean bool masks, see _clean_bool)."""
-    if before.size % 8 == 0 and hasattr(np, "bitwise_count") and before.flags.c_contiguous and after.flags.c_contiguous:
-        # Eight pixels per word: 0/1 bytes make a word's popcount its number of set pixels.
-        b64, a64 = before.reshape(-1).view(np.uint64), after.reshape(-1).view(np.uint64)
-        diff = b64 ^ a64
-        changed = int(np.bitwise_count(diff).sum(dtype=np.int64))
-        np.bitwise_and(diff, a64, out=diff)
-        added = int(np.bitwise_count(diff).sum(dtype=np.int64))
-        return added, changed - added
-    diff = before ^ after
-    changed = int(np.count_nonzero(diff))
-    added = int(np.count_nonzero(diff & after))
+    b = np.ascontiguousarray(before).reshape(-1).view(np.uint8)
+    a = np.ascontiguousarray(after).reshape(-1).view(np.uint8)
+    n = b.size // 8 * 8
+    # Eight pixels per word; the XOR of 0/1 bytes is 0/1 bytes again, so counting non-zero bytes counts pixels.
+    b64, a64 = b[:n].view(np.uint64), a[:n].view(np.uint64)
+    buf = np.empty(min(_WORDS, b64.size), np.uint64)
+    changed = added = 0
+    for i in range(0, b64.size, _WORDS):
+        d = buf[:min(_WORDS, b64.size - i)]
+        np.bitwise_xor(b64[i:i + _WORDS], a64[i:i + _WORDS], out=d)
+        changed += int(np.count_nonzero(d.view(np.uint8)))
+        np.bitwise_and(d, a64[i:i + _WORDS], out=d)
+        added += int(np.count_nonzero(d.view(np.uint8)))
+    tail = b[n:] ^ a[n:]
+    changed += int(np.count_nonzero(tail))
+    added += int(np.count_nonzero(tail & a[n:]))
     return added, changed - added

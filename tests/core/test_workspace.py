@@ -301,3 +301,31 @@ def test_mask_to_png_cleans_bool_views_of_other_bytes():
     raw = np.array([[0, 255, 1]], np.uint8)
     assert mask_to_png(raw.view(bool)).tolist() == [[0, 255, 255]]
     assert mask_to_png(np.array([[0.0, 0.3, 2.0]]), 1).tolist() == [[0, 1, 1]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (160, 150), (517, 509)])  # 517x509: past one 256 KiB step
+def test_pixel_counts_equal_a_plain_count_for_any_size_and_layout(rng, shape):
+    before, after = rng.random(shape) > 0.6, rng.random(shape) > 0.6
+    expected = (int(np.count_nonzero(after & ~before)), int(np.count_nonzero(before & ~after)))
+    assert mask_versions_mod._changes(before, after) == expected
+    # A bool view of 0/255 bytes and a transposed (non-contiguous) array are cleaned first, as a save does.
+    dirty = (after.view(np.uint8) * np.uint8(255)).view(bool)
+    assert mask_versions_mod._changes(before, mask_versions_mod._clean_bool(dirty)) == expected
+    t_before, t_after = mask_versions_mod._clean_bool(before.T), mask_versions_mod._clean_bool(after.T)
+    assert t_after.flags.c_contiguous and mask_versions_mod._changes(t_before, t_after) == expected
+
+
+def test_a_save_counts_changes_against_the_file_on_disk_not_the_mask_this_window_saved(tmp_path, rng):
+    """The counts are made while the PNG is encoded, against the mask this window saved last; when another
+    writer changed the file since, they must be made again against that file."""
+    root = make_workspace(tmp_path / "w", 1)
+    mine, theirs = Workspace(root), Workspace(root)
+    e = mine.entries[0]
+    a, b, c = (rng.random((160, 150)) > 0.7 for _ in range(3))
+    mine.save_ground_truth(e, a)
+    theirs.save_ground_truth(theirs.entries[0], b, expected_sha=mine.loaded_sha(e))
+    mine.save_ground_truth(e, c, expected_sha=theirs.loaded_sha(e), prediction=a)
+    v = mine.versions(e)[-1]
+    assert (v.added_prev, v.removed_prev) == (int(np.count_nonzero(c & ~b)), int(np.count_nonzero(b & ~c)))
+    assert (v.added_pred, v.removed_pred) == (int(np.count_nonzero(c & ~a)), int(np.count_nonzero(a & ~c)))
+    assert np.array_equal(read_mask(e.gt_path), c)
