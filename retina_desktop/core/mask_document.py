@@ -235,3 +235,28 @@ class MaskDocument:
             self._dropped_before_clean = True
             if self._clean_index is not None:
                 self._clean_index = self._clean_index - 1 if self._clean_index > 0 else None
+
+    # -- saving a copy on another thread ----------------------------------------------------
+    def save_point(self) -> tuple | None:
+        """The state on screen now (None during a stroke, whose end is not known yet). A copy of the mask taken
+        now may be saved on a worker while the grader goes on editing; ``mark_saved_at`` then makes this state,
+        not the one on screen by then, the saved one."""
+        if self._stroke_before is not None:
+            return None
+        return (self._undo[-1] if self._undo else None,)
+
+    def mark_saved_at(self, point: tuple, saved: np.ndarray) -> None:
+        """``point`` (from ``save_point``) is what is on disk now; ``saved`` is the copy that was written.
+        Edits made since stay dirty; undoing them back to ``point`` makes the document clean again."""
+        top = point[0]
+        if top is None:  # an empty history then: only an unchanged mask is known to equal the copy
+            clean = 0 if not self._undo and np.array_equal(self._mask, saved) else None
+        else:  # a step is found by identity: a reset or a new branch never brings an old step object back
+            at = next((i for i, e in enumerate(self._undo) if e is top), None)
+            if at is not None:
+                clean = at + 1
+            else:
+                j = next((j for j, e in enumerate(self._redo) if e is top), None)
+                clean = None if j is None else len(self._undo) + len(self._redo) - j
+        self._clean_index = clean
+        self.state_changed.emit()

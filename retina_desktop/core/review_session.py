@@ -26,6 +26,7 @@ that had no mask file gets none (so it is not exported as a correction; the hist
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ import numpy as np
 from .events import Event
 from .mask_document import MaskDocument
 from .tasks import LoadedImage, PredictionResult
-from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
+from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, WorkspaceError, read_mask_or_none
 
 KEEP_DOCUMENTS = 8  # recent images whose undo history survives switching images
 KEEP_HISTORY_BYTES = 64 * 1024 * 1024  # their undo steps together, the same cap as one document's history
@@ -83,11 +84,76 @@ class _Kept:
         return np.unpackbits(self.baseline_bits, count=shape[0] * shape[1]).astype(bool).reshape(shape)
 
 
+@dataclass(eq=False)
+class SaveJob:
+    """One save of the open mask: ``ReviewSession.begin_save`` takes it on the UI thread (a copy of the mask for a
+    background save, and the document's state then), ``run`` writes it (on a worker, or at once), and
+    ``ReviewSession.finish_save`` applies the outcome to the document on the UI thread. Everything ``run`` reads
+    is a snapshot or an array that is replaced, never changed in place (baseline, probabilities)."""
+
+    workspace: Workspace
+    entry: ImageEntry
+    document: MaskDocument
+    mask: np.ndarray  # what is saved
+    point: tuple | None  # the document's state ``mask`` was copied at (None: saved at once, on this thread)
+    auto: bool
+    model: str | None
+    reviewer: str | None
+    expected_sha: str | None
+    source: str
+    probability: np.ndarray | None
+    threshold: float
+    baseline: np.ndarray | None
+    baseline_status: str
+    baseline_had_file: bool
+    path: Path | None = None
+    error: BaseException | None = None
+    withdrawn: bool = False  # every edit undone: the file this window wrote was removed
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    def run(self) -> None:
+        """Write the mask (thread-safe: the workspace serialises saves). The outcome is kept in ``path`` /
+        ``error``; ``done`` is set last."""
+        try:
+            self.path = self._save()
+        except BaseException as exc:  # noqa: BLE001 - handed to the UI thread, which says what went wrong
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _save(self) -> Path | None:
+        ws, entry = self.workspace, self.entry
+        back = self.baseline is not None and np.array_equal(self.mask, self.baseline)
+        if back and self.auto and not self.baseline_had_file and ws.current_sha(entry) == self.expected_sha:
+            # (a file somebody else saved meanwhile is a conflict below)
+            path = entry.existing_gt()
+            if path is not None:
+                path.unlink()
+                ws.log_review(entry.key, "undo all", model=self.model, reviewer=self.reviewer, removed_file=str(path))
+            ws.set_status(entry.key, self.baseline_status)
+            self.withdrawn = True
+            return None
+        status = self.baseline_status if back and self.baseline_had_file else "edited"
+        prediction = self.probability >= self.threshold if self.probability is not None else None
+        return ws.save_ground_truth(entry, self.mask, expected_sha=self.expected_sha, source=self.source,
+                                    reviewer=self.reviewer, model=self.model, prediction=prediction, status=status,
+                                    action="autosave" if self.auto else "save", threshold=round(self.threshold, 4))
+
+
 class ReviewSession:
     """Events (callbacks, see ``core.events``):
 
     ``workspace_changed(ws)``, ``image_opened(OpenImage)``, ``image_closed()``, ``prediction_shown(key)``,
-    ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``message(text, level)``.
+    ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``message(text, level)``,
+    ``save_settled(SaveJob)`` (a background save's outcome was applied: ``job.error`` / ``job.path``).
+
+    A background save (``begin_save(..., background=True)``, run on a worker, then ``settle``) is in flight
+    until settled; every call that reads or changes what is on disk for the open image, or closes it, settles
+    it first, so one window never runs two saves of an image at once and never acts on a stale version.
     """
 
     def __init__(self) -> None:
@@ -107,9 +173,13 @@ class ReviewSession:
         self.saved = Event()
         self.status_changed = Event()
         self.message = Event()
+        self.save_settled = Event()
+        self.in_flight: SaveJob | None = None  # a background save not settled yet
+        self._conflict_job: SaveJob | None = None  # the save whose SaveConflict waits for the grader's choice
 
     # ----------------------------------------------------------------- workspace --
     def set_workspace(self, ws: Workspace) -> None:
+        self.settle()
         self.close_image()
         self._kept.clear()
         if self.workspace is not None and self.workspace is not ws:
@@ -129,6 +199,7 @@ class ReviewSession:
     # --------------------------------------------------------------------- images --
     def begin_load(self, key: str) -> tuple[int, ImageEntry]:
         """Close the open image and hand out a load request for ``key``; only the newest is ever shown."""
+        self.settle()
         self.close_image()
         self._load_request += 1
         self.loading_key = self.current_key = key
@@ -179,6 +250,7 @@ class ReviewSession:
         return doc.can_undo or doc.can_redo  # no file: only worth keeping for its undo steps
 
     def close_image(self) -> None:
+        self.settle()
         if self.image is not None:
             s, self.image = self.image, None
             self._keep(s)
@@ -309,50 +381,98 @@ class ReviewSession:
         When every edit is undone the image gets back the status it was opened with; an autosave of an image
         that had no mask file then removes the file this window wrote (it stays in the history) and returns
         None, so the prediction is not taken for a correction."""
+        job = self.begin_save(auto, model, reviewer)
+        job.run()
+        return self.finish_save(job)
+
+    def begin_save(self, auto: bool, model: str | None, reviewer: str | None,
+                   background: bool = False) -> SaveJob | None:
+        """A save of the open mask, to ``run``. ``background``: the mask is copied and its state noted, so the
+        grader may go on editing while a worker runs it; the job is then in flight until ``settle``. None when
+        a background save cannot be taken now (in the middle of a stroke)."""
+        self.settle()
         s, ws = self.image, self.workspace
         doc = s.document
-        back = self.back_to_baseline()
-        if back and auto and not s.baseline_had_file and ws.current_sha(s.entry) == s.disk_sha:
-            return self._withdraw(model, reviewer)  # (a file somebody else saved meanwhile is a conflict below)
-        status = s.baseline_status if back and s.baseline_had_file else "edited"
-        source = "prediction" if doc.source == "prediction" and not doc.has_edits else "brush"
+        point = None
+        if background:
+            point = doc.save_point()
+            if point is None:
+                return None
+        job = SaveJob(ws, s.entry, doc, doc.mask.copy() if background else doc.mask, point, auto, model, reviewer,
+                      s.disk_sha, "prediction" if doc.source == "prediction" and not doc.has_edits else "brush",
+                      s.probability, self.threshold, s.baseline, s.baseline_status, s.baseline_had_file)
+        if background:
+            self.in_flight = job
+        return job
+
+    def settle(self, job: SaveJob | None = None) -> None:
+        """Wait for the background save in flight (only ``job``, if given) and apply its outcome; then
+        ``save_settled(job)`` lets the window say how it went. Does nothing when none is in flight."""
+        job = job or self.in_flight
+        if job is None or job is not self.in_flight:
+            return
+        self.in_flight = None
+        job.done.wait()
         try:
-            path = ws.save_ground_truth(s.entry, doc.mask, expected_sha=s.disk_sha, source=source, reviewer=reviewer,
-                                        model=model, prediction=self._prediction_mask(), status=status,
-                                        action="autosave" if auto else "save", threshold=round(self.threshold, 4))
-        except RecordError:
-            self._saved(s)  # the mask is on disk; only its record waits for a retry
-            raise
-        self._saved(s)
-        return path
+            self.finish_save(job)
+        except (WorkspaceError, OSError):
+            pass  # job.error: the window's handler of save_settled offers the choice
+        except Exception:  # noqa: BLE001 - idem, for an unexpected failure (the handler names it)
+            pass
+        self.save_settled.emit(job)
 
-    def _saved(self, s: OpenImage) -> None:
-        s.document.mark_saved()
-        s.document.source = "ground truth"
-        s.disk_sha = self.workspace.loaded_sha(s.entry)
-        self.saved.emit(s.key, str(s.entry.gt_path))
-        self.status_changed.emit(s.key)
+    def finish_save(self, job: SaveJob) -> Path | None:
+        """Apply a finished save to the document (if its image is still open) and return its path, or raise its
+        error. A background save marks saved the state it copied: edits made since stay dirty."""
+        s = self.image
+        s = s if s is not None and s.document is job.document else None
+        if job.withdrawn:
+            if s is not None:
+                s.disk_sha = None
+                self._mark_saved(s, job)
+            self.status_changed.emit(job.key)
+            return None
+        if isinstance(job.error, RecordError):
+            self._saved(job)  # the mask is on disk; only its record waits for a retry
+        if isinstance(job.error, SaveConflict):
+            self._conflict_job = job  # "keep mine" saves the copy this job wrote to the history
+        if job.error is not None:
+            raise job.error
+        self._saved(job)
+        return job.path
 
-    def _withdraw(self, model: str | None, reviewer: str | None) -> None:
-        s, ws = self.image, self.workspace
-        path = s.entry.existing_gt()
-        if path is not None:
-            path.unlink()
-            ws.log_review(s.key, "undo all", model=model, reviewer=reviewer, removed_file=str(path))
-        ws.set_status(s.key, s.baseline_status)
-        s.disk_sha = None
-        s.document.mark_saved()
-        self.status_changed.emit(s.key)
-        return None
+    def _mark_saved(self, s: OpenImage, job: SaveJob | None) -> None:
+        if job is None or job.point is None:
+            s.document.mark_saved()
+        else:
+            s.document.mark_saved_at(job.point, job.mask)
+
+    def _saved(self, job: SaveJob | OpenImage) -> None:
+        if isinstance(job, OpenImage):
+            s, job = job, None
+        else:
+            s = self.image if self.image is not None and self.image.document is job.document else None
+        if s is not None:
+            self._mark_saved(s, job)
+            s.document.source = "ground truth"
+            s.disk_sha = self.workspace.loaded_sha(s.entry)
+        key = s.key if s is not None else job.key
+        path = s.entry.gt_path if s is not None else job.entry.gt_path
+        self.saved.emit(key, str(path))
+        self.status_changed.emit(key)
 
     def resolve_conflict(self, conflict: SaveConflict, keep: str, reviewer: str | None) -> Path | None:
         """After a SaveConflict on the open image: "mine" saves this window's version over theirs, "theirs"
         puts their version on screen (as an undoable step, so Ctrl+Z gets yours back). Both stay in the history."""
+        self.settle()
         s, ws = self.image, self.workspace
+        job = self._conflict_job
+        job = job if job is not None and job.error is conflict and job.document is s.document else None
+        self._conflict_job = None
         if keep == "mine":
             path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer)
             ws.set_status(s.key, "edited")
-            self._saved(s)
+            self._saved(job or s)  # the version written is the one the save copied, not edits made since
             return path
         ws.resolve_conflict(conflict, "theirs")
         theirs = read_mask_or_none(conflict.theirs.path)
@@ -369,6 +489,7 @@ class ReviewSession:
     def restore(self, sha256: str, reviewer: str | None) -> Path:
         """Make an earlier version of the open image its newest version (save unsaved edits first). The mask on
         screen changes as one undo step, so Ctrl+Z, or restoring again, takes it back."""
+        self.settle()
         s, ws = self.image, self.workspace
         path = ws.restore(s.entry, sha256, reviewer=reviewer, expected_sha=s.disk_sha)
         mask = read_mask_or_none(path)
@@ -393,6 +514,7 @@ class ReviewSession:
         # mask, including a saved mask that could not be used (wrong size, unreadable; the history keeps it).
         # Also when another window or grader saved since: approving must never vouch for a mask not seen here
         # (the save then raises SaveConflict and the grader chooses).
+        self.settle()
         s = self.image
         return (s.document.is_dirty or s.entry.existing_gt() is None or bool(s.loaded.ground_truth_problem)
                 or self.workspace.current_sha(s.entry) != s.disk_sha)
@@ -400,6 +522,7 @@ class ReviewSession:
     def approve(self, model: str | None, reviewer: str | None) -> dict:
         """Mark the open image approved (save first if ``needs_save_before_approve``), logged with the pixels
         changed against the prediction and the last approval. Raises WorkspaceError / RecordError."""
+        self.settle()
         s, ws = self.image, self.workspace
         counts = ws.approve(s.entry, reviewer=reviewer, model=model, prediction=self._prediction_mask())
         s.baseline, s.baseline_status, s.baseline_had_file = s.document.mask.copy(), "approved", True

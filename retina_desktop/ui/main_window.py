@@ -380,7 +380,7 @@ class MainWindow(QMainWindow):
             return
         if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
             return  # never in the middle of a stroke
-        self.save_current(auto=True)
+        self.saving.autosave_in_background()
 
     def approve_current(self) -> None:
         s = self.session

@@ -1,0 +1,140 @@
+"""The autosave runs on a worker: the file and the status arrive by signal, edits made meanwhile stay dirty and
+are saved next, and its failures get the same banner as a save on the UI thread."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from gui_helpers import SafetyPrompter, blank, open_and_predict, stroke
+from model_core.imageio import read_mask
+from retina_desktop.core.workspace import DiskFullError
+
+
+def _gate(monkeypatch, ws):
+    """Hold the worker's save until the test opens the gate, so edits land while it is in flight."""
+    entered, gate = threading.Event(), threading.Event()
+    real = ws.save_ground_truth
+
+    def held(*a, **k):
+        entered.set()
+        assert gate.wait(20)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ws, "save_ground_truth", held)
+    return entered, gate
+
+
+def test_the_autosave_writes_the_file_on_a_worker_and_updates_the_status(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    painted, key = doc.mask.copy(), window.session.key
+    ui_thread, saved_on = threading.get_ident(), []
+    ws = window.workspace
+    real = ws.save_ground_truth
+    ws.save_ground_truth = lambda *a, **k: (saved_on.append(threading.get_ident()), real(*a, **k))[1]
+    with qtbot.waitSignal(window.saved, timeout=20000) as saved:
+        window.autosave()
+        assert window.saving.in_flight  # handed over, not written yet by this call
+    assert saved.args == [key, str(ws.entry(key).gt_path)]
+    assert saved_on and saved_on[0] != ui_thread
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
+    assert not doc.is_dirty and ws.status(key) == "edited"
+    assert window.statusBar().currentMessage().startswith("Autosaved ")
+    assert ws.versions(key)[-1].source == "brush" and ws.review_log(key)[-1]["action"] == "autosave"
+
+
+def test_an_edit_during_an_autosave_stays_dirty_and_is_saved_next(qtbot, window, flat_workspace, monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    window.set_brush_radius(4)
+    stroke(window.canvas, [(20, 20), (60, 20)])
+    first, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    entered, gate = _gate(monkeypatch, ws)
+    window.autosave()
+    assert entered.wait(20)
+    stroke(window.canvas, [(20, 100), (60, 100)])  # while the worker holds the copy made before it
+    second = doc.mask.copy()
+    assert not np.array_equal(first, second)
+    window.autosave()  # a tick while the save is in flight queues one more, never a second one at once
+    with qtbot.waitSignals([window.saved, window.saved], timeout=20000):
+        gate.set()
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), second)
+    assert [v.source for v in ws.versions(key)][-2:] == ["brush", "brush"]
+    assert not doc.is_dirty and not window.saving.in_flight
+    # The first save marked the state it copied as saved: undoing the second stroke is back to a dirty state
+    # (the file now holds the second stroke), redoing it is clean again.
+    window.undo()
+    assert np.array_equal(doc.mask, first) and doc.is_dirty
+    window.redo()
+    assert not doc.is_dirty
+
+
+def test_an_edit_during_an_autosave_is_not_marked_saved_by_it(qtbot, window, flat_workspace, monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (60, 20)])
+    first, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    entered, gate = _gate(monkeypatch, ws)
+    window.autosave()
+    assert entered.wait(20)
+    stroke(window.canvas, [(20, 100), (60, 100)])
+    with qtbot.waitSignal(window.saved, timeout=20000):
+        gate.set()
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), first)  # the copy, not the edit made during it
+    assert doc.is_dirty and key in window.image_list.model._dirty
+    window.undo()  # back to what the file holds
+    assert not doc.is_dirty
+    window.redo()
+    assert doc.is_dirty
+    assert window.save_current()  # a save asked for writes the edit
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), doc.mask) and not doc.is_dirty
+
+
+def test_switching_images_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (60, 20)])
+    key, ws = window.session.key, window.workspace
+    entered, gate = _gate(monkeypatch, ws)
+    window.autosave()
+    assert entered.wait(20)
+    stroke(window.canvas, [(20, 100), (60, 100)])
+    painted = doc.mask.copy()
+    gate.set()  # (the switch below waits for the worker, then saves the second stroke on this thread)
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.step_image(+1)
+    assert window.session.key != key
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
+    assert len(ws.versions(key)) == 2
+
+
+def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_workspace, monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    ws, key = window.workspace, window.session.key
+    path = ws.entry(key).gt_path
+
+    def full(*a, **k):
+        raise DiskFullError(f"{path}: disk full (No space left on device); the mask was not saved")
+
+    monkeypatch.setattr(ws, "save_ground_truth", full)
+    window.prompter = SafetyPrompter(save_failed=["cancel"])
+    with qtbot.waitSignal(window.message_shown, timeout=20000) as shown:
+        window.autosave()
+    assert shown.args[0].startswith("Not saved: ") and "disk full" in shown.args[0]
+    assert window.banner.isVisible() and "disk full" in window.banner.text()
+    assert doc.is_dirty and not path.exists() and not window.saving.in_flight
+    assert not window.prompter.asked  # the timer never opens a dialog for a full disk
+    # Leaving the image still asks, as a save on the UI thread did: retry / export / discard / stay.
+    window.step_image(+1)
+    assert window.session.key == key and window.prompter.asked[0][0] == "save_failed"
+    assert "disk full" in window.prompter.asked[0][1]
