@@ -330,6 +330,7 @@ class ReviewSession:
 
     def apply_threshold(self, t: float) -> None:
         """Cut the probabilities at ``t`` (ask ``threshold_question`` first) and remember it for the workspace."""
+        self.settle()  # whether a mask file exists decides if the re-derived mask is unsaved
         s = self.image
         if s is not None and s.probability is not None and self.changes_mask(t):
             saved = s.entry.existing_gt() is None

@@ -231,12 +231,17 @@ class Workspace:
         return len(self._pending)
 
     def refresh(self) -> None:
-        """Re-read statuses (another window or grader may have changed them)."""
+        """Re-read statuses (another window or grader may have changed them), and take the mask files on disk now
+        as the versions this Workspace loaded: a caller without a window that met a SaveConflict and refreshed
+        has seen the other writer's version, so its next save (default ``expected_sha``) replaces it instead of
+        meeting the same conflict for ever. (The window passes the version each document was built on.)"""
         with self._lock:
             try:
                 self._images = self._records.images()
             except sqlite3.Error:
                 pass
+            for key in list(self._loaded):
+                self._loaded[key] = _file_sha(self._by_key[key].existing_gt()) if key in self._by_key else None
 
     # -- state -----------------------------------------------------------------------------
     def _image(self, key: str) -> dict:

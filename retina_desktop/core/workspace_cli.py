@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,8 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for notice in ws.notices:
             print(f"note: {notice}", file=sys.stderr)
-        return {"status": _status, "import": _import, "history": _history, "restore": _restore,
+        code = {"status": _status, "import": _import, "history": _history, "restore": _restore,
                 "verify": _verify}[args.command](ws, args)
+        sys.stdout.flush()  # a reader that stopped early (``| head -1``) is met here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader has what it wanted. Output still buffered would fail again at exit: send it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except WorkspaceError as exc:
         return _fail(str(exc), 1)
     finally:

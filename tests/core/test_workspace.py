@@ -329,3 +329,23 @@ def test_a_save_counts_changes_against_the_file_on_disk_not_the_mask_this_window
     assert (v.added_prev, v.removed_prev) == (int(np.count_nonzero(c & ~b)), int(np.count_nonzero(b & ~c)))
     assert (v.added_pred, v.removed_pred) == (int(np.count_nonzero(c & ~a)), int(np.count_nonzero(a & ~c)))
     assert np.array_equal(read_mask(e.gt_path), c)
+
+
+def test_after_a_conflict_a_refresh_takes_the_file_on_disk_as_seen(tmp_path, rng):
+    """A script without a window: its save meets another writer's version; after refresh() it saves over it."""
+    root = make_workspace(tmp_path / "w", 1)
+    script, other = Workspace(root), Workspace(root)
+    e = script.entries[0]
+    a, b, c = (rng.random((160, 150)) > 0.7 for _ in range(3))
+    script.save_ground_truth(e, a)
+    other.save_ground_truth(other.entries[0], b)
+    with pytest.raises(mask_versions_mod.SaveConflict):
+        script.save_ground_truth(e, c)
+    assert np.array_equal(read_mask(e.gt_path), b)
+    with pytest.raises(mask_versions_mod.SaveConflict):  # the same conflict, until the script refreshes
+        script.save_ground_truth(e, c)
+    script.refresh()
+    assert script.loaded_sha(e) == script.current_sha(e)
+    script.save_ground_truth(e, c)
+    assert np.array_equal(read_mask(e.gt_path), c)
+    assert {mask_versions_mod.read_mask(v.path).tobytes() for v in script.versions(e)} >= {a.tobytes(), b.tobytes()}

@@ -107,3 +107,14 @@ def test_the_command_runs_headless_from_the_entry_point(tmp_path):
     con = sqlite3.connect(root / ".retina" / "records.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_status_into_a_reader_that_stops_early_prints_no_traceback(tmp_path):
+    ws_root = make_workspace(tmp_path / "w", 3)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "retina_desktop", "workspace", "status", str(ws_root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # like `| head -0`: closed before the command writes its first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
