@@ -138,3 +138,31 @@ def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_wo
     window.step_image(+1)
     assert window.session.key == key and window.prompter.asked[0][0] == "save_failed"
     assert "disk full" in window.prompter.asked[0][1]
+
+
+def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, window, flat_workspace, monkeypatch):
+    from retina_desktop.core.workspace import Workspace
+
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (60, 20)])
+    mine, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    theirs = np.zeros(doc.shape, bool)
+    theirs[50:60, :] = True
+    other = Workspace(flat_workspace)  # another window
+    other.save_ground_truth(other.entry(key), theirs, reviewer="bob")
+    other.close()
+    window.prompter = SafetyPrompter(conflict=["mine"])
+    entered, gate = _gate(monkeypatch, ws)
+    window.autosave()
+    assert entered.wait(20)
+    stroke(window.canvas, [(20, 100), (60, 100)])  # after the copy was taken
+    with qtbot.waitSignal(window.saved, timeout=20000):
+        gate.set()
+    assert window.prompter.asked[0][0] == "conflict" and "another window or grader" in window.prompter.asked[0][1]
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), mine)  # the copy the worker wrote, kept over theirs
+    assert any(np.array_equal(read_mask(v.path), theirs) for v in ws.versions(key))  # theirs is in the history
+    assert doc.is_dirty  # the stroke made during the save is not in the file
+    window.undo()
+    assert not doc.is_dirty
