@@ -95,10 +95,6 @@ class SaveFlow:
         """Wait for the save in flight, if any, and handle its outcome (see ``_settled``)."""
         self.w.review.settle()
 
-    def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Wait for a save still running (its outcome is not shown any more)."""
-        return self.runner.shutdown(timeout_ms)
-
     def _settled(self, job) -> None:
         """A background autosave's outcome, handled as ``save_current(auto=True)`` handles a failure."""
         self._again = False
