@@ -91,6 +91,9 @@ def bench_autosave(tmp: Path, saves: int) -> tuple[list[float], list[float], lis
         doc.begin_stroke()
         doc.stroke_to((cx - 80, cy), (cx + 80, cy), 6.0, True)
         doc.end_stroke()
+        # Autosaves come 30 s apart: the previous one's threads have gone back to waiting by then. (Measured at
+        # once instead, on a loaded machine, a thread still finishing holds the GIL and the hand-off reads 20 ms.)
+        time.sleep(0.05)
         t0, c0 = time.perf_counter(), time.thread_time()
         job = review.begin_save(True, None, "bench", background=True)
         running = pool.submit(job.run)
