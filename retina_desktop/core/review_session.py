@@ -36,7 +36,7 @@ import numpy as np
 from .events import Event
 from .mask_document import MaskDocument
 from .tasks import LoadedImage, PredictionResult
-from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, WorkspaceError, read_mask_or_none
+from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
 
 KEEP_DOCUMENTS = 8  # recent images whose undo history survives switching images
 KEEP_HISTORY_BYTES = 64 * 1024 * 1024  # their undo steps together, the same cap as one document's history
@@ -370,11 +370,6 @@ class ReviewSession:
         s = self.image
         return s.probability >= self.threshold if s is not None and s.probability is not None else None
 
-    def back_to_baseline(self) -> bool:
-        """True when the mask on screen equals the mask as opened (every edit undone)."""
-        s = self.image
-        return s is not None and s.baseline is not None and np.array_equal(s.document.mask, s.baseline)
-
     def save(self, auto: bool, model: str | None, reviewer: str | None) -> Path | None:
         """Write the open mask as ground truth and log it, in one transaction. Raises the workspace's typed
         errors (SaveConflict, DiskFullError, RecordError, WorkspaceGoneError, ...; all WorkspaceError).
@@ -416,9 +411,7 @@ class ReviewSession:
         job.done.wait()
         try:
             self.finish_save(job)
-        except (WorkspaceError, OSError):
-            pass  # job.error: the window's handler of save_settled offers the choice
-        except Exception:  # noqa: BLE001 - idem, for an unexpected failure (the handler names it)
+        except Exception:  # noqa: BLE001 - it is job.error: the window's handler of save_settled says it
             pass
         self.save_settled.emit(job)
 
