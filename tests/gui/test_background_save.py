@@ -166,3 +166,22 @@ def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, w
     assert doc.is_dirty  # the stroke made during the save is not in the file
     window.undo()
     assert not doc.is_dirty
+
+
+def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    window.prompter = SafetyPrompter()
+    entered, gate = _gate(monkeypatch, ws)
+    window.autosave()
+    assert entered.wait(20)
+    opener = threading.Timer(0.3, gate.set)  # the save is still held when the window is asked to close
+    opener.start()
+    window.close()
+    opener.join()
+    assert not window.isVisible() and not window.saving.in_flight
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
+    assert not [a for a in window.prompter.asked if a[0] == "unsaved"]  # it knew the edits were saved
