@@ -17,7 +17,7 @@ runs sharing the CPU, or run side by side, still train exactly as much; ``--minu
 budget instead. The kept model is the one the app would keep: after weight-space interpolation when it is
 on (``--wise-keep``), and the parent when the gate refuses.
 
-    python benchmarks/bench_finetune.py [--target stare|far-stare] [--seed 0] [--rehearsal none|photos|synthetic|both]
+    python benchmarks/bench_finetune.py [--target stare|far-stare] [--seed 0] [--rehearsal both|none|photos|synthetic]
                                         [--wise-keep 0.9] [--json OUT]
     python benchmarks/bench_finetune.py --summary OUT1.json OUT2.json ...   # mean and spread over seeds
 """
@@ -116,8 +116,7 @@ def run(args) -> dict:
     rehearse = args.rehearsal != "none"
     overrides = dict(seed=args.seed, device=args.device, wise_keep=args.wise_keep, **STRATEGIES[args.strategy])
     overrides.update(dict(epochs=10_000, minutes=args.minutes) if args.minutes else dict(epochs=args.epochs))
-    if rehearse:
-        overrides.update(rehearsal_share=args.rehearsal_share, rehearsal_weight=args.rehearsal_weight)
+    overrides.update(rehearsal_share=args.rehearsal_share if rehearse else 0.0, rehearsal_weight=args.rehearsal_weight)
     cfg = finetune_config(parent, **overrides)
     import model_core.finetune as ft
 
@@ -195,7 +194,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=QUIET_EPOCHS, help="step budget in epochs of 20 steps")
     ap.add_argument("--minutes", type=float, default=None, help="a wall-time budget instead of --epochs")
     ap.add_argument("--strategy", choices=list(STRATEGIES), default="default")
-    ap.add_argument("--rehearsal", choices=("none", "photos", "synthetic", "both"), default="none")
+    ap.add_argument("--rehearsal", choices=("none", "photos", "synthetic", "both"), default="both",
+                    help="rehearsal sources (both: the shipped default; none: off)")
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")

@@ -427,7 +427,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                             "and with --rehearsal-share they are rehearsed with the parent's confident labels")
         p.add_argument("--rehearsal-share", type=_probability, metavar="S",
                        help="share of each batch drawn from rehearsal images labelled by the parent "
-                            "(synthetic photos, plus --unreviewed ones); default 0 (off)")
+                            "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)")
         p.add_argument("--rehearsal-weight", type=float, help="weight of the rehearsal loss (default 1)")
     else:
         from .model import PRESETS
