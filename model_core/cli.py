@@ -203,7 +203,8 @@ def _split_train_val(samples, val_fraction: float, seed: int):
 
 TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay",
                     "alpha", "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device",
-                    "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold", "ema_decay")
+                    "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold", "ema_decay",
+                    "wise_keep", "rehearsal_share", "rehearsal_weight")
 
 
 def _given_training_options(args) -> dict:
@@ -328,7 +329,9 @@ def cmd_finetune(args) -> int:
             cfg.epochs = 10_000  # the time budget decides
         quiet = rank() != 0
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "finetune", quiet)
-        outcome = finetune(parent, samples, cfg, on_epoch=progress.on_epoch, on_step=progress.on_step)
+        unreviewed = _listed_images(args.unreviewed) if args.unreviewed else None
+        outcome = finetune(parent, samples, cfg, on_epoch=progress.on_epoch, on_step=progress.on_step,
+                           unreviewed=unreviewed)
         progress.close()
         if quiet:
             return 0
@@ -336,18 +339,32 @@ def cmd_finetune(args) -> int:
         ckpt.metadata.update({"version": args.version or f"{parent.version}-finetuned", "log": progress.lines, "gate": {
             "accepted": outcome.accepted, "reason": outcome.reason, "val_dice_before": outcome.parent_dice,
             "val_dice_after": outcome.new_dice, "split": outcome.plan.note,
-            "val_images": [s.name for s in outcome.plan.val]}})
+            "val_images": [s.name for s in outcome.plan.val], "wise_alpha": outcome.alpha,
+            "drift": outcome.drift, "drift_source": outcome.drift_source}})
         save_checkpoint(args.out, ckpt)
         print(f"{outcome.plan.note}; {outcome.result.stop_reason}; {outcome.result.wall_s / 60:.1f} min; saved {args.out}",
               file=sys.stderr)
         print(f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
               f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})")
+        if outcome.drift is not None:
+            print(f"kept weights: {outcome.alpha:.1f} of the way from parent to fine-tuned; predictions on "
+                  f"{outcome.drift_source} change by {outcome.drift:.1%}")
         if outcome.result.failed:
             return EXIT_FAILED
         return 0 if outcome.accepted else EXIT_REJECTED
     finally:
         if distributed:
             dist.destroy_process_group()
+
+
+def _listed_images(folder: str) -> list[Path]:
+    from .data import _listed
+    from .errors import DatasetError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError(root, "--unreviewed folder not found")
+    return _listed(root / "images" if (root / "images").is_dir() else root)
 
 
 def _number_in(accepts, what: str, convert=float):
@@ -401,6 +418,17 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--weights", required=True, help="checkpoint to start from")
         p.add_argument("--l2sp-weight", type=float)
         p.add_argument("--encoder-lr-scale", type=float)
+        p.add_argument("--wise-keep", type=_probability, metavar="K",
+                       help="keep the weights on the line from parent to fine-tuned that are closest to the parent "
+                            "and keep K of the best held-out gain (weight-space interpolation); 0 keeps the "
+                            "fine-tuned weights (default: 0.9)")
+        p.add_argument("--unreviewed", metavar="FOLDER",
+                       help="photos nobody corrected (same camera or others): the drift on them is reported, "
+                            "and with --rehearsal-share they are rehearsed with the parent's confident labels")
+        p.add_argument("--rehearsal-share", type=_probability, metavar="S",
+                       help="share of each batch drawn from rehearsal images labelled by the parent "
+                            "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)")
+        p.add_argument("--rehearsal-weight", type=float, help="weight of the rehearsal loss (default 1)")
     else:
         from .model import PRESETS
 

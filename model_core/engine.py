@@ -83,6 +83,13 @@ class TrainConfig:
     # Validate and keep an exponential moving average of the weights (0: off). With a handful of photos
     # the raw weights swing from epoch to epoch; the average is what a later epoch would settle on.
     ema_decay: float = 0.0
+    # Data-free rehearsal (model_core.forgetting): this share of each batch's patches comes from images the
+    # parent labelled, taught as soft targets with this weight, so the batch, and a step's cost, stay the same.
+    rehearsal_share: float = 0.0
+    rehearsal_weight: float = 1.0
+    # Weight-space interpolation after training (finetune(), not train()): the smallest α toward the child
+    # that keeps this share of its best held-out gain; 0 keeps the child itself.
+    wise_keep: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,6 +199,12 @@ def _moving_average(decay: float, from_scratch: bool):
     return update
 
 
+def soft_target_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy against soft targets (the parent's probabilities), averaged over taught pixels."""
+    per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def _param_groups(model: torch.nn.Module, cfg: TrainConfig):
     enc = [p for n, p in model.named_parameters() if n.startswith("encoders.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
@@ -202,7 +215,10 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
           preprocess: PreprocessConfig, cfg: TrainConfig, init: Checkpoint | None = None,
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int, float], None] | None = None,
-          cancel: CancelToken | None = None, metadata: dict | None = None) -> TrainResult:
+          cancel: CancelToken | None = None, metadata: dict | None = None,
+          rehearsal: list[PreparedImage] | None = None) -> TrainResult:
+    """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
+    (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0."""
     t0 = time.monotonic()
     seed_everything(cfg.seed)
     device = select_device(cfg.device)
@@ -242,6 +258,9 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment,
                            resample_p=cfg.resample_p)
+    n_rehearse = min(cfg.batch_size - 1, round(cfg.batch_size * cfg.rehearsal_share)) if rehearsal else 0
+    rehearse = PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment) \
+        if n_rehearse else None
 
     base_meta = {"preset_widths": list(model_config.widths), "train_config": cfg.to_dict(),
                  "device": describe_device(device), **(metadata or {})}
@@ -269,10 +288,17 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
             if cancel is not None and cancel.cancelled:
                 reason = "cancelled"
                 break
-            x, y, v = (torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.batch(cfg.batch_size))
+            x, y, v = (torch.from_numpy(a).to(device, non_blocking=True)
+                       for a in sampler.batch(cfg.batch_size - n_rehearse))
+            if rehearse is not None:
+                xr, yr, vr = (torch.from_numpy(a).to(device, non_blocking=True) for a in rehearse.batch(n_rehearse))
+                x = torch.cat([x, xr])
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 logits = net(x)
-            loss = loss_fn(logits.float(), y, v)
+            n = len(y)
+            loss = loss_fn(logits[:n].float(), y, v)
+            if rehearse is not None:
+                loss = loss + cfg.rehearsal_weight * soft_target_loss(logits[n:].float(), yr, vr)
             if anchor is not None:
                 loss = loss + cfg.l2sp_weight * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
             bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)

@@ -53,6 +53,30 @@ def corrected_samples(workspace) -> list[Sample]:
     return out
 
 
+def unreviewed_photos(workspace, limit: int = 8) -> list[str]:
+    """Photos nobody has edited or approved, spread over the workspace: the fine-tune's rehearsal material
+    and where its drift is measured (model_core.forgetting). At most ``limit``: labelling them costs time."""
+    keys = [e for e in workspace.entries if workspace.status(e.key) in ("new", "predicted")]
+    step = max(1, -(-len(keys) // limit))
+    return [str(e.path) for e in keys[::step][:limit]]
+
+
+def kept_model_words(info: dict) -> list[str]:
+    """What the kept model is, in a grader's words: its blend of new and previous weights and how much it
+    changes predictions elsewhere. ``info``: a Done outcome, or the same keys from a version's record."""
+    words = []
+    alpha = info.get("alpha")
+    if isinstance(alpha, (int, float)) and 0 < alpha < 1:
+        words.append(f"a {alpha:.0%} / {1 - alpha:.0%} blend of the fine-tuned and the previous model, which "
+                     "scored as well on your held-out corrections and stays closer to the previous model elsewhere")
+    drift = info.get("drift")
+    if isinstance(drift, (int, float)):
+        where = ("other photos in this workspace" if info.get("drift_source") == "unreviewed photos"
+                 else "synthetic test photos")
+        words.append(f"changes predictions on {where} by {drift:.1%}")
+    return words
+
+
 def training_threads() -> int:
     """Leave one core to the UI."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -114,6 +138,7 @@ class FinetuneJob:
     store_root: str
     overrides: dict = field(default_factory=dict)  # TrainConfig fields
     threads: int = 1
+    unreviewed: list[str] = field(default_factory=list)  # photos for rehearsal and the drift measure
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -297,8 +322,9 @@ def child_main(job: dict, out, cancel_event) -> None:
         def on_epoch(report):
             out.put(Epoch(asdict(report)))
 
+        unreviewed = [Path(p) for p in job.get("unreviewed", []) if Path(p).is_file()]
         outcome = finetune(parent, samples, cfg, store=ModelStore(job["store_root"]), parent_id=job["parent_id"],
-                           activate=False, on_epoch=on_epoch, on_step=on_step, cancel=token)
+                           activate=False, on_epoch=on_epoch, on_step=on_step, cancel=token, unreviewed=unreviewed)
         r = outcome.result
         out.put(Done({
             "accepted": outcome.accepted, "reason": outcome.reason, "stop_reason": r.stop_reason,
@@ -309,6 +335,8 @@ def child_main(job: dict, out, cancel_event) -> None:
             "train": len(outcome.plan.train), "val": len(outcome.plan.val), "note": outcome.plan.note,
             "shared": outcome.plan.train is outcome.plan.val,  # one image, training and validating
             "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
+            "alpha": outcome.alpha, "drift": _num(outcome.drift) if outcome.drift is not None else None,
+            "drift_source": outcome.drift_source, "drift_images": len(unreviewed) or None,
         }))
     except BaseException as exc:  # noqa: BLE001 - the app must get a message, whatever happened
         out.put(failure_of(exc, device_text, traceback.format_exc()))

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QProgressBar, QP
 from model_core.errors import CheckpointError
 
 from ..core.finetune_job import (Done, Epoch, Failed, FinetuneJob, Note, Plan, Started, Step, budget_overrides,
-                                 child_main, corrected_samples, measure_step_seconds, training_threads)
+                                 child_main, corrected_samples, measure_step_seconds, training_threads,
+                                 kept_model_words, unreviewed_photos)
 from .finetune_dialog import FinetuneDialog  # noqa: F401 - imported from here by callers
 from .finetune_dialog import fmt_duration as _fmt_duration
 from .model_switcher import ModelSwitcher
@@ -273,7 +274,8 @@ class FinetuneController(QObject):
         device_type, _ = _device()
         self._overrides = {**budget_overrides(device_type), **CONFIG_OVERRIDES, **(overrides or {})}
         job = FinetuneJob(str(parent_path), parent_id, [(str(s.image), str(s.mask)) for s in samples],
-                          str(self.store.root), self._overrides, training_threads())
+                          str(self.store.root), self._overrides, training_threads(),
+                          unreviewed_photos(w.workspace))
         self._job = job.as_dict()
         self._parent_label = parent_label
         ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
@@ -489,6 +491,7 @@ class FinetuneController(QObject):
         if out.get("shared"):  # one approved image: the same one trains and validates
             split = "1 image, used for training and validation (too few to hold one out)"
         out["activated"] = False
+        split += "".join("; " + w for w in kept_model_words(out))
         if out.get("accepted") and out.get("version"):
             try:
                 self.activate_version(out["version"])

@@ -7,14 +7,31 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
+from ..core.finetune_job import kept_model_words
 from .dialogs import Prompter
 
 COLUMNS = ("", "Version", "Created", "Parent", "Images (train / val)", "Val. Dice before", "Val. Dice after",
-           "Gate", "Why")
+           "Blend α", "Changes elsewhere", "Gate", "Why")
+WHY, GATE, ALPHA, DRIFT = (COLUMNS.index(c) for c in ("Why", "Gate", "Blend α", "Changes elsewhere"))
 
 
 def _dice(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
+
+
+def _alpha(value) -> str:
+    """The weight-space blend kept: 1.00 is the fine-tuned weights themselves, 0.50 halfway to the parent."""
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
+
+
+def _share(value) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
+
+
+def _kept_words(info: dict) -> list[str]:
+    metrics = info.get("metrics") or {}
+    return kept_model_words({"alpha": (info.get("wise") or {}).get("alpha"), "drift": metrics.get("drift"),
+                             "drift_source": info.get("drift_source")})
 
 
 class ModelsDialog(QDialog):
@@ -84,15 +101,16 @@ class ModelsDialog(QDialog):
                      names.get(parent, str(parent or "–")),
                      f"{len(images.get('train', []))} / {len(images.get('val', []))}" if images else "–",
                      _dice(metrics.get("val_dice_before")), _dice(metrics.get("val_dice_after")),
+                     _alpha((info.get("wise") or {}).get("alpha")), _share(metrics.get("drift")),
                      "–" if accepted is None else ("passed" if accepted else "not passed"),
                      str(info.get("reason") or info.get("label", "")))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, v.id)
-                if col == 8:
+                if col == WHY:
                     # The column is narrow: the whole reason, then how the run went.
-                    item.setToolTip("\n".join(str(t) for t in (text, info.get("split_note"), info.get("stop_reason"))
-                                              if t))
+                    item.setToolTip("\n".join(str(t) for t in (text, info.get("split_note"), info.get("stop_reason"),
+                                                                *_kept_words(info)) if t))
                 self.table.setItem(row, col, item)
             if v.id == active_id:
                 self.table.selectRow(row)

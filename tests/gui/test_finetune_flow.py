@@ -13,6 +13,8 @@ import pytest
 
 from gui_helpers import RecordingPrompter, make_workspace
 
+from retina_desktop.ui.models_dialog import ALPHA, DRIFT, GATE
+
 TINY = dict(epochs=2, steps_per_epoch=3, batch_size=2, patch_size=64, patience=5, seed=0)
 RUN_TIMEOUT = 180_000
 
@@ -121,7 +123,10 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     info = json.loads((folder / "version.json").read_text())
     assert (folder / "model.pt").is_file()
     assert info["parent"] == parent.id and len(info["images"]["train"]) == 3 and len(info["images"]["val"]) == 1
-    assert set(info["metrics"]) == {"val_dice_before", "val_dice_after"} and info["created"]
+    assert set(info["metrics"]) == {"val_dice_before", "val_dice_after", "val_dice_child", "drift"} and info["created"]
+    # The gate reports how much the kept model changes predictions outside the corrections.
+    assert 0.0 <= info["metrics"]["drift"] <= 1.0 and out["drift"] == pytest.approx(info["metrics"]["drift"])
+    assert 0.0 < info["wise"]["alpha"] <= 1.0 and info["wise"]["alpha"] == out["alpha"]
     assert info["settings"]["steps_per_epoch"] == 3 and info["accepted"] == out["accepted"]
 
     # Gating: active only when its validation Dice is at least the parent's; otherwise kept and explained.
@@ -141,6 +146,9 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     assert parent.id in ids and vid in ids
     row = ids.index(vid)
     assert mdlg.table.item(row, 6).text() == f"{info['metrics']['val_dice_after']:.4f}"
+    assert mdlg.table.item(row, ALPHA).text() == f"{info['wise']['alpha']:.2f}"
+    assert mdlg.table.item(row, DRIFT).text() == f"{info['metrics']['drift']:.1%}"
+    assert "changes predictions on" in ctl.panel.status_label.text()
     for target in (vid, parent.id):  # switch to the new one (whatever the gate said), then roll back
         mdlg.select_version(target)
         with qtbot.waitSignal(ctl.model_switched, timeout=5000):
@@ -255,7 +263,7 @@ def test_a_version_below_the_parent_is_kept_not_activated_and_explained(ft_windo
         assert expected in w.banner.text()
     mdlg = ctl.open_models_dialog()
     row = [mdlg.table.item(r, 1).text() for r in range(mdlg.table.rowCount())].index(v.id)
-    assert mdlg.table.item(row, 7).text() == "not passed" and mdlg.table.item(row, 0).text() == ""
+    assert mdlg.table.item(row, GATE).text() == "not passed" and mdlg.table.item(row, 0).text() == ""
     mdlg.close()
 
 

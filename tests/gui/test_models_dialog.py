@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from model_core.checkpoint import load_checkpoint
 from model_core.model_store import DEFAULT_ID, ModelStore
 from model_core.resources import resource_path
-from retina_desktop.ui.models_dialog import ModelsDialog
+from retina_desktop.ui.models_dialog import GATE, WHY, ModelsDialog
 
 
 class AnsweringPrompter:
@@ -127,5 +127,5 @@ def test_a_stored_version_is_described_without_a_double_v(store):
 
 def test_the_whole_reason_is_in_the_why_tooltip(qtbot, store):
     dlg = _dialog(qtbot, store)
-    row = [dlg.table.item(r, 7).text() for r in range(dlg.table.rowCount())].index("not passed")
-    assert dlg.table.item(row, 8).toolTip() == "validation Dice 0.40 is below the parent's 0.50"
+    row = [dlg.table.item(r, GATE).text() for r in range(dlg.table.rowCount())].index("not passed")
+    assert dlg.table.item(row, WHY).toolTip() == "validation Dice 0.40 is below the parent's 0.50"
