@@ -1,0 +1,45 @@
+"""Snapping a trace click onto the ridge: it lands on the nearest vessel, not on the strongest one in reach."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retina_desktop.core.tracing import TraceCost
+
+
+def two_vessels() -> np.ndarray:
+    """A strong vessel on row 20 and, 4 px below, a faint one (probability 0.35) on row 24: a thin vessel
+    the model is unsure of, beside one it is sure of. Within 3 px of the faint vessel, the cheapest pixel
+    is on the strong vessel's flank (row 21)."""
+    prob = np.zeros((40, 60), np.float32)
+    prob[20, :] = 0.95
+    prob[24, :] = 0.35
+    return prob
+
+
+def test_an_exact_click_on_a_faint_vessel_beside_a_strong_one_stays_on_it():
+    cost = TraceCost.from_prediction(two_vessels())
+    assert cost.cost[21, 30] < cost.cost[24, 30]  # the old rule, the cheapest pixel, would land on row 21
+    assert cost.snap((30.5, 24.5), 3.0) == (30.5, 24.5)
+    # One pixel off the faint vessel, away from the strong one: onto the faint vessel.
+    assert cost.snap((30.5, 25.5), 3.0) == (30.5, 24.5)
+    # Nearer the strong vessel: onto it.
+    assert cost.snap((30.5, 21.5), 3.0) == (30.5, 20.5)
+
+
+def test_a_click_off_any_ridge_takes_the_cheapest_pixel_in_reach():
+    prob = np.zeros((40, 60), np.float32)
+    prob[20, :] = 0.9
+    cost = TraceCost.from_prediction(prob)
+    assert cost.snap((30.5, 22.5), 3.0) == (30.5, 20.5)
+    # Beyond the radius nothing qualifies as a ridge (all flat): the cheapest pixel in reach, wherever it is.
+    far = cost.snap((30.5, 30.5), 3.0)
+    assert abs(far[1] - 30.5) <= 3
+
+
+def test_a_ridge_below_the_floor_is_not_snapped_to():
+    prob = np.zeros((40, 60), np.float32)
+    prob[20, :] = 0.9
+    prob[23, :] = 0.02  # noise, not a vessel
+    cost = TraceCost.from_prediction(prob)
+    assert cost.snap((30.5, 23.5), 3.0) == (30.5, 20.5)
