@@ -36,7 +36,10 @@ from skimage.graph import MCP_Geometric
 
 from .painting import BBox, clip_bbox, paint_segment
 
-DEFAULT_RADIUS = 1.0  # a thin vessel: where the prediction gives no width, the path is painted ~2 px wide
+# Where the prediction gives no width (a vessel the model missed), a 1-px vessel: 96 % of the missed pieces
+# on DRIVE's training photos (67 % on STARE's) are 1 px wide in the reference. A radius of 1 painted them
+# 3 px wide.
+DEFAULT_RADIUS = 0.5
 SNAP_FLOOR = 0.05  # the weakest ridge (probability or scaled vesselness) a click snaps onto
 
 

@@ -43,3 +43,16 @@ def test_a_ridge_below_the_floor_is_not_snapped_to():
     prob[23, :] = 0.02  # noise, not a vessel
     cost = TraceCost.from_prediction(prob)
     assert cost.snap((30.5, 23.5), 3.0) == (30.5, 20.5)
+
+
+def test_a_trace_along_a_vessel_the_model_missed_is_painted_one_pixel_wide():
+    from retina_desktop.core.tracing import trace
+
+    prob = np.zeros((40, 80), np.float32)
+    prob[20, 5:75] = 0.3  # below the threshold: the prediction gives no width
+    cost = TraceCost.from_prediction(prob)
+    stroke = trace(cost, [(10.5, 20.5), (70.5, 20.5)])
+    m = np.zeros(prob.shape, bool)
+    stroke.paint(m)
+    assert m[20, 10:71].all()
+    assert m.sum() == 61  # the row from x = 10 to 70 and nothing beside it
