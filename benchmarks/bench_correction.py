@@ -100,7 +100,7 @@ from model_core.metrics import Confusion, cldice  # noqa: E402
 from retina_desktop.core.painting import paint_segment  # noqa: E402
 from retina_desktop.core.topology import (TopologyParams, apply_fix, find_breaks,  # noqa: E402
                                           find_fragments, find_spurs)
-from retina_desktop.core.tracing import TraceCost, rasterise, smooth_path  # noqa: E402
+from retina_desktop.core.tracing import TraceCost, path_stroke  # noqa: E402
 from retina_desktop.core.vessel_graph import VesselGraph  # noqa: E402
 
 FITTS_A, FITTS_B = -0.107, 0.223
@@ -405,7 +405,7 @@ class Tracing:
         steps = int(round(abs(target - auto) / 0.5)) if abs(target - auto) > WIDTH_SLACK else 0
         radius = max(0.5, auto + np.sign(target - auto) * 0.5 * steps)
         out = (piece.pixels[idx].astype(float), [w for _, w in clicks],
-               rasterise(smooth_path(path), radius, self.cost.shape), steps)
+               path_stroke(path, radius, self.cost.shape), steps)
         self._option[key] = out
         return out
 

@@ -56,3 +56,25 @@ def test_a_trace_along_a_vessel_the_model_missed_is_painted_one_pixel_wide():
     stroke.paint(m)
     assert m[20, 10:71].all()
     assert m.sum() == 61  # the row from x = 10 to 70 and nothing beside it
+
+
+def test_a_one_pixel_trace_paints_exactly_the_pixels_it_traced():
+    from retina_desktop.core.tracing import path_stroke
+
+    # A route along a curved 1-px ridge (a sine), as the tracer finds it.
+    h, w = 120, 200
+    prob = np.zeros((h, w), np.float32)
+    t = np.linspace(0, 1, 3000)
+    xs, ys = 10 + 180 * t, 60 + 35 * np.sin(2 * np.pi * t * 1.3)
+    prob[ys.astype(int), xs.astype(int)] = 0.9
+    cost = TraceCost.from_prediction(prob)
+    path = cost.route((10.5, float(int(ys[0])) + 0.5), (189.5, float(int(ys[-1])) + 0.5))
+    traced = np.zeros((h, w), bool)
+    traced[(path[:, 1] - 0.5).astype(int), (path[:, 0] - 0.5).astype(int)] = True
+    m = np.zeros((h, w), bool)
+    path_stroke(path, 0.5, m.shape).paint(m)
+    assert np.array_equal(m, traced)
+    # Wider strokes follow the smoothed path and cover the traced pixels.
+    wide = np.zeros((h, w), bool)
+    path_stroke(path, 1.5, m.shape).paint(wide)
+    assert (wide & traced).sum() == traced.sum() and wide.sum() > 2 * traced.sum()
