@@ -582,7 +582,7 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
         tracing = Tracing(cost, floor)
         runs_ = []
         for review in (False, True):
-            graph = VesselGraph.from_mask(pred) if review else pred_graph  # delete_segment edits no graph state
+            graph = VesselGraph.from_mask(pred) if review else pred_graph  # the two runs share no graph
             runs_.append(vessel_tools_run(pieces, pred, ref, fov, tracing, graph, ref_near, breaks,
                                           markers_other, centre, review))
         g, m = min(runs_, key=lambda r: r[0].seconds)
