@@ -100,12 +100,12 @@ class TraceCost:
         """The nearest ridge pixel within ``radius`` of ``p`` (x, y), as its centre: a click near a thin
         vessel lands on it, so the grader need not hit a 1-px line exactly.
 
-        A ridge pixel is cheaper than both of its neighbours across some direction (a local minimum of
-        the cost across a line) and has a ridge of at least ``floor``. The *nearest* one wins, not the
-        cheapest: a click on a faint vessel the model missed must stay on it rather than jump to a
-        stronger vessel beside it (on DRIVE's missed vessels the cheapest pixel within 3 px moved an exact
-        click more than 1 px away two times in three; the nearest ridge, 3 in 100). Without a ridge in
-        reach, the cheapest pixel.
+        Outside the predicted vessels, the nearest ridge pixel wins, not the cheapest: a click on a faint
+        vessel the model missed must stay on it rather than jump to a stronger vessel beside it (on DRIVE's
+        missed vessels the cheapest pixel within 3 px moved an exact click more than 1 px away two times
+        in three; the nearest ridge, 3 in 100). A ridge pixel is cheaper than both of its neighbours
+        across some direction (a local minimum of the cost across a line) with a ridge of at least
+        ``floor``. Inside a predicted vessel, and where no ridge is in reach, the cheapest pixel.
         """
         if radius <= 0:
             return p
@@ -117,8 +117,11 @@ class TraceCost:
         yy, xx = np.mgrid[box[0]:box[1], box[2]:box[3]]
         dist = np.hypot(yy - cy, xx - cx)
         inside = dist <= radius
+        # Inside a predicted vessel its centre line is the cheapest pixel; the nearest ridge there would
+        # be a bump of the probability off the centre of a wide vessel.
+        in_vessel = self.distance[cy, cx] > 0
         ridge = _ridge_pixels(self.cost, box) & (1.0 / sub - self.eps >= floor) & inside
-        if ridge.any():
+        if ridge.any() and not in_vessel:
             # Among equally near ridge pixels, the cheapest.
             k = int(np.argmin(np.where(ridge, dist + 1e-3 * sub / sub.max(), np.inf)))
         else:

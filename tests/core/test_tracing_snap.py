@@ -78,3 +78,16 @@ def test_a_one_pixel_trace_paints_exactly_the_pixels_it_traced():
     wide = np.zeros((h, w), bool)
     path_stroke(path, 1.5, m.shape).paint(wide)
     assert (wide & traced).sum() == traced.sum() and wide.sum() > 2 * traced.sum()
+
+
+def test_a_click_inside_a_wide_predicted_vessel_lands_on_its_centre_line():
+    from retina_desktop.core.painting import paint_segment
+
+    m = np.zeros((100, 200), bool)
+    paint_segment(m, (10.5, 50.5), (190.5, 50.5), 4.5, True)  # rows 46-55: its centre rows are 50 and 51
+    rng = np.random.default_rng(0)
+    prob = np.clip(m * 0.97 + rng.normal(0, 0.03, m.shape), 0, 1).astype(np.float32)  # bumpy inside
+    cost = TraceCost.from_prediction(prob)
+    for d in (-3, -2, -1, 0, 1, 2, 3):
+        x, y = cost.snap((100.5, 50.5 + d), 3.0)
+        assert y in (50.5, 51.5) and abs(x - 100.5) <= 3  # on the centre line, wherever along it
