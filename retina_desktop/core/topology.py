@@ -6,7 +6,8 @@ another vessel that does not already meet this one at a junction (and, with ``ri
 mean probability along the gap reaches it: the model saw something there, below its threshold). The
 fix is a trace between the two points along the ridge (``tracing``), at the vessels' width there.
 A *fragment* is a connected piece under ``fragment_pixels`` that no break joins to anything: fix,
-remove it. A *spur* is a segment from a junction to a free end shorter than ``spur_length``: fix,
+remove it. A *spur* is a segment from a junction to a free end shorter than ``spur_length`` (and at
+least ``spur_min_length``: shorter ones are a pixel or two of edge noise that changes nothing): fix,
 remove it (``VesselGraph.delete_segment``). Every finding can also be dismissed; ``Finding.key`` stays
 the same when the review is run again after an unrelated edit, so a UI can keep its dismissed set.
 
@@ -46,9 +47,14 @@ class TopologyParams:
     ridge_min: float = 0.0
     fragment_pixels: int = 60  # pieces smaller than this, joined by no break, are fragments
     spur_length: float = 8.0  # px of skeleton from a junction to a free end
+    # Shorter spurs are not marked: on 10 DRIVE and 10 STARE training photos, removing a spur under
+    # 3 px took about one pixel and changed clDice by 1e-5 or less on average, and these 98 were a
+    # third of the spur markers (a spur of 3-8 px: 3-8 pixels, a mean change 2 to 30 times larger).
+    spur_min_length: float = 3.0
 
     def scaled(self, factor: float) -> "TopologyParams":
         return replace(self, max_gap=self.max_gap * factor, spur_length=self.spur_length * factor,
+                       spur_min_length=self.spur_min_length * factor,
                        fragment_pixels=int(round(self.fragment_pixels * factor * factor)))
 
 
@@ -173,7 +179,7 @@ def find_fragments(mask: np.ndarray, breaks: list[Finding], params: TopologyPara
 def find_spurs(graph: VesselGraph, params: TopologyParams = TopologyParams()) -> list[Finding]:
     out = []
     for s in graph.segments.values():
-        if len(s.junctions) == 1 and len(s.ends) >= 1 and s.length < params.spur_length:
+        if len(s.junctions) == 1 and len(s.ends) >= 1 and params.spur_min_length <= s.length < params.spur_length:
             y, x = s.ends[0]
             out.append(Finding("spur", (float(x) + 0.5, float(y) + 0.5), "remove", segment=s.id,
                                score=s.length, graph=graph))

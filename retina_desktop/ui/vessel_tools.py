@@ -448,6 +448,11 @@ def install_vessel_tools(window) -> VesselTools:
     make = window.action_table._make
     window.finish_trace_action = make("Finish trace", tools.finish_trace, ["Return", "Enter"],
                                       tip="Paint the traced vessel")
+    # Enter belongs to the image while a trace is open: a panel or field with the focus keeps its own
+    # Enter (a window-wide shortcut would paint the trace instead).
+    window.finish_trace_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    window.removeAction(window.finish_trace_action)
+    window.canvas.addAction(window.finish_trace_action)
     window.cancel_trace_action = make("Cancel trace / clear selection", tools.escape, "Esc")
     window.delete_segment_action = make("Delete segment", tools.delete_selected, "Delete",
                                         tip="Remove the selected vessel segment")

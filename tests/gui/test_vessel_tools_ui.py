@@ -249,3 +249,26 @@ def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still
     window.topology_dock.show()
     qtbot.waitUntil(lambda: tools.fresh, timeout=20000)
     assert topo.markers and all(mk.isVisible() for mk in topo.markers)
+
+
+def test_enter_finishes_a_trace_only_where_the_image_has_the_focus(qtbot, window, tmp_path):
+    s = open_and_predict(qtbot, window, _workspace(tmp_path / "photos"))
+    doc = blank(window)
+    s.probability = np.where(_draw(_curve(), 3), 0.95, 0.02).astype(np.float32)
+    tools = window.vessel_tools
+    window.set_tool("trace")
+    qtbot.waitUntil(lambda: tools.cost is not None, timeout=20000)
+    a, b = _curve()[10], _curve()[60]
+    _click(window.canvas, a[0] + 0.5, a[1] + 0.5)
+    _click(window.canvas, b[0] + 0.5, b[1] + 0.5)
+    assert len(tools.tracer.anchors) == 2
+    # A field in the side panel has the focus: its Enter is its own, the trace stays open.
+    window.min_piece_spin.setFocus()
+    qtbot.waitUntil(lambda: window.min_piece_spin.hasFocus())
+    qtbot.keyClick(window.min_piece_spin, Qt.Key.Key_Return)
+    assert not doc.mask.any() and tools.tracing
+    # Back on the image, Enter paints it.
+    window.canvas.setFocus()
+    qtbot.waitUntil(lambda: window.canvas.hasFocus())
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert doc.mask.any() and doc.undo_count == 1 and not tools.tracing
