@@ -466,7 +466,14 @@ class ReviewSession:
         if keep == "mine":
             path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer)
             ws.set_status(s.key, "edited")
-            self._saved(job or s)  # the version written is the one the save copied, not edits made since
+            if job is not None:
+                self._saved(job)  # the version written is the one the save copied, not edits made since
+            elif np.array_equal(read_mask_or_none(path) if path is not None else None, s.document.mask):
+                self._saved(s)
+            else:  # what was written is not what is on screen (edits made since): it stays to be saved
+                s.disk_sha = self.workspace.loaded_sha(s.entry)
+                self.saved.emit(s.key, str(s.entry.gt_path))
+                self.status_changed.emit(s.key)
             return path
         ws.resolve_conflict(conflict, "theirs")
         theirs = read_mask_or_none(conflict.theirs.path)

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace(args.workspace)
     except WorkspaceError as exc:
         return _fail(str(exc), 2)
+    code = None
     try:
         for notice in ws.notices:
             print(f"note: {notice}", file=sys.stderr)
@@ -66,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader has what it wanted. Output still buffered would fail again at exit: send it nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        # The command's own verdict when it had one (verify's problems stay a failure under pipefail); cut off
+        # before it finished, the shell's convention for a reader that went away (128 + SIGPIPE).
+        return code if code is not None else 141
     except WorkspaceError as exc:
         return _fail(str(exc), 1)
     finally:

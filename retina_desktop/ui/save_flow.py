@@ -53,6 +53,7 @@ class SaveFlow:
         window.review.workspace_changed.connect(lambda ws: setattr(self, "_notices_shown", len(ws.notices)))
         # Saves get their own thread: behind the shared pool's predictions, a settle could wait for minutes.
         self.runner = TaskRunner(window, max_threads=1)
+        self._asking = False  # a conflict question is open
         self._again = False  # an autosave tick came while a save was in flight: save again when it settles
         window.review.save_settled.connect(self._settled)
         self._close_filter = _SettleOnClose(self)
@@ -69,6 +70,8 @@ class SaveFlow:
         w = self.w
         s, ws = w.session, w.workspace
         if s is None or ws is None or not s.document.is_dirty or not ws.gt_writable or w.tasks.closed:
+            return False
+        if self._asking:
             return False
         if self.in_flight:
             self._again = True
@@ -89,7 +92,7 @@ class SaveFlow:
         again = self._again
         self.w.review.settle(job)
         if again:
-            self.autosave_in_background()
+            self.w.autosave()  # through the window's guard: never in the middle of a stroke
 
     def settle(self) -> None:
         """Wait for the save in flight, if any, and handle its outcome (see ``_settled``)."""
@@ -230,6 +233,7 @@ class SaveFlow:
     def resolve_conflict(self, conflict: SaveConflict) -> bool:
         w = self.w
         preview = getattr(w, "history", None)
+        self._asking = True  # no autosave starts while the grader decides (its copy would meet the same conflict)
         try:
             while True:
                 choice = w.prompter.ask_conflict(w.session.entry.name, str(conflict))
@@ -244,6 +248,7 @@ class SaveFlow:
             w.show_message(f"Their version could not be shown: {user_message(exc)}")
             choice = "cancel"
         finally:
+            self._asking = False
             if preview is not None:
                 preview.preview.clear()
         if choice not in ("mine", "theirs"):

@@ -115,3 +115,38 @@ def test_every_other_call_waits_for_the_save_in_flight(tmp_path):
     threading.Thread(target=job2.run).start()
     request, entry = r.begin_load("img_01")  # switching images settles it too
     assert r.in_flight is None and job2.done.is_set()
+
+
+def _run(r, job):
+    worker = threading.Thread(target=job.run)
+    worker.start()
+    r.settle(job)
+    worker.join()
+
+
+def test_keep_mine_for_an_earlier_conflict_never_marks_later_edits_saved(tmp_path):
+    """Two autosaves meet the same conflict while the first question is open; "mine" is answered for the first:
+    the copy it wrote is on disk, and the stroke painted after it stays unsaved."""
+    from retina_desktop.core.workspace import SaveConflict
+
+    r, ws, s = _session(tmp_path)
+    doc = s.document
+    other = Workspace(ws.root)  # a second window saves the image first
+    theirs = np.zeros(doc.shape, bool)
+    theirs[50:60, 5:25] = True
+    other.save_ground_truth(other.entries[0], theirs, source="brush", reviewer="bob")
+    other.close()
+    _paint(doc, 10)
+    first = doc.mask.copy()
+    job1 = r.begin_save(True, None, "ann", background=True)
+    _run(r, job1)
+    assert isinstance(job1.error, SaveConflict)
+    _paint(doc, 40)  # painted while the first question is open; a later autosave meets the conflict too
+    job2 = r.begin_save(True, None, "ann", background=True)
+    _run(r, job2)
+    assert isinstance(job2.error, SaveConflict)
+    r.resolve_conflict(job1.error, "mine", "ann")
+    assert np.array_equal(read_mask(s.entry.gt_path), first)
+    assert doc.is_dirty  # the stroke at y=40 is not on disk, so it is not marked saved
+    r.save(True, None, "ann")
+    assert np.array_equal(read_mask(s.entry.gt_path), doc.mask) and not doc.is_dirty
