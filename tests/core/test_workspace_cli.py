@@ -116,5 +116,7 @@ def test_status_into_a_reader_that_stops_early_prints_no_traceback(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # like `| head -0`: closed before the command writes its first line
     err = proc.stderr.read().decode()
-    assert proc.wait(60) == 0
+    # 141 (128 + SIGPIPE, as git and coreutils end) when the reader left before the command had its verdict;
+    # the command's own code when it had one. Never 1 with a traceback.
+    assert proc.wait(60) in (0, 141)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
