@@ -31,8 +31,10 @@ from .model_store import ModelStore, ModelVersion
 INHERITED_LOSS_TERMS = ("alpha", "beta", "gamma", "bce_weight", "cldice_weight")
 # Weight-space interpolation is on by default (see benchmarks/bench_finetune.py for what it measured).
 WISE_KEEP = KEEP_GAIN
-# Rehearsal on parent-labelled photos is on by default: from v3 on 5 STARE photos (seed 0, 57 × 20 steps) it
-# halved the drop on DRIVE at the same gain (STARE +0.037 / DRIVE -0.005, against +0.038 / -0.012 without).
+# Rehearsal on parent-labelled photos is on by default: from v3 on 5 photos (seed 0, 57 × 20 steps) it cut the
+# drop on DRIVE from -0.012 to -0.005 on STARE at the same gain (+0.037 / +0.038) and from -0.020 to -0.005 on the
+# far-camera STARE (+0.140 against +0.150); seeds 1 and 2 with it: STARE +0.041 / -0.009 and +0.041 / -0.010
+# (docs/finetune_benchmark_wise_*.json).
 REHEARSAL_SHARE = 0.25
 # Synthetic photos made for rehearsal (when cfg.rehearsal_share > 0) and, without unreviewed photos, for drift.
 SYNTHETIC_IMAGES = 6
