@@ -441,13 +441,14 @@ class ReviewSession:
         else:
             s.document.mark_saved_at(job.point, job.mask)
 
-    def _saved(self, job: SaveJob | OpenImage) -> None:
+    def _saved(self, job: SaveJob | OpenImage, mark: bool = True) -> None:
         if isinstance(job, OpenImage):
             s, job = job, None
         else:
             s = self.image if self.image is not None and self.image.document is job.document else None
         if s is not None:
-            self._mark_saved(s, job)
+            if mark:
+                self._mark_saved(s, job)
             s.document.source = "ground truth"
             s.disk_sha = self.workspace.loaded_sha(s.entry)
         key = s.key if s is not None else job.key
@@ -466,14 +467,9 @@ class ReviewSession:
         if keep == "mine":
             path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer)
             ws.set_status(s.key, "edited")
-            if job is not None:
-                self._saved(job)  # the version written is the one the save copied, not edits made since
-            elif np.array_equal(read_mask_or_none(path) if path is not None else None, s.document.mask):
-                self._saved(s)
-            else:  # what was written is not what is on screen (edits made since): it stays to be saved
-                s.disk_sha = self.workspace.loaded_sha(s.entry)
-                self.saved.emit(s.key, str(s.entry.gt_path))
-                self.status_changed.emit(s.key)
+            # The version written is the one the save copied, not edits made since; without that save at hand, the
+            # document is marked saved only if it is what was written.
+            self._saved(job or s, mark=job is not None or np.array_equal(read_mask_or_none(path), s.document.mask))
             return path
         ws.resolve_conflict(conflict, "theirs")
         theirs = read_mask_or_none(conflict.theirs.path)
