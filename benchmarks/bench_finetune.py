@@ -117,6 +117,8 @@ def run(args) -> dict:
     overrides = dict(seed=args.seed, device=args.device, wise_keep=args.wise_keep, **STRATEGIES[args.strategy])
     overrides.update(dict(epochs=10_000, minutes=args.minutes) if args.minutes else dict(epochs=args.epochs))
     overrides.update(rehearsal_share=args.rehearsal_share if rehearse else 0.0, rehearsal_weight=args.rehearsal_weight)
+    if args.lr is not None:
+        overrides["lr"] = args.lr
     cfg = finetune_config(parent, **overrides)
     import model_core.finetune as ft
 
@@ -143,7 +145,7 @@ def run(args) -> dict:
     tmp.cleanup()
     return {
         "target": args.target, "strategy": args.strategy, "rehearsal": args.rehearsal, "seed": args.seed,
-        "wise_keep": args.wise_keep, "alpha": outcome.alpha,
+        "wise_keep": args.wise_keep, "lr": cfg.lr, "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
         "drift": outcome.drift, "drift_source": outcome.drift_source,
         "budget": {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes else {"minutes": args.minutes},
@@ -165,10 +167,11 @@ def summary(paths: list[Path]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for p in paths:
         r = json.loads(p.read_text())
-        groups.setdefault((r["target"], r["strategy"], r["rehearsal"], r["wise_keep"]), []).append(r)
-    print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
+        # Reports from before --lr ran at the 2e-3 that was then the default.
+        groups.setdefault((r["target"], r["strategy"], r["rehearsal"], r["wise_keep"], r.get("lr", 2e-3)), []).append(r)
+    print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
-    for (target, strategy, rehearsal, keep), runs in sorted(groups.items()):
+    for (target, strategy, rehearsal, keep, lr), runs in sorted(groups.items()):
         def stat(values):
             m = statistics.mean(values)
             return f"{m:+.3f} [{min(values):+.3f},{max(values):+.3f}]"
@@ -178,7 +181,7 @@ def summary(paths: list[Path]) -> None:
         alphas = ",".join("%.1f" % r["alpha"] for r in runs)
         seeds = ",".join(str(r["seed"]) for r in runs)
         met = statistics.mean(gain) >= g_min and -statistics.mean(drop) <= d_max
-        print(f"{target:10}{rehearsal:11}{keep:5.2f}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
+        print(f"{target:10}{rehearsal:11}{keep:5.2f}{lr:8.0e}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
               f"{stat([r['delta']['child']['target'] for r in runs]):>20}{stat([r['delta']['child']['drive'] for r in runs]):>20}"
               f"{alphas:>12}{statistics.mean(r['drift'] or 0 for r in runs):8.3f}"
               f"  seeds {seeds}; target gain >= {g_min}, drop <= {d_max}: "
@@ -196,6 +199,7 @@ def main() -> None:
     ap.add_argument("--strategy", choices=list(STRATEGIES), default="default")
     ap.add_argument("--rehearsal", choices=("none", "photos", "synthetic", "both"), default="both",
                     help="rehearsal sources (both: the shipped default; none: off)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate instead of the shipped default")
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")
