@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .events import Event
-from .painting import BBox, paint_segment, union_bbox
+from .painting import BBox, paint_segment, segment_footprint, union_bbox
 
 
 def _pack(region: np.ndarray) -> bytes:
@@ -131,6 +131,25 @@ class MaskDocument:
         if bbox is not None:
             self._stroke_bbox = union_bbox(self._stroke_bbox, bbox)
             self.changed.emit(bbox)
+        return bbox
+
+    def copy_stroke_to(self, p0: tuple[float, float], p1: tuple[float, float], radius: float,
+                       source: np.ndarray) -> BBox | None:
+        """Inside the brush footprint the mask takes ``source``'s pixels, vessel and background alike (the
+        brush that copies from another grader's or the model's mask). Part of the open stroke, like
+        ``stroke_to``."""
+        if source.shape != self._mask.shape:
+            raise ValueError(f"source mask {source.shape} does not match the document {self._mask.shape}")
+        if self._stroke_before is None:
+            self.begin_stroke("Brush from another mask")
+        found = segment_footprint(self._mask.shape, p0, p1, radius)
+        if found is None:
+            return None
+        bbox, foot = found
+        win = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
+        self._mask[win][foot] = source[win][foot]
+        self._stroke_bbox = union_bbox(self._stroke_bbox, bbox)
+        self.changed.emit(bbox)
         return bbox
 
     def end_stroke(self) -> MaskEdit | None:

@@ -78,6 +78,24 @@ def paint_segment(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, fl
     return bbox
 
 
+
+def segment_footprint(shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float],
+                      radius: float) -> tuple[BBox, np.ndarray] | None:
+    """The pixels ``paint_segment`` would set, as (bbox, boolean window), without touching any mask."""
+    r = max(0.5, float(radius))
+    pad = int(np.ceil(r)) + 2
+    bbox = clip_bbox((int(np.floor(min(p0[1], p1[1]))) - pad, int(np.ceil(max(p0[1], p1[1]))) + pad,
+                      int(np.floor(min(p0[0], p1[0]))) - pad, int(np.ceil(max(p0[0], p1[0]))) + pad), shape)
+    if bbox is None:
+        return None
+    by0, by1, bx0, bx1 = bbox
+    window = np.zeros((by1 - by0, bx1 - bx0), bool)
+    # Drawing into the window alone keeps a stroke's cost independent of the photo's size.
+    if paint_segment(window, (p0[0] - bx0, p0[1] - by0), (p1[0] - bx0, p1[1] - by0), r, True) is None:
+        return None
+    return bbox, window
+
+
 class OpenRegionFill(ValueError):
     """A fill that would turn open background into vessel; the mask is left as it was."""
 

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGraphicsItem, QGraphicsO
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
 
 from ..core.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
-from ..core.painting import paint_segment, union_bbox
 from .workers import Worker
 
 # The displayed mask's colour says which one it is (the editable mask keeps the canvas's green).
@@ -38,9 +37,6 @@ class CopyBrushItem(QGraphicsObject):
         self.c = controller
         self._size = QRectF()
         self._last = None
-        self._before: np.ndarray | None = None
-        self._scratch: np.ndarray | None = None
-        self._bbox = None
         self._source: np.ndarray | None = None
         self.setAcceptHoverEvents(True)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
@@ -83,50 +79,31 @@ class CopyBrushItem(QGraphicsObject):
         guard = self.c.canvas.edit_guard
         if guard is not None and not guard():
             return  # an approved image the grader did not agree to edit, as with the plain brush
+        # The document's own stroke: autosave, switching images and undo see a gesture in progress, as with
+        # the plain brush, and it becomes one undo step on release.
         self._source = source
-        self._before = doc.mask.copy()
-        self._scratch = np.zeros(doc.shape, bool)
-        self._bbox = None
+        doc.begin_stroke(f"Brush from {self.c.brush_source_name()}")
         p = (event.pos().x(), event.pos().y())
-        self._segment(p, p)
+        doc.copy_stroke_to(p, p, self.c.canvas.brush_radius, source)
         self._last = p
 
     def mouseMoveEvent(self, event) -> None:
         p = (event.pos().x(), event.pos().y())
         self._outline(p)
-        if self._last is None:
+        doc = self.c.canvas.document
+        if self._last is None or doc is None:
             event.ignore()
             return
-        self._segment(self._last, p)
+        doc.copy_stroke_to(self._last, p, self.c.canvas.brush_radius, self._source)
         self._last = p
         event.accept()
 
-    def _segment(self, p0, p1) -> None:
-        doc = self.c.canvas.document
-        bbox = paint_segment(self._scratch, p0, p1, self.c.canvas.brush_radius, True)
-        if bbox is None or doc is None:
-            return
-        win = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
-        foot = self._scratch[win]
-        live = doc.mask[win]  # a view: shown at once, made one undo step on release
-        live[foot] = self._source[win][foot]
-        self._bbox = union_bbox(self._bbox, bbox)
-        doc.changed.emit(bbox)
-
     def mouseReleaseEvent(self, event) -> None:
-        doc, bbox = self.c.canvas.document, self._bbox
-        if self._last is not None and doc is not None and bbox is not None:
-            win = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
-            painted = doc.mask[win].copy()
-            doc.mask[win] = self._before[win]  # back to the state before the stroke, then one undoable step
-
-            def op(m):
-                m[win] = painted
-                return bbox
-
-            doc.apply(f"Brush from {self.c.brush_source_name()}", op)
+        doc = self.c.canvas.document
+        if self._last is not None and doc is not None:
+            doc.end_stroke()
             self.c.canvas.stroke_finished.emit()
-        self._last, self._before, self._scratch, self._source, self._bbox = None, None, None, None, None
+        self._last, self._source = None, None
         event.accept()
 
 

@@ -183,3 +183,29 @@ def test_changed_events_carry_the_dirty_rectangle():
     doc.end_stroke()
     y0, y1, x0, x1 = seen[0]
     assert y0 <= 9 and y1 >= 11 and x0 <= 9 and x1 >= 13 and (y1 - y0) < 10
+
+
+@pytest.mark.parametrize("p0,p1,radius", [((10.3, 20.0), (30.7, 24.2), 3.0), ((0.0, 0.0), (6.0, 1.0), 5.0),
+                                          ((39.5, 39.5), (39.5, 39.5), 0.5)])
+def test_copy_stroke_takes_the_source_pixels_under_the_brush_as_one_open_stroke(rng, p0, p1, radius):
+    before = rng.random((40, 40)) < 0.5
+    source = rng.random((40, 40)) < 0.5
+    doc = MaskDocument(before.copy())
+    doc.begin_stroke("Brush from the second grader")
+    doc.copy_stroke_to(p0, p1, radius, source)
+    # Mid-gesture the document knows a stroke is open: nothing to undo yet, and it is not clean.
+    assert doc.is_dirty and not doc.can_undo
+    footprint = np.zeros((40, 40), bool)
+    paint_segment(footprint, p0, p1, radius, True)
+    assert footprint.any()
+    assert np.array_equal(doc.mask, np.where(footprint, source, before))
+    doc.end_stroke()
+    assert doc.undo_count == 1
+    doc.undo()
+    assert np.array_equal(doc.mask, before)
+
+
+def test_copy_stroke_refuses_a_source_of_another_size():
+    doc = MaskDocument(np.zeros((10, 10), bool))
+    with pytest.raises(ValueError, match="does not match"):
+        doc.copy_stroke_to((1, 1), (2, 2), 1, np.zeros((10, 11), bool))
