@@ -411,8 +411,11 @@ class ReviewSession:
         job.done.wait()
         try:
             self.finish_save(job)
-        except Exception:  # noqa: BLE001 - it is job.error: the window's handler of save_settled says it
-            pass
+        except Exception as e:  # noqa: BLE001 - the window's handler of save_settled says what went wrong
+            # Usually job.error re-raised. Anything else (applying the outcome failed) must not vanish either:
+            # the document then stays dirty, and the grader is told.
+            if job.error is None:
+                job.error = e
         self.save_settled.emit(job)
 
     def finish_save(self, job: SaveJob) -> Path | None:

@@ -150,3 +150,19 @@ def test_keep_mine_for_an_earlier_conflict_never_marks_later_edits_saved(tmp_pat
     assert doc.is_dirty  # the stroke at y=40 is not on disk, so it is not marked saved
     r.save(True, None, "ann")
     assert np.array_equal(read_mask(s.entry.gt_path), doc.mask) and not doc.is_dirty
+
+
+def test_a_failure_applying_a_finished_save_reaches_the_window_and_the_mask_stays_unsaved(tmp_path, monkeypatch):
+    r, ws, s = _session(tmp_path)
+    _paint(s.document, 10)
+    job = r.begin_save(True, None, "ann", background=True)
+
+    def broken(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(r, "_saved", broken)  # the file is written; recording it in the session fails
+    settled = []
+    r.save_settled.connect(settled.append)
+    _run(r, job)
+    assert settled == [job] and isinstance(job.error, OSError) and "No space" in str(job.error)
+    assert s.document.is_dirty  # nothing claims the grader's work is saved: the next autosave writes it again
