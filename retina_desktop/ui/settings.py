@@ -103,6 +103,8 @@ class AppSettings:
     finetune_minutes = Setting("finetune/minutes", int, 0, 0, 24 * 60)
     finetune_epochs = Setting("finetune/epochs", int, 30, 1, 1000)
     finetune_by_epochs = Setting("finetune/by_epochs", bool, False)
+    # The kinds of finding the Topology panel lists and marks (a grader who does not review spurs hides them).
+    topology_kinds = Setting("topology/kinds", str, "break,fragment,spur")
 
     def __init__(self, qsettings: QSettings | None = None):
         if qsettings is None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
+from PySide6.QtWidgets import (QCheckBox, QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
+KINDS = ("break", "fragment", "spur")
+KIND_LABELS = {"break": "Breaks", "fragment": "Fragments", "spur": "Spurs"}
 MARKER_PX = 9  # screen pixels: a marker keeps its size at every zoom
 
 
@@ -59,6 +61,18 @@ class TopologyPanel(QWidget):
         lay.setSpacing(4)
         self.summary_label = QLabel("No image open")
         self.summary_label.setWordWrap(True)
+        # Which kinds are listed and marked: on a busy photo the short spurs alone can fill the list.
+        kinds = QHBoxLayout()
+        self.kind_boxes: dict[str, QCheckBox] = {}
+        for kind in KINDS:
+            box = QCheckBox(KIND_LABELS[kind])
+            box.setObjectName(f"topology_show_{kind}")
+            box.setChecked(True)
+            box.setStyleSheet(f"QCheckBox {{ color: {KIND_COLOURS[kind].darker(130).name()}; }}")
+            box.setToolTip(f"List and mark {KIND_LABELS[kind].lower()}")
+            kinds.addWidget(box)
+            self.kind_boxes[kind] = box
+        kinds.addStretch(1)
         self.list = QListWidget(self)
         self.list.setObjectName("topology_list")
         self.list.setMinimumHeight(60)
@@ -76,6 +90,7 @@ class TopologyPanel(QWidget):
         for b in (self.prev_button, self.next_button, self.fix_button, self.dismiss_button):
             row.addWidget(b)
         lay.addWidget(self.summary_label)
+        lay.addLayout(kinds)
         lay.addWidget(self.list, 1)
         lay.addLayout(row)
 
@@ -93,6 +108,11 @@ class TopologyReview(QObject):
         self.dismissed: dict[str, set] = {}  # image key -> Finding.key
         self.markers: list[MarkerItem] = []
         self.markers_visible = True
+        stored = {k.strip() for k in str(window.settings.topology_kinds).split(",")}
+        self.shown_kinds = {k for k in KINDS if k in stored}
+        for kind, box in panel.kind_boxes.items():
+            box.setChecked(kind in self.shown_kinds)
+            box.toggled.connect(lambda on, k=kind: self.show_kind(k, on))
         tools.analysis_ready.connect(self.refresh)
         tools.analysis_started.connect(self._updating)
         window.review.image_closed.connect(self.clear)
@@ -106,6 +126,8 @@ class TopologyReview(QObject):
     # ------------------------------------------------------------------ content --
     def clear(self) -> None:
         self.findings, self.current = [], -1
+        for kind, box in self.panel.kind_boxes.items():
+            box.setText(KIND_LABELS[kind])
         self._rebuild()
         self.panel.summary_label.setText("No image open")
 
@@ -119,17 +141,31 @@ class TopologyReview(QObject):
             return
         hidden = self.dismissed.get(s.key, set())
         old = self.findings[self.current].key if 0 <= self.current < len(self.findings) else None
-        self.findings = [f for f in self.tools.findings if f.key not in hidden]
+        kept = [f for f in self.tools.findings if f.key not in hidden]
+        self.findings = [f for f in kept if f.kind in self.shown_kinds]
+        for kind, box in self.panel.kind_boxes.items():
+            box.setText(f"{KIND_LABELS[kind]} ({sum(f.kind == kind for f in kept)})")
         keys = [f.key for f in self.findings]
         self.current = keys.index(old) if old in keys else -1
         self._rebuild()
         self.panel.summary_label.setText(self._summary())
 
+    def show_kind(self, kind: str, on: bool) -> None:
+        """List and mark ``kind`` (break, fragment, spur) or not; remembered for the next session."""
+        self.shown_kinds = (self.shown_kinds | {kind}) if on else (self.shown_kinds - {kind})
+        self.window.settings.topology_kinds = ",".join(k for k in KINDS if k in self.shown_kinds)
+        box = self.panel.kind_boxes[kind]
+        if box.isChecked() != on:
+            box.setChecked(on)  # called from code: the box follows (and its signal comes back here, a no-op)
+        self.refresh()
+
     def _summary(self) -> str:
         counts = {k: sum(f.kind == k for f in self.findings) for k in ("break", "fragment", "spur")}
+        hidden = [KIND_LABELS[k].lower() for k in KINDS if k not in self.shown_kinds]
+        note = f" ({', '.join(hidden)} not shown)" if hidden else ""
         if not self.findings:
-            return "No breaks, fragments or spurs found"
-        return " · ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items() if n)
+            return ("No breaks, fragments or spurs found" if not hidden else "Nothing to review") + note
+        return " · ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items() if n) + note
 
     def _rebuild(self) -> None:
         lst = self.panel.list

@@ -269,3 +269,38 @@ def test_enter_finishes_a_trace_only_where_the_image_has_the_focus(qtbot, window
     qtbot.waitUntil(lambda: window.canvas.hasFocus())
     qtbot.keyClick(window.canvas, Qt.Key.Key_Return)
     assert doc.mask.any() and doc.undo_count == 1 and not tools.tracing
+
+
+def test_a_kind_unticked_leaves_the_list_and_the_canvas_and_stays_unticked(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = window.session.document
+    m = np.zeros((H, W), bool)
+    m[78:83, 15:136] = True
+    m[:, 70:75] = False  # a break
+    m[20:24, 20:24] = True  # a 16-px fragment
+    doc.replace("gap and fragment", m)
+    tools, topo = window.vessel_tools, window.topology
+    qtbot.waitUntil(lambda: tools.fresh and {f.kind for f in topo.findings} >= {"break", "fragment"}, timeout=20000)
+    boxes = topo.panel.kind_boxes
+    n_fragments = sum(f.kind == "fragment" for f in topo.findings)
+    assert boxes["fragment"].text() == f"Fragments ({n_fragments})"
+    boxes["fragment"].click()
+    assert topo.findings and all(f.kind != "fragment" for f in topo.findings)
+    assert len(topo.markers) == len(topo.findings) and topo.panel.list.count() == len(topo.findings)
+    assert "fragments not shown" in topo.panel.summary_label.text()
+    assert boxes["fragment"].text() == f"Fragments ({n_fragments})"  # still counted, so the grader knows
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert topo.current_finding.kind != "fragment"
+    assert window.settings.topology_kinds == "break,spur"
+    boxes["fragment"].click()
+    assert sum(f.kind == "fragment" for f in topo.findings) == n_fragments
+    topo.show_kind("spur", False)  # from code, the box follows
+    assert not boxes["spur"].isChecked() and window.settings.topology_kinds == "break,fragment"
+
+
+def test_the_kinds_shown_are_those_the_grader_left_ticked_last_time(qtbot, app_settings, make_window):
+    app_settings.topology_kinds = "break,nonsense"  # a hand-edited or older settings file: unknown names ignored
+    window = make_window()
+    boxes = window.topology.panel.kind_boxes
+    assert [k for k, b in boxes.items() if b.isChecked()] == ["break"]
+    assert window.topology.shown_kinds == {"break"}
