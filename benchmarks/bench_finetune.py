@@ -95,6 +95,35 @@ def make_far_stare(data: Path, out: Path) -> Path:
     return out
 
 
+STRIPE = 48  # px at the photo's own size: the width of the bands of a region split
+MARGIN = 4  # px between a training band and a held-out one, so no taught pixel touches a validated one
+
+
+def region_split(corrections: list[Sample], out: Path) -> list[Sample]:
+    """Every correction twice: once with the FOV cut to 3 of every 4 vertical bands (taught), once to the
+    4th (held out). So all photos teach and all are validated, where the photo split teaches 4 and
+    validates on 1; ``plan_by_region`` then splits by those FOVs."""
+    samples = []
+    for s in corrections:
+        rgb, _, fov, _ = load_sample(s)
+        cols = np.arange(fov.shape[1])
+        held = (cols // STRIPE) % 4 == 3
+        near = np.convolve(held.astype(float), np.ones(2 * MARGIN + 1), mode="same") > 0
+        for part, keep in (("train", ~near), ("val", held)):
+            path = out / "region_fov" / part / f"{s.name}.png"
+            write_png_atomic(path, ((fov > 0) & keep[None, :]).astype(np.uint8) * 255)
+            samples.append(Sample(s.image, s.mask, path))
+    return samples
+
+
+def plan_by_region(samples: list[Sample]):
+    from model_core.finetune import FinetunePlan
+
+    train = [s for s in samples if s.fov is not None and s.fov.parent.name == "train"]
+    val = [s for s in samples if s.fov is not None and s.fov.parent.name == "val"]
+    return FinetunePlan(train, val, f"{len(train)} images, 3 bands in 4 taught and the 4th held out")
+
+
 def dice(ckpt: Checkpoint, samples: list[Sample], fov: Path | None, device: str) -> float:
     predictor = VesselPredictor(ckpt, device=device)
     return evaluate_samples(predictor, samples, predictor.threshold, fov, progress=False).mean()["dice"]
@@ -124,6 +153,9 @@ def run(args) -> dict:
 
     if args.rehearsal == "photos":
         ft.SYNTHETIC_IMAGES = 0
+    if args.split == "regions":
+        corrections = region_split(corrections, Path(tmp.name))
+        ft.plan_split = plan_by_region
     t0 = time.monotonic()
     outcome = finetune(parent, corrections, cfg, unreviewed=None if args.rehearsal == "synthetic" else
                        [s.image for s in unreviewed],
@@ -145,12 +177,12 @@ def run(args) -> dict:
     tmp.cleanup()
     return {
         "target": args.target, "strategy": args.strategy, "rehearsal": args.rehearsal, "seed": args.seed,
-        "wise_keep": args.wise_keep, "lr": cfg.lr, "alpha": outcome.alpha,
+        "wise_keep": args.wise_keep, "lr": cfg.lr, "split_by": args.split, "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
         "drift": outcome.drift, "drift_source": outcome.drift_source,
         "budget": {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes else {"minutes": args.minutes},
         "wall_s": round(wall, 1), "epochs": len(outcome.history), "device": kept.metadata.get("device"),
-        "corrections": [s.name for s in corrections], "unreviewed": [s.name for s in unreviewed],
+        "corrections": sorted({s.name for s in corrections}), "unreviewed": [s.name for s in unreviewed],
         "split": outcome.plan.note, "gate": {"accepted": outcome.accepted, "reason": outcome.reason},
         "threshold": {"parent": parent.threshold, "kept": kept.threshold},
         "before": before, "after": after, "active": active,
@@ -168,7 +200,8 @@ def summary(paths: list[Path]) -> None:
     for p in paths:
         r = json.loads(p.read_text())
         # Reports from before --lr ran at the 2e-3 that was then the default.
-        groups.setdefault((r["target"], r["strategy"], r["rehearsal"], r["wise_keep"], r.get("lr", 2e-3)), []).append(r)
+        groups.setdefault((r["target"], r["strategy"], r["rehearsal"] + ("" if r.get("split_by", "photos") == "photos" else "+regions"),
+                           r["wise_keep"], r.get("lr", 2e-3)), []).append(r)
     print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
     for (target, strategy, rehearsal, keep, lr), runs in sorted(groups.items()):
@@ -200,6 +233,8 @@ def main() -> None:
     ap.add_argument("--rehearsal", choices=("none", "photos", "synthetic", "both"), default="both",
                     help="rehearsal sources (both: the shipped default; none: off)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate instead of the shipped default")
+    ap.add_argument("--split", choices=("photos", "regions"), default="photos",
+                    help="hold out whole corrections (the app's way) or a band of every one (exploratory)")
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")
