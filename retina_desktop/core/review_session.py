@@ -26,6 +26,7 @@ that had no mask file gets none (so it is not exported as a correction; the hist
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from .events import Event
 from .mask_document import MaskDocument
 from .tasks import LoadedImage, PredictionResult
 from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
+
+log = logging.getLogger("retina_desktop")
 
 KEEP_DOCUMENTS = 8  # recent images whose undo history survives switching images
 KEEP_HISTORY_BYTES = 64 * 1024 * 1024  # their undo steps together, the same cap as one document's history
@@ -108,6 +111,9 @@ class SaveJob:
     baseline_had_file: bool
     path: Path | None = None
     error: BaseException | None = None
+    # The file was written, but bringing the session up to date afterwards failed (a listener): the mask is
+    # on disk, so this is not "not saved"; the window warns, and the log has the details.
+    after_error: BaseException | None = None
     withdrawn: bool = False  # every edit undone: the file this window wrote was removed
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -412,10 +418,11 @@ class ReviewSession:
         try:
             self.finish_save(job)
         except Exception as e:  # noqa: BLE001 - the window's handler of save_settled says what went wrong
-            # Usually job.error re-raised. Anything else (applying the outcome failed) must not vanish either:
-            # the document then stays dirty, and the grader is told.
-            if job.error is None:
-                job.error = e
+            # Usually job.error re-raised. Anything else failed after the file was written (marking the document,
+            # a listener): not a failed save, but it must not vanish either.
+            if e is not job.error:
+                job.after_error = e
+                log.error("after the background save of %s", job.key, exc_info=e)
         self.save_settled.emit(job)
 
     def finish_save(self, job: SaveJob) -> Path | None:

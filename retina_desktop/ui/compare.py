@@ -38,6 +38,7 @@ class CopyBrushItem(QGraphicsObject):
         self._size = QRectF()
         self._last = None
         self._source: np.ndarray | None = None
+        self._doc = None  # the document the gesture began on: it ends there whatever is open by then
         self.setAcceptHoverEvents(True)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
@@ -81,7 +82,7 @@ class CopyBrushItem(QGraphicsObject):
             return  # an approved image the grader did not agree to edit, as with the plain brush
         # The document's own stroke: autosave, switching images and undo see a gesture in progress, as with
         # the plain brush, and it becomes one undo step on release.
-        self._source = source
+        self._source, self._doc = source, doc
         doc.begin_stroke(f"Brush from {self.c.brush_source_name()}")
         p = (event.pos().x(), event.pos().y())
         doc.copy_stroke_to(p, p, self.c.canvas.brush_radius, source)
@@ -90,8 +91,8 @@ class CopyBrushItem(QGraphicsObject):
     def mouseMoveEvent(self, event) -> None:
         p = (event.pos().x(), event.pos().y())
         self._outline(p)
-        doc = self.c.canvas.document
-        if self._last is None or doc is None:
+        doc = self._doc
+        if self._last is None or doc is None or doc is not self.c.canvas.document:
             event.ignore()
             return
         doc.copy_stroke_to(self._last, p, self.c.canvas.brush_radius, self._source)
@@ -99,12 +100,23 @@ class CopyBrushItem(QGraphicsObject):
         event.accept()
 
     def mouseReleaseEvent(self, event) -> None:
-        doc = self.c.canvas.document
+        self.finish_stroke()
+        event.accept()
+
+    def finish_stroke(self) -> None:
+        """End the gesture as one undo step. Also when the item is hidden mid-drag (another tool chosen with a
+        key, the image closed): a hidden item gets no release, and an open stroke would keep the document dirty,
+        without undo and refusing autosaves."""
+        doc, self._doc = self._doc, None
         if self._last is not None and doc is not None:
             doc.end_stroke()
             self.c.canvas.stroke_finished.emit()
         self._last, self._source = None, None
-        event.accept()
+
+    def itemChange(self, change, value):
+        if change == QGraphicsItem.GraphicsItemChange.ItemVisibleHasChanged and not self.isVisible():
+            self.finish_stroke()
+        return super().itemChange(change, value)
 
 
 class ComparePanel(QGroupBox):

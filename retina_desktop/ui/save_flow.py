@@ -105,6 +105,9 @@ class SaveFlow:
         if exc is None:
             if self.w.session is not None and self.w.session.document is job.document:
                 self._done(True, job.path)
+            if job.after_error is not None:
+                self.w.show_message(f"Saved {job.entry.name}, but the window could not be brought up to date: "
+                                    f"{user_message(job.after_error)} (details in the log)", "warning")
         elif isinstance(exc, (WorkspaceError, OSError)):
             self._failure(exc, ask=False, leaving=False)
         else:

@@ -152,17 +152,20 @@ def test_keep_mine_for_an_earlier_conflict_never_marks_later_edits_saved(tmp_pat
     assert np.array_equal(read_mask(s.entry.gt_path), doc.mask) and not doc.is_dirty
 
 
-def test_a_failure_applying_a_finished_save_reaches_the_window_and_the_mask_stays_unsaved(tmp_path, monkeypatch):
+def test_a_failure_after_a_background_save_is_reported_and_never_called_not_saved(tmp_path, monkeypatch):
     r, ws, s = _session(tmp_path)
     _paint(s.document, 10)
+    written = s.document.mask.copy()
     job = r.begin_save(True, None, "ann", background=True)
 
     def broken(*_a, **_k):
-        raise OSError(28, "No space left on device")
+        raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(r, "_saved", broken)  # the file is written; recording it in the session fails
+    monkeypatch.setattr(r, "_saved", broken)  # the file is written; bringing the session up to date fails
     settled = []
     r.save_settled.connect(settled.append)
     _run(r, job)
-    assert settled == [job] and isinstance(job.error, OSError) and "No space" in str(job.error)
-    assert s.document.is_dirty  # nothing claims the grader's work is saved: the next autosave writes it again
+    assert settled == [job] and job.error is None  # the save itself worked: nothing says "not saved"
+    assert isinstance(job.after_error, OSError) and "Input/output" in str(job.after_error)
+    assert np.array_equal(read_mask(s.entry.gt_path), written)
+    assert s.document.is_dirty  # never marked saved by a step that failed: the next autosave writes it again

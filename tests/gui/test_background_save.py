@@ -185,3 +185,23 @@ def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat
     assert not window.isVisible() and not window.saving.in_flight
     assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
     assert not [a for a in window.prompter.asked if a[0] == "unsaved"]  # it knew the edits were saved
+
+
+def test_a_failure_after_the_autosave_wrote_its_file_is_a_warning_not_not_saved(qtbot, window, flat_workspace,
+                                                                                monkeypatch):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
+
+    def broken(*_a, **_k):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(window.review, "_saved", broken)
+    window.autosave()
+    assert window.saving.in_flight
+    qtbot.waitUntil(lambda: not window.saving.in_flight, timeout=20000)  # settled when the worker's signal came
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
+    text = window.banner.text()
+    assert window.banner.isVisible() and "could not be brought up to date" in text and "Not saved" not in text

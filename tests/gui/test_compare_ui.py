@@ -128,6 +128,29 @@ def test_brushing_from_the_second_grader_copies_its_pixels_in_the_footprint_one_
     assert not c.copy_action.isChecked() and not c.brush_item.isVisible()
 
 
+def test_a_copy_stroke_is_open_while_dragging_and_choosing_another_tool_mid_drag_ends_it(qtbot, window,
+                                                                                       reference_workspace):
+    from gui_helpers import send_mouse
+
+    s = _open(qtbot, window, reference_workspace)
+    c, doc = window.compare, s.document
+    c.copy_action.trigger()
+    window.set_brush_radius(6)
+    steps = doc.undo_count
+    vp = window.canvas.viewport()
+    send_mouse(vp, "press", window.canvas.image_to_widget(105, 95))
+    send_mouse(vp, "move", window.canvas.image_to_widget(105, 110))
+    assert doc.is_dirty and not doc.can_undo and doc.save_point() is None  # a gesture in progress: no autosave
+    copied = doc.mask.copy()
+    window.tool_actions["brush"].trigger()  # B in the middle of the drag: the copy brush is put away
+    assert doc.undo_count == steps + 1 and doc.can_undo and doc.save_point() is not None
+    assert np.array_equal(doc.mask, copied)
+    send_mouse(vp, "release", window.canvas.image_to_widget(105, 110))  # reaches the plain brush: paints nothing
+    assert doc.undo_count == steps + 1
+    window.undo()
+    assert np.array_equal(doc.mask, _reference())
+
+
 def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot, window, reference_workspace):
     _open(qtbot, window, reference_workspace)
     with qtbot.waitSignal(window.prediction_shown, timeout=60000):
