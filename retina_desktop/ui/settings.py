@@ -104,7 +104,9 @@ class AppSettings:
     finetune_epochs = Setting("finetune/epochs", int, 30, 1, 1000)
     finetune_by_epochs = Setting("finetune/by_epochs", bool, False)
     # The kinds of finding the Topology panel lists and marks (a grader who does not review spurs hides them).
-    topology_kinds = Setting("topology/kinds", str, "break,fragment,spur")
+    topology_show_break = Setting("topology/show_break", bool, True)
+    topology_show_fragment = Setting("topology/show_fragment", bool, True)
+    topology_show_spur = Setting("topology/show_spur", bool, True)
 
     def __init__(self, qsettings: QSettings | None = None):
         if qsettings is None:

@@ -8,7 +8,7 @@ this image until it is reopened (``Finding.key`` survives unrelated edits).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QCheckBox, QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
@@ -103,13 +103,13 @@ class TopologyReview(QObject):
     def __init__(self, window, tools, panel: TopologyPanel):
         super().__init__(window)
         self.window, self.tools, self.panel, self.canvas = window, tools, panel, window.canvas
-        self.findings: list = []
+        self.findings: list = []  # those listed: not dismissed, of a kind shown
+        self.kept: list = []  # every kind, not dismissed (what the boxes count)
         self.current = -1
         self.dismissed: dict[str, set] = {}  # image key -> Finding.key
         self.markers: list[MarkerItem] = []
         self.markers_visible = True
-        stored = {k.strip() for k in str(window.settings.topology_kinds).split(",")}
-        self.shown_kinds = {k for k in KINDS if k in stored}
+        self.shown_kinds = {k for k in KINDS if getattr(window.settings, f"topology_show_{k}")}
         for kind, box in panel.kind_boxes.items():
             box.setChecked(kind in self.shown_kinds)
             box.toggled.connect(lambda on, k=kind: self.show_kind(k, on))
@@ -125,7 +125,7 @@ class TopologyReview(QObject):
 
     # ------------------------------------------------------------------ content --
     def clear(self) -> None:
-        self.findings, self.current = [], -1
+        self.findings, self.kept, self.current = [], [], -1
         for kind, box in self.panel.kind_boxes.items():
             box.setText(KIND_LABELS[kind])
         self._rebuild()
@@ -140,24 +140,33 @@ class TopologyReview(QObject):
         if s is None:
             return
         hidden = self.dismissed.get(s.key, set())
+        self.kept = [f for f in self.tools.findings if f.key not in hidden]
+        self._filter()
+
+    def _filter(self) -> None:
+        """List and mark the kept findings of the kinds shown, keeping the current one where it stays."""
         old = self.findings[self.current].key if 0 <= self.current < len(self.findings) else None
-        kept = [f for f in self.tools.findings if f.key not in hidden]
-        self.findings = [f for f in kept if f.kind in self.shown_kinds]
-        for kind, box in self.panel.kind_boxes.items():
-            box.setText(f"{KIND_LABELS[kind]} ({sum(f.kind == kind for f in kept)})")
+        self.findings = [f for f in self.kept if f.kind in self.shown_kinds]
         keys = [f.key for f in self.findings]
         self.current = keys.index(old) if old in keys else -1
         self._rebuild()
-        self.panel.summary_label.setText(self._summary())
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        for kind, box in self.panel.kind_boxes.items():
+            box.setText(f"{KIND_LABELS[kind]} ({sum(f.kind == kind for f in self.kept)})")
+        updating = self.window.session is not None and not self.tools.fresh
+        self.panel.summary_label.setText(self._summary() + (" · updating…" if updating else ""))
 
     def show_kind(self, kind: str, on: bool) -> None:
         """List and mark ``kind`` (break, fragment, spur) or not; remembered for the next session."""
         self.shown_kinds = (self.shown_kinds | {kind}) if on else (self.shown_kinds - {kind})
-        self.window.settings.topology_kinds = ",".join(k for k in KINDS if k in self.shown_kinds)
+        setattr(self.window.settings, f"topology_show_{kind}", on)
         box = self.panel.kind_boxes[kind]
-        if box.isChecked() != on:
-            box.setChecked(on)  # called from code: the box follows (and its signal comes back here, a no-op)
-        self.refresh()
+        with QSignalBlocker(box):
+            box.setChecked(on)  # called from code: the box follows
+        # From the findings at hand, not the analysis: while one runs, a finding just fixed must not come back.
+        self._filter()
 
     def _summary(self) -> str:
         counts = {k: sum(f.kind == k for f in self.findings) for k in ("break", "fragment", "spur")}
@@ -275,10 +284,11 @@ class TopologyReview(QObject):
     def _drop_current(self) -> None:
         """Take the current finding off the list at once (the analysis that follows an edit confirms it)."""
         i = self.current
-        del self.findings[i]
+        dropped = self.findings.pop(i)
+        self.kept = [f for f in self.kept if f is not dropped]
         self.current = min(i, len(self.findings) - 1) if self.findings else -1
         self._rebuild()
-        self.panel.summary_label.setText(self._summary())
+        self._update_counts()
 
 
 def install_topology_review(window, tools) -> TopologyReview:

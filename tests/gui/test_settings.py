@@ -21,7 +21,8 @@ def test_every_preference_round_trips_through_the_file(app_settings):
     values = {"brush_radius": 12.5, "min_piece_pixels": 44, "mask_opacity": 0.3, "autosave_seconds": 90,
               "reviewer": "dr. who", "advance_after_approve": False, "guide_dismissed": True,
               "export_one_value": 1, "export_overlays": True, "export_approved_only": True,
-              "finetune_minutes": 1, "finetune_epochs": 7, "finetune_by_epochs": True}
+              "finetune_minutes": 1, "finetune_epochs": 7, "finetune_by_epochs": True,
+              "topology_show_break": False, "topology_show_fragment": True, "topology_show_spur": False}
     assert set(values) == set(AppSettings.table())  # a new row needs a line here
     for name, value in values.items():
         setattr(app_settings, name, value)

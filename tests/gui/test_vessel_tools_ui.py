@@ -291,16 +291,27 @@ def test_a_kind_unticked_leaves_the_list_and_the_canvas_and_stays_unticked(qtbot
     assert boxes["fragment"].text() == f"Fragments ({n_fragments})"  # still counted, so the grader knows
     qtbot.keyClick(window, Qt.Key.Key_N)
     assert topo.current_finding.kind != "fragment"
-    assert window.settings.topology_kinds == "break,spur"
+    assert not window.settings.topology_show_fragment and window.settings.topology_show_spur
     boxes["fragment"].click()
     assert sum(f.kind == "fragment" for f in topo.findings) == n_fragments
     topo.show_kind("spur", False)  # from code, the box follows
-    assert not boxes["spur"].isChecked() and window.settings.topology_kinds == "break,fragment"
+    assert not boxes["spur"].isChecked() and not window.settings.topology_show_spur
+    # Dismissing one takes it out of the count at once (no analysis follows a dismissal: the mask is unchanged).
+    topo.jump(next(i for i, f in enumerate(topo.findings) if f.kind == "fragment"))
+    qtbot.mouseClick(topo.panel.dismiss_button, Qt.MouseButton.LeftButton)
+    assert boxes["fragment"].text() == f"Fragments ({n_fragments - 1})"
+    for kind in ("break", "fragment"):
+        topo.show_kind(kind, False)
+    assert topo.findings == [] and not topo.markers and "Nothing to review" in topo.panel.summary_label.text()
 
 
 def test_the_kinds_shown_are_those_the_grader_left_ticked_last_time(qtbot, app_settings, make_window):
-    app_settings.topology_kinds = "break,nonsense"  # a hand-edited or older settings file: unknown names ignored
+    app_settings.topology_show_fragment = False
+    app_settings.topology_show_spur = False
+    app_settings.q.setValue("topology/show_break", "maybe")  # a damaged value: the default (shown)
     window = make_window()
     boxes = window.topology.panel.kind_boxes
     assert [k for k, b in boxes.items() if b.isChecked()] == ["break"]
     assert window.topology.shown_kinds == {"break"}
+    window.topology.show_kind("break", False)  # nothing ticked is remembered too
+    assert [k for k in ("break", "fragment", "spur") if getattr(app_settings, f"topology_show_{k}")] == []
