@@ -46,6 +46,15 @@ def blank(window):
     return doc
 
 
+def open_and_paint(qtbot, window, folder):
+    """Open ``folder``, blank the first image's mask and paint one brush stroke on it: an unsaved edit."""
+    open_and_predict(qtbot, window, folder)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (120, 120)])
+    return doc
+
+
 def send_mouse(widget, kind: str, pos, buttons=None):
     """Deliver a real QMouseEvent to ``widget`` (the canvas viewport), as the window system would."""
     from PySide6.QtCore import QPointF, Qt

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from gui_helpers import SafetyPrompter, blank, open_and_predict, stroke
+from gui_helpers import SafetyPrompter, blank, open_and_paint, open_and_predict, stroke
 from model_core.imageio import read_mask
 from retina_desktop.core.workspace import DiskFullError
 
@@ -27,10 +27,7 @@ def _gate(monkeypatch, ws):
 
 
 def test_the_autosave_writes_the_file_on_a_worker_and_updates_the_status(qtbot, window, flat_workspace):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    doc = open_and_paint(qtbot, window, flat_workspace)
     painted, key = doc.mask.copy(), window.session.key
     ui_thread, saved_on = threading.get_ident(), []
     ws = window.workspace
@@ -116,10 +113,7 @@ def test_switching_images_waits_for_the_autosave_in_flight(qtbot, window, flat_w
 
 
 def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_workspace, monkeypatch):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    doc = open_and_paint(qtbot, window, flat_workspace)
     ws, key = window.workspace, window.session.key
     path = ws.entry(key).gt_path
 
@@ -169,10 +163,7 @@ def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, w
 
 
 def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    doc = open_and_paint(qtbot, window, flat_workspace)
     painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
     window.prompter = SafetyPrompter()
     entered, gate = _gate(monkeypatch, ws)
@@ -189,10 +180,7 @@ def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat
 
 def test_a_failure_after_the_autosave_wrote_its_file_is_a_warning_not_not_saved(qtbot, window, flat_workspace,
                                                                                 monkeypatch):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    doc = open_and_paint(qtbot, window, flat_workspace)
     painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
 
     def broken(*_a, **_k):

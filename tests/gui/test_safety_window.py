@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from gui_helpers import SafetyPrompter, blank, make_workspace, open_and_predict, stroke
+from gui_helpers import SafetyPrompter, blank, make_workspace, open_and_paint, open_and_predict, stroke
 from model_core.imageio import read_mask
 from retina_desktop.core.workspace import DiskFullError, Workspace
 
@@ -62,10 +62,7 @@ def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, fl
 
 def test_a_full_disk_when_switching_images_offers_retry_and_export_not_read_only(qtbot, window, flat_workspace,
                                                                                  monkeypatch, tmp_path):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    doc = open_and_paint(qtbot, window, flat_workspace)
     ws, key = window.workspace, window.session.key
     real = ws.save_ground_truth
 
@@ -361,10 +358,7 @@ def test_a_notice_added_by_a_save_is_shown(qtbot, window, flat_workspace, monkey
 
 def test_leaving_an_image_of_a_workspace_that_has_gone_offers_export_discard_or_stay(qtbot, window, flat_workspace,
                                                                                      tmp_path):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    doc = open_and_paint(qtbot, window, flat_workspace)
     key = window.session.key
     flat_workspace.rename(flat_workspace.with_name("photos-unplugged"))
     window.prompter = SafetyPrompter(save_failed=["export", "discard"])
