@@ -177,8 +177,8 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
     ckpt.metadata["wise_alpha"] = alpha
     if usable:
         outcome.drift_source = "unreviewed photos" if photos else "synthetic photos"
-        outcome.drift = prediction_drift(network(parent, device=device), parent.threshold, network(ckpt, device=device),
-                                         ckpt.threshold, photos or synthetic, device)
+        outcome.drift = prediction_drift(parent.threshold, network(ckpt, device=device), ckpt.threshold,
+                                         photos or synthetic, device)
         ckpt.metadata["drift"] = {"share": outcome.drift, "on": outcome.drift_source, "images": len(photos or synthetic)}
     if store is not None and usable:
         info = {

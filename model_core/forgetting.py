@@ -134,16 +134,17 @@ def photo_rehearsal(parent: Checkpoint, photos: list[Path], limit: int = 8,
     return out
 
 
-def prediction_drift(parent_net: torch.nn.Module, parent_threshold: float, model: torch.nn.Module,
-                     threshold: float, images: list[RehearsalImage], device: torch.device | str = "cpu") -> float:
-    """Share of the vessel map that changes: 1 − IoU of the two models' masks, pooled over the images' FOVs.
+def prediction_drift(parent_threshold: float, model: torch.nn.Module, threshold: float,
+                     images: list[RehearsalImage], device: torch.device | str = "cpu") -> float:
+    """Share of the vessel map that changes: 1 − IoU of the parent's mask (from the probabilities it labelled
+    the images with, ``target``: no second pass of the parent) and ``model``'s, pooled over the images' FOVs.
 
     0 means the same vessels everywhere; 0.05 means one pixel in twenty of the two maps together differs.
     """
     changed = union = 0
     for im in images:
         fov = im.fov > 0
-        a = (probabilities(parent_net, im.x, device) >= parent_threshold) & fov
+        a = (im.target >= parent_threshold) & fov
         b = (probabilities(model, im.x, device) >= threshold) & fov
         changed += int(np.count_nonzero(a ^ b))
         union += int(np.count_nonzero(a | b))

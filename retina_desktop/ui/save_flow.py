@@ -157,29 +157,26 @@ class SaveFlow:
             if not ask:
                 w.show_message(f"Not saved: {user_message(exc)}")
                 return False
-            choice = w.prompter.ask_save_failed(name, user_message(exc), disk_full=True, can_discard=leaving)
-            if choice == "retry":
-                return None
-            if choice == "export":
-                self.export_elsewhere()
-            return choice == "discard"
+            return self._ask_failed(name, exc, disk_full=True, can_discard=leaving)
         if isinstance(exc, (WorkspaceGoneError, ReadOnlyWorkspaceError)):
             if not leaving:
                 self._failed(exc, ask)
                 return False
             # Moving on would lose the edits: offer to write them elsewhere, to discard them, or to stay.
-            choice = w.prompter.ask_save_failed(name, user_message(exc), can_discard=True, can_export=True)
-            if choice == "retry":
-                return None
-            if choice == "export":
-                self.export_elsewhere()
-            return choice == "discard"
+            return self._ask_failed(name, exc, can_discard=True, can_export=True)
         if not ask:
             w.show_message(f"Not saved: {user_message(exc)}")
             return False
-        choice = w.prompter.ask_save_failed(name, user_message(exc), can_discard=leaving)
+        return self._ask_failed(name, exc, can_discard=leaving)
+
+    def _ask_failed(self, name: str, exc: Exception, **offers) -> bool | None:
+        """The failed-save question: None to retry, True when the grader discards the edits, False to stay
+        (also after writing them elsewhere)."""
+        choice = self.w.prompter.ask_save_failed(name, user_message(exc), **offers)
         if choice == "retry":
             return None
+        if choice == "export":
+            self.export_elsewhere()
         return choice == "discard"
 
     def _failed(self, exc: Exception, ask: bool) -> None:

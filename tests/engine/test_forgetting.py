@@ -51,7 +51,7 @@ def test_drift_is_the_share_of_the_vessel_maps_that_differs(parent_and_data):
     parent, _ = parent_and_data
     images = synthetic_rehearsal(parent, count=2, seed=1)
     net = network(parent)
-    assert prediction_drift(net, 0.5, net, 0.5, images) == 0.0
+    assert prediction_drift(0.5, net, 0.5, images) == 0.0
     # The same network cut at two thresholds: the drift is 1 − IoU of the two masks, counted by hand.
     changed = union = 0
     for im in images:
@@ -60,7 +60,7 @@ def test_drift_is_the_share_of_the_vessel_maps_that_differs(parent_and_data):
         changed += np.count_nonzero(a ^ b)
         union += np.count_nonzero(a | b)
     assert union > 0 and changed > 0
-    assert prediction_drift(net, 0.5, net, 0.3, images) == pytest.approx(changed / union)
+    assert prediction_drift(0.5, net, 0.3, images) == pytest.approx(changed / union)
 
 
 def test_rehearsal_labels_are_the_parents_and_photos_teach_only_confident_pixels(parent_and_data, tmp_path):
@@ -98,6 +98,6 @@ def test_finetune_keeps_the_interpolated_weights_it_scored(parent_and_data, tmp_
     assert kept.metadata["wise_alpha"] == out.alpha and out.version.info["wise"]["alpha"] == out.alpha
     # Drift is measured on the unreviewed photos, against the parent, with each model's threshold.
     photos = photo_rehearsal(parent, [s.image for s in unreviewed])
-    expected = prediction_drift(network(parent), parent.threshold, network(kept), kept.threshold, photos)
+    expected = prediction_drift(parent.threshold, network(kept), kept.threshold, photos)
     assert out.drift_source == "unreviewed photos" and out.drift == pytest.approx(expected)
     assert out.version.info["rehearsal"] == {"photos": 2, "synthetic": 6}

@@ -46,12 +46,12 @@ def blank(window):
     return doc
 
 
-def open_and_paint(qtbot, window, folder):
+def open_and_paint(qtbot, window, folder, points=((20, 20), (120, 120))):
     """Open ``folder``, blank the first image's mask and paint one brush stroke on it: an unsaved edit."""
     open_and_predict(qtbot, window, folder)
     doc = blank(window)
     window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (120, 120)])
+    stroke(window.canvas, list(points))
     return doc
 
 

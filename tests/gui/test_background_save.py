@@ -72,10 +72,7 @@ def test_an_edit_during_an_autosave_stays_dirty_and_is_saved_next(qtbot, window,
 
 
 def test_an_edit_during_an_autosave_is_not_marked_saved_by_it(qtbot, window, flat_workspace, monkeypatch):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (60, 20)])
+    doc = open_and_paint(qtbot, window, flat_workspace, [(20, 20), (60, 20)])
     first, key, ws = doc.mask.copy(), window.session.key, window.workspace
     entered, gate = _gate(monkeypatch, ws)
     window.autosave()
@@ -94,10 +91,7 @@ def test_an_edit_during_an_autosave_is_not_marked_saved_by_it(qtbot, window, fla
 
 
 def test_switching_images_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (60, 20)])
+    doc = open_and_paint(qtbot, window, flat_workspace, [(20, 20), (60, 20)])
     key, ws = window.session.key, window.workspace
     entered, gate = _gate(monkeypatch, ws)
     window.autosave()
@@ -137,10 +131,7 @@ def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_wo
 def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, window, flat_workspace, monkeypatch):
     from retina_desktop.core.workspace import Workspace
 
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (60, 20)])
+    doc = open_and_paint(qtbot, window, flat_workspace, [(20, 20), (60, 20)])
     mine, key, ws = doc.mask.copy(), window.session.key, window.workspace
     theirs = np.zeros(doc.shape, bool)
     theirs[50:60, :] = True
