@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from model_core.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from model_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from model_core.cli import evaluate_samples  # noqa: E402
 from model_core.data import Sample, discover, load_sample  # noqa: E402
 from model_core.finetune import finetune, finetune_config  # noqa: E402
@@ -146,6 +146,8 @@ def run(args) -> dict:
     overrides = dict(seed=args.seed, device=args.device, wise_keep=args.wise_keep, **STRATEGIES[args.strategy])
     overrides.update(dict(epochs=10_000, minutes=args.minutes) if args.minutes else dict(epochs=args.epochs))
     overrides.update(rehearsal_share=args.rehearsal_share if rehearse else 0.0, rehearsal_weight=args.rehearsal_weight)
+    if args.focus_share is not None:
+        overrides["focus_share"] = args.focus_share
     if args.lr is not None:
         overrides["lr"] = args.lr
     cfg = finetune_config(parent, **overrides)
@@ -174,10 +176,12 @@ def run(args) -> dict:
     else:
         after["child"] = after["kept"]
     active = after["kept"] if outcome.accepted else before
+    if args.save_kept:  # for later analysis (thresholds, other scores) without training again
+        save_checkpoint(args.save_kept, kept)
     tmp.cleanup()
     return {
         "target": args.target, "strategy": args.strategy, "rehearsal": args.rehearsal, "seed": args.seed,
-        "wise_keep": args.wise_keep, "lr": cfg.lr, "split_by": args.split, "alpha": outcome.alpha,
+        "wise_keep": args.wise_keep, "lr": cfg.lr, "focus_share": cfg.focus_share, "split_by": args.split, "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
         "drift": outcome.drift, "drift_source": outcome.drift_source,
         "budget": {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes else {"minutes": args.minutes},
@@ -200,7 +204,8 @@ def summary(paths: list[Path]) -> None:
     for p in paths:
         r = json.loads(p.read_text())
         # Reports from before --lr ran at the 2e-3 that was then the default.
-        groups.setdefault((r["target"], r["strategy"], r["rehearsal"] + ("" if r.get("split_by", "photos") == "photos" else "+regions"),
+        groups.setdefault((r["target"], r["strategy"], r["rehearsal"] + ("" if r.get("split_by", "photos") == "photos" else "+regions")
+                           + (f"+focus{r['focus_share']:g}" if r.get("focus_share") else ""),
                            r["wise_keep"], r.get("lr", 2e-3)), []).append(r)
     print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
@@ -237,11 +242,14 @@ def main() -> None:
                     help="hold out whole corrections (the app's way) or a band of every one (exploratory)")
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
+    ap.add_argument("--focus-share", type=float, default=None,
+                    help="share of patches centred where the parent and the correction disagree")
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")
     ap.add_argument("--device", default=None)
     ap.add_argument("--images", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed (runs on a few images vary with it)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--save-kept", type=Path, help="also write the kept weights here (a checkpoint file)")
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)

@@ -296,7 +296,10 @@ class PatchSampler:
     RESAMPLE_RANGE = (0.7, 0.95)  # size factors of the downsample-upsample round trip (see _soften)
 
     def __init__(self, images: list[PreparedImage], patch_size: int, seed: int = 0, augment: bool = True,
-                 resample_p: float = 0.0, resample_range: tuple[float, float] = RESAMPLE_RANGE):
+                 resample_p: float = 0.0, resample_range: tuple[float, float] = RESAMPLE_RANGE,
+                 focus: list[np.ndarray] | None = None, focus_p: float = 0.0):
+        """``focus``: per image, a mask of pixels that ``focus_p`` of the patches are centred on (an image
+        with none inside its FOV draws from its whole FOV)."""
         if not images:
             raise ValueError("no training images")
         self.patch = patch_size
@@ -306,18 +309,26 @@ class PatchSampler:
         self.aug = augmentation(seed) if augment else None
         half = patch_size // 2
         self.padded = []
-        for im in images:
+        self.focus_p = focus_p if focus is not None else 0.0
+        self.focus = []
+        for i, im in enumerate(images):
             pad = lambda a: cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
             fov_pad = cv2.copyMakeBorder(im.fov, half, half, half, half, cv2.BORDER_CONSTANT, value=0)
             centres = np.argwhere(im.fov > 0)
             if centres.size == 0:
                 centres = np.argwhere(np.ones_like(im.fov))
             self.padded.append((pad(im.x), pad(im.vessels), fov_pad, centres))
+            if self.focus_p:
+                self.focus.append(np.argwhere((focus[i] > 0) & (im.fov > 0)))
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, vs = [], [], []
         for _ in range(batch_size):
-            x, y, v, centres = self.padded[self.rng.integers(len(self.padded))]
+            k = self.rng.integers(len(self.padded))
+            x, y, v, centres = self.padded[k]
+            # Drawn only when focusing, so runs without it keep their random stream.
+            if self.focus_p and self.rng.random() < self.focus_p and len(self.focus[k]):
+                centres = self.focus[k]
             cy, cx = centres[self.rng.integers(len(centres))]
             # (cy, cx) in unpadded coordinates is the patch centre; in padded ones it is the top-left.
             sl = np.s_[cy:cy + self.patch, cx:cx + self.patch]

@@ -87,6 +87,9 @@ class TrainConfig:
     # parent labelled, taught as soft targets with this weight, so the batch, and a step's cost, stay the same.
     rehearsal_share: float = 0.0
     rehearsal_weight: float = 1.0
+    # Share of training patches centred on a pixel where the parent's mask and the correction disagree
+    # (``train(focus=...)``), so the steps go where the grader corrected; the rest are drawn anywhere.
+    focus_share: float = 0.0
     # Weight-space interpolation after training (finetune(), not train()): the smallest α toward the child
     # that keeps this share of its best held-out gain; 0 keeps the child itself.
     wise_keep: float = 0.0
@@ -216,9 +219,10 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int, float], None] | None = None,
           cancel: CancelToken | None = None, metadata: dict | None = None,
-          rehearsal: list[PreparedImage] | None = None) -> TrainResult:
+          rehearsal: list[PreparedImage] | None = None, focus: list[np.ndarray] | None = None) -> TrainResult:
     """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
-    (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0."""
+    (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0.
+    ``focus``: per training image, the pixels to centre ``cfg.focus_share`` of its patches on."""
     t0 = time.monotonic()
     seed_everything(cfg.seed)
     device = select_device(cfg.device)
@@ -257,7 +261,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment,
-                           resample_p=cfg.resample_p)
+                           resample_p=cfg.resample_p, focus=focus if cfg.focus_share > 0 else None,
+                           focus_p=cfg.focus_share)
     n_rehearse = min(cfg.batch_size - 1, round(cfg.batch_size * cfg.rehearsal_share)) if rehearsal else 0
     rehearse = PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment) \
         if n_rehearse else None

@@ -22,7 +22,7 @@ from .device import select_device
 from .errors import DatasetError, ImageReadError
 from .engine import CancelToken, EpochReport, TrainConfig, TrainResult, train, validate
 from .forgetting import (ALPHA_GRID, KEEP_GAIN, choose_alpha, interpolate, network, photo_rehearsal,
-                         prediction_drift, synthetic_rehearsal)
+                         prediction_drift, probabilities, synthetic_rehearsal)
 from .model_store import ModelStore, ModelVersion
 
 
@@ -162,8 +162,10 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
         if cfg.rehearsal_share > 0 or not photos else []
     rehearsal = [im.as_prepared() for im in photos + synthetic] if cfg.rehearsal_share > 0 else None
     meta = {"name": parent.name, "parent": {"name": parent.name, "version": parent.version, "sha256": parent.sha256}}
+    focus = corrected_pixels(parent, train_imgs, device) if cfg.focus_share > 0 else None
     result = train(train_imgs, val_imgs, parent.model_config, parent.preprocess, cfg, init=parent,
-                   on_epoch=on_epoch, on_step=on_step, cancel=cancel, metadata=meta, rehearsal=rehearsal)
+                   on_epoch=on_epoch, on_step=on_step, cancel=cancel, metadata=meta, rehearsal=rehearsal,
+                   focus=focus)
     new_dice = result.best_val_dice
     alpha, alpha_scores = 1.0, {}
     usable = result.stop_reason != "cancelled" and not result.failed
@@ -199,6 +201,12 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
         if accepted and activate:
             store.activate(outcome.version.id)
     return outcome
+
+
+def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device) -> list:
+    """Per image, where the parent's mask and the correction disagree: what the grader changed."""
+    net = network(parent, device=device)
+    return [(probabilities(net, im.x, device) >= parent.threshold) != (im.vessels > 0) for im in images]
 
 
 def _interpolate_child(parent: Checkpoint, result: TrainResult, val_imgs: list[PreparedImage], cfg: TrainConfig,

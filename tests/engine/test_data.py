@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from model_core.data import PatchSampler, augmentation, discover, find_mask, image_folders, prepare
+from model_core.data import PatchSampler, PreparedImage, augmentation, discover, find_mask, image_folders, prepare
 from model_core.errors import DatasetError, ImageReadError
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.synthetic import make_fundus
@@ -181,3 +181,32 @@ def test_a_suffixed_mask_belongs_to_the_photo_of_that_exact_name_first(tmp_path)
         ("a", None), ("a_gt", "a_gt.png")]
     write_png_atomic(tmp_path / "d" / "masks" / "a_vessels.png", np.zeros((96, 104), np.uint8))
     assert [s.mask.name for s in discover(tmp_path / "d")] == ["a_vessels.png", "a_gt.png"]
+
+
+def _marked_image(size=200, at=(50, 60)):
+    """An image that is 1 at one pixel only, so a patch's centre value says whether it was centred there."""
+    x = np.zeros((size, size), np.float32)
+    x[at] = 1.0
+    return PreparedImage("a", x, np.zeros((size, size), np.uint8), np.ones((size, size), np.uint8), 1.0)
+
+
+def test_focused_patches_are_centred_on_the_focus_pixels_at_the_asked_share():
+    im = _marked_image()
+    focus = np.zeros((200, 200), bool)
+    focus[50, 60] = True
+    x, _, _ = PatchSampler([im], 32, augment=False, focus=[focus], focus_p=1.0).batch(16)
+    assert (x[:, 0, 16, 16] == 1.0).all()
+    x, _, _ = PatchSampler([im], 32, seed=1, augment=False, focus=[focus], focus_p=0.5).batch(400)
+    share = (x[:, 0, 16, 16] == 1.0).mean()
+    assert 0.4 < share < 0.6  # binomial(400, 0.5): 0.4-0.6 is beyond 4 standard deviations
+    # No focus pixel inside an image: its patches come from the whole FOV, as without focus.
+    x, _, _ = PatchSampler([im], 32, augment=False, focus=[np.zeros((200, 200), bool)], focus_p=1.0).batch(16)
+    assert (x[:, 0, 16, 16] == 1.0).sum() <= 1
+
+
+def test_sampling_without_focus_is_unchanged_by_the_focus_option():
+    im = _marked_image()
+    a = PatchSampler([im], 32, seed=3).batch(6)
+    b = PatchSampler([im], 32, seed=3, focus=None, focus_p=0.5).batch(6)
+    for u, v in zip(a, b):
+        assert np.array_equal(u, v)

@@ -164,3 +164,39 @@ def test_an_unusable_correction_is_left_out_not_fatal(parent_and_data, tmp_path)
     out = finetune(parent, discover(folder), _quick())
     assert "left out 1 unusable" in out.plan.note and "img1.png" in out.plan.note
     assert all(s.name != "img1" for s in out.plan.train + out.plan.val)
+
+
+def test_corrected_pixels_are_where_the_parents_mask_and_the_correction_disagree(parent_and_data):
+    from model_core.data import prepare
+    from model_core.finetune import corrected_pixels
+    from model_core.forgetting import network, probabilities
+
+    parent, corrections = parent_and_data
+    im = prepare(corrections[0], parent.preprocess)
+    parent_mask = probabilities(network(parent), im.x) >= parent.threshold
+    # The grader's correction: the parent's mask with one block added and one stroke taken away.
+    corrected = parent_mask.copy()
+    corrected[10:20, 10:20] = True
+    corrected[40, :] = False
+    im.vessels = corrected.astype(np.uint8)
+    (changed,) = corrected_pixels(parent, [im], "cpu")
+    assert np.array_equal(changed, parent_mask != corrected)
+    assert changed[10:20, 10:20].sum() == (~parent_mask[10:20, 10:20]).sum() and changed.sum() > 0
+
+
+def test_finetune_with_focus_trains_on_the_changed_pixels(parent_and_data, tmp_path, monkeypatch):
+    import model_core.engine as engine
+
+    parent, corrections = parent_and_data
+    seen = {}
+    real = engine.PatchSampler
+
+    def spy(images, patch, **kw):
+        seen.setdefault("focus", kw.get("focus"))
+        seen.setdefault("focus_p", kw.get("focus_p"))
+        return real(images, patch, **kw)
+
+    monkeypatch.setattr(engine, "PatchSampler", spy)
+    out = finetune(parent, corrections, _quick(focus_share=0.5, rehearsal_share=0.0), store=None)
+    assert seen["focus_p"] == 0.5 and len(seen["focus"]) == len(out.plan.train)
+    assert all(f.dtype == bool and f.shape == (128, 128) for f in seen["focus"])

@@ -1,0 +1,111 @@
+"""How much of a fine-tune's gain is its threshold? Dice of kept models across thresholds, and threshold rules.
+
+Takes the weights ``bench_finetune.py --save-kept`` wrote (and the parent) and reports, per model, the mean
+per-image Dice on the camera's test photos and on ``drive/test`` at every threshold of the grid, as
+``bench_finetune.py`` scores them; then what the threshold rules would keep:
+
+* ``held-out``: the best pooled Dice on the held-out correction (what the app does);
+* ``all corrections``: the best pooled Dice over all 5 corrections, the 4 taught ones included;
+* ``oracle``: the best Dice on the test photos themselves, the ceiling no rule can pass.
+
+The parent's row shows what choosing a threshold alone, without training, would give.
+
+    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+from bench_finetune import make_far_stare  # noqa: E402
+from model_core.checkpoint import load_checkpoint  # noqa: E402
+from model_core.data import _find_by_stem, discover, fov_stems, load_sample, prepare  # noqa: E402
+from model_core.forgetting import network, probabilities  # noqa: E402
+from model_core.imageio import read_mask  # noqa: E402
+from model_core.metrics import THRESHOLD_GRID, Confusion  # noqa: E402
+from model_core.finetune import plan_split  # noqa: E402
+from model_core.predictor import VesselPredictor  # noqa: E402
+from model_core.resources import default_model_path  # noqa: E402
+
+
+def mean_dice_curve(predictor, samples, fov_dir: Path | None) -> np.ndarray:
+    """Mean per-image Dice at every threshold: bench_finetune's score (whole photo unless FOVs are given)."""
+    total = np.zeros(len(THRESHOLD_GRID))
+    for s in samples:
+        rgb, truth, _, _ = load_sample(s)
+        fov = read_mask(_find_by_stem(fov_dir, s.image.stem, fov_stems)).astype(bool) if fov_dir else None
+        total += [c.dice for c in Confusion.sweep(predictor.predict(rgb), truth.astype(bool), fov, THRESHOLD_GRID)]
+    return total / len(samples)
+
+
+def pooled_dice_curve(ckpt, samples) -> np.ndarray:
+    """Pooled Dice at every threshold as fine-tuning validates (model_core.engine.validate)."""
+    net = network(ckpt)
+    conf = [Confusion() for _ in THRESHOLD_GRID]
+    for s in samples:
+        im = prepare(s, ckpt.preprocess)
+        conf = [a + b for a, b in zip(conf, Confusion.sweep(probabilities(net, im.x), im.vessels > 0, im.fov > 0,
+                                                             THRESHOLD_GRID))]
+    return np.array([c.dice for c in conf])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights", nargs="+", type=Path)
+    ap.add_argument("--target", choices=("stare", "far-stare"), default="stare")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--images", type=int, default=5, help="corrections, as in bench_finetune.py")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    tmp = tempfile.TemporaryDirectory(prefix="far-stare-")
+    root = make_far_stare(args.data, Path(tmp.name)) if args.target == "far-stare" else args.data / "stare"
+    corrections = discover(root, split="train")[: args.images]
+    plan = plan_split(corrections)
+    test, drive = discover(root, split="test"), discover(args.data / "drive", split="test")
+    grid = [float(t) for t in THRESHOLD_GRID]
+    report, base = {"target": args.target, "thresholds": grid, "models": {}}, None
+    for path in [default_model_path(), *args.weights]:
+        ckpt = load_checkpoint(path)
+        predictor = VesselPredictor(ckpt, device="cpu")
+        target = mean_dice_curve(predictor, test, None)
+        on_drive = mean_dice_curve(predictor, drive, args.data / "drive/test/fov")
+        rules = {"held-out": int(np.nanargmax(pooled_dice_curve(ckpt, plan.val))),
+                 "all corrections": int(np.nanargmax(pooled_dice_curve(ckpt, corrections))),
+                 "oracle": int(np.nanargmax(target))}
+        at = int(np.argmin(np.abs(THRESHOLD_GRID - ckpt.threshold)))
+        if base is None:  # the parent at its own threshold: the "before" of bench_finetune.py
+            base = (target[at], on_drive[at])
+        name = "parent" if path == default_model_path() else str(path)
+        row = {"threshold": ckpt.threshold, "target": target.tolist(), "drive": on_drive.tolist(),
+               "gain": target[at] - base[0], "drop": on_drive[at] - base[1],
+               "rules": {k: {"threshold": grid[i], "gain": target[i] - base[0], "drop": on_drive[i] - base[1]}
+                         for k, i in rules.items()}}
+        report["models"][name] = row
+        print(f"{name}: kept threshold {ckpt.threshold:.2f}, gain {row['gain']:+.4f}, DRIVE {row['drop']:+.4f}; "
+              + "; ".join(f"{k} {r['threshold']:.2f}: {r['gain']:+.4f} / {r['drop']:+.4f}" for k, r in row["rules"].items()),
+              flush=True)
+    kept = [r for k, r in report["models"].items() if k != "parent"]
+    for rule in ("held-out", "all corrections", "oracle"):
+        g = [r["rules"][rule]["gain"] for r in kept]
+        d = [r["rules"][rule]["drop"] for r in kept]
+        print(f"mean of {len(kept)} kept models, {rule} threshold: gain {np.mean(g):+.4f}, DRIVE {np.mean(d):+.4f}")
+    tmp.cleanup()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
