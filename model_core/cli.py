@@ -204,7 +204,7 @@ def _split_train_val(samples, val_fraction: float, seed: int):
 TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay",
                     "alpha", "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device",
                     "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold", "ema_decay",
-                    "wise_keep", "rehearsal_share", "rehearsal_weight")
+                    "wise_keep", "rehearsal_share", "rehearsal_weight", "focus_share")
 
 
 def _given_training_options(args) -> dict:
@@ -429,6 +429,9 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                        help="share of each batch drawn from rehearsal images labelled by the parent "
                             "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)")
         p.add_argument("--rehearsal-weight", type=float, help="weight of the rehearsal loss (default 1)")
+        p.add_argument("--focus-share", type=_probability, metavar="S",
+                       help="share of training patches centred where the parent's mask and the correction "
+                            "disagree (default: 0, patches anywhere)")
     else:
         from .model import PRESETS
 

@@ -103,11 +103,12 @@ def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_p
     others = write_synthetic_dataset(tmp_path / "others", n=2, seed=9)
     rc = main(["finetune", str(data), "--weights", str(micro_checkpoint_path), "--out", str(tmp_path / "b.pt"),
                "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--patch-size", "32", "--device", "cpu",
-               "--unreviewed", str(others), "--rehearsal-share", "0.25", "--wise-keep", "0.5"])
+               "--unreviewed", str(others), "--rehearsal-share", "0.25", "--wise-keep", "0.5", "--focus-share", "0.5"])
     b = load_checkpoint(tmp_path / "b.pt")
     gate = b.metadata["gate"]
     assert rc == (0 if gate["accepted"] else 3)
     assert b.metadata["train_config"]["wise_keep"] == 0.5 and b.metadata["train_config"]["rehearsal_share"] == 0.25
+    assert b.metadata["train_config"]["focus_share"] == 0.5
     assert gate["drift_source"] == "unreviewed photos" and 0.0 <= gate["drift"] <= 1.0
     assert gate["wise_alpha"] == b.metadata["wise_alpha"]
     assert f"predictions on unreviewed photos change by {gate['drift']:.1%}" in capsys.readouterr().out
