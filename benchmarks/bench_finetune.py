@@ -249,7 +249,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed (runs on a few images vary with it)")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--save-kept", type=Path, help="also write the kept weights here (a checkpoint file)")
+    ap.add_argument("--save-kept", type=Path, help="also write the fine-tuned weights the report scores as 'kept' here "
+                    "(after the blend; written even when the gate refused them and the app would keep the parent)")
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)

@@ -8,9 +8,10 @@ per-image Dice on the camera's test photos and on ``drive/test`` at every thresh
 * ``all corrections``: the best pooled Dice over all 5 corrections, the 4 taught ones included;
 * ``oracle``: the best Dice on the test photos themselves, the ceiling no rule can pass.
 
-The parent's row shows what choosing a threshold alone, without training, would give.
+The parent's row shows what choosing a threshold alone, without training, would give. For models of
+``bench_finetune.py``'s photo split (its default; not ``--split regions``), from the same ``--weights``.
 
-    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--json OUT]
+    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--parent FILE] [--json OUT]
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
     ap.add_argument("--target", choices=("stare", "far-stare"), default="stare")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--images", type=int, default=5, help="corrections, as in bench_finetune.py")
+    ap.add_argument("--parent", type=Path, default=None, help="the models' parent (bench_finetune --weights; "
+                    "default: the bundled model)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
@@ -77,8 +80,11 @@ def main() -> None:
     test, drive = discover(root, split="test"), discover(args.data / "drive", split="test")
     grid = [float(t) for t in THRESHOLD_GRID]
     report, base = {"target": args.target, "thresholds": grid, "models": {}}, None
-    for path in [default_model_path(), *args.weights]:
+    parent_path = args.parent or default_model_path()
+    for path in [parent_path, *args.weights]:
         ckpt = load_checkpoint(path)
+        if not np.isclose(THRESHOLD_GRID, ckpt.threshold).any():
+            raise SystemExit(f"{path}: threshold {ckpt.threshold} is not on the grid that the rules choose from")
         predictor = VesselPredictor(ckpt, device="cpu")
         target = mean_dice_curve(predictor, test, None)
         on_drive = mean_dice_curve(predictor, drive, args.data / "drive/test/fov")
@@ -88,8 +94,8 @@ def main() -> None:
         at = int(np.argmin(np.abs(THRESHOLD_GRID - ckpt.threshold)))
         if base is None:  # the parent at its own threshold: the "before" of bench_finetune.py
             base = (target[at], on_drive[at])
-        name = "parent" if path == default_model_path() else str(path)
-        row = {"threshold": ckpt.threshold, "target": target.tolist(), "drive": on_drive.tolist(),
+        name = "parent" if path == parent_path else str(path)
+        row = {"threshold": ckpt.threshold, "seed": (ckpt.metadata.get("train_config") or {}).get("seed"), "target": target.tolist(), "drive": on_drive.tolist(),
                "gain": target[at] - base[0], "drop": on_drive[at] - base[1],
                "rules": {k: {"threshold": grid[i], "gain": target[i] - base[0], "drop": on_drive[i] - base[1]}
                          for k, i in rules.items()}}
@@ -98,10 +104,12 @@ def main() -> None:
               + "; ".join(f"{k} {r['threshold']:.2f}: {r['gain']:+.4f} / {r['drop']:+.4f}" for k, r in row["rules"].items()),
               flush=True)
     kept = [r for k, r in report["models"].items() if k != "parent"]
+    report["means"] = {}
     for rule in ("held-out", "all corrections", "oracle"):
-        g = [r["rules"][rule]["gain"] for r in kept]
-        d = [r["rules"][rule]["drop"] for r in kept]
-        print(f"mean of {len(kept)} kept models, {rule} threshold: gain {np.mean(g):+.4f}, DRIVE {np.mean(d):+.4f}")
+        g = float(np.mean([r["rules"][rule]["gain"] for r in kept]))
+        d = float(np.mean([r["rules"][rule]["drop"] for r in kept]))
+        report["means"][rule] = {"gain": g, "drop": d, "models": len(kept)}
+        print(f"mean of {len(kept)} kept models, {rule} threshold: gain {g:+.4f}, DRIVE {d:+.4f}")
     tmp.cleanup()
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -430,8 +430,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                             "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)")
         p.add_argument("--rehearsal-weight", type=float, help="weight of the rehearsal loss (default 1)")
         p.add_argument("--focus-share", type=_probability, metavar="S",
-                       help="share of training patches centred where the parent's mask and the correction "
-                            "disagree (default: 0, patches anywhere)")
+                       help="share of the corrections' patches centred where the parent's mask and the "
+                            "correction disagree (default: 0, patches anywhere in the FOV)")
     else:
         from .model import PRESETS
 

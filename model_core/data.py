@@ -302,6 +302,8 @@ class PatchSampler:
         with none inside its FOV draws from its whole FOV)."""
         if not images:
             raise ValueError("no training images")
+        if focus is not None and [f.shape for f in focus] != [im.fov.shape for im in images]:
+            raise ValueError("one focus mask per image, of the image's size, is needed")
         self.patch = patch_size
         self.resample_p = resample_p
         self.resample_range = resample_range

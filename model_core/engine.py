@@ -87,8 +87,9 @@ class TrainConfig:
     # parent labelled, taught as soft targets with this weight, so the batch, and a step's cost, stay the same.
     rehearsal_share: float = 0.0
     rehearsal_weight: float = 1.0
-    # Share of training patches centred on a pixel where the parent's mask and the correction disagree
-    # (``train(focus=...)``), so the steps go where the grader corrected; the rest are drawn anywhere.
+    # Share of the corrections' patches (rehearsal patches aside) centred on a pixel of ``train(focus=...)``:
+    # where the parent's mask and the correction disagree, so the steps go where the grader corrected. The
+    # rest, and all of an image with no such pixel in its FOV, are centred anywhere in the FOV.
     focus_share: float = 0.0
     # Weight-space interpolation after training (finetune(), not train()): the smallest α toward the child
     # that keeps this share of its best held-out gain; 0 keeps the child itself.
@@ -223,6 +224,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
     (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0.
     ``focus``: per training image, the pixels to centre ``cfg.focus_share`` of its patches on."""
+    if cfg.focus_share > 0 and focus is None:
+        raise ValueError("focus_share needs focus maps (train(focus=...))")
     t0 = time.monotonic()
     seed_everything(cfg.seed)
     device = select_device(cfg.device)

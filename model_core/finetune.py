@@ -204,7 +204,9 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
 
 
 def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device) -> list:
-    """Per image, where the parent's mask and the correction disagree: what the grader changed."""
+    """Per image (at the network's scale), where the parent's mask at its threshold and the correction
+    disagree: what the grader changed when starting from this parent's prediction, and in any case what the
+    parent gets wrong. Pixels outside the FOV are included; the sampler leaves them out."""
     net = network(parent, device=device)
     return [(probabilities(net, im.x, device) >= parent.threshold) != (im.vessels > 0) for im in images]
 

@@ -183,11 +183,12 @@ def test_a_suffixed_mask_belongs_to_the_photo_of_that_exact_name_first(tmp_path)
     assert [s.mask.name for s in discover(tmp_path / "d")] == ["a_vessels.png", "a_gt.png"]
 
 
-def _marked_image(size=200, at=(50, 60)):
+def _marked_image(size=200, at=(50, 60), fov=None):
     """An image that is 1 at one pixel only, so a patch's centre value says whether it was centred there."""
     x = np.zeros((size, size), np.float32)
     x[at] = 1.0
-    return PreparedImage("a", x, np.zeros((size, size), np.uint8), np.ones((size, size), np.uint8), 1.0)
+    fov = np.ones((size, size), np.uint8) if fov is None else fov.astype(np.uint8)
+    return PreparedImage("a", x, np.zeros((size, size), np.uint8), fov, 1.0)
 
 
 def test_focused_patches_are_centred_on_the_focus_pixels_at_the_asked_share():
@@ -199,14 +200,34 @@ def test_focused_patches_are_centred_on_the_focus_pixels_at_the_asked_share():
     x, _, _ = PatchSampler([im], 32, seed=1, augment=False, focus=[focus], focus_p=0.5).batch(400)
     share = (x[:, 0, 16, 16] == 1.0).mean()
     assert 0.4 < share < 0.6  # binomial(400, 0.5): 0.4-0.6 is beyond 4 standard deviations
-    # No focus pixel inside an image: its patches come from the whole FOV, as without focus.
-    x, _, _ = PatchSampler([im], 32, augment=False, focus=[np.zeros((200, 200), bool)], focus_p=1.0).batch(16)
-    assert (x[:, 0, 16, 16] == 1.0).sum() <= 1
 
 
-def test_sampling_without_focus_is_unchanged_by_the_focus_option():
+def test_focus_pixels_outside_the_fov_are_not_patch_centres():
+    fov = np.zeros((200, 200), bool)
+    fov[100:, :] = True  # the marked pixel (50, 60) lies outside
+    im = _marked_image(fov=fov)
+    focus = np.zeros((200, 200), bool)
+    focus[50, 60] = True
+    x, _, _ = PatchSampler([im], 32, augment=False, focus=[focus], focus_p=1.0).batch(50)
+    assert (x[:, 0, 16, 16] == 0.0).all()  # centred in the FOV, as without focus
+    with pytest.raises(ValueError, match="one focus mask per image"):
+        PatchSampler([im], 32, focus=[focus[:100]], focus_p=1.0)
+
+
+def test_sampling_without_focus_draws_the_same_random_stream_as_before_focus_existed():
+    # The stream before focus: per patch, the image index, then the centre, from one generator.
     im = _marked_image()
-    a = PatchSampler([im], 32, seed=3).batch(6)
-    b = PatchSampler([im], 32, seed=3, focus=None, focus_p=0.5).batch(6)
-    for u, v in zip(a, b):
-        assert np.array_equal(u, v)
+    rng = np.random.default_rng(3)
+    centres = np.argwhere(im.fov > 0)
+    half = 16
+    padded = cv2.copyMakeBorder(im.x, half, half, half, half, cv2.BORDER_REFLECT_101)
+    expected = []
+    for _ in range(6):
+        rng.integers(1)
+        cy, cx = centres[rng.integers(len(centres))]
+        expected.append(padded[cy:cy + 32, cx:cx + 32])
+    focus = np.zeros((200, 200), bool)
+    focus[50, 60] = True
+    for kw in ({}, {"focus": [focus], "focus_p": 0.0}):
+        x, _, _ = PatchSampler([im], 32, seed=3, augment=False, **kw).batch(6)
+        assert np.array_equal(x[:, 0], np.stack(expected))

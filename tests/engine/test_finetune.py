@@ -172,8 +172,12 @@ def test_corrected_pixels_are_where_the_parents_mask_and_the_correction_disagree
     from model_core.forgetting import network, probabilities
 
     parent, corrections = parent_and_data
+    # A parent calibrated away from 0.5: its mask is taken at its own threshold.
+    parent = dataclasses.replace(parent, metadata={**parent.metadata, "threshold": 0.3})
     im = prepare(corrections[0], parent.preprocess)
-    parent_mask = probabilities(network(parent), im.x) >= parent.threshold
+    p = probabilities(network(parent), im.x)
+    parent_mask = p >= 0.3
+    assert (parent_mask != (p >= 0.5)).any()  # the threshold matters on this image
     # The grader's correction: the parent's mask with one block added and one stroke taken away.
     corrected = parent_mask.copy()
     corrected[10:20, 10:20] = True
@@ -184,19 +188,24 @@ def test_corrected_pixels_are_where_the_parents_mask_and_the_correction_disagree
     assert changed[10:20, 10:20].sum() == (~parent_mask[10:20, 10:20]).sum() and changed.sum() > 0
 
 
-def test_finetune_with_focus_trains_on_the_changed_pixels(parent_and_data, tmp_path, monkeypatch):
+def test_finetune_with_focus_samples_where_the_parent_was_corrected(parent_and_data, monkeypatch):
     import model_core.engine as engine
+    from model_core.data import prepare
+    from model_core.finetune import corrected_pixels
 
     parent, corrections = parent_and_data
     seen = {}
     real = engine.PatchSampler
 
     def spy(images, patch, **kw):
+        seen.setdefault("images", images)
         seen.setdefault("focus", kw.get("focus"))
         seen.setdefault("focus_p", kw.get("focus_p"))
         return real(images, patch, **kw)
 
     monkeypatch.setattr(engine, "PatchSampler", spy)
     out = finetune(parent, corrections, _quick(focus_share=0.5, rehearsal_share=0.0), store=None)
-    assert seen["focus_p"] == 0.5 and len(seen["focus"]) == len(out.plan.train)
-    assert all(f.dtype == bool and f.shape == (128, 128) for f in seen["focus"])
+    expected = corrected_pixels(parent, [prepare(s, parent.preprocess) for s in out.plan.train], "cpu")
+    assert seen["focus_p"] == 0.5 and [im.name for im in seen["images"]] == [s.name for s in out.plan.train]
+    assert len(seen["focus"]) == len(expected) and all(np.array_equal(f, e) for f, e in zip(seen["focus"], expected))
+    assert any((f & (im.fov > 0)).any() for f, im in zip(seen["focus"], seen["images"]))
