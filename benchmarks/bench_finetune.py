@@ -148,6 +148,7 @@ def run(args) -> dict:
     overrides.update(rehearsal_share=args.rehearsal_share if rehearse else 0.0, rehearsal_weight=args.rehearsal_weight)
     if args.focus_share is not None:
         overrides["focus_share"] = args.focus_share
+    overrides.update({k: v for k, v in (("patch_size", args.patch_size), ("batch_size", args.batch_size)) if v})
     if args.lr is not None:
         overrides["lr"] = args.lr
     cfg = finetune_config(parent, **overrides)
@@ -181,7 +182,7 @@ def run(args) -> dict:
     tmp.cleanup()
     return {
         "target": args.target, "strategy": args.strategy, "rehearsal": args.rehearsal, "seed": args.seed,
-        "wise_keep": args.wise_keep, "lr": cfg.lr, "focus_share": cfg.focus_share, "split_by": args.split, "alpha": outcome.alpha,
+        "wise_keep": args.wise_keep, "lr": cfg.lr, "focus_share": cfg.focus_share, "patch_size": cfg.patch_size, "batch_size": cfg.batch_size, "split_by": args.split, "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
         "drift": outcome.drift, "drift_source": outcome.drift_source,
         "budget": {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes else {"minutes": args.minutes},
@@ -205,7 +206,8 @@ def summary(paths: list[Path]) -> None:
         r = json.loads(p.read_text())
         # Reports from before --lr ran at the 2e-3 that was then the default.
         groups.setdefault((r["target"], r["strategy"], r["rehearsal"] + ("" if r.get("split_by", "photos") == "photos" else "+regions")
-                           + (f"+focus{r['focus_share']:g}" if r.get("focus_share") else ""),
+                           + (f"+focus{r['focus_share']:g}" if r.get("focus_share") else "")
+                           + (f"+{r['batch_size']}x{r['patch_size']}px" if r.get("patch_size", 128) != 128 else ""),
                            r["wise_keep"], r.get("lr", 2e-3)), []).append(r)
     print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
@@ -242,6 +244,8 @@ def main() -> None:
                     help="hold out whole corrections (the app's way) or a band of every one (exploratory)")
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
+    ap.add_argument("--patch-size", type=int, default=None, help="instead of the shipped default (128)")
+    ap.add_argument("--batch-size", type=int, default=None, help="instead of the shipped default (8)")
     ap.add_argument("--focus-share", type=float, default=None,
                     help="share of patches centred where the parent and the correction disagree")
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")
