@@ -182,7 +182,8 @@ def run(args) -> dict:
     tmp.cleanup()
     return {
         "target": args.target, "strategy": args.strategy, "rehearsal": args.rehearsal, "seed": args.seed,
-        "wise_keep": args.wise_keep, "lr": cfg.lr, "focus_share": cfg.focus_share, "patch_size": cfg.patch_size, "batch_size": cfg.batch_size, "split_by": args.split, "alpha": outcome.alpha,
+        "wise_keep": args.wise_keep, "lr": cfg.lr, "focus_share": cfg.focus_share, "patch_size": cfg.patch_size,
+        "batch_size": cfg.batch_size, "split_by": args.split, "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
         "drift": outcome.drift, "drift_source": outcome.drift_source,
         "budget": {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes else {"minutes": args.minutes},

@@ -264,8 +264,7 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment,
-                           resample_p=cfg.resample_p, focus=focus if cfg.focus_share > 0 else None,
-                           focus_p=cfg.focus_share)
+                           resample_p=cfg.resample_p, focus=focus, focus_p=cfg.focus_share)
     n_rehearse = min(cfg.batch_size - 1, round(cfg.batch_size * cfg.rehearsal_share)) if rehearsal else 0
     rehearse = PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment) \
         if n_rehearse else None
