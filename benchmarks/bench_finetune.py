@@ -11,10 +11,12 @@ Two cameras (``--target``):
   balance and gamma, blurred and noisy, so that the parent scores clearly worse on it. Written to a
   temporary folder per run, never into the repository.
 
-The budget is the number of training steps the shipped defaults complete in 10 minutes on the 2-core
-machine this project is measured on (57 epochs × 20 steps, docs/finetune_benchmark_cpu_ema.json), so that
-runs sharing the CPU, or run side by side, still train exactly as much; ``--minutes`` gives a wall-time
-budget instead. The kept model is the one the app would keep: after weight-space interpolation when it is
+The budget is a number of training steps, so that runs sharing the CPU, or run side by side, still train
+exactly as much: by default 57 epochs × 20 steps, what the defaults of the time completed in 10 minutes on the
+2-core machine when it was set (docs/finetune_benchmark_cpu_ema.json, before rehearsal). Measured again alone
+(2 threads, rehearsal on, 2026-12-01), an epoch of the shipped defaults took 15.9 s, so 10 minutes were 37
+epochs on that machine and the 57 epochs about 15 minutes: ``--epochs 37`` is the stricter budget (README).
+``--minutes`` gives a wall-time budget instead. The kept model is the one the app would keep: after weight-space interpolation when it is
 on (``--wise-keep``), and the parent when the gate refuses.
 
     python benchmarks/bench_finetune.py [--target stare|far-stare] [--seed 0] [--rehearsal both|none|photos|synthetic]
@@ -48,7 +50,7 @@ from model_core.imageio import write_png_atomic  # noqa: E402
 from model_core.predictor import VesselPredictor  # noqa: E402
 from model_core.resources import default_model_path  # noqa: E402
 
-QUIET_EPOCHS = 57  # 57 × 20 steps: the default run's 10 CPU-minutes (see the docstring)
+QUIET_EPOCHS = 57  # 57 × 20 steps: the default run's 10 CPU-minutes when the budget was set (see the docstring)
 
 STRATEGIES = {
     # The shipped defaults: L2-SP toward the parent, slower encoder, frozen BatchNorm statistics, a moving
