@@ -16,8 +16,8 @@ exactly as much: by default 57 epochs × 20 steps, what the defaults of the time
 2-core machine when it was set (docs/finetune_benchmark_cpu_ema.json, before rehearsal). Measured again alone
 (2 threads, rehearsal on, 2026-12-01), an epoch of the shipped defaults took 15.9 s, so 10 minutes were 37
 epochs on that machine and the 57 epochs about 15 minutes: ``--epochs 37`` is the stricter budget (README).
-``--minutes`` gives a wall-time budget instead. The kept model is the one the app would keep: after weight-space interpolation when it is
-on (``--wise-keep``), and the parent when the gate refuses.
+``--minutes`` gives a wall-time budget instead. The kept model is the one the app would keep: after weight-space
+interpolation when it is on (``--wise-keep``), and the parent when the gate refuses.
 
     python benchmarks/bench_finetune.py [--target stare|far-stare] [--seed 0] [--rehearsal both|none|photos|synthetic]
                                         [--wise-keep 0.9] [--json OUT]
@@ -203,15 +203,27 @@ def targets(target: str) -> tuple[float, float]:
     return (0.04, 0.01) if target == "stare" else (0.05, 0.02)
 
 
+def _variant(report: dict, shipped) -> str:
+    """The rehearsal sources plus whatever else the run changed from the shipped setting (reports from before
+    a flag existed ran at the shipped value)."""
+    batch, patch = report.get("batch_size", shipped.batch_size), report.get("patch_size", shipped.patch_size)
+    budget = report.get("budget", {})
+    return (report["rehearsal"]
+            + ("" if report.get("split_by", "photos") == "photos" else "+regions")
+            + (f"+focus{report['focus_share']:g}" if report.get("focus_share") else "")
+            + ("" if (batch, patch) == (shipped.batch_size, shipped.patch_size) else f"+{batch}x{patch}px")
+            + (f"+{budget['minutes']:g}min" if "minutes" in budget
+               else "" if budget.get("epochs", QUIET_EPOCHS) == QUIET_EPOCHS else f"+{budget['epochs']}ep"))
+
+
 def summary(paths: list[Path]) -> None:
+    shipped = finetune_config()
     groups: dict[tuple, list[dict]] = {}
     for p in paths:
         r = json.loads(p.read_text())
         # Reports from before --lr ran at the 2e-3 that was then the default.
-        groups.setdefault((r["target"], r["strategy"], r["rehearsal"] + ("" if r.get("split_by", "photos") == "photos" else "+regions")
-                           + (f"+focus{r['focus_share']:g}" if r.get("focus_share") else "")
-                           + (f"+{r['batch_size']}x{r['patch_size']}px" if r.get("patch_size", 128) != 128 else ""),
-                           r["wise_keep"], r.get("lr", 2e-3)), []).append(r)
+        groups.setdefault((r["target"], r["strategy"], _variant(r, shipped), r["wise_keep"], r.get("lr", 2e-3)),
+                          []).append(r)
     print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
     for (target, strategy, rehearsal, keep, lr), runs in sorted(groups.items()):

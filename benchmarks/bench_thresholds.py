@@ -95,7 +95,8 @@ def main() -> None:
         if base is None:  # the parent at its own threshold: the "before" of bench_finetune.py
             base = (target[at], on_drive[at])
         name = "parent" if path == parent_path else str(path)
-        row = {"threshold": ckpt.threshold, "seed": (ckpt.metadata.get("train_config") or {}).get("seed"), "target": target.tolist(), "drive": on_drive.tolist(),
+        seed = (ckpt.metadata.get("train_config") or {}).get("seed")
+        row = {"threshold": ckpt.threshold, "seed": seed, "target": target.tolist(), "drive": on_drive.tolist(),
                "gain": target[at] - base[0], "drop": on_drive[at] - base[1],
                "rules": {k: {"threshold": grid[i], "gain": target[i] - base[0], "drop": on_drive[i] - base[1]}
                          for k, i in rules.items()}}
