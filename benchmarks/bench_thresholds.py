@@ -6,12 +6,18 @@ per-image Dice on the camera's test photos and on ``drive/test`` at every thresh
 
 * ``held-out``: the best pooled Dice on the held-out correction (what the app does);
 * ``all corrections``: the best pooled Dice over all 5 corrections, the 4 taught ones included;
+* ``area match``: where the held-out photo's predicted vessel area equals its correction's (a Dice-optimal
+  threshold of a calibrated model predicts about as many vessel pixels as there are; the area is a smoother
+  function of the threshold than the Dice of one photo);
 * ``oracle``: the best Dice on the test photos themselves, the ceiling no rule can pass.
+
+``--step 0.01`` scores a grid five times finer than the app's (``THRESHOLD_GRID``, 0.05): whether the grid's
+coarseness costs anything. Several models at once give the rules' means over all of them.
 
 The parent's row shows what choosing a threshold alone, without training, would give. For models of
 ``bench_finetune.py``'s photo split (its default; not ``--split regions``), from the same ``--weights``.
 
-    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--parent FILE] [--json OUT]
+    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--parent FILE] [--step 0.01] [--json OUT]
 """
 
 from __future__ import annotations
@@ -39,25 +45,33 @@ from model_core.predictor import VesselPredictor  # noqa: E402
 from model_core.resources import default_model_path  # noqa: E402
 
 
-def mean_dice_curve(predictor, samples, fov_dir: Path | None) -> np.ndarray:
+def mean_dice_curve(predictor, samples, fov_dir: Path | None, grid: np.ndarray) -> np.ndarray:
     """Mean per-image Dice at every threshold: bench_finetune's score (whole photo unless FOVs are given)."""
-    total = np.zeros(len(THRESHOLD_GRID))
+    total = np.zeros(len(grid))
     for s in samples:
         rgb, truth, _, _ = load_sample(s)
         fov = read_mask(_find_by_stem(fov_dir, s.image.stem, fov_stems)).astype(bool) if fov_dir else None
-        total += [c.dice for c in Confusion.sweep(predictor.predict(rgb), truth.astype(bool), fov, THRESHOLD_GRID)]
+        total += [c.dice for c in Confusion.sweep(predictor.predict(rgb), truth.astype(bool), fov, grid)]
     return total / len(samples)
 
 
-def pooled_dice_curve(ckpt, samples) -> np.ndarray:
-    """Pooled Dice at every threshold as fine-tuning validates (model_core.engine.validate)."""
+def pooled_counts(ckpt, samples, grid: np.ndarray) -> list[Confusion]:
+    """Pooled counts at every threshold as fine-tuning validates (model_core.engine.validate)."""
     net = network(ckpt)
-    conf = [Confusion() for _ in THRESHOLD_GRID]
+    conf = [Confusion() for _ in grid]
     for s in samples:
         im = prepare(s, ckpt.preprocess)
-        conf = [a + b for a, b in zip(conf, Confusion.sweep(probabilities(net, im.x), im.vessels > 0, im.fov > 0,
-                                                             THRESHOLD_GRID))]
-    return np.array([c.dice for c in conf])
+        conf = [a + b for a, b in zip(conf, Confusion.sweep(probabilities(net, im.x), im.vessels > 0, im.fov > 0, grid))]
+    return conf
+
+
+def best_dice(conf: list[Confusion]) -> int:
+    return int(np.nanargmax([c.dice for c in conf]))
+
+
+def area_match(conf: list[Confusion]) -> int:
+    """The threshold whose predicted vessel area is nearest the reference's."""
+    return int(np.argmin([abs((c.tp + c.fp) - (c.tp + c.fn)) for c in conf]))
 
 
 def main() -> None:
@@ -68,8 +82,11 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=5, help="corrections, as in bench_finetune.py")
     ap.add_argument("--parent", type=Path, default=None, help="the models' parent (bench_finetune --weights; "
                     "default: the bundled model)")
+    ap.add_argument("--step", type=float, default=None,
+                    help="threshold grid step (default: the app's grid, THRESHOLD_GRID, 0.05 apart)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    thresholds = THRESHOLD_GRID if args.step is None else np.round(np.arange(args.step, 1 - args.step / 2, args.step), 4)
     import torch
 
     torch.set_num_threads(1)
@@ -78,20 +95,22 @@ def main() -> None:
     corrections = discover(root, split="train")[: args.images]
     plan = plan_split(corrections)
     test, drive = discover(root, split="test"), discover(args.data / "drive", split="test")
-    grid = [float(t) for t in THRESHOLD_GRID]
+    grid = [float(t) for t in thresholds]
     report, base = {"target": args.target, "thresholds": grid, "models": {}}, None
     parent_path = args.parent or default_model_path()
     for path in [parent_path, *args.weights]:
         ckpt = load_checkpoint(path)
-        if not np.isclose(THRESHOLD_GRID, ckpt.threshold).any():
+        if not np.isclose(thresholds, ckpt.threshold).any():
             raise SystemExit(f"{path}: threshold {ckpt.threshold} is not on the grid that the rules choose from")
         predictor = VesselPredictor(ckpt, device="cpu")
-        target = mean_dice_curve(predictor, test, None)
-        on_drive = mean_dice_curve(predictor, drive, args.data / "drive/test/fov")
-        rules = {"held-out": int(np.nanargmax(pooled_dice_curve(ckpt, plan.val))),
-                 "all corrections": int(np.nanargmax(pooled_dice_curve(ckpt, corrections))),
+        target = mean_dice_curve(predictor, test, None, thresholds)
+        on_drive = mean_dice_curve(predictor, drive, args.data / "drive/test/fov", thresholds)
+        held_out = pooled_counts(ckpt, plan.val, thresholds)
+        rules = {"held-out": best_dice(held_out),
+                 "all corrections": best_dice(pooled_counts(ckpt, corrections, thresholds)),
+                 "area match": area_match(held_out),
                  "oracle": int(np.nanargmax(target))}
-        at = int(np.argmin(np.abs(THRESHOLD_GRID - ckpt.threshold)))
+        at = int(np.argmin(np.abs(thresholds - ckpt.threshold)))
         if base is None:  # the parent at its own threshold: the "before" of bench_finetune.py
             base = (target[at], on_drive[at])
         name = "parent" if path == parent_path else str(path)
@@ -106,7 +125,7 @@ def main() -> None:
               flush=True)
     kept = [r for k, r in report["models"].items() if k != "parent"]
     report["means"] = {}
-    for rule in ("held-out", "all corrections", "oracle"):
+    for rule in ("held-out", "all corrections", "area match", "oracle"):
         g = float(np.mean([r["rules"][rule]["gain"] for r in kept]))
         d = float(np.mean([r["rules"][rule]["drop"] for r in kept]))
         report["means"][rule] = {"gain": g, "drop": d, "models": len(kept)}
