@@ -126,6 +126,15 @@ def plan_by_region(samples: list[Sample]):
     return FinetunePlan(train, val, f"{len(train)} images, 3 bands in 4 taught and the 4th held out")
 
 
+def plan_all(samples: list[Sample]):
+    """A probe, not a setting the app could use: every correction teaches and validates, so the gate, the blend and
+    the threshold are chosen on taught photos; score the saved weights with bench_thresholds.py's ``oracle`` rule to
+    see what one more taught photo is worth."""
+    from model_core.finetune import FinetunePlan
+
+    return FinetunePlan(list(samples), list(samples), f"{len(samples)} images, all taught and validated (probe)")
+
+
 def dice(ckpt: Checkpoint, samples: list[Sample], fov: Path | None, device: str) -> float:
     predictor = VesselPredictor(ckpt, device=device)
     return evaluate_samples(predictor, samples, predictor.threshold, fov, progress=False).mean()["dice"]
@@ -161,6 +170,8 @@ def run(args) -> dict:
     if args.split == "regions":
         corrections = region_split(corrections, Path(tmp.name))
         ft.plan_split = plan_by_region
+    elif args.split == "none":
+        ft.plan_split = plan_all
     t0 = time.monotonic()
     outcome = finetune(parent, corrections, cfg, unreviewed=None if args.rehearsal == "synthetic" else
                        [s.image for s in unreviewed],
@@ -209,7 +220,7 @@ def _variant(report: dict, shipped) -> str:
     batch, patch = report.get("batch_size", shipped.batch_size), report.get("patch_size", shipped.patch_size)
     budget = report.get("budget", {})
     return (report["rehearsal"]
-            + ("" if report.get("split_by", "photos") == "photos" else "+regions")
+            + ("" if report.get("split_by", "photos") == "photos" else f"+split-{report['split_by']}")
             + (f"+focus{report['focus_share']:g}" if report.get("focus_share") else "")
             + ("" if (batch, patch) == (shipped.batch_size, shipped.patch_size) else f"+{batch}x{patch}px")
             + (f"+{budget['minutes']:g}min" if "minutes" in budget
@@ -255,8 +266,9 @@ def main() -> None:
     ap.add_argument("--rehearsal", choices=("none", "photos", "synthetic", "both"), default="both",
                     help="rehearsal sources (both: the shipped default; none: off)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate instead of the shipped default")
-    ap.add_argument("--split", choices=("photos", "regions"), default="photos",
-                    help="hold out whole corrections (the app's way) or a band of every one (exploratory)")
+    ap.add_argument("--split", choices=("photos", "regions", "none"), default="photos",
+                    help="hold out whole corrections (the app's way), a band of every one (exploratory), or "
+                         "nothing (a probe of what all 5 taught photos give; see plan_all)")
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
     ap.add_argument("--patch-size", type=int, default=None, help="instead of the shipped default (128)")
