@@ -15,7 +15,8 @@ per-image Dice on the camera's test photos and on ``drive/test`` at every thresh
 coarseness costs anything. Several models at once give the rules' means over all of them.
 
 The parent's row shows what choosing a threshold alone, without training, would give. For models of
-``bench_finetune.py``'s photo split (its default; not ``--split regions``), from the same ``--weights``.
+``bench_finetune.py``'s photo split (its default), from the same ``--weights``; after ``--split regions`` or
+``--split none`` the held-out photo was taught too, and only the ``oracle`` rule means what it says.
 
     python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--parent FILE] [--step 0.01] [--json OUT]
 """
@@ -70,7 +71,7 @@ def best_dice(conf: list[Confusion]) -> int:
 
 
 def area_match(conf: list[Confusion]) -> int:
-    """The threshold whose predicted vessel area is nearest the reference's."""
+    """The index of the threshold whose predicted vessel area is nearest the reference's."""
     return int(np.argmin([abs((c.tp + c.fp) - (c.tp + c.fn)) for c in conf]))
 
 
