@@ -235,7 +235,7 @@ def summary(paths: list[Path]) -> None:
         # Reports from before --lr ran at the 2e-3 that was then the default.
         groups.setdefault((r["target"], r["strategy"], _variant(r, shipped), r["wise_keep"], r.get("lr", 2e-3)),
                           []).append(r)
-    print(f"{'target':10}{'rehearsal':11}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
+    print(f"{'target':10}{'rehearsal':24}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
     for (target, strategy, rehearsal, keep, lr), runs in sorted(groups.items()):
         def stat(values):
@@ -247,7 +247,7 @@ def summary(paths: list[Path]) -> None:
         alphas = ",".join("%.1f" % r["alpha"] for r in runs)
         seeds = ",".join(str(r["seed"]) for r in runs)
         met = statistics.mean(gain) >= g_min and -statistics.mean(drop) <= d_max
-        print(f"{target:10}{rehearsal:11}{keep:5.2f}{lr:8.0e}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
+        print(f"{target:10}{rehearsal:24}{keep:5.2f}{lr:8.0e}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
               f"{stat([r['delta']['child']['target'] for r in runs]):>20}{stat([r['delta']['child']['drive'] for r in runs]):>20}"
               f"{alphas:>12}{statistics.mean(r['drift'] or 0 for r in runs):8.3f}"
               f"  seeds {seeds}; target gain >= {g_min}, drop <= {d_max}: "

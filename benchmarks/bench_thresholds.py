@@ -84,9 +84,11 @@ def main() -> None:
     ap.add_argument("--parent", type=Path, default=None, help="the models' parent (bench_finetune --weights; "
                     "default: the bundled model)")
     ap.add_argument("--step", type=float, default=None,
-                    help="threshold grid step (default: the app's grid, THRESHOLD_GRID, 0.05 apart)")
+                    help="threshold grid step, a divisor of 0.05 (default: the app's grid, THRESHOLD_GRID, 0.05 apart)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.step is not None and not (0 < args.step <= 0.05 and np.isclose(0.05 / args.step, round(0.05 / args.step))):
+        ap.error(f"--step {args.step}: must divide 0.05 (e.g. 0.01, 0.025), so the app's thresholds stay on the grid")
     thresholds = THRESHOLD_GRID if args.step is None else np.round(np.arange(args.step, 1 - args.step / 2, args.step), 4)
     import torch
 
