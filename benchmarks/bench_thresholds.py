@@ -71,8 +71,8 @@ def best_dice(conf: list[Confusion]) -> int:
 
 
 def area_match(conf: list[Confusion]) -> int:
-    """The index of the threshold whose predicted vessel area is nearest the reference's."""
-    return int(np.argmin([abs((c.tp + c.fp) - (c.tp + c.fn)) for c in conf]))
+    """The index of the threshold whose predicted vessel area (tp + fp) is nearest the reference's (tp + fn)."""
+    return int(np.argmin([abs(c.fp - c.fn) for c in conf]))
 
 
 def main() -> None:
@@ -128,7 +128,7 @@ def main() -> None:
               flush=True)
     kept = [r for k, r in report["models"].items() if k != "parent"]
     report["means"] = {}
-    for rule in ("held-out", "all corrections", "area match", "oracle"):
+    for rule in kept[0]["rules"]:
         g = float(np.mean([r["rules"][rule]["gain"] for r in kept]))
         d = float(np.mean([r["rules"][rule]["drop"] for r in kept]))
         report["means"][rule] = {"gain": g, "drop": d, "models": len(kept)}
