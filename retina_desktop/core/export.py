@@ -31,6 +31,7 @@ class ExportSummary:
     destination: Path
     written: list[str] = field(default_factory=list)
     skipped_no_mask: list[str] = field(default_factory=list)
+    skipped_not_approved: list[str] = field(default_factory=list)  # has work, left out by "approved only"
     skipped_existing: list[str] = field(default_factory=list)  # identical content already there
     replaced: list[str] = field(default_factory=list)  # a stale (different) mask in the destination was replaced
     stale: list[str] = field(default_factory=list)  # differs from the destination, left as it is (replace_stale off)
@@ -41,6 +42,9 @@ class ExportSummary:
         lines = [f"{len(self.written)} mask(s) written to {self.destination}"]
         if self.skipped_no_mask:
             lines.append(f"{len(self.skipped_no_mask)} image(s) skipped: no saved ground truth yet")
+        if self.skipped_not_approved:
+            lines.append(f"{len(self.skipped_not_approved)} image(s) skipped: not approved "
+                         f"(only approved images were asked for)")
         if self.replaced:
             lines.append(f"{len(self.replaced)} older mask(s) in the destination replaced by the current version")
         if self.stale:
@@ -104,12 +108,12 @@ def export_masks(workspace: Workspace, options: ExportOptions, entries: list[Ima
             break
         if progress is not None:
             progress(i, total, entry.name)
-        if options.approved_only and workspace.status(entry.key) != "approved":
-            summary.skipped_no_mask.append(entry.key)
-            continue
         gt = entry.existing_gt()
         if gt is None:
             summary.skipped_no_mask.append(entry.key)
+            continue
+        if options.approved_only and workspace.status(entry.key) != "approved":
+            summary.skipped_not_approved.append(entry.key)
             continue
         name = entry.stem if not entry.split else f"{entry.split}_{entry.stem}"
         mask_out = dest / "mask" / f"{name}.png"

@@ -384,9 +384,12 @@ def restore(ws, entry: ImageEntry | str, sha256: str, *, reviewer: str | None = 
                                   status="edited", action="restore", restored_from=sha256)
 
 
-def resolve_conflict(ws, conflict: SaveConflict, keep: str, *, reviewer: str | None = None) -> Path | None:
+def resolve_conflict(ws, conflict: SaveConflict, keep: str, *, reviewer: str | None = None,
+                     model: str | None = None, prediction: np.ndarray | None = None, **log_extra) -> Path | None:
     """After SaveConflict: ``keep="mine"`` saves this window's version over theirs (theirs stays in the
-    history); ``keep="theirs"`` leaves theirs on disk and returns None (the caller reloads it)."""
+    history); ``keep="theirs"`` leaves theirs on disk and returns None (the caller reloads it). ``model``,
+    ``prediction`` and ``log_extra`` go into the review log as for any save, so a collision leaves no gap
+    in who saved what with which model."""
     entry = ws._by_key[conflict.key]
     if keep == "theirs":
         ws._loaded[entry.key] = conflict.theirs.sha256
@@ -395,7 +398,8 @@ def resolve_conflict(ws, conflict: SaveConflict, keep: str, *, reviewer: str | N
         raise ValueError("keep must be 'mine' or 'theirs'")
     return ws.save_ground_truth(entry, read_mask(conflict.mine.path), expected_sha=conflict.theirs.sha256,
                                   source=conflict.mine.source, reviewer=reviewer or conflict.mine.reviewer,
-                                  action="save", resolved_conflict_with=conflict.theirs.sha256)
+                                  action="save", model=model, prediction=prediction,
+                                  resolved_conflict_with=conflict.theirs.sha256, **log_extra)
 
 
 def verify(ws) -> list[str]:

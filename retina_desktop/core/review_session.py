@@ -466,16 +466,24 @@ class ReviewSession:
         self.saved.emit(key, str(path))
         self.status_changed.emit(key)
 
-    def resolve_conflict(self, conflict: SaveConflict, keep: str, reviewer: str | None) -> Path | None:
+    def resolve_conflict(self, conflict: SaveConflict, keep: str, reviewer: str | None,
+                         model: str | None = None) -> Path | None:
         """After a SaveConflict on the open image: "mine" saves this window's version over theirs, "theirs"
-        puts their version on screen (as an undoable step, so Ctrl+Z gets yours back). Both stay in the history."""
+        puts their version on screen (as an undoable step, so Ctrl+Z gets yours back). Both stay in the history.
+        "mine" is logged like any save: the model (the failed save's, else ``model``), the threshold and the
+        pixels changed against the prediction."""
         self.settle()
         s, ws = self.image, self.workspace
         job = self._conflict_job
         job = job if job is not None and job.error is conflict and job.document is s.document else None
         self._conflict_job = None
         if keep == "mine":
-            path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer)
+            probability, threshold = (job.probability, job.threshold) if job is not None else (s.probability,
+                                                                                             self.threshold)
+            prediction = probability >= threshold if probability is not None else None
+            path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer,
+                                       model=job.model if job is not None else model, prediction=prediction,
+                                       threshold=round(threshold, 4))
             ws.set_status(s.key, "edited")
             # The version written is the one the save copied, not edits made since; without that save at hand, the
             # document is marked saved only if it is what was written.

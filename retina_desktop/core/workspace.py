@@ -436,9 +436,11 @@ class Workspace:
         """Save an earlier version as a new version (source "restore"), so a restore can itself be undone."""
         return mask_versions.restore(self, entry, sha256, reviewer=reviewer, expected_sha=expected_sha)
 
-    def resolve_conflict(self, conflict: SaveConflict, keep: str, *, reviewer: str | None = None) -> Path | None:
+    def resolve_conflict(self, conflict: SaveConflict, keep: str, *, reviewer: str | None = None,
+                         model: str | None = None, prediction: np.ndarray | None = None, **log_extra) -> Path | None:
         """After SaveConflict: keep "mine" (saved over theirs) or "theirs" (returns None; reload it)."""
-        return mask_versions.resolve_conflict(self, conflict, keep, reviewer=reviewer)
+        return mask_versions.resolve_conflict(self, conflict, keep, reviewer=reviewer, model=model,
+                                              prediction=prediction, **log_extra)
 
     def verify(self) -> list[str]:
         """Problems found, like ``git fsck`` (see mask_versions.verify). Empty: all is well."""

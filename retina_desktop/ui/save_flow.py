@@ -255,7 +255,7 @@ class SaveFlow:
             w.show_message(f"Not saved: {conflict}. Save again to choose.", "warning")
             return False
         try:
-            w.review.resolve_conflict(conflict, choice, w.settings.reviewer)
+            w.review.resolve_conflict(conflict, choice, w.settings.reviewer, w._model_description())
         except (WorkspaceError, OSError) as exc:
             w.show_message(f"Not saved: {user_message(exc)}")
             return False

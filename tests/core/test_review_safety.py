@@ -99,6 +99,38 @@ def test_keep_mine_writes_mine_over_theirs(root):
     assert a.workspace.status("img_01") == "edited"
 
 
+
+@pytest.mark.parametrize("synchronous", [True, False])
+def test_keep_mine_is_logged_with_model_threshold_and_pixels_against_the_prediction(root, synchronous):
+    a, b = _session(root), _session(root)
+    sa, sb = _open(a, "img_02"), _open(b, "img_02")
+    prob = _predict(a, "img_02")
+    _paint(sb.document, (10, 10), (10, 100))
+    b.save(auto=False, model=None, reviewer="bob")
+    _paint(sa.document, (100, 10), (100, 100))
+    if synchronous:
+        with pytest.raises(SaveConflict) as info:
+            a.save(auto=False, model="test v0", reviewer="ann")
+        conflict, model = info.value, None  # the failed save knows its model
+    else:
+        # The conflict reached from elsewhere (a restore, the History): the window names the model.
+        conflict, model = _conflict_of(a, sa), "test v0"
+    a.resolve_conflict(conflict, "mine", reviewer="ann", model=model)
+    rec = a.workspace.review_log("img_02")[-1]
+    pred = prob >= 0.5
+    mine = sa.document.mask
+    assert (rec["action"], rec["model"], rec["threshold"]) == ("save", "test v0", 0.5)
+    assert rec["added_vs_prediction"] == int(np.count_nonzero(mine & ~pred))
+    assert rec["removed_vs_prediction"] == int(np.count_nonzero(pred & ~mine))
+    assert rec["resolved_conflict_with"] == conflict.theirs.sha256
+
+
+def _conflict_of(r: ReviewSession, s):
+    """A SaveConflict raised by the workspace directly, so the session holds no failed save of its own."""
+    with pytest.raises(SaveConflict) as info:
+        r.workspace.save_ground_truth(s.entry, s.document.mask, expected_sha=s.disk_sha, reviewer="ann")
+    return info.value
+
 def test_undo_survives_switching_images_while_the_mask_on_disk_is_unchanged(root):
     r = _session(root)
     s = _open(r, "img_00")

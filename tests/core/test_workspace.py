@@ -218,6 +218,19 @@ def test_export_writes_reference_layout(tmp_path, rng):
         export_masks(ws, ExportOptions(ws.root / "ground_truth"))
 
 
+def test_export_of_approved_only_names_why_each_image_was_left_out(tmp_path, rng):
+    ws = Workspace(make_workspace(tmp_path / "w", 3))
+    for e in ws.entries[:2]:
+        ws.save_ground_truth(e, rng.random((160, 150)) > 0.6)
+    ws.set_status("img_00", "approved")
+    s = export_masks(ws, ExportOptions(tmp_path / "export", approved_only=True))
+    # img_01 has saved work that is only not approved: it must not be reported as missing ground truth.
+    assert s.written == ["img_00"] and s.skipped_not_approved == ["img_01"] and s.skipped_no_mask == ["img_02"]
+    text = s.text()
+    assert "1 image(s) skipped: not approved" in text and "1 image(s) skipped: no saved ground truth" in text
+    assert not (tmp_path / "export" / "mask" / "img_01.png").exists()
+
+
 SAVER = textwrap.dedent("""
     import sys, numpy as np
     from retina_desktop.core.workspace import Workspace
