@@ -22,7 +22,7 @@ from model_core.imageio import encode_png, read_mask
 from .records import SOURCES, STATUSES
 from .workspace_common import (_UNSET, ReadOnlyWorkspaceError, RecordError, WorkspaceError, WorkspaceGoneError,
                                _db_error, _db_text, _file_sha, _identity, _now, _os_error, _short, _user,
-                               read_mask_or_none)
+                               read_mask_or_none, readable_time)
 
 if TYPE_CHECKING:
     from .workspace import ImageEntry
@@ -476,7 +476,8 @@ class SaveConflict(WorkspaceError):
     (``Workspace.resolve_conflict``)."""
 
     def __init__(self, key: str, expected_sha, mine: Version, theirs: Version):
-        who = f"{theirs.reviewer} at {theirs.time}" if theirs.reviewer else f"at {theirs.time}"
+        when = readable_time(theirs.time)
+        who = f"{theirs.reviewer} at {when}" if theirs.reviewer else f"at {when}"
         super().__init__(f"{key}: another window or grader saved this mask ({who}) since it was opened; nothing "
                          "was overwritten, both versions are in the history")
         self.key, self.expected_sha, self.mine, self.theirs = key, expected_sha, mine, theirs

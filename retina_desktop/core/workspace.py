@@ -69,11 +69,11 @@ from .paths import user_data_dir
 from .records import STATUSES, OpenRecord, clean_fraction, clean_status, clean_threshold
 from .workspace_common import (_UNSET, META_DIR_NAME, RECORDS_NAME, DiskFullError, ReadOnlyWorkspaceError,
                                RecordError, WorkspaceError, WorkspaceGoneError, _close_session, _db_text, _file_sha,
-                               _identity, _now, _short, _user, read_json, read_mask_or_none)
+                               _identity, _now, _short, _user, read_json, read_mask_or_none, readable_time)
 
 __all__ = ["DiskFullError", "ImageEntry", "MASK_CACHE_SIZE", "META_DIR_NAME", "RECORDS_NAME", "ReadOnlyWorkspaceError",
            "RecordError", "SESSION_STALE_S", "STATUSES", "SaveConflict", "Version", "Workspace", "WorkspaceError",
-           "WorkspaceGoneError", "discover", "read_mask_or_none", "uncertainty_of"]
+           "WorkspaceGoneError", "discover", "read_mask_or_none", "readable_time", "uncertainty_of"]
 
 SESSION_STALE_S = 12 * 3600  # another machine's "open" record not refreshed for this long is stale
 

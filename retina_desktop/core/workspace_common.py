@@ -102,6 +102,19 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+def readable_time(stamp: str | None) -> str:
+    """A record's ISO time as a grader reads it, in this computer's time zone: "2026-12-01 21:14:05"."""
+    if not stamp:
+        return "an unknown time"
+    try:
+        when = _dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return str(stamp)
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _short(exc: BaseException) -> str:
     return (getattr(exc, "strerror", None) or str(exc)).splitlines()[0] if str(exc) or getattr(exc, "strerror", None) \
         else type(exc).__name__

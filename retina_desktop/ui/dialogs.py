@@ -78,13 +78,15 @@ class Prompter:
 
     def ask_conflict(self, image_name: str, message: str) -> str:
         """Another window or grader saved this image since it was opened: 'mine', 'theirs', 'both' (show
-        their version over mine, then ask again) or 'cancel' (nothing saved; both stay in the history)."""
+        their version over mine, nothing saved; the next save asks again) or 'cancel' (nothing saved; both stay
+        in the history)."""
         R = QMessageBox.ButtonRole
         return self._choice("conflict_prompt", QMessageBox.Icon.Warning, "Saved elsewhere meanwhile",
                             f"{image_name} was saved by another window or grader since you opened it.",
                             f"{message}.\n\nKeep mine: your mask becomes the newest version. Take theirs: their "
                             "mask replaces yours on screen (Ctrl+Z brings yours back). View both: their version "
-                            "is drawn over yours. Nothing is lost either way: both are in the History.",
+                            "is drawn over yours and nothing is saved yet; save again when you have decided. "
+                            "Nothing is lost either way: both are in the History.",
                             [("mine", "Keep mine", R.AcceptRole), ("theirs", "Take theirs", R.AcceptRole),
                              ("both", "View both", R.ActionRole), ("cancel", "Cancel", R.RejectRole)], "mine")
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none
+from ..core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none, readable_time
 from .canvas import MaskOverlayItem
 from .workers import user_message
 
@@ -46,7 +46,7 @@ class PreviewOverlay:
 
 
 def version_time(v: Version) -> str:
-    return v.time[:19].replace("T", " ")
+    return readable_time(v.time)
 
 
 def version_row(v: Version) -> list[str]:
@@ -90,6 +90,8 @@ class HistoryPanel(QWidget):
         self.versions: list[Version] = []
 
     def show_versions(self, versions: list[Version], current_sha: str | None) -> None:
+        before = self.selected()
+        keep = before.sha256 if before is not None else None  # a refresh keeps the version the grader looks at
         self.tree.clear()
         self.versions = list(reversed(versions))  # newest first
         marked = False
@@ -102,9 +104,19 @@ class HistoryPanel(QWidget):
             if v.added_pred is not None:
                 item.setToolTip(4, f"against the prediction: +{v.added_pred:,} / −{v.removed_pred or 0:,}")
             self.tree.addTopLevelItem(item)
+        if keep is not None:
+            self.select(keep)
         self.note.setText("" if versions else "No saved version yet: the first save makes one.")
         self.preview_button.setEnabled(bool(versions))
         self.restore_button.setEnabled(bool(versions))
+
+    def select(self, sha256: str) -> bool:
+        """Make the newest version with this content the selected row."""
+        for i, v in enumerate(self.versions):
+            if v.sha256 == sha256:
+                self.tree.setCurrentItem(self.tree.topLevelItem(i))
+                return True
+        return False
 
     def selected(self) -> Version | None:
         i = self.tree.indexOfTopLevelItem(self.tree.currentItem()) if self.tree.currentItem() else -1
@@ -176,6 +188,19 @@ class HistoryController:
             return
         self.preview.show_mask(mask)
         self.w.statusBar().showMessage(f"Showing the version of {version_time(v)} in magenta", 4000)
+
+    def show_over_mask(self, sha256: str) -> bool:
+        """Draw a version over the mask on screen, with its History row selected (the conflict's "View both")."""
+        self.refresh()
+        if not self.panel.select(sha256):
+            return False
+        self.dock.show()
+        self.dock.raise_()
+        if self.panel.preview_button.isChecked():
+            self._preview_toggled(True)
+        else:
+            self.panel.preview_button.setChecked(True)
+        return self.preview.active
 
     def restore_selected(self) -> bool:
         v = self.panel.selected()

@@ -1,8 +1,9 @@
 """Saving from the window, where a save can fail: the choice the grader gets for each failure.
 
 * ``SaveConflict`` (another window or grader saved the image since it was opened): keep mine / take theirs /
-  view both (their version drawn over mine, then the question again). Nothing is overwritten silently and both
-  versions stay in the history whatever the answer.
+  view both (their version drawn over mine from the History tab, with nothing saved: the grader zooms and pans
+  as long as needed, and the next save asks again; the autosave timer does not ask meanwhile). Nothing is
+  overwritten silently and both versions stay in the history whatever the answer.
 * ``DiskFullError``: "disk full", with Retry and Export elsewhere (the mask on screen written to a folder the
   grader picks), and, when leaving the image, Discard.
 * ``RecordError`` (the mask is saved, its record is not): Retry (``exc.retry()``).
@@ -25,10 +26,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject
 
-from model_core.imageio import mask_to_png, read_mask, write_png_atomic
+from model_core.imageio import mask_to_png, write_png_atomic
 
 from ..core.workspace import (DiskFullError, ReadOnlyWorkspaceError, RecordError, SaveConflict, WorkspaceError,
-                              WorkspaceGoneError)
+                              WorkspaceGoneError, readable_time)
 from .workers import TaskRunner, Worker, user_message
 
 
@@ -54,6 +55,7 @@ class SaveFlow:
         # Saves get their own thread: behind the shared pool's predictions, a settle could wait for minutes.
         self.runner = TaskRunner(window, max_threads=1)
         self._asking = False  # a conflict question is open
+        self._viewing: str | None = None  # the image whose conflict the grader is looking at ("View both")
         self._again = False  # an autosave tick came while a save was in flight: save again when it settles
         window.review.save_settled.connect(self._settled)
         self._close_filter = _SettleOnClose(self)
@@ -71,8 +73,8 @@ class SaveFlow:
         s, ws = w.session, w.workspace
         if s is None or ws is None or not s.document.is_dirty or not ws.gt_writable or w.tasks.closed:
             return False
-        if self._asking:
-            return False
+        if self._asking or self._viewing == s.key:
+            return False  # the grader is deciding: the next save they make asks again
         if self.in_flight:
             self._again = True
             return True
@@ -232,25 +234,27 @@ class SaveFlow:
     # ---------------------------------------------------------------- conflicts --
     def resolve_conflict(self, conflict: SaveConflict) -> bool:
         w = self.w
-        preview = getattr(w, "history", None)
+        history = getattr(w, "history", None)
         self._asking = True  # no autosave starts while the grader decides (its copy would meet the same conflict)
         try:
-            while True:
-                choice = w.prompter.ask_conflict(w.session.entry.name, str(conflict))
-                if choice != "both":
-                    break
-                theirs = read_mask(conflict.theirs.path)
-                if preview is not None and w.session is not None and theirs.shape == w.session.document.shape:
-                    preview.preview.show_mask(theirs)
-                w.show_message(f"Their version ({conflict.theirs.reviewer or 'unknown'}, {conflict.theirs.time}) is "
-                               "drawn in magenta over yours (green).", "info")
-        except (OSError, ValueError) as exc:
-            w.show_message(f"Their version could not be shown: {user_message(exc)}")
-            choice = "cancel"
+            choice = w.prompter.ask_conflict(w.session.entry.name, str(conflict))
         finally:
             self._asking = False
-            if preview is not None:
-                preview.preview.clear()
+        self._viewing = None
+        if choice == "both":
+            # A question box would keep the grader from zooming in: show theirs and let them save again to choose.
+            who = f"{conflict.theirs.reviewer or 'another grader'}'s version of {readable_time(conflict.theirs.time)}"
+            if history is not None and history.show_over_mask(conflict.theirs.sha256):
+                self._viewing = w.session.key
+                w.show_message(f"Not saved yet: {who} is drawn in magenta over yours (History tab). Look as long as "
+                               "you like, then save (Ctrl+S) to keep yours or take theirs.", "info")
+            else:
+                w.show_message(f"Not saved: {who} could not be shown ({conflict.theirs.path}). Save again to "
+                               "choose; both versions are in the History.", "warning")
+            return False
+        if history is not None:
+            history.preview.clear()
+            history.panel.preview_button.setChecked(False)
         if choice not in ("mine", "theirs"):
             w.show_message(f"Not saved: {conflict}. Save again to choose.", "warning")
             return False

@@ -362,3 +362,19 @@ def test_after_a_conflict_a_refresh_takes_the_file_on_disk_as_seen(tmp_path, rng
     script.save_ground_truth(e, c)
     assert np.array_equal(read_mask(e.gt_path), c)
     assert {mask_versions_mod.read_mask(v.path).tobytes() for v in script.versions(e)} >= {a.tobytes(), b.tobytes()}
+
+
+def test_record_times_are_shown_in_local_time_without_iso_punctuation(monkeypatch):
+    import time as _time
+
+    from retina_desktop.core.workspace import readable_time
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    _time.tzset()
+    try:
+        assert readable_time("2026-12-01T20:14:05.187+00:00") == "2026-12-01 21:14:05"
+        assert readable_time("2026-07-01T20:14:05+00:00") == "2026-07-01 22:14:05"  # summer time
+        assert readable_time("2026-12-01T20:14:05") == "2026-12-01 20:14:05"  # no zone: as written
+        assert readable_time("garbage") == "garbage" and readable_time(None) == "an unknown time"
+    finally:
+        monkeypatch.undo()
+        _time.tzset()

@@ -31,17 +31,18 @@ def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, fl
     theirs = _edit_elsewhere(flat_workspace, window.session.key, slice(60, 64))
     stroke(window.canvas, [(100, 20), (100, 120)])
     mine = doc.mask.copy()
-    seen = []
-
-    class Prompter(SafetyPrompter):
-        def ask_conflict(self, image_name, message):
-            seen.append(window.history.preview.active)
-            return super().ask_conflict(image_name, message)
-
-    window.prompter = Prompter(conflict=["both", "theirs"])
-    assert window.save_current()
-    assert [a[0] for a in window.prompter.asked] == ["conflict", "conflict"] and "bob" in window.prompter.asked[0][1]
-    assert seen == [False, True]  # "view both" drew theirs over mine before asking again
+    window.prompter = SafetyPrompter(conflict=["both"])
+    assert not window.save_current()  # "view both" saves nothing: theirs is drawn over mine, to look at freely
+    assert [a[0] for a in window.prompter.asked] == ["conflict"] and "bob" in window.prompter.asked[0][1]
+    assert window.history.preview.active and np.array_equal(window.history.preview.item._mask, theirs)
+    assert window.history.panel.selected().sha256 == window.workspace.current_sha(window.session.entry)
+    assert np.array_equal(doc.mask, mine) and np.array_equal(read_mask(window.session.entry.gt_path), theirs)
+    assert not window.saving.autosave_in_background()  # the timer does not ask again while the grader looks
+    window.history.refresh()  # a refresh (e.g. a status change) keeps their version on screen
+    assert window.history.preview.active and np.array_equal(window.history.preview.item._mask, theirs)
+    window.prompter = SafetyPrompter(conflict=["theirs"])
+    assert window.save_current()  # saving again asks again
+    assert [a[0] for a in window.prompter.asked] == ["conflict"]
     assert not window.history.preview.active
     assert np.array_equal(doc.mask, theirs) and not doc.is_dirty
     assert np.array_equal(read_mask(window.session.entry.gt_path), theirs)
