@@ -293,10 +293,12 @@ class CompareController(QObject):
                                   else "none (no mask came with this image)")
         p.second_label.setText(masks.second_path.parent.name + "/" + masks.second_path.name
                                if masks.second is not None else "none")
-        if masks.second is None and p.brush_source.currentData() == "second":
-            p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("reference"))
-        elif masks.second is not None:
+        # The copy brush offers a mask this image has: a second grader's, else the reference, else the prediction.
+        present = {"second": masks.second is not None, "reference": masks.reference is not None, "prediction": True}
+        if masks.second is not None:
             p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("second"))
+        elif not present.get(p.brush_source.currentData(), True):
+            p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("reference" if present["reference"] else "prediction"))
         if masks.problems:
             self.window.show_message(masks.problems[0], "warning")
         self._show_view_label()

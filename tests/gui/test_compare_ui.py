@@ -236,3 +236,16 @@ def test_painting_scores_once_after_the_stroke_not_on_every_move(qtbot, window, 
     s.document.end_stroke()
     assert started.count("compare scores") == 0 and c.score_timer.interval() == 400
     qtbot.waitUntil(lambda: started.count("compare scores") == 1, timeout=5000)
+
+
+def test_the_copy_brush_offers_only_a_mask_the_image_has(qtbot, window, reference_workspace, flat_workspace):
+    c = window.compare
+    _open(qtbot, window, reference_workspace)  # im0: a second grader's mask
+    assert c.panel.brush_source.currentData() == "second"
+    with qtbot.waitSignal(c.masks_loaded, timeout=20000):
+        window.open_image("im1")  # a reference, no second grader
+    assert c.panel.brush_source.currentData() == "reference"
+    with qtbot.waitSignals([window.prediction_shown, c.masks_loaded], timeout=60000):
+        assert window.open_workspace(flat_workspace)  # neither: only the prediction is there to copy from
+    assert c.masks.reference is None and c.masks.second is None
+    assert c.panel.brush_source.currentData() == "prediction"
