@@ -271,7 +271,10 @@ class TopologyReview(QObject):
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost))
         self._drop_current()
         if edit is not None:
-            self.window.statusBar().showMessage(f"{f.label}: {edit.added} pixels added, {edit.removed} removed", 5000)
+            nxt = (f"; next: {self.current + 1} of {len(self.findings)}, {describe(self.current_finding)}"
+                   if self.current_finding is not None else "; no markers left")
+            self.window.statusBar().showMessage(f"{f.label}: {edit.added} pixels added, {edit.removed} removed{nxt}",
+                                                8000)
         return edit is not None
 
     def dismiss_current(self) -> None:
@@ -282,13 +285,16 @@ class TopologyReview(QObject):
         self._drop_current()
 
     def _drop_current(self) -> None:
-        """Take the current finding off the list at once (the analysis that follows an edit confirms it)."""
+        """Take the current finding off the list at once (the analysis that follows an edit confirms it) and go
+        to the next one, as N does: the grader sees the marker the buttons now act on."""
         i = self.current
         dropped = self.findings.pop(i)
         self.kept = [f for f in self.kept if f is not dropped]
         self.current = min(i, len(self.findings) - 1) if self.findings else -1
         self._rebuild()
         self._update_counts()
+        if self.current >= 0:
+            self.jump(self.current)
 
 
 def install_topology_review(window, tools) -> TopologyReview:

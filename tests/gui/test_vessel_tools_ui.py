@@ -210,6 +210,10 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     assert topo.current == i and topo.current_finding.kind == "break"
     qtbot.mouseClick(topo.panel.dismiss_button, Qt.MouseButton.LeftButton)
     assert [f.kind for f in topo.findings] == ["fragment"] and len(topo.markers) == 1
+    assert topo.current == 0  # the next marker is the one the buttons act on, and the view went to it
+    (x0, x1), (y0, y1) = window.canvas.view.viewRange()
+    fx, fy = topo.findings[0].position
+    assert x0 <= fx <= x1 and y0 <= fy <= y1 and x1 - x0 < W / 2
     window.set_tool("brush")
     window.set_brush_radius(1)
     from gui_helpers import stroke
