@@ -22,6 +22,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from model_core.errors import CheckpointError
+from model_core.model_store import DEFAULT_ID
 
 from ..core.finetune_job import (Done, Epoch, Failed, FinetuneJob, Note, Plan, Started, Step, budget_overrides,
                                  child_main, corrected_samples, measure_step_seconds, training_threads,
@@ -90,7 +91,10 @@ class FinetunePanel(QWidget):
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#5aa9e6", width=1))
         self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen("#f2b134", width=2), symbol="o", symbolSize=5)
         self.parent_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#aaaaaa", style=Qt.PenStyle.DashLine),
-                                           label="current model", labelOpts={"position": 0.1})
+                                           label="current model",
+                                           # right-aligned inside the plot: at the left edge it was cut to "rrent"
+                                           labelOpts={"position": 0.97, "anchors": [(1, 1), (1, 1)],
+                                                      "color": "#aaaaaa"})
         self.parent_line.hide()
         self.dice_plot.addItem(self.parent_line)
         lay.addWidget(self.plot, 1)
@@ -153,6 +157,7 @@ class FinetuneController(QObject):
         self.dock.setFloating(True)
         self.dock.resize(720, 360)
         self.dock.hide()
+        self._placed = False  # put at the window's lower right on first show; where the grader moves it, it stays
         self.panel.cancel_button.clicked.connect(self.cancel)
         self.versions = ModelSwitcher(self)
         # Model switching is the switcher's; these are its entry points (the Models… action, tests).
@@ -209,16 +214,29 @@ class FinetuneController(QObject):
         holder = self.window.model
         version = holder.active_version()
         if version is not None:
+            if version.id == DEFAULT_ID:  # its name already says "(bundled)"
+                return version.path, version.id, f"{version.name}, the default model"
             return version.path, version.id, f"{version.name} ({version.label})"
         path = holder.checkpoint_path()
         return path, None, f"{path.name} (given on the command line)"
+
+    def show_dock(self) -> None:
+        """Show the Fine-tuning window; the first time at the lower right of the main window, so it covers
+        neither the toolbar, the image list nor the banner that reports the outcome."""
+        if not self._placed and self.dock.isFloating():
+            frame = self.window.frameGeometry()
+            x = max(frame.left(), frame.right() - self.dock.width() - 24)
+            y = max(frame.top(), frame.bottom() - self.dock.height() - 48)
+            self.dock.move(x, y)
+            self._placed = True
+        self.dock.show()
+        self.dock.raise_()
 
     # ------------------------------------------------------------------ dialog --
     def open_dialog(self) -> FinetuneDialog | None:
         w = self.window
         if self.running:
-            self.dock.show()
-            self.dock.raise_()
+            self.show_dock()
             return None
         if w.workspace is None:
             w.show_message("Open a workspace and approve some corrected masks first.", "info")
@@ -300,8 +318,7 @@ class FinetuneController(QObject):
         self.panel.status_label.setText(f"Fine-tuning {parent_label} on {len(samples)} approved corrections "
                                         "(starting the training process)…")
         self.panel.cancel_button.setEnabled(True)
-        self.dock.show()
-        self.dock.raise_()
+        self.show_dock()
         self.poll_timer.start()
         self.plot_timer.start()
         self._update_actions()
@@ -489,7 +506,7 @@ class FinetuneController(QObject):
             self.panel.parent_line.show()
         split = f"{out['train']} training / {out['val']} validation image{'s' if out['val'] != 1 else ''}"
         if out.get("shared"):  # one approved image: the same one trains and validates
-            split = "1 image, used for training and validation (too few to hold one out)"
+            split = "1 image, used for training and validation since there are too few to hold one out"
         out["activated"] = False
         split += "".join("; " + w for w in kept_model_words(out))
         if out.get("accepted") and out.get("version"):

@@ -8,10 +8,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogBut
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from ..core.finetune_job import kept_model_words
+from ..core.workspace import readable_time
 from .dialogs import Prompter
 
 COLUMNS = ("", "Version", "Created", "Parent", "Images (train / val)", "Val. Dice before", "Val. Dice after",
            "Blend α", "Changes elsewhere", "Gate", "Why")
+HEADERS = {"Images (train / val)": "Images\n(train / val)", "Val. Dice before": "Val. Dice\nbefore",
+           "Val. Dice after": "Val. Dice\nafter", "Changes elsewhere": "Changes\nelsewhere"}
 WHY, GATE, ALPHA, DRIFT = (COLUMNS.index(c) for c in ("Why", "Gate", "Blend α", "Changes elsewhere"))
 
 
@@ -50,7 +53,7 @@ class ModelsDialog(QDialog):
         self._prompter = prompter
         self.setObjectName("models_dialog")
         self.setWindowTitle("Models")
-        self.resize(980, 360)
+        self.resize(1100, 380)
         self.store = store
         lay = QVBoxLayout(self)
         head = QLabel(self)
@@ -64,13 +67,19 @@ class ModelsDialog(QDialog):
         lay.addWidget(head)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setObjectName("models_table")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        # Two-line headers: a column is as wide as its longest line, and "Why" needs the room.
+        self.table.setHorizontalHeaderLabels([HEADERS.get(c, c) for c in COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # "Why" takes the width that is left and wraps: sized to its text it pushed itself, and "Gate" with it,
+        # behind a horizontal scroll bar.
+        header.setSectionResizeMode(WHY, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
         lay.addWidget(self.table, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
@@ -97,7 +106,7 @@ class ModelsDialog(QDialog):
             metrics = info.get("metrics") or {}
             accepted = info.get("accepted")
             parent = info.get("parent")
-            cells = ("●" if v.id == active_id else "", v.name, str(info.get("created", "")).replace("T", " "),
+            cells = ("●" if v.id == active_id else "", v.name, readable_time(info.get("created")) if info.get("created") else "–",
                      names.get(parent, str(parent or "–")),
                      f"{len(images.get('train', []))} / {len(images.get('val', []))}" if images else "–",
                      _dice(metrics.get("val_dice_before")), _dice(metrics.get("val_dice_after")),
@@ -114,6 +123,7 @@ class ModelsDialog(QDialog):
                 self.table.setItem(row, col, item)
             if v.id == active_id:
                 self.table.selectRow(row)
+        self.table.resizeRowsToContents()
         self.use_button.setEnabled(bool(self.versions))
 
     def selected_id(self) -> str | None:

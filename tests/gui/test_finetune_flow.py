@@ -280,3 +280,27 @@ def test_closing_during_a_run_asks_and_stops_the_process(ft_window, store, tiny_
     assert any("stops the fine-tune run" in text for kind, text in w.prompter.asked)
     assert not proc.is_alive() and not ctl.running
     assert store.active().id == parent.id
+
+
+def test_the_fine_tuning_window_opens_at_the_lower_right_and_names_the_default_model_once(ft_window, store,
+                                                                                       monkeypatch, tmp_path):
+    from model_core.model_store import DEFAULT_ID, ModelVersion
+
+    w = ft_window
+    bundled = ModelVersion(DEFAULT_ID, tmp_path / "model.pt", {"label": "bundled default model",
+                                                                "display_name": "v3 (bundled)"})
+    monkeypatch.setattr(w.model, "active_version", lambda: bundled)
+    assert w.finetune.parent_model()[2] == "v3 (bundled), the default model"  # not "v3 (bundled) (bundled …)"
+    monkeypatch.undo()
+    w.resize(1200, 760)
+    w.move(40, 30)
+    w.show()
+    w.finetune.show_dock()
+    dock, frame = w.finetune.dock.frameGeometry(), w.frameGeometry()
+    # Clear of the toolbar, the image list and the banner: in the lower right of the window, not at its top left.
+    assert dock.left() > frame.left() + frame.width() // 3 and dock.top() > frame.top() + frame.height() // 4
+    assert dock.right() <= frame.right() and dock.bottom() <= frame.bottom()
+    w.finetune.dock.move(100, 100)  # where the grader puts it, it stays
+    w.finetune.dock.hide()
+    w.finetune.show_dock()
+    assert w.finetune.dock.pos().x() == 100 and w.finetune.dock.pos().y() == 100

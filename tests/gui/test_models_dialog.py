@@ -129,3 +129,21 @@ def test_the_whole_reason_is_in_the_why_tooltip(qtbot, store):
     dlg = _dialog(qtbot, store)
     row = [dlg.table.item(r, GATE).text() for r in range(dlg.table.rowCount())].index("not passed")
     assert dlg.table.item(row, WHY).toolTip() == "validation Dice 0.40 is below the parent's 0.50"
+
+
+def test_every_column_is_in_view_at_the_dialogs_own_size(qtbot, tmp_path, micro_checkpoint_path):
+    s = ModelStore(tmp_path / "models")
+    long_reason = ("validation Dice 0.8163 is at least the parent's 0.7686 on the held-out corrections; "
+                   "blend α 0.9 keeps 90 % of the gain and changes predictions on other photos by 14 %")
+    s.add(load_checkpoint(micro_checkpoint_path), {"parent": DEFAULT_ID, "accepted": False, "reason": long_reason})
+    dlg = _dialog(qtbot, s)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    t = dlg.table
+    viewport = t.viewport().width()
+    for col in range(t.columnCount()):  # no column starts or ends behind a horizontal scroll bar
+        assert t.columnViewportPosition(col) >= 0
+        assert t.columnViewportPosition(col) + t.columnWidth(col) <= viewport + 1, t.horizontalHeaderItem(col).text()
+    assert t.columnWidth(WHY) >= 200  # room to read the reason
+    row = next(r for r in range(t.rowCount()) if t.item(r, WHY).text() == long_reason)
+    assert t.item(row, GATE).text() == "not passed" and t.rowHeight(row) > t.fontMetrics().height() * 1.5  # wrapped
