@@ -43,7 +43,7 @@ stamp "bundled model on CUDA, drive test in FOV (the card's CPU figures: $cpu)"
 python3 -m model_core evaluate "$DATA" --fov "$DATA/test/fov" --device "$DEVICE" 2>&1 | tail -4
 
 stamp "finetune on CUDA (smoke: 2 short epochs on drive/train; the output is thrown away)"
-python3 -m model_core finetune "$DATA" --weights resources/default_model.pt --out /tmp/ft.pt \
+python3 -m model_core finetune "$DATA" --weights resources/default_model.pt --out /tmp/ft.pt --overwrite \
   --epochs 2 --steps-per-epoch 20 --device "$DEVICE" 2>&1 | tail -4
 fi
 
@@ -81,7 +81,7 @@ stamp "trainings done"; grep -E "best|stopp|Saved|saved|rror" "$OUT/train.log" |
 stamp "calibrate each on its held-out photos (native + 512x512)"
 for name in "${!RUNS[@]}"; do
   [ -f "$OUT/$name.pt" ] || { echo "$name: no checkpoint"; continue; }
-  ( python3 -m model_core calibrate "$DATA" --weights "$OUT/$name.pt" --out "/tmp/$name.pt" --resize 512x512 \
+  ( python3 -m model_core calibrate "$DATA" --weights "$OUT/$name.pt" --out "/tmp/$name.pt" --overwrite --resize 512x512 \
       --device "$DEVICE" > "/tmp/$name.cal" 2>&1 && mv "/tmp/$name.pt" "$OUT/$name.pt"
     sed "s/^/[$name cal] /" "/tmp/$name.cal" >> "$OUT/train.log" ) &
 done

@@ -122,6 +122,8 @@ def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None 
             fov = read_mask(fov_path)
             if fov.shape != truth.shape:
                 raise DatasetError(fov_path, "FOV mask size differs from its image")
+            if not fov.any():  # every metric would be scored on no pixel at all (Dice 1.0 of nothing)
+                raise DatasetError(fov_path, "FOV mask is empty (no pixel inside the field of view)")
         acc.add(s.name, predictor.predict(rgb), truth, fov)
     return acc
 
@@ -160,14 +162,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+MAX_RESIZE = 12000  # px a side: larger than any fundus camera's photo; 40000x40000 ran out of 24 GiB unannounced
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-        if w >= 8 and h >= 8:
+        if 8 <= w <= MAX_RESIZE and 8 <= h <= MAX_RESIZE:
             return w, h
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512x512")
+    raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512x512 (8 to {MAX_RESIZE} px a side)")
 
 
 def cmd_calibrate(args) -> int:
@@ -388,25 +393,32 @@ _probability = _number_in(lambda t: 0 <= t <= 1, "a threshold between 0 and 1")
 _decay = _number_in(lambda d: 0 <= d < 1, "a decay between 0 (off) and 1 (exclusive)")
 _count = _number_in(lambda n: n >= 1, "a whole number of at least 1", int)
 _minutes = _number_in(lambda m: 0 < m < float("inf"), "a number of minutes above 0")
+_positive = _number_in(lambda x: 0 < x < float("inf"), "a number above 0")
+_non_negative = _number_in(lambda x: 0 <= x < float("inf"), "a number of at least 0")
+_whole_non_negative = _number_in(lambda n: n >= 0, "a whole number of at least 0", int)
+# Every preset halves the patch at most 4 times on the way down, and the way up must meet the same sizes.
+_patch = _number_in(lambda n: n >= 32 and n % 16 == 0, "a patch size of at least 32 px, a multiple of 16", int)
+_fraction = _number_in(lambda f: 0 < f < 1, "a share between 0 and 1 (exclusive)")
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("data", help="data-set folder (images/ + masks/, or with train/; or photos + ground_truth/)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--epochs", type=_count)
     p.add_argument("--minutes", type=_minutes, help="wall-time budget")
     p.add_argument("--steps-per-epoch", type=_count)
     p.add_argument("--batch-size", type=_count)
-    p.add_argument("--patch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--alpha", type=float, help="Focal-Tversky weight of false positives")
-    p.add_argument("--beta", type=float, help="Focal-Tversky weight of false negatives")
-    p.add_argument("--gamma", type=float)
-    p.add_argument("--bce-weight", type=float)
-    p.add_argument("--cldice-weight", type=float)
-    p.add_argument("--patience", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--patch-size", type=_patch)
+    p.add_argument("--lr", type=_positive)
+    p.add_argument("--weight-decay", type=_non_negative)
+    p.add_argument("--alpha", type=_non_negative, help="Focal-Tversky weight of false positives")
+    p.add_argument("--beta", type=_non_negative, help="Focal-Tversky weight of false negatives")
+    p.add_argument("--gamma", type=_positive)
+    p.add_argument("--bce-weight", type=_non_negative)
+    p.add_argument("--cldice-weight", type=_non_negative)
+    p.add_argument("--patience", type=_count)
+    p.add_argument("--seed", type=_whole_non_negative)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--ema-decay", type=_decay, metavar="D",
                    help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; 0 turns it off "
@@ -416,8 +428,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                    + ("the parent's version followed by -finetuned)" if finetune else "1)"))
     if finetune:
         p.add_argument("--weights", required=True, help="checkpoint to start from")
-        p.add_argument("--l2sp-weight", type=float)
-        p.add_argument("--encoder-lr-scale", type=float)
+        p.add_argument("--l2sp-weight", type=_non_negative)
+        p.add_argument("--encoder-lr-scale", type=_non_negative)
         p.add_argument("--wise-keep", type=_probability, metavar="K",
                        help="keep the weights on the line from parent to fine-tuned that are closest to the parent "
                             "and keep K of the best held-out gain (weight-space interpolation); 0 keeps the "
@@ -428,17 +440,17 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--rehearsal-share", type=_probability, metavar="S",
                        help="share of each batch drawn from rehearsal images labelled by the parent "
                             "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)")
-        p.add_argument("--rehearsal-weight", type=float, help="weight of the rehearsal loss (default 1)")
+        p.add_argument("--rehearsal-weight", type=_non_negative, help="weight of the rehearsal loss (default 1)")
         p.add_argument("--focus-share", type=_probability, metavar="S",
                        help="share of the corrections' patches centred where the parent's mask and the "
                             "correction disagree (default: 0, patches anywhere in the FOV)")
     else:
         from .model import PRESETS
 
-        p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out for validation")
-        p.add_argument("--threshold", type=float, help="record this threshold instead of the validation-optimal one")
+        p.add_argument("--val-fraction", type=_fraction, default=0.2, help="share of training images held out for validation")
+        p.add_argument("--threshold", type=_probability, help="record this threshold instead of the validation-optimal one")
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
-        p.add_argument("--resample-aug", dest="resample_p", type=float,
+        p.add_argument("--resample-aug", dest="resample_p", type=_probability,
                        help="share of patches softened by a downsample-upsample round trip (photos saved small)")
         p.add_argument("--train-resample", type=_size_factor, action="append", metavar="F",
                        help="also train on the training images as a resized data set stores them at F of their "
@@ -449,7 +461,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                        help="pick the best epoch by validation Dice at its best threshold, not at 0.5")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
-        p.add_argument("--fov-diameter", type=float, default=540.0, help="FOV diameter images are rescaled to (0: off)")
+        p.add_argument("--fov-diameter", type=_non_negative, default=540.0, help="FOV diameter images are rescaled to (0: off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -485,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="the data set it was trained on (its train/ split holds the held-out photos)")
     p.add_argument("--weights", required=True, help="checkpoint to calibrate")
     p.add_argument("--out", required=True, help="checkpoint file to write (same weights, new threshold)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--resize", type=_size, action="append", metavar="WxH",
                    help="also score the photos resized to this size, as resized data sets store them (repeatable)")
     p.add_argument("--tta", action="store_true", help=argparse.SUPPRESS)
@@ -502,22 +515,52 @@ def _command_line(args) -> str:
     return " ".join(["python -m model_core", *args.argv])
 
 
-def _refuse_overwriting_the_start(args) -> None:
-    """--out naming the checkpoint a run starts from would replace it even when the run fails or is rejected."""
-    start = getattr(args, "weights", None) if args.command in ("finetune", "calibrate") else getattr(args, "init", None)
-    if start and Path(start).exists() and Path(args.out).exists() and Path(start).resolve() == Path(args.out).resolve():
-        raise RetinaInputError(args.out, f"is also the checkpoint this {args.command} starts from; choose another --out")
+def _refuse_replacing_inputs(args) -> None:
+    """An output (``--out``, ``--json``) must never replace what the run reads, nor an existing checkpoint
+    unasked: a checkpoint written over a training photo, or a failed run's weights over a good model, is
+    work lost. Checked before any work."""
+    if args.command in ("train", "finetune", "calibrate"):
+        out, option = Path(args.out), "--out"
+    elif args.command == "evaluate" and args.json:
+        out, option = Path(args.json), "--json"
+    else:
+        return
+    if not out.exists() or out.is_dir():
+        return  # a folder is refused by check_writable with its own message
+    from .imageio import is_image_file
+
+    start = getattr(args, "weights", None) if args.command in ("finetune", "calibrate", "evaluate") else args.init
+    if start and Path(start).exists() and Path(start).resolve() == out.resolve():
+        what = "the checkpoint this run reads" if args.command == "evaluate" else \
+            f"the checkpoint this {args.command} starts from"
+        raise RetinaInputError(out, f"is also {what}; choose another {option}")
+    data = Path(args.data).resolve()
+    if data.is_dir() and data in out.resolve().parents:
+        raise RetinaInputError(out, f"is a file of the data set {args.data}; choose an {option} outside it")
+    if is_image_file(out):
+        raise RetinaInputError(out, f"is an image; choose another {option}")
+    if option == "--json":
+        if out.suffix.lower() != ".json":
+            raise RetinaInputError(out, "exists and is not a .json report; choose another --json")
+    elif not args.overwrite:
+        raise RetinaInputError(out, "already exists; pass --overwrite to replace it (the run would replace it "
+                                    "even if it failed), or choose another --out")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # imports torch (the presets): a Ctrl+C this early is still just "interrupted"
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in checkpoints as the command that made them
     try:
         if getattr(args, "device", None):
             from .device import select_device
 
             select_device(args.device)  # a missing GPU is refused now, not after the data are loaded
-        _refuse_overwriting_the_start(args)
+        _refuse_replacing_inputs(args)
         if args.command in ("train", "finetune", "calibrate"):
             from .atomic import check_writable
 

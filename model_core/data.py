@@ -233,6 +233,8 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, boo
         fov = read_mask(sample.fov)
         if fov.shape != rgb.shape[:2]:
             raise DatasetError(sample.fov, "FOV mask size differs from its image")
+        if not fov.any():
+            raise DatasetError(sample.fov, "FOV mask is empty (no pixel inside the field of view)")
         return rgb, vessels, fov, True
     return rgb, vessels, estimate_fov(rgb), False
 

@@ -113,9 +113,12 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
     img = np.asarray(mask, np.uint8)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     skel = np.zeros_like(img)
+    # Outside the image is background: OpenCV's default border counts as foreground for erosion, so a mask
+    # touching every edge (an all-vessel mask, a threshold of 0) never eroded away and this looped for ever.
+    border = dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
     while img.any():
-        eroded = cv2.erode(img, cross)
-        skel |= img & (1 - cv2.dilate(eroded, cross))
+        eroded = cv2.erode(img, cross, **border)
+        skel |= img & (1 - cv2.dilate(eroded, cross, **border))
         img = eroded
     return skel.astype(bool)
 
@@ -188,10 +191,19 @@ class MetricAccumulator:
                 "specificity": c.specificity, "auc": self.roc.auc, "cldice": cl}
 
     def mean(self) -> dict[str, float]:
-        return {k: float(np.nanmean([m[k] for m in self.per_image.values()])) for k in METRIC_NAMES} if self.per_image else {}
+        return self._over_images(np.nanmean)
 
     def std(self) -> dict[str, float]:
-        return {k: float(np.nanstd([m[k] for m in self.per_image.values()])) for k in METRIC_NAMES} if self.per_image else {}
+        return self._over_images(np.nanstd)
+
+    def _over_images(self, reduce) -> dict[str, float]:
+        """``reduce`` of each metric over the images that have it (an image without vessels has no AUC): NaN,
+        not a RuntimeWarning, when none has it."""
+        out = {}
+        for k in METRIC_NAMES:
+            values = np.array([m[k] for m in self.per_image.values()], dtype=np.float64)
+            out[k] = float(reduce(values)) if np.isfinite(values).any() else float("nan")
+        return out if self.per_image else {}
 
     def summary(self) -> dict:
         return {"threshold": self.threshold, "images": len(self.per_image), "mean": self.mean(), "std": self.std(),

@@ -303,3 +303,87 @@ def test_an_output_that_is_a_folder_is_refused_before_the_work(tmp_path, micro_c
     assert captured.out == ""  # nothing ran
     assert captured.err.strip().splitlines() == [f"error: {folder}: is a folder; name a file to write"]
     assert list(folder.iterdir()) == []
+
+
+def _finetune_argv(data, weights, out):
+    return ["finetune", str(data), "--weights", str(weights), "--out", str(out), "--epochs", "1",
+            "--steps-per-epoch", "1", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("case", ["train over a photo", "finetune over a mask", "calibrate over a photo",
+                                  "evaluate json over a photo", "evaluate json over its checkpoint",
+                                  "evaluate json over another checkpoint"])
+def test_an_output_never_replaces_an_input(tmp_path, micro_checkpoint_path, capsys, case):
+    data = write_synthetic_dataset(tmp_path / "d", n=2)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(micro_checkpoint_path.read_bytes())
+    other = tmp_path / "other.pt"
+    other.write_bytes(micro_checkpoint_path.read_bytes())
+    photo, mask = data / "images" / "img0.png", data / "masks" / "img1.png"
+    target, argv = {
+        "train over a photo": (photo, ["train", str(data), "--out", str(photo), "--overwrite", *TINY_TRAIN]),
+        "finetune over a mask": (mask, _finetune_argv(data, weights, mask) + ["--overwrite"]),
+        "calibrate over a photo": (photo, ["calibrate", str(data), "--weights", str(weights), "--out", str(photo),
+                                           "--overwrite"]),
+        "evaluate json over a photo": (photo, ["evaluate", str(data), "--weights", str(weights), "--json", str(photo)]),
+        "evaluate json over its checkpoint": (weights, ["evaluate", str(data), "--weights", str(weights),
+                                                        "--json", str(weights)]),
+        "evaluate json over another checkpoint": (other, ["evaluate", str(data), "--weights", str(weights),
+                                                          "--json", str(other)]),
+    }[case]
+    before = target.read_bytes()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert target.read_bytes() == before and captured.out == ""  # untouched, and nothing ran
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: {target}: ") and "choose " in line
+
+
+def test_an_existing_checkpoint_is_replaced_only_with_overwrite(tmp_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=3)
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"a model trained last week")
+    assert main(["train", str(data), "--out", str(out), *TINY_TRAIN]) == 2
+    assert out.read_bytes() == b"a model trained last week"
+    assert capsys.readouterr().err.strip() == (f"error: {out}: already exists; pass --overwrite to replace it (the "
+                                               "run would replace it even if it failed), or choose another --out")
+    assert main(["train", str(data), "--out", str(out), "--overwrite", *TINY_TRAIN]) == 0
+    assert load_checkpoint(out).metadata["val_images"]
+    # A report is a report: evaluate may write its JSON over an earlier one.
+    (tmp_path / "m.json").write_text("{}")
+    assert main(["evaluate", str(data), "--weights", str(out), "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["images"] >= 1
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--patch-size", "7", "'7' is not a patch size of at least 32 px, a multiple of 16"),
+    ("--patch-size", "40", "'40' is not a patch size of at least 32 px, a multiple of 16"),
+    ("--lr", "nan", "'nan' is not a number above 0"),
+    ("--lr", "-1", "'-1' is not a number above 0"),
+    ("--weight-decay", "nan", "'nan' is not a number of at least 0"),
+    ("--alpha", "-1", "'-1' is not a number of at least 0"),
+    ("--val-fraction", "1", "'1' is not a share between 0 and 1 (exclusive)"),
+    ("--seed", "-1", "'-1' is not a whole number of at least 0"),
+    ("--threshold", "2", "'2' is not a threshold between 0 and 1"),
+    ("--fov-diameter", "nan", "'nan' is not a number of at least 0"),
+    ("--patience", "-1", "'-1' is not a whole number of at least 1"),
+])
+def test_training_options_out_of_range_are_one_line_errors(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), option, value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument {option}: {message}" in err and "Traceback" not in err
+
+
+def test_calibrate_refuses_a_resize_no_camera_makes(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["calibrate", str(tmp_path), "--weights", "w.pt", "--out", "o.pt", "--resize", "40000x40000"])
+    assert "'40000x40000' is not a size like 512x512 (8 to 12000 px a side)" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_an_empty_fov_mask(tmp_path, micro_checkpoint_path, capsys):
+    data = write_synthetic_dataset(tmp_path / "d", n=1)
+    write_png_atomic(tmp_path / "fov" / "img0.png", np.zeros((96, 104), np.uint8))
+    assert main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--fov", str(tmp_path / "fov")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'fov' / 'img0.png'}: FOV mask is empty (no pixel inside the field of view)")

@@ -44,6 +44,28 @@ def test_skeleton_of_a_thick_line_is_thin_and_inside():
     assert s[:, 10:30].sum(axis=0).max() == 1
 
 
+def test_skeleton_of_a_mask_touching_every_edge_ends_and_lies_inside():
+    # Outside the image is background: with OpenCV's default border an all-vessel mask never eroded away.
+    full = np.ones((9, 9), bool)
+    s = skeleton(full)
+    assert s.any() and s[4, 4] and s.sum() < full.sum()
+    band = np.zeros((12, 30), bool)
+    band[3:8, :] = True  # a vessel leaving the image at both sides
+    s = skeleton(band)
+    assert s[5, 2:28].all() and s[:, 2:28].sum(axis=0).max() == 1
+    assert cldice(full, full) == 1.0
+
+
+def test_means_of_a_metric_no_image_has_are_nan_without_warnings():
+    import warnings
+
+    acc = MetricAccumulator()
+    acc.add("empty", np.zeros((8, 8), np.float32), np.zeros((8, 8), bool))  # no vessels: no AUC
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, std = acc.mean(), acc.std()
+    assert math.isnan(mean["auc"]) and math.isnan(std["auc"]) and mean["specificity"] == 1.0
+
 def test_cldice_perfect_and_disjoint():
     m = np.zeros((20, 40), bool)
     m[8:13, 5:35] = True
