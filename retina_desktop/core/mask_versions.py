@@ -377,11 +377,49 @@ def restore(ws, entry: ImageEntry | str, sha256: str, *, reviewer: str | None = 
         path = matches[0]
     else:
         path = version.path
-    mask = read_mask(path)
+    mask = _checked_version(ws, entry, path, sha256)
     if expected_sha is _UNSET:
         expected_sha = ws._loaded.get(entry.key, _UNSET)
     return ws.save_ground_truth(entry, mask, expected_sha=expected_sha, source="restore", reviewer=reviewer,
                                   status="edited", action="restore", restored_from=sha256)
+
+
+def _checked_version(ws, entry: ImageEntry, path: Path, sha256: str) -> np.ndarray:
+    """The mask of a history file about to become the ground truth, checked as ``verify`` would: inside this
+    workspace's records, the content its name and record promise, a decodable mask of its photo's size. A
+    damaged or swapped file is refused in one line; the mask on disk stays as it is."""
+    inside = any(root in path.resolve().parents for root in {ws.meta_dir.resolve(), ws.history_dir(entry).resolve()})
+    if not inside:
+        raise WorkspaceError(f"{entry.key}: the record of version {sha256[:12]} points outside the workspace's "
+                             f"history ({path}); nothing was restored (`workspace verify` lists such problems)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WorkspaceError(f"{path}: version {sha256[:12]} of {entry.key} cannot be read ({_short(exc)}); "
+                             "nothing was restored") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise WorkspaceError(f"{path}: content differs from version {sha256[:12]} of {entry.key} (damaged or "
+                             "replaced); nothing was restored")
+    mask = read_mask_or_none(path, data)
+    if mask is None:
+        raise WorkspaceError(f"{path}: version {sha256[:12]} of {entry.key} cannot be decoded as a mask; "
+                             "nothing was restored")
+    size = _photo_size(entry.path)
+    if size is not None and mask.shape != size:
+        raise WorkspaceError(f"{path}: version {sha256[:12]} is {mask.shape[1]}x{mask.shape[0]} but the photo "
+                             f"{entry.name} is {size[1]}x{size[0]}; nothing was restored")
+    return mask
+
+
+def _photo_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of the photo as the app reads it (EXIF rotation included, which a header alone would
+    miss); None when it cannot be read (that is reported where the photo is opened)."""
+    from model_core.imageio import read_image
+
+    try:
+        return read_image(path).shape[:2]
+    except (ImageReadError, OSError):
+        return None
 
 
 def resolve_conflict(ws, conflict: SaveConflict, keep: str, *, reviewer: str | None = None,

@@ -176,9 +176,12 @@ def _restore(ws: Workspace, args) -> int:
     e = _entry(ws, args.image)
     wanted = args.sha256.lower()
     shas = sorted({v.sha256 for v in ws.versions(e) if v.sha256.startswith(wanted)})
-    if len(wanted) < 6 or len(shas) > 1:
-        return _fail(f"{e.key}: {args.sha256!r} names {'no' if not shas else len(shas)} version(s) unambiguously "
-                     "(give the sha256 from `workspace history`)", 1)
+    if len(wanted) < 6:
+        return _fail(f"{e.key}: {args.sha256!r} is too short to name a version: give at least 6 characters of "
+                     "its sha256 (from `workspace history`)", 1)
+    if len(shas) > 1:
+        return _fail(f"{e.key}: {args.sha256!r} could be any of {len(shas)} versions: give more of its sha256 "
+                     "(from `workspace history`)", 1)
     path = ws.restore(e, shas[0] if shas else wanted, reviewer=args.reviewer)
     print(f"{e.key}: version {(shas[0] if shas else wanted)[:12]} restored to {path}")
     return 0
