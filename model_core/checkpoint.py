@@ -104,7 +104,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(path, "not a Retina Desktop checkpoint")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(path, f"checkpoint format version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
         raise CheckpointError(path, f"checkpoint format version {version} is newer than this program supports ({FORMAT_VERSION})")
     try:
         model_config = ModelConfig.from_dict(payload["model_config"])
@@ -118,6 +120,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(path, f"checkpoint is missing or has a malformed field ({exc})") from None
     if payload.get("sha256") != digest:
         raise CheckpointError(path, "weights do not match their recorded sha256 (file damaged)")
+    threshold = metadata.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise CheckpointError(path, f"its threshold {threshold!r} is not a number between 0 and 1")
+    if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
+        raise CheckpointError(path, "its weights contain NaN or infinite values (a diverged training run?)")
     ckpt = Checkpoint(model_config, preprocess, state, metadata, digest)
     try:
         build_model(model_config).load_state_dict(state)

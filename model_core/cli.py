@@ -399,6 +399,7 @@ _whole_non_negative = _number_in(lambda n: n >= 0, "a whole number of at least 0
 # Every preset halves the patch at most 4 times on the way down, and the way up must meet the same sizes.
 _patch = _number_in(lambda n: n >= 32 and n % 16 == 0, "a patch size of at least 32 px, a multiple of 16", int)
 _fraction = _number_in(lambda f: 0 < f < 1, "a share between 0 and 1 (exclusive)")
+_fov_px = _number_in(lambda d: d == 0 or 8 <= d <= 20000, "0 (off) or a diameter of 8 to 20000 px")
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
@@ -461,7 +462,7 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                        help="pick the best epoch by validation Dice at its best threshold, not at 0.5")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
-        p.add_argument("--fov-diameter", type=_non_negative, default=540.0, help="FOV diameter images are rescaled to (0: off)")
+        p.add_argument("--fov-diameter", type=_fov_px, default=540.0, help="FOV diameter images are rescaled to (0: off)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,10 @@ class ModelConfig:
     def __post_init__(self):
         if len(self.widths) < 2 or any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
+        # The pipeline feeds one channel (green, CLAHE) and reads one probability map.
+        if (self.in_channels, self.out_channels) != (1, 1):
+            raise ValueError(f"the model must read 1 channel and write 1, got {self.in_channels} and "
+                             f"{self.out_channels}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     @property

@@ -20,6 +20,16 @@ class PreprocessConfig:
     # FOV diameter (pixels) that images are rescaled to; None disables scale normalisation.
     fov_diameter: float | None = 540.0
 
+    def __post_init__(self):
+        # Read from checkpoints, which a person can edit: a tile count of 0 crashed OpenCV with SIGFPE.
+        clip, tiles, fov = self.clahe_clip, self.clahe_tiles, self.fov_diameter
+        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip < 1000:
+            raise ValueError(f"clahe_clip must be a number above 0, got {clip!r}")
+        if isinstance(tiles, bool) or not isinstance(tiles, int) or not 1 <= tiles <= 64:
+            raise ValueError(f"clahe_tiles must be a whole number from 1 to 64, got {tiles!r}")
+        if fov is not None and (isinstance(fov, bool) or not isinstance(fov, (int, float)) or not 8 <= fov <= 20000):
+            raise ValueError(f"fov_diameter must be off (None) or a number of pixels from 8 to 20000, got {fov!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -365,7 +365,8 @@ def test_an_existing_checkpoint_is_replaced_only_with_overwrite(tmp_path, capsys
     ("--val-fraction", "1", "'1' is not a share between 0 and 1 (exclusive)"),
     ("--seed", "-1", "'-1' is not a whole number of at least 0"),
     ("--threshold", "2", "'2' is not a threshold between 0 and 1"),
-    ("--fov-diameter", "nan", "'nan' is not a number of at least 0"),
+    ("--fov-diameter", "nan", "'nan' is not 0 (off) or a diameter of 8 to 20000 px"),
+    ("--fov-diameter", "5", "'5' is not 0 (off) or a diameter of 8 to 20000 px"),
     ("--patience", "-1", "'-1' is not a whole number of at least 1"),
 ])
 def test_training_options_out_of_range_are_one_line_errors(tmp_path, capsys, option, value, message):
