@@ -19,10 +19,12 @@ import os
 import sys
 from pathlib import Path
 
-from model_core.errors import ImageReadError
-from model_core.imageio import is_image_file, read_mask
+import numpy as np
 
-from .workspace import SaveConflict, Workspace, WorkspaceError
+from model_core.errors import ImageReadError
+from model_core.imageio import is_image_file, read_mask, read_raw
+
+from .workspace import SaveConflict, Workspace, WorkspaceError, read_mask_or_none
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +124,7 @@ def _import(ws: Workspace, args) -> int:
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
     if not files:
         return _fail(f"{folder}: no mask images found", 2)
-    refused, saved = [], 0
+    refused, saved, unchanged = [], 0, 0
     for f in files:
         matches = by_stem.get(f.stem, [])
         if not matches:
@@ -133,6 +135,12 @@ def _import(ws: Workspace, args) -> int:
             continue
         e = matches[0]
         try:
+            if f.resolve() == e.path.resolve():
+                raise ImageReadError(f, "is the workspace's photo itself, not a mask")
+            raw = read_raw(f)
+            if _looks_like_a_photo(raw):  # read_mask would threshold it into a "mask" of 60 % vessel
+                raise ImageReadError(f, "is a colour picture, not a mask (a mask has vessels in one colour on "
+                                        "black)")
             mask = read_mask(f)
             from model_core.imageio import read_image
 
@@ -140,6 +148,10 @@ def _import(ws: Workspace, args) -> int:
             if mask.shape != shape:
                 raise ImageReadError(f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is "
                                         f"{shape[1]}x{shape[0]}")
+            current = e.existing_gt()
+            if current is not None and np.array_equal(read_mask_or_none(current), mask):
+                unchanged += 1
+                continue
             # The same rule as the window: the version on disk now is the one this import replaces; a save
             # by someone else in between is a conflict, not an overwrite.
             ws.save_ground_truth(e, mask, expected_sha=ws.current_sha(e), source="import", reviewer=args.reviewer,
@@ -149,10 +161,23 @@ def _import(ws: Workspace, args) -> int:
             refused.append(f"{f}: {exc}")
         except (ImageReadError, WorkspaceError) as exc:
             refused.append(str(exc) if str(f) in str(exc) else f"{f}: {exc}")
-    print(f"{saved} mask(s) imported into {ws.root}")
+    print(f"{saved} mask(s) imported into {ws.root}" + (f"; {unchanged} already the current version, left as "
+                                                         "they are" if unchanged else ""))
     for line in refused:
         print(f"refused: {line}", file=sys.stderr)
     return 1 if refused else 0
+
+
+def _looks_like_a_photo(raw: np.ndarray) -> bool:
+    """A colour picture: its channels differ and it has more than two colours. A mask may be grey, 0/1,
+    0/255 or one colour on black (e.g. green vessels), all of which pass."""
+    if raw.ndim != 3 or raw.shape[2] < 3:
+        return False
+    rgb = raw[:, :, :3]
+    if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
+        return False
+    step = max(1, rgb.shape[0] * rgb.shape[1] // 200_000)  # a sample is enough to tell a photo
+    return len(np.unique(rgb.reshape(-1, 3)[::step], axis=0)) > 2
 
 
 def _history(ws: Workspace, args) -> int:

@@ -172,3 +172,33 @@ def test_status_into_a_reader_that_stops_early_prints_no_traceback(tmp_path):
     # the command's own code when it had one. Never 1 with a traceback.
     assert proc.wait(60) in (0, 141)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_import_refuses_photos_and_leaves_unchanged_masks_alone(tmp_path, rng, capsys):
+    from model_core.imageio import write_png_atomic
+    from model_core.synthetic import make_fundus
+
+    root = make_workspace(tmp_path / "w", 3)
+    incoming = tmp_path / "incoming"
+    write_png_atomic(incoming / "img_00.png", make_fundus(160, 150, seed=3).image)  # a photo, not a mask
+    green = np.zeros((160, 150, 3), np.uint8)
+    vessels = rng.random((160, 150)) > 0.8
+    green[vessels] = (0, 255, 0)  # one colour on black: a mask
+    write_png_atomic(incoming / "img_01.png", green)
+    assert main(["workspace", "import", str(root), str(incoming), "--reviewer", "ann"]) == 1
+    out, err = capsys.readouterr()
+    assert "1 mask(s) imported" in out
+    assert f"refused: {incoming / 'img_00.png'}: is a colour picture, not a mask" in err
+    assert not (root / "ground_truth" / "img_00.png").exists()
+    assert np.array_equal(read_mask(root / "ground_truth" / "img_01.png"), vessels)
+    # The workspace's own folder: its photos are refused, never thresholded into ground truth.
+    assert main(["workspace", "import", str(root), str(root), "--reviewer", "ann"]) == 1
+    out, err = capsys.readouterr()
+    assert "0 mask(s) imported" in out and err.count("is the workspace's photo itself") == 3
+    # The same masks again change nothing and say so.
+    (incoming / "img_00.png").unlink()
+    versions = len(Workspace(root).versions("img_01"))
+    assert main(["workspace", "import", str(root), str(incoming), "--reviewer", "ann"]) == 0
+    out = capsys.readouterr().out
+    assert "0 mask(s) imported" in out and "1 already the current version, left as they are" in out
+    assert len(Workspace(root).versions("img_01")) == versions
