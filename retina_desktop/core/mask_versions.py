@@ -444,6 +444,9 @@ def verify(ws) -> list[str]:
     """Problems found, like ``git fsck``: the database's integrity check, every recorded version's file
     exists with its recorded content, every history and mask file decodes. Empty: all is well."""
     problems: list[str] = []
+    unavailable = ws.records_unavailable
+    if unavailable:
+        problems.append(f"{unavailable}: no recorded version could be checked")
     try:
         check = ws._records.integrity()
         if check != "ok":
@@ -471,10 +474,27 @@ def verify(ws) -> list[str]:
         for p in sorted(base.rglob("*")):
             if p.is_file() and not p.name.startswith(".") and p not in checked and read_mask_or_none(p) is None:
                 problems.append(f"{p}: history file cannot be decoded as a mask")
+    recorded = {(r["image"], r["sha256"]) for r in rows}
     for e in ws.entries:
         gt = e.existing_gt()
-        if gt is not None and read_mask_or_none(gt) is None:
+        if gt is None:
+            continue
+        try:
+            data = gt.read_bytes()
+        except OSError as exc:
+            problems.append(f"{gt}: mask file cannot be read ({_short(exc)})")
+            continue
+        mask = read_mask_or_none(gt, data)
+        if mask is None:
             problems.append(f"{gt}: mask file cannot be decoded")
+            continue
+        size = _photo_size(e.path)
+        if size is not None and mask.shape != size:
+            problems.append(f"{gt}: mask is {mask.shape[1]}x{mask.shape[0]} but the photo {e.name} is "
+                            f"{size[1]}x{size[0]}")
+        if not unavailable and (e.key, hashlib.sha256(data).hexdigest()) not in recorded:
+            problems.append(f"{gt}: not a recorded version (written outside the app, or its record was lost); "
+                            "the next save or import keeps it in the history first")
     return problems
 
 

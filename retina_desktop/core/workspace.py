@@ -166,6 +166,7 @@ class Workspace:
             self.meta_in_workspace = False
         self._lock = threading.RLock()
         self.notices: list[str] = []  # one-line messages for the window (damaged records set aside, ...)
+        self.records_unavailable: str | None = None  # why the records file could not be opened (kept in memory)
         self._root_id = _identity(self.root)
         self._loaded: dict[str, str | None] = {}  # key -> sha256 of the mask file this process loaded/saved last
         self._masks: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()  # recent masks by sha, for pixel counts

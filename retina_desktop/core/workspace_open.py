@@ -18,6 +18,8 @@ from .workspace_common import META_DIR_NAME, RECORDS_NAME, _file_sha, _now, _sho
 
 def open_records(ws) -> Records:
     path = ws.records_path
+    if path.is_dir():  # SQLite would retry "unable to open" for 15 s before giving up
+        return _records_in_memory(ws, f"{path} could not be opened (a folder is in its place)")
     try:
         if _truncated(path):
             # SQLite would take an empty file for a new database and every status would silently read "new".
@@ -58,6 +60,7 @@ def _truncated(path: Path) -> bool:
 
 def _records_in_memory(ws, why: str) -> Records:
     ws.notices.append(f"{why}; this session's statuses are not kept.")
+    ws.records_unavailable = why  # `verify` must not call a workspace whose records it could not read "ok"
     return Records(Path(":memory:"))
 
 

@@ -202,3 +202,25 @@ def test_import_refuses_photos_and_leaves_unchanged_masks_alone(tmp_path, rng, c
     out = capsys.readouterr().out
     assert "0 mask(s) imported" in out and "1 already the current version, left as they are" in out
     assert len(Workspace(root).versions("img_01")) == versions
+
+
+def test_verify_flags_a_mask_of_the_wrong_size_an_unrecorded_mask_and_unreadable_records(tmp_path, rng, capsys):
+    root = make_workspace(tmp_path / "w", 2)
+    ws = Workspace(root)
+    for e in ws.entries:
+        ws.save_ground_truth(e, rng.random((160, 150)) > 0.7)
+    ws.close()
+    assert main(["workspace", "verify", str(root)]) == 0
+    capsys.readouterr()
+    _write_mask(root / "ground_truth" / "img_00.png", np.ones((20, 30), bool))  # written by another program
+    assert main(["workspace", "verify", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "img_00.png: mask is 30x20 but the photo img_00.png is 150x160" in out
+    assert "img_00.png: not a recorded version" in out and "img_01.png" not in out
+
+    other = make_workspace(tmp_path / "v", 1)
+    (other / ".retina").mkdir(exist_ok=True)
+    (other / ".retina" / "records.sqlite").mkdir()  # a folder where the records file should be
+    assert main(["workspace", "verify", str(other)]) == 1
+    out = capsys.readouterr().out
+    assert "could not be opened" in out and "no recorded version could be checked" in out
