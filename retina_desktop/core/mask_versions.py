@@ -19,8 +19,9 @@ from model_core.atomic import write_bytes_atomic, write_bytes_unique
 from model_core.errors import ImageReadError
 from model_core.imageio import encode_png, read_mask
 
+from . import workspace_open
 from .records import SOURCES, STATUSES
-from .workspace_common import (_UNSET, ReadOnlyWorkspaceError, RecordError, WorkspaceError, WorkspaceGoneError,
+from .workspace_common import (_UNSET, META_DIR_NAME, ReadOnlyWorkspaceError, RecordError, WorkspaceError, WorkspaceGoneError,
                                _db_error, _db_text, _file_sha, _identity, _now, _os_error, _short, _user,
                                read_mask_or_none, readable_time)
 
@@ -108,15 +109,19 @@ def versions(ws, entry: ImageEntry | str) -> list[Version]:
         rows = ws._records.versions(key)
     except sqlite3.Error:
         rows = []
-    return [Version.from_row(r, ws.meta_dir) for r in rows]
+    # A read-only workspace: the versions recorded in its own folder come first (they were made before this
+    # user's, which live in the fallback folder).
+    shared = [Version.from_row(r, ws.root / META_DIR_NAME) for r in workspace_open.shared_versions(ws, key)]
+    return shared + [Version.from_row(r, ws.meta_dir) for r in rows]
 
 
 def version_count(ws) -> int:
-    """How many versions the records hold, all images together."""
+    """How many versions the records hold, all images together (a read-only workspace's own included)."""
     try:
-        return int(ws._records.query("SELECT COUNT(*) FROM versions")[0][0])
+        own = int(ws._records.query("SELECT COUNT(*) FROM versions")[0][0])
     except sqlite3.Error:
-        return 0
+        own = 0
+    return own + len(workspace_open.shared_versions(ws))
 
 
 def _history_file(ws, entry: ImageEntry, sha: str, suffix: str) -> Path:
@@ -388,7 +393,8 @@ def _checked_version(ws, entry: ImageEntry, path: Path, sha256: str) -> np.ndarr
     """The mask of a history file about to become the ground truth, checked as ``verify`` would: inside this
     workspace's records, the content its name and record promise, a decodable mask of its photo's size. A
     damaged or swapped file is refused in one line; the mask on disk stays as it is."""
-    inside = any(root in path.resolve().parents for root in {ws.meta_dir.resolve(), ws.history_dir(entry).resolve()})
+    roots = {ws.meta_dir.resolve(), ws.history_dir(entry).resolve(), (ws.root / META_DIR_NAME).resolve()}
+    inside = any(root in path.resolve().parents for root in roots)
     if not inside:
         raise WorkspaceError(f"{entry.key}: the record of version {sha256[:12]} points outside the workspace's "
                              f"history ({path}); nothing was restored (`workspace verify` lists such problems)")
@@ -474,7 +480,7 @@ def verify(ws) -> list[str]:
         for p in sorted(base.rglob("*")):
             if p.is_file() and not p.name.startswith(".") and p not in checked and read_mask_or_none(p) is None:
                 problems.append(f"{p}: history file cannot be decoded as a mask")
-    recorded = {(r["image"], r["sha256"]) for r in rows}
+    recorded = {(r["image"], r["sha256"]) for r in [*rows, *workspace_open.shared_versions(ws)]}
     for e in ws.entries:
         gt = e.existing_gt()
         if gt is None:

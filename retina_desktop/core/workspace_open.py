@@ -217,6 +217,35 @@ def _rebuild(ws, records: Records) -> str:
             f" ({len(approved)} approved)")
 
 
+def _read_shared(ws, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of the read-only workspace's own records file (empty when there is none or it cannot be read)."""
+    db = ws.root / META_DIR_NAME / RECORDS_NAME
+    # mode=ro sees a live writer's WAL; on a truly read-only medium only immutable=1 opens at all.
+    for query in ("mode=ro", "immutable=1"):
+        if not db.is_file():
+            break
+        try:
+            con = sqlite3.connect(f"{db.as_uri()}?{query}", uri=True)
+            try:
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            continue
+    return []
+
+
+def shared_versions(ws, key: str | None = None) -> list[dict]:
+    """The versions a read-only workspace recorded in its own folder, as ``Records.versions`` gives them
+    (paths relative to ``<workspace>/.retina``): its history stays visible and restorable."""
+    if ws.meta_in_workspace:
+        return []
+    cols = ("image", "sha256", "time", "reviewer", "source", "model", "path", "added_prev", "removed_prev",
+            "added_pred", "removed_pred", "note")
+    sql = f"SELECT {', '.join(cols)} FROM versions" + (" WHERE image=?" if key is not None else "") + " ORDER BY id"
+    return [dict(zip(cols, row)) for row in _read_shared(ws, sql, () if key is None else (key,))]
+
+
 def shared_images(ws) -> dict[str, dict]:
     """A reviewed folder on a read-only share: its own records (a colleague's approvals) show through,
     and what this user records in the fallback folder wins for the images it covers."""
@@ -228,23 +257,9 @@ def shared_images(ws) -> dict[str, dict]:
             if isinstance(k, str) and isinstance(v, dict):
                 shared[k] = {"status": clean_status(v.get("status")),
                              "uncertainty": clean_fraction(v.get("uncertainty"))}
-    db = ws.root / META_DIR_NAME / RECORDS_NAME
-    # mode=ro sees a live writer's WAL; on a truly read-only medium only immutable=1 opens at all.
-    for query in ("mode=ro", "immutable=1"):
-        if not db.is_file():
-            break
-        try:
-            con = sqlite3.connect(f"{db.as_uri()}?{query}", uri=True)
-            try:
-                rows = con.execute("SELECT key, status, uncertainty FROM images").fetchall()
-            finally:
-                con.close()
-        except sqlite3.Error:
-            continue
-        for k, st, u in rows:
-            if isinstance(k, str):
-                shared[k] = {"status": clean_status(st), "uncertainty": clean_fraction(u)}
-        break
+    for k, st, u in _read_shared(ws, "SELECT key, status, uncertainty FROM images"):
+        if isinstance(k, str):
+            shared[k] = {"status": clean_status(st), "uncertainty": clean_fraction(u)}
     return shared
 
 

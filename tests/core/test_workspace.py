@@ -173,6 +173,25 @@ def test_a_read_only_copy_of_a_reviewed_folder_shows_its_review(tmp_path, monkey
     assert Workspace(root).status("img_01") == "approved" and Workspace(root).status("img_00") == "approved"
 
 
+
+def test_a_read_only_copy_of_a_reviewed_folder_shows_its_history_and_verifies(tmp_path, monkeypatch, rng):
+    root = make_workspace(tmp_path / "shared", 2)
+    colleague = Workspace(root)
+    first, second = rng.random((160, 150)) > 0.7, rng.random((160, 150)) > 0.7
+    colleague.save_ground_truth(colleague.entries[0], first, reviewer="ann")
+    colleague.save_ground_truth(colleague.entries[0], second, reviewer="ann")
+    colleague.close()
+    real = workspace_mod._probe_writable
+    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and root not in [d, *d.parents])
+    ws = Workspace(root)
+    assert not ws.meta_in_workspace
+    versions = ws.versions("img_00")  # the colleague's history is in the folder's own records
+    assert [v.reviewer for v in versions] == ["ann", "ann"] and all(v.path.is_file() for v in versions)
+    assert np.array_equal(read_mask(versions[0].path), first)
+    assert ws.current_sha(ws.entries[0]) == versions[-1].sha256
+    assert ws.version_count() == 2 and ws.verify() == []
+
+
 def test_prediction_cache_round_trip(tmp_path, rng):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     e = ws.entries[0]
