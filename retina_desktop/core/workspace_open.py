@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .records import Records, RecordsDamaged, clean_fraction, clean_status, clean_threshold
+from .records import SOURCES, Records, RecordsDamaged, clean_fraction, clean_status, clean_threshold
 from .workspace_common import META_DIR_NAME, RECORDS_NAME, _file_sha, _now, _short, _timestamp
 
 
@@ -167,6 +167,12 @@ def _index_history_files(ws, records: Records) -> int:
     if not base.is_dir():
         return 0
     known = {(v["image"], v["path"]) for v in records.versions()}
+    # Who made each content, when and how, from the review log (read in before this): a rebuilt history keeps
+    # the grader's name and time instead of "import" at the file's date.
+    made: dict[tuple[str, str], dict] = {}
+    for rec in records.log():
+        if isinstance(rec.get("sha256"), str) and rec["action"] in ("save", "autosave", "restore", "import"):
+            made[(rec["image"], rec["sha256"])] = rec
     count = 0
     for e in ws.entries:
         d = base / e.key
@@ -184,7 +190,14 @@ def _index_history_files(ws, records: Records) -> int:
                 stamp = mtime.astimezone().isoformat(timespec="milliseconds")
             except OSError:
                 continue
-            records.add_version(e.key, hashlib.sha256(data).hexdigest(), stamp, rel, "import", note="indexed")
+            sha = hashlib.sha256(data).hexdigest()
+            rec = made.get((e.key, sha))
+            if rec is not None:
+                source = rec.get("source") if rec.get("source") in SOURCES else "import"
+                records.add_version(e.key, sha, str(rec["time"]), rel, source, reviewer=rec.get("reviewer"),
+                                    model=rec.get("model"), note="indexed")
+            else:
+                records.add_version(e.key, sha, stamp, rel, "import", note="indexed")
             count += 1
     return count
 
@@ -203,8 +216,8 @@ def _rebuild(ws, records: Records) -> str:
                 continue
             records.update_image(e.key, now, status="edited", current_sha=sha)
             masks += 1
-        versions = _index_history_files(ws, records)
         added, _ = _import_log(ws, records, ws.review_log_path)
+        versions = _index_history_files(ws, records)
         last: dict[str, str] = {}
         for rec in records.log():
             if rec["action"] in ("approve", "save", "autosave", "restore", "import"):

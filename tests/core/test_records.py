@@ -89,9 +89,10 @@ def test_damaged_database_is_kept_aside_and_rebuilt(tmp_path, rng):
     root = make_workspace(tmp_path / "w", 3)
     ws = Workspace(root)
     for e in ws.entries[:2]:
-        ws.save_ground_truth(e, rng.random((160, 150)) > 0.5)
+        ws.save_ground_truth(e, rng.random((160, 150)) > 0.5, reviewer="alice", model="m v1", action="save")
     ws.set_status("img_00", "approved")
     ws.log_review("img_00", "approve")
+    before = {(v.image, v.sha256): (v.time, v.reviewer, v.source, v.model) for v in ws.versions("img_01")}
     ws.close()
     db = root / ".retina" / "records.sqlite"
     data = bytearray(db.read_bytes())
@@ -104,6 +105,9 @@ def test_damaged_database_is_kept_aside_and_rebuilt(tmp_path, rng):
     assert len(again.notices) == 1 and "damaged" in again.notices[0] and aside.name in again.notices[0]
     assert again.verify() == []
     assert len(again.history(again.entries[0])) == 0 and len(again.versions(again.entries[0])) >= 1
+    # The review log still knows who saved each content, and when: the rebuilt history says so too.
+    after = {(v.image, v.sha256): (v.time, v.reviewer, v.source, v.model) for v in again.versions("img_01")}
+    assert after == before and next(iter(after.values()))[1:] == ("alice", "brush", "m v1")
 
 
 def test_a_database_cut_to_zero_bytes_is_kept_aside_and_rebuilt(tmp_path, rng):
