@@ -94,6 +94,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(path, "is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file not found")
     try:

@@ -64,12 +64,14 @@ def _expand_inputs(inputs: list[str], folder_files=None) -> tuple[list[Path], li
 def cmd_predict(args) -> int:
     from .imageio import mask_to_png, prob_to_png16, read_image, write_png_atomic
 
+    out = Path(args.out)
+    if out.is_file() or (out.is_symlink() and not out.exists()):
+        raise RetinaInputError(out, "is a file, not a folder; --out names the folder the masks go to")
     files, problems = _expand_inputs(args.inputs)
     for msg in problems:
         print(f"error: {msg}", file=sys.stderr)
     predictor = _predictor(args)
     threshold = predictor.threshold if args.threshold is None else args.threshold
-    out = Path(args.out)
     failed = len(problems)
     seen: dict[str, Path] = {}
     inputs = {p.resolve() for p in files}
@@ -84,6 +86,11 @@ def cmd_predict(args) -> int:
         clash = next((t for t in targets if t.resolve() in inputs), None)
         if clash is not None:
             _skip(f"{path}: its mask would replace the input image {clash}; choose another --out; skipped")
+            failed += 1
+            continue
+        in_the_way = next((t for t in targets if t.is_dir()), None)
+        if in_the_way is not None:  # one image's problem, not the run's
+            _skip(f"{path}: a folder is in the way of its output {in_the_way}; skipped")
             failed += 1
             continue
         existing = [t for t in targets if t.exists()]
@@ -138,8 +145,10 @@ def _format_metrics_table(summary: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import discover
+    from .data import SPLIT_NAMES, discover
 
+    if args.split not in SPLIT_NAMES:
+        raise RetinaInputError(Path(args.data), f"--split {args.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     samples = discover(args.data, split=args.split)
     if args.json:
         from .atomic import check_writable
@@ -332,9 +341,9 @@ def cmd_finetune(args) -> int:
         cfg = finetune_config(parent, **_given_training_options(args))
         if args.minutes is not None and args.epochs is None:
             cfg.epochs = 10_000  # the time budget decides
+        unreviewed = _listed_images(args.unreviewed) if args.unreviewed else None  # before the bar is drawn
         quiet = rank() != 0
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "finetune", quiet)
-        unreviewed = _listed_images(args.unreviewed) if args.unreviewed else None
         outcome = finetune(parent, samples, cfg, on_epoch=progress.on_epoch, on_step=progress.on_step,
                            unreviewed=unreviewed)
         progress.close()
@@ -367,6 +376,8 @@ def _listed_images(folder: str) -> list[Path]:
     from .errors import DatasetError
 
     root = Path(folder)
+    if root.is_file():
+        raise DatasetError(root, "is a file; --unreviewed names a folder of photos")
     if not root.is_dir():
         raise DatasetError(root, "--unreviewed folder not found")
     return _listed(root / "images" if (root / "images").is_dir() else root)
@@ -615,7 +626,7 @@ def _fov_index(folder: Path) -> dict[str, Path]:
 
 def cmd_measure(args) -> int:
     from .atomic import check_writable
-    from .imageio import read_mask
+    from .imageio import read_mask, read_vessel_mask
     from .morphometry import measure, write_measurements_csv
 
     files, problems = _mask_inputs(args.inputs)
@@ -630,7 +641,7 @@ def cmd_measure(args) -> int:
     rows = []
     for path in _progress(files, desc="measure", unit="mask"):
         try:
-            mask = read_mask(path)
+            mask = read_vessel_mask(path)
             fov = None
             if fovs is not None:
                 fov_path = next((fovs[path.stem + s] for s in FOV_STEM_SUFFIXES if path.stem + s in fovs), None)

@@ -62,7 +62,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.uint8) * 255
     if arr.dtype == np.uint16:
         return (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    a = arr.astype(np.float32)
+    a = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)  # a NaN pixel reads as black
     hi = float(a.max()) if a.size else 0.0
     if hi <= 1.0:
         a = a * 255.0
@@ -109,12 +109,36 @@ def check_image_size(arr: np.ndarray, path: str | os.PathLike | None = None) -> 
         raise ImageReadError(path, f"image is {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
 
 
+def looks_like_a_photo(raw: np.ndarray) -> bool:
+    """A colour picture (``read_raw``'s array): its channels differ and it has more than two colours. A mask
+    may be grey, 0/1, 0/255 or one colour on black (e.g. green vessels), all of which pass."""
+    if raw.ndim != 3 or raw.shape[2] < 3:
+        return False
+    rgb = raw[:, :, :3]
+    if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
+        return False
+    step = max(1, rgb.shape[0] * rgb.shape[1] // 200_000)  # a sample is enough to tell a photo
+    return len(np.unique(rgb.reshape(-1, 3)[::step], axis=0)) > 2
+
+
+def read_vessel_mask(path: str | os.PathLike) -> np.ndarray:
+    """``read_mask`` for a file that must be a mask: a colour photo given by mistake is refused (thresholded,
+    it would read as a mask of mostly vessel)."""
+    raw = read_raw(path)
+    if looks_like_a_photo(raw):
+        raise ImageReadError(Path(path), "is a colour picture, not a mask (a mask has vessels in one colour on "
+                                         "black)")
+    return _mask_of(raw)
+
+
 def read_mask(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
     """Read a binary mask (vessel where the value is at least half the range) as ``bool (H, W)``.
 
     ``data``: the file's bytes when the caller has them already (e.g. to hash them), so it is read once."""
-    path = Path(path)
-    raw = read_raw(path, data)
+    return _mask_of(read_raw(Path(path), data))
+
+
+def _mask_of(raw: np.ndarray) -> np.ndarray:
     if raw.ndim == 3:
         raw = raw[:, :, :3].max(axis=2) if raw.shape[2] >= 3 else raw[:, :, 0]
     if raw.dtype == np.bool_:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from model_core.errors import ImageReadError
-from model_core.imageio import is_image_file, read_mask, read_raw
+from model_core.imageio import is_image_file, read_vessel_mask
 
 from .workspace import SaveConflict, Workspace, WorkspaceError, read_mask_or_none
 
@@ -137,11 +137,7 @@ def _import(ws: Workspace, args) -> int:
         try:
             if f.resolve() == e.path.resolve():
                 raise ImageReadError(f, "is the workspace's photo itself, not a mask")
-            raw = read_raw(f)
-            if _looks_like_a_photo(raw):  # read_mask would threshold it into a "mask" of 60 % vessel
-                raise ImageReadError(f, "is a colour picture, not a mask (a mask has vessels in one colour on "
-                                        "black)")
-            mask = read_mask(f)
+            mask = read_vessel_mask(f)  # a photo would be thresholded into a "mask" of 60 % vessel
             from model_core.imageio import read_image
 
             shape = read_image(e.path).shape[:2]
@@ -166,18 +162,6 @@ def _import(ws: Workspace, args) -> int:
     for line in refused:
         print(f"refused: {line}", file=sys.stderr)
     return 1 if refused else 0
-
-
-def _looks_like_a_photo(raw: np.ndarray) -> bool:
-    """A colour picture: its channels differ and it has more than two colours. A mask may be grey, 0/1,
-    0/255 or one colour on black (e.g. green vessels), all of which pass."""
-    if raw.ndim != 3 or raw.shape[2] < 3:
-        return False
-    rgb = raw[:, :, :3]
-    if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
-        return False
-    step = max(1, rgb.shape[0] * rgb.shape[1] // 200_000)  # a sample is enough to tell a photo
-    return len(np.unique(rgb.reshape(-1, 3)[::step], axis=0)) > 2
 
 
 def _history(ws: Workspace, args) -> int:

@@ -388,3 +388,37 @@ def test_evaluate_refuses_an_empty_fov_mask(tmp_path, micro_checkpoint_path, cap
     assert main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--fov", str(tmp_path / "fov")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {tmp_path / 'fov' / 'img0.png'}: FOV mask is empty (no pixel inside the field of view)")
+
+
+def test_small_input_mistakes_are_one_line_each(tmp_path, micro_checkpoint_path, fundus, capsys):
+    write_png_atomic(tmp_path / "in" / "a.png", fundus.image)
+    write_png_atomic(tmp_path / "in" / "b.png", fundus.image)
+    a_file = tmp_path / "in" / "a.png"
+    assert main(["predict", str(a_file), "--out", str(a_file), "--weights", str(micro_checkpoint_path)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {a_file}: is a file, not a folder; --out names the folder "
+                                               "the masks go to")
+    (tmp_path / "out" / "a.png").mkdir(parents=True)  # a folder in the way of one image's output
+    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--overwrite",
+               "--weights", str(micro_checkpoint_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and (tmp_path / "out" / "b.png").is_file()  # the other image is still predicted
+    assert f"a folder is in the way of its output {tmp_path / 'out' / 'a.png'}; skipped" in err
+    data = write_synthetic_dataset(tmp_path / "d", n=1)
+    assert main(["evaluate", str(data), "--weights", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path}: is a folder, not a checkpoint file")
+    assert main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--split", "nope"]) == 2
+    assert "--split 'nope' is not one of train, training, test, val, validation" in capsys.readouterr().err
+
+
+def test_a_float_image_with_a_nan_pixel_reads_without_warnings(tmp_path):
+    import warnings
+
+    from model_core.imageio import read_image
+
+    img = np.full((16, 16), 0.5, np.float32)
+    img[3, 4] = np.nan
+    cv2.imwrite(str(tmp_path / "f.tif"), img)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rgb = read_image(tmp_path / "f.tif")
+    assert rgb[3, 4, 0] == 0 and rgb[0, 0, 0] == 128

@@ -119,3 +119,14 @@ def test_module_entry_point(tmp_path):
                           str(tmp_path / "o.csv")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert _rows(tmp_path / "o.csv")[1][5:] == ["4", "1", "4"]
+
+
+def test_measure_refuses_a_colour_photo_given_as_a_mask(tmp_path, capsys):
+    from model_core.cli import main
+    from model_core.imageio import write_png_atomic
+    from model_core.synthetic import make_fundus
+
+    f = make_fundus(96, 104, seed=1)
+    write_png_atomic(tmp_path / "photo.png", f.image)
+    assert main(["measure", str(tmp_path / "photo.png"), "--csv", str(tmp_path / "m.csv")]) == 1
+    assert f"{tmp_path / 'photo.png'}: is a colour picture, not a mask" in capsys.readouterr().err
