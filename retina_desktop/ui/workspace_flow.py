@@ -3,7 +3,8 @@
 Leaving one remembers its open image, so reopening it goes back there (``AppSettings.last_image_key``), and
 closes it (``Workspace.close``: this window's "already open" record goes). The banner above the image says
 what opening found: damaged records set aside, another window or grader with the workspace open (the window
-still works), a model that fell back to the bundled one.
+still works), a model that fell back to the bundled one. A window also learns, within 20 s, when someone opens
+its workspace after it.
 """
 
 from __future__ import annotations
@@ -11,15 +12,49 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
+
 from ..core.demo import ensure_demo_workspace
 from ..core.workspace import Workspace, WorkspaceError
 from .workers import Worker
+
+
+SESSION_CHECK_MS = 20_000  # how soon a window learns that someone else opened its workspace
 
 
 class WorkspaceFlow:
     def __init__(self, window):
         self.w = window
         window.prediction.model_loaded.connect(lambda *_: self.refresh_banner())
+        # Opening a workspace tells the newcomer who else has it open; this tells those already there.
+        self._others: set[tuple] = set()
+        self.session_timer = QTimer(window)
+        self.session_timer.setInterval(SESSION_CHECK_MS)
+        self.session_timer.timeout.connect(self.check_others)
+
+    def check_others(self) -> Worker | None:
+        """Look (off the UI thread: the records may be busy) for windows that opened this workspace since."""
+        w = self.w
+        ws = w.workspace
+        if ws is None or w.tasks.closed:
+            return None
+        worker = Worker(lambda ctx: ws.other_sessions(), name="who else has the workspace open")
+        worker.returned.connect(w.tasks.guard(lambda others, ws=ws: self._others_seen(ws, others)))
+        w.tasks.start(worker)
+        return worker
+
+    def _others_seen(self, ws: Workspace, others: list) -> None:
+        if ws is not self.w.workspace:
+            return
+        keys = {_key(o) for o in others}
+        new = [o for o in others if _key(o) not in self._others]
+        self._others = keys
+        if not new:
+            return
+        self.refresh_banner()
+        who = "; ".join(f"{o.user} on {o.machine}" for o in new[:3]) + (" …" if len(new) > 3 else "")
+        self.w.show_message(f"{who} has just opened this workspace too. You can both work on it: a save never "
+                            "overwrites the other's without asking.", "info")
 
     def refresh_banner(self) -> None:
         w = self.w
@@ -84,6 +119,8 @@ class WorkspaceFlow:
         w.review.set_workspace(ws)
         w.settings.last_workspace = str(ws.root)
         w.image_list.set_workspace(ws)
+        self._others = {_key(o) for o in ws.other_sessions()}  # the banner names these
+        self.session_timer.start()
         self.refresh_banner()
         w.clear_message()
         w.workspace_opened.emit(str(ws.root))
@@ -97,6 +134,10 @@ class WorkspaceFlow:
         ws, key = self.w.workspace, self.w.review.current_key
         if ws is not None and key:
             self.w.settings.set_last_image_key(str(ws.root), key)
+
+
+def _key(o) -> tuple:
+    return o.user, o.machine, o.pid, o.since  # two windows of one process share a pid, not a start time
 
 
 def workspace_notes(ws: Workspace, model_notice: str | None = None) -> str:

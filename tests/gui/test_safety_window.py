@@ -388,3 +388,23 @@ def test_a_preview_ends_when_the_history_tab_is_left(qtbot, window, flat_workspa
     window.review_dock.raise_()
     qtbot.waitUntil(lambda: not window.history.preview.active)
     assert not panel.preview_button.isChecked()
+
+
+def test_a_window_learns_when_someone_opens_its_workspace_after_it(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    assert "Already open" not in window.workspace_banner.text()
+    assert window.workspaces.session_timer.isActive()
+    seen = []
+    window.message_shown.connect(seen.append)
+    late = Workspace(flat_workspace)  # another grader opens it now
+    try:
+        with qtbot.waitSignal(window.message_shown, timeout=20000):
+            window.workspaces.check_others()  # what the timer does every 20 s
+        assert "has just opened this workspace too" in seen[-1]
+        assert "Already open" in window.workspace_banner.text()
+        count = len(seen)
+        flow = window.workspaces  # the same grader is not announced twice (what the next check returns)
+        flow._others_seen(window.workspace, window.workspace.other_sessions())
+        assert len(seen) == count
+    finally:
+        late.close()
