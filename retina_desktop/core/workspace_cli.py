@@ -24,7 +24,7 @@ import numpy as np
 from model_core.errors import ImageReadError
 from model_core.imageio import is_image_file, read_vessel_mask
 
-from .workspace import SaveConflict, Workspace, WorkspaceError, read_mask_or_none
+from .workspace import SaveConflict, Workspace, WorkspaceError, read_mask_or_none, readable_time
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,11 +173,13 @@ def _history(ws: Workspace, args) -> int:
         return 0
     if not versions:
         print(f"{e.key}: no recorded versions")
-    for v in versions:
-        changed = "" if v.added_prev is None else f"  +{v.added_prev}/-{v.removed_prev} px"
-        mark = "*" if v.sha256 == current else " "
-        print(f"{mark} {v.time}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} {v.model or '-'}"
-              f"{changed}  {v.path}")
+    # A restore repeats an earlier content: only the newest row with the content on disk is marked.
+    newest = max((i for i, v in enumerate(versions) if v.sha256 == current), default=None)
+    for i, v in enumerate(versions):
+        changed = "" if v.added_prev is None else f"  +{v.added_prev}/-{v.removed_prev or 0} px"
+        mark = "*" if i == newest else " "
+        print(f"{mark} {readable_time(v.time)}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} "
+              f"{v.model or '-'}{changed}  {v.path}")
     return 0
 
 

@@ -224,3 +224,18 @@ def test_verify_flags_a_mask_of_the_wrong_size_an_unrecorded_mask_and_unreadable
     assert main(["workspace", "verify", str(other)]) == 1
     out = capsys.readouterr().out
     assert "could not be opened" in out and "no recorded version could be checked" in out
+
+
+def test_text_history_marks_one_row_on_disk_after_a_restore(tmp_path, rng, capsys):
+    root = make_workspace(tmp_path / "w", 1)
+    ws = Workspace(root)
+    e = ws.entries[0]
+    ws.save_ground_truth(e, rng.random((160, 150)) > 0.7, reviewer="ann")
+    first = ws.versions(e)[0]
+    ws.save_ground_truth(e, rng.random((160, 150)) > 0.7, reviewer="ann")
+    ws.restore(e, first.sha256, reviewer="ann")  # the first content is on disk again, as a third version
+    ws.close()
+    assert main(["workspace", "history", str(root), "img_00"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3 and [r[0] for r in rows] == [" ", " ", "*"]
+    assert first.sha256[:12] in rows[0] and first.sha256[:12] in rows[2] and "T" not in rows[2].split()[1]
