@@ -527,6 +527,9 @@ def _command_line(args) -> str:
     return " ".join(["python -m model_core", *args.argv])
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
 def _refuse_replacing_inputs(args) -> None:
     """An output (``--out``, ``--json``) must never replace what the run reads, nor an existing checkpoint
     unasked: a checkpoint written over a training photo, or a failed run's weights over a good model, is
@@ -546,14 +549,11 @@ def _refuse_replacing_inputs(args) -> None:
         what = "the checkpoint this run reads" if args.command == "evaluate" else \
             f"the checkpoint this {args.command} starts from"
         raise RetinaInputError(out, f"is also {what}; choose another {option}")
-    data = Path(args.data).resolve()
-    if data.is_dir() and data in out.resolve().parents:
-        raise RetinaInputError(out, f"is a file of the data set {args.data}; choose an {option} outside it")
-    if is_image_file(out):
+    if is_image_file(out):  # a photo, a mask or a FOV mask of the data set, or any other picture
         raise RetinaInputError(out, f"is an image; choose another {option}")
     if option == "--json":
-        if out.suffix.lower() != ".json":
-            raise RetinaInputError(out, "exists and is not a .json report; choose another --json")
+        if out.suffix.lower() in CHECKPOINT_SUFFIXES:
+            raise RetinaInputError(out, "is a checkpoint; choose another --json")
     elif not args.overwrite:
         raise RetinaInputError(out, "already exists; pass --overwrite to replace it (the run would replace it "
                                     "even if it failed), or choose another --out")

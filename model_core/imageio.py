@@ -55,6 +55,20 @@ def _decode(path: Path, data: bytes) -> np.ndarray:
         raise ImageReadError(path, "not a readable image (corrupt or unsupported format)") from None
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) as ``read_image`` would give it, from the file's header where Pillow can read one
+    (no pixels decoded: checking a thousand 3504x2336 photos takes a second), else by decoding it."""
+    path = Path(path)
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+        return h, w
+    except Exception:  # noqa: BLE001 - anything Pillow cannot open is decoded the way read_image does
+        return read_raw(path).shape[:2]
+
+
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr

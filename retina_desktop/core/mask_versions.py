@@ -418,12 +418,12 @@ def _checked_version(ws, entry: ImageEntry, path: Path, sha256: str) -> np.ndarr
 
 
 def _photo_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) of the photo as the app reads it (EXIF rotation included, which a header alone would
-    miss); None when it cannot be read (that is reported where the photo is opened)."""
-    from model_core.imageio import read_image
+    """(height, width) of the photo as the app reads it; None when it cannot be read (that is reported where
+    the photo is opened)."""
+    from model_core.imageio import image_size
 
     try:
-        return read_image(path).shape[:2]
+        return image_size(path)
     except (ImageReadError, OSError):
         return None
 
@@ -480,7 +480,8 @@ def verify(ws) -> list[str]:
         for p in sorted(base.rglob("*")):
             if p.is_file() and not p.name.startswith(".") and p not in checked and read_mask_or_none(p) is None:
                 problems.append(f"{p}: history file cannot be decoded as a mask")
-    recorded = {(r["image"], r["sha256"]) for r in [*rows, *workspace_open.shared_versions(ws)]}
+    # A mask on disk that no record names is no problem: the masks a data set comes with, or a save whose
+    # process was killed before its record; the next save keeps it in the history before replacing it.
     for e in ws.entries:
         gt = e.existing_gt()
         if gt is None:
@@ -498,9 +499,6 @@ def verify(ws) -> list[str]:
         if size is not None and mask.shape != size:
             problems.append(f"{gt}: mask is {mask.shape[1]}x{mask.shape[0]} but the photo {e.name} is "
                             f"{size[1]}x{size[0]}")
-        if not unavailable and (e.key, hashlib.sha256(data).hexdigest()) not in recorded:
-            problems.append(f"{gt}: not a recorded version (written outside the app, or its record was lost); "
-                            "the next save or import keeps it in the history first")
     return problems
 
 

@@ -56,6 +56,9 @@ class SaveFlow:
         self.runner = TaskRunner(window, max_threads=1)
         self._asking = False  # a conflict question is open
         self._viewing: str | None = None  # the image whose conflict the grader is looking at ("View both")
+        # Only while that image stays open: reopened, it is loaded from disk and has no conflict left.
+        for signal in (window.review.image_opened, window.review.image_closed, window.review.workspace_changed):
+            signal.connect(lambda *_: setattr(self, "_viewing", None))
         self._again = False  # an autosave tick came while a save was in flight: save again when it settles
         window.review.save_settled.connect(self._settled)
         self._close_filter = _SettleOnClose(self)

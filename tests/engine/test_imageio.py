@@ -175,3 +175,17 @@ def test_masks_are_written_without_png_row_filters_and_read_back_exactly(rng, tm
     path = tmp_path / "m.png"
     path.write_bytes(data)
     assert np.array_equal(read_mask(path), mask)
+
+
+def test_image_size_from_the_header_matches_the_decoded_image(tmp_path):
+    import cv2
+    import numpy as np
+
+    from model_core.imageio import image_size, read_image, write_png_atomic
+
+    rng = np.random.default_rng(0)
+    write_png_atomic(tmp_path / "a.png", rng.integers(0, 255, (37, 53, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "b.tif"), rng.integers(0, 65535, (21, 18), dtype=np.uint16))
+    cv2.imwrite(str(tmp_path / "c.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+    for name in ("a.png", "b.tif", "c.jpg"):
+        assert image_size(tmp_path / name) == read_image(tmp_path / name).shape[:2]

@@ -408,3 +408,28 @@ def test_a_window_learns_when_someone_opens_its_workspace_after_it(qtbot, window
         assert len(seen) == count
     finally:
         late.close()
+
+
+def test_after_view_both_the_autosave_comes_back_once_the_image_is_reopened(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = blank(window)
+    window.set_tool("brush")
+    stroke(window.canvas, [(20, 20), (20, 120)])
+    assert window.save_current()
+    key = window.session.key
+    _edit_elsewhere(flat_workspace, key, slice(60, 64))
+    stroke(window.canvas, [(100, 20), (100, 120)])
+    window.prompter = SafetyPrompter(conflict=["both"])
+    assert not window.save_current()
+    assert not window.saving.autosave_in_background()  # deciding: the timer waits
+    window.undo()  # the grader drops the edit instead: nothing to save, nothing to decide
+    assert not doc.is_dirty
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.step_image(+1)
+    with qtbot.waitSignal(window.image_opened, timeout=20000):
+        window.open_image(key)  # loaded from disk (their version): no conflict left
+    stroke(window.canvas, [(110, 20), (110, 120)])
+    assert window.saving.autosave_in_background()
+    window.saving.settle()
+    assert not window.session.document.is_dirty
+    assert np.array_equal(read_mask(window.session.entry.gt_path), window.session.document.mask)
