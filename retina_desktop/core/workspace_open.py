@@ -170,9 +170,9 @@ def _index_history_files(ws, records: Records) -> int:
     # Who made each content, when and how, from the review log (read in before this): a rebuilt history keeps
     # the grader's name and time instead of "import" at the file's date.
     made: dict[tuple[str, str], dict] = {}
-    for rec in records.log():
+    for rec in records.log():  # the first record of a content is the save that made it (a restore repeats it)
         if isinstance(rec.get("sha256"), str) and rec["action"] in ("save", "autosave", "restore", "import"):
-            made[(rec["image"], rec["sha256"])] = rec
+            made.setdefault((rec["image"], rec["sha256"]), rec)
     count = 0
     for e in ws.entries:
         d = base / e.key
@@ -180,6 +180,7 @@ def _index_history_files(ws, records: Records) -> int:
             files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
         except OSError:
             continue
+        found = []
         for p in files:
             rel = p.relative_to(ws.meta_dir).as_posix()
             if (e.key, rel) in known:
@@ -192,14 +193,25 @@ def _index_history_files(ws, records: Records) -> int:
                 continue
             sha = hashlib.sha256(data).hexdigest()
             rec = made.get((e.key, sha))
+            when = str(rec["time"]) if rec is not None else stamp
+            found.append((_sort_time(when), when, sha, rel, rec))
+        for _, when, sha, rel, rec in sorted(found, key=lambda f: f[0]):  # oldest first, as saved
             if rec is not None:
                 source = rec.get("source") if rec.get("source") in SOURCES else "import"
-                records.add_version(e.key, sha, str(rec["time"]), rel, source, reviewer=rec.get("reviewer"),
+                records.add_version(e.key, sha, when, rel, source, reviewer=rec.get("reviewer"),
                                     model=rec.get("model"), note="indexed")
             else:
-                records.add_version(e.key, sha, stamp, rel, "import", note="indexed")
+                records.add_version(e.key, sha, when, rel, "import", note="indexed")
             count += 1
     return count
+
+
+def _sort_time(stamp: str) -> float:
+    try:
+        when = _dt.datetime.fromisoformat(stamp)
+        return (when if when.tzinfo else when.astimezone()).timestamp()
+    except ValueError:
+        return float("inf")
 
 
 def _rebuild(ws, records: Records) -> str:

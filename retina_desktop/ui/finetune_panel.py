@@ -220,6 +220,9 @@ class FinetuneController(QObject):
         path = holder.checkpoint_path()
         return path, None, f"{path.name} (given on the command line)"
 
+    def keep_restored_position(self) -> None:
+        self._placed = True
+
     def show_dock(self) -> None:
         """Show the Fine-tuning window; the first time at the lower right of the main window, so it covers
         neither the toolbar, the image list nor the banner that reports the outcome."""

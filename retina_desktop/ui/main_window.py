@@ -120,8 +120,8 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         state = self.settings.window_state()
-        if state is not None:
-            self.restoreState(state)
+        if state is not None and self.restoreState(state):
+            self.finetune.keep_restored_position()  # where the grader left the Fine-tuning window last time
         self.update_actions()
         self.prediction.load_model()
 

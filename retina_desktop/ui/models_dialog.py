@@ -79,7 +79,6 @@ class ModelsDialog(QDialog):
         # behind a horizontal scroll bar.
         header.setSectionResizeMode(WHY, QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(True)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
         lay.addWidget(self.table, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)

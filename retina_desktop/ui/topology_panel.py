@@ -106,6 +106,7 @@ class TopologyReview(QObject):
         self.findings: list = []  # those listed: not dismissed, of a kind shown
         self.kept: list = []  # every kind, not dismissed (what the boxes count)
         self.current = -1
+        self._resume = None  # after a fix: the key of the marker N goes on to (the list may be redone meanwhile)
         self.dismissed: dict[str, set] = {}  # image key -> Finding.key
         self.markers: list[MarkerItem] = []
         self.markers_visible = True
@@ -221,6 +222,9 @@ class TopologyReview(QObject):
         for b in (p.prev_button, p.next_button):
             b.setEnabled(bool(self.findings))
 
+    def keys_index(self, key) -> int:
+        return [f.key for f in self.findings].index(key)
+
     @property
     def current_finding(self):
         return self.findings[self.current] if 0 <= self.current < len(self.findings) else None
@@ -231,7 +235,11 @@ class TopologyReview(QObject):
         if not self.findings:
             self.window.statusBar().showMessage("Topology review: no markers", 3000)
             return
-        if self.current < 0:
+        resume, self._resume = self._resume, None
+        keys = [f.key for f in self.findings]
+        if self.current < 0 and resume in keys:
+            i = (keys.index(resume) if step > 0 else keys.index(resume) - 1) % len(self.findings)
+        elif self.current < 0:
             i = 0 if step > 0 else len(self.findings) - 1
         else:
             i = (self.current + step) % len(self.findings)
@@ -269,10 +277,10 @@ class TopologyReview(QObject):
         from ..core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
 
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost))
-        self._drop_current()
+        self._drop_current(go=False)  # the view stays on the fix, for the grader to see it; N goes on
         if edit is not None:
-            nxt = (f"; next: {self.current + 1} of {len(self.findings)}, {describe(self.current_finding)}"
-                   if self.current_finding is not None else "; no markers left")
+            nxt = (f"; N goes on to {describe(self.findings[self.keys_index(self._resume)])}"
+                   if self._resume is not None else "; no markers left")
             self.window.statusBar().showMessage(f"{f.label}: {edit.added} pixels added, {edit.removed} removed{nxt}",
                                                 8000)
         return edit is not None
@@ -284,17 +292,22 @@ class TopologyReview(QObject):
         self.dismissed.setdefault(s.key, set()).add(f.key)
         self._drop_current()
 
-    def _drop_current(self) -> None:
-        """Take the current finding off the list at once (the analysis that follows an edit confirms it) and go
-        to the next one, as N does: the grader sees the marker the buttons now act on."""
+    def _drop_current(self, go: bool = True) -> None:
+        """Take the current finding off the list at once (the analysis that follows an edit confirms it); with
+        ``go``, go to the next one as N does, so the grader sees the marker the buttons now act on."""
         i = self.current
         dropped = self.findings.pop(i)
         self.kept = [f for f in self.kept if f is not dropped]
         self.current = min(i, len(self.findings) - 1) if self.findings else -1
         self._rebuild()
         self._update_counts()
-        if self.current >= 0:
+        if self.current >= 0 and go:
             self.jump(self.current)
+        elif self.current >= 0:
+            # No marker is current (the buttons wait for one), and N goes to the one that followed the fix.
+            self._resume, self.current = self.findings[self.current].key, -1
+            self._style_markers()
+            self._update_buttons()
 
 
 def install_topology_review(window, tools) -> TopologyReview:

@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 
 from ..core.demo import ensure_demo_workspace
-from ..core.workspace import Workspace, WorkspaceError
+from ..core.workspace import Workspace, WorkspaceError, readable_time
 from .workers import Worker
 
 
@@ -48,19 +48,21 @@ class WorkspaceFlow:
             return
         keys = {_key(o) for o in others}
         new = [o for o in others if _key(o) not in self._others]
-        self._others = keys
+        changed, self._others = keys != self._others, keys
+        if changed:  # someone came or left: the banner's "Already open" line follows
+            self.refresh_banner(others)
         if not new:
             return
-        self.refresh_banner()
         who = "; ".join(f"{o.user} on {o.machine}" for o in new[:3]) + (" …" if len(new) > 3 else "")
         self.w.show_message(f"{who} has just opened this workspace too. You can both work on it: a save never "
                             "overwrites the other's without asking.", "info")
 
-    def refresh_banner(self) -> None:
+    def refresh_banner(self, others: list | None = None) -> None:
+        """``others``: who else has the workspace open, when the caller has just asked (off the UI thread)."""
         w = self.w
         if w.workspace is None:
             return
-        w.workspace_banner.setText(workspace_notes(w.workspace, getattr(w.model, "notice", None)))
+        w.workspace_banner.setText(workspace_notes(w.workspace, getattr(w.model, "notice", None), others))
         w.workspace_banner.show()
 
     def start(self, folder: str | None = None) -> None:
@@ -140,7 +142,7 @@ def _key(o) -> tuple:
     return o.user, o.machine, o.pid, o.since  # two windows of one process share a pid, not a start time
 
 
-def workspace_notes(ws: Workspace, model_notice: str | None = None) -> str:
+def workspace_notes(ws: Workspace, model_notice: str | None = None, others: list | None = None) -> str:
     notes = []
     if ws.synthetic:
         notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
@@ -152,9 +154,9 @@ def workspace_notes(ws: Workspace, model_notice: str | None = None) -> str:
     if not ws.gt_writable:
         notes.append("<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to "
                      "another folder instead.")
-    others = ws.other_sessions()
+    others = ws.other_sessions() if others is None else others
     if others:
-        who = "; ".join(f"{o.user} on {o.machine} since {o.since[:16].replace('T', ' ')}" for o in others[:3])
+        who = "; ".join(f"{o.user} on {o.machine} since {readable_time(o.since)[:16]}" for o in others[:3])
         notes.append(f"<b>Already open</b> by {html.escape(who)}{' …' if len(others) > 3 else ''}. You can work "
                      "here too: a save never overwrites theirs without asking.")
     for notice in ws.notices:

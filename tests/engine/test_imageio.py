@@ -189,3 +189,26 @@ def test_image_size_from_the_header_matches_the_decoded_image(tmp_path):
     cv2.imwrite(str(tmp_path / "c.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
     for name in ("a.png", "b.tif", "c.jpg"):
         assert image_size(tmp_path / name) == read_image(tmp_path / name).shape[:2]
+
+
+def test_a_fundus_photo_is_told_from_masks_in_colour(tmp_path):
+    import cv2
+    import numpy as np
+
+    from model_core.imageio import looks_like_a_photo, read_raw, write_png_atomic
+    from model_core.synthetic import make_fundus
+
+    f = make_fundus(200, 220, seed=4)
+    assert looks_like_a_photo(f.image)
+    green = np.zeros((200, 220, 3), np.uint8)
+    green[..., 1] = cv2.GaussianBlur(f.vessels.astype(np.uint8) * 255, (5, 5), 1.5)  # anti-aliased edges
+    av = np.zeros((200, 220, 3), np.uint8)
+    av[f.vessels & (np.arange(220) < 110)] = (230, 20, 20)  # arteries red, veins blue
+    av[f.vessels & (np.arange(220) >= 110)] = (20, 20, 230)
+    grey = np.repeat((f.vessels.astype(np.uint8) * 255)[..., None], 3, axis=2)
+    for name, img in (("green.png", green), ("av.png", av), ("grey.png", grey)):
+        write_png_atomic(tmp_path / name, img)
+        assert not looks_like_a_photo(read_raw(tmp_path / name)), name
+    for name, img in (("green.jpg", green), ("av.jpg", av)):  # JPEG blurs the colours into hundreds
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        assert not looks_like_a_photo(read_raw(tmp_path / name)), name

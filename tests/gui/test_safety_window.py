@@ -408,6 +408,8 @@ def test_a_window_learns_when_someone_opens_its_workspace_after_it(qtbot, window
         assert len(seen) == count
     finally:
         late.close()
+    flow._others_seen(window.workspace, window.workspace.other_sessions())  # they left: the line goes
+    assert "Already open" not in window.workspace_banner.text() and len(seen) == count
 
 
 def test_after_view_both_the_autosave_comes_back_once_the_image_is_reopened(qtbot, window, flat_workspace):

@@ -319,3 +319,29 @@ def test_the_kinds_shown_are_those_the_grader_left_ticked_last_time(qtbot, app_s
     assert window.topology.shown_kinds == {"break"}
     window.topology.show_kind("break", False)  # nothing ticked is remembered too
     assert [k for k in ("break", "fragment", "spur") if getattr(app_settings, f"topology_show_{k}")] == []
+
+
+def test_after_a_fix_the_view_stays_on_it_and_n_goes_on_to_the_next_marker(qtbot, window, flat_workspace):
+    open_and_predict(qtbot, window, flat_workspace)
+    doc = window.session.document
+    m = np.zeros((H, W), bool)
+    m[78:83, 15:136] = True
+    m[:, 70:75] = False
+    m[20:24, 20:24] = True  # a 16-px fragment
+    doc.replace("gap and fragment", m)
+    tools, topo = window.vessel_tools, window.topology
+    qtbot.waitUntil(lambda: tools.fresh and {f.kind for f in topo.findings} >= {"break", "fragment"}, timeout=20000)
+    i = next(k for k, f in enumerate(topo.findings) if f.kind == "break")
+    topo.jump(i)
+    before = window.canvas.view.viewRect().center()
+    qtbot.mouseClick(topo.panel.fix_button, Qt.MouseButton.LeftButton)
+    assert doc.mask[78:83, 70:75].all()
+    after = window.canvas.view.viewRect().center()
+    assert (after.x(), after.y()) == (before.x(), before.y())  # the grader sees the bridge just made
+    assert topo.current_finding is None and not topo.panel.fix_button.isEnabled()
+    assert "N goes on to Fragment" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: tools.fresh, timeout=20000)  # the markers are redone after the edit
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert topo.current_finding.kind == "fragment"
+    centre = window.canvas.view.viewRect().center()
+    assert abs(centre.x() - 21.5) <= 3 and abs(centre.y() - 21.5) <= 3
