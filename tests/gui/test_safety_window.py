@@ -22,13 +22,18 @@ def _edit_elsewhere(folder, key, rows):
     return mask
 
 
-def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, flat_workspace):
-    open_and_predict(qtbot, window, flat_workspace)
+def _saved_then_saved_elsewhere(qtbot, window, folder):
+    """The window saves a stroke, then another window saves the same image: (document, their mask)."""
+    open_and_predict(qtbot, window, folder)
     doc = blank(window)
     window.set_tool("brush")
     stroke(window.canvas, [(20, 20), (20, 120)])
     assert window.save_current()
-    theirs = _edit_elsewhere(flat_workspace, window.session.key, slice(60, 64))
+    return doc, _edit_elsewhere(folder, window.session.key, slice(60, 64))
+
+
+def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, flat_workspace):
+    doc, theirs = _saved_then_saved_elsewhere(qtbot, window, flat_workspace)
     stroke(window.canvas, [(100, 20), (100, 120)])
     mine = doc.mask.copy()
     window.prompter = SafetyPrompter(conflict=["both"])
@@ -413,13 +418,8 @@ def test_a_window_learns_when_someone_opens_its_workspace_after_it(qtbot, window
 
 
 def test_after_view_both_the_autosave_comes_back_once_the_image_is_reopened(qtbot, window, flat_workspace):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = blank(window)
-    window.set_tool("brush")
-    stroke(window.canvas, [(20, 20), (20, 120)])
-    assert window.save_current()
+    doc, _ = _saved_then_saved_elsewhere(qtbot, window, flat_workspace)
     key = window.session.key
-    _edit_elsewhere(flat_workspace, key, slice(60, 64))
     stroke(window.canvas, [(100, 20), (100, 120)])
     window.prompter = SafetyPrompter(conflict=["both"])
     assert not window.save_current()

@@ -194,7 +194,8 @@ def test_a_double_click_ends_and_paints_the_trace(qtbot, window, tmp_path):
         assert doc.mask[y, x]
 
 
-def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, window, flat_workspace):
+def _gap_and_fragment(qtbot, window, flat_workspace):
+    """A vessel with a 5-px gap and a 16-px fragment, analysed: (document, vessel tools, topology review)."""
     open_and_predict(qtbot, window, flat_workspace)
     doc = window.session.document
     m = np.zeros((H, W), bool)
@@ -204,6 +205,11 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     doc.replace("gap and fragment", m)
     tools, topo = window.vessel_tools, window.topology
     qtbot.waitUntil(lambda: tools.fresh and {f.kind for f in topo.findings} >= {"break", "fragment"}, timeout=20000)
+    return doc, tools, topo
+
+
+def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, window, flat_workspace):
+    doc, tools, topo = _gap_and_fragment(qtbot, window, flat_workspace)
     i = next(k for k, f in enumerate(topo.findings) if f.kind == "break")
     window.set_tool("navigate")
     _click(window.canvas, *topo.findings[i].position)  # a click on its marker makes it the current one
@@ -322,15 +328,7 @@ def test_the_kinds_shown_are_those_the_grader_left_ticked_last_time(qtbot, app_s
 
 
 def test_after_a_fix_the_view_stays_on_it_and_n_goes_on_to_the_next_marker(qtbot, window, flat_workspace):
-    open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
-    m = np.zeros((H, W), bool)
-    m[78:83, 15:136] = True
-    m[:, 70:75] = False
-    m[20:24, 20:24] = True  # a 16-px fragment
-    doc.replace("gap and fragment", m)
-    tools, topo = window.vessel_tools, window.topology
-    qtbot.waitUntil(lambda: tools.fresh and {f.kind for f in topo.findings} >= {"break", "fragment"}, timeout=20000)
+    doc, tools, topo = _gap_and_fragment(qtbot, window, flat_workspace)
     i = next(k for k, f in enumerate(topo.findings) if f.kind == "break")
     topo.jump(i)
     before = window.canvas.view.viewRect().center()
