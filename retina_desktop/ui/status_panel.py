@@ -3,7 +3,7 @@ and the model in use."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton
+from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QStatusBar, QToolButton
 
 
 class StatusPanel:
@@ -25,6 +25,11 @@ class StatusPanel:
         self.model_label.setObjectName("model_label")
         self.device_label = QLabel("")
         self.device_label.setObjectName("device_label")
+        # A rule before it: a long message to its left would otherwise read on into "Model: …" as one sentence.
+        self.model_rule = QFrame()
+        self.model_rule.setFrameShape(QFrame.Shape.VLine)
+        self.model_rule.setFrameShadow(QFrame.Shadow.Sunken)
+        bar.addPermanentWidget(self.model_rule)
         bar.addPermanentWidget(self.model_label)
         bar.addPermanentWidget(self.device_label)
 

@@ -470,3 +470,13 @@ def test_export_dialog_shows_the_whole_destination_path(qtbot):
     qtbot.waitExposed(dlg)
     assert dlg.destination.width() > dlg.destination.fontMetrics().horizontalAdvance(path)
     assert dlg.destination.toolTip() == path
+
+
+def test_a_rule_separates_a_long_status_message_from_the_model_in_use(qtbot, window):
+    window.resize(700, 400)
+    window.show()
+    qtbot.waitExposed(window)
+    window.show_message("a long message that does not fit " * 6, "info")
+    rule, label = window.status_panel.model_rule, window.status_panel.model_label
+    assert rule.isVisible() and rule.frameShape() == rule.Shape.VLine
+    assert rule.geometry().right() <= label.geometry().left()  # between the message and "Model: …"
