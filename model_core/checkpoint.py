@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_open
+from .checks import is_number
 from .errors import CheckpointError
 from .model import AttentionUNet, ModelConfig, build_model
 from .preprocess import PreprocessConfig
@@ -123,7 +124,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if payload.get("sha256") != digest:
         raise CheckpointError(path, "weights do not match their recorded sha256 (file damaged)")
     threshold = metadata.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+    if not (is_number(threshold) and 0 <= threshold <= 1):
         raise CheckpointError(path, f"its threshold {threshold!r} is not a number between 0 and 1")
     if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
         raise CheckpointError(path, "its weights contain NaN or infinite values (a diverged training run?)")

@@ -113,9 +113,8 @@ def cmd_predict(args) -> int:
 
 
 def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None = None, progress=True):
-    from .data import _find_by_stem, fov_stems, load_sample
+    from .data import _find_by_stem, fov_stems, load_sample, read_fov
     from .errors import DatasetError
-    from .imageio import read_mask
     from .metrics import MetricAccumulator
 
     acc = MetricAccumulator(threshold=threshold)
@@ -126,11 +125,7 @@ def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None 
             fov_path = _find_by_stem(fov_dir, s.image.stem, fov_stems)
             if fov_path is None:
                 raise DatasetError(s.image, f"has no FOV mask in {fov_dir}")
-            fov = read_mask(fov_path)
-            if fov.shape != truth.shape:
-                raise DatasetError(fov_path, "FOV mask size differs from its image")
-            if not fov.any():  # every metric would be scored on no pixel at all (Dice 1.0 of nothing)
-                raise DatasetError(fov_path, "FOV mask is empty (no pixel inside the field of view)")
+            fov = read_fov(fov_path, truth.shape)
         acc.add(s.name, predictor.predict(rgb), truth, fov)
     return acc
 

@@ -230,13 +230,19 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, boo
         raise DatasetError(sample.mask, f"mask is {vessels.shape[1]}x{vessels.shape[0]} but its image "
                                         f"{sample.image.name} is {rgb.shape[1]}x{rgb.shape[0]}")
     if sample.fov is not None:
-        fov = read_mask(sample.fov)
-        if fov.shape != rgb.shape[:2]:
-            raise DatasetError(sample.fov, "FOV mask size differs from its image")
-        if not fov.any():
-            raise DatasetError(sample.fov, "FOV mask is empty (no pixel inside the field of view)")
-        return rgb, vessels, fov, True
+        return rgb, vessels, read_fov(sample.fov, rgb.shape[:2]), True
     return rgb, vessels, estimate_fov(rgb), False
+
+
+def read_fov(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A field-of-view mask for an image of ``shape`` (height, width): of its size, and not empty (every metric
+    would be scored on no pixel at all: Dice 1.0 of nothing)."""
+    fov = read_mask(path)
+    if fov.shape != tuple(shape):
+        raise DatasetError(path, "FOV mask size differs from its image")
+    if not fov.any():
+        raise DatasetError(path, "FOV mask is empty (no pixel inside the field of view)")
+    return fov
 
 
 def render_resized(rgb: np.ndarray, vessels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import Checkpoint, weights_sha256
+from .checks import is_number
 from .data import PreparedImage, Sample, prepare
 from .device import select_device
 from .errors import DatasetError, ImageReadError
@@ -76,8 +77,7 @@ def _parent_loss(parent: Checkpoint | None) -> dict:
     record = parent.metadata.get("train_config") if parent is not None else None
     if not isinstance(record, dict):
         return {}
-    usable = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-    return {k: float(record[k]) for k in INHERITED_LOSS_TERMS if usable(record.get(k))}
+    return {k: float(record[k]) for k in INHERITED_LOSS_TERMS if is_number(record.get(k)) and record[k] >= 0}
 
 
 @dataclass

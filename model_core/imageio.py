@@ -123,11 +123,11 @@ def check_image_size(arr: np.ndarray, path: str | os.PathLike | None = None) -> 
         raise ImageReadError(path, f"image is {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
 
 
-def looks_like_a_photo(raw: np.ndarray) -> bool:
+def looks_like_a_photo(raw: np.ndarray, mask: np.ndarray | None = None) -> bool:
     """A colour photo (``read_raw``'s array) given where a mask belongs: colour, hundreds of colours, and more
     than 30 % of it would read as vessel (a fundus photo reads as about 60 %, vessel masks as 5-20 %). Grey
     masks, 0/1 and 0/255 masks, one colour on black, anti-aliased or JPEG-saved colour masks and artery/vein
-    maps all pass."""
+    maps all pass. ``mask``: ``raw`` read as a mask, when the caller has it."""
     if raw.ndim != 3 or raw.shape[2] < 3:
         return False
     rgb = raw[:, :, :3]
@@ -136,17 +136,18 @@ def looks_like_a_photo(raw: np.ndarray) -> bool:
     step = max(1, rgb.shape[0] * rgb.shape[1] // 200_000)  # a sample is enough to tell a photo
     if len(np.unique(rgb.reshape(-1, 3)[::step], axis=0)) <= 256:
         return False
-    return float(_mask_of(raw).mean()) > 0.3
+    return float((_mask_of(raw) if mask is None else mask).mean()) > 0.3
 
 
 def read_vessel_mask(path: str | os.PathLike) -> np.ndarray:
     """``read_mask`` for a file that must be a mask: a colour photo given by mistake is refused (thresholded,
     it would read as a mask of mostly vessel)."""
     raw = read_raw(path)
-    if looks_like_a_photo(raw):
+    mask = _mask_of(raw)
+    if looks_like_a_photo(raw, mask):
         raise ImageReadError(Path(path), "is a colour picture, not a mask (a mask has vessels in one colour on "
                                          "black)")
-    return _mask_of(raw)
+    return mask
 
 
 def read_mask(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .checks import is_number
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -23,11 +25,11 @@ class PreprocessConfig:
     def __post_init__(self):
         # Read from checkpoints, which a person can edit: a tile count of 0 crashed OpenCV with SIGFPE.
         clip, tiles, fov = self.clahe_clip, self.clahe_tiles, self.fov_diameter
-        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip < 1000:
+        if not (is_number(clip) and 0 < clip < 1000):
             raise ValueError(f"clahe_clip must be a number above 0, got {clip!r}")
-        if isinstance(tiles, bool) or not isinstance(tiles, int) or not 1 <= tiles <= 64:
+        if not (is_number(tiles) and isinstance(tiles, int) and 1 <= tiles <= 64):
             raise ValueError(f"clahe_tiles must be a whole number from 1 to 64, got {tiles!r}")
-        if fov is not None and (isinstance(fov, bool) or not isinstance(fov, (int, float)) or not 8 <= fov <= 20000):
+        if fov is not None and not (is_number(fov) and 8 <= fov <= 20000):
             raise ValueError(f"fov_diameter must be off (None) or a number of pixels from 8 to 20000, got {fov!r}")
 
     def to_dict(self) -> dict:

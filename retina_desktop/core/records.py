@@ -138,6 +138,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+VERSION_COLUMNS = ("image", "sha256", "time", "reviewer", "source", "model", "path", "added_prev", "removed_prev",
+                   "added_pred", "removed_pred", "note")
+
+
+def versions_of(query, image: str | None = None) -> list[dict]:
+    """The versions table as dicts, oldest first (``query(sql, params)``: this records file's, or a read-only
+    workspace's own)."""
+    sql = (f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions" + (" WHERE image=?" if image is not None else "")
+           + " ORDER BY id")
+    return [dict(zip(VERSION_COLUMNS, row)) for row in query(sql, () if image is None else (image,))]
+
+
 class Records:
     """One connection, shared by the app's threads under a lock (writers in other processes wait)."""
 
@@ -314,11 +326,7 @@ class Records:
         return bool(self.query("SELECT 1 FROM versions WHERE image=? AND sha256=? LIMIT 1", (image, sha256)))
 
     def versions(self, image: str | None = None) -> list[dict]:
-        sql = ("SELECT image, sha256, time, reviewer, source, model, path, added_prev, removed_prev, added_pred,"
-               " removed_pred, note FROM versions" + (" WHERE image=?" if image is not None else "") + " ORDER BY id")
-        cols = ("image", "sha256", "time", "reviewer", "source", "model", "path", "added_prev", "removed_prev",
-                "added_pred", "removed_pred", "note")
-        return [dict(zip(cols, row)) for row in self.query(sql, () if image is None else (image,))]
+        return versions_of(self.query, image)
 
     # -- prediction cache index ----------------------------------------------------------------
     def index_prediction(self, image: str, model_key: str, path: str, time: str) -> None:

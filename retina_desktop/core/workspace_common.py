@@ -102,17 +102,21 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+def parse_time(stamp) -> _dt.datetime | None:
+    """A record's ISO time in this computer's time zone (one without a zone is taken as local); None if it is
+    not a time."""
+    try:
+        return _dt.datetime.fromisoformat(str(stamp)).astimezone()
+    except ValueError:
+        return None
+
+
 def readable_time(stamp: str | None) -> str:
     """A record's ISO time as a grader reads it, in this computer's time zone: "2026-12-01 21:14:05"."""
     if not stamp:
         return "an unknown time"
-    try:
-        when = _dt.datetime.fromisoformat(str(stamp))
-    except ValueError:
-        return str(stamp)
-    if when.tzinfo is not None:
-        when = when.astimezone()
-    return when.strftime("%Y-%m-%d %H:%M:%S")
+    when = parse_time(stamp)
+    return when.strftime("%Y-%m-%d %H:%M:%S") if when is not None else str(stamp)
 
 
 def _short(exc: BaseException) -> str:

@@ -12,8 +12,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .records import SOURCES, Records, RecordsDamaged, clean_fraction, clean_status, clean_threshold
-from .workspace_common import META_DIR_NAME, RECORDS_NAME, _file_sha, _now, _short, _timestamp
+from .records import (SOURCES, Records, RecordsDamaged, clean_fraction, clean_status, clean_threshold,
+                      versions_of)
+from .workspace_common import META_DIR_NAME, RECORDS_NAME, _file_sha, _now, _short, _timestamp, parse_time
 
 
 def open_records(ws) -> Records:
@@ -194,7 +195,8 @@ def _index_history_files(ws, records: Records) -> int:
             sha = hashlib.sha256(data).hexdigest()
             rec = made.get((e.key, sha))
             when = str(rec["time"]) if rec is not None else stamp
-            found.append((_sort_time(when), when, sha, rel, rec))
+            parsed = parse_time(when)
+            found.append((parsed.timestamp() if parsed is not None else float("inf"), when, sha, rel, rec))
         for _, when, sha, rel, rec in sorted(found, key=lambda f: f[0]):  # oldest first, as saved
             if rec is not None:
                 source = rec.get("source") if rec.get("source") in SOURCES else "import"
@@ -204,14 +206,6 @@ def _index_history_files(ws, records: Records) -> int:
                 records.add_version(e.key, sha, when, rel, "import", note="indexed")
             count += 1
     return count
-
-
-def _sort_time(stamp: str) -> float:
-    try:
-        when = _dt.datetime.fromisoformat(stamp)
-        return (when if when.tzinfo else when.astimezone()).timestamp()
-    except ValueError:
-        return float("inf")
 
 
 def _rebuild(ws, records: Records) -> str:
@@ -265,10 +259,7 @@ def shared_versions(ws, key: str | None = None) -> list[dict]:
     (paths relative to ``<workspace>/.retina``): its history stays visible and restorable."""
     if ws.meta_in_workspace:
         return []
-    cols = ("image", "sha256", "time", "reviewer", "source", "model", "path", "added_prev", "removed_prev",
-            "added_pred", "removed_pred", "note")
-    sql = f"SELECT {', '.join(cols)} FROM versions" + (" WHERE image=?" if key is not None else "") + " ORDER BY id"
-    return [dict(zip(cols, row)) for row in _read_shared(ws, sql, () if key is None else (key,))]
+    return versions_of(lambda sql, params: _read_shared(ws, sql, params), key)
 
 
 def shared_images(ws) -> dict[str, dict]:

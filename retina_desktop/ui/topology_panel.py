@@ -222,9 +222,6 @@ class TopologyReview(QObject):
         for b in (p.prev_button, p.next_button):
             b.setEnabled(bool(self.findings))
 
-    def keys_index(self, key) -> int:
-        return [f.key for f in self.findings].index(key)
-
     @property
     def current_finding(self):
         return self.findings[self.current] if 0 <= self.current < len(self.findings) else None
@@ -277,10 +274,9 @@ class TopologyReview(QObject):
         from ..core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
 
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost))
-        self._drop_current(go=False)  # the view stays on the fix, for the grader to see it; N goes on
+        following = self._drop_current(go=False)  # the view stays on the fix, for the grader to see it
         if edit is not None:
-            nxt = (f"; N goes on to {describe(self.findings[self.keys_index(self._resume)])}"
-                   if self._resume is not None else "; no markers left")
+            nxt = f"; N goes on to {describe(following)}" if following is not None else "; no markers left"
             self.window.statusBar().showMessage(f"{f.label}: {edit.added} pixels added, {edit.removed} removed{nxt}",
                                                 8000)
         return edit is not None
@@ -292,9 +288,10 @@ class TopologyReview(QObject):
         self.dismissed.setdefault(s.key, set()).add(f.key)
         self._drop_current()
 
-    def _drop_current(self, go: bool = True) -> None:
+    def _drop_current(self, go: bool = True):
         """Take the current finding off the list at once (the analysis that follows an edit confirms it); with
-        ``go``, go to the next one as N does, so the grader sees the marker the buttons now act on."""
+        ``go``, go to the next one as N does, so the grader sees the marker the buttons now act on. Returns the
+        finding that followed (None when none is left)."""
         i = self.current
         dropped = self.findings.pop(i)
         self.kept = [f for f in self.kept if f is not dropped]
@@ -305,9 +302,12 @@ class TopologyReview(QObject):
             self.jump(self.current)
         elif self.current >= 0:
             # No marker is current (the buttons wait for one), and N goes to the one that followed the fix.
-            self._resume, self.current = self.findings[self.current].key, -1
+            following = self.findings[self.current]
+            self._resume, self.current = following.key, -1
             self._style_markers()
             self._update_buttons()
+            return following
+        return self.current_finding
 
 
 def install_topology_review(window, tools) -> TopologyReview:

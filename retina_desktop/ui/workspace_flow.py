@@ -121,9 +121,10 @@ class WorkspaceFlow:
         w.review.set_workspace(ws)
         w.settings.last_workspace = str(ws.root)
         w.image_list.set_workspace(ws)
-        self._others = {_key(o) for o in ws.other_sessions()}  # the banner names these
+        others = ws.other_sessions()
+        self._others = {_key(o) for o in others}  # the banner names these; the timer tells of newcomers
         self.session_timer.start()
-        self.refresh_banner()
+        self.refresh_banner(others)
         w.clear_message()
         w.workspace_opened.emit(str(ws.root))
         last = w.settings.last_image_key(str(ws.root))  # reopening goes back to the image open at quit
