@@ -22,7 +22,7 @@ DEMO_TITLE = "Demo workspace (synthetic images)"
 def ensure_demo_workspace(folder: Path | None = None, count: int = DEMO_COUNT, size: tuple[int, int] = DEMO_SIZE,
                           progress: Callable[[int, int, str], None] | None = None) -> Path:
     """Create the demo images that are missing and return the folder (a flat workspace)."""
-    from .workspace import META_DIR_NAME, _write_json_atomic
+    from .workspace import META_DIR_NAME, write_workspace_info
 
     folder = Path(folder) if folder is not None else demo_workspace_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,7 +33,7 @@ def ensure_demo_workspace(folder: Path | None = None, count: int = DEMO_COUNT, s
         if not path.is_file():
             fundus = make_fundus(size[0], size[1], seed=1000 + i)
             write_png_atomic(path, fundus.image)
-    _write_json_atomic(folder / META_DIR_NAME / "workspace.json", {"synthetic": True, "title": DEMO_TITLE})
+    write_workspace_info(folder / META_DIR_NAME, {"synthetic": True, "title": DEMO_TITLE})
     if progress is not None:
         progress(count, count, "done")
     return folder

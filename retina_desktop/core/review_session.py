@@ -134,15 +134,18 @@ class SaveJob:
     def _save(self) -> Path | None:
         ws, entry = self.workspace, self.entry
         back = self.baseline is not None and np.array_equal(self.mask, self.baseline)
-        if back and self.auto and not self.baseline_had_file and ws.current_sha(entry) == self.expected_sha:
-            # (a file somebody else saved meanwhile is a conflict below)
-            path = entry.existing_gt()
-            if path is not None:
-                path.unlink()
-                ws.log_review(entry.key, "undo all", model=self.model, reviewer=self.reviewer, removed_file=str(path))
-            ws.set_status(entry.key, self.baseline_status)
-            self.withdrawn = True
-            return None
+        if back and self.auto and not self.baseline_had_file:
+            # Every edit undone on an image that had no mask: the file this window wrote is withdrawn, in the
+            # records' transaction and after its content is checked in the history. A file somebody else saved
+            # meanwhile is not this window's to remove: the save below meets it as a conflict.
+            if entry.existing_gt() is None:
+                ws.set_status(entry.key, self.baseline_status)
+                self.withdrawn = True
+                return None
+            if ws.withdraw(entry, self.expected_sha, status=self.baseline_status, reviewer=self.reviewer,
+                           model=self.model):
+                self.withdrawn = True
+                return None
         status = self.baseline_status if back and self.baseline_had_file else "edited"
         prediction = self.probability >= self.threshold if self.probability is not None else None
         return ws.save_ground_truth(entry, self.mask, expected_sha=self.expected_sha, source=self.source,

@@ -103,7 +103,7 @@ def test_a_renamed_workspace_refuses_to_save_and_is_not_recreated(tmp_path, rng)
         atomic.write_bytes_atomic(root / "ground_truth" / "x" / "y.png", b"x", within=tmp_path / "gone")
     root.rename(tmp_path / "moved2")
     with pytest.raises(WorkspaceGoneError):
-        ws2._check_root()
+        ws2.save_ground_truth(ws2.entries[0], rng.random((160, 150)) > 0.7)
     assert not root.exists()
 
 

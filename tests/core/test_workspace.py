@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
-from retina_desktop.core import mask_versions as mask_versions_mod
-from retina_desktop.core import workspace as workspace_mod
+from retina_desktop.core.workspace import masks as mask_versions_mod
+from retina_desktop.core.workspace import pixels
+from retina_desktop.core.workspace import workspace as workspace_mod
 from retina_desktop.core.export import ExportOptions, export_masks
-from retina_desktop.core.workspace import DiskFullError, ReadOnlyWorkspaceError, Workspace, WorkspaceError
+from retina_desktop.core.workspace import (DiskFullError, ReadOnlyWorkspaceError, SaveConflict, Workspace,
+                                          WorkspaceError)
 
 from sample_workspaces import make_workspace
 
@@ -145,8 +147,8 @@ def test_wrong_size_mask_is_reported_not_loaded(tmp_path):
 
 def test_read_only_workspace_falls_back_and_refuses_to_save(tmp_path, monkeypatch):
     root = make_workspace(tmp_path / "ro", 1)
-    real = workspace_mod._probe_writable
-    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and root not in [d, *d.parents])
+    real = workspace_mod.probe_writable
+    monkeypatch.setattr(workspace_mod, "probe_writable", lambda d: real(d) and root not in [d, *d.parents])
     ws = Workspace(root)
     assert not ws.gt_writable and not ws.meta_in_workspace
     assert str(ws.meta_dir).startswith(os.environ["RETINA_DESKTOP_HOME"])
@@ -164,8 +166,8 @@ def test_a_read_only_copy_of_a_reviewed_folder_shows_its_review(tmp_path, monkey
     colleague.set_status("img_00", "approved")
     colleague.set_status("img_01", "edited")
     colleague.flush()
-    real = workspace_mod._probe_writable
-    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and root not in [d, *d.parents])
+    real = workspace_mod.probe_writable
+    monkeypatch.setattr(workspace_mod, "probe_writable", lambda d: real(d) and root not in [d, *d.parents])
     ws = Workspace(root)
     assert not ws.meta_in_workspace
     assert [ws.status(k) for k in ("img_00", "img_01", "img_02")] == ["approved", "edited", "new"]
@@ -181,8 +183,8 @@ def test_a_read_only_copy_of_a_reviewed_folder_shows_its_history_and_verifies(tm
     colleague.save_ground_truth(colleague.entries[0], first, reviewer="ann")
     colleague.save_ground_truth(colleague.entries[0], second, reviewer="ann")
     colleague.close()
-    real = workspace_mod._probe_writable
-    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and root not in [d, *d.parents])
+    real = workspace_mod.probe_writable
+    monkeypatch.setattr(workspace_mod, "probe_writable", lambda d: real(d) and root not in [d, *d.parents])
     ws = Workspace(root)
     assert not ws.meta_in_workspace
     versions = ws.versions("img_00")  # the colleague's history is in the folder's own records
@@ -339,12 +341,12 @@ def test_mask_to_png_cleans_bool_views_of_other_bytes():
 def test_pixel_counts_equal_a_plain_count_for_any_size_and_layout(rng, shape):
     before, after = rng.random(shape) > 0.6, rng.random(shape) > 0.6
     expected = (int(np.count_nonzero(after & ~before)), int(np.count_nonzero(before & ~after)))
-    assert mask_versions_mod._changes(before, after) == expected
+    assert pixels.changes(before, after) == expected
     # A bool view of 0/255 bytes and a transposed (non-contiguous) array are cleaned first, as a save does.
     dirty = (after.view(np.uint8) * np.uint8(255)).view(bool)
-    assert mask_versions_mod._changes(before, mask_versions_mod._clean_bool(dirty)) == expected
-    t_before, t_after = mask_versions_mod._clean_bool(before.T), mask_versions_mod._clean_bool(after.T)
-    assert t_after.flags.c_contiguous and mask_versions_mod._changes(t_before, t_after) == expected
+    assert pixels.changes(before, pixels.clean_bool(dirty)) == expected
+    t_before, t_after = pixels.clean_bool(before.T), pixels.clean_bool(after.T)
+    assert t_after.flags.c_contiguous and pixels.changes(t_before, t_after) == expected
 
 
 def test_a_save_counts_changes_against_the_file_on_disk_not_the_mask_this_window_saved(tmp_path, rng):
@@ -371,16 +373,16 @@ def test_after_a_conflict_a_refresh_takes_the_file_on_disk_as_seen(tmp_path, rng
     a, b, c = (rng.random((160, 150)) > 0.7 for _ in range(3))
     script.save_ground_truth(e, a)
     other.save_ground_truth(other.entries[0], b)
-    with pytest.raises(mask_versions_mod.SaveConflict):
+    with pytest.raises(SaveConflict):
         script.save_ground_truth(e, c)
     assert np.array_equal(read_mask(e.gt_path), b)
-    with pytest.raises(mask_versions_mod.SaveConflict):  # the same conflict, until the script refreshes
+    with pytest.raises(SaveConflict):  # the same conflict, until the script refreshes
         script.save_ground_truth(e, c)
     script.refresh()
     assert script.loaded_sha(e) == script.current_sha(e)
     script.save_ground_truth(e, c)
     assert np.array_equal(read_mask(e.gt_path), c)
-    assert {mask_versions_mod.read_mask(v.path).tobytes() for v in script.versions(e)} >= {a.tobytes(), b.tobytes()}
+    assert {read_mask(v.path).tobytes() for v in script.versions(e)} >= {a.tobytes(), b.tobytes()}
 
 
 def test_record_times_are_shown_in_local_time_without_iso_punctuation(monkeypatch):

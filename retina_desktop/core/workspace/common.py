@@ -1,6 +1,6 @@
-"""What every part of the workspace shares: its error types, the records' names and small helpers.
+"""What every part of the workspace store shares: its error types, the records' names and small helpers.
 
-``workspace.py`` re-exports the public names; this module is Qt-free."""
+The package re-exports the public names; this module is Qt-free."""
 
 from __future__ import annotations
 
@@ -11,18 +11,31 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from model_core.errors import ImageReadError
 from model_core.imageio import read_mask
 
-from .records import Records
 
 RECORDS_NAME = "records.sqlite"
 META_DIR_NAME = ".retina"
-_UNSET = object()
+HISTORY_DIR_NAME = "history"
+# The largest file a store reads whole: far above any mask (a 6000x4000 uncompressed TIFF is 24 MB), far below
+# what would exhaust memory (a record pointing at /dev/zero).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
 
 
 class WorkspaceError(ValueError):
@@ -44,7 +57,7 @@ class WorkspaceGoneError(WorkspaceError):
 class RecordError(WorkspaceError):
     """The mask file was written (and kept in the history) but its record was not; ``retry()`` records it."""
 
-    def __init__(self, message: str, retry):
+    def __init__(self, message: str, retry: Callable[[], object]):
         super().__init__(message)
         self._retry = retry
 
@@ -55,7 +68,39 @@ class RecordError(WorkspaceError):
             raise RecordError(f"{self.args[0].split(' (')[0]} ({exc}); retry again", self._retry) from None
 
 
-def read_json(path: Path) -> dict | None:
+class UnsafeFileError(OSError):
+    """Not a regular file of a readable size (a FIFO, a device, a folder, a huge file): never read whole."""
+
+
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, refusing FIFOs (a read would hang), devices (/dev/zero would fill memory), folders
+    and files over ``limit``, each with an OSError whose text says which."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)  # non-blocking: opening a FIFO with no writer must not wait for one
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "not a file")
+            raise UnsafeFileError(f"{kind}, not a regular file")
+        if st.st_size > limit:
+            raise UnsafeFileError(f"{st.st_size} bytes, larger than any mask ({limit} at most)")
+        chunks, left = [], st.st_size + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > st.st_size:  # grew while read
+            raise UnsafeFileError("changed size while being read")
+        return data
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else None
@@ -78,7 +123,7 @@ def _file_sha(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_regular(path)).hexdigest()
     except OSError:
         return None
 
@@ -91,18 +136,11 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _close_session(records: Records, session_id: int) -> None:
-    try:
-        records.close_session(session_id)
-    except sqlite3.Error:
-        pass
-
-
 def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def parse_time(stamp) -> _dt.datetime | None:
+def parse_time(stamp: object) -> _dt.datetime | None:
     """A record's ISO time in this computer's time zone (one without a zone is taken as local); None if it is
     not a time."""
     try:
@@ -120,8 +158,8 @@ def readable_time(stamp: str | None) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    return (getattr(exc, "strerror", None) or str(exc)).splitlines()[0] if str(exc) or getattr(exc, "strerror", None) \
-        else type(exc).__name__
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).splitlines()[0] if text else type(exc).__name__
 
 
 def _db_text(exc: sqlite3.Error) -> str:
