@@ -38,7 +38,7 @@ WISE_KEEP = KEEP_GAIN
 # (docs/benchmarks/finetune_benchmark_wise_*_both_*.json). Each source alone, far camera, seed 0: unreviewed photos
 # +0.133 / -0.005, synthetic photos +0.146 / -0.009; together +0.140 / -0.005, so both are used. A learning rate of
 # 3e-3 instead of 2e-3 did not raise the STARE gain (3 seeds: +0.039 / -0.010). The reports of the runs without
-# rehearsal, with one source and at 3e-3 are in git history (`git show b91a6eb:docs/`, finetune_benchmark_wise_*).
+# rehearsal, with one source and at 3e-3 are in git history (`git ls-tree --name-only b91a6eb docs/` lists them).
 REHEARSAL_SHARE = 0.25
 # Synthetic photos made for rehearsal (when cfg.rehearsal_share > 0) and, without unreviewed photos, for drift.
 SYNTHETIC_IMAGES = 6
