@@ -62,7 +62,7 @@ Protocol (fixed before measuring, from issue 15):
     "Performance evaluation of input devices in trajectory-based tasks"). That paper's mouse figures
     for the straight tunnel could not be read here (no copy of its results table in the corpora
     searched), so the value is kept, marked, and the result's sensitivity to it is reported:
-    ``--steer-b`` reruns with another b (README: the ratios at half and twice this b).
+    ``--steer-b`` reruns with another b (docs/benchmarks.md: the ratios at half and twice this b).
   - K = 0.28 s per key press (Card, Moran & Newell, The Psychology of Human-Computer Interaction,
     1983: an average non-secretarial typist, 40 wpm).
 * Breaks (the finder's recall and precision): a true break is a run of reference centre line of at

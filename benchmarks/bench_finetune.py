@@ -13,9 +13,10 @@ Two cameras (``--target``):
 
 The budget is a number of training steps, so that runs sharing the CPU, or run side by side, still train
 exactly as much: by default 57 epochs × 20 steps, what the defaults of the time completed in 10 minutes on the
-2-core machine when it was set (docs/finetune_benchmark_cpu_ema.json, before rehearsal). Measured again alone
-(2 threads, rehearsal on, 2026-12-01), an epoch of the shipped defaults took 15.9 s, so 10 minutes were 37
-epochs on that machine and the 57 epochs about 15 minutes: ``--epochs 37`` is the stricter budget (README).
+2-core machine when it was set (before rehearsal; ``git show b91a6eb:docs/finetune_benchmark_cpu_ema.json``).
+Measured again alone (2 threads, rehearsal on), an epoch of the shipped defaults took 15.9 s, so 10 minutes were 37
+epochs on that machine and the 57 epochs about 15 minutes: ``--epochs 37`` is the stricter budget
+(docs/benchmarks.md).
 ``--minutes`` gives a wall-time budget instead. The kept model is the one the app would keep: after weight-space
 interpolation when it is on (``--wise-keep``), and the parent when the gate refuses.
 

@@ -35,9 +35,10 @@ WISE_KEEP = KEEP_GAIN
 # Rehearsal on parent-labelled photos is on by default: from v3 on 5 photos (seed 0, 57 × 20 steps) it cut the
 # drop on DRIVE from -0.012 to -0.005 on STARE at the same gain (+0.037 / +0.038) and from -0.020 to -0.005 on the
 # far-camera STARE (+0.140 against +0.150); seeds 1 and 2 with it: STARE +0.041 / -0.009 and +0.041 / -0.010
-# (docs/finetune_benchmark_wise_*.json). Each source alone, far camera, seed 0: unreviewed photos +0.133 / -0.005,
-# synthetic photos +0.146 / -0.009; together +0.140 / -0.005, so both are used. A learning rate of 3e-3 instead of
-# 2e-3 did not raise the STARE gain (3 seeds: +0.039 / -0.010).
+# (docs/benchmarks/finetune_benchmark_wise_*_both_*.json). Each source alone, far camera, seed 0: unreviewed photos
+# +0.133 / -0.005, synthetic photos +0.146 / -0.009; together +0.140 / -0.005, so both are used. A learning rate of
+# 3e-3 instead of 2e-3 did not raise the STARE gain (3 seeds: +0.039 / -0.010). The reports of the runs without
+# rehearsal, with one source and at 3e-3 are in git history (`git ls-tree --name-only b91a6eb docs/` lists them).
 REHEARSAL_SHARE = 0.25
 # Synthetic photos made for rehearsal (when cfg.rehearsal_share > 0) and, without unreviewed photos, for drift.
 SYNTHETIC_IMAGES = 6
@@ -57,13 +58,14 @@ def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfi
     # The same defaults from the second default model (v2, which starts at 0.801 on stare/test instead of 0.779):
     #   seed 0: +0.014 / -0.018; seed 1: +0.038 / -0.020 -- a handful of images makes runs vary with the seed.
     # From v3 (0.803 on stare/test; symmetric loss, inherited by the child): seed 0: +0.030 / -0.017;
-    #   seed 1: +0.014 / -0.016; repeated: +0.034 / -0.020 and +0.033 / -0.013 (docs/finetune_benchmark_cpu*.json).
+    #   seed 1: +0.014 / -0.016; repeated: +0.034 / -0.020 and +0.033 / -0.013
+    #   (`git show b91a6eb:docs/finetune_benchmark_cpu_repeats.json`).
     # Plain fine-tuning (the naive probe) lost 0.11 on DRIVE.
     # Validating and keeping a moving average of the weights (ema_decay 0.99, ~100-step horizon), from v3:
     #   seed 0: +0.030 / -0.011; seed 1: +0.038 / -0.016; seed 2: +0.037 / -0.016, where the raw weights gave
-    #   +0.019 / -0.018 (docs/finetune_benchmark_cpu_ema.json). The score on one held-out photo rises smoothly
-    #   instead of jumping, so the best epoch is less often a lucky one (the raw seed-2 run scored as high there
-    #   and gained half as much).
+    #   +0.019 / -0.018 (`git show b91a6eb:docs/finetune_benchmark_cpu_ema.json`). The score on one held-out photo
+    #   rises smoothly instead of jumping, so the best epoch is less often a lucky one (the raw seed-2 run scored as
+    #   high there and gained half as much).
     base = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
                 patience=30, l2sp_weight=3e-4, encoder_lr_scale=0.3, freeze_bn=True, ema_decay=0.99,
                 wise_keep=WISE_KEEP, rehearsal_share=REHEARSAL_SHARE)

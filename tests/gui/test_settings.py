@@ -93,12 +93,13 @@ def test_last_image_and_export_destination_are_remembered_per_workspace(app_sett
     assert again.last_image_key("/many/0") is None
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+USER_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"  # its "Where things are stored" table
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the README's Linux path")
-def test_readme_names_the_file_qsettings_really_uses(monkeypatch, tmp_path):
-    line = next(ln for ln in README.read_text(encoding="utf-8").splitlines() if ln.startswith("| settings | QSettings"))
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the user guide's Linux path")
+def test_user_guide_names_the_file_qsettings_really_uses(monkeypatch, tmp_path):
+    line = next(ln for ln in USER_GUIDE.read_text(encoding="utf-8").splitlines()
+                if ln.startswith("| settings | QSettings"))
     monkeypatch.delenv("RETINA_DESKTOP_HOME", raising=False)
     native = AppSettings().q.fileName()  # nothing is written: only the name is read
     assert native.endswith("/RetinaDesktop/retina-desktop.conf")
