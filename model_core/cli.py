@@ -7,6 +7,7 @@ traceback. Under ``torchrun`` the train and finetune commands run DistributedDat
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -49,19 +50,29 @@ def _expand_inputs(inputs: list[str], folder_files=None) -> tuple[list[Path], li
     files, problems = [], []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        try:
+            is_dir, exists = p.is_dir(), p.exists()
+        except OSError as exc:  # a name longer than the file system takes, a folder that may not be looked into
+            problems.append(f"{p}: {_problem(exc)}")
+            continue
+        if is_dir:
             found = folder_files(p)
             if not found:
                 problems.append(f"{p}: folder contains no images")
             files.extend(found)
-        elif p.exists():
+        elif exists:
             files.append(p)
         else:
             problems.append(f"{p}: file not found")
     return files, problems
 
 
+def _problem(exc: OSError) -> str:
+    return "file name too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
+
+
 def cmd_predict(args) -> int:
+    from .data import name_length, name_max
     from .imageio import mask_to_png, prob_to_png16, read_image, write_png_atomic
 
     out = Path(args.out)
@@ -75,6 +86,7 @@ def cmd_predict(args) -> int:
     failed = len(problems)
     seen: dict[str, Path] = {}
     inputs = {p.resolve() for p in files}
+    longest_name = name_max(out)
     for path in _progress(files, desc="predict", unit="image"):
         if path.stem in seen:  # a.png and a.tif would both write DIR/a.png
             _skip(f"{path}: same name as {seen[path.stem]}; its outputs would overwrite; skipped")
@@ -82,6 +94,12 @@ def cmd_predict(args) -> int:
             continue
         seen[path.stem] = path
         targets = [out / f"{path.stem}.png", out / f"{path.stem}_prob.png"]
+        too_long = next((t for t in targets if name_length(t.name) > longest_name), None)
+        if too_long is not None:  # (and every look at it below would raise)
+            _skip(f"{path}: file name too long for its output {too_long} ({name_length(too_long.name)} long, at "
+                  f"most {longest_name} in {out}); skipped")
+            failed += 1
+            continue
         # --out pointed at the photos' own folder (or at a folder of corrected masks) must not cost a file.
         clash = next((t for t in targets if t.resolve() in inputs), None)
         if clash is not None:
@@ -105,8 +123,16 @@ def cmd_predict(args) -> int:
             _skip(str(exc))
             failed += 1
             continue
-        write_png_atomic(out / f"{path.stem}.png", mask_to_png(prob >= threshold))
-        write_png_atomic(out / f"{path.stem}_prob.png", prob_to_png16(prob))
+        try:
+            # The longer name first: if it is too long (the atomic write's temporary name is longer still), no
+            # output of this image is written, rather than a mask without its probability map.
+            write_png_atomic(out / f"{path.stem}_prob.png", prob_to_png16(prob))
+            write_png_atomic(out / f"{path.stem}.png", mask_to_png(prob >= threshold))
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise  # a full disk or a read-only folder stops the run (main says so in one line)
+            _skip(f"{path}: file name too long for its output {exc.filename}; skipped")
+            failed += 1
     print(f"wrote {len(files) - (failed - len(problems))} of {len(files) + len(problems)} images to {out} "
           f"(model {predictor.description}, threshold {threshold:g}, {predictor.device_description})")
     return EXIT_FAILED if failed else 0

@@ -90,14 +90,35 @@ def fov_stems(stem: str) -> list[str]:
     return [stem + s for s in FOV_STEM_SUFFIXES]
 
 
+def name_max(folder: Path) -> int:
+    """The longest file name (in ``name_length``'s units) that ``folder``'s file system takes; ``folder`` may not
+    exist yet: its nearest existing parent's file system is asked. 255 where it cannot tell (ext4, NTFS and APFS
+    all take 255)."""
+    for d in (folder, *folder.parents):
+        try:
+            limit = os.pathconf(d, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):  # missing folder; no such query; no os.pathconf on Windows
+            continue
+        return limit if limit > 0 else 255  # -1: no fixed limit
+    return 255
+
+
+def name_length(name: str) -> int:
+    """A file name's length as the file system counts it: bytes on POSIX, UTF-16 code units on Windows."""
+    return len(name.encode("utf-16-le")) // 2 if os.name == "nt" else len(os.fsencode(name))
+
+
 def find_mask(folder: Path, stem: str) -> Path | None:
     """The vessel mask of the photo ``stem`` in ``folder``, whatever its image format (no folder listing:
     the app asks this for one photo at a time in folders of thousands)."""
     for s in mask_stems(stem):
         for suffix in IMAGE_SUFFIXES:
             p = folder / f"{s}{suffix}"
-            if p.is_file():
-                return p
+            try:
+                if p.is_file():
+                    return p
+            except OSError:  # e.g. a long photo name plus "_manual1.png" is too long a name: no such mask
+                continue
     return None
 
 

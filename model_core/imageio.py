@@ -6,11 +6,15 @@ by Python and decoded with ``cv2.imdecode``; Pillow is the fallback (DRIVE's mas
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .atomic import write_bytes_atomic
 from .errors import ImageReadError
@@ -24,15 +28,63 @@ except AttributeError:  # a build without the logging module
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".bmp")
 MIN_IMAGE_SIDE = 8
+# The largest fundus cameras give about 6000x4000 pixels (24 MP), stitched wide-field montages a few times that.
+# 30000 px a side and 400 MP (1.2 GB as 8-bit RGB) leave room for any of them, yet a corrupt or crafted header
+# claiming more is refused before the decoder asks for tens of gigabytes (OpenCV's own limit is 1 gigapixel,
+# and it fails with a multi-line assertion).
+MAX_IMAGE_SIDE = 30_000
+MAX_IMAGE_PIXELS = 400_000_000
+# Pillow's decompression-bomb check raises without saying the size (and warns from 89 MP); every read here
+# checks the header against the bounds above before any pixel is decoded, and names the size.
+Image.MAX_IMAGE_PIXELS = None
 
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def _header_size(source: Path | bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header claims it, no pixel decoded; None where Pillow cannot parse it."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - a header Pillow cannot parse is left to the decoders, which say what is wrong
+        return None
+
+
+def _refuse_oversized(path: Path, width: int, height: int, what: str) -> None:
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise ImageReadError(path, f"{what} {width}x{height} pixels, more than this app reads (at most "
+                                   f"{MAX_IMAGE_SIDE} px a side and {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Decoder and conversion failures as one line naming the file (an OpenCV error is several lines)."""
+    try:
+        yield
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode it") from None
+    except cv2.error:
+        raise ImageReadError(path, "not a readable image (the decoder failed)") from None
+
+
 def _decode(path: Path, data: bytes) -> np.ndarray:
+    claimed = _header_size(data)
+    if claimed is not None:
+        _refuse_oversized(path, *claimed, "header claims")
+    with _decoding(path):
+        arr = _decode_pixels(path, data)
+    _refuse_oversized(path, arr.shape[1], arr.shape[0], "image is")  # a format only OpenCV knows the size of
+    return arr
+
+
+def _decode_pixels(path: Path, data: bytes) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8)
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    try:
+        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    except cv2.error:  # e.g. a part of the file OpenCV's decoder asserts on: Pillow may still read it
+        arr = None
     if arr is not None:
         if arr.ndim == 3 and arr.shape[2] == 3:
             return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
@@ -40,18 +92,14 @@ def _decode(path: Path, data: bytes) -> np.ndarray:
             return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
         return arr
     try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        raise ImageReadError(path, "not a readable image") from None
-    import io
-
-    try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
             return np.asarray(im).copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - Pillow's plugins raise OSError, ValueError, SyntaxError, struct.error, ...
         raise ImageReadError(path, "not a readable image (corrupt or unsupported format)") from None
 
 
@@ -59,14 +107,11 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) as ``read_image`` would give it, from the file's header where Pillow can read one
     (no pixels decoded: checking a thousand 3504x2336 photos takes a second), else by decoding it."""
     path = Path(path)
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            w, h = im.size
-        return h, w
-    except Exception:  # noqa: BLE001 - anything Pillow cannot open is decoded the way read_image does
+    claimed = _header_size(path)
+    if claimed is None:
         return read_raw(path).shape[:2]
+    _refuse_oversized(path, *claimed, "header claims")
+    return claimed[1], claimed[0]
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -96,6 +141,8 @@ def read_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
         raise ImageReadError(path, "is a folder, not an image") from None
     except OSError as exc:
         raise ImageReadError(path, f"cannot be read ({exc.strerror or exc})") from None
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to read it") from None
     if not data:
         raise ImageReadError(path, "file is empty")
     return _decode(path, data)
@@ -104,17 +151,19 @@ def read_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read any supported image as 8-bit RGB ``(H, W, 3)``; alpha is dropped, grey is replicated."""
     path = Path(path)
-    arr = _to_uint8(read_raw(path))
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[:, :, :3]
-    elif arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
-        arr = np.repeat(arr[:, :, :1], 3, axis=2)
-    elif not (arr.ndim == 3 and arr.shape[2] == 3):
-        raise ImageReadError(path, f"unsupported image layout {arr.shape}")
-    check_image_size(arr, path)
-    return np.ascontiguousarray(arr)
+    raw = read_raw(path)
+    with _decoding(path):
+        arr = _to_uint8(raw)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        elif arr.ndim == 3 and arr.shape[2] == 4:
+            arr = arr[:, :, :3]
+        elif arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+            arr = np.repeat(arr[:, :, :1], 3, axis=2)
+        elif not (arr.ndim == 3 and arr.shape[2] == 3):
+            raise ImageReadError(path, f"unsupported image layout {arr.shape}")
+        check_image_size(arr, path)
+        return np.ascontiguousarray(arr)
 
 
 def check_image_size(arr: np.ndarray, path: str | os.PathLike | None = None) -> None:
@@ -143,7 +192,8 @@ def read_vessel_mask(path: str | os.PathLike) -> np.ndarray:
     """``read_mask`` for a file that must be a mask: a colour photo given by mistake is refused (thresholded,
     it would read as a mask of mostly vessel)."""
     raw = read_raw(path)
-    mask = _mask_of(raw)
+    with _decoding(Path(path)):
+        mask = _mask_of(raw)
     if looks_like_a_photo(raw, mask):
         raise ImageReadError(Path(path), "is a colour picture, not a mask (a mask has vessels in one colour on "
                                          "black)")
@@ -154,7 +204,9 @@ def read_mask(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
     """Read a binary mask (vessel where the value is at least half the range) as ``bool (H, W)``.
 
     ``data``: the file's bytes when the caller has them already (e.g. to hash them), so it is read once."""
-    return _mask_of(read_raw(Path(path), data))
+    raw = read_raw(Path(path), data)
+    with _decoding(Path(path)):
+        return _mask_of(raw)
 
 
 def _mask_of(raw: np.ndarray) -> np.ndarray:
