@@ -2,9 +2,11 @@
 
 The mask is DRIVE's first test reference scaled up 6.2x (cubic, cut at half: smooth edges, no blocks), or,
 without ../shared/data, a synthetic fundus drawn at that size. Scaled-up DRIVE vessels are up to ~50 px wide,
-so the thinning needs many passes: a hard case.
+so the thinning needs many passes: a hard case. The skeleton and its graph are model_core.skeleton's (the
+project's one vessel geometry; the thinning is scikit-image's), so the "skeletonize" and "graph" stages are
+also what the app's vessel graph spends on them.
 
-    python benchmarks/bench_measure.py [--repeats 5] [--source drive|synthetic] [--mask FILE] [--skimage]
+    python benchmarks/bench_measure.py [--repeats 5] [--source drive|synthetic] [--mask FILE]
 
 Prints the median and minimum seconds of the whole measurement, and the median of each stage. It also prints
 the process's CPU seconds: on a machine shared with other work the wall time stretches with the load, while
@@ -23,6 +25,7 @@ import numpy as np
 
 from model_core import morphometry as M
 from model_core.imageio import read_mask
+from model_core.skeleton import skeleton_graph, skeletonize
 
 SIZE = (3504, 2336)  # width, height
 DRIVE_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "drive" / "test" / "masks" / "01_test.png"
@@ -50,7 +53,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--source", choices=["drive", "synthetic"], default="drive")
     ap.add_argument("--mask", help="measure this mask file instead")
-    ap.add_argument("--skimage", action="store_true", help="also time skimage.morphology.skeletonize, for reference")
     args = ap.parse_args()
     mask, what = make_mask(args.source, args.mask)
     result = M.measure(mask)  # warm-up: imports, allocations
@@ -60,11 +62,11 @@ def main() -> None:
         _, total = timed(M.measure, mask)
         cpu.append(time.process_time() - c)
         totals.append(total)
-        skel, t = timed(M.skeletonize, mask)
+        skel, t = timed(skeletonize, mask)
         stages["skeletonize"].append(t)
         stages["fractal_dimension"].append(timed(M.fractal_dimension, mask)[1])
         stages["width"].append(timed(M.mean_width, mask, skel)[1])
-        stages["graph"].append(timed(M.skeleton_graph, skel)[1])
+        stages["graph"].append(timed(skeleton_graph, skel)[1])
     h, w = mask.shape
     print(f"measure one {w}x{h} mask ({what}, {np.count_nonzero(mask) / mask.size:.1%} vessel), "
           f"{args.repeats} repeats")
@@ -72,11 +74,6 @@ def main() -> None:
           f"CPU time median {statistics.median(cpu):.3f} s")
     for name, ts in stages.items():
         print(f"  {name:18} {statistics.median(ts):.3f} s")
-    if args.skimage:
-        from skimage.morphology import skeletonize
-
-        ts = [timed(skeletonize, mask)[1] for _ in range(args.repeats)]
-        print(f"  skimage skeletonize {statistics.median(ts):.3f} s (for comparison)")
     print("result:", result)
 
 

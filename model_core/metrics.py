@@ -8,10 +8,13 @@ counted half, in linear time, and lets pooled AUC over a data set be accumulated
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import SupportsFloat
 
-import cv2
 import numpy as np
+
+from .skeleton import skeletonize
 
 AUC_BINS = 65536
 METRIC_NAMES = ("dice", "iou", "accuracy", "sensitivity", "specificity", "auc", "cldice")
@@ -31,7 +34,7 @@ class Confusion:
     tn: int = 0
 
     @classmethod
-    def of(cls, pred: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> "Confusion":
+    def of(cls, pred: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> Confusion:
         pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
         if pred.shape != truth.shape:
             raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in size")
@@ -45,11 +48,11 @@ class Confusion:
 
     @classmethod
     def sweep(cls, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None,
-              thresholds: np.ndarray = THRESHOLD_GRID) -> list["Confusion"]:
+              thresholds: np.ndarray = THRESHOLD_GRID) -> list[Confusion]:
         """One count per threshold of ``prob >= threshold``."""
         return [cls.of(prob >= t, truth, fov) for t in thresholds]
 
-    def __add__(self, other: "Confusion") -> "Confusion":
+    def __add__(self, other: Confusion) -> Confusion:
         return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
     @property
@@ -82,7 +85,7 @@ class RocHistogram:
     neg: np.ndarray = field(default_factory=lambda: np.zeros(AUC_BINS, np.int64))
 
     @classmethod
-    def of(cls, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> "RocHistogram":
+    def of(cls, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> RocHistogram:
         prob, truth = np.asarray(prob, np.float32), np.asarray(truth, bool)
         if fov is not None:
             prob, truth = prob[np.asarray(fov, bool)], truth[np.asarray(fov, bool)]
@@ -91,7 +94,7 @@ class RocHistogram:
         bins = np.clip(np.rint(prob * (AUC_BINS - 1)), 0, AUC_BINS - 1).astype(np.int64)
         return cls(np.bincount(bins[truth], minlength=AUC_BINS), np.bincount(bins[~truth], minlength=AUC_BINS))
 
-    def __add__(self, other: "RocHistogram") -> "RocHistogram":
+    def __add__(self, other: RocHistogram) -> RocHistogram:
         return RocHistogram(self.pos + other.pos, self.neg + other.neg)
 
     @property
@@ -108,34 +111,58 @@ def roc_auc(prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) 
     return RocHistogram.of(prob, truth, fov).auc
 
 
-def skeleton(mask: np.ndarray) -> np.ndarray:
-    """Morphological skeleton (Lantuéjoul): the union over k of erode^k(X) minus its opening."""
-    img = np.asarray(mask, np.uint8)
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    skel = np.zeros_like(img)
-    # Outside the image is background: OpenCV's default border counts as foreground for erosion, so a mask
-    # touching every edge (an all-vessel mask, a threshold of 0) never eroded away and this looped for ever.
-    border = dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    while img.any():
-        eroded = cv2.erode(img, cross, **border)
-        skel |= img & (1 - cv2.dilate(eroded, cross, **border))
-        img = eroded
-    return skel.astype(bool)
+@dataclass
+class CenterlineCount:
+    """The four counts of clDice (Shit et al., CVPR 2021), S the thinning skeleton (``model_core.skeleton``):
+    |S(P)|, |S(P) & L|, |S(L)| and |S(L) & P| for a prediction P and a reference L. Topology precision is
+    |S(P) & L| / |S(P)|, topology sensitivity |S(L) & P| / |S(L)|, clDice their harmonic mean. Counts add up
+    over images, like Confusion, for a pooled clDice."""
+
+    pred_skeleton: int = 0
+    pred_skeleton_in_truth: int = 0
+    truth_skeleton: int = 0
+    truth_skeleton_in_pred: int = 0
+
+    @classmethod
+    def of(cls, pred: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> CenterlineCount:
+        pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+        if pred.shape != truth.shape:
+            raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in size")
+        if fov is not None:
+            fov = np.asarray(fov, bool)
+            pred, truth = pred & fov, truth & fov
+        sp, st = skeletonize(pred), skeletonize(truth)
+        return cls(int(np.count_nonzero(sp)), int(np.count_nonzero(sp & truth)), int(np.count_nonzero(st)),
+                   int(np.count_nonzero(st & pred)))
+
+    def __add__(self, other: CenterlineCount) -> CenterlineCount:
+        return CenterlineCount(self.pred_skeleton + other.pred_skeleton,
+                               self.pred_skeleton_in_truth + other.pred_skeleton_in_truth,
+                               self.truth_skeleton + other.truth_skeleton,
+                               self.truth_skeleton_in_pred + other.truth_skeleton_in_pred)
+
+    @property
+    def topology_precision(self) -> float:
+        return _ratio(self.pred_skeleton_in_truth, self.pred_skeleton)
+
+    @property
+    def topology_sensitivity(self) -> float:
+        return _ratio(self.truth_skeleton_in_pred, self.truth_skeleton)
+
+    @property
+    def cldice(self) -> float:
+        """1 when both masks are empty; 0 when only one is, or when the skeletons miss each other's masks."""
+        if self.pred_skeleton == 0 and self.truth_skeleton == 0:
+            return 1.0
+        tprec, tsens = self.topology_precision, self.topology_sensitivity
+        if math.isnan(tprec) or math.isnan(tsens) or not (tprec + tsens):
+            return 0.0
+        return 2 * tprec * tsens / (tprec + tsens)
 
 
 def cldice(pred: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> float:
-    """Centerline Dice (Shit et al., 2021): harmonic mean of topology precision and sensitivity."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    if fov is not None:
-        pred, truth = pred & fov, truth & fov
-    sp, st = skeleton(pred), skeleton(truth)
-    if not sp.any() and not st.any():
-        return 1.0
-    tprec = _ratio(np.count_nonzero(sp & truth), np.count_nonzero(sp))
-    tsens = _ratio(np.count_nonzero(st & pred), np.count_nonzero(st))
-    if not (tprec + tsens) or math.isnan(tprec) or math.isnan(tsens):
-        return 0.0
-    return 2 * tprec * tsens / (tprec + tsens)
+    """Centerline Dice of a binary prediction against a reference (CenterlineCount)."""
+    return CenterlineCount.of(pred, truth, fov).cldice
 
 
 def segmentation_metrics(prob: np.ndarray, truth: np.ndarray, threshold: float = 0.5,
@@ -146,11 +173,13 @@ def segmentation_metrics(prob: np.ndarray, truth: np.ndarray, threshold: float =
     if prob.shape != truth.shape:
         raise ValueError(f"probability map {prob.shape} and truth {truth.shape} differ in size")
     pred = prob >= threshold
-    c = Confusion.of(pred, truth, fov)
-    return {
-        "dice": c.dice, "iou": c.iou, "accuracy": c.accuracy, "sensitivity": c.sensitivity,
-        "specificity": c.specificity, "auc": roc_auc(prob, truth, fov), "cldice": cldice(pred, truth, fov),
-    }
+    return _metrics(Confusion.of(pred, truth, fov), RocHistogram.of(prob, truth, fov),
+                    CenterlineCount.of(pred, truth, fov))
+
+
+def _metrics(c: Confusion, roc: RocHistogram, centerline: CenterlineCount) -> dict[str, float]:
+    return {"dice": c.dice, "iou": c.iou, "accuracy": c.accuracy, "sensitivity": c.sensitivity,
+            "specificity": c.specificity, "auc": roc.auc, "cldice": centerline.cldice}
 
 
 @dataclass
@@ -161,34 +190,22 @@ class MetricAccumulator:
     per_image: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: Confusion = field(default_factory=Confusion)
     roc: RocHistogram = field(default_factory=RocHistogram)
-    _cl_pred: int = 0
-    _cl_pred_hit: int = 0
-    _cl_truth: int = 0
-    _cl_truth_hit: int = 0
+    centerline: CenterlineCount = field(default_factory=CenterlineCount)
 
     def add(self, name: str, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -> dict[str, float]:
-        m = segmentation_metrics(prob, truth, self.threshold, fov)
-        self.per_image[name] = m
-        pred = np.asarray(prob, np.float32) >= self.threshold
-        self.confusion = self.confusion + Confusion.of(pred, truth, fov)
-        self.roc = self.roc + RocHistogram.of(prob, truth, fov)
-        p, t = (pred & fov, truth & fov) if fov is not None else (pred, truth)
-        sp, st = skeleton(p), skeleton(t)
-        self._cl_pred += int(sp.sum()); self._cl_pred_hit += int((sp & t).sum())
-        self._cl_truth += int(st.sum()); self._cl_truth_hit += int((st & p).sum())
+        prob, truth = np.asarray(prob, np.float32), np.asarray(truth, bool)
+        if prob.shape != truth.shape:
+            raise ValueError(f"probability map {prob.shape} and truth {truth.shape} differ in size")
+        pred = prob >= self.threshold
+        # Each image's counts once (the thinning is the slow part): its metrics and the pooled sums.
+        c, roc, centerline = Confusion.of(pred, truth, fov), RocHistogram.of(prob, truth, fov), \
+            CenterlineCount.of(pred, truth, fov)
+        self.confusion, self.roc, self.centerline = self.confusion + c, self.roc + roc, self.centerline + centerline
+        m = self.per_image[name] = _metrics(c, roc, centerline)
         return m
 
     def pooled(self) -> dict[str, float]:
-        c = self.confusion
-        tprec, tsens = _ratio(self._cl_pred_hit, self._cl_pred), _ratio(self._cl_truth_hit, self._cl_truth)
-        if self._cl_pred == 0 and self._cl_truth == 0:
-            cl = 1.0
-        elif math.isnan(tprec) or math.isnan(tsens) or not (tprec + tsens):
-            cl = 0.0
-        else:
-            cl = 2 * tprec * tsens / (tprec + tsens)
-        return {"dice": c.dice, "iou": c.iou, "accuracy": c.accuracy, "sensitivity": c.sensitivity,
-                "specificity": c.specificity, "auc": self.roc.auc, "cldice": cl}
+        return _metrics(self.confusion, self.roc, self.centerline)
 
     def mean(self) -> dict[str, float]:
         return self._over_images(np.nanmean)
@@ -196,7 +213,7 @@ class MetricAccumulator:
     def std(self) -> dict[str, float]:
         return self._over_images(np.nanstd)
 
-    def _over_images(self, reduce) -> dict[str, float]:
+    def _over_images(self, reduce: Callable[[np.ndarray], SupportsFloat]) -> dict[str, float]:
         """``reduce`` of each metric over the images that have it (an image without vessels has no AUC): NaN,
         not a RuntimeWarning, when none has it."""
         out = {}
@@ -205,7 +222,7 @@ class MetricAccumulator:
             out[k] = float(reduce(values)) if np.isfinite(values).any() else float("nan")
         return out if self.per_image else {}
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, object]:
         return {"threshold": self.threshold, "images": len(self.per_image), "mean": self.mean(), "std": self.std(),
                 "pooled": self.pooled(), "per_image": self.per_image}
 
@@ -228,7 +245,7 @@ def difference_labels(mask: np.ndarray, reference: np.ndarray, fov: np.ndarray |
     if mask.shape != reference.shape:
         raise ValueError(f"mask {mask.shape} and reference {reference.shape} differ in size")
     code = mask.view(np.uint8) + 2 * reference.view(np.uint8)  # 0 neither, 1 mask, 2 reference, 3 both
-    labels = np.array([DIFF_TN, DIFF_FP, DIFF_FN, DIFF_TP], np.uint8)[code]
+    labels: np.ndarray = np.array([DIFF_TN, DIFF_FP, DIFF_FN, DIFF_TP], np.uint8)[code]
     if fov is not None:
         labels[~np.asarray(fov, bool)] = DIFF_TN
     return labels
@@ -240,7 +257,8 @@ def difference_rgba(labels: np.ndarray, alpha: int = 255) -> np.ndarray:
     lut = np.zeros((4, 4), np.uint8)
     for label, colour in DIFFERENCE_COLOURS.items():
         lut[label] = [int(colour[i:i + 2], 16) for i in (1, 3, 5)] + [alpha]
-    return lut[np.asarray(labels, np.uint8)]
+    rgba: np.ndarray = lut[np.asarray(labels, np.uint8)]
+    return rgba
 
 
 @dataclass(frozen=True)

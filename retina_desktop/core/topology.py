@@ -52,7 +52,7 @@ class TopologyParams:
     # third of the spur markers (a spur of 3-8 px: 3-8 pixels, a mean change 2 to 30 times larger).
     spur_min_length: float = 3.0
 
-    def scaled(self, factor: float) -> "TopologyParams":
+    def scaled(self, factor: float) -> TopologyParams:
         return replace(self, max_gap=self.max_gap * factor, spur_length=self.spur_length * factor,
                        spur_min_length=self.spur_min_length * factor,
                        fragment_pixels=int(round(self.fragment_pixels * factor * factor)))
@@ -94,7 +94,8 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
                 params: TopologyParams = TopologyParams()) -> list[Finding]:
     """Likely breaks, shortest gap first; a break seen from both of its ends is reported once."""
     ends = graph.end_points()
-    sk_y, sk_x = np.nonzero(graph.labels)
+    # Targets: the whole skeleton, with the lone pixels that are no segment (the skeleton of a dot) too.
+    sk_y, sk_x = np.nonzero(graph.skeleton)
     if not ends or sk_y.size == 0:
         return []
     sk_lab = graph.labels[sk_y, sk_x]
@@ -112,8 +113,8 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
         lab = sk_lab[idx]
         own = neighbours.get(e.segment, set()) | {e.segment}
         junctions_of_own = {-j for s in own for j in graph.segments[s].junctions} if own else set()
-        keep = np.array([(lab_i > 0 and lab_i not in own) or (lab_i < 0 and lab_i not in junctions_of_own)
-                         for lab_i in lab])
+        keep = np.array([lab_i == 0 or (lab_i > 0 and lab_i not in own) or
+                         (lab_i < 0 and lab_i not in junctions_of_own) for lab_i in lab])
         if not keep.any():
             continue
         idx = idx[keep]
@@ -139,9 +140,11 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
         back = 2 * radius + 2
         u = (target - e.position) / max(float(np.hypot(*(target - e.position))), 1e-9)
         a_in = _inside(mask, e.position - u * back, e.position)
-        t_seg = graph.segments.get(int(graph.labels[int(target[0]), int(target[1])]))
-        at_end = t_seg is not None and len(t_seg.ends) and \
-            np.hypot(*(t_seg.ends - target).T).min() <= 2
+        t_label = int(graph.labels[int(target[0]), int(target[1])])
+        t_seg = graph.segments.get(t_label)
+        # A lone skeleton pixel is all the skeleton of its piece: as good as an end.
+        at_end = t_label == 0 or (t_seg is not None and len(t_seg.ends) > 0 and
+                                  np.hypot(*(t_seg.ends - target).T).min() <= 2)
         b_in = _inside(mask, target + u * back, target) if at_end else target
         key = tuple(sorted([(int(a[0]), int(a[1])), (int(b[0]), int(b[1]))]))
         # The same break seen from its other end is one finding.

@@ -1,15 +1,10 @@
 """The vessel mask as a graph: junctions, end points and the segments between them.
 
-The mask's skeleton (``skimage.morphology.skeletonize``) is cut at its junction pixels (skeleton pixels
-with three or more 8-neighbours). The 8-connected pieces left over are the segments; the 8-connected
-clusters of junction pixels are the junctions. A cluster that touches fewer than three segments is not a
-real branching (a staircase corner of the thinning, or a blob at a tip) and is merged back into its
-segment, so a vessel is never cut in two by a false junction.
-
-Built with NumPy and scipy's sparse connected components on the list of skeleton pixels rather than
-with ``skan``: on a 3504x2336 mask the graph takes 0.09-0.15 s here, skan's 0.29-0.85 s warm and
-8-18 s on its first call in each process, while numba compiles (``benchmarks/bench_vessel_tools.py``,
-same skeleton, same 405 segments; a shared 2-core machine, hence the ranges).
+The skeleton, its adjacency and what a segment, a junction and an end are come from the project's one
+vessel geometry (``model_core.skeleton``): the same graph the Measurements panel counts
+(``model_core.morphometry``), so a mask has as many segments here as there. This module adds what the
+Segment and Topology tools need on top of it: a label image, each segment's pixels and free ends, and
+the edits.
 
 Use from a UI (a few lines)::
 
@@ -30,13 +25,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from skimage.morphology import skeletonize
+
+from model_core.skeleton import SkeletonGraph, skeleton_graph, skeletonize
 
 from .painting import BBox, clip_bbox
-
-_OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
 @dataclass
@@ -45,7 +37,7 @@ class Segment:
     pixels: np.ndarray  # (n, 2) int row, col of its skeleton pixels (unordered)
     junctions: tuple[int, ...]  # ids of the junctions it touches
     ends: np.ndarray  # (k, 2) row, col of its free end points (skeleton pixels with one neighbour)
-    length: float  # along the skeleton, in pixels
+    length: float  # along the skeleton, in pixels, into the junction pixels at its ends
 
     @property
     def bbox(self) -> BBox:
@@ -71,69 +63,36 @@ class VesselGraph:
 
     # -- building --------------------------------------------------------------------------
     @classmethod
-    def from_mask(cls, mask: np.ndarray) -> "VesselGraph":
+    def from_mask(cls, mask: np.ndarray) -> VesselGraph:
         mask = np.asarray(mask, dtype=bool)
         skel = skeletonize(mask)
         return cls.from_skeleton(skel, mask)
 
     @classmethod
-    def from_skeleton(cls, skel: np.ndarray, mask: np.ndarray | None = None) -> "VesselGraph":
-        # Everything runs on the list of skeleton pixels (tens of thousands), not on the image's millions.
-        skel = np.asarray(skel, dtype=bool)
-        h, w = skel.shape
-        ys, xs = np.nonzero(skel)
-        n = ys.size
-        index = np.full((h + 2, w + 2), -1, dtype=np.int32)
-        index[ys + 1, xs + 1] = np.arange(n, dtype=np.int32)
-        nbr = np.stack([index[ys + 1 + dy, xs + 1 + dx] for dy, dx in _OFFSETS])  # (8, n)
-        deg = (nbr >= 0).sum(axis=0)
-        jun = deg >= 3
-        src = np.repeat(np.arange(n)[None], 8, axis=0)
-        ok = nbr >= 0
-        a, b = src[ok], nbr[ok]
-        same = jun[a] == jun[b]
-        comp = _components(n, a[same], b[same])  # pieces: segments (non-junction) and junction clusters
-        # A junction cluster is real when it touches three or more segment pieces.
-        cross = jun[a] & ~jun[b]
-        jc, sc = comp[a[cross]], comp[b[cross]]
-        pair = np.unique(np.stack([jc, sc], axis=1), axis=0) if jc.size else np.zeros((0, 2), np.int64)
-        npieces = int(comp.max()) + 1 if n else 0
-        touch = np.bincount(pair[:, 0], minlength=npieces) if npieces else np.zeros(0, np.int64)
-        piece_is_jun = np.zeros(npieces, bool)
-        piece_is_jun[comp[jun]] = True
-        real = piece_is_jun & (touch >= 3)
-        merge = ~real[pair[:, 0]]
-        merged = _components(npieces, pair[merge, 0], pair[merge, 1])
-        # Final ids: segments 1..S (merged pieces that are not real junctions), junctions -1..-J.
-        seg_roots = np.unique(merged[~real])
-        seg_id = np.zeros(int(merged.max()) + 1 if npieces else 0, np.int32)
-        seg_id[seg_roots] = np.arange(1, seg_roots.size + 1, dtype=np.int32)
-        real_pieces = np.flatnonzero(real)
-        jun_id = np.zeros(npieces, np.int32)
-        jun_id[real_pieces] = -np.arange(1, real_pieces.size + 1, dtype=np.int32)
-        piece_label = np.where(real, jun_id, seg_id[merged] if npieces else 0)
-        pix_label = piece_label[comp] if n else np.zeros(0, np.int32)
-        labels = np.zeros((h, w), np.int32)
-        labels[ys, xs] = pix_label
+    def from_skeleton(cls, skel: np.ndarray, mask: np.ndarray | None = None) -> VesselGraph:
+        return cls.from_geometry(skeleton_graph(skel), np.asarray(skel, dtype=bool))
 
-        graph = cls(skel.shape, skel, labels)
-        keep = real[pair[:, 0]]
-        seg_junctions: dict[int, set[int]] = {}
-        for j, s in zip(-jun_id[pair[keep, 0]], piece_label[pair[keep, 1]]):
-            seg_junctions.setdefault(int(s), set()).add(int(j))
-        lengths = _lengths(pix_label, ys, xs, nbr, index)
-        order = np.argsort(pix_label, kind="stable")
-        vals = pix_label[order]
-        cuts = np.flatnonzero(np.diff(vals)) + 1
-        for chunk in np.split(order, cuts) if n else []:
-            v = int(pix_label[chunk[0]])
-            pix = np.stack([ys[chunk], xs[chunk]], axis=1)
+    @classmethod
+    def from_geometry(cls, geometry: SkeletonGraph, skel: np.ndarray) -> VesselGraph:
+        """The tools' view of ``model_core.skeleton``'s graph of the skeleton ``skel``."""
+        graph = cls(geometry.shape, skel, geometry.label_image())
+        label, degree = geometry.label, geometry.degree
+        pixels = np.stack([geometry.rows, geometry.cols], axis=1)
+        junctions_of: dict[int, list[int]] = {}
+        for s, j in geometry.segment_junction.tolist():
+            junctions_of.setdefault(s, []).append(j)
+        # One pass over the pixels sorted by label: junctions (negative) first, then segments 1..S.
+        order = np.argsort(label, kind="stable")
+        sorted_label = label[order]
+        cuts = np.flatnonzero(np.diff(sorted_label)) + 1
+        for chunk in np.split(order, cuts) if order.size else []:
+            v = int(label[chunk[0]])
+            pix = pixels[chunk]
             if v < 0:
                 graph.junctions[-v] = pix
-                continue
-            ends = pix[deg[chunk] <= 1]
-            graph.segments[v] = Segment(v, pix, tuple(sorted(seg_junctions.get(v, ()))), ends,
-                                        float(lengths[v]) + 1.0)
+            elif v > 0:
+                graph.segments[v] = Segment(v, pix, tuple(junctions_of.get(v, ())), pix[degree[chunk] == 1],
+                                            float(geometry.length[v - 1]))
         return graph
 
     # -- queries ---------------------------------------------------------------------------
@@ -221,33 +180,3 @@ class VesselGraph:
         (y0, y1, x0, x1), patch = terr
         mask[y0:y1, x0:x1] &= ~patch
         return y0, y1, x0, x1
-
-
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected-component label (0..k-1) of each of ``n`` nodes joined by the edges (a, b)."""
-    if n == 0:
-        return np.zeros(0, np.int64)
-    g = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
-    return connected_components(g, directed=False)[1]
-
-
-def _lengths(label: np.ndarray, ys: np.ndarray, xs: np.ndarray, nbr: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Skeleton length per segment label: 1 per 4-adjacent pair, sqrt(2) per diagonal pair not already
-    joined through a shared 4-neighbour of the same segment (a staircase would count twice)."""
-    size = int(label.max()) + 1 if label.size else 1
-    total = np.zeros(max(size, 1), np.float64)
-    lab_ext = np.append(label, 0)  # index -1 -> label 0
-    for k, (dy, dx) in enumerate(_OFFSETS):
-        if (dy, dx) < (0, 0):
-            continue  # each pair once
-        j = nbr[k]
-        la, lb = label, lab_ext[j]
-        ok = (j >= 0) & (la > 0) & (la == lb)
-        if dy == 0 or dx == 0:
-            np.add.at(total, la[ok], 1.0)
-            continue
-        c1 = lab_ext[index[ys + 1 + dy, xs + 1]]
-        c2 = lab_ext[index[ys + 1, xs + 1 + dx]]
-        ok &= (c1 != la) & (c2 != la)
-        np.add.at(total, la[ok], float(np.sqrt(2)))
-    return total

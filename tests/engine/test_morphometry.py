@@ -8,6 +8,7 @@ import pytest
 
 from model_core import morphometry as M
 from model_core.imageio import read_mask
+from model_core.skeleton import skeleton_graph, skeletonize
 
 
 def _blank(size=512):
@@ -20,26 +21,6 @@ def _carpet(level: int) -> np.ndarray:
         z = np.zeros_like(c)
         c = np.block([[c, c, c], [c, z, c], [c, c, c]])
     return c
-
-
-def _dense_zhang_suen(mask: np.ndarray) -> np.ndarray:
-    """Textbook full-image passes with the same deletion tables, to check the incremental version against."""
-    img = np.pad(mask, 1).astype(np.uint8)
-    # P2..P9: N, NE, E, SE, S, SW, W, NW as (dy, dx)
-    shifts = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
-    h, w = mask.shape
-    while True:
-        changed = False
-        for table in (M._ZS_FIRST, M._ZS_SECOND):
-            code = np.zeros((h, w), np.uint8)
-            for bit, (dy, dx) in enumerate(shifts):
-                code |= img[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] << bit
-            delete = table[code] & (img[1:-1, 1:-1] == 1)
-            if delete.any():
-                changed = True
-                img[1:-1, 1:-1][delete] = 0
-        if not changed:
-            return img[1:-1, 1:-1].astype(bool)
 
 
 # --- the issue's known values -----------------------------------------------------------------------------------
@@ -118,7 +99,7 @@ def test_plus_has_four_segments_one_branch_point_four_ends():
     m = M.measure(img)
     assert (m.segments, m.branch_points, m.end_points) == (4, 1, 4)
     assert m.tortuosity == pytest.approx(1.0, abs=0.01)
-    g = M.skeleton_graph(M.skeletonize(img))
+    g = skeleton_graph(skeletonize(img))
     # Each arm runs from the centre pixel to its end: 40 px.
     assert sorted(g.chord.tolist()) == pytest.approx([40.0] * 4)
 
@@ -130,7 +111,7 @@ def test_y_has_three_segments_one_branch_point_three_ends():
         img[40 - k, 40 - k] = img[40 - k, 40 + k] = True
     m = M.measure(img)
     assert (m.segments, m.branch_points, m.end_points) == (3, 1, 3)
-    g = M.skeleton_graph(M.skeletonize(img))
+    g = skeleton_graph(skeletonize(img))
     assert sorted(g.chord.tolist()) == pytest.approx(sorted([34.0, 29 * math.sqrt(2), 29 * math.sqrt(2)]))
     assert g.tortuosity == pytest.approx(1.0, abs=0.01)
 
@@ -143,7 +124,7 @@ def test_two_forks_and_a_closed_loop():
     cv2.circle(img.view(np.uint8), (100, 95), 15, 1, 1)  # a ring: one more segment, no end, no branch point
     m = M.measure(img)
     assert (m.segments, m.branch_points, m.end_points) == (6, 2, 4)
-    g = M.skeleton_graph(M.skeletonize(img))
+    g = skeleton_graph(skeletonize(img))
     assert g.arc.size == 5                 # the loop has no chord and stays out of the tortuosity
     assert m.tortuosity == pytest.approx(1.0, abs=0.01)
 
@@ -154,7 +135,7 @@ def test_a_loop_back_to_its_branch_point_stays_out_of_the_tortuosity():
     img[91:150, 80] = 1
     m = M.measure(img.astype(bool))
     assert (m.segments, m.branch_points, m.end_points) == (2, 1, 1)
-    g = M.skeleton_graph(M.skeletonize(img.astype(bool)))
+    g = skeleton_graph(skeletonize(img.astype(bool)))
     assert g.arc.size == 1 and g.chord[0] == pytest.approx(60, abs=1.5)
     assert m.tortuosity == pytest.approx(1.0, abs=0.01)
 
@@ -195,36 +176,6 @@ def test_as_row_has_the_cli_columns_in_order():
     assert list(row) == ["image", "vessel_density", "fractal_dimension", "tortuosity", "width_px", "segments",
                          "branch_points", "end_points"]
     assert row["image"] == "a.png" and row["segments"] == 1
-
-
-# --- the skeleton ----------------------------------------------------------------------------------------------
-
-def test_incremental_skeleton_equals_full_image_passes():
-    rng = np.random.default_rng(3)
-    img = np.zeros((160, 200), np.uint8)
-    for _ in range(25):
-        p, q = rng.integers(0, 160, 2), rng.integers(0, 200, 2)
-        cv2.line(img, (int(q[0]), int(p[0])), (int(q[1]), int(p[1])), 1, int(rng.integers(1, 9)))
-    mask = img.astype(bool)
-    assert np.array_equal(M.skeletonize(mask), _dense_zhang_suen(mask))
-
-
-def test_skeleton_graph_agrees_with_scikit_image_skeleton():
-    skimage_skeletonize = pytest.importorskip("skimage.morphology").skeletonize
-    img = np.zeros((160, 200), np.uint8)
-    cv2.circle(img, (60, 80), 40, 1, 6)
-    cv2.line(img, (100, 20), (190, 150), 1, 5)
-    cv2.line(img, (10, 150), (80, 150), 1, 3)
-    ours, theirs = M.skeletonize(img.astype(bool)), skimage_skeletonize(img.astype(bool))
-    n_ours = cv2.connectedComponents(ours.astype(np.uint8), connectivity=8)[0]
-    n_theirs = cv2.connectedComponents(theirs.astype(np.uint8), connectivity=8)[0]
-    assert n_ours == n_theirs == 1 + 3
-    # scikit-image's table also removes staircase corners; m-adjacency makes them ordinary path pixels, so
-    # the graph is the same: a ring (a closed loop) and two separate lines -> 3 segments, 4 ends.
-    g_ours, g_theirs = M.skeleton_graph(ours), M.skeleton_graph(theirs)
-    assert (g_ours.segments, g_ours.branch_points, g_ours.end_points) == (3, 0, 4)
-    assert (g_theirs.segments, g_theirs.branch_points, g_theirs.end_points) == (3, 0, 4)
-    assert g_ours.tortuosity == pytest.approx(g_theirs.tortuosity, abs=0.01)
 
 
 # --- DRIVE ------------------------------------------------------------------------------------------------------
