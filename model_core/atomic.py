@@ -91,7 +91,8 @@ def _temporary_beside(path: Path, within: str | os.PathLike | None = None) -> tu
             _make_folders_within(Path(within), path.parent)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # The name is cut: a temporary name 14 bytes longer than the target would refuse any name over 241 bytes.
+        return tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         if within is not None and exc.filename == str(within):
             raise  # the vanished folder itself is the news

@@ -54,8 +54,11 @@ def second_grader_path(entry: ImageEntry) -> Path | None:
     for s in stems:
         for suffix in IMAGE_SUFFIXES:
             p = folder / f"{s}{suffix}"
-            if p.is_file():
-                return p
+            try:
+                if p.is_file():
+                    return p
+            except OSError:  # a name too long for the filesystem: no such file
+                continue
     return None
 
 

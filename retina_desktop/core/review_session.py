@@ -379,6 +379,24 @@ class ReviewSession:
         s = self.image
         return s.probability >= self.threshold if s is not None and s.probability is not None else None
 
+    def may_autosave(self) -> bool:
+        """Whether the autosave may write the open mask: only what the grader edited. A mask re-derived from the
+        prediction (a threshold moved) is not a correction, and must not replace a mask on disk (a data set's own)
+        unasked; an explicit save still writes it."""
+        s = self.image
+        if s is None or not s.document.is_dirty:
+            return False
+        return s.document.can_undo or s.entry.existing_gt() is None
+
+    def start_from_prediction(self) -> bool:
+        """Replace the mask on screen by the model's prediction at the current threshold, as one undo step (the
+        mask on disk stays until the grader saves). False when there is no prediction to start from."""
+        s, prediction = self.image, self._prediction_mask()
+        if s is None or prediction is None:
+            return False
+        s.document.end_stroke()
+        return s.document.replace("Start from the prediction", prediction) is not None
+
     def save(self, auto: bool, model: str | None, reviewer: str | None) -> Path | None:
         """Write the open mask as ground truth and log it, in one transaction. Raises the workspace's typed
         errors (SaveConflict, DiskFullError, RecordError, WorkspaceGoneError, ...; all WorkspaceError).

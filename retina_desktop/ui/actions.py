@@ -37,6 +37,9 @@ class Actions:
         self.next = A("Next image", lambda: w.step_image(+1), ["PgDown", "."])
         self.prev = A("Previous image", lambda: w.step_image(-1), ["PgUp", ","])
         self.predict = A("Predict this image", w.predict_current, "Ctrl+R")
+        self.start_from_prediction = A("Start from the prediction", w.start_from_prediction,
+                                       tip="Replace the mask on screen by the model's prediction (one undo step; the "
+                                           "mask on disk stays until you save)")
         self.predict_all = A("Predict all", w.predict_all, "Ctrl+Shift+P",
                              tip="Predict every image without a cached prediction")
         self.undo = A("Undo", e.undo, QKeySequence.StandardKey.Undo)
@@ -91,7 +94,8 @@ class Actions:
         _fill(mb.addMenu("&Edit"), (self.undo, self.redo, None, *tools, None, self.bigger, self.smaller,
                                     self.remove_small))
         _fill(mb.addMenu("&View"), (self.fit, self.one_to_one, None, self.model_input, self.heat, self.mask))
-        _fill(mb.addMenu("&Image"), (self.prev, self.next, None, self.predict, self.predict_all))
+        _fill(mb.addMenu("&Image"), (self.prev, self.next, None, self.predict, self.predict_all, None,
+                                      self.start_from_prediction))
 
     def install_toolbar(self, window) -> QToolBar:
         tb = QToolBar("Main", window)

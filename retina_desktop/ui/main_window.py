@@ -368,6 +368,13 @@ class MainWindow(QMainWindow):
         return True
 
     # ------------------------------------------------------------------------- saving --
+    def start_from_prediction(self) -> None:
+        if self.review.start_from_prediction():
+            self.show_message("The mask on screen is the model's prediction now (Undo goes back); the mask on disk "
+                              "is replaced only when you save.", "info")
+        else:
+            self.show_message("There is no prediction of this image yet: predict it first (Ctrl+R).", "warning")
+
     def save_current(self, auto: bool = False) -> bool:
         return self.saving.save_current(auto)
 

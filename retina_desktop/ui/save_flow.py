@@ -74,7 +74,7 @@ class SaveFlow:
         started or queued (False: nothing to save, or not now, e.g. in the middle of a stroke)."""
         w = self.w
         s, ws = w.session, w.workspace
-        if s is None or ws is None or not s.document.is_dirty or not ws.gt_writable or w.tasks.closed:
+        if s is None or ws is None or not w.review.may_autosave() or not ws.gt_writable or w.tasks.closed:
             return False
         if self._asking or self._viewing == s.key:
             return False  # the grader is deciding: the next save they make asks again
@@ -135,8 +135,8 @@ class SaveFlow:
         s, ws = w.session, w.workspace
         if s is None or ws is None:
             return False
-        if auto and not s.document.is_dirty:
-            return True
+        if auto and not w.review.may_autosave():
+            return True  # nothing the grader edited: a re-derived prediction never replaces a mask unasked
         ask = (not auto) if ask is None else ask
         while True:
             try:

@@ -90,6 +90,11 @@ class FolderGuard:
         """Remember ``folder`` as it is now (a folder that does not exist yet is remembered once it does)."""
         self._ids[folder] = _identity(folder)
 
+    def created(self, folder: Path) -> None:
+        """A write just made ``folder`` (a first save makes ground_truth/): from now on it is watched."""
+        if self._ids.get(folder) is None:
+            self.watch(folder)
+
     def check(self, *folders: Path) -> None:
         """Raise WorkspaceGoneError when the root or any of ``folders`` is not the folder it was at open."""
         for folder in (self.root, *folders):

@@ -205,6 +205,7 @@ class MaskStore:
                 raise WorkspaceError(f"{path.parent}: the history folder leads outside the workspace's records "
                                      f"(a link); {why}")
             write_bytes_atomic(path, data, within=self._within)
+            self._guard.created(self.meta_dir)
             if not self._holds(path, sha):
                 raise WorkspaceError(f"{path}: the history copy reads back different; {why}")
         except OSError as exc:
@@ -294,6 +295,7 @@ class MaskStore:
             except OSError as exc:
                 self._guard.check(entry.gt_dir)
                 raise _os_error(exc, entry.gt_path, "the mask was not saved") from None
+            self._guard.created(entry.gt_dir)
             if existing is not None and existing != entry.gt_path:
                 try:  # a mask in another format (e.g. DRIVE's GIF) is superseded; its copy is in the history
                     existing.unlink()

@@ -27,7 +27,8 @@ class PredictionCache:
 
     def path(self, entry: ImageEntry, model_key: str) -> Path:
         digest = file_signature(entry.path, label=entry.key)  # the key, not the path: a moved workspace keeps it
-        return self.folder / model_key / f"{entry.stem}-{digest}.png"
+        # The stem is cut (the digest keeps names apart): a long photo name must not make the cache's too long.
+        return self.folder / model_key / f"{entry.stem[:100]}-{digest}.png"
 
     def load(self, entry: ImageEntry, model_key: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         path = self.path(entry, model_key)

@@ -71,12 +71,12 @@ def verify(records: Records, unavailable: str | None, meta_dir: Path, entries: S
         if path in checked:
             continue
         checked.add(path)
-        if Path(r.path).is_absolute() or history not in path.resolve().parents:
-            problems.append(f"{path}: the record of a version of {r.image} points outside the workspace's history")
-            continue
         why = _kind(path)
         if why is not None:
             problems.append(f"{path}: recorded version of {r.image} {why}")
+            continue
+        if Path(r.path).is_absolute() or history not in path.resolve().parents:
+            problems.append(f"{path}: the record of a version of {r.image} points outside the workspace's history")
             continue
         try:
             data = read_regular(path)

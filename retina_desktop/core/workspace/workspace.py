@@ -204,7 +204,12 @@ class Workspace:
                 except Exception:  # noqa: BLE001 - sqlite3.Error: nothing known, every image reads "new"
                     self._statuses = {}
             own = self._statuses.get(key)
-        return own if own is not None else self._shared.images.get(key) or ImageRow(key)
+        theirs = self._shared.images.get(key)
+        if own is None or theirs is None:
+            return own or theirs or ImageRow(key)
+        # A read-only share's own review shows through what this user only looked at (an uncertainty, "new").
+        return own if own.status != "new" else ImageRow(key, theirs.status, own.uncertainty, theirs.current_sha,
+                                                       theirs.approved_sha, theirs.reference_sha)
 
     def _change(self, what: str, change: Any) -> None:
         with self._lock:
