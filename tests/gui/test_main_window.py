@@ -406,10 +406,10 @@ def test_without_a_model_the_grader_can_still_paint(qtbot, make_window, flat_wor
 
 
 def test_read_only_workspace_is_explained(qtbot, make_window, flat_workspace, monkeypatch):
-    from retina_desktop.core import workspace as workspace_mod
+    from retina_desktop.core.workspace import workspace as workspace_mod
 
-    real = workspace_mod._probe_writable
-    monkeypatch.setattr(workspace_mod, "_probe_writable", lambda d: real(d) and flat_workspace not in [d, *d.parents])
+    real = workspace_mod.probe_writable
+    monkeypatch.setattr(workspace_mod, "probe_writable", lambda d: real(d) and flat_workspace not in [d, *d.parents])
     window = make_window()
     window.prompter = RecordingPrompter()
     open_and_predict(qtbot, window, flat_workspace)
