@@ -90,6 +90,19 @@ class Prompter:
                             [("mine", "Keep mine", R.AcceptRole), ("theirs", "Take theirs", R.AcceptRole),
                              ("both", "View both", R.ActionRole), ("cancel", "Cancel", R.RejectRole)], "mine")
 
+    def ask_dataset_masks(self, workspace_name: str) -> str:
+        """The first save over a mask the workspace came with: 'overwrite', 'corrected' or 'cancel'. Asked once per
+        workspace; the choice is remembered there."""
+        R = QMessageBox.ButtonRole
+        return self._choice("dataset_masks_prompt", QMessageBox.Icon.Question, "Where do your corrections go?",
+                            f"{workspace_name} came with its own masks. This save would replace one.",
+                            "Save over the data set's masks: the file other tools read becomes your correction; the "
+                            "original stays in History. Into corrected/: the data set's masks stay as they are and "
+                            "your corrections go to a separate folder beside them. Asked once for this workspace.",
+                            [("overwrite", "Save over the data set's masks", R.AcceptRole),
+                             ("corrected", "Into a separate folder corrected/", R.AcceptRole),
+                             ("cancel", "Cancel", R.RejectRole)], "corrected")
+
     def ask_save_failed(self, image_name: str, message: str, disk_full: bool = False,
                         can_discard: bool = False, can_export: bool | None = None) -> str:
         """A save failed: 'retry', 'export' (write the mask elsewhere; offered for a full disk, or when

@@ -76,6 +76,8 @@ class SaveFlow:
         s, ws = w.session, w.workspace
         if s is None or ws is None or not w.review.may_autosave() or not ws.gt_writable or w.tasks.closed:
             return False
+        if ws.replaces_dataset_mask(s.entry):
+            return False  # where corrections go is asked at the grader's next save, never from the timer
         if self._asking or self._viewing == s.key:
             return False  # the grader is deciding: the next save they make asks again
         if self.in_flight:
@@ -137,6 +139,11 @@ class SaveFlow:
             return False
         if auto and not w.review.may_autosave():
             return True  # nothing the grader edited: a re-derived prediction never replaces a mask unasked
+        if ws.replaces_dataset_mask(s.entry):
+            if auto and not leaving:
+                return False  # the timer never asks: the grader's next save or image switch does
+            if not self.choose_dataset_masks(ws):
+                return False
         ask = (not auto) if ask is None else ask
         while True:
             try:
@@ -223,6 +230,19 @@ class SaveFlow:
             w.statusBar().showMessage(f"Recorded {name}", 4000)
             w.update_actions()
             return True
+
+    def choose_dataset_masks(self, ws) -> bool:
+        """The first save over a mask the workspace came with asks, once per workspace, where corrections go."""
+        choice = self.w.prompter.ask_dataset_masks(ws.root.name)
+        if choice not in ("overwrite", "corrected"):
+            return False
+        ws.set_dataset_masks(choice)
+        self.w.show_message("Your corrections go to corrected/; the data set's masks stay as they are."
+                            if choice == "corrected" else
+                            "Your corrections are saved over the data set's masks; the originals stay in History.",
+                            "info")
+        self.w.workspaces.refresh_banner()
+        return True
 
     def leave_current_image(self) -> bool:
         """Autosave before switching; if that fails, the grader chooses (retry, export, discard, stay)."""

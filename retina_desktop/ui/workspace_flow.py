@@ -149,6 +149,10 @@ def workspace_notes(ws: Workspace, model_notice: str | None = None, others: list
         notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
     notes.append(f"{len(ws)} image{'' if len(ws) == 1 else 's'} · {ws.layout} layout · ground truth in "
                  f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/")
+    if ws.dataset_masks == "corrected":
+        notes.append("<b>Your corrections</b> go to corrected/; the data set's own masks stay as they are.")
+    elif ws.dataset_masks == "overwrite":
+        notes.append("<b>Your corrections</b> are saved over the data set's masks (the originals stay in History).")
     if ws.duplicates:
         notes.append(f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
                      f"{' …' if len(ws.duplicates) > 5 else ''}. Rename them to review them.")

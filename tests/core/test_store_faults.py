@@ -422,3 +422,42 @@ def test_two_processes_rebuilding_at_once_make_one_file(tmp_path, rng):
     again = Workspace(root)
     assert [again.status(e.key) for e in again.entries] == ["approved"] * 3
     assert len(list((root / ".retina").glob("records.corrupt-*.sqlite"))) == 1
+
+
+def _reference_set(root: Path, rng, count: int = 2) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "mask").mkdir()
+    for i in range(count):
+        cv2.imwrite(str(root / "images" / f"im{i:02d}.png"), np.full((16, 16, 3), 80, np.uint8))
+        cv2.imwrite(str(root / "mask" / f"im{i:02d}.png"), ((rng.random((16, 16)) > 0.5) * 255).astype(np.uint8))
+    return root
+
+
+def test_corrections_kept_apart_go_to_corrected_and_the_data_sets_masks_stay(tmp_path, rng):
+    root = _reference_set(tmp_path / "set", rng)
+    originals = {p.name: p.read_bytes() for p in (root / "mask").iterdir()}
+    ws = Workspace(root)
+    e = ws.entries[0]
+    assert ws.replaces_dataset_mask(e) and ws.dataset_masks is None
+    ws.set_dataset_masks("corrected")
+    assert not ws.replaces_dataset_mask(e)
+    own = ws.load_ground_truth(e, (16, 16))  # the data set's mask is what the grader starts from
+    assert np.array_equal(own, read_mask(root / "mask" / "im00.png"))
+    fixed = rng.random((16, 16)) > 0.5
+    ws.save_ground_truth(e, fixed, action="save")
+    ws.approve(e)
+    assert {p.name: p.read_bytes() for p in (root / "mask").iterdir()} == originals
+    assert np.array_equal(read_mask(root / "corrected" / "mask" / "im00.png"), fixed)
+    again = Workspace(root)  # the choice is remembered
+    assert again.dataset_masks == "corrected" and again.status("im00") == "approved"
+    assert np.array_equal(again.load_ground_truth(again.entry("im00"), (16, 16)), fixed)
+
+
+def test_saving_over_the_data_sets_masks_keeps_the_originals_in_history(tmp_path, rng):
+    root = _reference_set(tmp_path / "set", rng)
+    original = (root / "mask" / "im00.png").read_bytes()
+    ws = Workspace(root)
+    ws.set_dataset_masks("overwrite")
+    ws.save_ground_truth(ws.entries[0], rng.random((16, 16)) > 0.5, action="save")
+    assert hashlib.sha256(original).hexdigest() in _shas_in(root / ".retina" / "history")
+    assert not ws.replaces_dataset_mask(ws.entries[1])  # asked once per workspace

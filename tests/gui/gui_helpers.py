@@ -11,13 +11,18 @@ from sample_workspaces import SIZE, make_workspace  # noqa: F401  (re-exported f
 class RecordingPrompter:
     """Answers questions without dialogs and remembers what was asked."""
 
-    def __init__(self, unsaved="discard", confirm=True):
+    def __init__(self, unsaved="discard", confirm=True, dataset_masks="overwrite"):
         self.unsaved_answer, self.confirm_answer = unsaved, confirm
+        self.dataset_masks_answer = dataset_masks
         self.asked: list[tuple[str, str]] = []
 
     def ask_unsaved(self, image_name, can_save=True):
         self.asked.append(("unsaved", image_name))
         return self.unsaved_answer
+
+    def ask_dataset_masks(self, workspace_name):
+        self.asked.append(("dataset_masks", workspace_name))
+        return self.dataset_masks_answer
 
     def confirm(self, title, text, ok_text="OK", object_name=""):
         self.asked.append(("confirm", text))

@@ -29,6 +29,8 @@ class ImageEntry:
     path: Path
     gt_dir: Path
     split: str = ""
+    # Where the data set's own mask is when the grader's corrections go to ``corrected/`` (read, never written).
+    reference_dir: Path | None = None
 
     @property
     def name(self) -> str:
@@ -43,11 +45,18 @@ class ImageEntry:
         return self.gt_dir / f"{self.stem}.png"
 
     def existing_gt(self) -> Path | None:
-        """The ground-truth file paired by stem (``<stem>.png`` first), whatever its format or suffix."""
-        try:
-            return find_mask(self.gt_dir, self.stem)
-        except OSError:  # a name too long for the filesystem, a folder that cannot be listed: no mask found
-            return None
+        """The ground-truth file paired by stem (``<stem>.png`` first), whatever its format or suffix; with
+        corrections kept apart, the correction, else the data set's own mask."""
+        for folder in (self.gt_dir, self.reference_dir):
+            if folder is None:
+                continue
+            try:
+                found = find_mask(folder, self.stem)
+            except OSError:  # a name too long for the filesystem, a folder that cannot be listed: no mask found
+                found = None
+            if found is not None:
+                return found
+        return None
 
     def corrected(self, root: Path) -> ImageEntry:
         """The same image with its ground truth in ``<root>/corrected/<mask folder relative to root>/``."""
@@ -55,7 +64,7 @@ class ImageEntry:
             rel = self.gt_dir.relative_to(root)
         except ValueError:
             rel = Path(self.gt_dir.name)
-        return ImageEntry(self.key, self.path, root / CORRECTED_DIR_NAME / rel, self.split)
+        return ImageEntry(self.key, self.path, root / CORRECTED_DIR_NAME / rel, self.split, self.gt_dir)
 
 
 def _images_in(folder: Path) -> list[Path]:

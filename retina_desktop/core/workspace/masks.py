@@ -296,7 +296,7 @@ class MaskStore:
                 self._guard.check(entry.gt_dir)
                 raise _os_error(exc, entry.gt_path, "the mask was not saved") from None
             self._guard.created(entry.gt_dir)
-            if existing is not None and existing != entry.gt_path:
+            if existing is not None and existing != entry.gt_path and existing.parent == entry.gt_dir:
                 try:  # a mask in another format (e.g. DRIVE's GIF) is superseded; its copy is in the history
                     existing.unlink()
                 except OSError:
@@ -377,7 +377,8 @@ class MaskStore:
                 with records.write():
                     self._guard.check(entry.gt_dir, self.meta_dir)
                     existing, disk, disk_sha = self._disk(entry)
-                    if existing is None or disk is None or disk_sha is None or disk_sha != expected_sha:
+                    if existing is None or disk is None or disk_sha is None or disk_sha != expected_sha \
+                            or existing.parent != entry.gt_dir:  # never a data set's own mask read beside it
                         return False
                     self.keep(entry, disk, disk_sha, existing.suffix.lower(), ops, note="withdrawn")
                     try:

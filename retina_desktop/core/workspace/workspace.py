@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from .verify import verify
 from .versions import SaveConflict, Version
 
 SESSION_STALE_S = 12 * 3600  # another machine's "open" record not refreshed for this long is stale
+DatasetMasks = Literal["overwrite", "corrected"]
 NETWORK_NOTICE = ("{root} is on a network folder: the records use SQLite's rollback journal there, and two machines "
                   "must not write this workspace at once (two windows on this machine are fine; graders on separate "
                   "copies merge them with `retina-desktop workspace import`).")
@@ -99,6 +100,7 @@ class Workspace:
                                self._mirror_log, within, self._touch)
         self.actions = VersionActions(self.masks, self._keeper, self._lock, self._mirror_log, photo_size)
         self.predictions = PredictionCache(self.meta_dir, within, self._quiet)
+        self._use_dataset_masks_choice()
         self._open_session()
         folders = {e.gt_dir for e in self.entries} | {self.meta_dir}
         for sub in ("history", "predictions"):
@@ -150,6 +152,42 @@ class Workspace:
         except Exception:  # noqa: BLE001 - sqlite3.Error: the file is what counts
             return False
 
+    # -- the data set's own masks ----------------------------------------------------------------
+    @property
+    def dataset_masks(self) -> DatasetMasks | None:
+        """Where the grader's corrections go when the workspace came with masks: "overwrite" (over the data set's
+        masks; the originals stay in History), "corrected" (into ``corrected/``), None: not asked yet."""
+        value = self.setting("dataset_masks")
+        return "overwrite" if value == "overwrite" else "corrected" if value == "corrected" else None
+
+    def set_dataset_masks(self, choice: DatasetMasks) -> None:
+        """Remember the grader's choice for this workspace; "corrected" sends every later save to ``corrected/``
+        (entries are looked up again by key: ``entry(key)``)."""
+        if choice not in ("overwrite", "corrected"):
+            raise ValueError(f"unknown choice {choice!r}")
+        self.set_setting("dataset_masks", choice)
+        self._use_dataset_masks_choice()
+
+    def _use_dataset_masks_choice(self) -> None:
+        if self.dataset_masks != "corrected":
+            return
+        self.entries = [e if e.reference_dir is not None else e.corrected(self.root) for e in self.entries]
+        self._by_key = {e.key: e for e in self.entries}
+        for e in self.entries:
+            self._guard.watch(e.gt_dir)
+
+    def replaces_dataset_mask(self, entry: ImageEntry | str) -> bool:
+        """Whether saving this image would replace a mask the workspace came with (not one this app wrote) while the
+        grader has not yet said where corrections go."""
+        e = self._entry(entry)
+        if self.dataset_masks is not None:
+            return False
+        sha = self.current_sha(e)
+        if sha is None:
+            return False
+        written = {v.sha256 for v in self.versions(e) if v.note not in ("found on disk", "withdrawn")}
+        return sha not in written
+
     # -- entries ---------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.entries)
@@ -161,7 +199,9 @@ class Workspace:
         return self.entries.index(self._by_key[key])
 
     def _entry(self, entry_or_key: ImageEntry | str) -> ImageEntry:
-        return entry_or_key if isinstance(entry_or_key, ImageEntry) else self._by_key[entry_or_key]
+        """The workspace's own entry of that key (with corrections kept apart, the one that writes there)."""
+        key = entry_or_key.key if isinstance(entry_or_key, ImageEntry) else entry_or_key
+        return self._by_key.get(key) or (entry_or_key if isinstance(entry_or_key, ImageEntry) else self._by_key[key])
 
     @property
     def records_path(self) -> Path:
@@ -336,7 +376,7 @@ class Workspace:
     # -- ground truth and its versions ----------------------------------------------------------
     def load_ground_truth(self, entry: ImageEntry, shape: tuple[int, int], remember: bool = True) -> np.ndarray | None:
         """The saved mask or None; remembers the version loaded (``loaded_sha``) unless ``remember=False``."""
-        return self.masks.load(entry, shape, remember)
+        return self.masks.load(self._entry(entry.key), shape, remember)
 
     def loaded_sha(self, entry: ImageEntry | str) -> str | None:
         """The sha256 of the mask file this Workspace last loaded or saved for the image (None: none)."""
@@ -344,7 +384,8 @@ class Workspace:
 
     def current_sha(self, entry: ImageEntry | str) -> str | None:
         """The sha256 of the mask file on disk now (None: no mask)."""
-        return _file_sha(self._entry(entry).existing_gt())
+        key = entry.key if isinstance(entry, ImageEntry) else entry
+        return _file_sha(self._entry(key).existing_gt())
 
     def history_dir(self, entry: ImageEntry) -> Path:
         return self.masks.history_dir(entry)
@@ -385,6 +426,7 @@ class Workspace:
         """Save ``mask`` as the image's ground truth, keeping every version (see ``MaskStore.save``).
         ``expected_sha`` is the version the caller loaded (default: the one this Workspace loaded or saved last;
         None: "there was no mask")."""
+        entry = self._entry(entry.key)  # with corrections kept apart, the entry that writes to corrected/
         self._check_writable(entry)
         req = SaveRequest(entry, mask, expected_sha, source, reviewer or _user(), model, status, action, log_extra)
         try:
@@ -396,6 +438,7 @@ class Workspace:
                  model: str | None = None) -> bool:
         """Every edit undone: remove the mask file this window wrote, if it is still ``expected_sha`` (its content
         stays in the history), and give the image ``status`` back. False: somebody saved since (nothing done)."""
+        entry = self._entry(entry)
         self._check_writable(entry)
         try:
             return self.masks.withdraw(entry, expected_sha, status, {"reviewer": reviewer or _user(), "model": model})
@@ -406,7 +449,8 @@ class Workspace:
                 prediction: np.ndarray | None = None) -> dict[str, Any]:
         """Mark the mask on disk approved and log its pixel counts."""
         try:
-            return self.actions.approve(entry, reviewer=reviewer or _user(), model=model, prediction=prediction)
+            return self.actions.approve(self._entry(entry), reviewer=reviewer or _user(), model=model,
+                                        prediction=prediction)
         finally:
             self._statuses = None
 
