@@ -18,8 +18,7 @@ import numpy as np
 from .checkpoint import Checkpoint
 from .data import Sample, load_sample, render_resized
 from .errors import DatasetError
-from .metrics import THRESHOLD_GRID as THRESHOLDS
-from .metrics import Confusion
+from .metrics import THRESHOLD_GRID as THRESHOLDS, Confusion
 
 
 @dataclass
@@ -50,12 +49,12 @@ def calibrate(predictor, samples: list[Sample], sizes: list[tuple[int, int]], pr
     conf = {k: [Confusion() for _ in THRESHOLDS] for k in keys}
 
     def add(key, prob, truth, fov):
-        conf[key] = [a + b for a, b in zip(conf[key], Confusion.sweep(prob, truth, fov, THRESHOLDS))]
+        conf[key] = [a + b for a, b in zip(conf[key], Confusion.sweep(prob, truth, fov, THRESHOLDS), strict=True)]
 
     for s in (progress(samples) if progress else samples):
         rgb, vessels, fov, fov_given = load_sample(s)
         add("native", predictor.predict(rgb), vessels, fov if fov_given else None)
-        for key, size in zip(keys[1:], sizes):
+        for key, size in zip(keys[1:], sizes, strict=True):
             small, mask = render_resized(rgb, vessels, size)
             add(key, predictor.predict(small), mask, None)
     curves = {k: [float(c.dice) for c in v] for k, v in conf.items()}

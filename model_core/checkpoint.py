@@ -101,7 +101,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(path, "checkpoint file not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/foreign/unsafe files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated/foreign/unsafe files
         kind = "unsafe or foreign content" if "weights_only" in str(exc) else "corrupt or truncated file"
         raise CheckpointError(path, f"not a loadable checkpoint ({kind})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
@@ -110,7 +110,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CheckpointError(path, f"checkpoint format version {version!r} is not a version number")
     if version > FORMAT_VERSION:
-        raise CheckpointError(path, f"checkpoint format version {version} is newer than this program supports ({FORMAT_VERSION})")
+        raise CheckpointError(
+            path, f"checkpoint format version {version} is newer than this program supports ({FORMAT_VERSION})"
+        )
     try:
         model_config = ModelConfig.from_dict(payload["model_config"])
         preprocess = PreprocessConfig.from_dict(payload.get("preprocess", {}))

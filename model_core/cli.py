@@ -191,7 +191,7 @@ def cmd_calibrate(args) -> int:
                        progress=lambda it: _progress(it, desc="calibrate", unit="image"))
     for key in result.renderings:
         curve = result.curves[key]
-        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(THRESHOLDS, curve)))
+        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(THRESHOLDS, curve, strict=True)))
     print(f"threshold {result.threshold:.2f} (was {ckpt.threshold:.2f}); held-out images: {', '.join(result.images)}")
     ckpt.metadata["threshold"] = result.threshold
     ckpt.metadata["threshold_calibration"] = {**result.to_dict(),
@@ -351,7 +351,8 @@ def cmd_finetune(args) -> int:
             "val_images": [s.name for s in outcome.plan.val], "wise_alpha": outcome.alpha,
             "drift": outcome.drift, "drift_source": outcome.drift_source}})
         save_checkpoint(args.out, ckpt)
-        print(f"{outcome.plan.note}; {outcome.result.stop_reason}; {outcome.result.wall_s / 60:.1f} min; saved {args.out}",
+        result = outcome.result
+        print(f"{outcome.plan.note}; {result.stop_reason}; {result.wall_s / 60:.1f} min; saved {args.out}",
               file=sys.stderr)
         print(f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
               f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})")
@@ -428,8 +429,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--seed", type=_whole_non_negative)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--ema-decay", type=_decay, metavar="D",
-                   help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; 0 turns it off "
-                        f"(default: {'0.99' if finetune else 'off'})")
+                   help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; "
+                        f"0 turns it off (default: {'0.99' if finetune else 'off'})")
     p.add_argument("--name", default="retina-vessels")
     p.add_argument("--version", help="recorded in the checkpoint (default: "
                    + ("the parent's version followed by -finetuned)" if finetune else "1)"))
@@ -454,8 +455,10 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     else:
         from .model import PRESETS
 
-        p.add_argument("--val-fraction", type=_fraction, default=0.2, help="share of training images held out for validation")
-        p.add_argument("--threshold", type=_probability, help="record this threshold instead of the validation-optimal one")
+        p.add_argument("--val-fraction", type=_fraction, default=0.2,
+                       help="share of training images held out for validation")
+        p.add_argument("--threshold", type=_probability,
+                       help="record this threshold instead of the validation-optimal one")
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
         p.add_argument("--resample-aug", dest="resample_p", type=_probability,
                        help="share of patches softened by a downsample-upsample round trip (photos saved small)")
@@ -468,7 +471,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                        help="pick the best epoch by validation Dice at its best threshold, not at 0.5")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
-        p.add_argument("--fov-diameter", type=_fov_px, default=540.0, help="FOV diameter images are rescaled to (0: off)")
+        p.add_argument("--fov-diameter", type=_fov_px, default=540.0,
+                       help="FOV diameter images are rescaled to (0: off)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,7 +140,10 @@ def _folder(images: Path, base: Path, split: str, layout: str) -> ImageFolder:
         present = [base / n for n in MASK_DIR_NAMES if (base / n).is_dir()]
         masks = next((d for d in present if _pairs_any(d, stems, mask_stems)),
                      present[0] if present else base / DEFAULT_MASK_DIR)
-    drive_fov = lambda stem: [stem + "_mask"]
+
+    def drive_fov(stem: str) -> list[str]:
+        return [stem + "_mask"]
+
     fov = next((base / n for n in FOV_DIR_NAMES if (base / n).is_dir() and base / n != masks
                 and _pairs_any(base / n, stems, fov_stems if n == "fov" else drive_fov)), None)
     return ImageFolder(images, masks, fov, split, layout)
@@ -321,8 +324,11 @@ class PatchSampler:
         self.padded = []
         self.focus_p = focus_p if focus is not None else 0.0
         self.focus = []
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
+
         for i, im in enumerate(images):
-            pad = lambda a: cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
             fov_pad = cv2.copyMakeBorder(im.fov, half, half, half, half, cv2.BORDER_CONSTANT, value=0)
             centres = np.argwhere(im.fov > 0)
             if centres.size == 0:
@@ -348,7 +354,9 @@ class PatchSampler:
                 px, (py, pv) = out["image"], out["masks"]
             if self.resample_p and self.rng.random() < self.resample_p:
                 px = self._soften(px)
-            xs.append(np.clip(px, 0, 1)); ys.append(py); vs.append(pv)
+            xs.append(np.clip(px, 0, 1))
+            ys.append(py)
+            vs.append(pv)
         return (np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32),
                 np.stack(vs)[:, None].astype(np.float32))
 

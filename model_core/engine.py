@@ -12,8 +12,8 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -153,7 +153,7 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
         fov = im.fov > 0
         truth = im.vessels > 0
         roc = roc + RocHistogram.of(prob, truth, fov)
-        conf = [a + b for a, b in zip(conf, Confusion.sweep(prob, truth, fov, thresholds))]
+        conf = [a + b for a, b in zip(conf, Confusion.sweep(prob, truth, fov, thresholds), strict=True)]
     dices = [c.dice for c in conf]
     at_half = int(np.argmin(np.abs(thresholds - 0.5)))
     best = int(np.nanargmax(dices))
@@ -194,7 +194,7 @@ def _moving_average(decay: float, from_scratch: bool):
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
         n = int(n_averaged)
         keep = min(decay, (1 + n) / (10 + n) if from_scratch else n / (n + 1))
-        for a, c in zip(averaged, current):
+        for a, c in zip(averaged, current, strict=True):
             if a.is_floating_point():
                 a.lerp_(c, 1.0 - keep)
             else:  # BatchNorm's step counters: an average of counts means nothing, follow the model
@@ -307,7 +307,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
             if rehearse is not None:
                 loss = loss + cfg.rehearsal_weight * soft_target_loss(logits[n:].float(), yr, vr)
             if anchor is not None:
-                loss = loss + cfg.l2sp_weight * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+                drift = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
+                loss = loss + cfg.l2sp_weight * drift
             bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
             if is_distributed():
                 dist.all_reduce(bad)
@@ -329,7 +330,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
         if reason != "completed":
             break
         nan = float("nan")
-        at_half, val_auc, th, at_best = _validate_everywhere(scored, val_images, device) if val_images else (nan, nan, 0.5, nan)
+        at_half, val_auc, th, at_best = (_validate_everywhere(scored, val_images, device) if val_images
+                                         else (nan, nan, 0.5, nan))
         val_dice = at_best if cfg.select_at_best_threshold else at_half
         improved = (val_dice > best_dice) if not math.isnan(val_dice) else True
         if improved:

@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from .checkpoint import Checkpoint, weights_sha256
 from .checks import is_number
 from .data import PreparedImage, Sample, prepare
 from .device import select_device
-from .errors import DatasetError, ImageReadError
 from .engine import CancelToken, EpochReport, TrainConfig, TrainResult, train, validate
-from .forgetting import (ALPHA_GRID, KEEP_GAIN, choose_alpha, interpolate, network, photo_rehearsal,
-                         prediction_drift, probabilities, synthetic_rehearsal)
+from .errors import DatasetError, ImageReadError
+from .forgetting import (
+    ALPHA_GRID,
+    KEEP_GAIN,
+    choose_alpha,
+    interpolate,
+    network,
+    photo_rehearsal,
+    prediction_drift,
+    probabilities,
+    synthetic_rehearsal,
+)
 from .model_store import ModelStore, ModelVersion
-
 
 # The loss shapes what the probabilities mean (and so the threshold the parent was calibrated at): a child
 # keeps its parent's loss unless told otherwise, or its probabilities drift away from that threshold.
@@ -181,7 +188,8 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
         outcome.drift_source = "unreviewed photos" if photos else "synthetic photos"
         outcome.drift = prediction_drift(parent.threshold, network(ckpt, device=device), ckpt.threshold,
                                          photos or synthetic, device)
-        ckpt.metadata["drift"] = {"share": outcome.drift, "on": outcome.drift_source, "images": len(photos or synthetic)}
+        ckpt.metadata["drift"] = {"share": outcome.drift, "on": outcome.drift_source,
+                                  "images": len(photos or synthetic)}
     if store is not None and usable:
         info = {
             "label": f"fine-tuned from {parent_id or parent.version}",

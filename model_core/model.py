@@ -41,7 +41,7 @@ class ModelConfig:
         return len(self.widths) - 1
 
     @classmethod
-    def preset(cls, name: str) -> "ModelConfig":
+    def preset(cls, name: str) -> ModelConfig:
         try:
             return cls(widths=PRESETS[name])
         except KeyError:
@@ -51,8 +51,9 @@ class ModelConfig:
         return {"widths": list(self.widths), "in_channels": self.in_channels, "out_channels": self.out_channels}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(widths=tuple(d["widths"]), in_channels=int(d.get("in_channels", 1)), out_channels=int(d.get("out_channels", 1)))
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(widths=tuple(d["widths"]), in_channels=int(d.get("in_channels", 1)),
+                   out_channels=int(d.get("out_channels", 1)))
 
 
 class ConvBlock(nn.Sequential):
@@ -96,7 +97,8 @@ class AttentionUNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.encoders = nn.ModuleList([ConvBlock(config.in_channels, w[0])] + [ConvBlock(w[i - 1], w[i]) for i in range(1, len(w))])
+        self.encoders = nn.ModuleList([ConvBlock(config.in_channels, w[0]),
+                                       *(ConvBlock(w[i - 1], w[i]) for i in range(1, len(w)))])
         self.pool = nn.MaxPool2d(2)
         self.ups = nn.ModuleList()
         self.gates = nn.ModuleList()
@@ -113,7 +115,7 @@ class AttentionUNet(nn.Module):
             x = enc(x if i == 0 else self.pool(x))
             skips.append(x)
         x = skips.pop()
-        for up, gate, dec in zip(self.ups, self.gates, self.decoders):
+        for up, gate, dec in zip(self.ups, self.gates, self.decoders, strict=True):
             skip = skips.pop()
             g = up(x)
             x = dec(torch.cat([gate(g, skip), g], dim=1))

@@ -100,7 +100,8 @@ class ModelStore:
 
     def activate(self, version_id: str) -> ModelVersion:
         version = self.get(version_id)
-        write_json_atomic(self.root / "active.json", {"active": version.id, "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        since = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json_atomic(self.root / "active.json", {"active": version.id, "since": since})
         return version
 
     def _next_id(self) -> str:

@@ -36,7 +36,7 @@ class PreprocessConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreprocessConfig":
+    def from_dict(cls, d: dict) -> PreprocessConfig:
         known = {k: d[k] for k in ("clahe_clip", "clahe_tiles", "fov_diameter") if k in d}
         return cls(**known)
 
@@ -63,7 +63,9 @@ def estimate_fov(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     # Work on a small copy: the FOV is a smooth disc and this runs on every 3504x2336 photo.
     scale = min(1.0, 512.0 / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    small = rgb
+    if scale < 1:
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     v = cv2.GaussianBlur(small.max(axis=2).astype(np.uint8), (5, 5), 0)
     otsu, _ = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = float(np.clip(otsu * 0.5, 8, 40))
