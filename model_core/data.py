@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,6 +28,9 @@ import numpy as np
 from .errors import DatasetError, ImageReadError
 from .imageio import IMAGE_SUFFIXES, is_image_file, read_image, read_mask
 from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 # Candidates in order; the first one holding a mask of one of the photos wins (DRIVE ships FOV discs in
 # mask/ beside its vessels in 1st_manual/). With none, the first that exists; with none, masks are saved
@@ -67,7 +72,7 @@ class ImageFolder:
     layout: str = "reference"  # or "flat"
 
 
-def natural_key(name: str) -> list:
+def natural_key(name: str) -> list[int | str]:
     """Sort key that puts img_2 before img_10."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
@@ -113,11 +118,13 @@ def _pick(by_stem: dict[str, Path], stems: list[str]) -> Path | None:
     return next((by_stem[s] for s in stems if s in by_stem), None)
 
 
-def _find_by_stem(folder: Path | None, stem: str, stems=mask_stems) -> Path | None:
+def _find_by_stem(
+    folder: Path | None, stem: str, stems: Callable[[str], list[str]] = mask_stems
+) -> Path | None:
     return _pick(_by_stem(folder), stems(stem))
 
 
-def _pairs_any(folder: Path, image_stems: list[str], stems) -> bool:
+def _pairs_any(folder: Path, image_stems: list[str], stems: Callable[[str], list[str]]) -> bool:
     try:
         by_stem = _by_stem(folder)
     except OSError:
@@ -149,7 +156,7 @@ def _folder(images: Path, base: Path, split: str, layout: str) -> ImageFolder:
     return ImageFolder(images, masks, fov, split, layout)
 
 
-def image_folders(root: str | os.PathLike) -> list[ImageFolder]:
+def image_folders(root: str | os.PathLike[str]) -> list[ImageFolder]:
     """The photo folders of ``root`` by the layout rules above: one per split, or one. No photo is decoded."""
     root = Path(root)
     splits = [root / s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
@@ -173,7 +180,7 @@ def _select_split(root: Path, folders: list[ImageFolder], split: str | None) -> 
     return chosen
 
 
-def discover(root: str | os.PathLike, split: str | None = None, require_masks: bool = True) -> list[Sample]:
+def discover(root: str | os.PathLike[str], split: str | None = None, require_masks: bool = True) -> list[Sample]:
     """Image/mask(/FOV) triples of a data-set folder. ``split`` picks ``train/`` or ``test/`` if present."""
     root = Path(root)
     if not root.is_dir():
@@ -279,7 +286,7 @@ def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = N
     return PreparedImage(name, model_input(rgb, config), v.astype(np.uint8), (f > 0).astype(np.uint8), s)
 
 
-def augmentation(seed: int | None = None):
+def augmentation(seed: int | None = None) -> A.Compose:
     """Geometric and photometric augmentation that keeps one-pixel vessels intact.
 
     Rotations and flips are exact or interpolate the image only; masks use nearest neighbour. Scale
@@ -334,7 +341,7 @@ class PatchSampler:
             if centres.size == 0:
                 centres = np.argwhere(np.ones_like(im.fov))
             self.padded.append((pad(im.x), pad(im.vessels), fov_pad, centres))
-            if self.focus_p:
+            if focus is not None and self.focus_p:
                 self.focus.append(np.argwhere((focus[i] > 0) & (im.fov > 0)))
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -372,7 +379,8 @@ class PatchSampler:
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def prepare_all(samples: list[Sample], config: PreprocessConfig, on_error=None,
+def prepare_all(samples: list[Sample], config: PreprocessConfig,
+                on_error: Callable[[ImageReadError | DatasetError], None] | None = None,
                 resample: float | None = None) -> list[PreparedImage]:
     out = []
     for s in samples:
