@@ -99,8 +99,7 @@ from model_core.data import discover, load_sample  # noqa: E402
 from model_core.imageio import read_mask  # noqa: E402
 from model_core.metrics import Confusion, cldice  # noqa: E402
 from retina_desktop.core.painting import paint_segment  # noqa: E402
-from retina_desktop.core.topology import (TopologyParams, apply_fix, find_breaks,  # noqa: E402
-                                          find_fragments, find_spurs)
+from retina_desktop.core.topology import TopologyParams, apply_fix, find_breaks, find_fragments, find_spurs  # noqa: E402
 from retina_desktop.core.tracing import TraceCost, path_stroke  # noqa: E402
 from retina_desktop.core.vessel_graph import VesselGraph  # noqa: E402
 
@@ -165,7 +164,7 @@ def runs(on: np.ndarray, labels: np.ndarray, width_map: np.ndarray, kind: str) -
     group = labels[ys, xs]
     a, b, w = pixel_graph(pix, on.shape, group)
     g = coo_matrix((w, (a, b)), shape=(len(pix), len(pix))).tocsr()
-    ncomp, comp = connected_components(g, directed=False)
+    _, comp = connected_components(g, directed=False)
     order = np.argsort(comp, kind="stable")
     cuts = np.flatnonzero(np.diff(comp[order])) + 1
     out = []
@@ -194,7 +193,7 @@ def true_breaks(ref_skel: np.ndarray, pred: np.ndarray) -> list[np.ndarray]:
     prediction pieces that are separate within 20 px (so a prediction running 1 px beside a thin
     reference vessel is not a break, and a gap of 1 px is)."""
     miss = ref_skel & ~pred
-    n, lab = cv2.connectedComponents(miss.astype(np.uint8), connectivity=8)
+    _, lab = cv2.connectedComponents(miss.astype(np.uint8), connectivity=8)
     out = []
     h, w = pred.shape
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
@@ -385,10 +384,7 @@ class Tracing:
             d_ref, _ = cKDTree(pts).query(seg)
             if max(d_path.max(), d_ref.max()) <= tol:
                 continue
-            if d_ref.max() >= d_path.max():
-                k = i + int(np.argmax(d_ref))
-            else:
-                k = i + int(near[int(np.argmax(d_path))])
+            k = i + int(np.argmax(d_ref)) if d_ref.max() >= d_path.max() else i + int(near[int(np.argmax(d_path))])
             k = min(max(k, i + 1), j - 1)
             anchors.append(k)
             stack += [(i, k), (k, j)]
@@ -404,13 +400,13 @@ class Tracing:
         idx = self.fit(piece.pixels, tol, piece.width)
         clicks = [self.anchor_at(piece.pixels, i, tol, piece.width) for i in idx]
         pts = [np.array([clicks[0][0]])]
-        for (a, _), (b, _) in zip(clicks[:-1], clicks[1:]):
+        for (a, _), (b, _) in itertools.pairwise(clicks):
             pts.append(self.cost.route(a, b)[1:])
         path = np.concatenate(pts)
         auto = self.cost.local_radius(path)
         target = max(0.5, piece.width / 2)
         # The grader corrects the automatic width only where it is visibly off (more than one 0.5-px step).
-        steps = int(round(abs(target - auto) / 0.5)) if abs(target - auto) > WIDTH_SLACK else 0
+        steps = round(abs(target - auto) / 0.5) if abs(target - auto) > WIDTH_SLACK else 0
         radius = max(0.5, auto + np.sign(target - auto) * 0.5 * steps)
         out = (piece.pixels[idx].astype(float), [w for _, w in clicks],
                path_stroke(path, radius, self.cost.shape), steps)
@@ -452,7 +448,7 @@ def vessel_tools_run(pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_nea
         if p.kind == "missed":
             anchors, widths, stroke, steps = tracing.option(p)
             t = sum(fitts(float(np.hypot(*(b - a))), w) for a, b, w in
-                    zip(np.vstack([g.pos[None], anchors[:-1]]), anchors, widths)) + KEY * steps + COMMIT
+                    zip(np.vstack([g.pos[None], anchors[:-1]]), anchors, widths, strict=True)) + KEY * steps + COMMIT
             options.append((t + setup_cost(g, "trace")[0], "trace", (anchors, widths, stroke, steps)))
             for k, f in enumerate(breaks if review else []):
                 if k in used_markers:
@@ -495,7 +491,7 @@ def vessel_tools_run(pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_nea
         if how == "trace":
             anchors, widths, stroke, steps = data
             g.use("trace")
-            for i, (a, w) in enumerate(zip(anchors, widths)):
+            for i, (a, w) in enumerate(zip(anchors, widths, strict=True)):
                 g.click(a, w, "trace end" if i in (0, len(anchors) - 1) else "trace extra")
             g.key(steps, "trace width")
             g.commit_by_double_click()
@@ -519,7 +515,7 @@ def vessel_tools_run(pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_nea
             g.tally(how)
     if used_markers:
         # The grader went through the review: every marker not used is passed over with N.
-        for k, f in enumerate(all_markers):
+        for k in range(len(all_markers)):
             if k not in used_markers:
                 g.key(kind="marker passed over")
                 g.tally("skipped")
@@ -639,7 +635,7 @@ def model_threshold() -> tuple[float, str]:
 def tune(data: Path, limit: int | None, cache: Path | None, threshold: float) -> None:
     """Recall and precision of the break finder over a grid of parameters on DATA."""
     images = []
-    for name, rgb, ref, fov, prob, _ in load(data, limit, cache):
+    for _name, _rgb, ref, fov, prob, _ in load(data, limit, cache):
         pred = (prob >= threshold) & fov
         images.append((pred, prob, VesselGraph.from_mask(pred), true_breaks(skeletonize(ref & fov), pred)))
     grid = itertools.product([12.0, 15.0, 18.0, 22.0], [50.0, 65.0], [0.0, 0.05, 0.1])

@@ -73,7 +73,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--write-card", action="store_true", help="rewrite resources/MODEL_CARD.md and model_card.json")
-    ap.add_argument("--selection", type=Path, help="Markdown file: how this run was chosen over earlier ones (goes into the card)")
+    ap.add_argument("--selection", type=Path,
+                    help="Markdown file: how this run was chosen over earlier ones (goes into the card)")
     ap.add_argument("--machine-note", default="",
                     help="what else shared the training machine, where its files came from (goes into the card)")
     args = ap.parse_args()
@@ -81,7 +82,7 @@ def main() -> None:
     ckpt = load_checkpoint(weights)
 
     results = {}
-    for key, label, folder, fov, *_ in SUITES:
+    for key, _label, folder, fov, *_ in SUITES:
         results[key] = evaluate(weights, args.data / folder, args.data / fov if fov else None, args.tta)
     speed = speed_ratio(weights)
     size_mb = weights.stat().st_size / 1e6
@@ -89,14 +90,17 @@ def main() -> None:
     rows = []
     for key, label, _, _, t_dice, t_auc, ref_dice, ref_auc in SUITES:
         r = results[key]
-        rows.append((f"{label}: Dice", ref_dice, f"≥ {t_dice}", r["mean"]["dice"], r["std"]["dice"], r["mean"]["dice"] >= t_dice))
+        dice = r["mean"]["dice"]
+        rows.append((f"{label}: Dice", ref_dice, f"≥ {t_dice}", dice, r["std"]["dice"], dice >= t_dice))
         if t_auc is not None:
-            rows.append((f"{label}: AUC", ref_auc, f"≥ {t_auc}", r["mean"]["auc"], r["std"]["auc"], r["mean"]["auc"] >= t_auc))
+            auc = r["mean"]["auc"]
+            rows.append((f"{label}: AUC", ref_auc, f"≥ {t_auc}", auc, r["std"]["auc"], auc >= t_auc))
     rows.append(("CPU forward 512×512, 2 threads, ratio to reference-size network", 1.0, "≤ 0.10", speed["ratio"], None,
                  speed["ratio"] <= 0.10))
     rows.append(("weights file (MB)", 125, "≤ 20", size_mb, None, size_mb <= 20))
 
-    lines = ["| measure | reference notebook | target | this model (mean ± sd per image) | met |", "|---|---|---|---|---|"]
+    lines = ["| measure | reference notebook | target | this model (mean ± sd per image) | met |",
+             "|---|---|---|---|---|"]
     for name, ref, target, value, sd, ok in rows:
         v = f"{value:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
         lines.append(f"| {name} | {'—' if ref is None else ref} | {target} | {v} | {'yes' if ok else 'NO'} |")
@@ -130,7 +134,8 @@ def threshold_choice(meta: dict, cfg: dict) -> str:
     cal = meta.get("threshold_calibration")
     if cal and abs(cal["threshold"] - meta.get("threshold", 0.5)) < 1e-9:
         sizes = ", ".join(r for r in cal["renderings"] if r != "native")
-        also = f" and resized to {sizes} as resized data sets store them (mask resized linearly, cut at one half)" if sizes else ""
+        also = (f" and resized to {sizes} as resized data sets store them (mask resized linearly, cut at one half)"
+                if sizes else "")
         return (f"chosen after training by `python -m model_core calibrate`: the best mean pooled Dice over the "
                 f"held-out training photos ({', '.join(cal['images'])}) predicted at native size (inside the FOV "
                 f"masks){also}, each scored as the test splits are; fixed before any test image was scored "
@@ -183,7 +188,8 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta,
         "preprocessing": ckpt.preprocess.to_dict(),
         "training": {"command": meta.get("command"), "data": meta.get("data"), "seed": cfg.get("seed"),
                      "epochs_run": meta.get("epochs_run"), "best_epoch": meta.get("best_epoch"),
-                     "wall_s": meta.get("wall_s"), "hardware": meta.get("device"), "stop_reason": meta.get("stop_reason"),
+                     "wall_s": meta.get("wall_s"), "hardware": meta.get("device"),
+                     "stop_reason": meta.get("stop_reason"),
                      "train_images": meta.get("train_images"), "val_images": meta.get("val_images"),
                      "config": cfg, "validation_dice": meta.get("val_dice")},
         "threshold": ckpt.threshold,
@@ -219,15 +225,21 @@ def write_card(weights, ckpt, results, speed, size_mb, rows, table, detail, tta,
     card["selection"] = selection
     shortfalls = ("\n".join(f"- Target not met: {name}." for name in unmet) + "\n") if unmet else ""
     (res / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    widths = "-".join(map(str, ckpt.model_config.widths))
+    tiles = f"{ckpt.preprocess.clahe_tiles}×{ckpt.preprocess.clahe_tiles}"
+    wall = f"{float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')}"
+    if machine_note:
+        wall += f" ({machine_note})"
+    selection_section = f"## How this run was chosen\n{selection}\n\n" if selection else ""
     md = f"""# Model card: {ckpt.name} v{ckpt.version}
 
 Bundled default model of Retina Desktop. Written by `python benchmarks/bench_default_model.py --write-card`
 on {today}; every number below comes from `python -m model_core evaluate` (see `model_card.json`).
 
 ## Model
-- Attention U-Net, widths {'-'.join(map(str, ckpt.model_config.widths))}, {card['architecture']['parameters']:,} parameters,
+- Attention U-Net, widths {widths}, {card['architecture']['parameters']:,} parameters,
   file `{weights.name}` {size_mb:.1f} MB (sha256 `{card['file_sha256'][:16]}…`, weights sha256 `{ckpt.sha256[:16]}…`).
-- Input: green channel + CLAHE (clip {ckpt.preprocess.clahe_clip}, {ckpt.preprocess.clahe_tiles}×{ckpt.preprocess.clahe_tiles} tiles);
+- Input: green channel + CLAHE (clip {ckpt.preprocess.clahe_clip}, {tiles} tiles);
   each photo is rescaled so that its estimated field of view is {ckpt.preprocess.fov_diameter:g} px wide, and the
   probabilities are mapped back to the photo's size.
 - Threshold {ckpt.threshold:.2f}: {card['threshold_choice']}.
@@ -248,10 +260,10 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
   and noise{resample_note}.
 - Ran {meta.get('epochs_run')} epochs of {cfg.get('steps_per_epoch')} steps; best {selection_dice_label(meta, cfg)}
   {meta.get('val_dice', float('nan')):.4f} at epoch {meta.get('best_epoch')}; {meta.get('stop_reason')};
-  wall time {float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')}{f" ({machine_note})" if machine_note else ""}.
+  wall time {wall}.
 - Training log: `resources/default_model_training.log`.
 
-{"## How this run was chosen" + chr(10) + selection + chr(10) + chr(10) if selection else ""}## Results (test splits; mean over images, ± standard deviation)
+{selection_section}## Results (test splits; mean over images, ± standard deviation)
 {table}
 
 All metrics:

@@ -108,7 +108,7 @@ def region_split(corrections: list[Sample], out: Path) -> list[Sample]:
     validates on 1; ``plan_by_region`` then splits by those FOVs."""
     samples = []
     for s in corrections:
-        rgb, _, fov, _ = load_sample(s)
+        _, _, fov, _ = load_sample(s)
         cols = np.arange(fov.shape[1])
         held = (cols // STRIPE) % 4 == 3
         near = np.convolve(held.astype(float), np.ones(2 * MARGIN + 1), mode="same") > 0
@@ -200,7 +200,8 @@ def run(args) -> dict:
         "batch_size": cfg.batch_size, "split_by": args.split, "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
         "drift": outcome.drift, "drift_source": outcome.drift_source,
-        "budget": {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes else {"minutes": args.minutes},
+        "budget": ({"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes
+                   else {"minutes": args.minutes}),
         "wall_s": round(wall, 1), "epochs": len(outcome.history), "device": kept.metadata.get("device"),
         "corrections": sorted({s.name for s in corrections}), "unreviewed": [s.name for s in unreviewed],
         "split": outcome.plan.note, "gate": {"accepted": outcome.accepted, "reason": outcome.reason},
@@ -236,20 +237,22 @@ def summary(paths: list[Path]) -> None:
         # Reports from before --lr ran at the 2e-3 that was then the default.
         groups.setdefault((r["target"], r["strategy"], _variant(r, shipped), r["wise_keep"], r.get("lr", 2e-3)),
                           []).append(r)
-    print(f"{'target':10}{'rehearsal':24}{'wise':>5}{'lr':>8}{'seeds':>7}  {'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
+    print(f"{'target':10}{'rehearsal':24}{'wise':>5}{'lr':>8}{'seeds':>7}  "
+          f"{'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
           f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
-    for (target, strategy, rehearsal, keep, lr), runs in sorted(groups.items()):
+    for (target, _strategy, rehearsal, keep, lr), runs in sorted(groups.items()):
         def stat(values):
             m = statistics.mean(values)
             return f"{m:+.3f} [{min(values):+.3f},{max(values):+.3f}]"
         gain = [r["delta"]["kept"]["target"] for r in runs]
         drop = [r["delta"]["kept"]["drive"] for r in runs]
         g_min, d_max = targets(target)
-        alphas = ",".join("%.1f" % r["alpha"] for r in runs)
+        alphas = ",".join(f"{r['alpha']:.1f}" for r in runs)
         seeds = ",".join(str(r["seed"]) for r in runs)
         met = statistics.mean(gain) >= g_min and -statistics.mean(drop) <= d_max
         print(f"{target:10}{rehearsal:24}{keep:5.2f}{lr:8.0e}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
-              f"{stat([r['delta']['child']['target'] for r in runs]):>20}{stat([r['delta']['child']['drive'] for r in runs]):>20}"
+              f"{stat([r['delta']['child']['target'] for r in runs]):>20}"
+              f"{stat([r['delta']['child']['drive'] for r in runs]):>20}"
               f"{alphas:>12}{statistics.mean(r['drift'] or 0 for r in runs):8.3f}"
               f"  seeds {seeds}; target gain >= {g_min}, drop <= {d_max}: "
               f"{'met' if met else 'NOT met'}")

@@ -50,7 +50,8 @@ def make_checkpoint(folder: Path) -> Path:
 
     torch.manual_seed(0)
     model = build_model(ModelConfig.preset("micro"))
-    return save_checkpoint(folder / "bench-micro.pt", mk(model, PreprocessConfig(), {"name": "bench-micro (untrained)", "version": "0"}))
+    info = {"name": "bench-micro (untrained)", "version": "0"}
+    return save_checkpoint(folder / "bench-micro.pt", mk(model, PreprocessConfig(), info))
 
 
 def pick_weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
@@ -108,10 +109,12 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
     vp.installEventFilter(watch)
 
     def send(kind, pos, buttons):
-        types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove, "release": QEvent.Type.MouseButtonRelease}
+        types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
+                 "release": QEvent.Type.MouseButtonRelease}
         btn = Qt.MouseButton.NoButton if kind == "move" else Qt.MouseButton.LeftButton
         p = QPointF(pos)
-        QApplication.sendEvent(vp, QMouseEvent(types[kind], p, vp.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier))
+        event = QMouseEvent(types[kind], p, vp.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(vp, event)
 
     results = {}
     for zoom_name, setup in (("fit", canvas.fit), ("1:1", canvas.one_to_one)):
@@ -148,9 +151,11 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
             t0 = time.perf_counter()
             vp.repaint()
             full.append((time.perf_counter() - t0) * 1000.0)
-        results[zoom_name] = {"median_ms": round(float(np.median(t)), 2), "p95_ms": round(float(np.percentile(t, 95)), 2),
+        results[zoom_name] = {"median_ms": round(float(np.median(t)), 2),
+                              "p95_ms": round(float(np.percentile(t, 95)), 2),
                               "max_ms": round(float(t.max()), 2), "moves": moves,
-                              "overlay_paints": canvas.overlay.paint_count - paints0, "full_viewport_repaint_median_ms": round(float(np.median(full)), 2)}
+                              "overlay_paints": canvas.overlay.paint_count - paints0,
+                              "full_viewport_repaint_median_ms": round(float(np.median(full)), 2)}
 
     # 200 undo steps on the 3504x2336 mask.
     doc = win.session.document
@@ -257,7 +262,9 @@ def bench_launch(weights: Path, tmp: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", help="checkpoint for the launch benchmark (default: the bundled model, else an untrained micro model)")
+    ap.add_argument("--weights",
+                    help="checkpoint for the launch benchmark "
+                         "(default: the bundled model, else an untrained micro model)")
     ap.add_argument("--moves", type=int, default=300)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
@@ -270,7 +277,8 @@ def main() -> int:
     res["cpu_threads"] = os.cpu_count()
     print(json.dumps(res, indent=2))
     b = res["brush_move_to_repaint"]["fit"]
-    print(f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms (target <= 16 ms median)")
+    print(f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms "
+          "(target <= 16 ms median)")
     u = res["undo_200_steps"]
     print(f"200 undo steps: history {u['history_mb']} MB, RSS growth {u['rss_growth_mb']} MB (target <= 150 MB)")
     sv = res["save_ui_thread"]
@@ -279,7 +287,8 @@ def main() -> int:
     print(f"autosave of that mask: {sv['autosave_ui_thread_median_ms']} ms on the UI thread, saved after "
           f"{sv['autosave_until_saved_median_ms']} ms (medians of 5)")
     lt = res["launch_to_prediction_demo_cpu"]
-    print(f"launch -> prediction on demo (CPU, {lt['model']}): first run {lt['first_run_s']} s, second run {lt['second_run_s']} s")
+    print(f"launch -> prediction on demo (CPU, {lt['model']}): first run {lt['first_run_s']} s, "
+          f"second run {lt['second_run_s']} s")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

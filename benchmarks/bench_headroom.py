@@ -63,7 +63,7 @@ def expected_dice_cut(prob: np.ndarray, region: np.ndarray | None) -> np.ndarray
 
 
 def per_image_dice(probs, truths, masks, cut) -> float:
-    return float(np.mean([Confusion.of(cut(p), t, m).dice for p, t, m in zip(probs, truths, masks)]))
+    return float(np.mean([Confusion.of(cut(p), t, m).dice for p, t, m in zip(probs, truths, masks, strict=True)]))
 
 
 def main() -> None:
@@ -92,7 +92,8 @@ def main() -> None:
             predictor = VesselPredictor(dataclasses.replace(ckpt, preprocess=pre), device=args.device)
             probs = [predictor.predict(rgb) for rgb, *_ in samples]
             # image x threshold Dice, counted once: the best single threshold and the oracle both read it
-            dice = np.array([[c.dice for c in Confusion.sweep(p, t, m)] for p, t, m in zip(probs, truths, masks)])
+            dice = np.array([[c.dice for c in Confusion.sweep(p, t, m)]
+                             for p, t, m in zip(probs, truths, masks, strict=True)])
             curve = dice.mean(axis=0)
             best = int(np.argmax(curve))
             label = f"FOV diameter {pre.fov_diameter:.0f}"
@@ -103,7 +104,8 @@ def main() -> None:
             oracle = dice.max(axis=1).mean()
             hyst = max((per_image_dice(probs, truths, masks, lambda p, lo=lo, hi=hi: hysteresis(p, lo, hi)), lo, hi)
                        for lo in THRESHOLD_GRID if 0.2 <= lo <= 0.6 for hi in HYSTERESIS_HIGH if hi > lo)
-            label_free = np.mean([Confusion.of(expected_dice_cut(p, m), t, m).dice for p, t, m in zip(probs, truths, masks)])
+            label_free = np.mean([Confusion.of(expected_dice_cut(p, m), t, m).dice
+                                  for p, t, m in zip(probs, truths, masks, strict=True)])
             print(f"  {'':<22} each image at its own best threshold (oracle): {oracle:.4f}")
             print(f"  {'':<22} each image cut at its expected-Dice optimum (no labels): {label_free:.4f}")
             print(f"  {'':<22} hysteresis, best pair: {hyst[0]:.4f} (low {hyst[1]:.2f}, high {hyst[2]:.2f})")

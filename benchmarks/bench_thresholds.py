@@ -18,7 +18,8 @@ The parent's row shows what choosing a threshold alone, without training, would 
 ``bench_finetune.py``'s photo split (its default), from the same ``--weights``; after ``--split regions`` or
 ``--split none`` the held-out photo was taught too, and only the ``oracle`` rule means what it says.
 
-    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--parent FILE] [--step 0.01] [--json OUT]
+    python benchmarks/bench_thresholds.py KEPT.pt [KEPT2.pt ...] [--target stare|far-stare] [--parent FILE] \\
+        [--step 0.01] [--json OUT]
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
-
 from bench_finetune import make_far_stare  # noqa: E402
+
 from model_core.checkpoint import load_checkpoint  # noqa: E402
 from model_core.data import _find_by_stem, discover, fov_stems, load_sample, prepare  # noqa: E402
+from model_core.finetune import plan_split  # noqa: E402
 from model_core.forgetting import network, probabilities  # noqa: E402
 from model_core.imageio import read_mask  # noqa: E402
 from model_core.metrics import THRESHOLD_GRID, Confusion  # noqa: E402
-from model_core.finetune import plan_split  # noqa: E402
 from model_core.predictor import VesselPredictor  # noqa: E402
 from model_core.resources import default_model_path  # noqa: E402
 
@@ -62,7 +63,8 @@ def pooled_counts(ckpt, samples, grid: np.ndarray) -> list[Confusion]:
     conf = [Confusion() for _ in grid]
     for s in samples:
         im = prepare(s, ckpt.preprocess)
-        conf = [a + b for a, b in zip(conf, Confusion.sweep(probabilities(net, im.x), im.vessels > 0, im.fov > 0, grid))]
+        swept = Confusion.sweep(probabilities(net, im.x), im.vessels > 0, im.fov > 0, grid)
+        conf = [a + b for a, b in zip(conf, swept, strict=True)]
     return conf
 
 
@@ -89,7 +91,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.step is not None and not (0 < args.step <= 0.05 and np.isclose(0.05 / args.step, round(0.05 / args.step))):
         ap.error(f"--step {args.step}: must divide 0.05 (e.g. 0.01, 0.025), so the app's thresholds stay on the grid")
-    thresholds = THRESHOLD_GRID if args.step is None else np.round(np.arange(args.step, 1 - args.step / 2, args.step), 4)
+    thresholds = (THRESHOLD_GRID if args.step is None
+                  else np.round(np.arange(args.step, 1 - args.step / 2, args.step), 4))
     import torch
 
     torch.set_num_threads(1)
@@ -124,7 +127,8 @@ def main() -> None:
                          for k, i in rules.items()}}
         report["models"][name] = row
         print(f"{name}: kept threshold {ckpt.threshold:.2f}, gain {row['gain']:+.4f}, DRIVE {row['drop']:+.4f}; "
-              + "; ".join(f"{k} {r['threshold']:.2f}: {r['gain']:+.4f} / {r['drop']:+.4f}" for k, r in row["rules"].items()),
+              + "; ".join(f"{k} {r['threshold']:.2f}: {r['gain']:+.4f} / {r['drop']:+.4f}"
+                          for k, r in row["rules"].items()),
               flush=True)
     kept = [r for k, r in report["models"].items() if k != "parent"]
     report["means"] = {}

@@ -5,8 +5,8 @@ are scaled up to 3504x2336 (vessels become ~6x wider, so paths are no easier tha
 that size). The trace preview is timed as the UI runs it: an anchor is set, then the mouse moves to
 points whose traced path is 300 +/- 30 px long, and each ``Tracer.preview`` call is timed. The cost map
 is built once per image and timed separately; so is the search each click starts from its
-anchor (``Tracer.click``), and, for comparison, the box search a preview falls back to. The vessel graph is timed with this project's builder
-and, when it is installed, with ``skan`` (first call and warm), on the same skeleton.
+anchor (``Tracer.click``), and, for comparison, the box search a preview falls back to. The vessel graph is timed
+with this project's builder and, when it is installed, with ``skan`` (first call and warm), on the same skeleton.
 
     python benchmarks/bench_vessel_tools.py [DATA] [--image NAME] [--queries N]
 

@@ -165,8 +165,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="retina-bench-ws-") as d:
         times, encode, cpu = bench_save(Path(d), args.saves)
         print(f"save 3504x2336 mask on the calling thread: median {statistics.median(times):.1f} ms over {len(times)} "
-              f"saves (each: {', '.join(f'{t:.1f}' for t in times)}; target <= 50 ms); CPU {statistics.median(cpu):.1f} "
-              f"ms (both threads); the PNG encoding alone {statistics.median(encode):.1f} ms")
+              f"saves (each: {', '.join(f'{t:.1f}' for t in times)}; target <= 50 ms); "
+              f"CPU {statistics.median(cpu):.1f} ms (both threads); "
+              f"the PNG encoding alone {statistics.median(encode):.1f} ms")
         handoff, handoff_cpu, worker, finish = bench_autosave(Path(d), args.saves)
         print(f"autosave of a 3504x2336 mask: on the UI thread {statistics.median(handoff):.1f} ms median to hand "
               f"it to a worker (each: {', '.join(f'{t:.1f}' for t in handoff)}; CPU "

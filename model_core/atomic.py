@@ -12,9 +12,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any
 
 
 def _read_umask() -> int:
@@ -29,7 +30,9 @@ _UMASK = _read_umask()
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", *, within: str | os.PathLike | None = None) -> Iterator[IO]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "wb", *, within: str | os.PathLike[str] | None = None
+) -> Iterator[IO[Any]]:
     """``within``: missing folders are created only below this existing folder (see ``write_bytes_atomic``)."""
     path = Path(path)
     fd, tmp = _temporary_beside(path, within)
@@ -41,7 +44,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, within: str | os.P
         except FileNotFoundError:
             perms = 0o666 & ~_UMASK
         os.chmod(tmp, perms)
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -63,7 +66,9 @@ def _naming(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, exc.strerror, str(path))
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, within: str | os.PathLike | None = None) -> Path:
+def write_bytes_atomic(
+    path: str | os.PathLike[str], data: bytes, *, within: str | os.PathLike[str] | None = None
+) -> Path:
     """``within`` (a folder above ``path``): if it has gone (renamed, unmounted) a FileNotFoundError naming it is
     raised instead of re-creating it and the folders up to ``path``, so a save never lands in a ghost copy."""
     with atomic_open(path, "wb", within=within) as fh:
@@ -71,20 +76,20 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, within: str | os
     return Path(path)
 
 
-def write_json_atomic(path: str | os.PathLike, data, **dump_options) -> Path:
+def write_json_atomic(path: str | os.PathLike[str], data: object, **dump_options: Any) -> Path:
     with atomic_open(path, "w") as fh:
         json.dump(data, fh, **({"indent": 2} | dump_options))
     return Path(path)
 
 
-def copy_file_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+def copy_file_atomic(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Copy ``source`` to ``path`` with the same guarantee; an OSError about the source names the source."""
     with open(source, "rb") as src, atomic_open(path, "wb") as fh:
         shutil.copyfileobj(src, fh, 1 << 20)
     return Path(path)
 
 
-def _temporary_beside(path: Path, within: str | os.PathLike | None = None) -> tuple[int, str]:
+def _temporary_beside(path: Path, within: str | os.PathLike[str] | None = None) -> tuple[int, str]:
     """A new hidden temporary file in ``path``'s folder (created if needed); an OSError names ``path``."""
     try:
         if within is not None:
@@ -99,7 +104,7 @@ def _temporary_beside(path: Path, within: str | os.PathLike | None = None) -> tu
         raise _naming(exc, path) from exc
 
 
-def check_writable(path: str | os.PathLike) -> None:
+def check_writable(path: str | os.PathLike[str]) -> None:
     """Raise now the OSError that a later atomic write of ``path`` would raise, before the work leading up to it."""
     if Path(path).is_dir():  # the temporary file could be made beside it; replacing a folder with it could not
         raise IsADirectoryError(errno.EISDIR, "is a folder; name a file to write", str(path))
@@ -121,7 +126,9 @@ def _make_folders_within(root: Path, folder: Path) -> None:
         d.mkdir(exist_ok=True)  # never parents=True: a vanished root must not come back as an empty folder
 
 
-def write_bytes_unique(path: str | os.PathLike, data: bytes, *, within: str | os.PathLike | None = None) -> bool:
+def write_bytes_unique(
+    path: str | os.PathLike[str], data: bytes, *, within: str | os.PathLike[str] | None = None
+) -> bool:
     """Write ``data`` atomically at ``path`` unless a file of that size is already there (content-addressed
     names: same name, same bytes). Returns True when written. Concurrent writers each use their own temporary
     name, and the last rename wins with identical bytes, so no reader ever sees a partial file."""

@@ -11,15 +11,17 @@ chosen. Only images the checkpoint's training held out are used, never a test sp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .checkpoint import Checkpoint
 from .data import Sample, load_sample, render_resized
 from .errors import DatasetError
-from .metrics import THRESHOLD_GRID as THRESHOLDS
-from .metrics import Confusion
+from .metrics import THRESHOLD_GRID as THRESHOLDS, Confusion
+from .predictor import VesselPredictor
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Calibration:
     curves: dict[str, list[float]] = field(default_factory=dict)  # rendering -> pooled Dice per threshold
     mean_curve: list[float] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "thresholds": THRESHOLDS.tolist(), "renderings": self.renderings,
                 "images": self.images, "pooled_dice": self.curves, "mean_pooled_dice": self.mean_curve,
                 "rule": "best mean over renderings of the pooled Dice on held-out training photos"}
@@ -45,17 +47,18 @@ def held_out(samples: list[Sample], checkpoint: Checkpoint) -> list[Sample]:
     return chosen
 
 
-def calibrate(predictor, samples: list[Sample], sizes: list[tuple[int, int]], progress=None) -> Calibration:
+def calibrate(predictor: VesselPredictor, samples: list[Sample], sizes: list[tuple[int, int]],
+              progress: Callable[[list[Sample]], Iterable[Sample]] | None = None) -> Calibration:
     keys = ["native"] + [f"{w}x{h}" for w, h in sizes]
     conf = {k: [Confusion() for _ in THRESHOLDS] for k in keys}
 
-    def add(key, prob, truth, fov):
-        conf[key] = [a + b for a, b in zip(conf[key], Confusion.sweep(prob, truth, fov, THRESHOLDS))]
+    def add(key: str, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None) -> None:
+        conf[key] = [a + b for a, b in zip(conf[key], Confusion.sweep(prob, truth, fov, THRESHOLDS), strict=True)]
 
     for s in (progress(samples) if progress else samples):
         rgb, vessels, fov, fov_given = load_sample(s)
         add("native", predictor.predict(rgb), vessels, fov if fov_given else None)
-        for key, size in zip(keys[1:], sizes):
+        for key, size in zip(keys[1:], sizes, strict=True):
             small, mask = render_resized(rgb, vessels, size)
             add(key, predictor.predict(small), mask, None)
     curves = {k: [float(c.dice) for c in v] for k, v in conf.items()}

@@ -10,13 +10,14 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .atomic import atomic_open
 from .checks import is_number
 from .errors import CheckpointError
-from .model import AttentionUNet, ModelConfig, build_model
+from .model import AttentionUNet, ModelConfig, build_model, unwrap
 from .preprocess import PreprocessConfig
 
 FORMAT_NAME = "retina-desktop-checkpoint"
@@ -35,7 +36,7 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -48,7 +49,7 @@ class Checkpoint:
     model_config: ModelConfig
     preprocess: PreprocessConfig
     state_dict: dict[str, torch.Tensor]
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
 
     def build(self) -> AttentionUNet:
@@ -70,13 +71,15 @@ class Checkpoint:
         return float(self.metadata.get("threshold", 0.5))
 
 
-def make_checkpoint(model: torch.nn.Module, preprocess: PreprocessConfig, metadata: dict | None = None) -> Checkpoint:
-    inner = getattr(model, "module", model)  # unwrap DistributedDataParallel
+def make_checkpoint(
+    model: torch.nn.Module, preprocess: PreprocessConfig, metadata: dict[str, Any] | None = None
+) -> Checkpoint:
+    inner = unwrap(model)
     state = {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
     return Checkpoint(inner.config, preprocess, state, dict(metadata or {}), weights_sha256(state))
 
 
-def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     """Write atomically, so an interrupted save never leaves a truncated checkpoint behind."""
     path = Path(path)
     payload = {
@@ -93,7 +96,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(path, "is a folder, not a checkpoint file")
@@ -101,7 +104,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(path, "checkpoint file not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/foreign/unsafe files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated/foreign/unsafe files
         kind = "unsafe or foreign content" if "weights_only" in str(exc) else "corrupt or truncated file"
         raise CheckpointError(path, f"not a loadable checkpoint ({kind})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
@@ -110,7 +113,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CheckpointError(path, f"checkpoint format version {version!r} is not a version number")
     if version > FORMAT_VERSION:
-        raise CheckpointError(path, f"checkpoint format version {version} is newer than this program supports ({FORMAT_VERSION})")
+        raise CheckpointError(
+            path, f"checkpoint format version {version} is newer than this program supports ({FORMAT_VERSION})"
+        )
     try:
         model_config = ModelConfig.from_dict(payload["model_config"])
         preprocess = PreprocessConfig.from_dict(payload.get("preprocess", {}))

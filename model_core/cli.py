@@ -11,17 +11,34 @@ import errno
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .errors import RetinaInputError
 
+if TYPE_CHECKING:  # the commands import what they use when they run: `--help` stays fast
+    from .data import Sample
+    from .engine import EpochReport, TrainConfig
+    from .metrics import MetricAccumulator
+    from .predictor import VesselPredictor
+
+_T = TypeVar("_T")
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
-def _progress(iterable=None, **kw):
+def _progress(iterable: Iterable[_T], **kw: Any) -> Iterator[_T]:
+    """``iterable`` with a progress bar on stderr."""
+    bar: Iterator[_T] = _bar(iterable, **kw)
+    return bar
+
+
+def _bar(iterable: Iterable[Any] | None = None, **kw: Any) -> Any:
+    """A tqdm bar on stderr (tqdm has no type information)."""
     from tqdm import tqdm
 
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, disable=kw.pop("disable", False), **kw)
@@ -34,20 +51,23 @@ def _skip(message: str) -> None:
     tqdm.write(f"error: {message}", file=sys.stderr)
 
 
-def _predictor(args):
+def _predictor(args: argparse.Namespace) -> VesselPredictor:
     from .predictor import load_predictor
 
     return load_predictor(args.weights, device=args.device, tta=args.tta)
 
 
-def _expand_inputs(inputs: list[str], folder_files=None) -> tuple[list[Path], list[str]]:
+def _expand_inputs(
+    inputs: list[str], folder_files: Callable[[Path], list[Path]] | None = None
+) -> tuple[list[Path], list[str]]:
     """Files named, plus the images of folders named (by the data-set rule, or ``folder_files``): (files, problems)."""
     from .data import image_folders, list_images
 
     if folder_files is None:
         def folder_files(p: Path) -> list[Path]:
             return [f for folder in image_folders(p) for f in list_images(folder.images)]
-    files, problems = [], []
+    files: list[Path] = []
+    problems: list[str] = []
     for item in inputs:
         p = Path(item)
         try:
@@ -71,7 +91,7 @@ def _problem(exc: OSError) -> str:
     return "file name too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     from .data import name_length, name_max
     from .imageio import mask_to_png, prob_to_png16, read_image, write_png_atomic
 
@@ -138,7 +158,8 @@ def cmd_predict(args) -> int:
     return EXIT_FAILED if failed else 0
 
 
-def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None = None, progress=True):
+def evaluate_samples(predictor: VesselPredictor, samples: list[Sample], threshold: float, fov_dir: Path | None = None,
+                     progress: bool = True) -> MetricAccumulator:
     from .data import _find_by_stem, fov_stems, load_sample, read_fov
     from .errors import DatasetError
     from .metrics import MetricAccumulator
@@ -156,7 +177,7 @@ def evaluate_samples(predictor, samples, threshold: float, fov_dir: Path | None 
     return acc
 
 
-def _format_metrics_table(summary: dict) -> str:
+def _format_metrics_table(summary: dict[str, Any]) -> str:
     from .metrics import METRIC_NAMES
 
     lines = [f"{'':14}" + "".join(f"{k:>12}" for k in METRIC_NAMES)]
@@ -165,7 +186,7 @@ def _format_metrics_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import SPLIT_NAMES, discover
 
     if args.split not in SPLIT_NAMES:
@@ -205,10 +226,11 @@ def _size(text: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512x512 (8 to {MAX_RESIZE} px a side)")
 
 
-def cmd_calibrate(args) -> int:
-    from .calibrate import THRESHOLDS, calibrate, held_out
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, held_out
     from .checkpoint import save_checkpoint
     from .data import discover
+    from .metrics import THRESHOLD_GRID
 
     predictor = _predictor(args)
     ckpt = predictor.checkpoint
@@ -217,7 +239,7 @@ def cmd_calibrate(args) -> int:
                        progress=lambda it: _progress(it, desc="calibrate", unit="image"))
     for key in result.renderings:
         curve = result.curves[key]
-        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(THRESHOLDS, curve)))
+        print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(THRESHOLD_GRID, curve, strict=True)))
     print(f"threshold {result.threshold:.2f} (was {ckpt.threshold:.2f}); held-out images: {', '.join(result.images)}")
     ckpt.metadata["threshold"] = result.threshold
     ckpt.metadata["threshold_calibration"] = {**result.to_dict(),
@@ -227,7 +249,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def _split_train_val(samples, val_fraction: float, seed: int):
+def _split_train_val(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(samples))
     n_val = 0 if len(samples) < 2 or val_fraction <= 0 else max(1, round(len(samples) * val_fraction))
@@ -242,11 +264,11 @@ TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch
                     "wise_keep", "rehearsal_share", "rehearsal_weight", "focus_share")
 
 
-def _given_training_options(args) -> dict:
+def _given_training_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in TRAINING_OPTIONS if getattr(args, k, None) is not None}
 
 
-def _train_config(args):
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     from .engine import TrainConfig
 
     return TrainConfig(**_given_training_options(args))
@@ -265,27 +287,27 @@ def _setup_distributed() -> bool:
 class _TrainingProgress:
     """tqdm bar plus one log line per epoch; silent on ranks other than 0."""
 
-    def __init__(self, total: int, desc: str, quiet: bool):
+    def __init__(self, total: int, desc: str, quiet: bool) -> None:
         self.quiet = quiet
-        self.bar = _progress(total=total, desc=desc, unit="step", disable=quiet)
+        self.bar = _bar(total=total, desc=desc, unit="step", disable=quiet)
         self.lines: list[str] = []
 
-    def on_step(self, epoch, step, loss):
+    def on_step(self, epoch: int, step: int, loss: float) -> None:
         self.bar.update(1)
         self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
 
-    def on_epoch(self, r):
+    def on_epoch(self, r: EpochReport) -> None:
         line = (f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
                 f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}")
         self.lines.append(line)
         if not self.quiet:
             self.bar.write(line, file=sys.stderr)
 
-    def close(self):
+    def close(self) -> None:
         self.bar.close()
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from .checkpoint import save_checkpoint
@@ -347,7 +369,7 @@ def cmd_train(args) -> int:
 EXIT_REJECTED = 3
 
 
-def cmd_finetune(args) -> int:
+def cmd_finetune(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from .checkpoint import load_checkpoint, save_checkpoint
@@ -377,7 +399,8 @@ def cmd_finetune(args) -> int:
             "val_images": [s.name for s in outcome.plan.val], "wise_alpha": outcome.alpha,
             "drift": outcome.drift, "drift_source": outcome.drift_source}})
         save_checkpoint(args.out, ckpt)
-        print(f"{outcome.plan.note}; {outcome.result.stop_reason}; {outcome.result.wall_s / 60:.1f} min; saved {args.out}",
+        result = outcome.result
+        print(f"{outcome.plan.note}; {result.stop_reason}; {result.wall_s / 60:.1f} min; saved {args.out}",
               file=sys.stderr)
         print(f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
               f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})")
@@ -404,7 +427,9 @@ def _listed_images(folder: str) -> list[Path]:
     return _listed(root / "images" if (root / "images").is_dir() else root)
 
 
-def _number_in(accepts, what: str, convert=float):
+def _number_in(
+    accepts: Callable[[float], bool], what: str, convert: Callable[[str], float] = float
+) -> Callable[[str], float]:
     """An argparse type: a number (``convert``: float or int) that ``accepts``, else a one-line error
     "'TEXT' is not WHAT"."""
 
@@ -454,8 +479,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--seed", type=_whole_non_negative)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--ema-decay", type=_decay, metavar="D",
-                   help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; 0 turns it off "
-                        f"(default: {'0.99' if finetune else 'off'})")
+                   help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; "
+                        f"0 turns it off (default: {'0.99' if finetune else 'off'})")
     p.add_argument("--name", default="retina-vessels")
     p.add_argument("--version", help="recorded in the checkpoint (default: "
                    + ("the parent's version followed by -finetuned)" if finetune else "1)"))
@@ -480,8 +505,10 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     else:
         from .model import PRESETS
 
-        p.add_argument("--val-fraction", type=_fraction, default=0.2, help="share of training images held out for validation")
-        p.add_argument("--threshold", type=_probability, help="record this threshold instead of the validation-optimal one")
+        p.add_argument("--val-fraction", type=_fraction, default=0.2,
+                       help="share of training images held out for validation")
+        p.add_argument("--threshold", type=_probability,
+                       help="record this threshold instead of the validation-optimal one")
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
         p.add_argument("--resample-aug", dest="resample_p", type=_probability,
                        help="share of patches softened by a downsample-upsample round trip (photos saved small)")
@@ -494,7 +521,8 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                        help="pick the best epoch by validation Dice at its best threshold, not at 0.5")
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
-        p.add_argument("--fov-diameter", type=_fov_px, default=540.0, help="FOV diameter images are rescaled to (0: off)")
+        p.add_argument("--fov-diameter", type=_fov_px, default=540.0,
+                       help="FOV diameter images are rescaled to (0: off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,14 +572,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_line(args) -> str:
+def _command_line(args: argparse.Namespace) -> str:
     return " ".join(["python -m model_core", *args.argv])
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-def _refuse_replacing_inputs(args) -> None:
+def _refuse_replacing_inputs(args: argparse.Namespace) -> None:
     """An output (``--out``, ``--json``) must never replace what the run reads, nor an existing checkpoint
     unasked: a checkpoint written over a training photo, or a failed run's weights over a good model, is
     work lost. Checked before any work."""
@@ -598,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
             from .atomic import check_writable
 
             check_writable(args.out)  # not after an hour of training
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except RetinaInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -617,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
 FOV_STEM_SUFFIXES = ("", "_mask", "_fov")
 
 
-def _add_measure_command(sub) -> None:
+def _add_measure_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("measure", help="vessel measurements of binary masks, as CSV",
                        description="Vessel density, fractal dimension, tortuosity, mean width and the segment, "
                                    "branch-point and end-point counts of each mask (README: Vessel measurements).")
@@ -645,7 +674,7 @@ def _fov_index(folder: Path) -> dict[str, Path]:
     return index
 
 
-def cmd_measure(args) -> int:
+def cmd_measure(args: argparse.Namespace) -> int:
     from .atomic import check_writable
     from .imageio import read_mask, read_vessel_mask
     from .morphometry import measure, write_measurements_csv

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,6 +28,9 @@ import numpy as np
 from .errors import DatasetError, ImageReadError
 from .imageio import IMAGE_SUFFIXES, is_image_file, read_image, read_mask
 from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 # Candidates in order; the first one holding a mask of one of the photos wins (DRIVE ships FOV discs in
 # mask/ beside its vessels in 1st_manual/). With none, the first that exists; with none, masks are saved
@@ -67,7 +72,7 @@ class ImageFolder:
     layout: str = "reference"  # or "flat"
 
 
-def natural_key(name: str) -> list:
+def natural_key(name: str) -> list[int | str]:
     """Sort key that puts img_2 before img_10."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
@@ -134,11 +139,13 @@ def _pick(by_stem: dict[str, Path], stems: list[str]) -> Path | None:
     return next((by_stem[s] for s in stems if s in by_stem), None)
 
 
-def _find_by_stem(folder: Path | None, stem: str, stems=mask_stems) -> Path | None:
+def _find_by_stem(
+    folder: Path | None, stem: str, stems: Callable[[str], list[str]] = mask_stems
+) -> Path | None:
     return _pick(_by_stem(folder), stems(stem))
 
 
-def _pairs_any(folder: Path, image_stems: list[str], stems) -> bool:
+def _pairs_any(folder: Path, image_stems: list[str], stems: Callable[[str], list[str]]) -> bool:
     try:
         by_stem = _by_stem(folder)
     except OSError:
@@ -161,13 +168,16 @@ def _folder(images: Path, base: Path, split: str, layout: str) -> ImageFolder:
         present = [base / n for n in MASK_DIR_NAMES if (base / n).is_dir()]
         masks = next((d for d in present if _pairs_any(d, stems, mask_stems)),
                      present[0] if present else base / DEFAULT_MASK_DIR)
-    drive_fov = lambda stem: [stem + "_mask"]
+
+    def drive_fov(stem: str) -> list[str]:
+        return [stem + "_mask"]
+
     fov = next((base / n for n in FOV_DIR_NAMES if (base / n).is_dir() and base / n != masks
                 and _pairs_any(base / n, stems, fov_stems if n == "fov" else drive_fov)), None)
     return ImageFolder(images, masks, fov, split, layout)
 
 
-def image_folders(root: str | os.PathLike) -> list[ImageFolder]:
+def image_folders(root: str | os.PathLike[str]) -> list[ImageFolder]:
     """The photo folders of ``root`` by the layout rules above: one per split, or one. No photo is decoded."""
     root = Path(root)
     splits = [root / s for s in SPLIT_NAMES if (root / s / "images").is_dir()]
@@ -191,7 +201,7 @@ def _select_split(root: Path, folders: list[ImageFolder], split: str | None) -> 
     return chosen
 
 
-def discover(root: str | os.PathLike, split: str | None = None, require_masks: bool = True) -> list[Sample]:
+def discover(root: str | os.PathLike[str], split: str | None = None, require_masks: bool = True) -> list[Sample]:
     """Image/mask(/FOV) triples of a data-set folder. ``split`` picks ``train/`` or ``test/`` if present."""
     root = Path(root)
     if not root.is_dir():
@@ -297,7 +307,7 @@ def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = N
     return PreparedImage(name, model_input(rgb, config), v.astype(np.uint8), (f > 0).astype(np.uint8), s)
 
 
-def augmentation(seed: int | None = None):
+def augmentation(seed: int | None = None) -> A.Compose:
     """Geometric and photometric augmentation that keeps one-pixel vessels intact.
 
     Rotations and flips are exact or interpolate the image only; masks use nearest neighbour. Scale
@@ -342,14 +352,17 @@ class PatchSampler:
         self.padded = []
         self.focus_p = focus_p if focus is not None else 0.0
         self.focus = []
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
+
         for i, im in enumerate(images):
-            pad = lambda a: cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
             fov_pad = cv2.copyMakeBorder(im.fov, half, half, half, half, cv2.BORDER_CONSTANT, value=0)
             centres = np.argwhere(im.fov > 0)
             if centres.size == 0:
                 centres = np.argwhere(np.ones_like(im.fov))
             self.padded.append((pad(im.x), pad(im.vessels), fov_pad, centres))
-            if self.focus_p:
+            if focus is not None and self.focus_p:
                 self.focus.append(np.argwhere((focus[i] > 0) & (im.fov > 0)))
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -369,7 +382,9 @@ class PatchSampler:
                 px, (py, pv) = out["image"], out["masks"]
             if self.resample_p and self.rng.random() < self.resample_p:
                 px = self._soften(px)
-            xs.append(np.clip(px, 0, 1)); ys.append(py); vs.append(pv)
+            xs.append(np.clip(px, 0, 1))
+            ys.append(py)
+            vs.append(pv)
         return (np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32),
                 np.stack(vs)[:, None].astype(np.float32))
 
@@ -385,7 +400,8 @@ class PatchSampler:
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def prepare_all(samples: list[Sample], config: PreprocessConfig, on_error=None,
+def prepare_all(samples: list[Sample], config: PreprocessConfig,
+                on_error: Callable[[ImageReadError | DatasetError], None] | None = None,
                 resample: float | None = None) -> list[PreparedImage]:
     out = []
     for s in samples:

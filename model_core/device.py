@@ -18,11 +18,13 @@ def select_device(preferred: str | None = None) -> torch.device:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RetinaInputError(None, f"device {preferred!r}: this machine has no CUDA GPU that PyTorch can use")
         if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RetinaInputError(None, f"device {preferred!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+            gpus = torch.cuda.device_count()
+            raise RetinaInputError(None, f"device {preferred!r}: this machine has {gpus} CUDA GPU(s)")
         if dev.type == "mps":
             mps = getattr(torch.backends, "mps", None)
             if mps is None or not mps.is_available():
-                raise RetinaInputError(None, f"device {preferred!r}: this machine has no Apple GPU that PyTorch can use")
+                raise RetinaInputError(None,
+                                       f"device {preferred!r}: this machine has no Apple GPU that PyTorch can use")
         elif dev.type not in ("cpu", "cuda"):
             raise RetinaInputError(None, f"device {preferred!r} is not one of cpu, cuda, cuda:N, mps")
         return dev

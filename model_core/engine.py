@@ -12,8 +12,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from .data import PatchSampler, PreparedImage
 from .device import describe_device, select_device
 from .losses import VesselLoss
 from .metrics import THRESHOLD_GRID, Confusion, RocHistogram
-from .model import ModelConfig, build_model, pad_to_multiple
+from .model import ModelConfig, build_model, pad_to_multiple, unwrap
 from .preprocess import PreprocessConfig
 
 
@@ -39,7 +40,7 @@ def seed_everything(seed: int) -> None:
 class CancelToken:
     """Cooperative cancel: the engine checks it between steps; any thread may set it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._event = threading.Event()
 
     def cancel(self) -> None:
@@ -95,7 +96,7 @@ class TrainConfig:
     # that keeps this share of its best held-out gain; 0 keeps the child itself.
     wise_keep: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -141,7 +142,7 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
              thresholds: np.ndarray | None = None) -> tuple[float, float, float, float]:
     """(pooled Dice at 0.5, pooled AUC, the threshold with the best pooled Dice, that Dice) inside the FOV."""
     model.eval()
-    inner = getattr(model, "module", model)
+    inner = unwrap(model)
     multiple = 2 ** inner.config.depth
     thresholds = THRESHOLD_GRID if thresholds is None else thresholds
     conf = [Confusion() for _ in thresholds]
@@ -153,24 +154,26 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
         fov = im.fov > 0
         truth = im.vessels > 0
         roc = roc + RocHistogram.of(prob, truth, fov)
-        conf = [a + b for a, b in zip(conf, Confusion.sweep(prob, truth, fov, thresholds))]
+        conf = [a + b for a, b in zip(conf, Confusion.sweep(prob, truth, fov, thresholds), strict=True)]
     dices = [c.dice for c in conf]
     at_half = int(np.argmin(np.abs(thresholds - 0.5)))
     best = int(np.nanargmax(dices))
     return dices[at_half], roc.auc, float(thresholds[best]), dices[best]
 
 
-def _validate_everywhere(net, images, device) -> tuple[float, float, float, float]:
+def _validate_everywhere(net: torch.nn.Module, images: list[PreparedImage],
+                         device: torch.device) -> tuple[float, float, float, float]:
     """Validation whose result every rank agrees on: rank 0's, broadcast (BatchNorm buffers may differ)."""
     values = validate(net, images, device)
     if not is_distributed():
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
-    return tuple(float(v) for v in t.tolist())
+    at_half, auc, threshold, at_best = (float(v) for v in t.tolist())
+    return at_half, auc, threshold, at_best
 
 
-def _agree(decision: bool, device) -> bool:
+def _agree(decision: bool, device: torch.device) -> bool:
     """Rank 0's decision on every rank: clocks differ between processes, and a rank that stopped alone
     would leave the others waiting forever in the next gradient all-reduce."""
     if not is_distributed():
@@ -180,7 +183,13 @@ def _agree(decision: bool, device) -> bool:
     return bool(t.item())
 
 
-def _moving_average(decay: float, from_scratch: bool):
+# What AveragedModel hands its multi_avg_fn: the averaged and the current parameters (and buffers).
+_Tensors = tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+
+def _moving_average(
+    decay: float, from_scratch: bool
+) -> Callable[[_Tensors, _Tensors, torch.Tensor | int], None]:
     """AveragedModel's update: an exponential moving average whose decay ramps up to ``decay``.
 
     From trained weights (fine-tuning, ``--init``) the ramp is a plain mean of the weights so far, until it
@@ -191,10 +200,10 @@ def _moving_average(decay: float, from_scratch: bool):
     """
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+    def update(averaged: _Tensors, current: _Tensors, n_averaged: torch.Tensor | int) -> None:
         n = int(n_averaged)
         keep = min(decay, (1 + n) / (10 + n) if from_scratch else n / (n + 1))
-        for a, c in zip(averaged, current):
+        for a, c in zip(averaged, current, strict=True):
             if a.is_floating_point():
                 a.lerp_(c, 1.0 - keep)
             else:  # BatchNorm's step counters: an average of counts means nothing, follow the model
@@ -209,7 +218,7 @@ def soft_target_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.T
     return (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def _param_groups(model: torch.nn.Module, cfg: TrainConfig):
+def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     enc = [p for n, p in model.named_parameters() if n.startswith("encoders.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
     return [{"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": rest, "lr": cfg.lr}]
@@ -219,7 +228,7 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
           preprocess: PreprocessConfig, cfg: TrainConfig, init: Checkpoint | None = None,
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int, float], None] | None = None,
-          cancel: CancelToken | None = None, metadata: dict | None = None,
+          cancel: CancelToken | None = None, metadata: dict[str, Any] | None = None,
           rehearsal: list[PreparedImage] | None = None, focus: list[np.ndarray] | None = None) -> TrainResult:
     """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
     (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0.
@@ -266,8 +275,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment,
                            resample_p=cfg.resample_p, focus=focus, focus_p=cfg.focus_share)
     n_rehearse = min(cfg.batch_size - 1, round(cfg.batch_size * cfg.rehearsal_share)) if rehearsal else 0
-    rehearse = PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment) \
-        if n_rehearse else None
+    rehearse = (PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment)
+                if rehearsal and n_rehearse else None)
 
     base_meta = {"preset_widths": list(model_config.widths), "train_config": cfg.to_dict(),
                  "device": describe_device(device), **(metadata or {})}
@@ -307,7 +316,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
             if rehearse is not None:
                 loss = loss + cfg.rehearsal_weight * soft_target_loss(logits[n:].float(), yr, vr)
             if anchor is not None:
-                loss = loss + cfg.l2sp_weight * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+                drift = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
+                loss = loss + cfg.l2sp_weight * drift
             bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
             if is_distributed():
                 dist.all_reduce(bad)
@@ -329,7 +339,8 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
         if reason != "completed":
             break
         nan = float("nan")
-        at_half, val_auc, th, at_best = _validate_everywhere(scored, val_images, device) if val_images else (nan, nan, 0.5, nan)
+        at_half, val_auc, th, at_best = (_validate_everywhere(scored, val_images, device) if val_images
+                                         else (nan, nan, 0.5, nan))
         val_dice = at_best if cfg.select_at_best_threshold else at_half
         improved = (val_dice > best_dice) if not math.isnan(val_dice) else True
         if improved:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 class RetinaInputError(ValueError):
     """Bad user input: the message is fit to show a user as it is."""
 
-    def __init__(self, path: str | Path | None, problem: str):
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
         self.path = Path(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)

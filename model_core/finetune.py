@@ -12,20 +12,32 @@ as well; the gate also reports how much they change predictions on photos outsid
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
 
 from .checkpoint import Checkpoint, weights_sha256
 from .checks import is_number
 from .data import PreparedImage, Sample, prepare
 from .device import select_device
-from .errors import DatasetError, ImageReadError
 from .engine import CancelToken, EpochReport, TrainConfig, TrainResult, train, validate
-from .forgetting import (ALPHA_GRID, KEEP_GAIN, choose_alpha, interpolate, network, photo_rehearsal,
-                         prediction_drift, probabilities, synthetic_rehearsal)
+from .errors import DatasetError, ImageReadError
+from .forgetting import (
+    ALPHA_GRID,
+    KEEP_GAIN,
+    choose_alpha,
+    interpolate,
+    network,
+    photo_rehearsal,
+    prediction_drift,
+    probabilities,
+    synthetic_rehearsal,
+)
 from .model_store import ModelStore, ModelVersion
-
 
 # The loss shapes what the probabilities mean (and so the threshold the parent was calibrated at): a child
 # keeps its parent's loss unless told otherwise, or its probabilities drift away from that threshold.
@@ -44,7 +56,7 @@ REHEARSAL_SHARE = 0.25
 SYNTHETIC_IMAGES = 6
 
 
-def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfig:
+def finetune_config(parent: Checkpoint | None = None, **overrides: Any) -> TrainConfig:
     """Defaults for fine-tuning from a handful of corrections (see benchmarks/bench_finetune.py).
 
     With ``parent``, its training loss (``INHERITED_LOSS_TERMS``) replaces the generic one; ``overrides``
@@ -66,7 +78,7 @@ def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfi
     #   +0.019 / -0.018 (`git show b91a6eb:docs/finetune_benchmark_cpu_ema.json`). The score on one held-out photo
     #   rises smoothly instead of jumping, so the best epoch is less often a lucky one (the raw seed-2 run scored as
     #   high there and gained half as much).
-    base = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
+    base: dict[str, Any] = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
                 patience=30, l2sp_weight=3e-4, encoder_lr_scale=0.3, freeze_bn=True, ema_decay=0.99,
                 wise_keep=WISE_KEEP, rehearsal_share=REHEARSAL_SHARE)
     base.update(_parent_loss(parent))
@@ -74,7 +86,7 @@ def finetune_config(parent: Checkpoint | None = None, **overrides) -> TrainConfi
     return TrainConfig(**base)
 
 
-def _parent_loss(parent: Checkpoint | None) -> dict:
+def _parent_loss(parent: Checkpoint | None) -> dict[str, float]:
     """The parent's loss terms that are usable numbers; anything odd in a foreign file is ignored."""
     record = parent.metadata.get("train_config") if parent is not None else None
     if not isinstance(record, dict):
@@ -141,7 +153,8 @@ def gate(parent_dice: float, new_dice: float, stop_reason: str) -> tuple[bool, s
 
 def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None = None,
              store: ModelStore | None = None, parent_id: str | None = None, activate: bool = True,
-             on_epoch=None, on_step=None, cancel: CancelToken | None = None,
+             on_epoch: Callable[[EpochReport], None] | None = None,
+             on_step: Callable[[int, int, float], None] | None = None, cancel: CancelToken | None = None,
              unreviewed: list[Path] | None = None) -> FinetuneOutcome:
     """``unreviewed``: photos nobody corrected (the workspace's others): rehearsal material when
     ``cfg.rehearsal_share`` > 0, and where the gate measures drift."""
@@ -169,7 +182,8 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
                    on_epoch=on_epoch, on_step=on_step, cancel=cancel, metadata=meta, rehearsal=rehearsal,
                    focus=focus)
     new_dice = result.best_val_dice
-    alpha, alpha_scores = 1.0, {}
+    alpha = 1.0
+    alpha_scores: dict[float, float] = {}
     usable = result.stop_reason != "cancelled" and not result.failed
     if usable and cfg.wise_keep > 0 and val_imgs and not math.isnan(result.initial_val_dice):
         alpha, alpha_scores, new_dice = _interpolate_child(parent, result, val_imgs, cfg, device)
@@ -183,7 +197,8 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
         outcome.drift_source = "unreviewed photos" if photos else "synthetic photos"
         outcome.drift = prediction_drift(parent.threshold, network(ckpt, device=device), ckpt.threshold,
                                          photos or synthetic, device)
-        ckpt.metadata["drift"] = {"share": outcome.drift, "on": outcome.drift_source, "images": len(photos or synthetic)}
+        ckpt.metadata["drift"] = {"share": outcome.drift, "on": outcome.drift_source,
+                                  "images": len(photos or synthetic)}
     if store is not None and usable:
         info = {
             "label": f"fine-tuned from {parent_id or parent.version}",
@@ -205,7 +220,7 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
     return outcome
 
 
-def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device) -> list:
+def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device: torch.device) -> list[np.ndarray]:
     """Per image (at the network's scale), where the parent's mask at its threshold and the correction
     disagree: what the grader changed when starting from this parent's prediction, and in any case what the
     parent gets wrong. Pixels outside the FOV are included; the sampler leaves them out."""
@@ -214,11 +229,12 @@ def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device) ->
 
 
 def _interpolate_child(parent: Checkpoint, result: TrainResult, val_imgs: list[PreparedImage], cfg: TrainConfig,
-                       device) -> tuple[float, dict[float, float], float]:
+                       device: torch.device) -> tuple[float, dict[float, float], float]:
     """Score the line between parent and child on the held-out corrections, keep the α ``choose_alpha``
     picks, and put its weights and threshold into ``result.checkpoint``. Returns (α, scores, its Dice)."""
     child = result.checkpoint
-    scores, thresholds = {}, {}
+    scores: dict[float, float] = {}
+    thresholds: dict[float, float] = {}
     for a in ALPHA_GRID:
         weights = interpolate(parent.state_dict, child.state_dict, a)
         at_half, _, th, at_best = validate(network(child, weights, device), val_imgs, device)

@@ -28,7 +28,7 @@ import torch
 from .checkpoint import Checkpoint
 from .data import PreparedImage
 from .imageio import read_image
-from .model import build_model, pad_to_multiple
+from .model import AttentionUNet, build_model, pad_to_multiple, unwrap
 from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
 
 # α candidates: a tenth is finer than one held-out photo can tell apart.
@@ -56,9 +56,11 @@ class RehearsalImage:
         return PreparedImage(self.name, self.x, self.target, self.weight, 1.0)
 
 
-def interpolate(parent: dict, child: dict, alpha: float) -> dict:
+def interpolate(
+    parent: dict[str, torch.Tensor], child: dict[str, torch.Tensor], alpha: float
+) -> dict[str, torch.Tensor]:
     """θ = (1−α)·θ_parent + α·θ_child for every floating tensor; counters (BatchNorm's) follow the child."""
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for k, c in child.items():
         p = parent[k]
         out[k] = torch.lerp(p.float(), c.float(), float(alpha)).to(c.dtype) if c.is_floating_point() else c.clone()
@@ -69,17 +71,22 @@ def interpolate(parent: dict, child: dict, alpha: float) -> dict:
 def probabilities(model: torch.nn.Module, x: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
     model.eval()
     h, w = x.shape
-    t = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(x))[None, None].to(device), 2 ** model.config.depth)
-    return torch.sigmoid(model(t).float())[0, 0, :h, :w].cpu().numpy()
+    multiple = 2 ** unwrap(model).config.depth
+    t = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(x))[None, None].to(device), multiple)
+    prob: np.ndarray = torch.sigmoid(model(t).float())[0, 0, :h, :w].cpu().numpy()
+    return prob
 
 
-def network(ckpt: Checkpoint, state_dict: dict | None = None, device: torch.device | str = "cpu") -> torch.nn.Module:
+def network(
+    ckpt: Checkpoint, state_dict: dict[str, torch.Tensor] | None = None, device: torch.device | str = "cpu"
+) -> AttentionUNet:
     net = build_model(ckpt.model_config)
     net.load_state_dict(state_dict if state_dict is not None else ckpt.state_dict)
     return net.to(device).eval()
 
 
-def _labelled(name: str, x: np.ndarray, fov: np.ndarray, parent_net, device, confident_only: bool) -> RehearsalImage:
+def _labelled(name: str, x: np.ndarray, fov: np.ndarray, parent_net: torch.nn.Module, device: torch.device | str,
+              confident_only: bool) -> RehearsalImage:
     p = probabilities(parent_net, x, device)
     fov = fov.astype(np.uint8)
     weight = fov.copy()

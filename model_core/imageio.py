@@ -96,14 +96,15 @@ def _decode_pixels(path: Path, data: bytes) -> np.ndarray:
             im.load()
             if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-            return np.asarray(im).copy()
+            pixels: np.ndarray = np.asarray(im).copy()
+            return pixels
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - Pillow's plugins raise OSError, ValueError, SyntaxError, struct.error, ...
         raise ImageReadError(path, "not a readable image (corrupt or unsupported format)") from None
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(height, width) as ``read_image`` would give it, from the file's header where Pillow can read one
     (no pixels decoded: checking a thousand 3504x2336 photos takes a second), else by decoding it."""
     path = Path(path)
@@ -127,10 +128,11 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
         a = a * 255.0
     elif hi > 255.0:
         a = a * (255.0 / hi)
-    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+    rounded: np.ndarray = np.clip(a + 0.5, 0, 255).astype(np.uint8)
+    return rounded
 
 
-def read_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
+def read_raw(path: str | os.PathLike[str], data: bytes | None = None) -> np.ndarray:
     """Decode a file as stored (channels in RGB(A) order, original bit depth); ``data``: its bytes, already read."""
     path = Path(path)
     try:
@@ -148,7 +150,7 @@ def read_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
     return _decode(path, data)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read any supported image as 8-bit RGB ``(H, W, 3)``; alpha is dropped, grey is replicated."""
     path = Path(path)
     raw = read_raw(path)
@@ -166,7 +168,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return np.ascontiguousarray(arr)
 
 
-def check_image_size(arr: np.ndarray, path: str | os.PathLike | None = None) -> None:
+def check_image_size(arr: np.ndarray, path: str | os.PathLike[str] | None = None) -> None:
     h, w = arr.shape[:2]
     if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
         raise ImageReadError(path, f"image is {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
@@ -188,7 +190,7 @@ def looks_like_a_photo(raw: np.ndarray, mask: np.ndarray | None = None) -> bool:
     return float((_mask_of(raw) if mask is None else mask).mean()) > 0.3
 
 
-def read_vessel_mask(path: str | os.PathLike) -> np.ndarray:
+def read_vessel_mask(path: str | os.PathLike[str]) -> np.ndarray:
     """``read_mask`` for a file that must be a mask: a colour photo given by mistake is refused (thresholded,
     it would read as a mask of mostly vessel)."""
     raw = read_raw(path)
@@ -200,7 +202,7 @@ def read_vessel_mask(path: str | os.PathLike) -> np.ndarray:
     return mask
 
 
-def read_mask(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
+def read_mask(path: str | os.PathLike[str], data: bytes | None = None) -> np.ndarray:
     """Read a binary mask (vessel where the value is at least half the range) as ``bool (H, W)``.
 
     ``data``: the file's bytes when the caller has them already (e.g. to hash them), so it is read once."""
@@ -240,12 +242,12 @@ def _encode_png(path: Path, arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def encode_png(path: str | os.PathLike, arr: np.ndarray) -> bytes:
+def encode_png(path: str | os.PathLike[str], arr: np.ndarray) -> bytes:
     """PNG bytes of ``arr`` (``path`` only names the file in errors)."""
     return _encode_png(Path(path), np.ascontiguousarray(arr))
 
 
-def write_png_atomic(path: str | os.PathLike, arr: np.ndarray) -> Path:
+def write_png_atomic(path: str | os.PathLike[str], arr: np.ndarray) -> Path:
     """Write a PNG atomically (see model_core.atomic): never a half-written mask on disk."""
     path = Path(path)
     return write_bytes_atomic(path, encode_png(path, arr))
@@ -255,7 +257,8 @@ def mask_to_png(mask: np.ndarray, one_value: int = 255) -> np.ndarray:
     # Arithmetic on the bool bytes: 10x faster than np.where on a 3504x2336 mask. The minimum cleans
     # bool arrays viewed from other bytes (e.g. 0/255), whose "True" is not 1.
     u8 = np.asarray(mask, dtype=bool).view(np.uint8)
-    return np.minimum(u8, 1) * np.uint8(one_value)
+    png: np.ndarray = np.minimum(u8, 1) * np.uint8(one_value)
+    return png
 
 
 def prob_to_png16(prob: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _masked(probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None):
+def _masked(
+    probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     if valid is None:
         return probs, target
     return probs * valid, target * valid
@@ -16,7 +18,7 @@ def _masked(probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | Non
 class FocalTverskyLoss(nn.Module):
     """(1 - TI)^gamma with TI = TP / (TP + alpha*FP + beta*FN). alpha weighs false positives, beta false negatives."""
 
-    def __init__(self, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75, smooth: float = 1.0):
+    def __init__(self, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75, smooth: float = 1.0) -> None:
         super().__init__()
         self.alpha, self.beta, self.gamma, self.smooth = alpha, beta, gamma, smooth
 
@@ -26,16 +28,17 @@ class FocalTverskyLoss(nn.Module):
         fp = (p * (1 - t)).sum()  # p is already zero outside the valid region
         fn = ((1 - p) * t).sum()
         ti = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
-        return (1 - ti).clamp_min(0) ** self.gamma
+        loss: torch.Tensor = (1 - ti).clamp_min(0) ** self.gamma  # Tensor.__pow__ is untyped
+        return loss
 
 
 def soft_skeleton(x: torch.Tensor, iterations: int = 10) -> torch.Tensor:
     """Differentiable skeleton by iterated min/max pooling (Shit et al., 2021)."""
 
-    def erode(t):
+    def erode(t: torch.Tensor) -> torch.Tensor:
         return torch.minimum(-F.max_pool2d(-t, (3, 1), 1, (1, 0)), -F.max_pool2d(-t, (1, 3), 1, (0, 1)))
 
-    def dilate(t):
+    def dilate(t: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(t, 3, 1, 1)
 
     skel = F.relu(x - dilate(erode(x)))
@@ -57,13 +60,14 @@ def soft_cldice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float =
 class VesselLoss(nn.Module):
     """Focal-Tversky + bce_weight * BCE + cldice_weight * soft-clDice, restricted to valid pixels."""
 
-    def __init__(self, alpha=0.7, beta=0.3, gamma=0.75, bce_weight=0.0, cldice_weight=0.0):
+    def __init__(self, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75, bce_weight: float = 0.0,
+                 cldice_weight: float = 0.0) -> None:
         super().__init__()
         self.focal_tversky = FocalTverskyLoss(alpha, beta, gamma)
         self.bce_weight, self.cldice_weight = bce_weight, cldice_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        loss = self.focal_tversky(logits, target, valid)
+        loss: torch.Tensor = self.focal_tversky(logits, target, valid)
         if self.bce_weight:
             bce = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
             bce = (bce * valid).sum() / valid.sum().clamp_min(1) if valid is not None else bce.mean()

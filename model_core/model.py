@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ class ModelConfig:
     in_channels: int = 1
     out_channels: int = 1
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.widths) < 2 or any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
         # The pipeline feeds one channel (green, CLAHE) and reads one probability map.
@@ -41,18 +42,19 @@ class ModelConfig:
         return len(self.widths) - 1
 
     @classmethod
-    def preset(cls, name: str) -> "ModelConfig":
+    def preset(cls, name: str) -> ModelConfig:
         try:
             return cls(widths=PRESETS[name])
         except KeyError:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"widths": list(self.widths), "in_channels": self.in_channels, "out_channels": self.out_channels}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(widths=tuple(d["widths"]), in_channels=int(d.get("in_channels", 1)), out_channels=int(d.get("out_channels", 1)))
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(widths=tuple(d["widths"]), in_channels=int(d.get("in_channels", 1)),
+                   out_channels=int(d.get("out_channels", 1)))
 
 
 class ConvBlock(nn.Sequential):
@@ -88,7 +90,8 @@ class AttentionGate(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x * self.psi(self.relu(self.w_g(g) + self.w_x(x)))
+        gated: torch.Tensor = x * self.psi(self.relu(self.w_g(g) + self.w_x(x)))
+        return gated
 
 
 class AttentionUNet(nn.Module):
@@ -96,7 +99,8 @@ class AttentionUNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.encoders = nn.ModuleList([ConvBlock(config.in_channels, w[0])] + [ConvBlock(w[i - 1], w[i]) for i in range(1, len(w))])
+        self.encoders = nn.ModuleList([ConvBlock(config.in_channels, w[0]),
+                                       *(ConvBlock(w[i - 1], w[i]) for i in range(1, len(w)))])
         self.pool = nn.MaxPool2d(2)
         self.ups = nn.ModuleList()
         self.gates = nn.ModuleList()
@@ -113,11 +117,12 @@ class AttentionUNet(nn.Module):
             x = enc(x if i == 0 else self.pool(x))
             skips.append(x)
         x = skips.pop()
-        for up, gate, dec in zip(self.ups, self.gates, self.decoders):
+        for up, gate, dec in zip(self.ups, self.gates, self.decoders, strict=True):
             skip = skips.pop()
             g = up(x)
             x = dec(torch.cat([gate(g, skip), g], dim=1))
-        return self.head(x)
+        logits: torch.Tensor = self.head(x)
+        return logits
 
 
 def pad_to_multiple(t: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -133,6 +138,14 @@ def pad_to_multiple(t: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def build_model(config: ModelConfig) -> AttentionUNet:
     return AttentionUNet(config)
+
+
+def unwrap(model: nn.Module) -> AttentionUNet:
+    """The network inside ``model``: DistributedDataParallel and AveragedModel hold it as ``.module``."""
+    inner = getattr(model, "module", model)
+    if not isinstance(inner, AttentionUNet):
+        raise TypeError(f"expected an AttentionUNet, got {type(inner).__name__}")
+    return inner
 
 
 def count_parameters(model: nn.Module) -> int:

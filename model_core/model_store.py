@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .atomic import write_json_atomic
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -42,11 +43,11 @@ def _bundled_name(model_path: Path) -> str:
 class ModelVersion:
     id: str
     path: Path
-    info: dict
+    info: dict[str, Any]
 
     @property
     def label(self) -> str:
-        return self.info.get("label", self.id)
+        return str(self.info.get("label", self.id))
 
     @property
     def name(self) -> str:
@@ -56,7 +57,7 @@ class ModelVersion:
 
 
 class ModelStore:
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike[str] | None = None):
         self.root = Path(root) if root is not None else user_data_dir() / "models"
 
     def _default_version(self) -> ModelVersion | None:
@@ -100,7 +101,8 @@ class ModelStore:
 
     def activate(self, version_id: str) -> ModelVersion:
         version = self.get(version_id)
-        write_json_atomic(self.root / "active.json", {"active": version.id, "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        since = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json_atomic(self.root / "active.json", {"active": version.id, "since": since})
         return version
 
     def _next_id(self) -> str:
@@ -108,7 +110,7 @@ class ModelStore:
                    if (m := re.match(r"v(\d+)", d.name))]
         return f"v{max(numbers, default=0) + 1:03d}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def add(self, ckpt: Checkpoint, info: dict) -> ModelVersion:
+    def add(self, ckpt: Checkpoint, info: dict[str, Any]) -> ModelVersion:
         """Store a new version (not yet active). Its checkpoint's metadata carries the version id."""
         vid = self._next_id()
         folder = self.root / vid

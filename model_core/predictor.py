@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .device import describe_device, select_device
 from .imageio import check_image_size
 from .model import pad_to_multiple
-from .preprocess import estimate_fov, model_input, resize_to_scale, scale_factor
+from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
 
 
 @dataclass
@@ -41,8 +42,8 @@ class VesselPredictor:
     probabilities are mapped back to the photo's own size. Outside the FOV the probability is 0.
     """
 
-    def __init__(self, checkpoint: Checkpoint | str | os.PathLike, device: str | torch.device | None = None,
-                 tta: bool = False, tile: int = 1024, overlap: int = 64):
+    def __init__(self, checkpoint: Checkpoint | str | os.PathLike[str], device: str | torch.device | None = None,
+                 tta: bool = False, tile: int = 1024, overlap: int = 64) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.device = select_device(str(device) if device is not None else None)
         self.model = self.checkpoint.build().to(self.device).eval()
@@ -52,7 +53,7 @@ class VesselPredictor:
         self.overlap = overlap
 
     @property
-    def preprocess(self):
+    def preprocess(self) -> PreprocessConfig:
         return self.checkpoint.preprocess
 
     @property
@@ -118,7 +119,7 @@ class VesselPredictor:
         return [self.predict(im) for im in images]
 
 
-def load_predictor(path: str | os.PathLike | None = None, **kwargs) -> VesselPredictor:
+def load_predictor(path: str | os.PathLike[str] | None = None, **kwargs: Any) -> VesselPredictor:
     """A predictor for ``path``, or for the bundled default model when ``path`` is None."""
     from .resources import default_model_path
 

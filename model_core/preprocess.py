@@ -8,6 +8,7 @@ with them, so images are rescaled until their FOV diameter equals the one the mo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,7 +23,7 @@ class PreprocessConfig:
     # FOV diameter (pixels) that images are rescaled to; None disables scale normalisation.
     fov_diameter: float | None = 540.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # Read from checkpoints, which a person can edit: a tile count of 0 crashed OpenCV with SIGFPE.
         clip, tiles, fov = self.clahe_clip, self.clahe_tiles, self.fov_diameter
         if not (is_number(clip) and 0 < clip < 1000):
@@ -32,11 +33,11 @@ class PreprocessConfig:
         if fov is not None and not (is_number(fov) and 8 <= fov <= 20000):
             raise ValueError(f"fov_diameter must be off (None) or a number of pixels from 8 to 20000, got {fov!r}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreprocessConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         known = {k: d[k] for k in ("clahe_clip", "clahe_tiles", "fov_diameter") if k in d}
         return cls(**known)
 
@@ -63,7 +64,9 @@ def estimate_fov(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     # Work on a small copy: the FOV is a smooth disc and this runs on every 3504x2336 photo.
     scale = min(1.0, 512.0 / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    small = rgb
+    if scale < 1:
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     v = cv2.GaussianBlur(small.max(axis=2).astype(np.uint8), (5, 5), 0)
     otsu, _ = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = float(np.clip(otsu * 0.5, 8, 40))
@@ -81,7 +84,8 @@ def estimate_fov(rgb: np.ndarray) -> np.ndarray:
         return np.ones((h, w), dtype=bool)
     if scale < 1:
         filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_NEAREST)
-    return filled.astype(bool)
+    fov: np.ndarray = filled.astype(bool)
+    return fov
 
 
 def fov_diameter(fov: np.ndarray) -> float:

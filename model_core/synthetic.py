@@ -31,7 +31,8 @@ def _grow(canvas: np.ndarray, rng: np.random.Generator, x: float, y: float, angl
         curvature = 0.9 * curvature + rng.normal(0, 0.015)
         angle += curvature
         nx, ny = x + step * math.cos(angle), y + step * math.sin(angle)
-        cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 1.0, thickness=max(1, int(round(width * ss))), lineType=cv2.LINE_AA)
+        cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 1.0, thickness=max(1, round(width * ss)),
+                 lineType=cv2.LINE_AA)
         x, y = nx, ny
         travelled += step
         width *= 0.997
@@ -58,7 +59,8 @@ def make_fundus(height: int = 584, width: int = 565, seed: int = 0, fov_fraction
     scale = radius / ss / 270.0  # widths (output pixels) are tuned for a DRIVE-sized FOV
     base_w = 6.0 * scale
     towards_macula = 0.0 if side < 0 else math.pi
-    for a in (towards_macula - 0.9, towards_macula + 0.9, towards_macula + math.pi - 0.6, towards_macula + math.pi + 0.6):
+    away = towards_macula + math.pi
+    for a in (towards_macula - 0.9, towards_macula + 0.9, away - 0.6, away + 0.6):
         _grow(canvas, rng, disc[0], disc[1], a + rng.normal(0, 0.1), base_w * rng.uniform(0.8, 1.1),
               radius * rng.uniform(1.1, 1.5), 4, ss)
     for _ in range(4):
