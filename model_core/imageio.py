@@ -47,7 +47,8 @@ def _header_size(source: Path | bytes) -> tuple[int, int] | None:
     """(width, height) as the file's header claims it, no pixel decoded; None where Pillow cannot parse it."""
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            return im.size
+            width, height = im.size
+            return int(width), int(height)
     except Exception:  # noqa: BLE001 - a header Pillow cannot parse is left to the decoders, which say what is wrong
         return None
 

@@ -256,7 +256,7 @@ class MaskDocument:
                 self._clean_index = self._clean_index - 1 if self._clean_index > 0 else None
 
     # -- saving a copy on another thread ----------------------------------------------------
-    def save_point(self) -> tuple | None:
+    def save_point(self) -> tuple[object, ...] | None:
         """The state on screen now (None during a stroke, whose end is not known yet). A copy of the mask taken
         now may be saved on a worker while the grader goes on editing; ``mark_saved_at`` then makes this state,
         not the one on screen by then, the saved one."""
@@ -264,7 +264,7 @@ class MaskDocument:
             return None
         return (self._undo[-1] if self._undo else None,)
 
-    def mark_saved_at(self, point: tuple, saved: np.ndarray) -> None:
+    def mark_saved_at(self, point: tuple[object, ...], saved: np.ndarray) -> None:
         """``point`` (from ``save_point``) is what is on disk now; ``saved`` is the copy that was written.
         Edits made since stay dirty; undoing them back to ``point`` makes the document clean again."""
         top = point[0]

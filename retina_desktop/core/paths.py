@@ -43,7 +43,7 @@ def log_file() -> Path:
     return user_data_dir() / "retina-desktop.log"
 
 
-def file_signature(path: str | os.PathLike, label: str | None = None, digits: int = 16) -> str:
+def file_signature(path: str | os.PathLike[str], label: str | None = None, digits: int = 16) -> str:
     """A cache key for a file: a digest of ``label`` (default: the path), its size and modification time,
     so an edited or replaced file gets a new key. A file that cannot be read is keyed by ``label`` alone."""
     label = str(path) if label is None else label

@@ -280,14 +280,14 @@ def index_history_files(records: Records, meta_dir: Path, entries: Sequence[Imag
                 stamp = _dt.datetime.fromtimestamp(p.stat().st_mtime).astimezone().isoformat(timespec="milliseconds")
             except OSError:
                 continue
-            rec = made.get((e.key, sha))
-            when = str(rec["time"]) if rec is not None else stamp
+            found_rec = made.get((e.key, sha))
+            when = str(found_rec["time"]) if found_rec is not None else stamp
             parsed = parse_time(when)
-            found.append((parsed.timestamp() if parsed is not None else float("inf"), when, sha, rel, rec))
-        for _, when, sha, rel, rec in sorted(found, key=lambda f: f[0]):
-            source = rec.get("source") if rec is not None and rec.get("source") in SOURCES else "import"
-            records.add_version(VersionRow(e.key, sha, when, rec.get("reviewer") if rec else None, str(source),
-                                           rec.get("model") if rec else None, rel, note="indexed"))
+            found.append((parsed.timestamp() if parsed is not None else float("inf"), when, sha, rel, found_rec))
+        for _, when, sha, rel, credit in sorted(found, key=lambda f: f[0]):
+            source = credit.get("source") if credit is not None and credit.get("source") in SOURCES else "import"
+            records.add_version(VersionRow(e.key, sha, when, credit.get("reviewer") if credit else None, str(source),
+                                           credit.get("model") if credit else None, rel, note="indexed"))
             count += 1
     return count
 

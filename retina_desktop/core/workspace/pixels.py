@@ -11,7 +11,8 @@ from model_core.imageio import encode_png
 
 def encode_mask(path: Path, mask: np.ndarray) -> bytes:
     """PNG bytes (0/255) of a clean bool mask, as ``mask_to_png`` writes them but without its cleaning pass."""
-    return encode_png(path, mask.view(np.uint8) * np.uint8(255))
+    data: bytes = encode_png(path, mask.view(np.uint8) * np.uint8(255))
+    return data
 
 
 def clean_bool(mask: object) -> np.ndarray:
@@ -20,7 +21,8 @@ def clean_bool(mask: object) -> np.ndarray:
     m = np.asarray(mask)
     if m.dtype == np.bool_:
         m = m.view(np.uint8)
-    return np.not_equal(m, 0, order="C")
+    out: np.ndarray = np.not_equal(m, 0, order="C")
+    return out
 
 
 def as_bool(mask: object) -> np.ndarray:

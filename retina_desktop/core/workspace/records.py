@@ -189,8 +189,8 @@ def _version_row(row: tuple[Any, ...]) -> VersionRow | None:
     if not all(isinstance(v[k], str) for k in ("image", "sha256", "path")):
         return None
     return VersionRow(v["image"], v["sha256"], str(v["time"] or ""), clean_text(v["reviewer"]),
-                      str(v["source"] or "import"), clean_text(v["model"]), v["path"],
-                      *(_clean_int(v[k]) for k in ("added_prev", "removed_prev", "added_pred", "removed_pred")),
+                      str(v["source"] or "import"), clean_text(v["model"]), v["path"], _clean_int(v["added_prev"]),
+                      _clean_int(v["removed_prev"]), _clean_int(v["added_pred"]), _clean_int(v["removed_pred"]),
                       clean_text(v["note"]))
 
 
