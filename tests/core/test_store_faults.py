@@ -144,6 +144,19 @@ def test_each_migration_step_keeps_the_rows(tmp_path):
     con.close()
 
 
+def _one_approved(tmp_path: Path, rng, count: int = 2) -> Path:
+    """A workspace whose first image has a saved, approved mask; its records closed, no WAL beside them."""
+    root = make_workspace(tmp_path / "w", count)
+    ws = Workspace(root)
+    ws.save_ground_truth(ws.entries[0], rng.random((160, 150)) > 0.5, action="save")
+    ws.approve(ws.entries[0])
+    ws.close()
+    db = root / ".retina" / "records.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return root
+
+
 def test_a_valid_but_empty_records_file_beside_history_is_rebuilt_not_trusted(tmp_path, rng):
     root = make_workspace(tmp_path / "w", 2)
     ws = Workspace(root)
@@ -162,14 +175,8 @@ def test_a_valid_but_empty_records_file_beside_history_is_rebuilt_not_trusted(tm
 
 def test_a_records_file_cut_to_zero_bytes_just_now_is_rebuilt(tmp_path, rng):
     """The old 10-s "being created" window took a fresh 0-byte file for a new one; the creation lock proves it."""
-    root = make_workspace(tmp_path / "w", 2)
-    ws = Workspace(root)
-    ws.save_ground_truth(ws.entries[0], rng.random((160, 150)) > 0.5, action="save")
-    ws.approve(ws.entries[0])
-    ws.close()
+    root = _one_approved(tmp_path, rng)
     db = root / ".retina" / "records.sqlite"
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
     db.write_bytes(b"")
     again = Workspace(root)
     assert again.status("img_00") == "approved"
@@ -270,18 +277,12 @@ def test_every_edit_undone_withdraws_the_file_inside_the_records(tmp_path, rng):
 
 
 def test_a_newer_records_file_opens_read_only_and_is_never_changed(tmp_path, rng):
-    root = make_workspace(tmp_path / "w", 2)
-    ws = Workspace(root)
-    ws.save_ground_truth(ws.entries[0], rng.random((160, 150)) > 0.5, action="save")
-    ws.approve(ws.entries[0])
-    ws.close()
+    root = _one_approved(tmp_path, rng)
     db = root / ".retina" / "records.sqlite"
     con = sqlite3.connect(db)
     con.executescript(f"PRAGMA user_version={records_mod.SCHEMA_VERSION + 1};"
                       "ALTER TABLE images ADD COLUMN grade TEXT NOT NULL DEFAULT 'R0';")
     con.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
     before = db.read_bytes()
     again = Workspace(root)
     assert any("made by a newer Retina Desktop; open it with that version" in n for n in again.notices)
@@ -295,11 +296,7 @@ def test_a_newer_records_file_opens_read_only_and_is_never_changed(tmp_path, rng
 
 
 def test_viewing_a_read_only_workspace_never_changes_its_statuses(tmp_path, rng, monkeypatch):
-    root = make_workspace(tmp_path / "w", 2)
-    ws = Workspace(root)
-    ws.save_ground_truth(ws.entries[0], rng.random((160, 150)) > 0.5, action="save")
-    ws.approve(ws.entries[0])
-    ws.close()
+    root = _one_approved(tmp_path, rng)
     real = workspace_mod.probe_writable
     monkeypatch.setattr(workspace_mod, "probe_writable", lambda d: real(d) and root not in [d, *d.parents])
     viewer = Workspace(root)  # a second user who may not write the share
