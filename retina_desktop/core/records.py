@@ -37,7 +37,7 @@ from typing import Iterator
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15000
 STATUSES = ("new", "predicted", "edited", "approved")
-SOURCES = ("prediction", "brush", "import", "restore")
+SOURCES = ("prediction", "brush", "eraser", "trace", "segment", "topology", "fill", "cleanup", "import", "restore", "autosave")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
