@@ -31,6 +31,7 @@ SECOND_GRADER_SUFFIXES = ("_manual2", "_2nd_manual")
 
 # What compare mode can show in place of the editable mask, in the order the key cycles through them.
 VIEWS = ("mask", "reference", "prediction", "second")
+REFERENCE_FROM_HISTORY = "reference (saved over; from History)"
 VIEW_NAMES = {"mask": "your mask (editable)", "reference": "reference", "prediction": "model prediction",
               "second": "second grader"}
 
@@ -66,7 +67,8 @@ def reference_source(ws: Workspace, entry: ImageEntry) -> tuple[Path | None, str
     """(the reference mask's file, what it is). (None, "") when the image has no reference."""
     imported = next((v for v in ws.versions(entry) if v.source == "import" and v.path.is_file()), None)
     if imported is not None:
-        return imported.path, "reference (the data set's mask)"
+        # Kept in the History when the first save wrote over it (the file is named by its hash there).
+        return imported.path, REFERENCE_FROM_HISTORY
     on_disk = entry.existing_gt()
     if on_disk is None:
         return None, ""
@@ -91,6 +93,11 @@ class CompareMasks:
     second: np.ndarray | None = None
     second_path: Path | None = None
     problems: list[str] = field(default_factory=list)  # one line per file that could not be used
+
+    @property
+    def reference_from_history(self) -> bool:
+        """The reference is the data set's mask kept in the History (the file on disk was saved over)."""
+        return self.reference_label == REFERENCE_FROM_HISTORY
 
 
 def _read(path: Path, shape: tuple[int, int], what: str, problems: list[str]) -> np.ndarray | None:

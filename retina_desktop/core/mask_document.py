@@ -37,6 +37,7 @@ class MaskEdit:
     new: bytes
     added: int  # pixels turned on by the gesture
     removed: int  # pixels turned off
+    tool: str = "brush"  # what made it, as the History names it (records.SOURCES)
 
     @property
     def nbytes(self) -> int:
@@ -47,10 +48,10 @@ class MaskEdit:
         return self.bbox[1] - self.bbox[0], self.bbox[3] - self.bbox[2]
 
     @classmethod
-    def between(cls, label: str, bbox: BBox, old: np.ndarray, new: np.ndarray) -> "MaskEdit":
+    def between(cls, label: str, bbox: BBox, old: np.ndarray, new: np.ndarray, tool: str = "brush") -> "MaskEdit":
         added = int(np.count_nonzero(new & ~old))
         removed = int(np.count_nonzero(old & ~new))
-        return cls(label, bbox, _pack(old), _pack(new), added, removed)
+        return cls(label, bbox, _pack(old), _pack(new), added, removed, tool)
 
 
 class MaskDocument:
@@ -71,6 +72,7 @@ class MaskDocument:
         self._stroke_before: np.ndarray | None = None
         self._stroke_bbox: BBox | None = None
         self._stroke_label = ""
+        self._stroke_tool = "brush"
         self.changed = Event()
         self.state_changed = Event()
 
@@ -111,18 +113,38 @@ class MaskDocument:
         return bool(self._undo) or self._dropped_before_clean or self.source == "ground truth"
 
     # -- saving ----------------------------------------------------------------------------
+    def unsaved_edits(self) -> list[MaskEdit]:
+        """The steps between what is on disk and the mask on screen: done since the last save, or (after undoing
+        past it) the saved steps undone. All steps when the saved state is no longer in the history."""
+        n, clean = len(self._undo), self._clean_index
+        if clean is None:
+            return list(self._undo)
+        if clean <= n:
+            return self._undo[clean:]
+        return self._redo[len(self._redo) - (clean - n):]  # the redo stack's top is its end
+
+    def tools_since_save(self) -> list[str]:
+        """The tools that made the unsaved changes, the one that changed the most pixels first."""
+        pixels: dict[str, int] = {}
+        for e in self.unsaved_edits():
+            pixels[e.tool] = pixels.get(e.tool, 0) + e.added + e.removed
+        return sorted(pixels, key=lambda t: -pixels[t])
+
     def mark_saved(self) -> None:
         self._clean_index = len(self._undo)
         self.state_changed.emit()
 
     # -- strokes ---------------------------------------------------------------------------
-    def begin_stroke(self, label: str = "Brush") -> None:
+    def begin_stroke(self, label: str = "Brush", tool: str | None = None) -> None:
+        """``tool``: what the History will say made the change (default: "eraser" for a label that says so,
+        else "brush")."""
         if self._stroke_before is not None:
             self.end_stroke()
         # One copy per gesture (a few ms even for 3504x2336) lets every segment draw directly.
         self._stroke_before = self._mask.copy()
         self._stroke_bbox = None
         self._stroke_label = label
+        self._stroke_tool = tool or ("eraser" if label.lower().startswith("eraser") else "brush")
 
     def stroke_to(self, p0: tuple[float, float], p1: tuple[float, float], radius: float, value: bool) -> BBox | None:
         if self._stroke_before is None:
@@ -162,13 +184,15 @@ class MaskDocument:
             window = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
             old, new = before[window], self._mask[window]
             if not np.array_equal(old, new):
-                edit = MaskEdit.between(self._stroke_label, bbox, old, new)
+                edit = MaskEdit.between(self._stroke_label, bbox, old, new, self._stroke_tool)
                 self._push(edit)
         self.state_changed.emit()
         return edit
 
-    def apply(self, label: str, operation: Callable[[np.ndarray], BBox | None]) -> MaskEdit | None:
-        """Run ``operation(mask) -> bbox`` as one undoable step (fill, clean-up, re-threshold)."""
+    def apply(self, label: str, operation: Callable[[np.ndarray], BBox | None],
+              tool: str = "brush") -> MaskEdit | None:
+        """Run ``operation(mask) -> bbox`` as one undoable step (fill, clean-up, a trace); ``tool`` is what the
+        History will say made it."""
         if self._stroke_before is not None:
             self.end_stroke()
         before = self._mask.copy()
@@ -178,13 +202,13 @@ class MaskDocument:
         window = (slice(bbox[0], bbox[1]), slice(bbox[2], bbox[3]))
         if np.array_equal(before[window], self._mask[window]):
             return None
-        edit = MaskEdit.between(label, bbox, before[window], self._mask[window])
+        edit = MaskEdit.between(label, bbox, before[window], self._mask[window], tool)
         self._push(edit)
         self.changed.emit(bbox)
         self.state_changed.emit()
         return edit
 
-    def replace(self, label: str, mask: np.ndarray) -> MaskEdit | None:
+    def replace(self, label: str, mask: np.ndarray, tool: str = "restore") -> MaskEdit | None:
         """Replace the whole mask as one undoable step."""
         new = np.asarray(mask, dtype=bool)
         if new.shape != self._mask.shape:
@@ -194,7 +218,7 @@ class MaskDocument:
             m[...] = new
             return 0, m.shape[0], 0, m.shape[1]
 
-        return self.apply(label, op)
+        return self.apply(label, op, tool)
 
     def reset(self, mask: np.ndarray, source: str, saved: bool) -> None:
         """Start over from ``mask`` (a new prediction or threshold): history is cleared.

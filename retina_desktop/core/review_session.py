@@ -87,6 +87,16 @@ class _Kept:
         return np.unpackbits(self.baseline_bits, count=shape[0] * shape[1]).astype(bool).reshape(shape)
 
 
+def save_source(document: MaskDocument, tools: tuple[str, ...], auto: bool) -> str:
+    """The version's source (records.SOURCES): the prediction as derived, else the tool that changed the most
+    pixels since the last save; "autosave" (or "brush" for a save by hand) when no step says which tool."""
+    if document.source == "prediction" and not document.has_edits:
+        return "prediction"
+    if tools:
+        return tools[0]
+    return "autosave" if auto else "brush"
+
+
 @dataclass(eq=False)
 class SaveJob:
     """One save of the open mask: ``ReviewSession.begin_save`` takes it on the UI thread (a copy of the mask for a
@@ -115,6 +125,7 @@ class SaveJob:
     # on disk, so this is not "not saved"; the window warns, and the log has the details.
     after_error: BaseException | None = None
     withdrawn: bool = False  # every edit undone: the file this window wrote was removed
+    tools: tuple[str, ...] = ()  # what made the changes saved, the one that changed the most pixels first
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -150,7 +161,8 @@ class SaveJob:
         prediction = self.probability >= self.threshold if self.probability is not None else None
         return ws.save_ground_truth(entry, self.mask, expected_sha=self.expected_sha, source=self.source,
                                     reviewer=self.reviewer, model=self.model, prediction=prediction, status=status,
-                                    action="autosave" if self.auto else "save", threshold=round(self.threshold, 4))
+                                    action="autosave" if self.auto else "save", threshold=round(self.threshold, 4),
+                                    **({"tools": list(self.tools)} if self.tools else {}))
 
 
 class ReviewSession:
@@ -348,8 +360,9 @@ class ReviewSession:
             self.workspace.threshold = t
         self._set_threshold(t)
 
-    def model_loaded(self, calibrated: float, activated: bool) -> None:
-        """A model is ready. ``activated``: the user switched to it (the policy above), else it is the first load."""
+    def model_loaded(self, calibrated: float, activated: bool, name: str | None = None) -> None:
+        """A model is ready. ``activated``: the user switched to it (the policy above), else it is the first load.
+        ``name``: what the message calls it (a rolled-back-to version is no "new model")."""
         self.model_threshold = float(calibrated)
         ws = self.workspace
         if not activated:
@@ -363,7 +376,8 @@ class ReviewSession:
         if ws is not None:
             ws.threshold = calibrated
         note = (" Your edited mask on screen was kept; move the slider to re-derive it." if kept else "")
-        self.message.emit(f"The new model's calibrated threshold {calibrated:.2f} replaces {old:.2f}.{note}", "info")
+        who = f"{name[0].upper()}{name[1:]} is in use" if name else "The model now in use"
+        self.message.emit(f"{who}: its calibrated threshold {calibrated:.2f} replaces {old:.2f}.{note}", "info")
 
     def _rethreshold_unedited(self, t: float) -> bool:
         """Set the threshold and re-derive the open mask if it has no edits; True when an edited mask was kept."""
@@ -421,9 +435,10 @@ class ReviewSession:
             point = doc.save_point()
             if point is None:
                 return None
+        tools = tuple(doc.tools_since_save())
         job = SaveJob(ws, s.entry, doc, doc.mask.copy() if background else doc.mask, point, auto, model, reviewer,
-                      s.disk_sha, "prediction" if doc.source == "prediction" and not doc.has_edits else "brush",
-                      s.probability, self.threshold, s.baseline, s.baseline_status, s.baseline_had_file)
+                      s.disk_sha, save_source(doc, tools, auto), s.probability, self.threshold, s.baseline,
+                      s.baseline_status, s.baseline_had_file, tools=tools)
         if background:
             self.in_flight = job
         return job

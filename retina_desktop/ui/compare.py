@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGraphicsItem, QGraphicsO
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
 
 from ..core.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
+from .elided_label import ElidedLabel
 from .workers import Worker
 
 # The displayed mask's colour says which one it is (the editable mask keeps the canvas's green).
@@ -26,6 +27,19 @@ VIEW_COLOURS = {"mask": (0, 230, 118), "reference": (255, 255, 255), "prediction
 BRUSH_SOURCES = ("second", "reference", "prediction")
 BACKDROP = (0, 0, 0, 170)  # over the photo where the difference overlay has nothing to say
 DICE_SORT = "Dice (worst first)"
+# What the difference legend calls each mask compared with the reference: (title, "only in ...").
+LEGEND_NAMES = {"mask": ("your mask", "your mask"), "prediction": ("model prediction", "the model prediction"),
+                "second": ("second grader", "the second grader's mask")}
+
+
+def reference_text(masks: CompareMasks) -> str:
+    """The reference's name for the Compare box: what it is, and its file name when that file is the data set's
+    own (a copy kept in the History is named by its hash, which says nothing to a grader)."""
+    if masks.reference_path is None:
+        return masks.reference_label
+    if masks.reference_from_history:
+        return masks.reference_label
+    return f"{masks.reference_label}: {masks.reference_path.name}"
 
 
 class CopyBrushItem(QGraphicsObject):
@@ -127,13 +141,13 @@ class ComparePanel(QGroupBox):
         self.setObjectName("compare_box")
         lay = QVBoxLayout(self)
         form = QFormLayout()
-        self.showing_label = QLabel("–")
+        # One line each, elided in the middle: a long file name must not widen the Review panel (issue 27).
+        self.showing_label = ElidedLabel("–")
         self.showing_label.setObjectName("compare_showing")
-        self.showing_label.setWordWrap(True)
-        self.reference_label = QLabel("–")
-        self.reference_label.setWordWrap(True)
-        self.second_label = QLabel("–")
-        self.second_label.setWordWrap(True)
+        self.reference_label = ElidedLabel("–")
+        self.reference_label.setObjectName("compare_reference")
+        self.second_label = ElidedLabel("–")
+        self.second_label.setObjectName("compare_second")
         form.addRow("Showing", self.showing_label)
         form.addRow("Reference", self.reference_label)
         form.addRow("2nd grader", self.second_label)
@@ -180,6 +194,7 @@ class ComparePanel(QGroupBox):
             swatch.setFixedSize(14, 14)
             swatch.setStyleSheet(f"background: {DIFFERENCE_COLOURS[label]}; border: 1px solid #444;")
             text = QLabel()
+            text.setWordWrap(True)
             row.addWidget(swatch)
             row.addWidget(text, 1)
             ll.addLayout(row)
@@ -195,13 +210,15 @@ class ComparePanel(QGroupBox):
             for lab, v in zip(cells, values):
                 lab.setText("–" if v is None or v != v else f"{v:.3f}")
 
-    def show_legend(self, what: str | None) -> None:
-        if what is None:
+    def show_legend(self, subject: str | None) -> None:
+        """The legend of the difference overlay of ``subject`` (a view: "mask", "prediction", "second")."""
+        if subject is None:
             self.legend.hide()
             return
-        self.legend_title.setText(f"Differences: {what} vs reference")
+        name, only_in = LEGEND_NAMES[subject]
+        self.legend_title.setText(f"Differences: {name} vs reference")
         self.legend_rows[DIFF_TP].setText("in both")
-        self.legend_rows[DIFF_FP].setText(f"only in the {what} (false positive)")
+        self.legend_rows[DIFF_FP].setText(f"only in {only_in} (false positive)")
         self.legend_rows[DIFF_FN].setText("only in the reference (false negative)")
         self.legend.show()
 
@@ -224,6 +241,7 @@ class CompareController(QObject):
         self.masks: CompareMasks | None = None
         self.scores = None
         self.view = "mask"
+        self._subject: str | None = None  # what the differences are of, once the grader chose (None: the model's)
         self._doc = None
         self._request = 0
         self._score_request = 0
@@ -276,7 +294,7 @@ class CompareController(QObject):
             self._doc.changed.disconnect(self._document_changed)
             self._doc = None
         self.masks, self.scores = None, None
-        self.view = "mask"
+        self.view, self._subject = "mask", None
         self.diff_item.clear()
         self.diff_item.setVisible(False)
         self.canvas.overlay.set_colour(VIEW_COLOURS["mask"])
@@ -289,10 +307,14 @@ class CompareController(QObject):
             return
         self.masks = masks
         p = self.panel
-        p.reference_label.setText(f"{masks.reference_label}: {masks.reference_path.name}" if masks.reference is not None
-                                  else "none (no mask came with this image)")
-        p.second_label.setText(masks.second_path.parent.name + "/" + masks.second_path.name
-                               if masks.second is not None else "none")
+        if masks.reference is not None:
+            p.reference_label.setText(reference_text(masks), str(masks.reference_path))
+        else:
+            p.reference_label.setText("none (no mask came with this image)")
+        if masks.second is not None:
+            p.second_label.setText(masks.second_path.parent.name + "/" + masks.second_path.name, str(masks.second_path))
+        else:
+            p.second_label.setText("none")
         # The copy brush offers a mask this image has: a second grader's, else the reference, else the prediction.
         present = {"second": masks.second is not None, "reference": masks.reference is not None, "prediction": True}
         if masks.second is not None:
@@ -313,8 +335,11 @@ class CompareController(QObject):
         self.refresh_dice([key])
 
     def _document_changed(self, _bbox) -> None:
+        subject = self._subject
         if self.view != "mask":
             self.set_view("mask")  # painting shows the mask being painted
+        # An edit makes the differences the painted mask's; a new prediction or threshold (no box) leaves them.
+        self._subject = "mask" if _bbox is not None else subject
         self._mask_changed()
 
     def _mask_changed(self) -> None:
@@ -364,6 +389,8 @@ class CompareController(QObject):
         if mask is None:
             return
         self.view = view
+        if view != "reference":  # the reference against itself says nothing: the differences stay as they were
+            self._subject = view
         self.canvas.overlay.set_colour(VIEW_COLOURS[view])
         self.canvas.overlay.set_mask(mask)
         self._show_view_label()
@@ -388,9 +415,13 @@ class CompareController(QObject):
 
     # --------------------------------------------------------------- the differences --
     def difference_subject(self) -> str:
-        """What the difference overlay compares with the reference: the shown mask, or yours when the
-        reference itself is shown."""
-        return self.view if self.view not in ("reference",) else "mask"
+        """What the difference overlay compares with the reference: the mask the grader chose to show (K) or
+        painted; before either, the model's prediction. An image's mask starts as its reference, and "your mask
+        vs reference" was then one colour all over (issue 27)."""
+        if self._subject is not None and self.mask_of(self._subject) is not None:
+            return self._subject
+        s = self.review.image
+        return "prediction" if s is not None and s.probability is not None else "mask"
 
     def set_difference_visible(self, on: bool) -> None:
         if on and (self.masks is None or self.masks.reference is None):
@@ -420,7 +451,7 @@ class CompareController(QObject):
         # Vermillion vanishes on an orange fundus: the photo is dimmed where both agree on background.
         rgba[labels == 0] = BACKDROP
         self.diff_item.setImage(rgba, autoLevels=False, levels=(0, 255))
-        self.panel.show_legend(VIEW_NAMES[self.difference_subject()].replace(" (editable)", ""))
+        self.panel.show_legend(self.difference_subject())
 
     # -------------------------------------------------------------------- the scores --
     def _start_scores(self) -> None:

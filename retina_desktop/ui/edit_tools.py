@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 
 from ..core.painting import LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
+from .words import count
 
 
 class EditTools(QObject):
@@ -92,7 +93,7 @@ class EditTools(QObject):
         if self.document is None or not self.may_edit():
             return
         try:
-            self.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True))
+            self.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True), tool="fill")
         except LargePieceFill as exc:
             # Erasing the whole connected piece took away a vessel tree with one stray click; a small stray
             # fragment (under the limit) still goes with one click.
@@ -115,5 +116,5 @@ class EditTools(QObject):
             removed[0] = count
             return bbox
 
-        self.document.apply(f"Remove pieces under {n} px", op)
-        self.status.emit(f"Removed {removed[0]} piece(s) smaller than {n} pixels")
+        self.document.apply(f"Remove pieces under {n} px", op, tool="cleanup")
+        self.status.emit(f"Removed {count(removed[0], 'piece')} smaller than {count(n, 'pixel')}")

@@ -196,6 +196,14 @@ class HelpController:
         self.menu.addSeparator()
         self.menu.addAction(self.about_action)
         window.workspace_opened.connect(self._workspace_opened)
+        window.saved.connect(lambda _key, _path: self._mask_saved())
+
+    def _mask_saved(self) -> None:
+        """A grader who has saved a mask has found the way: the guide stays on screen now, but does not come
+        back at the next launch (it did, every launch, until "Got it" was clicked: issue 27)."""
+        if not self.window.settings.guide_dismissed:
+            self.window.settings.guide_dismissed = True
+            self.window.settings.sync()
 
     def _workspace_opened(self, _root: str) -> None:
         ws = self.window.workspace

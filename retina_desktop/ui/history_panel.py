@@ -1,13 +1,17 @@
 """The History of the open image: every saved version, a preview of one over the mask, restore.
 
 A dock tabbed with the Review panel (so the window still fits 1280×800). Each row is one version: when, who,
-where it came from (prediction, brush, import, restore), the model, and the pixels it added and removed against
-the version before. "Show over mask" draws the selected version in magenta over the mask on screen; "Restore"
+what made it (the prediction, the tools that edited it: brush, eraser, trace, segment, topology, fill, clean-up;
+an import, a restore), the model, and the pixels it added and removed against the version before. The
+autosaves of one editing stretch are one row (the earlier ones under it), and a version recorded twice in a
+row (a conflict prompt, then "keep mine") is one row. "Show over mask" draws the selected version in magenta over the mask on screen; "Restore"
 makes it the newest version (the restore is itself a version, and one undo step, so it can be taken back).
 The same restore is in the Image menu as "Revert image to…".
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
@@ -60,6 +64,68 @@ def version_text(v: Version, current: bool) -> str:
             + (" · on disk now" if current else ""))
 
 
+@dataclass
+class HistoryRow:
+    """One row of the History: a version (``newest``) and the earlier autosaves of its stretch under it."""
+
+    newest: Version
+    tools: list[str]
+    autosave: bool
+    earlier: list[Version] = field(default_factory=list)  # oldest first
+    repeats: int = 0  # how many times the same content was recorded again right after (not shown as rows)
+
+    @property
+    def versions(self) -> list[Version]:
+        return self.earlier + [self.newest]
+
+
+def _save_records(log: list[dict]) -> dict[tuple[str, str], dict]:
+    """The review log's saves by (sha256, time): a version and the save that wrote it share both."""
+    return {(str(r.get("sha256")), str(r.get("time"))): r for r in log
+            if r.get("action") in ("save", "autosave") and r.get("sha256")}
+
+
+def history_rows(versions: list[Version], log: list[dict] | None = None) -> list[HistoryRow]:
+    """The rows the History shows, oldest first. A version with the content of the one right before it is no row
+    of its own (a conflict kept "mine" is recorded at the prompt and again at the save); consecutive autosaves
+    by one reviewer are one row."""
+    saves = _save_records(log or [])
+    rows: list[HistoryRow] = []
+    for v in versions:
+        record = saves.get((v.sha256, v.time), {})
+        tools = [str(t) for t in record.get("tools") or [] if t] or [v.source]
+        autosave = record.get("action") == "autosave"
+        last = rows[-1] if rows else None
+        if last is not None and last.newest.sha256 == v.sha256:
+            last.repeats += 1  # the same content again: the row stays, with the later record's words
+            last.newest, last.autosave = v, last.autosave and autosave
+            last.tools = last.tools + [t for t in tools if t not in last.tools]
+            continue
+        if (last is not None and autosave and last.autosave and last.newest.reviewer == v.reviewer
+                and last.newest.note != "conflict" and v.note != "conflict"):
+            last.earlier.append(last.newest)
+            last.newest = v
+            last.tools = last.tools + [t for t in tools if t not in last.tools]
+            continue
+        rows.append(HistoryRow(v, tools, autosave))
+    return rows
+
+
+def row_cells(row: HistoryRow) -> list[str]:
+    cells = version_row(row.newest)
+    source = ", ".join(row.tools)
+    if row.autosave:
+        source += f" (autosaved ×{len(row.versions)})" if row.earlier else " (autosaved)"
+    cells[2] = source
+    if row.earlier:
+        known = [v for v in row.versions if v.added_prev is not None]
+        if known:  # the stretch's changes, save by save, summed
+            cells[4] = (f"+{sum(v.added_prev or 0 for v in known):,} / "
+                        f"−{sum(v.removed_prev or 0 for v in known):,}")
+        cells[0] = f"{version_time(row.earlier[0])} – {cells[0]}"
+    return cells
+
+
 class HistoryPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -67,10 +133,11 @@ class HistoryPanel(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("history_list")
         self.tree.setHeaderLabels(["Time", "Reviewer", "Source", "Model", "Pixels ±"])
-        self.tree.setRootIsDecorated(False)
+        self.tree.setRootIsDecorated(True)  # a stretch of autosaves opens to show each one
         self.tree.setAlternatingRowColors(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setToolTip("Every saved version of this image, newest first; ● marks the one on disk now.\n"
+                             "The autosaves of one editing stretch are one row: open it to see each.\n"
                              "Pixels ±: added / removed against the version before.")
         self.preview_button = QPushButton("Show over mask", self)
         self.preview_button.setCheckable(True)
@@ -88,39 +155,57 @@ class HistoryPanel(QWidget):
         lay.addLayout(row)
         lay.addWidget(self.note)
         self.versions: list[Version] = []
+        self._items: list[QTreeWidgetItem] = []
 
-    def show_versions(self, versions: list[Version], current_sha: str | None) -> None:
+    def show_versions(self, versions: list[Version], current_sha: str | None, log: list[dict] | None = None) -> None:
+        """``log``: the image's review log, which says which versions were autosaves and the tools of each."""
         before = self.selected()
         keep = before.sha256 if before is not None else None  # a refresh keeps the version the grader looks at
         self.tree.clear()
-        self.versions = list(reversed(versions))  # newest first
+        self.versions = []  # every row's version, newest first, in the order of the tree's items
+        self._items: list[QTreeWidgetItem] = []
         marked = False
-        for v in self.versions:
-            row = version_row(v)
-            if v.sha256 == current_sha and not marked:  # a restore repeats an older content: mark the newest
-                row[0], marked = "● " + row[0], True
-            item = QTreeWidgetItem(row)
-            item.setToolTip(0, f"sha256 {v.sha256}\n{v.path}" + (f"\n{v.note}" if v.note else ""))
-            if v.added_pred is not None:
-                item.setToolTip(4, f"against the prediction: +{v.added_pred:,} / −{v.removed_pred or 0:,}")
+        for row in reversed(history_rows(versions, log)):
+            cells = row_cells(row)
+            if row.newest.sha256 == current_sha and not marked:  # a restore repeats an older content: mark the newest
+                cells[0], marked = "● " + cells[0], True
+            item = self._item(row.newest, cells, row.repeats)
             self.tree.addTopLevelItem(item)
+            for v in reversed(row.earlier):
+                child = version_row(v)
+                child[2] = "autosave"
+                item.addChild(self._item(v, child, 0))
         if keep is not None:
             self.select(keep)
         self.note.setText("" if versions else "No saved version yet: the first save makes one.")
         self.preview_button.setEnabled(bool(versions))
         self.restore_button.setEnabled(bool(versions))
 
+    def _item(self, v: Version, cells: list[str], repeats: int) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(cells)
+        item.setData(0, Qt.ItemDataRole.UserRole, len(self.versions))
+        self.versions.append(v)
+        self._items.append(item)
+        item.setToolTip(0, f"sha256 {v.sha256}\n{v.path}" + (f"\n{v.note}" if v.note else "")
+                        + (f"\nrecorded {repeats + 1} times in a row" if repeats else ""))
+        if v.added_pred is not None:
+            item.setToolTip(4, f"against the prediction: +{v.added_pred:,} / −{v.removed_pred or 0:,}")
+        return item
+
     def select(self, sha256: str) -> bool:
         """Make the newest version with this content the selected row."""
-        for i, v in enumerate(self.versions):
+        for v, item in zip(self.versions, self._items):
             if v.sha256 == sha256:
-                self.tree.setCurrentItem(self.tree.topLevelItem(i))
+                if item.parent() is not None:
+                    item.parent().setExpanded(True)
+                self.tree.setCurrentItem(item)
                 return True
         return False
 
     def selected(self) -> Version | None:
-        i = self.tree.indexOfTopLevelItem(self.tree.currentItem()) if self.tree.currentItem() else -1
-        return self.versions[i] if 0 <= i < len(self.versions) else None
+        item = self.tree.currentItem()
+        i = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return self.versions[i] if isinstance(i, int) and 0 <= i < len(self.versions) else None
 
 
 class HistoryController:
@@ -163,7 +248,7 @@ class HistoryController:
             self.panel.show_versions([], None)
             self.panel.note.setText("Open an image to see its saved versions.")
             return
-        self.panel.show_versions(ws.versions(s.entry), ws.current_sha(s.entry))
+        self.panel.show_versions(ws.versions(s.entry), ws.current_sha(s.entry), ws.review_log(s.entry.key))
         if not ws.gt_writable:  # a version can be looked at, not restored, in a read-only workspace
             self.panel.restore_button.setEnabled(False)
             self.revert_action.setEnabled(False)

@@ -249,17 +249,27 @@ class ImageItemDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(pill, 9, 9)
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, status)
-        u = index.data(UncertaintyRole)
-        notes = [f"uncertain {u:.1%}"] if u is not None and u >= 0 else []
-        dice = index.data(DiceRole)
-        if dice is not None and dice >= 0:
-            notes.append(f"Dice vs ref {dice:.3f}")
+        notes = self.note_line(index, painter.fontMetrics(), r.right() - x)
         if notes:
             painter.setPen(text_colour)
-            painter.drawText(QRect(x, r.top() + 54, r.right() - x, 18), Qt.AlignmentFlag.AlignLeft,
-                             painter.fontMetrics().elidedText("  ·  ".join(notes), Qt.TextElideMode.ElideRight,
-                                                              r.right() - x))
+            painter.drawText(QRect(x, r.top() + 54, r.right() - x, 18), Qt.AlignmentFlag.AlignLeft, notes)
         painter.restore()
+
+    @staticmethod
+    def notes(index) -> list[str]:
+        """The row's numbers, the one the list is sorted by first: elided at the right, "Dice vs ref 0.7…" hid
+        the very number the rows were in the order of (issue 27)."""
+        u = index.data(UncertaintyRole)
+        dice = index.data(DiceRole)
+        uncertain = f"uncertain {u:.1%}" if u is not None and u >= 0 else None
+        agreement = f"Dice {dice:.3f} vs ref" if dice is not None and dice >= 0 else None
+        sort_key = getattr(index.model(), "sort_key", "")
+        first, second = (agreement, uncertain) if sort_key.startswith("Dice") else (uncertain, agreement)
+        return [n for n in (first, second) if n]
+
+    def note_line(self, index, metrics, width: int) -> str:
+        """The notes line as painted in ``width`` pixels."""
+        return metrics.elidedText("  ·  ".join(self.notes(index)), Qt.TextElideMode.ElideRight, width)
 
 
 class ImageListPanel(QWidget):

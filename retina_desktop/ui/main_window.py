@@ -48,10 +48,13 @@ from .history_panel import install_history
 from .workspace_flow import WorkspaceFlow
 from .vessel_tools import install_vessel_tools
 from .status_panel import StatusPanel
+from .wheel_guard import WheelGuard, guard_wheel
 from .settings import AppSettings
 from .workers import TaskRunner, Worker
 
 log = logging.getLogger("retina_desktop")
+FRAME_SETTLE_MS = 300  # how long after the first show the window manager's frame is measured
+LAYOUT_SAVE_MS = 1000  # the window's size and dock layout are written this long after they last changed
 
 # Widgets of the review panel also reachable as ``window.<name>`` (tests, the self-test, the help).
 PANEL_WIDGETS = ("save_button", "approve_button", "image_name_label", "image_status_label", "mask_source_label",
@@ -108,6 +111,8 @@ class MainWindow(QMainWindow):
         install_history(self)  # the History dock, version preview and restore, "Revert image to…"
         install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
         install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort, measurements, the summary window
+        self.wheel_guard = WheelGuard(self)
+        guard_wheel(self, self.wheel_guard)  # the wheel scrolls the panels; it changes a control only once focused
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
@@ -117,11 +122,24 @@ class MainWindow(QMainWindow):
         self.threshold_timer.timeout.connect(lambda: self.apply_threshold(self.threshold_slider.value() / 100.0))
 
         geometry = self.settings.window_geometry()
+        # A first launch at the size chosen above: its title bar and frame must fit the screen too.
+        self._fit_frame_pending = geometry is None
+        self._launch_size = self.size()
         if geometry is not None:
             self.restoreGeometry(geometry)
         state = self.settings.window_state()
         if state is not None and self.restoreState(state):
             self.finetune.keep_restored_position()  # where the grader left the Fine-tuning window last time
+        # The size, place and dock layout are written a moment after each change, not only on closing: a window
+        # ended without closeEvent (killed, logged out, a crash, an X session that ends) came back at its
+        # first-launch size (issue 27).
+        self.layout_timer = QTimer(self, singleShot=True, interval=LAYOUT_SAVE_MS)
+        self.layout_timer.timeout.connect(self.remember_layout)
+        self.tabifiedDockWidgetActivated.connect(self._layout_changed)  # History raised over Review, or back
+        for dock in self.findChildren(QDockWidget):
+            dock.dockLocationChanged.connect(self._layout_changed)
+            dock.topLevelChanged.connect(self._layout_changed)
+            dock.visibilityChanged.connect(self._layout_changed)
         self.update_actions()
         self.prediction.load_model()
 
@@ -428,6 +446,46 @@ class MainWindow(QMainWindow):
             dlg.apply()
             self.autosave_timer.setInterval(self.settings.autosave_seconds * 1000)
 
+    # ------------------------------------------------------------------------- layout --
+    def _layout_changed(self, *_args) -> None:
+        timer = getattr(self, "layout_timer", None)  # None while __init__ restores the last layout
+        if timer is not None and self.isVisible() and not self.tasks.closed:
+            timer.start()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._fit_frame_pending:
+            self._fit_frame_pending = False
+            # The window manager adds its frame after the window is mapped: measured a moment later.
+            QTimer.singleShot(FRAME_SETTLE_MS, self._fit_frame_to_screen)
+
+    def _fit_frame_to_screen(self) -> None:
+        """At first launch the window was as large as the screen's free area, and its title bar and frame pushed
+        the status bar below the screen's edge at 1280x800: shrink by the frame's own size (none offscreen)."""
+        screen = self.screen()
+        if screen is None or self.isMaximized() or self.isFullScreen() or self.size() != self._launch_size:
+            return  # sized by someone else meanwhile (the grader, a test, the window manager)
+        room, frame = screen.availableGeometry(), self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        if (extra_w <= 0 and extra_h <= 0) or (frame.width() <= room.width() and frame.height() <= room.height()):
+            return
+        self.resize(min(self.width(), room.width() - extra_w), min(self.height(), room.height() - extra_h))
+        self.move(room.topLeft())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._layout_changed()
+
+    def moveEvent(self, event) -> None:
+        super().moveEvent(event)
+        self._layout_changed()
+
+    def remember_layout(self) -> None:
+        """Write the window's geometry and dock layout to the settings (restored by the next launch)."""
+        self.layout_timer.stop()
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+
     # ------------------------------------------------------------------------ closing --
     def closeEvent(self, event: QCloseEvent) -> None:
         s = self.session
@@ -438,15 +496,16 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.autosave_timer.stop()
+        self.remember_layout()  # first: what follows may fail (a workspace that has gone)
         self.workspaces.remember_open_image()
-        self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.shutdown()
         event.accept()
 
     def shutdown(self) -> None:
         """Stop background work and wait for the threads (used by closeEvent and test teardown)."""
-        for timer in (self.autosave_timer, self.measure.timer, self.threshold_timer, self.thumbnails.timer):
+        for timer in (self.autosave_timer, self.measure.timer, self.threshold_timer, self.thumbnails.timer,
+                      self.layout_timer):
             timer.stop()
         self.finetune.shutdown()  # ends a training process still running
         self.tasks.shutdown()  # from here on, results still queued for the UI thread are dropped

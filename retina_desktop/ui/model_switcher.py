@@ -4,7 +4,18 @@
 from __future__ import annotations
 
 from .models_dialog import ModelsDialog
+from .words import count
 from .workers import Worker
+
+
+def switch_words(versions: list, before, after) -> str:
+    """What a switch in the Models dialog did, naming both versions: "Rolled back from v005 to v003" when the
+    chosen one is older than the one in use (the store lists them oldest first)."""
+    ids = [v.id for v in versions]
+    if before is None or before.id == after.id or before.id not in ids or after.id not in ids:
+        return f"Now using model {after.name}"
+    verb = "Rolled back" if ids.index(after.id) < ids.index(before.id) else "Switched"
+    return f"{verb} from model {before.name} to {after.name}"
 
 
 class ModelSwitcher:
@@ -18,9 +29,10 @@ class ModelSwitcher:
         version = self.ctl.store.activate(version_id)
         self.window.model.switch_to(None)  # follow the store from now on (also after --weights)
         self.window.switch_model()
-        count = len(self.window.review.unreviewed())
-        self.ctl.panel.repredict_button.setText(f"Re-predict {count} images not yet reviewed with {version.name}")
-        self.ctl.panel.repredict_button.setVisible(count > 0)
+        unreviewed = len(self.window.review.unreviewed())
+        self.ctl.panel.repredict_button.setText(f"Re-predict {count(unreviewed, 'image')} not yet reviewed with "
+                                                f"{version.name}")
+        self.ctl.panel.repredict_button.setVisible(unreviewed > 0)
         self.ctl.model_switched.emit(str(version.path))
 
     def repredict_unreviewed(self) -> Worker | None:
@@ -51,6 +63,7 @@ class ModelSwitcher:
             self.window.show_message("Wait for the fine-tune run to finish (or cancel it) before switching models.",
                                      "info")
             return
+        before = self.window.model.active_version()
         try:
             self.activate_version(version_id)
         except (OSError, KeyError) as exc:
@@ -58,4 +71,5 @@ class ModelSwitcher:
             return
         dlg.fill(version_id)
         # The fine-tune panel is not reopened: switching versions is no fine-tune run (issue 13's review window).
-        self.window.statusBar().showMessage(f"Now using model {self.ctl.store.get(version_id).name}", 5000)
+        self.window.statusBar().showMessage(switch_words(self.ctl.store.versions(), before,
+                                                         self.ctl.store.get(version_id)), 5000)

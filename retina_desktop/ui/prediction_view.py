@@ -25,10 +25,23 @@ class PredictionView:
     def model_loaded(self, info: ModelInfo, activated: bool) -> None:
         w = self.w
         w.status_panel.show_model(info.description, str(info.path), info.device)
-        w.review.model_loaded(info.threshold, activated)
-        s = w.session
-        if activated and s is not None and not s.document.has_edits and not s.document.is_dirty:
-            self.predict_current()  # the open image, unedited, is shown with the new model's prediction
+        w.review.model_loaded(info.threshold, activated, self.model_name(info) if activated else None)
+        if activated and w.session is not None:
+            # The open image is predicted again with this model, edited or not (an edited mask stays on
+            # screen): its scores, measures and Dice were the previous model's until a restart (issue 27).
+            self.predict_current()
+        if activated:
+            compare = getattr(w, "compare", None)
+            if compare is not None:
+                compare.refresh_dice()  # every image's Dice in the list was against the previous model
+
+    def model_name(self, info: ModelInfo) -> str:
+        """What the grader chose the model as: the store version's name ("v003"), else the checkpoint's."""
+        try:
+            version = self.w.model.active_version()
+        except (OSError, ValueError, KeyError):
+            version = None
+        return f"model {version.name}" if version is not None else info.description
 
     def model_failed(self, message: str) -> None:
         self.w.status_panel.show_model(None, message)

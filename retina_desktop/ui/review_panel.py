@@ -12,6 +12,8 @@ from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from .elided_label import ElidedLabel
+
 MEASURE_ROWS = ("Dice", "IoU", "Accuracy", "AUC", "Pixels added", "Pixels removed", "Vessel pixels")
 # What the two pixel counts are: differences between the prediction and the mask, not the grader's edits.
 MEASURE_TITLES = {"Pixels added": "Only in mask", "Pixels removed": "Only in prediction"}
@@ -67,10 +69,11 @@ class ReviewPanel(QWidget):
     def _image_box(self) -> QGroupBox:
         box = QGroupBox("Image", self)
         info = QFormLayout(box)
-        self.image_name_label = QLabel("–")
-        self.image_name_label.setWordWrap(True)
+        # A long file name is elided in the middle: word-wrapped, it widened the panel past the window (issue 27).
+        self.image_name_label = ElidedLabel("–")
+        self.image_name_label.setObjectName("image_name_label")
         self.image_status_label = QLabel("–")
-        self.mask_source_label = QLabel("–")
+        self.mask_source_label = ElidedLabel("–")
         info.addRow("Name", self.image_name_label)
         info.addRow("Status", self.image_status_label)
         info.addRow("Mask from", self.mask_source_label)

@@ -98,7 +98,9 @@ class AppSettings:
     # someone's files should be chosen each time.
     export_one_value = Setting("export/one_value", int, 255, choices=(1, 255))
     export_overlays = Setting("export/overlays", bool, False)
-    export_approved_only = Setting("export/approved_only", bool, False)
+    # The dialog is "Export corrected masks": by default only the approved ones (unticked, the untouched
+    # reference masks went out with them; issue 27).
+    export_approved_only = Setting("export/approved_only", bool, True)
     # The fine-tune budget last started with; 0 minutes means the device's default (finetune_job.DEFAULT_MINUTES).
     finetune_minutes = Setting("finetune/minutes", int, 0, 0, 24 * 60)
     finetune_epochs = Setting("finetune/epochs", int, 30, 1, 1000)

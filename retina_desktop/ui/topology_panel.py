@@ -13,6 +13,8 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QCheckBox, QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
+from .words import count
+
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
 KINDS = ("break", "fragment", "spur")
@@ -273,11 +275,11 @@ class TopologyReview(QObject):
             return False
         from ..core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
 
-        edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost))
+        edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost), tool="topology")
         following = self._drop_current(go=False)  # the view stays on the fix, for the grader to see it
         if edit is not None:
             nxt = f"; N goes on to {describe(following)}" if following is not None else "; no markers left"
-            self.window.statusBar().showMessage(f"{f.label}: {edit.added} pixels added, {edit.removed} removed{nxt}",
+            self.window.statusBar().showMessage(f"{f.label}: {count(edit.added, 'pixel')} added, {edit.removed:,} removed{nxt}",
                                                 8000)
         return edit is not None
 

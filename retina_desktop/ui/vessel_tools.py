@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..core.tracing import TraceCost, Tracer
     from ..core.vessel_graph import VesselGraph
 
+from .words import count
 from .workers import Worker
 
 TRACE_COLOUR = QColor(64, 200, 255, 150)
@@ -331,7 +332,7 @@ class VesselTools(QObject):
         self.trace_changed.emit()
         if stroke is None:
             return False
-        edit = doc.apply("Trace", stroke.paint)
+        edit = doc.apply("Trace", stroke.paint, tool="trace")
         self.status.emit("Trace painted" if edit is not None else "Trace: the vessel was already painted there")
         return edit is not None
 
@@ -411,7 +412,7 @@ class VesselTools(QObject):
         self.highlight_item.setPos(x0, y0)
         self.highlight_item.setVisible(True)
         length = self.graph.segments[seg].length
-        self.status.emit(f"Segment selected ({length:.0f} px long, {int(patch.sum())} pixels): Delete removes it, "
+        self.status.emit(f"Segment selected ({length:.0f} px long, {count(int(patch.sum()), 'pixel')}): Delete removes it, "
                          "Esc clears the selection")
         self.selection_changed.emit()
 
@@ -428,9 +429,9 @@ class VesselTools(QObject):
         if seg is None or graph is None or doc is None or not self.graph_fresh:
             return False
         self.clear_selection()
-        edit = doc.apply("Delete segment", lambda m: graph.delete_segment(m, seg))
+        edit = doc.apply("Delete segment", lambda m: graph.delete_segment(m, seg), tool="segment")
         if edit is not None:
-            self.status.emit(f"Deleted the segment ({edit.removed} pixels)")
+            self.status.emit(f"Deleted the segment ({count(edit.removed, 'pixel')})")
         return edit is not None
 
     def escape(self) -> None:

@@ -22,6 +22,14 @@ from .workers import Worker
 SESSION_CHECK_MS = 20_000  # how soon a window learns that someone else opened its workspace
 
 
+def look_around(ws: Workspace) -> tuple[list, list[str]]:
+    """(who else has ``ws`` open, the images whose status changed since it was last read); runs on a worker."""
+    others = ws.other_sessions()
+    before = {e.key: ws.status(e.key) for e in ws.entries}
+    ws.refresh()
+    return others, [k for k, status in before.items() if ws.status(k) != status]
+
+
 class WorkspaceFlow:
     def __init__(self, window):
         self.w = window
@@ -33,19 +41,22 @@ class WorkspaceFlow:
         self.session_timer.timeout.connect(self.check_others)
 
     def check_others(self) -> Worker | None:
-        """Look (off the UI thread: the records may be busy) for windows that opened this workspace since."""
+        """Look (off the UI thread: the records may be busy) for windows that opened this workspace since, and
+        re-read the statuses they may have changed: a second window's list kept saying "predicted" for an image
+        edited in the first (issue 27)."""
         w = self.w
         ws = w.workspace
         if ws is None or w.tasks.closed:
             return None
-        worker = Worker(lambda ctx: ws.other_sessions(), name="who else has the workspace open")
-        worker.returned.connect(w.tasks.guard(lambda others, ws=ws: self._others_seen(ws, others)))
+        worker = Worker(lambda ctx: look_around(ws), name="who else has the workspace open")
+        worker.returned.connect(w.tasks.guard(lambda seen, ws=ws: self._others_seen(ws, *seen)))
         w.tasks.start(worker)
         return worker
 
-    def _others_seen(self, ws: Workspace, others: list) -> None:
+    def _others_seen(self, ws: Workspace, others: list, changed_keys: list[str] | None = None) -> None:
         if ws is not self.w.workspace:
             return
+        self._statuses_changed(changed_keys or [])
         keys = {_key(o) for o in others}
         new = [o for o in others if _key(o) not in self._others]
         changed, self._others = keys != self._others, keys
@@ -56,6 +67,14 @@ class WorkspaceFlow:
         who = "; ".join(f"{o.user} on {o.machine}" for o in new[:3]) + (" …" if len(new) > 3 else "")
         self.w.show_message(f"{who} has just opened this workspace too. You can both work on it: a save never "
                             "overwrites the other's without asking.", "info")
+
+    def _statuses_changed(self, keys: list[str]) -> None:
+        """Rows whose status another window changed are drawn again (the order waits for "Sort again")."""
+        w = self.w
+        for key in keys:
+            w.image_list.model.refresh(key)
+        if w.session is not None and w.session.key in keys:
+            w.update_actions()  # the Review panel's status line
 
     def refresh_banner(self, others: list | None = None) -> None:
         """``others``: who else has the workspace open, when the caller has just asked (off the UI thread)."""

@@ -64,7 +64,7 @@ def test_the_reference_stays_the_data_sets_mask_after_the_grader_saves_over_it(t
     ws.save_ground_truth(e, edited)
     assert np.array_equal(read_mask(e.gt_path), edited)  # the file in mask/ is now the grader's
     path, label = reference_source(ws, e)
-    assert path != e.gt_path and "data set" in label
+    assert path != e.gt_path and "saved over" in label
     assert np.array_equal(read_mask(path), ref)  # the original, from the history
     masks = load_compare_masks(None, ws, e, (H, W))
     assert np.array_equal(masks.reference, ref) and masks.second.sum() == 200 and masks.problems == []

@@ -24,20 +24,21 @@ def _press(qtbot, dlg, which) -> None:
 def test_destination_and_options_come_back_after_export(qtbot, app_settings):
     dlg = _dialog(qtbot, app_settings, "/data/ws")
     assert dlg.destination.text() == "/data/ws-export" and dlg.format_255.isChecked()
+    assert dlg.approved_only.isChecked()  # the default of "Export corrected masks" (issue 27, defect 9)
     dlg.destination.setText("/mnt/share/masks")
     dlg.format_1.setChecked(True)
     dlg.overlays.setChecked(True)
-    dlg.approved_only.setChecked(True)
+    dlg.approved_only.setChecked(False)  # a choice away from the default is remembered too
     dlg.overwrite.setChecked(True)
     with qtbot.waitSignal(dlg.accepted, timeout=2000):
         _press(qtbot, dlg, QDialogButtonBox.StandardButton.Ok)
 
     again = _dialog(qtbot, app_settings, "/data/ws")
     assert again.destination.text() == "/mnt/share/masks"
-    assert again.format_1.isChecked() and again.overlays.isChecked() and again.approved_only.isChecked()
+    assert again.format_1.isChecked() and again.overlays.isChecked() and not again.approved_only.isChecked()
     assert not again.overwrite.isChecked()  # replacing files is chosen each time
     opts = again.options()
-    assert (opts.one_value, opts.overlays, opts.approved_only, opts.overwrite) == (1, True, True, False)
+    assert (opts.one_value, opts.overlays, opts.approved_only, opts.overwrite) == (1, True, False, False)
 
     # Another workspace: its own default folder, the same options.
     other = _dialog(qtbot, app_settings, "/data/other", start="/data/other-export")
@@ -59,3 +60,4 @@ def test_without_settings_it_starts_from_the_defaults(qtbot):
     dlg = ExportDialog(None, "/x/y-export")
     qtbot.addWidget(dlg)
     assert dlg.destination.text() == "/x/y-export" and dlg.format_255.isChecked() and not dlg.overlays.isChecked()
+    assert dlg.approved_only.isChecked() and dlg.options().approved_only  # corrected masks: the approved ones

@@ -20,7 +20,7 @@ def _reopen(settings: AppSettings) -> AppSettings:
 def test_every_preference_round_trips_through_the_file(app_settings):
     values = {"brush_radius": 12.5, "min_piece_pixels": 44, "mask_opacity": 0.3, "autosave_seconds": 90,
               "reviewer": "dr. who", "advance_after_approve": False, "guide_dismissed": True,
-              "export_one_value": 1, "export_overlays": True, "export_approved_only": True,
+              "export_one_value": 1, "export_overlays": True, "export_approved_only": False,
               "finetune_minutes": 1, "finetune_epochs": 7, "finetune_by_epochs": True,
               "topology_show_break": False, "topology_show_fragment": True, "topology_show_spur": False}
     assert set(values) == set(AppSettings.table())  # a new row needs a line here
@@ -35,6 +35,7 @@ def test_defaults_when_nothing_is_stored(app_settings):
     assert app_settings.autosave_seconds == 30 and app_settings.min_piece_pixels == 30
     assert app_settings.advance_after_approve is True and app_settings.guide_dismissed is False
     assert app_settings.export_one_value == 255 and app_settings.finetune_minutes == 0
+    assert app_settings.export_approved_only is True  # "Export corrected masks": the approved ones (issue 27)
     assert app_settings.reviewer  # the login name, never empty
     assert app_settings.last_workspace == "" and app_settings.recent_workspaces == []
 

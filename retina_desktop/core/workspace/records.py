@@ -41,7 +41,8 @@ BUSY_TIMEOUT_MS = 15000
 Status = Literal["new", "predicted", "edited", "approved"]
 STATUSES: tuple[Status, ...] = ("new", "predicted", "edited", "approved")
 # How a version came to be: the tool of the editing stretch that made it, or how it arrived.
-SOURCES = ("prediction", "brush", "eraser", "trace", "segment", "topology", "fill", "restore", "import", "autosave")
+SOURCES = ("prediction", "brush", "eraser", "trace", "segment", "topology", "fill", "cleanup", "restore", "import",
+           "autosave")
 Journal = Literal["wal", "delete"]
 
 # Schema 1: the tables as the first SQLite release of the app made them (that release set no user_version).
