@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -30,10 +31,11 @@ SECOND_GRADER_DIRS = ("masks_2nd_observer", "mask_2nd_observer", "2nd_manual", "
 SECOND_GRADER_SUFFIXES = ("_manual2", "_2nd_manual")
 
 # What compare mode can show in place of the editable mask, in the order the key cycles through them.
-VIEWS = ("mask", "reference", "prediction", "second")
+CompareView = Literal["mask", "reference", "prediction", "second"]
+VIEWS: tuple[CompareView, ...] = ("mask", "reference", "prediction", "second")
 REFERENCE_FROM_HISTORY = "reference (saved over; from History)"
-VIEW_NAMES = {"mask": "your mask (editable)", "reference": "reference", "prediction": "model prediction",
-              "second": "second grader"}
+VIEW_NAMES: dict[CompareView, str] = {"mask": "your mask (editable)", "reference": "reference",
+                                      "prediction": "model prediction", "second": "second grader"}
 
 
 def second_grader_dir(entry: ImageEntry) -> Path | None:

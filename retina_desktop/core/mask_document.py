@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
+from psygnal import Signal
 
-from .events import Event
 from .painting import BBox, paint_segment, segment_footprint, union_bbox
 
 
@@ -54,13 +54,20 @@ class MaskEdit:
         return cls(label, bbox, _pack(old), _pack(new), added, removed, tool)
 
 
-class MaskDocument:
-    """A boolean mask plus its history. Views listen to ``changed(bbox or None)`` and ``state_changed()``."""
+DocumentSource = Literal["ground truth", "prediction", "empty"]
 
-    def __init__(self, mask: np.ndarray, source: str = "empty", max_steps: int = 1000,
+
+class MaskDocument:
+    """A boolean mask plus its history. Views listen to the psygnal signals ``changed(bbox or None)`` and
+    ``state_changed()``."""
+
+    changed = Signal(object)
+    state_changed = Signal()
+
+    def __init__(self, mask: np.ndarray, source: DocumentSource = "empty", max_steps: int = 1000,
                  max_history_bytes: int = 64 * 1024 * 1024):
         self._mask = np.array(mask, dtype=bool, order="C")  # always exactly one copy
-        self.source = source  # "ground truth", "prediction" or "empty": where the mask came from
+        self.source: DocumentSource = source  # where the mask came from
         self.max_steps = max_steps
         self.max_history_bytes = max_history_bytes
         self._undo: list[MaskEdit] = []
@@ -73,8 +80,6 @@ class MaskDocument:
         self._stroke_bbox: BBox | None = None
         self._stroke_label = ""
         self._stroke_tool = "brush"
-        self.changed = Event()
-        self.state_changed = Event()
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -220,7 +225,7 @@ class MaskDocument:
 
         return self.apply(label, op, tool)
 
-    def reset(self, mask: np.ndarray, source: str, saved: bool) -> None:
+    def reset(self, mask: np.ndarray, source: DocumentSource, saved: bool) -> None:
         """Start over from ``mask`` (a new prediction or threshold): history is cleared.
 
         ``saved`` says whether the new content equals what is on disk; if not, the document is

@@ -31,10 +31,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from psygnal import Signal
 
-from .events import Event
 from .mask_document import MaskDocument
 from .tasks import LoadedImage, PredictionResult
 from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
@@ -165,8 +166,11 @@ class SaveJob:
                                     **({"tools": list(self.tools)} if self.tools else {}))
 
 
+MessageLevel = Literal["info", "warning", "error"]
+
+
 class ReviewSession:
-    """Events (callbacks, see ``core.events``):
+    """Events (psygnal signals, emitted on the caller's thread; views connect to them):
 
     ``workspace_changed(ws)``, ``image_opened(OpenImage)``, ``image_closed()``, ``prediction_shown(key)``,
     ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``message(text, level)``,
@@ -177,6 +181,16 @@ class ReviewSession:
     it first, so one window never runs two saves of an image at once and never acts on a stale version.
     """
 
+    workspace_changed = Signal(object)
+    image_opened = Signal(object)
+    image_closed = Signal()
+    prediction_shown = Signal(str)
+    threshold_changed = Signal(float)
+    saved = Signal(str, str)
+    status_changed = Signal(str)
+    message = Signal(str, str)
+    save_settled = Signal(object)
+
     def __init__(self) -> None:
         self.workspace: Workspace | None = None
         self.image: OpenImage | None = None
@@ -186,15 +200,6 @@ class ReviewSession:
         self.loading_key: str | None = None  # asked for, not yet decoded
         self.current_key: str | None = None  # the last image asked for, even if it failed to open
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent images' documents, for undo
-        self.workspace_changed = Event()
-        self.image_opened = Event()
-        self.image_closed = Event()
-        self.prediction_shown = Event()
-        self.threshold_changed = Event()
-        self.saved = Event()
-        self.status_changed = Event()
-        self.message = Event()
-        self.save_settled = Event()
         self.in_flight: SaveJob | None = None  # a background save not settled yet
         self._conflict_job: SaveJob | None = None  # the save whose SaveConflict waits for the grader's choice
 

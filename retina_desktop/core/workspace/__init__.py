@@ -10,15 +10,49 @@ both in the history; ``Workspace.resolve_conflict``), ``DiskFullError``, ``ReadO
 ``WorkspaceGoneError`` and ``RecordError`` (the mask is saved, its record is not: ``exc.retry()``).
 """
 
-from .common import (META_DIR_NAME, RECORDS_NAME, DiskFullError, ReadOnlyWorkspaceError, RecordError, WorkspaceError,
-                     WorkspaceGoneError, parse_time, read_mask_or_none, readable_time)
+from .common import (
+                     META_DIR_NAME,
+                     RECORDS_NAME,
+                     DiskFullError,
+                     ReadOnlyWorkspaceError,
+                     RecordError,
+                     WorkspaceError,
+                     WorkspaceGoneError,
+                     parse_time,
+                     read_mask_or_none,
+                     readable_time,
+)
 from .layout import CORRECTED_DIR_NAME, ImageEntry, discover
 from .masks import MASK_CACHE_SIZE
 from .records import SCHEMA_VERSION, SOURCES, STATUSES, OpenRecord
 from .versions import SaveConflict, Version
-from .workspace import SESSION_STALE_S, Workspace, photo_size, uncertainty_of, write_workspace_info
+from .windows import SESSION_STALE_S
+from .workspace import Workspace, photo_size, uncertainty_of, write_workspace_info
 
-__all__ = ["CORRECTED_DIR_NAME", "DiskFullError", "ImageEntry", "MASK_CACHE_SIZE", "META_DIR_NAME", "OpenRecord",
-           "RECORDS_NAME", "ReadOnlyWorkspaceError", "RecordError", "SCHEMA_VERSION", "SESSION_STALE_S", "SOURCES",
-           "STATUSES", "SaveConflict", "Version", "Workspace", "WorkspaceError", "WorkspaceGoneError", "discover",
-           "parse_time", "photo_size", "read_mask_or_none", "readable_time", "uncertainty_of", "write_workspace_info"]
+__all__ = [
+                     "CORRECTED_DIR_NAME",
+                     "MASK_CACHE_SIZE",
+                     "META_DIR_NAME",
+                     "RECORDS_NAME",
+                     "SCHEMA_VERSION",
+                     "SESSION_STALE_S",
+                     "SOURCES",
+                     "STATUSES",
+                     "DiskFullError",
+                     "ImageEntry",
+                     "OpenRecord",
+                     "ReadOnlyWorkspaceError",
+                     "RecordError",
+                     "SaveConflict",
+                     "Version",
+                     "Workspace",
+                     "WorkspaceError",
+                     "WorkspaceGoneError",
+                     "discover",
+                     "parse_time",
+                     "photo_size",
+                     "read_mask_or_none",
+                     "readable_time",
+                     "uncertainty_of",
+                     "write_workspace_info",
+]

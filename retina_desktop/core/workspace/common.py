@@ -21,7 +21,6 @@ import numpy as np
 from model_core.errors import ImageReadError
 from model_core.imageio import read_mask
 
-
 RECORDS_NAME = "records.sqlite"
 META_DIR_NAME = ".retina"
 HISTORY_DIR_NAME = "history"

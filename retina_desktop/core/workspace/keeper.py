@@ -12,10 +12,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .common import _db_text
-from .opening import Opened
 from .records import Records
+
+if TYPE_CHECKING:
+    from .opening import Opened
 
 Change = Callable[[Records], None]
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_core.atomic import check_writable
-from model_core.data import find_mask, image_folders
-from model_core.data import list_images as _list_images
+from model_core.data import find_mask, image_folders, list_images as _list_images
 
 # The folder a grader's corrections go to when they choose not to save over the data set's own masks.
 CORRECTED_DIR_NAME = "corrected"

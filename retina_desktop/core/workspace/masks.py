@@ -29,8 +29,19 @@ from model_core.atomic import write_bytes_atomic
 from model_core.errors import ImageReadError
 from model_core.imageio import read_mask
 
-from .common import (_UNSET, HISTORY_DIR_NAME, RecordError, WorkspaceError, _db_error, _db_text, _file_sha, _now,
-                     _os_error, _short, read_regular)
+from .common import (
+    _UNSET,
+    HISTORY_DIR_NAME,
+    RecordError,
+    WorkspaceError,
+    _db_error,
+    _db_text,
+    _file_sha,
+    _now,
+    _os_error,
+    _short,
+    read_regular,
+)
 from .filesystem import FolderGuard
 from .keeper import RecordKeeper
 from .layout import ImageEntry

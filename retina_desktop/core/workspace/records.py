@@ -186,7 +186,7 @@ VERSION_COLUMNS = tuple(f.name for f in fields(VersionRow))
 
 
 def _version_row(row: tuple[Any, ...]) -> VersionRow | None:
-    v = dict(zip(VERSION_COLUMNS, row))
+    v = dict(zip(VERSION_COLUMNS, row, strict=True))
     if not all(isinstance(v[k], str) for k in ("image", "sha256", "path")):
         return None
     return VersionRow(v["image"], v["sha256"], str(v["time"] or ""), clean_text(v["reviewer"]),
@@ -301,7 +301,7 @@ class Records:
             self._con.execute("PRAGMA synchronous=NORMAL" if self.journal == "wal" else "PRAGMA synchronous=FULL")
             self.migrated = migrate(self._con)
             tables = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not _TABLES <= tables:
+            if not tables >= _TABLES:
                 raise RecordsDamaged("tables are missing")
             self._con.execute("SELECT key,status,uncertainty,current_sha,approved_sha,reference_sha FROM images"
                               " LIMIT 1").fetchall()

@@ -10,12 +10,15 @@ import csv
 import io
 import json
 import os
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from model_core.atomic import write_bytes_atomic
 
-from .common import _short, read_regular
+from .common import _now, _short, _user, read_regular
+from .keeper import RecordKeeper
 
 
 def mirror(path: Path, record: dict[str, Any]) -> str | None:
@@ -78,3 +81,39 @@ def export(rows: list[dict[str, Any]], path: Path) -> Path:
     else:
         data = "".join(json.dumps(r, default=str) + "\n" for r in rows).encode("utf-8")
     return write_bytes_atomic(path, data)
+
+
+class ReviewLog:
+    """The log as the workspace keeps it: each record written through the RecordKeeper, then mirrored to JSONL."""
+
+    def __init__(self, keeper: RecordKeeper, path: Path, notices: list[str],
+                 approval_counts: Callable[[str], dict[str, Any] | None]):
+        self._keeper = keeper
+        self.path = path  # the JSONL copy for other tools (the records database is the reference)
+        self._notices = notices
+        self._approval_counts = approval_counts  # pixel counts of an approval logged without them
+
+    def mirror(self, record: dict[str, Any]) -> None:
+        notice = mirror(self.path, record)
+        if notice is not None and notice not in self._notices:
+            self._notices.append(notice)
+
+    def add(self, key: str, action: str, model: str | None = None, added: int | None = None,
+            removed: int | None = None, reviewer: str | None = None, **extra: Any) -> None:
+        """Append a record. An "approve" without pixel counts is measured against the previous approved version (or
+        the first version). Never raises for a record that cannot be written."""
+        counts = self._approval_counts(key) if action == "approve" and added is None and removed is None else None
+        if counts is not None:
+            added, removed = counts["pixels_added"], counts["pixels_removed"]
+            extra = {**counts, **extra}
+        record = {"time": _now(), "image": key, "action": action, "reviewer": reviewer or _user(), "model": model,
+                  "pixels_added": int(added or 0), "pixels_removed": int(removed or 0), **extra}
+        if self._keeper.apply(f"the review of {key}", lambda r: r.add_log(record)) or \
+                self._keeper.unavailable is not None:
+            self.mirror(record)
+
+    def rows(self, key: str | None = None) -> list[dict[str, Any]]:
+        try:
+            return self._keeper.records.log(key)
+        except sqlite3.Error:
+            return []

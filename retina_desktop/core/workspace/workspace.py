@@ -14,11 +14,11 @@ workspace cannot be written; a read-only workspace's own records then show throu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sqlite3
 import threading
-import time
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,20 +31,29 @@ from model_core.imageio import IMAGE_SUFFIXES
 
 from ..paths import user_data_dir
 from . import review_log
-from .common import (_UNSET, META_DIR_NAME, RECORDS_NAME, ReadOnlyWorkspaceError, WorkspaceError, _file_sha, _now,
-                     _user, read_json)
+from .common import (
+    _UNSET,
+    META_DIR_NAME,
+    RECORDS_NAME,
+    ReadOnlyWorkspaceError,
+    WorkspaceError,
+    _file_sha,
+    _user,
+    read_json,
+)
 from .filesystem import FolderGuard, is_network_folder
 from .keeper import RecordKeeper
 from .layout import ImageEntry, discover, probe_writable
 from .masks import MaskStore, SaveRequest, VersionActions
 from .opening import Opened, open_records, remove_orphan_temporaries
 from .predictions import PredictionCache
-from .records import NEWER_FILE, STATUSES, ImageRow, Journal, OpenRecord, Records, clean_fraction, clean_threshold
+from .records import NEWER_FILE, Journal, OpenRecord, Records
 from .shared import SharedRecords
+from .statuses import StatusBook
 from .verify import verify
 from .versions import SaveConflict, Version
+from .windows import OpenWindows
 
-SESSION_STALE_S = 12 * 3600  # another machine's "open" record not refreshed for this long is stale
 DatasetMasks = Literal["overwrite", "corrected"]
 NETWORK_NOTICE = ("{root} is on a network folder: the records use SQLite's rollback journal there, and two machines "
                   "must not write this workspace at once (two windows on this machine are fine; graders on separate "
@@ -61,16 +70,24 @@ def photo_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _close_session(records: Records, session_id: int) -> None:
-    try:
-        records.close_session(session_id)
-    except Exception:  # noqa: BLE001 - sqlite3.Error at exit: "already open" notices are a courtesy
-        pass
+def _checked_root(root: Path) -> Path:
+    if not root.exists():
+        raise WorkspaceError(f"{root}: folder not found")
+    if not root.is_dir():
+        raise WorkspaceError(f"{root}: not a folder")
+    return root.resolve()
+
+
+def _fallback_meta_dir(root: Path) -> Path:
+    """Where a workspace that cannot be written keeps this user's records: under the user data folder."""
+    folder = user_data_dir() / "workspaces" / hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class Workspace:
     def __init__(self, root: str | os.PathLike[str]):
-        self.root = self._checked_root(Path(root).expanduser())
+        self.root = _checked_root(Path(root).expanduser())
         self.layout, entries = discover(self.root)
         if not entries:
             raise WorkspaceError(f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)} "
@@ -79,7 +96,7 @@ class Workspace:
         self.gt_writable = all(probe_writable(d) if d.is_dir() else probe_writable(d.parent)
                                for d in {e.gt_dir for e in self.entries})
         self.meta_in_workspace = probe_writable(self.root / META_DIR_NAME)
-        self.meta_dir = self.root / META_DIR_NAME if self.meta_in_workspace else self._fallback_meta_dir()
+        self.meta_dir = self.root / META_DIR_NAME if self.meta_in_workspace else _fallback_meta_dir(self.root)
         self.network = is_network_folder(self.root)
         self.journal: Journal = "delete" if self.network else "wal"
         self.notices: list[str] = []
@@ -93,15 +110,18 @@ class Workspace:
         if self.network:
             self.notices.append(NETWORK_NOTICE.format(root=self.root))
         self._shared = SharedRecords(self.root, active=not self.meta_in_workspace)
-        self._statuses: dict[str, ImageRow] | None = None
-        self._session_id: int | None = None
+        self.statuses = StatusBook(self._keeper, self._shared, self._lock,
+                                   lambda key: _file_sha(self._by_key[key].existing_gt()) if key in self._by_key
+                                   else None)
         within = self.root if self.meta_in_workspace else None
+        self.log = review_log.ReviewLog(self._keeper, self.meta_dir / "review_log.jsonl", self.notices,
+                                        self._approval_counts)
         self.masks = MaskStore(self.meta_dir, self.root, self._keeper, self._shared, self._guard, self._lock,
-                               self._mirror_log, within, self._touch)
-        self.actions = VersionActions(self.masks, self._keeper, self._lock, self._mirror_log, photo_size)
+                               self.log.mirror, within, lambda records: self.windows.touch(records))
+        self.actions = VersionActions(self.masks, self._keeper, self._lock, self.log.mirror, photo_size)
         self.predictions = PredictionCache(self.meta_dir, within, self._quiet)
         self._use_dataset_masks_choice()
-        self._open_session()
+        self.windows = OpenWindows(self._keeper, self._lock)
         folders = {e.gt_dir for e in self.entries} | {self.meta_dir}
         for sub in ("history", "predictions"):
             for dirpath, _dirs, _files in os.walk(self.meta_dir / sub):
@@ -111,35 +131,11 @@ class Workspace:
         self.synthetic = bool(info.get("synthetic", False)) if info else False
         self.title = str((info or {}).get("title") or self.root.name)
 
-    @staticmethod
-    def _checked_root(root: Path) -> Path:
-        if not root.exists():
-            raise WorkspaceError(f"{root}: folder not found")
-        if not root.is_dir():
-            raise WorkspaceError(f"{root}: not a folder")
-        return root.resolve()
-
-    def _fallback_meta_dir(self) -> Path:
-        digest = hashlib.sha1(str(self.root).encode("utf-8")).hexdigest()[:16]
-        folder = user_data_dir() / "workspaces" / digest
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    def _approval_counts(self, key: str) -> dict[str, Any] | None:
+        return self.actions.approval_counts(self._by_key[key], None) if key in self._by_key else None
 
     def _reopen(self) -> Opened:
         return open_records(self.meta_dir, self.entries, self.journal)
-
-    def _open_session(self) -> None:
-        if self._keeper.unavailable is not None or self._keeper.records.newer:
-            return
-        try:
-            self._session_id = self._keeper.records.open_session(_user(), _now(), time.time())
-            weakref.finalize(self, _close_session, self._keeper.records, self._session_id)
-        except Exception:  # noqa: BLE001 - sqlite3.Error: "already open" notices are a courtesy
-            pass
-
-    def _touch(self, records: Records) -> None:
-        if self._session_id is not None and records is self._keeper.records:
-            records.touch_session(self._session_id, time.time())
 
     def _quiet(self, what: str, change: Any) -> bool:
         """Index writes that only list files (the prediction cache): tried, never a notice."""
@@ -149,7 +145,7 @@ class Workspace:
             with self._lock:
                 change(self._keeper.records)
             return True
-        except Exception:  # noqa: BLE001 - sqlite3.Error: the file is what counts
+        except sqlite3.Error:  # the file is what counts
             return False
 
     # -- the data set's own masks ----------------------------------------------------------------
@@ -232,146 +228,77 @@ class Workspace:
         as the versions loaded: a caller without a window that met a SaveConflict and refreshed has seen the other
         writer's version, so its next save replaces it instead of meeting the same conflict for ever."""
         with self._lock:
-            self._statuses = None
+            self.statuses.refresh()
             self.masks.take_disk_as_loaded(self._by_key)
 
-    # -- state -----------------------------------------------------------------------------
-    def _row(self, key: str) -> ImageRow:
-        with self._lock:
-            if self._statuses is None:
-                try:
-                    self._statuses = self._keeper.records.images()
-                except Exception:  # noqa: BLE001 - sqlite3.Error: nothing known, every image reads "new"
-                    self._statuses = {}
-            own = self._statuses.get(key)
-        theirs = self._shared.images.get(key)
-        if own is None or theirs is None:
-            return own or theirs or ImageRow(key)
-        # A read-only share's own review shows through what this user only looked at (an uncertainty, "new").
-        return own if own.status != "new" else ImageRow(key, theirs.status, own.uncertainty, theirs.current_sha,
-                                                       theirs.approved_sha, theirs.reference_sha)
-
-    def _change(self, what: str, change: Any) -> None:
-        with self._lock:
-            self._keeper.apply(what, change)
-            self._statuses = None
-
+    # -- state (StatusBook) ----------------------------------------------------------------------
     def status(self, key: str) -> str:
-        return self._row(key).status
+        return self.statuses.row(key).status
 
     def reference_sha(self, key: str) -> str | None:
         """The sha256 of the data set's own mask of the image, as the records first found it (None: unknown)."""
-        return self._row(key).reference_sha
-
-    def set_status(self, key: str, status: str) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
-        fields: dict[str, object] = {"status": status}
-        if status == "approved" and key in self._by_key:
-            fields["approved_sha"] = _file_sha(self._by_key[key].existing_gt())
-        now = _now()
-        self._change(f"the status of {key}", lambda r: r.update_image(key, now, **fields))
+        return self.statuses.row(key).reference_sha
 
     def approved_sha(self, key: str) -> str | None:
         """The sha256 of the mask version last approved (None: never approved)."""
-        return self._row(key).approved_sha
+        return self.statuses.row(key).approved_sha
 
     def uncertainty(self, key: str) -> float | None:
-        return self._row(key).uncertainty
+        return self.statuses.row(key).uncertainty
+
+    def set_status(self, key: str, status: str) -> None:
+        self.statuses.set_status(key, status)
 
     def set_prediction_info(self, key: str, uncertainty: float) -> None:
-        """Record a prediction's uncertainty; an image nobody looked at becomes "predicted". Viewing never changes
-        a status anybody set (a read-only workspace's own "approved" stays approved)."""
-        fields: dict[str, object] = {"uncertainty": clean_fraction(uncertainty)}
-        if self.status(key) == "new":
-            fields["status"] = "predicted"
-        now = _now()
-        self._change(f"the prediction of {key}", lambda r: r.update_image(key, now, **fields))
+        self.statuses.set_prediction_info(key, uncertainty)
+
+    @property
+    def threshold(self) -> float | None:
+        return self.statuses.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.statuses.set_threshold(value)
+
+    def setting(self, name: str) -> Any:
+        return self.statuses.setting(name)
+
+    def set_setting(self, name: str, value: object) -> None:
+        self.statuses.set_setting(name, value)
 
     def flush(self) -> None:
         """Retry record writes that wait; refresh this window's "open" record."""
         with self._lock:
             self._keeper.retry()
-            try:
-                self._touch(self._keeper.records)
-            except Exception:  # noqa: BLE001 - sqlite3.Error: a courtesy
-                pass
-
-    @property
-    def threshold(self) -> float | None:
-        try:
-            return clean_threshold(self._keeper.records.setting("threshold"))
-        except Exception:  # noqa: BLE001 - sqlite3.Error
-            return None
-
-    @threshold.setter
-    def threshold(self, value: float) -> None:
-        checked = clean_threshold(value)
-        if checked is None:
-            raise ValueError("the threshold must be a number between 0 and 1")
-        self._change("the threshold", lambda r: r.set_setting("threshold", checked))
-
-    def setting(self, name: str) -> Any:
-        try:
-            return self._keeper.records.setting(name)
-        except Exception:  # noqa: BLE001 - sqlite3.Error
-            return None
-
-    def set_setting(self, name: str, value: object) -> None:
-        self._change(f"the setting {name}", lambda r: r.set_setting(name, value))
+            with contextlib.suppress(sqlite3.Error):
+                self.windows.touch(self._keeper.records)
 
     # -- who else has it open ------------------------------------------------------------------
     def other_sessions(self) -> list[OpenRecord]:
-        """Other windows (this or another machine) that have this workspace open now; stale entries of killed
-        processes are ignored. For an "already open by ... on ... since ..." notice."""
-        try:
-            return self._keeper.records.other_sessions(self._session_id, time.time(), SESSION_STALE_S)
-        except Exception:  # noqa: BLE001 - sqlite3.Error
-            return []
+        return self.windows.others()
 
     def close(self) -> None:
         """Drop this window's "open" record and close the database (the workspace can't be used after)."""
         with self._lock:
             self._keeper.retry()
-            if self._session_id is not None:
-                _close_session(self._keeper.records, self._session_id)
-                self._session_id = None
+            self.windows.close()
             self._keeper.records.close()
 
-    # -- review log ------------------------------------------------------------------------
+    # -- review log (ReviewLog) --------------------------------------------------------------
     @property
     def review_log_path(self) -> Path:
-        """A JSONL copy of the review log for other tools (the records database is the reference)."""
-        return self.meta_dir / "review_log.jsonl"
-
-    def _mirror_log(self, record: dict[str, Any]) -> None:
-        notice = review_log.mirror(self.review_log_path, record)
-        if notice is not None and notice not in self.notices:
-            self.notices.append(notice)
+        return self.log.path
 
     def log_review(self, key: str, action: str, model: str | None = None, added: int | None = None,
                    removed: int | None = None, reviewer: str | None = None, **extra: Any) -> None:
-        """Append to the review log. An "approve" without pixel counts is measured here against the previous
-        approved version (or the first version). Never raises for a record that cannot be written."""
-        if action == "approve" and added is None and removed is None and key in self._by_key:
-            counts = self.actions.approval_counts(self._by_key[key], None)
-            added, removed = counts["pixels_added"], counts["pixels_removed"]
-            extra = {**counts, **extra}
-        record = {"time": _now(), "image": key, "action": action, "reviewer": reviewer or _user(), "model": model,
-                  "pixels_added": int(added or 0), "pixels_removed": int(removed or 0), **extra}
-        if self._keeper.apply(f"the review of {key}", lambda r: r.add_log(record)) or \
-                self._keeper.unavailable is not None:
-            self._mirror_log(record)
+        self.log.add(key, action, model, added, removed, reviewer, **extra)
 
     def review_log(self, key: str | None = None) -> list[dict[str, Any]]:
-        try:
-            return self._keeper.records.log(key)
-        except Exception:  # noqa: BLE001 - sqlite3.Error
-            return []
+        return self.log.rows(key)
 
     def export_review_log(self, path: str | os.PathLike[str]) -> Path:
         """Write the whole review log as ``.csv`` (by suffix) or JSONL."""
-        return review_log.export(self.review_log(), Path(path))
+        return review_log.export(self.log.rows(), Path(path))
 
     # -- ground truth and its versions ----------------------------------------------------------
     def load_ground_truth(self, entry: ImageEntry, shape: tuple[int, int], remember: bool = True) -> np.ndarray | None:
@@ -407,7 +334,7 @@ class Workspace:
         """How many versions the records hold, all images together (a read-only workspace's own included)."""
         try:
             own = self._keeper.records.count("versions")
-        except Exception:  # noqa: BLE001 - sqlite3.Error
+        except sqlite3.Error:
             own = 0
         return own + len(self._shared.versions())
 
@@ -432,7 +359,7 @@ class Workspace:
         try:
             return self.masks.save(req, prediction)
         finally:
-            self._statuses = None
+            self.statuses.refresh()
 
     def withdraw(self, entry: ImageEntry, expected_sha: str | None, *, status: str, reviewer: str | None = None,
                  model: str | None = None) -> bool:
@@ -443,7 +370,7 @@ class Workspace:
         try:
             return self.masks.withdraw(entry, expected_sha, status, {"reviewer": reviewer or _user(), "model": model})
         finally:
-            self._statuses = None
+            self.statuses.refresh()
 
     def approve(self, entry: ImageEntry, *, reviewer: str | None = None, model: str | None = None,
                 prediction: np.ndarray | None = None) -> dict[str, Any]:
@@ -452,7 +379,7 @@ class Workspace:
             return self.actions.approve(self._entry(entry), reviewer=reviewer or _user(), model=model,
                                         prediction=prediction)
         finally:
-            self._statuses = None
+            self.statuses.refresh()
 
     def restore(self, entry: ImageEntry | str, sha256: str, *, reviewer: str | None = None,
                 expected_sha: Any = _UNSET) -> Path:
