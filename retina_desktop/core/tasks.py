@@ -72,8 +72,8 @@ def load_model(ctx: TaskContext, holder: ModelHolder) -> ModelInfo:
     return holder.load()
 
 
-def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, entries: list[ImageEntry], model_key: str,
-                   skip_cached: bool = False, generation: int | None = None) -> int:
+def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, entries: list[ImageEntry],
+                   model_key: str, skip_cached: bool = False, generation: int | None = None) -> int:
     """Predict each image, cache it, and emit a PredictionResult or PredictionFailure per image.
 
     ``generation`` is the model's when the run was asked for (with ``model_key``); a run that starts after
