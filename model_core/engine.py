@@ -28,6 +28,10 @@ from .metrics import THRESHOLD_GRID, Confusion, RocHistogram
 from .model import ModelConfig, build_model, pad_to_multiple, unwrap
 from .preprocess import PreprocessConfig
 
+# VesselLoss is re-exported: the loss this module builds, which the app's fine-tune fault hook replaces.
+__all__ = ["CancelToken", "EpochReport", "TrainConfig", "TrainResult", "VesselLoss", "is_distributed", "rank",
+           "seed_everything", "soft_target_loss", "train", "validate"]
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)

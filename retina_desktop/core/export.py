@@ -5,15 +5,21 @@ from __future__ import annotations
 import filecmp
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from model_core.atomic import copy_file_atomic
 from model_core.errors import ImageReadError
 from model_core.imageio import mask_to_png, read_image, read_mask, write_png_atomic
 
 from .workspace import ImageEntry, Workspace, WorkspaceError
+
+if TYPE_CHECKING:
+    from model_core.morphometry import VesselMeasurements
+
+    from .tasks import TaskContext
 
 
 @dataclass
@@ -62,8 +68,9 @@ class ExportSummary:
         return "\n".join(lines)
 
 
-def overlay_picture(rgb: np.ndarray, mask: np.ndarray, colour=(0, 255, 120), alpha: float = 0.55) -> np.ndarray:
-    out = rgb.copy()
+def overlay_picture(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], colour: tuple[int, int, int] = (0, 255, 120),
+                    alpha: float = 0.55) -> NDArray[np.uint8]:
+    out: NDArray[np.uint8] = rgb.copy()  # declared: numpy's stubs type copy() as Any for Python 3.10
     tint = np.array(colour, dtype=np.float32)
     out[mask] = (out[mask].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
     return out
@@ -152,28 +159,33 @@ def export_masks(workspace: Workspace, options: ExportOptions, entries: list[Ima
 
 
 
-def workspace_measurements(ctx, workspace: Workspace, csv_path: Path | None = None) -> tuple[list, list[str]]:
+def workspace_measurements(ctx: TaskContext | None, workspace: Workspace,
+                           csv_path: Path | None = None) -> tuple[list[tuple[str, VesselMeasurements]], list[str]]:
     """Vessel measurements (``model_core.morphometry``) of every saved mask, inside the photo's estimated field
     of view as in the review panel; written as the CLI's CSV when ``csv_path`` is given. Returns
     ``([(image key, VesselMeasurements)], [one-line problems])``; images without a mask are left out."""
     from model_core.morphometry import measure, write_measurements_csv
     from model_core.preprocess import estimate_fov
 
-    rows, problems = [], []
+    rows: list[tuple[str, VesselMeasurements]] = []
+    problems: list[str] = []
     entries = [e for e in workspace.entries if e.existing_gt() is not None]
     for i, e in enumerate(entries):
         if ctx is not None:
             if ctx.cancelled:
                 break
             ctx.progress(i, len(entries), e.name)
+        gt = e.existing_gt()
+        if gt is None:  # deleted since the list above was made
+            continue
         try:
-            mask = read_mask(e.existing_gt())
+            mask = read_mask(gt)
             fov = estimate_fov(read_image(e.path))
         except (ImageReadError, OSError) as exc:
             problems.append(str(exc).splitlines()[0])
             continue
         if fov.shape != mask.shape:
-            problems.append(f"{e.existing_gt()}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+            problems.append(f"{gt}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                             f"{fov.shape[1]}x{fov.shape[0]}; not measured")
             continue
         rows.append((e.key, measure(mask, fov)))

@@ -25,25 +25,30 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 if TYPE_CHECKING:  # importing model_core.data at start-up would load albumentations before the window shows
     from model_core.data import Sample
+    from model_core.engine import EpochReport
+
+    from .workspace import Workspace
 
 FAULT_ENV = "RETINA_DESKTOP_FINETUNE_FAULT"  # test hook, read in the child: raise | nan | oom | crash
 DEFAULT_MINUTES = {"cuda": 3.0, "mps": 5.0, "cpu": 10.0}
 DEFAULT_EPOCHS = 30
 TIME_MODE_MAX_EPOCHS = 500  # with a time budget the clock (or early stopping) ends the run
 
+TrainOverrides = dict[str, Any]  # TrainConfig fields by name, as ``finetune_config(**overrides)`` takes them
 
-def corrected_samples(workspace) -> list[Sample]:
+
+def corrected_samples(workspace: Workspace) -> list[Sample]:
     """The approved images whose ground-truth mask is on disk, in workspace order."""
     from model_core.data import Sample
 
-    out = []
+    out: list[Sample] = []
     for e in workspace.entries:
         if workspace.status(e.key) != "approved":
             continue
@@ -53,7 +58,7 @@ def corrected_samples(workspace) -> list[Sample]:
     return out
 
 
-def unreviewed_photos(workspace, limit: int = 8) -> list[str]:
+def unreviewed_photos(workspace: Workspace, limit: int = 8) -> list[str]:
     """Photos nobody has edited or approved, spread over the workspace: the fine-tune's rehearsal material
     and where its drift is measured (model_core.forgetting). At most ``limit``: labelling them costs time."""
     keys = [e for e in workspace.entries if workspace.status(e.key) in ("new", "predicted")]
@@ -61,10 +66,10 @@ def unreviewed_photos(workspace, limit: int = 8) -> list[str]:
     return [str(e.path) for e in keys[::step][:limit]]
 
 
-def kept_model_words(info: dict) -> list[str]:
+def kept_model_words(info: Mapping[str, object]) -> list[str]:
     """What the kept model is, in a grader's words: its blend of new and previous weights and how much it
     changes predictions elsewhere. ``info``: a Done outcome, or the same keys from a version's record."""
-    words = []
+    words: list[str] = []
     alpha = info.get("alpha")
     if isinstance(alpha, (int, float)) and 0 < alpha < 1:
         words.append(f"a {alpha:.0%} / {1 - alpha:.0%} blend of the fine-tuned and the previous model, which "
@@ -110,14 +115,58 @@ class Step:
     elapsed: float  # seconds since training began
 
 
+class EpochReportDict(TypedDict):
+    """``model_core.engine.EpochReport`` as plain data (``dataclasses.asdict``)."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_dice: float
+    val_auc: float
+    best_dice: float
+    elapsed_s: float
+    eta_s: float
+    improved: bool
+
+
 @dataclass(frozen=True)
 class Epoch:
-    report: dict  # model_core.finetune's EpochReport as a dict (epoch, train_loss, val_dice, best_dice, eta_s)
+    report: EpochReportDict
+
+
+class _DoneFields(TypedDict):
+    accepted: bool  # the gate kept the new version
+    reason: str  # the gate's words
+    stop_reason: str  # the engine's: "completed", "cancelled", "non-finite loss …"
+    failed: bool
+    cancelled: bool
+    parent_dice: float | None  # held-out Dice before and after (None: not measured)
+    new_dice: float | None
+    version: str | None  # the store version added (never activated by the child)
+    version_path: str | None
+    train: int  # images trained on and validated on
+    val: int
+    note: str
+    shared: bool  # one image, training and validating
+    wall_s: float
+    epochs_run: int
+    device: str
+    missing: list[str]  # images no longer on disk, left out
+    alpha: float  # the blend of fine-tuned and parent weights kept
+    drift: float | None
+    drift_source: str
+    drift_images: int | None
+
+
+class DoneOutcome(_DoneFields, total=False):
+    """What a finished run reports (``child_main``); ``activated`` is set by the app once it has tried."""
+
+    activated: bool
 
 
 @dataclass(frozen=True)
 class Done:
-    outcome: dict  # accepted, reason, version, metrics, split … (see child_main)
+    outcome: DoneOutcome
 
 
 @dataclass(frozen=True)
@@ -130,29 +179,41 @@ class Failed:
 ChildMessage = Started | Plan | Note | Step | Epoch | Done | Failed
 
 
+class FinetuneJobDict(TypedDict):
+    """``FinetuneJob.as_dict()``: what ``child_main`` gets (plain data, picklable)."""
+
+    parent_path: str
+    parent_id: str | None
+    samples: list[tuple[str, str]]
+    store_root: str
+    overrides: TrainOverrides
+    threads: int
+    unreviewed: list[str]
+
+
 @dataclass
 class FinetuneJob:
     parent_path: str
     parent_id: str | None  # the store version fine-tuned, None for a checkpoint given with --weights
     samples: list[tuple[str, str]]  # (image, mask)
     store_root: str
-    overrides: dict = field(default_factory=dict)  # TrainConfig fields
+    overrides: TrainOverrides = field(default_factory=dict)
     threads: int = 1
     unreviewed: list[str] = field(default_factory=list)  # photos for rehearsal and the drift measure
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def as_dict(self) -> FinetuneJobDict:
+        return cast(FinetuneJobDict, asdict(self))  # the same fields, by construction
 
 
-def budget_overrides(device_type: str, minutes: float | None = None, epochs: int | None = None) -> dict:
+def budget_overrides(device_type: str, minutes: float | None = None, epochs: int | None = None) -> TrainOverrides:
     """A time budget (default by device) or an epoch count, as TrainConfig overrides."""
     if epochs is not None:
         return {"epochs": int(epochs), "minutes": None}
     return {"epochs": TIME_MODE_MAX_EPOCHS, "minutes": float(minutes or DEFAULT_MINUTES.get(device_type, 10.0))}
 
 
-def measure_step_seconds(parent_path: str | os.PathLike, overrides: dict, steps: int = 3,
-                         cancelled=lambda: False) -> float:
+def measure_step_seconds(parent_path: str | os.PathLike[str], overrides: Mapping[str, Any], steps: int = 3,
+                         cancelled: Callable[[], bool] = lambda: False) -> float:
     """Seconds per training step of this model at these settings, timed on random patches.
 
     Runs in a worker thread of the app (a few seconds at most); the first step is a warm-up and is not
@@ -174,7 +235,7 @@ def measure_step_seconds(parent_path: str | os.PathLike, overrides: dict, steps:
     x = torch.rand(cfg.batch_size, 1, cfg.patch_size, cfg.patch_size, device=device)
     y = (torch.rand_like(x) > 0.9).float()
     v = torch.ones_like(x)
-    times = []
+    times: list[float] = []
     for _ in range(steps):
         if cancelled():
             break
@@ -198,7 +259,7 @@ EPOCH_OVERHEAD = 1.15  # an epoch's validation pass costs about 15 % of its trai
 START_S = 5.0  # loading the parent and preparing the images
 
 
-def estimate_epochs(step_s: float, cfg_overrides: dict) -> int:
+def estimate_epochs(step_s: float, cfg_overrides: Mapping[str, Any]) -> int:
     """Epochs the run will do. With a time budget the engine's own rule: it validates the parent first and
     starts another epoch only while one more still fits, and always does at least one."""
     from model_core.finetune import finetune_config
@@ -212,7 +273,7 @@ def estimate_epochs(step_s: float, cfg_overrides: dict) -> int:
     return max(1, min(cfg.epochs, fit))
 
 
-def estimate_seconds(step_s: float, cfg_overrides: dict) -> float:
+def estimate_seconds(step_s: float, cfg_overrides: Mapping[str, Any]) -> float:
     """Whole-run estimate: the epochs of ``estimate_epochs`` plus the first validation and start-up."""
     from model_core.finetune import finetune_config
 
@@ -246,27 +307,42 @@ def failure_of(exc: BaseException, device: str = "", tb: str = "") -> Failed:
     return Failed(first if len(first) < 300 else first[:297] + "…", "error", tb)
 
 
-def _inject_fault(kind: str):
+def _inject_fault(kind: str) -> str:
     """Test hook: make this run fail in a chosen way (never set in normal use)."""
     import torch
 
     from model_core import engine
+    from model_core.losses import VesselLoss
 
     if kind == "raise":
         raise RuntimeError("injected failure for testing")
     if kind == "nan":
-        class NanLoss(torch.nn.Module):
-            def __init__(self, *a, **k):
-                super().__init__()
-
-            def forward(self, logits, *a):
+        class NanLoss(VesselLoss):
+            def forward(self, logits: torch.Tensor, target: torch.Tensor,
+                        valid: torch.Tensor | None = None) -> torch.Tensor:
                 return logits.float().mean() * float("nan")
 
-        engine.VesselLoss = NanLoss
+        engine.VesselLoss = NanLoss  # type: ignore[misc]  # a test hook swaps the class the engine builds
     return kind
 
 
-def child_main(job: dict, out, cancel_event) -> None:
+class MessageQueue(Protocol):
+    """Where the child puts its messages: a ``multiprocessing`` queue (tests: an in-process stand-in)."""
+
+    def put(self, message: ChildMessage, /) -> None: ...
+
+    def close(self) -> None: ...
+
+    def join_thread(self) -> None: ...
+
+
+class CancelEvent(Protocol):
+    """Set by the app to ask for a cancel: a ``multiprocessing`` event (tests: a ``threading.Event``)."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEvent) -> None:
     """Entry point of the child process. Every outcome ends in exactly one ``Done`` or ``Failed`` message."""
     exit_with_parent()
     device_text = ""
@@ -283,7 +359,7 @@ def child_main(job: dict, out, cancel_event) -> None:
 
         token = CancelToken()
 
-        def watch():
+        def watch() -> None:
             while not token.cancelled:
                 if cancel_event.wait(0.05):
                     token.cancel()
@@ -295,7 +371,8 @@ def child_main(job: dict, out, cancel_event) -> None:
         device_text = describe_device(device)
         out.put(Started(device_text, os.getpid()))
 
-        samples, missing = [], []
+        samples: list[Sample] = []
+        missing: list[str] = []
         for image, mask in job["samples"]:
             if Path(image).is_file() and Path(mask).is_file():
                 samples.append(Sample(Path(image), Path(mask)))
@@ -312,15 +389,15 @@ def child_main(job: dict, out, cancel_event) -> None:
         fault = _inject_fault(os.environ.get(FAULT_ENV, ""))
         t0 = time.monotonic()
 
-        def on_step(epoch, step, loss):
+        def on_step(epoch: int, step: int, loss: float) -> None:
             if fault == "crash":
                 os._exit(70)  # a hard crash: no message, no clean-up
             if fault == "oom":
                 raise MemoryError("injected out-of-memory for testing")
             out.put(Step(epoch, step, float(loss), time.monotonic() - t0))
 
-        def on_epoch(report):
-            out.put(Epoch(asdict(report)))
+        def on_epoch(report: EpochReport) -> None:
+            out.put(Epoch(cast(EpochReportDict, asdict(report))))  # the same fields, by construction
 
         unreviewed = [Path(p) for p in job.get("unreviewed", []) if Path(p).is_file()]
         outcome = finetune(parent, samples, cfg, store=ModelStore(job["store_root"]), parent_id=job["parent_id"],
@@ -345,7 +422,7 @@ def child_main(job: dict, out, cancel_event) -> None:
         out.join_thread()  # everything sent has reached the pipe before the process ends
 
 
-def _num(x: float) -> float | None:
+def _num(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
@@ -359,7 +436,7 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
         return  # run in-process (tests), nothing to watch
     ppid = os.getppid()
 
-    def watch():
+    def watch() -> None:
         # The sentinel (a pipe) closes when the parent dies, whatever killed it; the ppid check covers
         # platforms where it is not available.
         while parent.is_alive() and os.getppid() == ppid:

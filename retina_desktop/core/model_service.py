@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model_core.errors import CheckpointError
 
 from .paths import file_signature
+
+if TYPE_CHECKING:  # both import torch: loaded with the model, not at the app's start
+    from model_core.model_store import ModelStore, ModelVersion
+    from model_core.predictor import Prediction, VesselPredictor
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,16 @@ class ModelHolder:
     notice: str | None = None
     _broken: Path | None = None  # the active version's checkpoint that failed to load
 
-    def __init__(self, checkpoint_path: str | os.PathLike | None = None, store=None):
+    def __init__(self, checkpoint_path: str | os.PathLike[str] | None = None, store: ModelStore | None = None) -> None:
         self._requested = Path(checkpoint_path) if checkpoint_path is not None else None
         self._store = store
         self._lock = threading.RLock()
-        self._predictor = None
+        self._predictor: tuple[VesselPredictor, ModelInfo] | None = None
         self.info: ModelInfo | None = None
         self.generation = 0  # bumped by every switch, so late results of the previous model can be told apart
 
     @property
-    def store(self):
+    def store(self) -> ModelStore:
         if self._store is None:
             from model_core.model_store import ModelStore
 
@@ -56,7 +62,7 @@ class ModelHolder:
         """True while a checkpoint file chosen on the command line (or by ``switch_to``) is used."""
         return self._requested is not None
 
-    def active_version(self):
+    def active_version(self) -> ModelVersion | None:
         """The store version in use, or None when an explicit checkpoint file is used."""
         if self._requested is not None:
             return None
@@ -73,7 +79,7 @@ class ModelHolder:
 
         return default_model_path()
 
-    def switch_to(self, checkpoint_path: str | os.PathLike | None) -> None:
+    def switch_to(self, checkpoint_path: str | os.PathLike[str] | None) -> None:
         """Use another checkpoint from now on (None: follow the store's active version).
 
         Never waits for a prediction in flight: that one finishes with the model it started with and
@@ -96,7 +102,7 @@ class ModelHolder:
     def loaded(self) -> bool:
         return self._predictor is not None
 
-    def _load_predictor(self):
+    def _load_predictor(self) -> tuple[VesselPredictor, ModelInfo]:
         with self._lock:
             while True:
                 loaded, generation = self._predictor, self.generation
@@ -116,12 +122,13 @@ class ModelHolder:
         """Load once (slow: call from a worker thread); later calls return at once."""
         return self._load_predictor()[1]
 
-    def predict_full(self, rgb: np.ndarray):
+    def predict_full(self, rgb: np.ndarray) -> Prediction:
         with self._lock:
             # A local reference: ``switch_to`` may drop ``_predictor`` from the UI thread meanwhile.
             return self._load_predictor()[0].predict_full(rgb)
 
-    def _open_or_fall_back(self, open_predictor, path: Path):
+    def _open_or_fall_back(self, open_predictor: Callable[[Path], VesselPredictor],
+                           path: Path) -> tuple[VesselPredictor, Path]:
         """A broken active store version (truncated, foreign) falls back to the bundled model, with a notice
         naming it; a checkpoint chosen explicitly (``--weights``) or the bundled model itself still fails."""
         explicit = self._requested is not None

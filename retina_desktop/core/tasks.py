@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -12,8 +14,19 @@ from model_core.errors import ImageReadError
 from model_core.imageio import read_image
 from model_core.preprocess import estimate_fov, green_clahe
 
-from .model_service import ModelHolder
+from .model_service import ModelHolder, ModelInfo
 from .workspace import ImageEntry, Workspace, uncertainty_of
+
+
+class TaskContext(Protocol):
+    """What a task function gets as ``ctx`` (the UI's ``WorkerContext``; tests pass their own)."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    def progress(self, done: int, total: int, text: str = "") -> None: ...
+
+    def emit(self, value: object) -> None: ...
 
 
 @dataclass
@@ -42,7 +55,7 @@ class PredictionFailure:
     message: str
 
 
-def load_image(ctx, workspace: Workspace, entry: ImageEntry, model_key: str) -> LoadedImage:
+def load_image(ctx: TaskContext, workspace: Workspace, entry: ImageEntry, model_key: str) -> LoadedImage:
     rgb = read_image(entry.path)
     view = green_clahe(rgb)
     fov = estimate_fov(rgb)
@@ -55,12 +68,12 @@ def load_image(ctx, workspace: Workspace, entry: ImageEntry, model_key: str) -> 
     return LoadedImage(entry, rgb, view, fov, gt, problem, prob)
 
 
-def load_model(ctx, holder: ModelHolder):
+def load_model(ctx: TaskContext, holder: ModelHolder) -> ModelInfo:
     return holder.load()
 
 
-def predict_images(ctx, holder: ModelHolder, workspace: Workspace, entries: list[ImageEntry], model_key: str,
-                   skip_cached: bool = False, generation: int | None = None) -> int:
+def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, entries: list[ImageEntry],
+                   model_key: str, skip_cached: bool = False, generation: int | None = None) -> int:
     """Predict each image, cache it, and emit a PredictionResult or PredictionFailure per image.
 
     ``generation`` is the model's when the run was asked for (with ``model_key``); a run that starts after
@@ -97,7 +110,7 @@ def predict_images(ctx, holder: ModelHolder, workspace: Workspace, entries: list
 THUMB_SIZE = 72
 
 
-def make_thumbnails(ctx, workspace: Workspace, entries: list[ImageEntry], cache_dir) -> None:
+def make_thumbnails(ctx: TaskContext, workspace: Workspace, entries: list[ImageEntry], cache_dir: Path) -> None:
     """Emit ``(key, rgb thumbnail or None)``; thumbnails are cached on disk, keyed by file size and mtime."""
     from model_core.imageio import write_png_atomic
 

@@ -27,15 +27,21 @@ photos f times the size of DRIVE's (565x584).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from .painting import BBox, clip_bbox
 from .tracing import TraceCost, rasterise, smooth_path
 from .vessel_graph import VesselGraph
+
+FindingKind = Literal["break", "fragment", "spur"]
+FixKind = Literal["bridge", "remove"]
+Point = tuple[float, float]  # (x, y)
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,16 @@ class TopologyParams:
 
 @dataclass
 class Finding:
-    kind: str  # "break", "fragment" or "spur"
-    position: tuple[float, float]  # (x, y): where the marker goes and the view zooms to
-    fix: str  # "bridge" or "remove"
-    ends: tuple[tuple[float, float], tuple[float, float]] | None = None  # bridge: trace from, to (x, y)
+    kind: FindingKind
+    position: Point  # where the marker goes and the view zooms to
+    fix: FixKind
+    ends: tuple[Point, Point] | None = None  # bridge: trace from, to
     radius: float = 1.0  # bridge: the stroke's radius
     segment: int | None = None  # spur: the segment to delete
-    region: tuple[BBox, np.ndarray] | None = None  # fragment: its pixels (bbox, patch)
+    region: tuple[BBox, NDArray[np.bool_]] | None = None  # fragment: its pixels (bbox, patch)
     score: float = 0.0  # smaller is surer (breaks: gap length)
     graph: VesselGraph | None = None
-    gap: tuple[tuple[float, float], tuple[float, float]] | None = None  # break: the skeleton ends (x, y)
+    gap: tuple[Point, Point] | None = None  # break: the skeleton ends
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -102,7 +108,7 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
     tree = cKDTree(np.stack([sk_y, sk_x], axis=1))
     neighbours = _segment_neighbours(graph)
     cos_max = np.cos(np.radians(params.max_angle))
-    found: dict[tuple, Finding] = {}
+    found: dict[tuple[tuple[int, int], ...], Finding] = {}
     for e in ends:
         if not e.direction.any():
             continue
@@ -148,7 +154,7 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
         b_in = _inside(mask, target + u * back, target) if at_end else target
         key = tuple(sorted([(int(a[0]), int(a[1])), (int(b[0]), int(b[1]))]))
         # The same break seen from its other end is one finding.
-        twin = next((f for f in found.values() if
+        twin = next((f for f in found.values() if f.gap is not None and
                      min(np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]),
                          np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1])) <= 3), None)
         if twin is not None:
@@ -161,11 +167,11 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
 
 def find_fragments(mask: np.ndarray, breaks: list[Finding], params: TopologyParams = TopologyParams()) -> list[Finding]:
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    joined = set()
+    joined: set[int] = set()
     for f in breaks:
-        for (x, y) in f.gap:
+        for (x, y) in f.gap or ():
             joined.add(int(labels[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)]))
-    out = []
+    out: list[Finding] = []
     for i in range(1, n):
         area = int(stats[i, cv2.CC_STAT_AREA])
         if area >= params.fragment_pixels or i in joined:
@@ -180,7 +186,7 @@ def find_fragments(mask: np.ndarray, breaks: list[Finding], params: TopologyPara
 
 
 def find_spurs(graph: VesselGraph, params: TopologyParams = TopologyParams()) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
     for s in graph.segments.values():
         if len(s.junctions) == 1 and len(s.ends) >= 1 and params.spur_min_length <= s.length < params.spur_length:
             y, x = s.ends[0]
@@ -195,6 +201,7 @@ def apply_fix(finding: Finding, mask: np.ndarray, cost: TraceCost | None = None)
     A bridge follows the probability ridge when ``cost`` is given, a straight line otherwise.
     """
     if finding.fix == "bridge":
+        assert finding.ends is not None  # find_breaks gives every bridge its ends
         a, b = finding.ends
         if cost is not None:
             pts = cost.route(a, b)
@@ -204,6 +211,7 @@ def apply_fix(finding: Finding, mask: np.ndarray, cost: TraceCost | None = None)
         stroke = rasterise(smooth_path(pts), finding.radius, mask.shape)
         return stroke.paint(mask) if stroke is not None else None
     if finding.kind == "spur":
+        assert finding.graph is not None and finding.segment is not None  # find_spurs sets both
         return finding.graph.delete_segment(mask, finding.segment)
     if finding.region is not None:
         (y0, y1, x0, x1), patch = finding.region
@@ -219,8 +227,8 @@ def _segment_neighbours(graph: VesselGraph) -> dict[int, set[int]]:
             by_junction.setdefault(j, set()).add(s.id)
     out: dict[int, set[int]] = {}
     for segs in by_junction.values():
-        for s in segs:
-            out.setdefault(s, set()).update(segs - {s})
+        for seg_id in segs:
+            out.setdefault(seg_id, set()).update(segs - {seg_id})
     return out
 
 
@@ -248,10 +256,11 @@ def _inside(mask: np.ndarray, p: np.ndarray, fallback: np.ndarray) -> np.ndarray
 def _bridge_radius(mask: np.ndarray, skeleton: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
     """Half the width of the thinner of the two vessels a gap separates, from the median distance to
     the vessel's edge along the skeleton within 8 px of each end (at the very end it tapers)."""
-    radii = []
+    radii: list[float] = []
     for (y, x) in (p, q):
         y, x = int(y), int(x)
         box = clip_bbox((y - 8, y + 9, x - 8, x + 9), mask.shape)
+        assert box is not None  # a box around a pixel of the mask
         dt = ndi.distance_transform_edt(mask[box[0]:box[1], box[2]:box[3]])
         on = dt[skeleton[box[0]:box[1], box[2]:box[3]]]
         radii.append(float(np.median(on)) if on.size else float(dt[y - box[0], x - box[2]]))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from skimage.graph import MCP_Geometric
 
@@ -47,9 +48,9 @@ SNAP_FLOOR = 0.05  # the weakest ridge (probability or scaled vesselness) a clic
 class TraceCost:
     """The per-image cost map plus what the width estimate needs."""
 
-    cost: np.ndarray  # float64 (H, W), > 0
-    distance: np.ndarray  # float32 (H, W): distance to the edge of the predicted vessel (0 outside)
-    probability: np.ndarray | None = None
+    cost: NDArray[np.float64]  # (H, W), > 0
+    distance: NDArray[np.float32]  # (H, W): distance to the edge of the predicted vessel (0 outside)
+    probability: NDArray[np.float32] | None = None
     eps: float = 0.1  # cost = 1 / (eps + ridge)
 
     @property
@@ -59,10 +60,10 @@ class TraceCost:
     @classmethod
     def from_prediction(cls, probability: np.ndarray, rgb: np.ndarray | None = None, threshold: float = 0.5,
                         vesselness_weight: float = 1.0, eps: float = 0.1, centre_reach: float = 6.0,
-                        fov: np.ndarray | None = None) -> "TraceCost":
+                        fov: np.ndarray | None = None) -> TraceCost:
         prob = np.asarray(probability, dtype=np.float32)
         mask = prob >= threshold
-        distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+        distance = np.asarray(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
         smooth = cv2.GaussianBlur(prob, (0, 0), 1.0)
         # Inside a vessel the probability is flat; the distance to its edge peaks on the centre line.
         centre = np.minimum(distance, centre_reach) / centre_reach
@@ -86,8 +87,8 @@ class TraceCost:
             return np.array([[c0[1] + 0.5, c0[0] + 0.5]])
         if margin is None:
             margin = max(16, int(np.hypot(c0[0] - c1[0], c0[1] - c1[1]) / 3))
-        box = clip_bbox((min(c0[0], c1[0]) - margin, max(c0[0], c1[0]) + margin + 1,
-                         min(c0[1], c1[1]) - margin, max(c0[1], c1[1]) + margin + 1), (h, w))
+        box = _window((min(c0[0], c1[0]) - margin, max(c0[0], c1[0]) + margin + 1,
+                       min(c0[1], c1[1]) - margin, max(c0[1], c1[1]) + margin + 1), (h, w))
         y0, _, x0, _ = box
         sub = self.cost[box[0]:box[1], box[2]:box[3]]
         mcp = MCP_Geometric(sub, fully_connected=True)
@@ -112,7 +113,7 @@ class TraceCost:
         h, w = self.shape
         cy, cx = _to_cell(p, (h, w))
         r = int(np.ceil(radius))
-        box = clip_bbox((cy - r, cy + r + 1, cx - r, cx + r + 1), (h, w))
+        box = _window((cy - r, cy + r + 1, cx - r, cx + r + 1), (h, w))
         sub = self.cost[box[0]:box[1], box[2]:box[3]]
         yy, xx = np.mgrid[box[0]:box[1], box[2]:box[3]]
         dist = np.hypot(yy - cy, xx - cx)
@@ -130,12 +131,12 @@ class TraceCost:
         y, x = np.unravel_index(k, sub.shape)
         return float(x + box[2]) + 0.5, float(y + box[0]) + 0.5
 
-    def field(self, anchor: tuple[float, float], reach: int = 320) -> "CostField":
+    def field(self, anchor: tuple[float, float], reach: int = 320) -> CostField:
         """All cheapest paths from ``anchor`` within ``reach`` px, so that each later mouse move only
         walks one path back (about a millisecond). Targets outside the window fall back to ``route``."""
         h, w = self.shape
         c = _to_cell(anchor, (h, w))
-        box = clip_bbox((c[0] - reach, c[0] + reach + 1, c[1] - reach, c[1] + reach + 1), (h, w))
+        box = _window((c[0] - reach, c[0] + reach + 1, c[1] - reach, c[1] + reach + 1), (h, w))
         mcp = MCP_Geometric(self.cost[box[0]:box[1], box[2]:box[3]], fully_connected=True)
         cum, _ = mcp.find_costs([(c[0] - box[0], c[1] - box[2])])
         return CostField(self, anchor, box, mcp, np.isfinite(cum))
@@ -162,7 +163,7 @@ class CostField:
     anchor: tuple[float, float]
     box: BBox
     mcp: MCP_Geometric
-    reached: np.ndarray  # bool, the box's size: cells the search reached
+    reached: NDArray[np.bool_]  # the box's size: cells the search reached
 
     def path_to(self, p: tuple[float, float]) -> np.ndarray:
         """Path from the anchor to ``p`` (x, y) as (n, 2) x, y pixel centres."""
@@ -181,7 +182,7 @@ class Stroke:
     points: np.ndarray  # (n, 2) x, y
     radius: float
     bbox: BBox
-    patch: np.ndarray  # bool, the bbox's size
+    patch: NDArray[np.bool_]  # the bbox's size
 
     def paint(self, mask: np.ndarray, value: bool = True) -> BBox:
         """Set the stroke's pixels in ``mask`` (in place); an operation for ``MaskDocument.apply``."""
@@ -331,7 +332,7 @@ class Tracer:
         self._field = None
 
 
-def green_vesselness(rgb: np.ndarray, fov: np.ndarray | None = None, sigmas=(1.0, 2.0),
+def green_vesselness(rgb: np.ndarray, fov: np.ndarray | None = None, sigmas: tuple[float, ...] = (1.0, 2.0),
                      max_side: int = 1200) -> np.ndarray:
     """Sato tubeness of the (dark) vessels in the green channel, scaled to [0, 1] by its 99.5th percentile.
 
@@ -344,7 +345,7 @@ def green_vesselness(rgb: np.ndarray, fov: np.ndarray | None = None, sigmas=(1.0
     h, w = green.shape
     f = min(1.0, max_side / max(h, w))
     small = cv2.resize(green, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else green
-    v = sato(small, sigmas=sigmas, black_ridges=True).astype(np.float32)
+    v = sato(small, sigmas=sigmas, black_ridges=True).astype(np.float32)  # type: ignore[no-untyped-call]  # no stubs
     if f < 1:
         v = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
     if fov is not None:
@@ -373,6 +374,13 @@ def _ridge_pixels(cost: np.ndarray, box: BBox) -> np.ndarray:
         b = c[1 - dy:c.shape[0] - 1 - dy, 1 - dx:c.shape[1] - 1 - dx]
         out |= (mid <= a) & (mid <= b) & ((mid < a) | (mid < b))
     return out
+
+
+def _window(bbox: BBox, shape: tuple[int, int]) -> BBox:
+    """``clip_bbox`` of a box around cells of the image (``_to_cell``), which is never empty."""
+    box = clip_bbox(bbox, shape)
+    assert box is not None
+    return box
 
 
 def _to_cell(p: tuple[float, float], shape: tuple[int, int]) -> tuple[int, int]:

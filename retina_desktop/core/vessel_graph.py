@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from model_core.skeleton import SkeletonGraph, skeleton_graph, skeletonize
@@ -34,9 +35,9 @@ from .painting import BBox, clip_bbox
 @dataclass
 class Segment:
     id: int
-    pixels: np.ndarray  # (n, 2) int row, col of its skeleton pixels (unordered)
+    pixels: NDArray[np.int64]  # (n, 2) row, col of its skeleton pixels (unordered)
     junctions: tuple[int, ...]  # ids of the junctions it touches
-    ends: np.ndarray  # (k, 2) row, col of its free end points (skeleton pixels with one neighbour)
+    ends: NDArray[np.int64]  # (k, 2) row, col of its free end points (skeleton pixels with one neighbour)
     length: float  # along the skeleton, in pixels, into the junction pixels at its ends
 
     @property
@@ -48,18 +49,18 @@ class Segment:
 
 @dataclass
 class EndPoint:
-    position: np.ndarray  # (row, col)
-    direction: np.ndarray  # unit (drow, dcol) pointing out of the vessel, where it would go on
+    position: NDArray[np.float64]  # (row, col)
+    direction: NDArray[np.float64]  # unit (drow, dcol) pointing out of the vessel, where it would go on
     segment: int
 
 
 @dataclass
 class VesselGraph:
     shape: tuple[int, int]
-    skeleton: np.ndarray  # bool
-    labels: np.ndarray  # int32: k > 0 segment k, -j junction j, 0 off the skeleton
+    skeleton: NDArray[np.bool_]
+    labels: NDArray[np.int32]  # k > 0 segment k, -j junction j, 0 off the skeleton
     segments: dict[int, Segment] = field(default_factory=dict)
-    junctions: dict[int, np.ndarray] = field(default_factory=dict)  # id -> (n, 2) row, col pixels
+    junctions: dict[int, NDArray[np.int64]] = field(default_factory=dict)  # id -> (n, 2) row, col pixels
 
     # -- building --------------------------------------------------------------------------
     @classmethod
@@ -96,7 +97,7 @@ class VesselGraph:
         return graph
 
     # -- queries ---------------------------------------------------------------------------
-    def segment_pixels(self, seg: int) -> np.ndarray:
+    def segment_pixels(self, seg: int) -> NDArray[np.int64]:
         return self.segments[seg].pixels
 
     def segment_at(self, x: float, y: float, max_distance: float = 8.0) -> int | None:
@@ -119,7 +120,7 @@ class VesselGraph:
 
     def end_points(self, mask: np.ndarray | None = None, reach: int = 8) -> list[EndPoint]:
         """Free ends of the skeleton, each with the direction in which its vessel would continue."""
-        out = []
+        out: list[EndPoint] = []
         for seg in self.segments.values():
             for e in seg.ends:
                 d = seg.pixels - e
@@ -135,7 +136,7 @@ class VesselGraph:
         return out
 
     # -- editing ---------------------------------------------------------------------------
-    def segment_territory(self, mask: np.ndarray, seg: int) -> tuple[BBox, np.ndarray] | None:
+    def segment_territory(self, mask: np.ndarray, seg: int) -> tuple[BBox, NDArray[np.bool_]] | None:
         """The mask pixels that belong to segment ``seg``: (bbox, boolean patch of that bbox).
 
         A pixel belongs to the segment whose skeleton pixel is nearest to it; pixels inside the disc
@@ -149,6 +150,7 @@ class VesselGraph:
         while True:
             y0, y1, x0, x1 = s.bbox
             win = clip_bbox((y0 - margin, y1 + margin, x0 - margin, x1 + margin), self.shape)
+            assert win is not None  # the window holds the segment's own pixels, which lie in the image
             wy0, wy1, wx0, wx1 = win
             m = np.asarray(mask[wy0:wy1, wx0:wx1], dtype=bool)
             dt = ndi.distance_transform_edt(m)

@@ -18,13 +18,24 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
 from model_core.errors import ImageReadError
 from model_core.imageio import is_image_file, read_vessel_mask
 
-from .workspace import SaveConflict, Workspace, WorkspaceError, read_mask_or_none, readable_time
+from .workspace import ImageEntry, SaveConflict, Workspace, WorkspaceError, read_mask_or_none, readable_time
+
+
+class _ImageStatus(TypedDict):
+    """One image of ``status`` (a row of the table, an object of the JSON output)."""
+
+    key: str
+    status: str
+    uncertainty: float | None
+    mask: str | None
+    versions: int
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace(args.workspace)
     except WorkspaceError as exc:
         return _fail(str(exc), 2)
-    code = None
+    code: int | None = None
     try:
         for notice in ws.notices:
             print(f"note: {notice}", file=sys.stderr)
@@ -83,7 +94,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _entry(ws: Workspace, key: str):
+def _entry(ws: Workspace, key: str) -> ImageEntry:
     try:
         return ws.entry(key)
     except KeyError:
@@ -91,8 +102,8 @@ def _entry(ws: Workspace, key: str):
                              "`retina-desktop workspace status`)") from None
 
 
-def _status(ws: Workspace, args) -> int:
-    images = []
+def _status(ws: Workspace, args: argparse.Namespace) -> int:
+    images: list[_ImageStatus] = []
     for e in ws.entries:
         gt = e.existing_gt()
         images.append({"key": e.key, "status": ws.status(e.key), "uncertainty": ws.uncertainty(e.key),
@@ -114,17 +125,18 @@ def _status(ws: Workspace, args) -> int:
     return 0
 
 
-def _import(ws: Workspace, args) -> int:
+def _import(ws: Workspace, args: argparse.Namespace) -> int:
     folder = Path(args.masks)
     if not folder.is_dir():
         return _fail(f"{folder}: not a folder", 2)
-    by_stem: dict[str, list] = {}
+    by_stem: dict[str, list[ImageEntry]] = {}
     for e in ws.entries:
         by_stem.setdefault(e.stem, []).append(e)
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
     if not files:
         return _fail(f"{folder}: no mask images found", 2)
-    refused, saved, unchanged = [], 0, 0
+    refused: list[str] = []
+    saved = unchanged = 0
     for f in files:
         matches = by_stem.get(f.stem, [])
         if not matches:
@@ -145,7 +157,8 @@ def _import(ws: Workspace, args) -> int:
                 raise ImageReadError(f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is "
                                         f"{shape[1]}x{shape[0]}")
             current = e.existing_gt()
-            if current is not None and np.array_equal(read_mask_or_none(current), mask):
+            previous = read_mask_or_none(current) if current is not None else None
+            if previous is not None and np.array_equal(previous, mask):
                 unchanged += 1
                 continue
             # The same rule as the window: the version on disk now is the one this import replaces; a save
@@ -164,7 +177,7 @@ def _import(ws: Workspace, args) -> int:
     return 1 if refused else 0
 
 
-def _history(ws: Workspace, args) -> int:
+def _history(ws: Workspace, args: argparse.Namespace) -> int:
     e = _entry(ws, args.image)
     versions = ws.versions(e)
     current = ws.current_sha(e)
@@ -183,7 +196,7 @@ def _history(ws: Workspace, args) -> int:
     return 0
 
 
-def _restore(ws: Workspace, args) -> int:
+def _restore(ws: Workspace, args: argparse.Namespace) -> int:
     e = _entry(ws, args.image)
     wanted = args.sha256.lower()
     shas = sorted({v.sha256 for v in ws.versions(e) if v.sha256.startswith(wanted)})
@@ -198,7 +211,7 @@ def _restore(ws: Workspace, args) -> int:
     return 0
 
 
-def _verify(ws: Workspace, args) -> int:
+def _verify(ws: Workspace, args: argparse.Namespace) -> int:
     problems = ws.verify()
     for p in problems:
         print(f"problem: {p}")
