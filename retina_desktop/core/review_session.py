@@ -169,17 +169,8 @@ class SaveJob:
 MessageLevel = Literal["info", "warning", "error"]
 
 
-class ReviewSession:
-    """Events (psygnal signals, emitted on the caller's thread; views connect to them):
-
-    ``workspace_changed(ws)``, ``image_opened(OpenImage)``, ``image_closed()``, ``prediction_shown(key)``,
-    ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``message(text, level)``,
-    ``save_settled(SaveJob)`` (a background save's outcome was applied: ``job.error`` / ``job.path``).
-
-    A background save (``begin_save(..., background=True)``, run on a worker, then ``settle``) is in flight
-    until settled; every call that reads or changes what is on disk for the open image, or closes it, settles
-    it first, so one window never runs two saves of an image at once and never acts on a stale version.
-    """
+class _ReviewState:
+    """What the parts of the review session share: its events, the workspace, the open image, the threshold."""
 
     workspace_changed = Signal(object)
     image_opened = Signal(object)
@@ -191,213 +182,22 @@ class ReviewSession:
     message = Signal(str, str)
     save_settled = Signal(object)
 
-    def __init__(self) -> None:
-        self.workspace: Workspace | None = None
-        self.image: OpenImage | None = None
-        self.threshold = 0.5
-        self.model_threshold: float | None = None  # the calibrated threshold of the model in use
-        self._load_request = 0
-        self.loading_key: str | None = None  # asked for, not yet decoded
-        self.current_key: str | None = None  # the last image asked for, even if it failed to open
-        self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent images' documents, for undo
-        self.in_flight: SaveJob | None = None  # a background save not settled yet
-        self._conflict_job: SaveJob | None = None  # the save whose SaveConflict waits for the grader's choice
+    workspace: Workspace | None
+    image: OpenImage | None
+    threshold: float
+    model_threshold: float | None
+    in_flight: SaveJob | None
+    _conflict_job: SaveJob | None
 
-    # ----------------------------------------------------------------- workspace --
-    def set_workspace(self, ws: Workspace) -> None:
-        self.settle()
-        self.close_image()
-        self._kept.clear()
-        if self.workspace is not None and self.workspace is not ws:
-            self.workspace.close()  # ends this window's "already open" record
-        self.workspace = ws
-        self.current_key = self.loading_key = None
-        self._load_request += 1  # whatever was loading belongs to the previous workspace
-        if ws.threshold is not None:
-            self._set_threshold(ws.threshold)
-        elif self.model_threshold is not None:
-            self._set_threshold(self.model_threshold)
-        self.workspace_changed.emit(ws)
-
-    def has_key(self, key: str) -> bool:
-        return self.workspace is not None and any(e.key == key for e in self.workspace.entries)
-
-    # --------------------------------------------------------------------- images --
-    def begin_load(self, key: str) -> tuple[int, ImageEntry]:
-        """Close the open image and hand out a load request for ``key``; only the newest is ever shown."""
-        self.settle()
-        self.close_image()
-        self._load_request += 1
-        self.loading_key = self.current_key = key
-        return self._load_request, self.workspace.entry(key)
-
-    def is_current(self, request: int) -> bool:
-        return request == self._load_request and self.workspace is not None
-
-    def load_failed(self, request: int) -> bool:
-        """True when the failed request is the current one (the caller then says so)."""
-        if not self.is_current(request):
-            return False
-        self.loading_key = None
-        return True
-
-    def finish_load(self, request: int, loaded: LoadedImage) -> OpenImage | None:
-        """Make ``loaded`` the open image, unless a newer request superseded it (then None)."""
-        if not self.is_current(request):
-            return None
-        self.loading_key = None
-        h, w = loaded.rgb.shape[:2]
-        disk_sha = self.workspace.loaded_sha(loaded.entry)
-        kept = self._kept.pop(loaded.entry.key, None)
-        if kept is not None and self._still_valid(kept, loaded, disk_sha):
-            self.image = OpenImage(loaded.entry, loaded, kept.document, loaded.probability, disk_sha, kept.baseline(),
-                                   kept.baseline_status, kept.baseline_had_file)
-            self.image_opened.emit(self.image)
-            return self.image
-        if loaded.ground_truth is not None:
-            doc = MaskDocument(loaded.ground_truth, source="ground truth")
-        elif loaded.probability is not None:
-            doc = MaskDocument(loaded.probability >= self.threshold, source="prediction")
-        else:
-            doc = MaskDocument(np.zeros((h, w), bool), source="empty")
-        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability, disk_sha, doc.mask.copy(),
-                               self.workspace.status(loaded.entry.key), loaded.ground_truth is not None)
-        self.image_opened.emit(self.image)
-        return self.image
-
-    @staticmethod
-    def _still_valid(kept: _Kept, loaded: LoadedImage, disk_sha: str | None) -> bool:
-        """A kept document is reused only if the mask on disk is still the version it was built on."""
-        doc = kept.document
-        if doc.shape != loaded.rgb.shape[:2] or doc.is_dirty or kept.disk_sha != disk_sha:
-            return False
-        if loaded.ground_truth is not None:
-            return np.array_equal(doc.mask, loaded.ground_truth)
-        return doc.can_undo or doc.can_redo  # no file: only worth keeping for its undo steps
-
-    def close_image(self) -> None:
-        self.settle()
-        if self.image is not None:
-            s, self.image = self.image, None
-            self._keep(s)
-            self.image_closed.emit()
-
-    def _keep(self, s: OpenImage) -> None:
-        doc = s.document
-        if doc.is_dirty or not (doc.can_undo or doc.can_redo):
-            return  # unsaved edits being discarded, or nothing to undo
-        self._kept[s.key] = _Kept.of(s)
-        self._kept.move_to_end(s.key)
-        while len(self._kept) > KEEP_DOCUMENTS or (
-                len(self._kept) > 1 and sum(k.document.history_bytes for k in self._kept.values()) > KEEP_HISTORY_BYTES):
-            self._kept.popitem(last=False)
-
-    def kept_keys(self) -> list[str]:
-        """Images whose undo history is kept for when they are reopened, oldest first."""
-        return list(self._kept)
-
-    # ----------------------------------------------------------------- prediction --
-    def prediction_arrived(self, result: PredictionResult) -> str:
-        """Record a prediction; show it if it is for the open image. Returns "shown", "kept" or "other"."""
-        ws = self.workspace
-        if ws is None or not self.has_key(result.key):
-            return "other"  # from a workspace that is no longer open
-        ws.set_prediction_info(result.key, result.uncertainty)
-        s = self.image
-        if s is None or s.key != result.key or result.probability.shape != s.document.shape:
-            return "other"
-        s.probability = result.probability
-        doc = s.document
-        outcome = "shown"
-        if doc.source in ("empty", "prediction") and not doc.has_edits and not doc.is_dirty:
-            # Nothing by hand on screen: a first prediction, or a new model's, replaces it.
-            doc.reset(result.probability >= self.threshold, "prediction", saved=True)
-            if not s.baseline_had_file:
-                s.baseline = doc.mask.copy()  # what "every edit undone" returns to
-                s.baseline_status = ws.status(s.key)
-        elif doc.source == "empty":
-            outcome = "kept"
-            self.message.emit("The prediction arrived after you started painting; your mask was kept. "
-                              "Move the threshold slider to replace it with the prediction.", "info")
-        self.prediction_shown.emit(result.key)
-        return outcome
-
-    # ------------------------------------------------------------------ threshold --
-    @property
-    def mask_edited(self) -> bool:
-        """True when the mask on screen is not simply the probabilities cut at ``threshold``."""
-        s = self.image
-        if s is None or s.probability is None:
-            return False
-        return s.document.has_edits or s.document.source != "prediction"
-
-    def _set_threshold(self, t: float) -> None:
-        self.threshold = float(t)
-        self.threshold_changed.emit(self.threshold)
-
-    def threshold_question(self, t: float) -> str | None:
-        """The question to ask before re-deriving the mask at ``t``, or None when nothing is lost."""
-        s = self.image
-        if s is None or s.probability is None or not self.changes_mask(t):
-            return None
-        if not (s.document.has_edits or s.document.is_dirty):
-            return None
-        # has_edits counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
-        # never silent, and the question says that the next save or autosave (switching images) writes over it.
-        edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
-        if s.document.source == "ground truth" and s.entry.existing_gt() is not None:
-            return (f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
-                    f"on screen by the prediction{', discarding your edits,' if edits else ''} and writes it over "
-                    "the ground-truth file at the next save or autosave (the workspace history keeps the old file).")
-        return f"Thresholding the probabilities at {t:.2f} replaces the mask of {s.entry.name} and discards its edits."
-
-    def changes_mask(self, t: float) -> bool:
-        return abs(t - self.threshold) > 1e-9
-
-    def apply_threshold(self, t: float) -> None:
-        """Cut the probabilities at ``t`` (ask ``threshold_question`` first) and remember it for the workspace."""
-        self.settle()  # whether a mask file exists decides if the re-derived mask is unsaved
-        s = self.image
-        if s is not None and s.probability is not None and self.changes_mask(t):
-            saved = s.entry.existing_gt() is None
-            s.document.reset(s.probability >= t, "prediction", saved=saved)
-        if self.workspace is not None:
-            self.workspace.threshold = t
-        self._set_threshold(t)
-
-    def model_loaded(self, calibrated: float, activated: bool, name: str | None = None) -> None:
-        """A model is ready. ``activated``: the user switched to it (the policy above), else it is the first load.
-        ``name``: what the message calls it (a rolled-back-to version is no "new model")."""
-        self.model_threshold = float(calibrated)
-        ws = self.workspace
-        if not activated:
-            if ws is None or ws.threshold is None:
-                self._rethreshold_unedited(calibrated)
-            return
-        old = self.threshold
-        if abs(old - calibrated) <= 1e-9:
-            return
-        kept = self._rethreshold_unedited(calibrated)
-        if ws is not None:
-            ws.threshold = calibrated
-        note = (" Your edited mask on screen was kept; move the slider to re-derive it." if kept else "")
-        who = f"{name[0].upper()}{name[1:]} is in use" if name else "The model now in use"
-        self.message.emit(f"{who}: its calibrated threshold {calibrated:.2f} replaces {old:.2f}.{note}", "info")
-
-    def _rethreshold_unedited(self, t: float) -> bool:
-        """Set the threshold and re-derive the open mask if it has no edits; True when an edited mask was kept."""
-        s = self.image
-        kept = s is not None and s.probability is not None and (s.document.has_edits or s.document.is_dirty)
-        if s is not None and s.probability is not None and not kept and s.document.source == "prediction":
-            s.document.reset(s.probability >= t, "prediction", saved=s.entry.existing_gt() is None)
-        self._set_threshold(t)
-        return kept
-
-    # --------------------------------------------------------------------- saving --
     def _prediction_mask(self) -> np.ndarray | None:
         s = self.image
         return s.probability >= self.threshold if s is not None and s.probability is not None else None
 
+
+class _Saving(_ReviewState):
+    """Saving, approving, restoring and conflicts of the open image (one background save in flight at most)."""
+
+    # --------------------------------------------------------------------- saving --
     def may_autosave(self) -> bool:
         """Whether the autosave may write the open mask: only what the grader edited. A mask re-derived from the
         prediction (a threshold moved) is not a correction, and must not replace a mask on disk (a data set's own)
@@ -592,3 +392,222 @@ class ReviewSession:
         if ws is None:
             return []
         return [e for e in ws.entries if ws.status(e.key) in ("new", "predicted")]
+
+
+class _Threshold(_Saving):
+    """The threshold policy: who may re-derive the mask from the probabilities, and when."""
+
+    # ------------------------------------------------------------------ threshold --
+    @property
+    def mask_edited(self) -> bool:
+        """True when the mask on screen is not simply the probabilities cut at ``threshold``."""
+        s = self.image
+        if s is None or s.probability is None:
+            return False
+        return s.document.has_edits or s.document.source != "prediction"
+
+    def _set_threshold(self, t: float) -> None:
+        self.threshold = float(t)
+        self.threshold_changed.emit(self.threshold)
+
+    def threshold_question(self, t: float) -> str | None:
+        """The question to ask before re-deriving the mask at ``t``, or None when nothing is lost."""
+        s = self.image
+        if s is None or s.probability is None or not self.changes_mask(t):
+            return None
+        if not (s.document.has_edits or s.document.is_dirty):
+            return None
+        # has_edits counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
+        # never silent, and the question says that the next save or autosave (switching images) writes over it.
+        edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
+        if s.document.source == "ground truth" and s.entry.existing_gt() is not None:
+            return (f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
+                    f"on screen by the prediction{', discarding your edits,' if edits else ''} and writes it over "
+                    "the ground-truth file at the next save or autosave (the workspace history keeps the old file).")
+        return f"Thresholding the probabilities at {t:.2f} replaces the mask of {s.entry.name} and discards its edits."
+
+    def changes_mask(self, t: float) -> bool:
+        return abs(t - self.threshold) > 1e-9
+
+    def apply_threshold(self, t: float) -> None:
+        """Cut the probabilities at ``t`` (ask ``threshold_question`` first) and remember it for the workspace."""
+        self.settle()  # whether a mask file exists decides if the re-derived mask is unsaved
+        s = self.image
+        if s is not None and s.probability is not None and self.changes_mask(t):
+            saved = s.entry.existing_gt() is None
+            s.document.reset(s.probability >= t, "prediction", saved=saved)
+        if self.workspace is not None:
+            self.workspace.threshold = t
+        self._set_threshold(t)
+
+    def model_loaded(self, calibrated: float, activated: bool, name: str | None = None) -> None:
+        """A model is ready. ``activated``: the user switched to it (the policy above), else it is the first load.
+        ``name``: what the message calls it (a rolled-back-to version is no "new model")."""
+        self.model_threshold = float(calibrated)
+        ws = self.workspace
+        if not activated:
+            if ws is None or ws.threshold is None:
+                self._rethreshold_unedited(calibrated)
+            return
+        old = self.threshold
+        if abs(old - calibrated) <= 1e-9:
+            return
+        kept = self._rethreshold_unedited(calibrated)
+        if ws is not None:
+            ws.threshold = calibrated
+        note = (" Your edited mask on screen was kept; move the slider to re-derive it." if kept else "")
+        who = f"{name[0].upper()}{name[1:]} is in use" if name else "The model now in use"
+        self.message.emit(f"{who}: its calibrated threshold {calibrated:.2f} replaces {old:.2f}.{note}", "info")
+
+    def _rethreshold_unedited(self, t: float) -> bool:
+        """Set the threshold and re-derive the open mask if it has no edits; True when an edited mask was kept."""
+        s = self.image
+        kept = s is not None and s.probability is not None and (s.document.has_edits or s.document.is_dirty)
+        if s is not None and s.probability is not None and not kept and s.document.source == "prediction":
+            s.document.reset(s.probability >= t, "prediction", saved=s.entry.existing_gt() is None)
+        self._set_threshold(t)
+        return kept
+
+
+class ReviewSession(_Threshold):
+    """Events (psygnal signals, emitted on the caller's thread; views connect to them):
+
+    ``workspace_changed(ws)``, ``image_opened(OpenImage)``, ``image_closed()``, ``prediction_shown(key)``,
+    ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``message(text, level)``,
+    ``save_settled(SaveJob)`` (a background save's outcome was applied: ``job.error`` / ``job.path``).
+
+    A background save (``begin_save(..., background=True)``, run on a worker, then ``settle``) is in flight
+    until settled; every call that reads or changes what is on disk for the open image, or closes it, settles
+    it first, so one window never runs two saves of an image at once and never acts on a stale version.
+    """
+
+    def __init__(self) -> None:
+        self.workspace: Workspace | None = None
+        self.image: OpenImage | None = None
+        self.threshold = 0.5
+        self.model_threshold: float | None = None  # the calibrated threshold of the model in use
+        self._load_request = 0
+        self.loading_key: str | None = None  # asked for, not yet decoded
+        self.current_key: str | None = None  # the last image asked for, even if it failed to open
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent images' documents, for undo
+        self.in_flight: SaveJob | None = None  # a background save not settled yet
+        self._conflict_job: SaveJob | None = None  # the save whose SaveConflict waits for the grader's choice
+
+    # ----------------------------------------------------------------- workspace --
+    def set_workspace(self, ws: Workspace) -> None:
+        self.settle()
+        self.close_image()
+        self._kept.clear()
+        if self.workspace is not None and self.workspace is not ws:
+            self.workspace.close()  # ends this window's "already open" record
+        self.workspace = ws
+        self.current_key = self.loading_key = None
+        self._load_request += 1  # whatever was loading belongs to the previous workspace
+        if ws.threshold is not None:
+            self._set_threshold(ws.threshold)
+        elif self.model_threshold is not None:
+            self._set_threshold(self.model_threshold)
+        self.workspace_changed.emit(ws)
+
+    def has_key(self, key: str) -> bool:
+        return self.workspace is not None and any(e.key == key for e in self.workspace.entries)
+
+    # --------------------------------------------------------------------- images --
+    def begin_load(self, key: str) -> tuple[int, ImageEntry]:
+        """Close the open image and hand out a load request for ``key``; only the newest is ever shown."""
+        self.settle()
+        self.close_image()
+        self._load_request += 1
+        self.loading_key = self.current_key = key
+        return self._load_request, self.workspace.entry(key)
+
+    def is_current(self, request: int) -> bool:
+        return request == self._load_request and self.workspace is not None
+
+    def load_failed(self, request: int) -> bool:
+        """True when the failed request is the current one (the caller then says so)."""
+        if not self.is_current(request):
+            return False
+        self.loading_key = None
+        return True
+
+    def finish_load(self, request: int, loaded: LoadedImage) -> OpenImage | None:
+        """Make ``loaded`` the open image, unless a newer request superseded it (then None)."""
+        if not self.is_current(request):
+            return None
+        self.loading_key = None
+        h, w = loaded.rgb.shape[:2]
+        disk_sha = self.workspace.loaded_sha(loaded.entry)
+        kept = self._kept.pop(loaded.entry.key, None)
+        if kept is not None and self._still_valid(kept, loaded, disk_sha):
+            self.image = OpenImage(loaded.entry, loaded, kept.document, loaded.probability, disk_sha, kept.baseline(),
+                                   kept.baseline_status, kept.baseline_had_file)
+            self.image_opened.emit(self.image)
+            return self.image
+        if loaded.ground_truth is not None:
+            doc = MaskDocument(loaded.ground_truth, source="ground truth")
+        elif loaded.probability is not None:
+            doc = MaskDocument(loaded.probability >= self.threshold, source="prediction")
+        else:
+            doc = MaskDocument(np.zeros((h, w), bool), source="empty")
+        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability, disk_sha, doc.mask.copy(),
+                               self.workspace.status(loaded.entry.key), loaded.ground_truth is not None)
+        self.image_opened.emit(self.image)
+        return self.image
+
+    @staticmethod
+    def _still_valid(kept: _Kept, loaded: LoadedImage, disk_sha: str | None) -> bool:
+        """A kept document is reused only if the mask on disk is still the version it was built on."""
+        doc = kept.document
+        if doc.shape != loaded.rgb.shape[:2] or doc.is_dirty or kept.disk_sha != disk_sha:
+            return False
+        if loaded.ground_truth is not None:
+            return np.array_equal(doc.mask, loaded.ground_truth)
+        return doc.can_undo or doc.can_redo  # no file: only worth keeping for its undo steps
+
+    def close_image(self) -> None:
+        self.settle()
+        if self.image is not None:
+            s, self.image = self.image, None
+            self._keep(s)
+            self.image_closed.emit()
+
+    def _keep(self, s: OpenImage) -> None:
+        doc = s.document
+        if doc.is_dirty or not (doc.can_undo or doc.can_redo):
+            return  # unsaved edits being discarded, or nothing to undo
+        self._kept[s.key] = _Kept.of(s)
+        self._kept.move_to_end(s.key)
+        while len(self._kept) > KEEP_DOCUMENTS or (
+                len(self._kept) > 1 and sum(k.document.history_bytes for k in self._kept.values()) > KEEP_HISTORY_BYTES):
+            self._kept.popitem(last=False)
+
+    def kept_keys(self) -> list[str]:
+        """Images whose undo history is kept for when they are reopened, oldest first."""
+        return list(self._kept)
+
+    # ----------------------------------------------------------------- prediction --
+    def prediction_arrived(self, result: PredictionResult) -> str:
+        """Record a prediction; show it if it is for the open image. Returns "shown", "kept" or "other"."""
+        ws = self.workspace
+        if ws is None or not self.has_key(result.key):
+            return "other"  # from a workspace that is no longer open
+        ws.set_prediction_info(result.key, result.uncertainty)
+        s = self.image
+        if s is None or s.key != result.key or result.probability.shape != s.document.shape:
+            return "other"
+        s.probability = result.probability
+        doc = s.document
+        outcome = "shown"
+        if doc.source in ("empty", "prediction") and not doc.has_edits and not doc.is_dirty:
+            # Nothing by hand on screen: a first prediction, or a new model's, replaces it.
+            doc.reset(result.probability >= self.threshold, "prediction", saved=True)
+            if not s.baseline_had_file:
+                s.baseline = doc.mask.copy()  # what "every edit undone" returns to
+                s.baseline_status = ws.status(s.key)
+        elif doc.source == "empty":
+            outcome = "kept"
+            self.message.emit("The prediction arrived after you started painting; your mask was kept. "
+                              "Move the threshold slider to replace it with the prediction.", "info")
+        self.prediction_shown.emit(result.key)
+        return outcome
