@@ -157,7 +157,7 @@ def compare_scores(prediction: np.ndarray | None, mask: np.ndarray | None, refer
 def dice_against_reference(ws: Workspace, entry: ImageEntry, model_key: str, threshold: float) -> float | None:
     """The Dice of the cached prediction (cut at ``threshold``) against the reference, or None when either is
     missing: what the image list sorts by, worst first."""
-    if not ws.has_prediction(entry, model_key):
+    if not ws.predictions.has(entry, model_key):
         return None  # checked first: a workspace of thousands of references, few predicted, stays quick
     path, _label = reference_source(ws, entry)
     if path is None:
@@ -166,7 +166,7 @@ def dice_against_reference(ws: Workspace, entry: ImageEntry, model_key: str, thr
         reference = read_mask(path)
     except (ImageReadError, OSError):
         return None
-    prob = ws.load_prediction(entry, model_key, reference.shape)
+    prob = ws.predictions.load(entry, model_key, reference.shape)
     if prob is None:
         return None
     return Confusion.of(prob >= threshold, reference, None).dice

@@ -64,7 +64,7 @@ def load_image(ctx: TaskContext, workspace: Workspace, entry: ImageEntry, model_
         gt = workspace.load_ground_truth(entry, rgb.shape[:2])
     except ImageReadError as exc:
         problem = str(exc)
-    prob = workspace.load_prediction(entry, model_key, rgb.shape[:2])
+    prob = workspace.predictions.load(entry, model_key, rgb.shape[:2])
     return LoadedImage(entry, rgb, view, fov, gt, problem, prob)
 
 
@@ -85,7 +85,7 @@ def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, 
         if ctx.cancelled or holder.generation != generation:
             break  # another model became active: its maps must not be cached under this model's key
         ctx.progress(i, total, entry.name)
-        if skip_cached and workspace.has_prediction(entry, model_key):
+        if skip_cached and workspace.predictions.has(entry, model_key):
             continue
         try:
             rgb = read_image(entry.path)
@@ -99,7 +99,7 @@ def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, 
             continue
         if holder.generation != generation:
             break
-        workspace.store_prediction(entry, model_key, pred.probability)
+        workspace.predictions.store(entry, model_key, pred.probability)
         ctx.emit(PredictionResult(entry.key, pred.probability, pred.fov, uncertainty_of(pred.probability, pred.fov),
                                   info.description))
         done += 1

@@ -95,7 +95,7 @@ def test_the_list_sorts_by_the_cached_predictions_dice(tmp_path):
     assert dice_against_reference(ws, e, "m", 0.5) is None  # no prediction cached yet
     prob = np.zeros((H, W), np.float32)
     prob[10:20, 25:45] = 0.9  # 200 of the 400 reference pixels
-    ws.store_prediction(e, "m", prob)
+    ws.predictions.store(e, "m", prob)
     assert dice_against_reference(ws, e, "m", 0.5) == pytest.approx(2 * 200 / 600, abs=1e-6)
     assert dice_against_reference(ws, e, "m", 0.95) == 0.0
 

@@ -172,10 +172,10 @@ def test_a_full_disk_under_the_records_says_disk_full(tmp_path, rng, monkeypatch
 def test_the_prediction_cache_is_indexed(tmp_path, rng):
     ws = Workspace(make_workspace(tmp_path / "w", 2))
     for e in ws.entries:
-        ws.store_prediction(e, "m1", rng.random((160, 150)).astype(np.float32))
+        ws.predictions.store(e, "m1", rng.random((160, 150)).astype(np.float32))
     rows = ws.records.predictions()
     assert [(img, key) for img, key, _ in rows] == [("img_00", "m1"), ("img_01", "m1")]
-    assert all((ws.meta_dir / rel) == ws.prediction_path(ws.entry(img), key) for img, key, rel in rows)
+    assert all((ws.meta_dir / rel) == ws.predictions.path(ws.entry(img), key) for img, key, rel in rows)
 
 
 def test_a_busy_database_is_not_mistaken_for_a_damaged_one(tmp_path, monkeypatch):

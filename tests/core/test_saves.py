@@ -94,7 +94,7 @@ def test_a_renamed_workspace_refuses_to_save_and_is_not_recreated(tmp_path, rng)
     with pytest.raises(WorkspaceGoneError, match="has gone") as info:
         ws.save_ground_truth(ws.entries[0], rng.random((160, 150)) > 0.7)
     assert "\n" not in str(info.value) and not root.exists()
-    assert ws.store_prediction(ws.entries[0], "m1", rng.random((160, 150))) is None  # "Predict all" goes on
+    assert ws.predictions.store(ws.entries[0], "m1", rng.random((160, 150))) is None  # "Predict all" goes on
     assert not root.exists()
     # Also when the folder vanishes between the check and the write.
     (tmp_path / "moved").rename(root)

@@ -198,11 +198,11 @@ def test_prediction_cache_round_trip(tmp_path, rng):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     e = ws.entries[0]
     prob = rng.random((160, 150)).astype(np.float32)
-    assert ws.load_prediction(e, "m1") is None
-    ws.store_prediction(e, "m1", prob)
-    back = ws.load_prediction(e, "m1", (160, 150))
+    assert ws.predictions.load(e, "m1") is None
+    ws.predictions.store(e, "m1", prob)
+    back = ws.predictions.load(e, "m1", (160, 150))
     assert np.abs(back - prob).max() < 1e-4
-    assert ws.load_prediction(e, "other-model") is None
+    assert ws.predictions.load(e, "other-model") is None
 
 
 def test_review_log_and_status_persist(tmp_path):

@@ -160,7 +160,7 @@ def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot
     assert "Prediction shown" not in message
 
     ws, model = window.workspace, window.image_list.model
-    prob = ws.load_prediction(ws.entry("im0"), window.model.cache_key)
+    prob = ws.predictions.load(ws.entry("im0"), window.model.cache_key)
     with qtbot.waitSignal(window.compare.dice_updated, timeout=20000):
         window.compare.refresh_dice()
     assert model.dice_values() == {"im0": pytest.approx(Confusion.of(prob >= window.threshold, _reference(),

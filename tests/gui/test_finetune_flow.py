@@ -166,7 +166,7 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
         assert ctl.repredict_unreviewed() is not None
     assert done.args[0].label == "Re-predicting" and not done.args[0].failed
     unreviewed = [e for e in w.workspace.entries if w.workspace.status(e.key) in ("new", "predicted")]
-    assert unreviewed and all(w.workspace.has_prediction(e, w.model.cache_key) for e in unreviewed)
+    assert unreviewed and all(w.workspace.predictions.has(e, w.model.cache_key) for e in unreviewed)
 
 
 def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, tiny_runs, qtbot, approved_workspace):

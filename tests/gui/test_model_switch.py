@@ -155,7 +155,7 @@ def test_a_model_switch_while_the_open_image_is_predicted_shows_the_new_models_p
         gate.set()
     assert shown.args == ["img_00"] and w.session.probability is not None
     entry = w.workspace.entry("img_00")
-    assert w.workspace.has_prediction(entry, w.model.cache_key)  # cached for the new model only
-    assert not w.workspace.has_prediction(entry, old_key)
+    assert w.workspace.predictions.has(entry, w.model.cache_key)  # cached for the new model only
+    assert not w.workspace.predictions.has(entry, old_key)
     assert np.array_equal(w.session.document.mask, w.session.probability >= 0.5)
     qtbot.waitUntil(lambda: not w.prediction.is_predicting("img_00"), timeout=30000)

@@ -329,7 +329,7 @@ def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(qtbot, 
     with qtbot.waitSignal(w.prediction_shown, timeout=30000, check_params_cb=lambda k: k == s.key):
         assert dlg.use_selected()
     entry = w.workspace.entry(s.key)
-    assert w.model_info.path == first.path and w.workspace.has_prediction(entry, w.model.cache_key)
+    assert w.model_info.path == first.path and w.workspace.predictions.has(entry, w.model.cache_key)
     assert np.array_equal(w.session.document.mask, _reference())  # the reference on screen is not replaced
     assert "new model" not in w.banner.text() and f"Model {first.name} is in use" in w.banner.text()
     assert f"Rolled back from model {newer.name} to {first.name}" in said

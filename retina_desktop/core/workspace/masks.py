@@ -137,6 +137,7 @@ class MaskStore:
         return self._loaded.get(key)
 
     def take_loaded(self, key: str, sha: str | None) -> None:
+        """The caller's editor now holds version ``sha`` of the image (after "take theirs")."""
         self._loaded[key] = sha
 
     def take_disk_as_loaded(self, entries: dict[str, ImageEntry]) -> None:
@@ -312,8 +313,10 @@ class MaskStore:
                     existing.unlink()
                 except OSError:
                     pass
-        counts = self._counts(req, disk_sha, sha, existing, disk)
-        log = self._log_record(req, counts, sha, now) if req.action is not None else None
+        needs_previous = disk_sha != sha and not (req.prev_counts is not None and req.prev_counts[0] == disk_sha)
+        previous = self.cached(entry.key, disk_sha, existing, disk) if needs_previous else None
+        counts = _counts(req, disk_sha, sha, previous)
+        log = _log_record(req, counts, sha, now) if req.action is not None else None
         new_version = disk_sha != sha or not self._keeper.records.has_version(entry.key, sha)
         fields: dict[str, object] = {"current_sha": sha}
         if req.status is not None:
@@ -346,34 +349,6 @@ class MaskStore:
         theirs = recorded[-1] if recorded else Version(entry.key, disk_sha, now, None, "import", None,
                                                        self.history_dir(entry) / disk_sha, note="found on disk")
         return SaveConflict(entry.key, req.expected_sha, Version.from_row(mine, self.meta_dir), theirs)
-
-    def _counts(self, req: SaveRequest, disk_sha: str | None, sha: str, existing: Path | None,
-                disk: bytes | None) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        if disk_sha == sha:
-            counts["added_prev"], counts["removed_prev"] = 0, 0
-        elif req.prev_counts is not None and req.prev_counts[0] == disk_sha:
-            counts["added_prev"], counts["removed_prev"] = req.prev_counts[1]
-        else:
-            previous = self.cached(req.entry.key, disk_sha, existing, disk)
-            if previous is not None and previous.shape == req.mask.shape:
-                counts["added_prev"], counts["removed_prev"] = changes(clean_bool(previous), req.mask)
-        if req.pred_counts is not None:
-            counts["added_pred"], counts["removed_pred"] = req.pred_counts
-        return counts
-
-    @staticmethod
-    def _log_record(req: SaveRequest, counts: dict[str, int], sha: str, now: str) -> dict[str, Any]:
-        # pixels_added/removed are the grader's changes: against the version saved before, or, on the first save of
-        # an image that had no mask file, against the prediction the mask started from. The difference to the
-        # prediction is logged apart, so "removed 18,847" never reads as the grader's.
-        added = counts.get("added_prev", counts.get("added_pred", 0))
-        removed = counts.get("removed_prev", counts.get("removed_pred", 0))
-        vs_prediction = {} if "added_pred" not in counts else {"added_vs_prediction": counts["added_pred"],
-                                                               "removed_vs_prediction": counts["removed_pred"]}
-        return {"time": now, "image": req.entry.key, "action": req.action, "reviewer": req.reviewer,
-                "model": req.model, "pixels_added": added, "pixels_removed": removed, "sha256": sha,
-                "source": req.source, **vs_prediction, **req.log_extra}
 
     # -- withdrawing ----------------------------------------------------------------------------------
     def withdraw(self, entry: ImageEntry, expected_sha: str | None, status: str, log: dict[str, Any]) -> bool:
@@ -415,6 +390,34 @@ def _run(ops: list[Op], records: Records) -> None:
     with records.write():
         for op in ops:
             op(records)
+
+
+def _counts(req: SaveRequest, disk_sha: str | None, sha: str, previous: np.ndarray | None) -> dict[str, int]:
+    """Pixels added and removed against the version on disk and against the prediction."""
+    counts: dict[str, int] = {}
+    if disk_sha == sha:
+        counts["added_prev"], counts["removed_prev"] = 0, 0
+    elif req.prev_counts is not None and req.prev_counts[0] == disk_sha:
+        counts["added_prev"], counts["removed_prev"] = req.prev_counts[1]
+    elif previous is not None and previous.shape == req.mask.shape:
+        counts["added_prev"], counts["removed_prev"] = changes(clean_bool(previous), req.mask)
+    if req.pred_counts is not None:
+        counts["added_pred"], counts["removed_pred"] = req.pred_counts
+    return counts
+
+
+def _log_record(req: SaveRequest, counts: dict[str, int], sha: str, now: str) -> dict[str, Any]:
+    # pixels_added/removed are the grader's changes: against the version saved before, or, on the first save of
+    # an image that had no mask file, against the prediction the mask started from. The difference to the
+    # prediction is logged apart, so "removed 18,847" never reads as the grader's.
+    added = counts.get("added_prev", counts.get("added_pred", 0))
+    removed = counts.get("removed_prev", counts.get("removed_pred", 0))
+    vs_prediction = {} if "added_pred" not in counts else {"added_vs_prediction": counts["added_pred"],
+                                                           "removed_vs_prediction": counts["removed_pred"]}
+    return {"time": now, "image": req.entry.key, "action": req.action, "reviewer": req.reviewer,
+            "model": req.model, "pixels_added": added, "pixels_removed": removed, "sha256": sha,
+            "source": req.source, **vs_prediction, **req.log_extra}
+
 
 
 class VersionActions:

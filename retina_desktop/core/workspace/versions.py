@@ -52,3 +52,13 @@ class SaveConflict(WorkspaceError):
         self.key, self.expected_sha, self.mine, self.theirs = key, expected_sha, mine, theirs
 
 
+
+
+def earlier_files(versions: list[Version], current_sha: str | None) -> list[Path]:
+    """The history files of ``versions`` other than the content on disk now, oldest first, each once."""
+    seen, out = {current_sha}, []
+    for v in versions:
+        if v.sha256 not in seen and v.path.is_file():
+            seen.add(v.sha256)
+            out.append(v.path)
+    return out

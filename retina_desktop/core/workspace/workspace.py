@@ -27,7 +27,7 @@ import numpy as np
 
 from model_core.atomic import write_json_atomic
 from model_core.errors import ImageReadError
-from model_core.imageio import IMAGE_SUFFIXES
+from model_core.imageio import IMAGE_SUFFIXES, read_mask
 
 from ..paths import user_data_dir
 from . import review_log
@@ -51,7 +51,7 @@ from .records import NEWER_FILE, Journal, OpenRecord, Records
 from .shared import SharedRecords
 from .statuses import StatusBook
 from .verify import verify
-from .versions import SaveConflict, Version
+from .versions import SaveConflict, Version, earlier_files
 from .windows import OpenWindows
 
 DatasetMasks = Literal["overwrite", "corrected"]
@@ -97,6 +97,7 @@ class Workspace:
                                for d in {e.gt_dir for e in self.entries})
         self.meta_in_workspace = probe_writable(self.root / META_DIR_NAME)
         self.meta_dir = self.root / META_DIR_NAME if self.meta_in_workspace else _fallback_meta_dir(self.root)
+        self.records_path = self.meta_dir / RECORDS_NAME
         self.network = is_network_folder(self.root)
         self.journal: Journal = "delete" if self.network else "wal"
         self.notices: list[str] = []
@@ -151,38 +152,29 @@ class Workspace:
     # -- the data set's own masks ----------------------------------------------------------------
     @property
     def dataset_masks(self) -> DatasetMasks | None:
-        """Where the grader's corrections go when the workspace came with masks: "overwrite" (over the data set's
-        masks; the originals stay in History), "corrected" (into ``corrected/``), None: not asked yet."""
+        """Where corrections go when the workspace came with masks: "overwrite" (over them; the originals stay in
+        History), "corrected" (into ``corrected/``), None: not asked yet."""
         value = self.setting("dataset_masks")
         return "overwrite" if value == "overwrite" else "corrected" if value == "corrected" else None
 
     def set_dataset_masks(self, choice: DatasetMasks) -> None:
-        """Remember the grader's choice for this workspace; "corrected" sends every later save to ``corrected/``
-        (entries are looked up again by key: ``entry(key)``)."""
+        """Remember the grader's choice for this workspace; "corrected" sends every later save to ``corrected/``."""
         if choice not in ("overwrite", "corrected"):
             raise ValueError(f"unknown choice {choice!r}")
         self.set_setting("dataset_masks", choice)
         self._use_dataset_masks_choice()
 
     def _use_dataset_masks_choice(self) -> None:
-        if self.dataset_masks != "corrected":
-            return
-        self.entries = [e if e.reference_dir is not None else e.corrected(self.root) for e in self.entries]
-        self._by_key = {e.key: e for e in self.entries}
-        for e in self.entries:
-            self._guard.watch(e.gt_dir)
+        if self.dataset_masks == "corrected":
+            self.entries = [e if e.reference_dir else e.corrected(self.root) for e in self.entries]
+            self._by_key = {e.key: e for e in self.entries}
 
     def replaces_dataset_mask(self, entry: ImageEntry | str) -> bool:
         """Whether saving this image would replace a mask the workspace came with (not one this app wrote) while the
         grader has not yet said where corrections go."""
-        e = self._entry(entry)
-        if self.dataset_masks is not None:
-            return False
-        sha = self.current_sha(e)
-        if sha is None:
-            return False
-        written = {v.sha256 for v in self.versions(e) if v.note not in ("found on disk", "withdrawn")}
-        return sha not in written
+        sha = self.current_sha(entry) if self.dataset_masks is None else None
+        written = {v.sha256 for v in self.versions(entry) if v.note not in ("found on disk", "withdrawn")}
+        return sha is not None and sha not in written
 
     # -- entries ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -191,27 +183,15 @@ class Workspace:
     def entry(self, key: str) -> ImageEntry:
         return self._by_key[key]
 
-    def index_of(self, key: str) -> int:
-        return self.entries.index(self._by_key[key])
-
     def _entry(self, entry_or_key: ImageEntry | str) -> ImageEntry:
         """The workspace's own entry of that key (with corrections kept apart, the one that writes there)."""
         key = entry_or_key.key if isinstance(entry_or_key, ImageEntry) else entry_or_key
         return self._by_key.get(key) or (entry_or_key if isinstance(entry_or_key, ImageEntry) else self._by_key[key])
 
     @property
-    def records_path(self) -> Path:
-        return self.meta_dir / RECORDS_NAME
-
-    @property
     def records(self) -> Records:
         """The records in use now (read-only use: changes go through the workspace's methods)."""
         return self._keeper.records
-
-    @property
-    def records_unavailable(self) -> str | None:
-        """Why the records file is not in use (statuses are kept in memory and written once it can be)."""
-        return self._keeper.unavailable
 
     @property
     def read_only_records(self) -> str | None:
@@ -311,20 +291,13 @@ class Workspace:
 
     def current_sha(self, entry: ImageEntry | str) -> str | None:
         """The sha256 of the mask file on disk now (None: no mask)."""
-        key = entry.key if isinstance(entry, ImageEntry) else entry
-        return _file_sha(self._entry(key).existing_gt())
+        return _file_sha(self._entry(entry).existing_gt())
 
     def history_dir(self, entry: ImageEntry) -> Path:
         return self.masks.history_dir(entry)
-
     def history(self, entry: ImageEntry) -> list[Path]:
         """Files of the earlier versions (not the one on disk now), oldest first, each once."""
-        seen, out = {self.current_sha(entry)}, []
-        for v in self.versions(entry):
-            if v.sha256 not in seen and v.path.is_file():
-                seen.add(v.sha256)
-                out.append(v.path)
-        return out
+        return earlier_files(self.versions(entry), self.current_sha(entry))
 
     def versions(self, entry: ImageEntry | str) -> list[Version]:
         """Every version recorded for the image, oldest first (a version saved twice appears twice)."""
@@ -394,16 +367,14 @@ class Workspace:
                          **log_extra: Any) -> Path | None:
         """After SaveConflict: keep "mine" (saved over theirs, which stays in the history) or "theirs" (returns
         None; the caller reloads it). The log gets the model and pixels as for any save."""
-        entry = self._by_key[conflict.key]
-        if keep == "theirs":
-            self.masks.take_loaded(entry.key, conflict.theirs.sha256)
-            return None
-        if keep != "mine":
+        if keep not in ("mine", "theirs"):
             raise ValueError("keep must be 'mine' or 'theirs'")
-        from model_core.imageio import read_mask
-
-        return self.save_ground_truth(entry, read_mask(conflict.mine.path), expected_sha=conflict.theirs.sha256,
-                                      source=conflict.mine.source, reviewer=reviewer or conflict.mine.reviewer,
+        if keep == "theirs":
+            self.masks.take_loaded(conflict.key, conflict.theirs.sha256)
+            return None
+        mine = conflict.mine
+        return self.save_ground_truth(self._by_key[conflict.key], read_mask(mine.path), source=mine.source,
+                                      expected_sha=conflict.theirs.sha256, reviewer=reviewer or mine.reviewer,
                                       action="save", model=model, prediction=prediction,
                                       resolved_conflict_with=conflict.theirs.sha256, **log_extra)
 
@@ -411,20 +382,6 @@ class Workspace:
         """Problems found, like ``git fsck``. Empty: all is well."""
         return verify(self._keeper.records, self._keeper.unavailable, self.meta_dir, self.entries, self._guard,
                       photo_size)
-
-    # -- prediction cache ------------------------------------------------------------------------------
-    def prediction_path(self, entry: ImageEntry, model_key: str) -> Path:
-        return self.predictions.path(entry, model_key)
-
-    def load_prediction(self, entry: ImageEntry, model_key: str,
-                        shape: tuple[int, int] | None = None) -> np.ndarray | None:
-        return self.predictions.load(entry, model_key, shape)
-
-    def has_prediction(self, entry: ImageEntry, model_key: str) -> bool:
-        return self.predictions.has(entry, model_key)
-
-    def store_prediction(self, entry: ImageEntry, model_key: str, prob: np.ndarray) -> Path | None:
-        return self.predictions.store(entry, model_key, prob)
 
 
 def _unique(entries: Sequence[ImageEntry]) -> tuple[list[ImageEntry], dict[str, ImageEntry], list[str]]:
