@@ -351,7 +351,6 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
 
         torch.set_num_threads(max(1, int(job.get("threads", 1))))
         from model_core.checkpoint import load_checkpoint
-        from model_core.data import Sample
         from model_core.device import describe_device, select_device
         from model_core.engine import CancelToken
         from model_core.finetune import finetune, finetune_config, plan_split
@@ -371,18 +370,7 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
         device_text = describe_device(device)
         out.put(Started(device_text, os.getpid()))
 
-        samples: list[Sample] = []
-        missing: list[str] = []
-        for image, mask in job["samples"]:
-            if Path(image).is_file() and Path(mask).is_file():
-                samples.append(Sample(Path(image), Path(mask)))
-            else:
-                missing.append(Path(image).name)
-        if missing:
-            out.put(Note(f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
-                         + (" …" if len(missing) > 5 else "")))
-        if not samples:
-            raise ValueError("none of the corrected images is on disk any more")
+        samples, missing = _samples_on_disk(job, out)
         plan = plan_split(samples)
         out.put(Plan(len(plan.train), len(plan.val), plan.note))
 
@@ -402,24 +390,48 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
         unreviewed = [Path(p) for p in job.get("unreviewed", []) if Path(p).is_file()]
         outcome = finetune(parent, samples, cfg, store=ModelStore(job["store_root"]), parent_id=job["parent_id"],
                            activate=False, on_epoch=on_epoch, on_step=on_step, cancel=token, unreviewed=unreviewed)
-        r = outcome.result
-        out.put(Done({
-            "accepted": outcome.accepted, "reason": outcome.reason, "stop_reason": r.stop_reason,
-            "failed": r.failed, "cancelled": r.stop_reason == "cancelled",
-            "parent_dice": _num(outcome.parent_dice), "new_dice": _num(outcome.new_dice),
-            "version": outcome.version.id if outcome.version else None,
-            "version_path": str(outcome.version.path) if outcome.version else None,
-            "train": len(outcome.plan.train), "val": len(outcome.plan.val), "note": outcome.plan.note,
-            "shared": outcome.plan.train is outcome.plan.val,  # one image, training and validating
-            "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
-            "alpha": outcome.alpha, "drift": _num(outcome.drift) if outcome.drift is not None else None,
-            "drift_source": outcome.drift_source, "drift_images": len(unreviewed) or None,
-        }))
+        out.put(_done(outcome, device_text, missing, len(unreviewed)))
     except BaseException as exc:  # noqa: BLE001 - the app must get a message, whatever happened
         out.put(failure_of(exc, device_text, traceback.format_exc()))
     finally:
         out.close()
         out.join_thread()  # everything sent has reached the pipe before the process ends
+
+
+def _samples_on_disk(job: FinetuneJobDict, out: MessageQueue) -> tuple[list[Any], list[str]]:
+    """The job's corrected images still on disk (a Note names those that are gone; none left is an error)."""
+    from model_core.data import Sample
+
+    samples: list[Sample] = []
+    missing: list[str] = []
+    for image, mask in job["samples"]:
+        if Path(image).is_file() and Path(mask).is_file():
+            samples.append(Sample(Path(image), Path(mask)))
+        else:
+            missing.append(Path(image).name)
+    if missing:
+        out.put(Note(f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
+                     + (" …" if len(missing) > 5 else "")))
+    if not samples:
+        raise ValueError("none of the corrected images is on disk any more")
+    return samples, missing
+
+
+def _done(outcome: Any, device_text: str, missing: list[str], unreviewed: int) -> Done:
+    """The Done message of a finished run: what the window shows and records."""
+    r = outcome.result
+    return Done({
+        "accepted": outcome.accepted, "reason": outcome.reason, "stop_reason": r.stop_reason,
+        "failed": r.failed, "cancelled": r.stop_reason == "cancelled",
+        "parent_dice": _num(outcome.parent_dice), "new_dice": _num(outcome.new_dice),
+        "version": outcome.version.id if outcome.version else None,
+        "version_path": str(outcome.version.path) if outcome.version else None,
+        "train": len(outcome.plan.train), "val": len(outcome.plan.val), "note": outcome.plan.note,
+        "shared": outcome.plan.train is outcome.plan.val,  # one image, training and validating
+        "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
+        "alpha": outcome.alpha, "drift": _num(outcome.drift) if outcome.drift is not None else None,
+        "drift_source": outcome.drift_source, "drift_images": unreviewed or None,
+    })
 
 
 def _num(x: float | None) -> float | None:

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from .painting import BBox, clip_bbox
 from .tracing import TraceCost, rasterise, smooth_path
-from .vessel_graph import VesselGraph
+from .vessel_graph import EndPoint, VesselGraph
 
 FindingKind = Literal["break", "fragment", "spur"]
 FixKind = Literal["bridge", "remove"]
@@ -96,6 +96,45 @@ def review(mask: np.ndarray, probability: np.ndarray | None = None, params: Topo
     return breaks + find_fragments(mask, breaks, params) + find_spurs(graph, params)
 
 
+@dataclass(frozen=True)
+class _Skeleton:
+    """The skeleton pixels a break may reach: coordinates, their graph labels, and a k-d tree over them."""
+
+    y: np.ndarray
+    x: np.ndarray
+    labels: np.ndarray
+    tree: cKDTree
+
+
+def _break_target(e: EndPoint, graph: VesselGraph, sk: _Skeleton, neighbours: dict[int, set[int]], max_gap: float,
+                  cos_max: float) -> tuple[np.ndarray, float] | None:
+    """The skeleton pixel an end's break most likely leads to, and its distance; None when there is none: the
+    nearest pixel within ``max_gap`` ahead of the end (or within 2 px), on no segment the end already joins, with a
+    little preference for straight on."""
+    idx = sk.tree.query_ball_point(e.position, max_gap)
+    if not idx:
+        return None
+    idx = np.asarray(idx)
+    lab = sk.labels[idx]
+    own = neighbours.get(e.segment, set()) | {e.segment}
+    junctions_of_own = {-j for s in own for j in graph.segments[s].junctions} if own else set()
+    keep = np.array([lab_i == 0 or (lab_i > 0 and lab_i not in own) or
+                     (lab_i < 0 and lab_i not in junctions_of_own) for lab_i in lab])
+    if not keep.any():
+        return None
+    idx = idx[keep]
+    v = np.stack([sk.y[idx], sk.x[idx]], axis=1) - e.position
+    d = np.hypot(v[:, 0], v[:, 1])
+    cos = (v @ e.direction) / np.maximum(d, 1e-9)
+    ok = (cos >= cos_max) | (d <= 2.0)
+    if not ok.any():
+        return None
+    score = d / (0.5 + 0.5 * np.clip(cos, 0, 1))
+    score[~ok] = np.inf
+    k = int(np.argmin(score))
+    return np.array([sk.y[idx[k]], sk.x[idx[k]]], dtype=float), float(d[k])
+
+
 def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | None,
                 params: TopologyParams = TopologyParams()) -> list[Finding]:
     """Likely breaks, shortest gap first; a break seen from both of its ends is reported once."""
@@ -104,37 +143,17 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
     sk_y, sk_x = np.nonzero(graph.skeleton)
     if not ends or sk_y.size == 0:
         return []
-    sk_lab = graph.labels[sk_y, sk_x]
-    tree = cKDTree(np.stack([sk_y, sk_x], axis=1))
+    skeleton = _Skeleton(sk_y, sk_x, graph.labels[sk_y, sk_x], cKDTree(np.stack([sk_y, sk_x], axis=1)))
     neighbours = _segment_neighbours(graph)
     cos_max = np.cos(np.radians(params.max_angle))
     found: dict[tuple[tuple[int, int], ...], Finding] = {}
     for e in ends:
         if not e.direction.any():
             continue
-        idx = tree.query_ball_point(e.position, params.max_gap)
-        if not idx:
+        hit = _break_target(e, graph, skeleton, neighbours, params.max_gap, cos_max)
+        if hit is None:
             continue
-        idx = np.asarray(idx)
-        lab = sk_lab[idx]
-        own = neighbours.get(e.segment, set()) | {e.segment}
-        junctions_of_own = {-j for s in own for j in graph.segments[s].junctions} if own else set()
-        keep = np.array([lab_i == 0 or (lab_i > 0 and lab_i not in own) or
-                         (lab_i < 0 and lab_i not in junctions_of_own) for lab_i in lab])
-        if not keep.any():
-            continue
-        idx = idx[keep]
-        v = np.stack([sk_y[idx], sk_x[idx]], axis=1) - e.position
-        d = np.hypot(v[:, 0], v[:, 1])
-        cos = (v @ e.direction) / np.maximum(d, 1e-9)
-        ok = (cos >= cos_max) | (d <= 2.0)
-        if not ok.any():
-            continue
-        # Nearest candidate, with a little preference for straight on.
-        score = d / (0.5 + 0.5 * np.clip(cos, 0, 1))
-        score[~ok] = np.inf
-        k = int(np.argmin(score))
-        target = np.array([sk_y[idx[k]], sk_x[idx[k]]], dtype=float)
+        target, distance = hit
         ridge = _gap_ridge(mask, probability, e.position, target)
         if ridge < params.ridge_min:
             continue
@@ -161,7 +180,7 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
             continue
         bridge = ((a_in[1] + 0.5, a_in[0] + 0.5), (b_in[1] + 0.5, b_in[0] + 0.5))
         found[key] = Finding("break", ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2), "bridge", bridge, radius,
-                             score=float(d[k]), graph=graph, gap=(a, b))
+                             score=distance, graph=graph, gap=(a, b))
     return sorted(found.values(), key=lambda f: f.score)
 
 
