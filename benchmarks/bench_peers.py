@@ -13,7 +13,9 @@ On DRIVE both models are also scored against the second observer, and the second
 ms per photo is the whole predict pipeline (read, preprocess, forward, resize back, write both PNGs), timed the
 same way for both, from the times the command's outputs were written: the time from the first photo's last file
 to the last photo's, over the photos but one. So process start-up, model loading and the first photo (warm-up),
-reported apart as "start-up", are left out, and no second run is needed.
+reported apart as "start-up", are left out, and no second run is needed. The machine is shared, so wall times
+follow its load; "CPU s / photo" (the command's CPU time, all threads, start-up included, over the photos) does so
+less.
 
 The peer is a yardstick: it is run from ../shared, never loaded by the project's code nor copied into it.
 
@@ -28,6 +30,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -90,6 +93,7 @@ class Run:
     """One model on one set with TTA on or off."""
 
     wall_s: float
+    cpu_s: float  # of the whole command, start-up included, all threads
     per_photo_s: float
     first_photo_s: float  # from the command's start to its first photo's outputs: start-up, loading, one photo
     photos: int
@@ -207,15 +211,18 @@ def command(model: str, images: Path, out: Path, tta: bool, test_set: TestSet, a
     return cmd + (["--tta"] if tta else [])
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, the clock when it started): the clock the file times are on."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of the command and its threads, the clock when it started: the clock the file
+    times are on)."""
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, t0 = time.time(), time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise SystemExit(f"error: {shlex.join(cmd)} failed (exit {done.returncode}): {last}")
-    return wall, started
+    return wall, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime), started
 
 
 def finished_at(out: Path, stems: Iterable[str]) -> list[float]:
@@ -260,11 +267,11 @@ def run_all(sets: list[TestSet], args: argparse.Namespace, tmp: Path) -> dict[st
         for tta in (False, True):
             for model in (OURS, PEER):  # interleaved, so the shared machine's load falls on both alike
                 out = tmp / "out" / test_set.key / f"{model}-{tta}"
-                wall, started = timed(command(model, test_set.input_dir, out, tta, test_set, args), env)
+                wall, cpu, started = timed(command(model, test_set.input_dir, out, tta, test_set, args), env)
                 finished = finished_at(out, (s.name for s in test_set.photos))
                 per, first = per_photo_seconds(finished, started)
                 per_image, vs_second = score_run(out, test_set, second if test_set.key == "drive" else None)
-                runs[test_set.key][model][tta] = Run(wall, per, first, len(test_set.photos),
+                runs[test_set.key][model][tta] = Run(wall, cpu, per, first, len(test_set.photos),
                                                      sorted(t - started for t in finished), per_image, vs_second)
                 print(f"  {test_set.key:10} {model:6} TTA {'on ' if tta else 'off'} {per * 1000:7.0f} ms/photo "
                       f"Dice {mean_std(per_image)['mean']['dice']:.4f}", file=sys.stderr)
@@ -287,8 +294,8 @@ def human_limit(drive: TestSet, data: Path) -> dict[str, dict[str, float]]:
 
 def report(sets: list[TestSet], runs: dict[str, dict[str, dict[bool, Run]]], models: dict[str, str],
            human: dict[str, dict[str, float]] | None) -> tuple[str, dict[str, Any]]:
-    lines = ["| test set | photos | model | TTA | Dice | AUC | clDice | ms / photo | start-up s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| test set | photos | model | TTA | Dice | AUC | clDice | ms / photo | start-up s | CPU s / photo |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     out: dict[str, Any] = {"sets": {}}
     for t in sets:
         out["sets"][t.key] = {"label": t.label, "photos": [s.name for s in t.photos], "scored_in_fov": t.scored_in_fov,
@@ -302,9 +309,9 @@ def report(sets: list[TestSet], runs: dict[str, dict[str, dict[bool, Run]]], mod
                 cells = " | ".join(_cell(stats["mean"][k], stats["std"][k]) for k in SCORES)
                 lines.append(f"| {t.label} | {r.photos} | {models[model]} | {'on' if tta else 'off'} | {cells} | "
                              f"{per * 1000:.0f}{'' if r.photos > 1 else ' (start-up included)'} | "
-                             f"{'—' if math.isnan(startup) else f'{startup:.1f}'} |")
+                             f"{'—' if math.isnan(startup) else f'{startup:.1f}'} | {r.cpu_s / r.photos:.2f} |")
                 out["sets"][t.key]["runs"][f"{model}{'-tta' if tta else ''}"] = {
-                    "model": model, "tta": tta, "wall_s": r.wall_s, "first_photo_s": r.first_photo_s,
+                    "model": model, "tta": tta, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "first_photo_s": r.first_photo_s,
                     "finished_s": r.finished_s, "ms_per_photo": per * 1000, **stats, "per_image": r.per_image}
     text = "\n".join(lines)
     drive = next((t for t in sets if t.key == "drive"), None)
