@@ -22,8 +22,8 @@ def _qt_free_import(package: str, forbidden: tuple[str, ...]) -> subprocess.Comp
     code = (
         f"import importlib, pkgutil, sys\n"
         f"pkg = importlib.import_module({package!r})\n"
-        f"for m in pkgutil.iter_modules(pkg.__path__):\n"
-        f"    if m.name != '__main__': importlib.import_module({package!r} + '.' + m.name)\n"
+        f"for m in pkgutil.walk_packages(pkg.__path__, {package!r} + '.'):\n"
+        f"    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {forbidden!r}]\n"
         f"print(bad); sys.exit(1 if bad else 0)\n"
     )

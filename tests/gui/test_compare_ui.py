@@ -56,7 +56,7 @@ def _rgb(hex_colour):
 
 def test_rows_say_has_reference_and_k_cycles_the_shown_mask(qtbot, window, reference_workspace):
     s = _open(qtbot, window, reference_workspace)
-    from retina_desktop.ui.image_list import ReferenceRole, StatusRole
+    from retina_desktop.ui.review.image_list import ReferenceRole, StatusRole
 
     model = window.image_list.model
     idx = model.index_of("im1")

@@ -7,7 +7,7 @@ import math
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLayout,
                                QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ..core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, START_S, budget_overrides, estimate_epochs,
+from ...core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, START_S, budget_overrides, estimate_epochs,
                                  estimate_seconds)
 
 TEXT_WIDTH_CHARS = 52  # the value column wraps at about this many characters instead of being clipped
@@ -44,7 +44,6 @@ class _WrappedLabel(QLabel):
 def _config_overrides() -> dict:
     # Looked up at call time: the tests shrink runs by replacing finetune_panel.CONFIG_OVERRIDES.
     from . import finetune_panel
-
     return finetune_panel.CONFIG_OVERRIDES
 
 

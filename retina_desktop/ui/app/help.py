@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from .. import APP_NAME, __version__
+from ... import APP_NAME, __version__
 
 # Mouse gestures and keys that are not actions of their own.
 EXTRA_SHORTCUTS: tuple[tuple[str, str], ...] = (

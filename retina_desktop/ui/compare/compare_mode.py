@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGraphicsItem, QGraphicsO
 
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
 
-from ..core.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
-from .elided_label import ElidedLabel
-from .workers import Worker
+from ...core.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
+from ..common.elided_label import ElidedLabel
+from ..common.workers import Worker
 
 # The displayed mask's colour says which one it is (the editable mask keeps the canvas's green).
 VIEW_COLOURS = {"mask": (0, 230, 118), "reference": (255, 255, 255), "prediction": (255, 120, 200),
@@ -533,8 +533,8 @@ def install_compare(window) -> CompareController:
     window.image_list.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and c.refresh_dice())
     c.dice_updated.connect(lambda: window.image_list.proxy.sort_key == DICE_SORT and window.image_list.resort())
     window.compare = c
-    from .measure_panel import install_measurements
-    from .summary_window import install_summary
+    from ..vessels.measure_panel import install_measurements
+    from ..vessels.summary_window import install_summary
 
     install_measurements(window)
     install_summary(window)

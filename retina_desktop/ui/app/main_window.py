@@ -23,34 +23,34 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
-from .. import APP_NAME
-from ..core.export import ExportOptions
-from ..core.model_service import ModelHolder, ModelInfo
-from ..core.review_session import OpenImage, ReviewSession
-from ..core.tasks import LoadedImage, load_image
-from ..core.workspace import Workspace
+from ... import APP_NAME
+from ...core.export import ExportOptions
+from ...core.model_service import ModelHolder, ModelInfo
+from ...core.review_session import OpenImage, ReviewSession
+from ...core.tasks import LoadedImage, load_image
+from ...core.workspace import Workspace
 from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
-from .canvas import ImageCanvas
+from ..review.canvas import ImageCanvas
 from .dialogs import PreferencesDialog, Prompter
-from .edit_tools import EditTools
+from ..review.edit_tools import EditTools
 from .export_controller import ExportController
-from .finetune_panel import install_finetune
+from ..finetune.finetune_panel import install_finetune
 from .help import install_help
-from .compare import install_compare
-from .image_list import ImageListPanel
-from .prediction_controller import PredictionController
-from .prediction_view import PredictionView
-from .review_panel import ReviewPanel
+from ..compare.compare_mode import install_compare
+from ..review.image_list import ImageListPanel
+from ..prediction.prediction_controller import PredictionController
+from ..prediction.prediction_view import PredictionView
+from ..review.review_panel import ReviewPanel
 from .save_flow import SaveFlow
-from .history_panel import install_history
+from ..review.history_panel import install_history
 from .workspace_flow import WorkspaceFlow
-from .vessel_tools import install_vessel_tools
+from ..vessels.vessel_tools import install_vessel_tools
 from .status_panel import StatusPanel
-from .wheel_guard import WheelGuard, guard_wheel
+from ..common.wheel_guard import WheelGuard, guard_wheel
 from .settings import AppSettings
-from .workers import TaskRunner, Worker
+from ..common.workers import TaskRunner, Worker
 
 log = logging.getLogger("retina_desktop")
 FRAME_SETTLE_MS = 300  # how long after the first show the window manager's frame is measured

@@ -14,10 +14,10 @@ from PySide6.QtCore import QObject, Signal
 
 from model_core.errors import CheckpointError
 
-from ..core.model_service import ModelHolder, ModelInfo
-from ..core.tasks import PredictionFailure, load_model, predict_images
-from ..core.workspace import ImageEntry, Workspace
-from .workers import TaskRunner, Worker, user_message
+from ...core.model_service import ModelHolder, ModelInfo
+from ...core.tasks import PredictionFailure, load_model, predict_images
+from ...core.workspace import ImageEntry, Workspace
+from ..common.workers import TaskRunner, Worker, user_message
 
 
 @dataclass

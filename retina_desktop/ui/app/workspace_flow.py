@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QTimer
 
-from ..core.demo import ensure_demo_workspace
-from ..core.workspace import Workspace, WorkspaceError, readable_time
-from .workers import Worker
+from ...core.demo import ensure_demo_workspace
+from ...core.workspace import Workspace, WorkspaceError, readable_time
+from ..common.workers import Worker
 
 
 SESSION_CHECK_MS = 20_000  # how soon a window learns that someone else opened its workspace

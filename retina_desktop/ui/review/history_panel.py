@@ -18,9 +18,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none, readable_time
+from ...core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none, readable_time
 from .canvas import MaskOverlayItem
-from .workers import user_message
+from ..common.workers import user_message
 
 PREVIEW_COLOUR = (255, 64, 200)
 

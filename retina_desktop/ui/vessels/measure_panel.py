@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QLabel
 
 from model_core.morphometry import measure
 
-from ..core.export import workspace_measurements
-from .workers import Worker
+from ...core.export import workspace_measurements
+from ..common.workers import Worker
 
 ROWS = (("vessel_density", "Vessel density", "{:.2%}", "vessel pixels / field-of-view pixels"),
         ("fractal_dimension", "Fractal dimension", "{:.3f}", "box counting, sizes 2, 4, 8, …"),

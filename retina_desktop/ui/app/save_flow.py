@@ -28,9 +28,9 @@ from PySide6.QtCore import QEvent, QObject
 
 from model_core.imageio import mask_to_png, write_png_atomic
 
-from ..core.workspace import (DiskFullError, ReadOnlyWorkspaceError, RecordError, SaveConflict, WorkspaceError,
+from ...core.workspace import (DiskFullError, ReadOnlyWorkspaceError, RecordError, SaveConflict, WorkspaceError,
                               WorkspaceGoneError, readable_time)
-from .workers import TaskRunner, Worker, user_message
+from ..common.workers import TaskRunner, Worker, user_message
 
 
 class _SettleOnClose(QObject):

@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QCheckBox, QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
-from .words import count
+from ..common.words import count
 
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
@@ -273,7 +273,7 @@ class TopologyReview(QObject):
         guard = self.window.canvas.edit_guard  # an approved image asks first, as with the brush
         if guard is not None and not guard():
             return False
-        from ..core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
+        from ...core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
 
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost), tool="topology")
         following = self._drop_current(go=False)  # the view stays on the fix, for the grader to see it

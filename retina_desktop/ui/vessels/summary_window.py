@@ -12,10 +12,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from ..core.compare import edit_burden, histogram
-from ..core.export import workspace_measurements
+from ...core.compare import edit_burden, histogram
+from ...core.export import workspace_measurements
 from .measure_panel import ROWS
-from .workers import Worker
+from ..common.workers import Worker
 
 BAR_COLOUR = (86, 180, 233)  # the difference overlay's sky blue
 

@@ -7,9 +7,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from ..core.finetune_job import kept_model_words
-from ..core.workspace import readable_time
-from .dialogs import Prompter
+from ...core.finetune_job import kept_model_words
+from ...core.workspace import readable_time
+from ..app.dialogs import Prompter
 
 COLUMNS = ("", "Version", "Created", "Parent", "Images (train / val)", "Val. Dice before", "Val. Dice after",
            "Blend α", "Changes elsewhere", "Gate", "Why")

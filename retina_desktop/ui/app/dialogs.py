@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBo
                                QHBoxLayout, QLineEdit, QMessageBox, QPushButton, QRadioButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from ..core.export import ExportOptions
+from ...core.export import ExportOptions
 
 
 class Prompter:

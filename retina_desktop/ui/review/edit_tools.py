@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 
-from ..core.painting import LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
-from .words import count
+from ...core.painting import LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
+from ..common.words import count
 
 
 class EditTools(QObject):

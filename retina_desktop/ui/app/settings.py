@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from .. import ORG_NAME
+from ... import ORG_NAME
 
 APP_SETTINGS_NAME = "retina-desktop"
 RECENT_WORKSPACES = 8

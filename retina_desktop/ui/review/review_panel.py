@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from .elided_label import ElidedLabel
+from ..common.elided_label import ElidedLabel
 
 MEASURE_ROWS = ("Dice", "IoU", "Accuracy", "AUC", "Pixels added", "Pixels removed", "Vessel pixels")
 # What the two pixel counts are: differences between the prediction and the mask, not the grader's edits.

@@ -58,7 +58,7 @@ def create_application():
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
-    from .. import APP_NAME, ORG_NAME, __version__
+    from ... import APP_NAME, ORG_NAME, __version__
 
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication(sys.argv[:1])

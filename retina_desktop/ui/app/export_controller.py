@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.export import ExportOptions, export_masks
+from ...core.export import ExportOptions, export_masks
 from .dialogs import ExportDialog, default_export_folder
-from .workers import TaskRunner, Worker
+from ..common.workers import TaskRunner, Worker
 
 
 class ExportController(QObject):

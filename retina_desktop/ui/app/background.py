@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
 
-from ..core.measure import measure_correction
-from ..core.paths import user_cache_dir
-from ..core.tasks import make_thumbnails
-from .workers import TaskRunner, Worker
+from ...core.measure import measure_correction
+from ...core.paths import user_cache_dir
+from ...core.tasks import make_thumbnails
+from ..common.workers import TaskRunner, Worker
 
 
 class ThumbnailLoader(QObject):

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from .models_dialog import ModelsDialog
-from .words import count
-from .workers import Worker
+from ..common.words import count
+from ..common.workers import Worker
 
 
 def switch_words(versions: list, before, after) -> str:

@@ -8,8 +8,8 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
                                QStyledItemDelegate, QToolButton, QVBoxLayout, QWidget)
 
-from ..core.tasks import THUMB_SIZE
-from ..core.workspace import STATUSES, Workspace
+from ...core.tasks import THUMB_SIZE
+from ...core.workspace import STATUSES, Workspace
 
 KeyRole = Qt.ItemDataRole.UserRole + 1
 StatusRole = Qt.ItemDataRole.UserRole + 2
@@ -138,7 +138,7 @@ class ImageListModel(QAbstractListModel):
 
     def has_reference(self, key: str) -> bool:
         if key not in self._has_reference:
-            from ..core.compare import has_reference
+            from ...core.compare import has_reference
 
             self._has_reference[key] = has_reference(self.workspace, self.workspace.entry(key))
         return self._has_reference[key]
