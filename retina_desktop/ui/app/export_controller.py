@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from ...core.export import ExportOptions, export_masks
-from .dialogs import ExportDialog, default_export_folder
 from ..common.workers import TaskRunner, Worker
+from .dialogs import ExportDialog, default_export_folder
 
 
 class ExportController(QObject):

@@ -29,28 +29,31 @@ from ...core.model_service import ModelHolder, ModelInfo
 from ...core.review_session import OpenImage, ReviewSession
 from ...core.tasks import LoadedImage, load_image
 from ...core.workspace import Workspace
+from ..common.prompter import Prompter
+from ..common.wheel_guard import WheelGuard, guard_wheel
+from ..common.workers import TaskRunner, Worker
+from ..compare.compare_mode import install_compare
+from ..finetune.finetune_panel import install_finetune
+from ..prediction.prediction_controller import PredictionController
+from ..prediction.prediction_view import PredictionView
+from ..review.canvas import ImageCanvas
+from ..review.edit_tools import EditTools
+from ..review.history_panel import install_history
+from ..review.image_list import ImageListPanel
+from ..review.review_panel import ReviewPanel
+from ..vessels.measure_panel import install_measurements
+from ..vessels.summary_window import install_summary
+from ..vessels.vessel_tools import install_vessel_tools
 from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
-from ..review.canvas import ImageCanvas
-from .dialogs import PreferencesDialog, Prompter
-from ..review.edit_tools import EditTools
+from .dialogs import PreferencesDialog
 from .export_controller import ExportController
-from ..finetune.finetune_panel import install_finetune
 from .help import install_help
-from ..compare.compare_mode import install_compare
-from ..review.image_list import ImageListPanel
-from ..prediction.prediction_controller import PredictionController
-from ..prediction.prediction_view import PredictionView
-from ..review.review_panel import ReviewPanel
 from .save_flow import SaveFlow
-from ..review.history_panel import install_history
-from .workspace_flow import WorkspaceFlow
-from ..vessels.vessel_tools import install_vessel_tools
-from .status_panel import StatusPanel
-from ..common.wheel_guard import WheelGuard, guard_wheel
 from .settings import AppSettings
-from ..common.workers import TaskRunner, Worker
+from .status_panel import StatusPanel
+from .workspace_flow import WorkspaceFlow
 
 log = logging.getLogger("retina_desktop")
 FRAME_SETTLE_MS = 300  # how long after the first show the window manager's frame is measured
@@ -110,7 +113,9 @@ class MainWindow(QMainWindow):
         install_help(self)
         install_history(self)  # the History dock, version preview and restore, "Revert image to…"
         install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
-        install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort, measurements, the summary window
+        install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort
+        install_measurements(self)  # the vessel measurements of the open mask, Export measurements…
+        install_summary(self)  # the workspace summary window (in the Compare menu)
         self.wheel_guard = WheelGuard(self)
         guard_wheel(self, self.wheel_guard)  # the wheel scrolls the panels; it changes a control only once focused
 

@@ -28,8 +28,15 @@ from PySide6.QtCore import QEvent, QObject
 
 from model_core.imageio import mask_to_png, write_png_atomic
 
-from ...core.workspace import (DiskFullError, ReadOnlyWorkspaceError, RecordError, SaveConflict, WorkspaceError,
-                              WorkspaceGoneError, readable_time)
+from ...core.workspace import (
+    DiskFullError,
+    ReadOnlyWorkspaceError,
+    RecordError,
+    SaveConflict,
+    WorkspaceError,
+    WorkspaceGoneError,
+    readable_time,
+)
 from ..common.workers import TaskRunner, Worker, user_message
 
 

@@ -18,7 +18,6 @@ from ...core.demo import ensure_demo_workspace
 from ...core.workspace import Workspace, WorkspaceError, readable_time
 from ..common.workers import Worker
 
-
 SESSION_CHECK_MS = 20_000  # how soon a window learns that someone else opened its workspace
 
 

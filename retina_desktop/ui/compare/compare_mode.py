@@ -12,8 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGraphicsItem, QGraphicsObject, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGraphicsItem,
+    QGraphicsObject,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
 
@@ -533,9 +543,4 @@ def install_compare(window) -> CompareController:
     window.image_list.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and c.refresh_dice())
     c.dice_updated.connect(lambda: window.image_list.proxy.sort_key == DICE_SORT and window.image_list.resort())
     window.compare = c
-    from ..vessels.measure_panel import install_measurements
-    from ..vessels.summary_window import install_summary
-
-    install_measurements(window)
-    install_summary(window)
     return c

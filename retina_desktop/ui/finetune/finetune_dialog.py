@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLayout,
-                               QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ...core.finetune_job import (DEFAULT_EPOCHS, DEFAULT_MINUTES, START_S, budget_overrides, estimate_epochs,
-                                 estimate_seconds)
+from ...core.finetune_job import (
+    DEFAULT_EPOCHS,
+    DEFAULT_MINUTES,
+    START_S,
+    budget_overrides,
+    estimate_epochs,
+    estimate_seconds,
+)
 
 TEXT_WIDTH_CHARS = 52  # the value column wraps at about this many characters instead of being clipped
 

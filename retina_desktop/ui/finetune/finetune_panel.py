@@ -24,13 +24,29 @@ from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QProgressBar, QP
 from model_core.errors import CheckpointError
 from model_core.model_store import DEFAULT_ID
 
-from ...core.finetune_job import (Done, Epoch, Failed, FinetuneJob, Note, Plan, Started, Step, budget_overrides,
-                                 child_main, corrected_samples, measure_step_seconds, training_threads,
-                                 kept_model_words, unreviewed_photos)
-from .finetune_dialog import FinetuneDialog  # noqa: F401 - imported from here by callers
-from .finetune_dialog import fmt_duration as _fmt_duration
-from ..prediction.model_switcher import ModelSwitcher
+from ...core.finetune_job import (
+    Done,
+    Epoch,
+    Failed,
+    FinetuneJob,
+    Note,
+    Plan,
+    Started,
+    Step,
+    budget_overrides,
+    child_main,
+    corrected_samples,
+    kept_model_words,
+    measure_step_seconds,
+    training_threads,
+    unreviewed_photos,
+)
 from ..common.workers import Worker
+from .finetune_dialog import (
+    FinetuneDialog,  # noqa: F401 - imported from here by callers
+    fmt_duration as _fmt_duration,
+)
+from .model_switcher import ModelSwitcher
 
 log = logging.getLogger("retina_desktop")
 

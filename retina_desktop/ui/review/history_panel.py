@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none, readable_time
-from .canvas import MaskOverlayItem
 from ..common.workers import user_message
+from .canvas import MaskOverlayItem
 
 PREVIEW_COLOUR = (255, 64, 200)
 

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QPushBu
 
 from ...core.compare import edit_burden, histogram
 from ...core.export import workspace_measurements
-from .measure_panel import ROWS
 from ..common.workers import Worker
+from .measure_panel import ROWS
 
 BAR_COLOUR = (86, 180, 233)  # the difference overlay's sky blue
 

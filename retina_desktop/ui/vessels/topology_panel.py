@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import (QCheckBox, QGraphicsEllipseItem, QGraphicsItem, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..common.words import count
-
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
 KINDS = ("break", "fragment", "spur")

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from .models_dialog import ModelsDialog
 from ..common.words import count
 from ..common.workers import Worker
+from .models_dialog import ModelsDialog
 
 
 def switch_words(versions: list, before, after) -> str:

@@ -4,12 +4,22 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from ...core.finetune_job import kept_model_words
 from ...core.workspace import readable_time
-from ..app.dialogs import Prompter
+from ..common.prompter import Prompter
 
 COLUMNS = ("", "Version", "Created", "Parent", "Images (train / val)", "Val. Dice before", "Val. Dice after",
            "Blend α", "Changes elsewhere", "Gate", "Why")
