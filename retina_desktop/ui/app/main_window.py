@@ -49,6 +49,7 @@ from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
 from .dialogs import PreferencesDialog
 from .export_controller import ExportController
+from .image_ready import ImageReadiness
 from .help import install_help
 from .save_flow import SaveFlow
 from .settings import AppSettings
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         self.model = ModelHolder(checkpoint_path)
         self.prediction = PredictionController(self.tasks, self.model, self)
         self.review = ReviewSession()
+        self.image_ready = ImageReadiness(self)  # the open image's prediction is on screen (or will not come)
         self.export = ExportController(self.tasks, self)
         self.workspaces = WorkspaceFlow(self)
         self.saving = SaveFlow(self)  # conflicts, a full disk, a record to retry
@@ -226,6 +228,10 @@ class MainWindow(QMainWindow):
         r.message.connect(self.show_message)
         r.saved.connect(self.saved.emit)
         r.status_changed.connect(lambda key: (self.image_list.model.refresh(key), self.update_actions()))
+        self.prediction_shown.connect(self.image_ready.settle)
+        self.prediction.failure.connect(lambda item: self.image_ready.settle(item.key))
+        for no_prediction in (self.prediction.model_failed, self.prediction.error):
+            no_prediction.connect(lambda _message: self.image_ready.settle(self.session.key if self.session else None))
         self.export.progress.connect(self.status_panel.show_progress)
         self.export.finished.connect(self._export_finished)
         self.export.busy_changed.connect(lambda: (self.hide_progress(), self.update_actions()))
@@ -278,6 +284,7 @@ class MainWindow(QMainWindow):
         if s is not None:
             s.document.changed.disconnect(self._document_changed)
             s.document.state_changed.disconnect(self._document_state_changed)
+        self.image_ready.closed()
         self.canvas.set_image(None)
         self.review_panel.clear_image()
 
@@ -343,8 +350,11 @@ class MainWindow(QMainWindow):
         self.show_threshold()
         self.update_actions()
         self.image_opened.emit(entry.key)
+        self.image_ready.opened(entry.key, has_prediction=loaded.probability is not None)
         if loaded.probability is None:
             self.predict_current()
+            if self.model_error is not None:
+                self.image_ready.settle(entry.key)  # no model: nothing to wait for
         else:
             self.measure.schedule()
 

@@ -269,11 +269,15 @@ class CompareController(QObject):
         self.diff_timer = QTimer(self, singleShot=True, interval=250)
         self.diff_timer.timeout.connect(self._redraw_difference)
 
-        window.image_opened.connect(self._image_opened)
+        # The reference masks load once the prediction is on screen; the workspace's Dice too: at launch they
+        # took the CPU of the first prediction.
+        window.image_ready.ready.connect(self._image_opened)
+        self._dice_pending = False
         window.review.image_closed.connect(self._image_closed)
         window.prediction_shown.connect(self._prediction_shown)
         window.review.threshold_changed.connect(lambda _t: self._mask_changed())
-        window.workspace_opened.connect(lambda _root: self.refresh_dice())
+        window.workspace_opened.connect(lambda _root: setattr(self, "_dice_pending", True))
+        window.image_ready.ready.connect(lambda _key: self._dice_pending and self.refresh_dice())
         window.batch_finished.connect(lambda _summary: self.refresh_dice())  # Predict all: every image scored
         window.review.threshold_changed.connect(lambda _t: self.window.image_list.model.dice_values()
                                                 and self.refresh_dice())  # the scores were at another cut
@@ -505,6 +509,8 @@ class CompareController(QObject):
 
     # ------------------------------------------------------------ Dice per image (list) --
     def refresh_dice(self, keys: list[str] | None = None) -> Worker | None:
+        if keys is None:
+            self._dice_pending = False
         ws = self.review.workspace
         if ws is None:
             return None

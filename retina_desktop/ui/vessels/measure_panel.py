@@ -60,7 +60,8 @@ class VesselMeasureRunner(QObject):
         self._request = 0
         self.timer = QTimer(self, singleShot=True, interval=500)
         self.timer.timeout.connect(self._start)
-        window.image_opened.connect(lambda _k: (self.panel.show_values(None), self.timer.start()))
+        window.image_opened.connect(lambda _k: self.panel.show_values(None))
+        window.image_ready.ready.connect(lambda _k: self.timer.start())  # after the first prediction
         window.saved.connect(lambda *_a: self.timer.start())
         window.prediction_shown.connect(lambda _k: self.timer.start())
         window.review.threshold_changed.connect(lambda _t: self.timer.start())
@@ -68,8 +69,8 @@ class VesselMeasureRunner(QObject):
 
     def _start(self) -> None:
         s = self.review.image
-        if s is None:
-            return
+        if s is None or self.window.image_ready.ready_key != s.key:
+            return  # a threshold or save before the prediction is on screen: measured when it is
         self._request += 1
         req, key, mask, fov = self._request, s.key, s.document.mask.copy(), s.loaded.fov
         w = Worker(lambda ctx: measure(mask, fov if fov is not None and fov.shape == mask.shape else None),

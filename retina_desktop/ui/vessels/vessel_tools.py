@@ -117,7 +117,7 @@ class VesselTools(QObject):
         self.canvas.vessel_double_clicked.connect(lambda _x, _y: self.finish_trace())
         self.canvas.pointer_moved.connect(self.pointer_moved)
         self.canvas.tool_changed.connect(self._tool_changed)
-        window.image_opened.connect(lambda _key: self.attach())
+        window.image_ready.ready.connect(lambda _key: self.attach())  # after the first prediction, not before
         window.review.image_closed.connect(self.detach)
         window.review.prediction_shown.connect(lambda _key: self._probability_changed())
         window.edit_tools.width_step = self.width_step
