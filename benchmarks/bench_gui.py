@@ -74,7 +74,7 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
     from model_core.imageio import write_png_atomic
     from model_core.synthetic import make_fundus
     from retina_desktop.ui.app.main_window import MainWindow
-    from retina_desktop.ui.app.settings import AppSettings
+    from retina_desktop.ui.common.settings import AppSettings
 
     app = QApplication.instance() or QApplication([])
     folder = tmp / "big"

@@ -51,7 +51,7 @@ def open_window(weights: Path, tmp: Path, size: str, settings_changes: dict | No
     app = QApplication([])
     app.setStyle("Fusion")
     from retina_desktop.ui.app.main_window import MainWindow
-    from retina_desktop.ui.app.settings import AppSettings
+    from retina_desktop.ui.common.settings import AppSettings
 
     settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     for name, value in (settings_changes or {}).items():

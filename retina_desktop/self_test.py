@@ -185,7 +185,7 @@ def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
     from PySide6.QtCore import QSettings
 
     from .ui.app.main_window import MainWindow
-    from .ui.app.settings import AppSettings
+    from .ui.common.settings import AppSettings
 
     settings = AppSettings(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
     window = MainWindow(checkpoint_path=checkpoint, settings=settings)

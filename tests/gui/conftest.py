@@ -22,7 +22,7 @@ def flat_workspace(tmp_path) -> Path:
 def app_settings(tmp_path):
     from PySide6.QtCore import QSettings
 
-    from retina_desktop.ui.app.settings import AppSettings
+    from retina_desktop.ui.common.settings import AppSettings
 
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 

@@ -411,7 +411,7 @@ def test_the_guide_does_not_come_back_once_a_mask_was_saved(qtbot, make_window, 
     stroke(w.canvas, [(20, 20), (120, 120)])
     assert w.save_current()
     assert w.help.guide.isVisible()  # not taken away under the grader's eyes
-    from retina_desktop.ui.app.settings import AppSettings
+    from retina_desktop.ui.common.settings import AppSettings
 
     assert AppSettings(QSettings(app_settings.q.fileName(), QSettings.Format.IniFormat)).guide_dismissed
     later = make_window()  # the next launch

@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QToolBar
 
+from ..common.context import ActionRegistry
+
 TOOLS = (("navigate", "Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"), ("fill", "Fill", "G"),
          ("trace", "Trace", "T"), ("segment", "Segment", "S"))
 
@@ -22,10 +24,10 @@ SHORT_LABELS = {"open": "Open…", "prev": "Previous", "next": "Next", "model_in
 class Actions:
     """``actions.save``, ``actions.tools["brush"]`` …; ``window.<name>_action`` are the same objects."""
 
-    def __init__(self, window):
-        self._window = window
+    def __init__(self, window, registry: ActionRegistry):
+        self.registry = registry
         w, c, e = window, window.canvas, window.edit_tools
-        A = self._make
+        A = registry.add
         self.open = A("Open folder…", w.choose_workspace, QKeySequence.StandardKey.Open)
         self.demo = A("Open demo workspace", w.open_demo_workspace)
         self.save = A("Save as ground truth", lambda: w.save_current(auto=False), QKeySequence.StandardKey.Save)
@@ -64,26 +66,12 @@ class Actions:
         for name, short in SHORT_LABELS.items():
             getattr(self, name).setIconText(short)
 
+    def add(self, *args, **kwargs) -> QAction:
+        """An action of a feature (``ActionRegistry.add``)."""
+        return self.registry.add(*args, **kwargs)
+
     def named(self) -> dict[str, QAction]:
         return {k: v for k, v in vars(self).items() if isinstance(v, QAction)}
-
-    def _make(self, text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
-        a = QAction(text, self._window)
-        shortcuts = [] if shortcut is None else shortcut if isinstance(shortcut, list) else [shortcut]
-        if shortcuts:
-            a.setShortcuts([QKeySequence(s) for s in shortcuts])
-            # Window-wide, so keys work whichever panel has focus.
-            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        a.setCheckable(checkable)
-        if tip or shortcuts:
-            keys = ", ".join(QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText) for s in shortcuts)
-            a.setToolTip(f"{tip or text}" + (f" ({keys})" if keys else ""))
-        if checkable:
-            a.toggled.connect(slot)
-        else:
-            a.triggered.connect(lambda _checked=False: slot())
-        self._window.addAction(a)
-        return a
 
     def install_menus(self, window) -> None:
         mb = window.menuBar()

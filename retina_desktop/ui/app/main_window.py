@@ -29,7 +29,10 @@ from ...core.model_service import ModelHolder, ModelInfo
 from ...core.review_session import OpenImage, ReviewSession
 from ...core.tasks import LoadedImage, load_image
 from ...core.workspace import Workspace
+from ..common.context import ActionRegistry, AppContext
+from ..common.image_ready import ImageReadiness
 from ..common.prompter import Prompter
+from ..common.settings import AppSettings
 from ..common.wheel_guard import WheelGuard, guard_wheel
 from ..common.workers import TaskRunner, Worker
 from ..compare.compare_mode import install_compare
@@ -49,10 +52,8 @@ from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
 from .dialogs import PreferencesDialog
 from .export_controller import ExportController
-from .image_ready import ImageReadiness
 from .help import install_help
 from .save_flow import SaveFlow
-from .settings import AppSettings
 from .status_panel import StatusPanel
 from .workspace_flow import WorkspaceFlow
 
@@ -93,6 +94,11 @@ class MainWindow(QMainWindow):
         self.export = ExportController(self.tasks, self)
         self.workspaces = WorkspaceFlow(self)
         self.saving = SaveFlow(self)  # conflicts, a full disk, a record to retry
+        # What the features are built from (the composition root hands each one the parts it uses).
+        self.context = AppContext(review=self.review, tasks=self.tasks, prediction=self.prediction,
+                                  settings=self.settings, prompter=self.prompter, show_message=self.show_message,
+                                  show_status=self.statusBar().showMessage, actions=ActionRegistry(self),
+                                  image_ready=self.image_ready)
         self.start, self.open_workspace = self.workspaces.start, self.workspaces.open_workspace
         self.open_demo_workspace, self.choose_workspace = self.workspaces.open_demo_workspace, self.workspaces.choose_workspace
 
@@ -104,7 +110,7 @@ class MainWindow(QMainWindow):
         self.predictions_view = PredictionView(self)
         self.predict_current, self.predict_all = self.predictions_view.predict_current, self.predictions_view.predict_all
         self.switch_model = self.predictions_view.switch_model
-        self.action_table = Actions(self)
+        self.action_table = Actions(self, self.context.actions)
         for name, action in self.action_table.named().items():
             setattr(self, f"{name}_action", action)
         self.tool_actions = self.action_table.tools

@@ -527,11 +527,11 @@ class CompareController(QObject):
 def install_compare(window) -> CompareController:
     c = CompareController(window)
     t = window.action_table
-    c.cycle_action = t._make("Switch shown mask (yours / reference / prediction / 2nd grader)", c.cycle_view, "K",
+    c.cycle_action = t.add("Switch shown mask (yours / reference / prediction / 2nd grader)", c.cycle_view, "K",
                              tip="Show your mask, the reference, the model's prediction or the second grader's mask")
-    c.diff_action = t._make("Differences against the reference", c.set_difference_visible, "D", checkable=True,
+    c.diff_action = t.add("Differences against the reference", c.set_difference_visible, "D", checkable=True,
                             tip="True positives, false positives and false negatives in colour-blind-safe colours")
-    c.copy_action = t._make("Brush from another mask", c.set_copy_tool, "Shift+B", checkable=True,
+    c.copy_action = t.add("Brush from another mask", c.set_copy_tool, "Shift+B", checkable=True,
                             tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours")
     t.tool_group.addAction(c.copy_action)
     bar = window.menuBar()

@@ -130,7 +130,7 @@ def install_measurements(window) -> VesselMeasureRunner:
     runner = VesselMeasureRunner(window)
     layout = window.review_panel.layout()
     layout.insertWidget(layout.count() - 1, runner.panel)
-    runner.export_action = window.action_table._make("Export measurements…", runner.export_dialog,
+    runner.export_action = window.action_table.add("Export measurements…", runner.export_dialog,
                                                      tip="Vessel measurements of every saved mask, as CSV")
     file_menu = window.menuBar().actions()[0].menu()
     items = file_menu.actions()

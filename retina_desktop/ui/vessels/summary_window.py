@@ -136,7 +136,7 @@ def install_summary(window) -> None:
         return dlg
 
     window.show_summary = show
-    action = window.action_table._make("Workspace summary…", show,
+    action = window.action_table.add("Workspace summary…", show,
                                        tip="Plots of Dice against the reference, the vessel measurements and the "
                                            "edit burden over time")
     window.summary_action = action

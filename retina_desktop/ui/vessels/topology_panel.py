@@ -347,7 +347,7 @@ def install_topology_review(window, tools) -> TopologyReview:
 
     dock.visibilityChanged.connect(shown)
     window.topology, window.topology_dock = ctl, dock
-    make = window.action_table._make
+    make = window.action_table.add
     window.next_marker_action = make("Next topology marker", lambda: ctl.step(+1), "N")
     window.prev_marker_action = make("Previous topology marker", lambda: ctl.step(-1), "Shift+N")
     view_menu = next((a.menu() for a in window.menuBar().actions() if a.text() == "&View"), None)

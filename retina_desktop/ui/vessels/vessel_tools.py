@@ -446,7 +446,7 @@ def install_vessel_tools(window) -> VesselTools:
     tools = VesselTools(window)
     window.vessel_tools = tools
     tools.status.connect(lambda text: window.statusBar().showMessage(text, 8000))
-    make = window.action_table._make
+    make = window.action_table.add
     window.finish_trace_action = make("Finish trace", tools.finish_trace, ["Return", "Enter"],
                                       tip="Paint the traced vessel")
     # Enter belongs to the image while a trace is open: a panel or field with the focus keeps its own
