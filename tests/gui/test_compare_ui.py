@@ -205,7 +205,7 @@ def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, 
     m1 = measure(_reference(), estimate_fov(read_image(reference_workspace / "images" / "im1.png")))
     assert float(rows[1]["fractal_dimension"]) == m1.fractal_dimension and int(rows[1]["end_points"]) == m1.end_points
 
-    dlg = window.show_summary()
+    dlg = window.features.summary.show()
     qtbot.waitUntil(lambda: dlg.worker is None and len(dlg.rows) == 3, timeout=30000)
     assert dlg.width() <= 1280 and dlg.height() <= 800
     import pyqtgraph as pg

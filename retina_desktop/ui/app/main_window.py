@@ -17,6 +17,7 @@ after closing are dropped.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -35,7 +36,7 @@ from ..common.prompter import Prompter
 from ..common.settings import AppSettings
 from ..common.wheel_guard import WheelGuard, guard_wheel
 from ..common.workers import TaskRunner, Worker
-from ..compare.compare_mode import install_compare
+from ..compare.compare_mode import CompareController, install_compare
 from ..finetune.finetune_panel import install_finetune
 from ..prediction.prediction_controller import PredictionController
 from ..prediction.prediction_view import PredictionView
@@ -45,7 +46,7 @@ from ..review.history_panel import install_history
 from ..review.image_list import ImageListPanel
 from ..review.review_panel import ReviewPanel
 from ..vessels.measure_panel import install_measurements
-from ..vessels.summary_window import install_summary
+from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.vessel_tools import install_vessel_tools
 from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
@@ -65,6 +66,14 @@ LAYOUT_SAVE_MS = 1000  # the window's size and dock layout are written this long
 PANEL_WIDGETS = ("save_button", "approve_button", "image_name_label", "image_status_label", "mask_source_label",
                  "brush_slider", "brush_label", "min_piece_spin", "remove_small_button", "threshold_slider",
                  "threshold_label", "opacity_slider", "zoom_label", "measure_labels")
+
+
+@dataclass
+class Features:
+    """The window's features, as MainWindow built them (tests reach them here)."""
+
+    compare: CompareController
+    summary: WorkspaceSummary
 
 
 class MainWindow(QMainWindow):
@@ -123,7 +132,12 @@ class MainWindow(QMainWindow):
         install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
         install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort
         install_measurements(self)  # the vessel measurements of the open mask, Export measurements…
-        install_summary(self)  # the workspace summary window (in the Compare menu)
+        compare = self.compare
+        self.features = Features(
+            compare=compare,
+            summary=WorkspaceSummary(self.review, self.tasks, self.context.actions, compare.menu,
+                                     self.image_list.model.dice_values, compare.refresh_dice, compare.dice_updated,
+                                     self))
         self.wheel_guard = WheelGuard(self)
         guard_wheel(self, self.wheel_guard)  # the wheel scrolls the panels; it changes a control only once focused
 

@@ -7,14 +7,18 @@ measurements are computed on a worker when the window opens; it fits a 1280×800
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QMenu, QPushButton, QVBoxLayout, QWidget
 
 from ...core.compare import edit_burden, histogram
 from ...core.export import workspace_measurements
-from ..common.workers import Worker
+from ...core.review_session import ReviewSession
+from ..common.context import ActionRegistry
+from ..common.workers import TaskRunner, Worker
 from .measure_panel import ROWS
 
 BAR_COLOUR = (86, 180, 233)  # the difference overlay's sky blue
@@ -23,11 +27,12 @@ BAR_COLOUR = (86, 180, 233)  # the difference overlay's sky blue
 class SummaryWindow(QDialog):
     updated = Signal()
 
-    def __init__(self, window):
-        super().__init__(window)
+    def __init__(self, review: ReviewSession, tasks: TaskRunner, dice_values: Callable[[], dict[str, float]],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self.setObjectName("summary_window")
         self.setWindowTitle("Workspace summary")
-        self.window = window
+        self.review, self.tasks, self.dice_values = review, tasks, dice_values
         self.resize(1180, 720)
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -58,7 +63,7 @@ class SummaryWindow(QDialog):
 
     def refresh(self) -> Worker | None:
         """Plot what is known now (Dice, the review log) and measure every saved mask on a worker."""
-        ws = self.window.review.workspace
+        ws = self.review.workspace
         self.draw_dice()
         self.draw_burden()
         if ws is None or self.worker is not None:
@@ -66,22 +71,22 @@ class SummaryWindow(QDialog):
         self.status_label.setText("Measuring the saved masks…")
         self.refresh_button.setEnabled(False)
         w = Worker(workspace_measurements, ws, None, name="summary measurements")
-        g = self.window.tasks.guard
+        g = self.tasks.guard
         w.returned.connect(g(lambda result, ws=ws: self._measured(ws, result)))
         w.errored.connect(g(lambda msg: self._failed(msg)))
         self.worker = w
-        self.window.tasks.start(w, priority=-1)
+        self.tasks.start(w, priority=-1)
         return w
 
     def _measured(self, ws, result) -> None:
         self.worker = None
         self.refresh_button.setEnabled(True)
-        if ws is not self.window.review.workspace:
+        if ws is not self.review.workspace:
             return
         self.rows, problems = result
         for key, _title, _fmt, _tip in ROWS:
             self._bars(self.plots[key], [getattr(m, key) for _k, m in self.rows])
-        dice = self.window.image_list.model.dice_values()
+        dice = self.dice_values()
         self.status_label.setText(f"{len(self.rows)} saved mask(s) measured, {len(dice)} image(s) with a Dice "
                                   "against the reference (images with a cached prediction and a reference)"
                                   + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""))
@@ -94,12 +99,12 @@ class SummaryWindow(QDialog):
         self.updated.emit()
 
     def draw_dice(self) -> None:
-        self._bars(self.plots["dice"], list(self.window.image_list.model.dice_values().values()), bins=20,
+        self._bars(self.plots["dice"], list(self.dice_values().values()), bins=20,
                    span=(0.0, 1.0))
         self.plots["dice"].setXRange(0.0, 1.0)  # Dice lives in 0..1: a cluster near 1 is good, to the left is not
 
     def draw_burden(self) -> None:
-        ws = self.window.review.workspace
+        ws = self.review.workspace
         plot = self.plots["burden"]
         plot.clear()
         if ws is None:
@@ -123,22 +128,29 @@ class SummaryWindow(QDialog):
             plot.setYRange(0, max(1, int(np.max(counts))) * 1.1)
 
 
-def install_summary(window) -> None:
-    def show() -> SummaryWindow:
-        dlg = getattr(window, "summary_window", None)
+class WorkspaceSummary(QObject):
+    """Compare → Workspace summary…: the action, and the window it opens (made on first use)."""
+
+    def __init__(self, review: ReviewSession, tasks: TaskRunner, actions: ActionRegistry, menu: QMenu,
+                 dice_values: Callable[[], dict[str, float]], refresh_dice: Callable[[], object],
+                 dice_updated: SignalInstance, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._review, self._tasks, self._parent = review, tasks, parent
+        self._dice_values, self._refresh_dice, self._dice_updated = dice_values, refresh_dice, dice_updated
+        self.window: SummaryWindow | None = None
+        self.action = actions.add("Workspace summary…", self.show,
+                                  tip="Plots of Dice against the reference, the vessel measurements and the "
+                                      "edit burden over time")
+        menu.addSeparator()
+        menu.addAction(self.action)
+
+    def show(self) -> SummaryWindow:
+        dlg = self.window
         if dlg is None:
-            dlg = window.summary_window = SummaryWindow(window)
-            window.compare.dice_updated.connect(dlg.draw_dice)
+            dlg = self.window = SummaryWindow(self._review, self._tasks, self._dice_values, self._parent)
+            self._dice_updated.connect(dlg.draw_dice)
         dlg.show()
         dlg.raise_()
-        window.compare.refresh_dice()
+        self._refresh_dice()
         dlg.refresh()
         return dlg
-
-    window.show_summary = show
-    action = window.action_table.add("Workspace summary…", show,
-                                       tip="Plots of Dice against the reference, the vessel measurements and the "
-                                           "edit burden over time")
-    window.summary_action = action
-    window.compare.menu.addSeparator()
-    window.compare.menu.addAction(action)
