@@ -179,7 +179,7 @@ def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot
 
 def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, tmp_path):
     s = _open(qtbot, window, reference_workspace)
-    runner = window.vessel_measure
+    runner = window.features.measurements
     qtbot.waitUntil(lambda: runner.latest is not None, timeout=20000)
     m = measure(s.document.mask, s.loaded.fov)
     assert runner.panel.labels["segments"].text() == f"{m.segments:,}"

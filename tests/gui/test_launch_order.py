@@ -35,7 +35,7 @@ def test_feature_workers_start_after_the_first_prediction_is_shown(qtbot, window
     with qtbot.waitSignal(window.compare.masks_loaded, timeout=30000):
         assert window.open_workspace(folder)
     qtbot.waitUntil(lambda: window.vessel_tools.fresh, timeout=30000)
-    qtbot.waitUntil(lambda: window.vessel_measure.latest is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.features.measurements.latest is not None, timeout=30000)
     names = [name for name, _ in started]
     assert any(n.startswith("predict ") for n in names), names
     feature_starts = [(n, after) for n, after in started if n.startswith(DEFERRED)]

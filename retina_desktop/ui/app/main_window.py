@@ -17,7 +17,6 @@ after closing are dropped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -30,30 +29,24 @@ from ...core.model_service import ModelHolder, ModelInfo
 from ...core.review_session import OpenImage, ReviewSession
 from ...core.tasks import LoadedImage, load_image
 from ...core.workspace import Workspace
-from ..common.context import ActionRegistry, AppContext
+from ..common.context import ActionRegistry, AppContext, Progress
 from ..common.image_ready import ImageReadiness
 from ..common.prompter import Prompter
 from ..common.settings import AppSettings
 from ..common.wheel_guard import WheelGuard, guard_wheel
 from ..common.workers import TaskRunner, Worker
-from ..compare.compare_mode import CompareController, install_compare
-from ..finetune.finetune_panel import install_finetune
 from ..prediction.prediction_controller import PredictionController
 from ..prediction.prediction_view import PredictionView
 from ..review.canvas import ImageCanvas
 from ..review.edit_tools import EditTools
-from ..review.history_panel import install_history
 from ..review.image_list import ImageListPanel
 from ..review.review_panel import ReviewPanel
-from ..vessels.measure_panel import install_measurements
-from ..vessels.summary_window import WorkspaceSummary
-from ..vessels.vessel_tools import install_vessel_tools
 from .actions import Actions
 from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
 from .dialogs import PreferencesDialog
 from .export_controller import ExportController
-from .help import install_help
+from .features import build_features
 from .save_flow import SaveFlow
 from .status_panel import StatusPanel
 from .workspace_flow import WorkspaceFlow
@@ -66,14 +59,6 @@ LAYOUT_SAVE_MS = 1000  # the window's size and dock layout are written this long
 PANEL_WIDGETS = ("save_button", "approve_button", "image_name_label", "image_status_label", "mask_source_label",
                  "brush_slider", "brush_label", "min_piece_spin", "remove_small_button", "threshold_slider",
                  "threshold_label", "opacity_slider", "zoom_label", "measure_labels")
-
-
-@dataclass
-class Features:
-    """The window's features, as MainWindow built them (tests reach them here)."""
-
-    compare: CompareController
-    summary: WorkspaceSummary
 
 
 class MainWindow(QMainWindow):
@@ -107,7 +92,9 @@ class MainWindow(QMainWindow):
         self.context = AppContext(review=self.review, tasks=self.tasks, prediction=self.prediction,
                                   settings=self.settings, prompter=self.prompter, show_message=self.show_message,
                                   show_status=self.statusBar().showMessage, actions=ActionRegistry(self),
-                                  image_ready=self.image_ready)
+                                  image_ready=self.image_ready,
+                                  progress=Progress(lambda *a: self.status_panel.show_progress(*a),
+                                                    lambda: self.hide_progress()))
         self.start, self.open_workspace = self.workspaces.start, self.workspaces.open_workspace
         self.open_demo_workspace, self.choose_workspace = self.workspaces.open_demo_workspace, self.workspaces.choose_workspace
 
@@ -126,18 +113,7 @@ class MainWindow(QMainWindow):
         self.action_table.install_menus(self)
         self.toolbar = self.action_table.install_toolbar(self)
         self._connect()
-        install_finetune(self)  # Fine-tune / Models actions, the Fine-tuning window
-        install_help(self)
-        install_history(self)  # the History dock, version preview and restore, "Revert image to…"
-        install_vessel_tools(self)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
-        install_compare(self)  # compare mode (K / D / Shift+B), the Dice sort
-        install_measurements(self)  # the vessel measurements of the open mask, Export measurements…
-        compare = self.compare
-        self.features = Features(
-            compare=compare,
-            summary=WorkspaceSummary(self.review, self.tasks, self.context.actions, compare.menu,
-                                     self.image_list.model.dice_values, compare.refresh_dice, compare.dice_updated,
-                                     self))
+        self.features = build_features(self)  # fine-tuning, help, history, vessel tools, compare, measurements…
         self.wheel_guard = WheelGuard(self)
         guard_wheel(self, self.wheel_guard)  # the wheel scrolls the panels; it changes a control only once focused
 

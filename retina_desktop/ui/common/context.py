@@ -47,6 +47,15 @@ class ActionRegistry:
 
 
 @dataclass
+class Progress:
+    """The status bar's progress of a long run: ``show(label, done, total, text)``, ``hide()`` (when nothing
+    else is running)."""
+
+    show: Callable[[str, int, int, str], None]
+    hide: Callable[[], None]
+
+
+@dataclass
 class AppContext:
     review: ReviewSession
     tasks: TaskRunner
@@ -58,3 +67,4 @@ class AppContext:
     show_status: Callable[[str, int], None]  # (text, milliseconds): the status bar alone
     actions: ActionRegistry
     image_ready: ImageReadiness  # the open image's prediction is on screen (or will not come)
+    progress: Progress

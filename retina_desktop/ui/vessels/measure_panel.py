@@ -8,15 +8,19 @@ open image is shown.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QLabel
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QLabel, QWidget
 
 from model_core.morphometry import measure
 
 from ...core.export import workspace_measurements
-from ..common.workers import Worker
+from ...core.review_session import ReviewSession
+from ..common.context import Progress
+from ..common.image_ready import ImageReadiness
+from ..common.workers import TaskRunner, Worker
 
 ROWS = (("vessel_density", "Vessel density", "{:.2%}", "vessel pixels / field-of-view pixels"),
         ("fractal_dimension", "Fractal dimension", "{:.3f}", "box counting, sizes 2, 4, 8, …"),
@@ -52,31 +56,35 @@ class VesselMeasureRunner(QObject):
     measured = Signal(str, object)  # key, VesselMeasurements
     exported = Signal(object)  # the CSV path, or a one-line error
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.window, self.review = window, window.review
+    def __init__(self, review: ReviewSession, tasks: TaskRunner, image_ready: ImageReadiness,
+                 show_message: Callable[[str, str], None], progress: Progress,
+                 save_open_image: Callable[[], object], dialog_parent: QWidget) -> None:
+        super().__init__(dialog_parent)
+        self.review, self.tasks, self.image_ready = review, tasks, image_ready
+        self.show_message, self.progress, self.save_open_image = show_message, progress, save_open_image
+        self.dialog_parent = dialog_parent
         self.panel = MeasurePanel()
         self.latest = None
         self._request = 0
         self.timer = QTimer(self, singleShot=True, interval=500)
         self.timer.timeout.connect(self._start)
-        window.image_opened.connect(lambda _k: self.panel.show_values(None))
-        window.image_ready.ready.connect(lambda _k: self.timer.start())  # after the first prediction
-        window.saved.connect(lambda *_a: self.timer.start())
-        window.prediction_shown.connect(lambda _k: self.timer.start())
-        window.review.threshold_changed.connect(lambda _t: self.timer.start())
+        review.image_opened.connect(lambda _s: self.panel.show_values(None))
+        image_ready.ready.connect(lambda _k: self.timer.start())  # after the first prediction
+        review.saved.connect(lambda *_a: self.timer.start())
+        review.prediction_shown.connect(lambda _k: self.timer.start())
+        review.threshold_changed.connect(lambda _t: self.timer.start())
         self.export_worker: Worker | None = None
 
     def _start(self) -> None:
         s = self.review.image
-        if s is None or self.window.image_ready.ready_key != s.key:
+        if s is None or self.image_ready.ready_key != s.key:
             return  # a threshold or save before the prediction is on screen: measured when it is
         self._request += 1
         req, key, mask, fov = self._request, s.key, s.document.mask.copy(), s.loaded.fov
         w = Worker(lambda ctx: measure(mask, fov if fov is not None and fov.shape == mask.shape else None),
                    name="vessel measurements")
-        w.returned.connect(self.window.tasks.guard(lambda m, r=req, k=key: self._show(r, k, m)))
-        self.window.tasks.start(w, priority=0)
+        w.returned.connect(self.tasks.guard(lambda m, r=req, k=key: self._show(r, k, m)))
+        self.tasks.start(w, priority=0)
 
     def _show(self, request: int, key: str, m) -> None:
         s = self.review.image
@@ -91,8 +99,8 @@ class VesselMeasureRunner(QObject):
         ws = self.review.workspace
         if ws is None:
             return
-        self.window.save_current(auto=True)  # the open image's edits count
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export vessel measurements",
+        self.save_open_image()  # the open image's edits count
+        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Export vessel measurements",
                                               str(ws.root / "vessel_measurements.csv"), "CSV (*.csv)")
         if path:
             self.export_to(Path(path))
@@ -102,38 +110,25 @@ class VesselMeasureRunner(QObject):
         if ws is None or self.export_worker is not None:
             return None
         w = Worker(workspace_measurements, ws, Path(path), name="export measurements")
-        g = self.window.tasks.guard
-        w.progress.connect(g(lambda d, t, s: self.window.status_panel.show_progress("Measuring", d, t, s)))
+        g = self.tasks.guard
+        w.progress.connect(g(lambda d, t, s: self.progress.show("Measuring", d, t, s)))
         w.returned.connect(g(lambda result, p=Path(path): self._exported(p, result)))
         w.errored.connect(g(lambda msg: self._export_failed(msg)))
         self.export_worker = w
-        self.window.tasks.start(w)
+        self.tasks.start(w)
         return w
 
     def _exported(self, path: Path, result) -> None:
         rows, problems = result
         self.export_worker = None
-        self.window.hide_progress()
+        self.progress.hide()
         text = f"Vessel measurements of {len(rows)} mask(s) written to {path}"
-        self.window.show_message(text + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""),
-                                 "warning" if problems else "info")
+        self.show_message(text + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""),
+                          "warning" if problems else "info")
         self.exported.emit(path)
 
     def _export_failed(self, message: str) -> None:
         self.export_worker = None
-        self.window.hide_progress()
-        self.window.show_message(f"Measurements not exported: {message}")
+        self.progress.hide()
+        self.show_message(f"Measurements not exported: {message}", "error")
         self.exported.emit(message)
-
-
-def install_measurements(window) -> VesselMeasureRunner:
-    runner = VesselMeasureRunner(window)
-    layout = window.review_panel.layout()
-    layout.insertWidget(layout.count() - 1, runner.panel)
-    runner.export_action = window.action_table.add("Export measurements…", runner.export_dialog,
-                                                     tip="Vessel measurements of every saved mask, as CSV")
-    file_menu = window.menuBar().actions()[0].menu()
-    items = file_menu.actions()
-    file_menu.insertAction(items[items.index(window.export_action) + 1], runner.export_action)
-    window.vessel_measure = runner
-    return runner
