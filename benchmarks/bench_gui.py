@@ -73,8 +73,8 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
 
     from model_core.imageio import write_png_atomic
     from model_core.synthetic import make_fundus
-    from retina_desktop.ui.main_window import MainWindow
-    from retina_desktop.ui.settings import AppSettings
+    from retina_desktop.ui.app.main_window import MainWindow
+    from retina_desktop.ui.common.settings import AppSettings
 
     app = QApplication.instance() or QApplication([])
     folder = tmp / "big"
@@ -227,7 +227,7 @@ from PySide6.QtCore import QTimer
 import pyqtgraph as pg
 pg.setConfigOptions(imageAxisOrder="row-major")
 app = QApplication([])
-from retina_desktop.ui.main_window import MainWindow
+from retina_desktop.ui.app.main_window import MainWindow
 w = MainWindow(checkpoint_path=sys.argv[1])
 w.show()
 def done(key):

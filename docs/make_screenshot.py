@@ -50,8 +50,8 @@ def open_window(weights: Path, tmp: Path, size: str, settings_changes: dict | No
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication([])
     app.setStyle("Fusion")
-    from retina_desktop.ui.main_window import MainWindow
-    from retina_desktop.ui.settings import AppSettings
+    from retina_desktop.ui.app.main_window import MainWindow
+    from retina_desktop.ui.common.settings import AppSettings
 
     settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     for name, value in (settings_changes or {}).items():

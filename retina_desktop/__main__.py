@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_self_test(args.weights) if args.self_test else measure_startup(args.weights)
     _setup_logging()
-    from .ui.appearance import create_application
-    from .ui.main_window import MainWindow
+    from .ui.app.appearance import create_application
+    from .ui.app.main_window import MainWindow
 
     app = create_application()
     window = MainWindow(checkpoint_path=args.weights)

@@ -171,7 +171,7 @@ def _model_path(weights: str | None) -> Path:
 def _check_resources() -> str:
     from model_core.resources import resources_dir
 
-    from .ui.appearance import icon_files, stylesheet
+    from .ui.app.appearance import icon_files, stylesheet
 
     icons = icon_files()
     if not icons:
@@ -184,8 +184,8 @@ def _check_resources() -> str:
 def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
     from PySide6.QtCore import QSettings
 
-    from .ui.main_window import MainWindow
-    from .ui.settings import AppSettings
+    from .ui.app.main_window import MainWindow
+    from .ui.common.settings import AppSettings
 
     settings = AppSettings(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
     window = MainWindow(checkpoint_path=checkpoint, settings=settings)
@@ -217,7 +217,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] resources: {_check_resources()}")
         steps += 1
 
-        from .ui.appearance import create_application
+        from .ui.app.appearance import create_application
 
         app = create_application()
         window, shown_after = _show_window(app, tmp, path, launched)
@@ -333,7 +333,7 @@ def measure_startup(weights: str | None = None, out=None) -> int:
     os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
     window = None
     try:
-        from .ui.appearance import create_application
+        from .ui.app.appearance import create_application
 
         app = create_application()
         checkpoint = Path(weights) if weights else None

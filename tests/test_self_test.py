@@ -97,7 +97,7 @@ def test_resources_resolve_inside_a_frozen_bundle(monkeypatch, tmp_path):
 
 
 def test_gui_icon_and_stylesheet_go_through_the_resolver(qapp, monkeypatch, tmp_path):
-    from retina_desktop.ui.appearance import ICON_SIZES, app_icon, icon_files, stylesheet
+    from retina_desktop.ui.app.appearance import ICON_SIZES, app_icon, icon_files, stylesheet
 
     monkeypatch.delenv(resources.ENV_OVERRIDE, raising=False)
     assert len(icon_files()) == len(ICON_SIZES) + 1

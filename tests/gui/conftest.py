@@ -22,14 +22,14 @@ def flat_workspace(tmp_path) -> Path:
 def app_settings(tmp_path):
     from PySide6.QtCore import QSettings
 
-    from retina_desktop.ui.settings import AppSettings
+    from retina_desktop.ui.common.settings import AppSettings
 
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
 @pytest.fixture
 def make_window(qtbot, app_settings, micro_checkpoint_path):
-    from retina_desktop.ui.main_window import MainWindow
+    from retina_desktop.ui.app.main_window import MainWindow
 
     windows = []
 

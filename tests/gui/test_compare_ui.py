@@ -56,7 +56,7 @@ def _rgb(hex_colour):
 
 def test_rows_say_has_reference_and_k_cycles_the_shown_mask(qtbot, window, reference_workspace):
     s = _open(qtbot, window, reference_workspace)
-    from retina_desktop.ui.image_list import ReferenceRole, StatusRole
+    from retina_desktop.ui.review.image_list import ReferenceRole, StatusRole
 
     model = window.image_list.model
     idx = model.index_of("im1")
@@ -179,7 +179,7 @@ def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot
 
 def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, tmp_path):
     s = _open(qtbot, window, reference_workspace)
-    runner = window.vessel_measure
+    runner = window.features.measurements
     qtbot.waitUntil(lambda: runner.latest is not None, timeout=20000)
     m = measure(s.document.mask, s.loaded.fov)
     assert runner.panel.labels["segments"].text() == f"{m.segments:,}"
@@ -205,7 +205,7 @@ def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, 
     m1 = measure(_reference(), estimate_fov(read_image(reference_workspace / "images" / "im1.png")))
     assert float(rows[1]["fractal_dimension"]) == m1.fractal_dimension and int(rows[1]["end_points"]) == m1.end_points
 
-    dlg = window.show_summary()
+    dlg = window.features.summary.show()
     qtbot.waitUntil(lambda: dlg.worker is None and len(dlg.rows) == 3, timeout=30000)
     assert dlg.width() <= 1280 and dlg.height() <= 800
     import pyqtgraph as pg

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
-from retina_desktop.ui.dialogs import ExportDialog
+from retina_desktop.ui.app.dialogs import ExportDialog
 
 
 def _dialog(qtbot, settings, root, start="/data/ws-export"):

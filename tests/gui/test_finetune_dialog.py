@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtWidgets import QLabel, QMainWindow
 
 from retina_desktop.ui import finetune_panel
-from retina_desktop.ui.finetune_dialog import FinetuneDialog
+from retina_desktop.ui.finetune.finetune_dialog import FinetuneDialog
 
 NOTE = ("3 images for training, 1 held out for validation (img_04); the gate compares the new model with the "
         "current one on the held-out image")

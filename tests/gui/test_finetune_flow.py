@@ -13,7 +13,7 @@ import pytest
 
 from gui_helpers import RecordingPrompter, make_workspace
 
-from retina_desktop.ui.models_dialog import ALPHA, DRIFT, GATE
+from retina_desktop.ui.finetune.models_dialog import ALPHA, DRIFT, GATE
 
 TINY = dict(epochs=2, steps_per_epoch=3, batch_size=2, patch_size=64, patience=5, seed=0)
 RUN_TIMEOUT = 180_000

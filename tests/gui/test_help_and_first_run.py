@@ -8,7 +8,7 @@ from PySide6.QtCore import QSettings, Qt, qVersion
 
 from gui_helpers import make_workspace
 from retina_desktop.core.demo import ensure_demo_workspace
-from retina_desktop.ui.settings import AppSettings
+from retina_desktop.ui.common.settings import AppSettings
 
 
 def test_help_menu_has_guide_shortcuts_and_about(window):

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 from gui_helpers import make_workspace
 from retina_desktop.core.workspace import Workspace
-from retina_desktop.ui.image_list import ImageListModel, ImageListPanel, KeyRole
+from retina_desktop.ui.review.image_list import ImageListModel, ImageListPanel, KeyRole
 
 
 @pytest.fixture

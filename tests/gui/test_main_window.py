@@ -461,7 +461,7 @@ def test_save_approve_and_fine_tune_fit_the_toolbar_of_a_1280_px_window(qtbot, w
 
 
 def test_export_dialog_shows_the_whole_destination_path(qtbot):
-    from retina_desktop.ui.dialogs import ExportDialog
+    from retina_desktop.ui.app.dialogs import ExportDialog
 
     path = "/home/grader/.local/share/retina-desktop/studies/glaucoma-2026/export"
     dlg = ExportDialog(None, path)

@@ -95,7 +95,7 @@ def test_after_a_model_switch_an_edited_mask_is_kept_and_the_label_says_so(qtbot
 
 def test_results_that_arrive_after_closing_are_dropped(qtbot, app_settings, micro_checkpoint_path):
     """Defect 4: the model-loaded handler was connected without the closing guard."""
-    from retina_desktop.ui.main_window import MainWindow
+    from retina_desktop.ui.app.main_window import MainWindow
 
     w = MainWindow(checkpoint_path=micro_checkpoint_path, settings=app_settings)
     (load,) = [t for t in w.tasks.active if t.name == "load model"]

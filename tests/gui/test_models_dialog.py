@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from model_core.checkpoint import load_checkpoint
 from model_core.model_store import DEFAULT_ID, ModelStore
 from model_core.resources import resource_path
-from retina_desktop.ui.models_dialog import GATE, WHY, ModelsDialog
+from retina_desktop.ui.finetune.models_dialog import GATE, WHY, ModelsDialog
 
 
 class AnsweringPrompter:

@@ -319,7 +319,7 @@ def test_the_real_question_boxes_offer_the_choices_and_return_the_one_clicked(qt
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from retina_desktop.ui.dialogs import Prompter
+    from retina_desktop.ui.common.prompter import Prompter
 
     seen = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from retina_desktop.ui.settings import REMEMBERED_WORKSPACES, AppSettings, Setting
+from retina_desktop.ui.common.settings import REMEMBERED_WORKSPACES, AppSettings, Setting
 
 
 def _reopen(settings: AppSettings) -> AppSettings:

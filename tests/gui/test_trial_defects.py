@@ -102,7 +102,7 @@ def test_a_saved_over_reference_is_named_and_the_review_panel_keeps_approve_and_
 
 
 def test_an_elided_label_asks_for_little_room_and_shows_what_fits(qtbot):
-    from retina_desktop.ui.elided_label import ElidedLabel
+    from retina_desktop.ui.common.elided_label import ElidedLabel
 
     label = ElidedLabel("reference (the data set's mask): " + "5490928ab09c" * 5 + ".png")
     qtbot.addWidget(label)
@@ -148,9 +148,9 @@ def _wheel(widget, steps: int = -1) -> QWheelEvent:
 
 
 def test_the_wheel_over_an_unfocused_combo_or_slider_leaves_it_alone(qtbot):
-    from retina_desktop.ui.compare import ComparePanel
-    from retina_desktop.ui.review_panel import ReviewPanel
-    from retina_desktop.ui.wheel_guard import WheelGuard, guard_wheel
+    from retina_desktop.ui.compare.compare_mode import ComparePanel
+    from retina_desktop.ui.review.review_panel import ReviewPanel
+    from retina_desktop.ui.common.wheel_guard import WheelGuard, guard_wheel
 
     review = ReviewPanel(30, 0.5)
     compare = ComparePanel()
@@ -190,8 +190,8 @@ def test_the_window_guards_the_wheel_of_its_panels(window):
 # -- 4. the image list shows the number it sorts by ----------------------------------------------------------
 
 def test_the_list_shows_the_dice_it_sorts_by(qtbot, tmp_path):
-    from retina_desktop.ui.compare import DICE_SORT
-    from retina_desktop.ui.image_list import ImageListPanel
+    from retina_desktop.ui.compare.compare_mode import DICE_SORT
+    from retina_desktop.ui.review.image_list import ImageListPanel
 
     ws = Workspace(make_workspace(tmp_path / "photos", 2))
     try:
@@ -337,7 +337,7 @@ def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(qtbot, 
 
 
 def test_counts_take_the_number_they_need():
-    from retina_desktop.ui.words import count
+    from retina_desktop.ui.common.words import count
 
     assert count(1, "pixel") == "1 pixel" and count(0, "pixel") == "0 pixels"
     assert count(12345, "image") == "12,345 images" and count(2, "piece") == "2 pieces"
@@ -346,7 +346,7 @@ def test_counts_take_the_number_they_need():
 # -- 7. the window comes back as it was left ----------------------------------------------------------------
 
 def test_the_window_comes_back_at_the_size_and_dock_layout_it_was_left_in(qtbot, app_settings, tmp_path):
-    from retina_desktop.ui.main_window import MainWindow
+    from retina_desktop.ui.app.main_window import MainWindow
 
     def window():
         w = MainWindow(checkpoint_path=tmp_path / "none.pt", settings=app_settings)
@@ -411,7 +411,7 @@ def test_the_guide_does_not_come_back_once_a_mask_was_saved(qtbot, make_window, 
     stroke(w.canvas, [(20, 20), (120, 120)])
     assert w.save_current()
     assert w.help.guide.isVisible()  # not taken away under the grader's eyes
-    from retina_desktop.ui.settings import AppSettings
+    from retina_desktop.ui.common.settings import AppSettings
 
     assert AppSettings(QSettings(app_settings.q.fileName(), QSettings.Format.IniFormat)).guide_dismissed
     later = make_window()  # the next launch
@@ -423,7 +423,7 @@ def test_the_guide_does_not_come_back_once_a_mask_was_saved(qtbot, make_window, 
 # -- 10. a second window's list follows statuses changed elsewhere ------------------------------------------
 
 def test_the_list_follows_a_status_changed_in_another_window(qtbot, window, flat_workspace):
-    from retina_desktop.ui.image_list import StatusRole
+    from retina_desktop.ui.review.image_list import StatusRole
 
     open_and_predict(qtbot, window, flat_workspace)
     key = "img_02"

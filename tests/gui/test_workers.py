@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from model_core.errors import ImageReadError
-from retina_desktop.ui.workers import TaskRunner, Worker
+from retina_desktop.ui.common.workers import TaskRunner, Worker
 
 
 @pytest.fixture
@@ -86,13 +86,13 @@ def test_every_worker_signal_of_the_app_is_connected_through_the_closing_guard()
 
     pattern = re.compile(r"\b(w|worker|est)\.(returned|yielded|errored|failed|progress|finished)\.connect\((.*)")
     unguarded, seen = [], 0
-    for path in sorted(Path(ui.__file__).parent.glob("*.py")):
+    for path in sorted(Path(ui.__file__).parent.rglob("*.py")):
         if path.name == "workers.py":  # the runner's own bookkeeping
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):
             m = pattern.search(line)
             seen += bool(m)
             if m and not re.match(r"(g|(\w+\.)*guard)\(", m.group(3)):  # g(...), guard(...), x.tasks.guard(...)
-                unguarded.append(f"{path.name}:{n}: {line.strip()}")
+                unguarded.append(f"{path.relative_to(Path(ui.__file__).parent)}:{n}: {line.strip()}")
     assert not unguarded, "\n".join(unguarded)
     assert seen >= 15  # the pattern does find the app's connections

@@ -1,0 +1,1 @@
+"""The application: the main window (the composition root), its actions, settings, flows and dialogs."""

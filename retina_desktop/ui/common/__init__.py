@@ -1,0 +1,1 @@
+"""Small pieces every feature may use: the task runner, words, labels, the wheel guard."""

@@ -1,0 +1,1 @@
+"""Compare mode: the reference masks, the differences and the Dice sort."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: the training process, its window and dialog."""

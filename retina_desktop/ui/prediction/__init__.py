@@ -1,0 +1,1 @@
+"""The model and its predictions: the controller, the view, model versions."""

@@ -1,0 +1,1 @@
+"""Reviewing one image: the canvas, the editing tools, the review and history panels, the image list."""

@@ -1,0 +1,1 @@
+"""The vessel tools: trace, segment, topology review, measurements and the workspace summary."""
