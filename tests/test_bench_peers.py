@@ -1,5 +1,6 @@
 """bench_peers.py's own arithmetic: the per-photo time from output times, the scores of one photo, the summary,
-and the peer's threshold read from its script. Synthetic arrays, hand-computed figures; no model runs."""
+and the peer's threshold read from its script; and bench_forward.py's share of the fp32 limit. Synthetic arrays,
+hand-computed figures; no model runs."""
 
 from __future__ import annotations
 
@@ -12,17 +13,26 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peers.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_peers", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_peers"] = module  # the dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return _load("bench_peers")
+
+
+@pytest.fixture(scope="module")
+def bench_forward() -> ModuleType:
+    return _load("bench_forward")
 
 
 def test_per_photo_time_is_the_span_from_first_to_last_photo(bench: ModuleType) -> None:
@@ -79,3 +89,8 @@ def test_peer_threshold_read_from_its_script(bench: ModuleType) -> None:
     line = 'cv2.imwrite(str(a.out / f"{p.stem}.png"), ((v > 0.4196) * 255).astype(np.uint8))'
     assert bench.peer_threshold(line) == pytest.approx(0.4196)
     assert bench.peer_threshold("no threshold here") is None
+
+
+def test_share_of_the_fp32_limit(bench_forward: ModuleType) -> None:
+    # 24 GFLOP in 0.5 s is 48 GFLOP/s: 40 % of a 120 GFLOP/s limit.
+    assert bench_forward.share_of_limit(24e9, 0.5, 120.0) == pytest.approx(0.4)
