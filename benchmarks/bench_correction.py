@@ -379,7 +379,7 @@ class Tracing:
                 continue
             path = self.cost.route(self.anchor_at(ref, i, tol, width)[0], self.anchor_at(ref, j, tol, width)[0])
             pts = path[:, ::-1] - 0.5
-            seg = ref[i:j + 1].astype(float)
+            seg = ref[i : j + 1].astype(float)
             d_path, near = cKDTree(seg).query(pts)
             d_ref, _ = cKDTree(pts).query(seg)
             if max(d_path.max(), d_ref.max()) <= tol:
@@ -408,8 +408,12 @@ class Tracing:
         # The grader corrects the automatic width only where it is visibly off (more than one 0.5-px step).
         steps = round(abs(target - auto) / 0.5) if abs(target - auto) > WIDTH_SLACK else 0
         radius = max(0.5, auto + np.sign(target - auto) * 0.5 * steps)
-        out = (piece.pixels[idx].astype(float), [w for _, w in clicks],
-               path_stroke(path, radius, self.cost.shape), steps)
+        out = (
+            piece.pixels[idx].astype(float),
+            [w for _, w in clicks],
+            path_stroke(path, radius, self.cost.shape),
+            steps,
+        )
         self._option[key] = out
         return out
 
@@ -433,8 +437,9 @@ def setup_cost(g: Grader, tool: str, radius: float | None = None) -> tuple[float
     return probe.seconds, probe.keys
 
 
-def vessel_tools_run(pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_near, breaks, markers_other,
-                     centre, review: bool) -> tuple[Grader, np.ndarray]:
+def vessel_tools_run(
+    pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_near, breaks, markers_other, centre, review: bool
+) -> tuple[Grader, np.ndarray]:
     """The grader with the vessel tools: for each piece, the way that costs least from where the grader
     is, set-up included (a tool switch only when the tool changes, brush size steps); with ``review``
     the topology markers are among the ways, and every marker not used is passed over once (N)."""
@@ -447,15 +452,22 @@ def vessel_tools_run(pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_nea
         options = []
         if p.kind == "missed":
             anchors, widths, stroke, steps = tracing.option(p)
-            t = sum(fitts(float(np.hypot(*(b - a))), w) for a, b, w in
-                    zip(np.vstack([g.pos[None], anchors[:-1]]), anchors, widths, strict=True)) + KEY * steps + COMMIT
+            t = (
+                sum(
+                    fitts(float(np.hypot(*(b - a))), w)
+                    for a, b, w in zip(np.vstack([g.pos[None], anchors[:-1]]), anchors, widths, strict=True)
+                )
+                + KEY * steps
+                + COMMIT
+            )
             options.append((t + setup_cost(g, "trace")[0], "trace", (anchors, widths, stroke, steps)))
             for k, f in enumerate(breaks if review else []):
                 if k in used_markers:
                     continue
                 (ax, ay), (bx, by) = f.gap
-                if seg_distance(p.pixels.astype(float), np.array([ay, ax]) - 0.5,
-                                np.array([by, bx]) - 0.5).min() <= 3 and tracing.bridge_fits(f, p):
+                if seg_distance(
+                    p.pixels.astype(float), np.array([ay, ax]) - 0.5, np.array([by, bx]) - 0.5
+                ).min() <= 3 and tracing.bridge_fits(f, p):
                     pos = np.array(f.position[::-1])
                     options.append((KEY + fitts(float(np.hypot(*(pos - g.pos))), MARKER_W), "marker", (k, f)))
                     break
@@ -544,8 +556,9 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
     ref_near = cv2.dilate(ref.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     ref_dt = ndi.distance_transform_edt(ref)
     pred_dt = ndi.distance_transform_edt(pred)
-    pieces = runs(ref_skel & ~covered, ref_graph.labels, ref_dt, "missed") + \
-        runs(pred_graph.skeleton & ~ref_near, pred_graph.labels, pred_dt, "spurious")
+    pieces = runs(ref_skel & ~covered, ref_graph.labels, ref_dt, "missed") + runs(
+        pred_graph.skeleton & ~ref_near, pred_graph.labels, pred_dt, "spurious"
+    )
     pieces.sort(key=lambda p: -p.length)
 
     # The break finder on the prediction, scored against the true breaks.
@@ -555,14 +568,25 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
     markers_other = find_fragments(pred, breaks, params) + find_spurs(pred_graph, params)
 
     centre = np.array(pred.shape, float) / 2
-    out = {"pieces": len(pieces), "missed": sum(p.kind == "missed" for p in pieces),
-           "breaks": {"true": len(truths), "found": len(breaks), "matched_true": matched_true,
-                      "matched_found": matched_found}}
+    out = {
+        "pieces": len(pieces),
+        "missed": sum(p.kind == "missed" for p in pieces),
+        "breaks": {
+            "true": len(truths),
+            "found": len(breaks),
+            "matched_true": matched_true,
+            "matched_found": matched_found,
+        },
+    }
     if ref2 is not None:
         truths2 = true_breaks(skeletonize(ref2 & fov), pred)
         t2, f2 = match_breaks(breaks, truths2)
-        out["breaks_2nd_observer"] = {"true": len(truths2), "found": len(breaks), "matched_true": t2,
-                                      "matched_found": f2}
+        out["breaks_2nd_observer"] = {
+            "true": len(truths2),
+            "found": len(breaks),
+            "matched_true": t2,
+            "matched_found": f2,
+        }
 
     # Brush and eraser only.
     g = Grader(centre.copy())
@@ -579,8 +603,11 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
         runs_ = []
         for review in (False, True):
             graph = VesselGraph.from_mask(pred) if review else pred_graph  # the two runs share no graph
-            runs_.append(vessel_tools_run(pieces, pred, ref, fov, tracing, graph, ref_near, breaks,
-                                          markers_other, centre, review))
+            runs_.append(
+                vessel_tools_run(
+                    pieces, pred, ref, fov, tracing, graph, ref_near, breaks, markers_other, centre, review
+                )
+            )
         g, m = min(runs_, key=lambda r: r[0].seconds)
         key = "vessel_tools" if reading == "protocol" else f"vessel_tools_{reading}"
         out[key] = summary(g, m, ref, fov)
@@ -590,10 +617,18 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
 
 def summary(g: Grader, m: np.ndarray, ref: np.ndarray, fov: np.ndarray) -> dict:
     c = Confusion.of(m, ref, fov)
-    return {"seconds": g.seconds, "interactions": g.interactions, "strokes": g.strokes, "clicks": g.clicks,
-            "keys": g.keys, "dice": c.dice, "cldice": cldice(m, ref, fov), "methods": dict(g.methods),
-            "spent": {k: [n, t] for k, (n, t) in sorted(g.spent.items())},
-            "_confusion": [c.tp, c.fp, c.fn, c.tn]}
+    return {
+        "seconds": g.seconds,
+        "interactions": g.interactions,
+        "strokes": g.strokes,
+        "clicks": g.clicks,
+        "keys": g.keys,
+        "dice": c.dice,
+        "cldice": cldice(m, ref, fov),
+        "methods": dict(g.methods),
+        "spent": {k: [n, t] for k, (n, t) in sorted(g.spent.items())},
+        "_confusion": [c.tp, c.fp, c.fn, c.tn],
+    }
 
 
 def load(data: Path, limit: int | None, cache: Path | None):
@@ -658,8 +693,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached probability maps")
     ap.add_argument("--tune", action="store_true", help="grid of break-finder parameters on DATA instead")
-    ap.add_argument("--steer-b", type=float, default=None,
-                    help=f"sensitivity check: the steering law's b in s (default {STEER_B}, unverified)")
+    ap.add_argument(
+        "--steer-b",
+        type=float,
+        default=None,
+        help=f"sensitivity check: the steering law's b in s (default {STEER_B}, unverified)",
+    )
     args = ap.parse_args()
     if args.steer_b is not None:
         STEER_B = args.steer_b
@@ -674,16 +713,31 @@ def main() -> None:
         r = correct_image(rgb, ref, fov, prob, threshold, params, ref2)
         per_image[name] = r
         b, v = r["brush"], r["vessel_tools"]
-        print(f"{name}: {r['pieces']} pieces; brush {b['seconds']:.0f} s {b['interactions']} int. "
-              f"clDice {b['cldice']:.3f}; vessel tools {v['seconds']:.0f} s {v['interactions']} int. "
-              f"clDice {v['cldice']:.3f} {v['methods']}; breaks {r['breaks']}", flush=True)
-    result = {"data": str(args.data), "model": model, "threshold": threshold, "images": len(per_image),
-              "constants": {"fitts_a": FITTS_A, "fitts_b": FITTS_B, "steer_a": STEER_A, "steer_b": STEER_B,
-                            "steer_b_verified": False,
-                            "key": KEY},
-              "break_params": asdict(params),
-              "trace_tolerance": {"vessel_tools": "protocol as written: max(W / 2, 0.5 px), Euclidean",
-                                  "vessel_tools_grid": "pixel grid read honestly: max(W / 2, 1 px), Euclidean"}}
+        print(
+            f"{name}: {r['pieces']} pieces; brush {b['seconds']:.0f} s {b['interactions']} int. "
+            f"clDice {b['cldice']:.3f}; vessel tools {v['seconds']:.0f} s {v['interactions']} int. "
+            f"clDice {v['cldice']:.3f} {v['methods']}; breaks {r['breaks']}",
+            flush=True,
+        )
+    result = {
+        "data": str(args.data),
+        "model": model,
+        "threshold": threshold,
+        "images": len(per_image),
+        "constants": {
+            "fitts_a": FITTS_A,
+            "fitts_b": FITTS_B,
+            "steer_a": STEER_A,
+            "steer_b": STEER_B,
+            "steer_b_verified": False,
+            "key": KEY,
+        },
+        "break_params": asdict(params),
+        "trace_tolerance": {
+            "vessel_tools": "protocol as written: max(W / 2, 0.5 px), Euclidean",
+            "vessel_tools_grid": "pixel grid read honestly: max(W / 2, 1 px), Euclidean",
+        },
+    }
     for tool in ("brush", "vessel_tools", "vessel_tools_grid", "prediction"):
         rows = [r[tool] for r in per_image.values()]
         tot = {"dice": None, "cldice": float(np.mean([x["cldice"] for x in rows]))}
@@ -715,9 +769,13 @@ def main() -> None:
         if not bt:
             continue
         n_true, n_found = sum(b["true"] for b in bt), sum(b["found"] for b in bt)
-        result[key] = {"recall": sum(b["matched_true"] for b in bt) / max(n_true, 1),
-                       "precision": sum(b["matched_found"] for b in bt) / max(n_found, 1),
-                       "true": n_true, "found": n_found, "images": len(bt)}
+        result[key] = {
+            "recall": sum(b["matched_true"] for b in bt) / max(n_true, 1),
+            "precision": sum(b["matched_found"] for b in bt) / max(n_found, 1),
+            "true": n_true,
+            "found": n_found,
+            "images": len(bt),
+        }
     result["time_ratio"] = result["vessel_tools"]["seconds"] / max(result["brush"]["seconds"], 1e-9)
     result["time_ratio_grid"] = result["vessel_tools_grid"]["seconds"] / max(result["brush"]["seconds"], 1e-9)
     result["per_image"] = per_image
@@ -726,24 +784,36 @@ def main() -> None:
     vg = result["vessel_tools_grid"]
     print(f"\nTOTAL {len(per_image)} images ({time.perf_counter() - t0:.0f} s wall)")
     print(f"  prediction      Dice {result['prediction']['dice']:.3f} clDice {result['prediction']['cldice']:.3f}")
-    print(f"  brush+eraser    {b['seconds']:8.0f} s {b['interactions']:6d} interactions  Dice {b['dice']:.3f} "
-          f"clDice {b['cldice']:.3f}")
-    print(f"  vessel tools    {v['seconds']:8.0f} s {v['interactions']:6d} interactions  Dice {v['dice']:.3f} "
-          f"clDice {v['cldice']:.3f}  {v['methods']}")
-    print(f"  vessel tools, grid tolerance {vg['seconds']:5.0f} s {vg['interactions']:6d} interactions  "
-          f"Dice {vg['dice']:.3f} clDice {vg['cldice']:.3f}  {vg['methods']}")
+    print(
+        f"  brush+eraser    {b['seconds']:8.0f} s {b['interactions']:6d} interactions  Dice {b['dice']:.3f} "
+        f"clDice {b['cldice']:.3f}"
+    )
+    print(
+        f"  vessel tools    {v['seconds']:8.0f} s {v['interactions']:6d} interactions  Dice {v['dice']:.3f} "
+        f"clDice {v['cldice']:.3f}  {v['methods']}"
+    )
+    print(
+        f"  vessel tools, grid tolerance {vg['seconds']:5.0f} s {vg['interactions']:6d} interactions  "
+        f"Dice {vg['dice']:.3f} clDice {vg['cldice']:.3f}  {vg['methods']}"
+    )
     for tool in ("brush", "vessel_tools", "vessel_tools_grid"):
         print(f"  where the {tool} time goes:")
         for k2, (n, t) in result[tool]["spent"].items():
             print(f"    {k2:32s} {n:6d} x  {t:8.1f} s")
-    print(f"  time ratio {result['time_ratio']:.2f} as written, {result['time_ratio_grid']:.2f} with the grid "
-          "tolerance (target <= 0.5 at the same clDice or better)")
-    print(f"  break finder recall {k['recall']:.2f} precision {k['precision']:.2f} "
-          f"({k['true']} true, {k['found']} found; target recall >= 0.8 at precision >= 0.5)")
+    print(
+        f"  time ratio {result['time_ratio']:.2f} as written, {result['time_ratio_grid']:.2f} with the grid "
+        "tolerance (target <= 0.5 at the same clDice or better)"
+    )
+    print(
+        f"  break finder recall {k['recall']:.2f} precision {k['precision']:.2f} "
+        f"({k['true']} true, {k['found']} found; target recall >= 0.8 at precision >= 0.5)"
+    )
     if "breaks_2nd_observer" in result:
         k2 = result["breaks_2nd_observer"]
-        print(f"  against the second observer's masks: recall {k2['recall']:.2f} precision {k2['precision']:.2f} "
-              f"({k2['true']} true, {k2['images']} images)")
+        print(
+            f"  against the second observer's masks: recall {k2['recall']:.2f} precision {k2['precision']:.2f} "
+            f"({k2['true']} true, {k2['images']} images)"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1, default=float))

@@ -80,7 +80,7 @@ def far_camera(rgb: np.ndarray, vessels: np.ndarray, seed: int) -> tuple[np.ndar
     mask = cv2.resize(vessels.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
     side = min(size)
     x0, y0 = (size[0] - side) // 2, (size[1] - side) // 2
-    img, mask = img[y0:y0 + side, x0:x0 + side], mask[y0:y0 + side, x0:x0 + side]
+    img, mask = img[y0 : y0 + side, x0 : x0 + side], mask[y0 : y0 + side, x0 : x0 + side]
     f = img.astype(np.float32) / 255.0
     f = np.clip(f * np.array(FAR_GAINS, np.float32), 0, 1) ** FAR_GAMMA
     f = cv2.GaussianBlur(f, (0, 0), FAR_BLUR_SIGMA)
@@ -151,7 +151,7 @@ def run(args) -> dict:
     tmp = tempfile.TemporaryDirectory(prefix="far-stare-")
     root = make_far_stare(args.data, Path(tmp.name)) if args.target == "far-stare" else args.data / "stare"
     train_photos = discover(root, split="train")
-    corrections, unreviewed = train_photos[: args.images], train_photos[args.images:]
+    corrections, unreviewed = train_photos[: args.images], train_photos[args.images :]
     target, drive = discover(root, split="test"), discover(args.data / "drive", split="test")
     before = scores(parent, target, drive, args.data, device)
     rehearse = args.rehearsal != "none"
@@ -174,10 +174,15 @@ def run(args) -> dict:
     elif args.split == "none":
         ft.plan_split = plan_all
     t0 = time.monotonic()
-    outcome = finetune(parent, corrections, cfg, unreviewed=None if args.rehearsal == "synthetic" else
-                       [s.image for s in unreviewed],
-                       on_epoch=lambda r: print(f"  epoch {r.epoch} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
-                                                f"{r.elapsed_s:.0f}s", file=sys.stderr))
+    outcome = finetune(
+        parent,
+        corrections,
+        cfg,
+        unreviewed=None if args.rehearsal == "synthetic" else [s.image for s in unreviewed],
+        on_epoch=lambda r: print(
+            f"  epoch {r.epoch} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} {r.elapsed_s:.0f}s", file=sys.stderr
+        ),
+    )
     wall = time.monotonic() - t0
     kept = outcome.result.checkpoint
     after = {"kept": scores(kept, target, drive, args.data, device)}
@@ -195,18 +200,36 @@ def run(args) -> dict:
         save_checkpoint(args.save_kept, kept)
     tmp.cleanup()
     return {
-        "target": args.target, "strategy": args.strategy, "rehearsal": args.rehearsal, "seed": args.seed,
-        "wise_keep": args.wise_keep, "lr": cfg.lr, "focus_share": cfg.focus_share, "patch_size": cfg.patch_size,
-        "batch_size": cfg.batch_size, "split_by": args.split, "alpha": outcome.alpha,
+        "target": args.target,
+        "strategy": args.strategy,
+        "rehearsal": args.rehearsal,
+        "seed": args.seed,
+        "wise_keep": args.wise_keep,
+        "lr": cfg.lr,
+        "focus_share": cfg.focus_share,
+        "patch_size": cfg.patch_size,
+        "batch_size": cfg.batch_size,
+        "split_by": args.split,
+        "alpha": outcome.alpha,
         "alpha_val_dice": {str(a): d for a, d in outcome.alpha_scores.items()},
-        "drift": outcome.drift, "drift_source": outcome.drift_source,
-        "budget": ({"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch} if not args.minutes
-                   else {"minutes": args.minutes}),
-        "wall_s": round(wall, 1), "epochs": len(outcome.history), "device": kept.metadata.get("device"),
-        "corrections": sorted({s.name for s in corrections}), "unreviewed": [s.name for s in unreviewed],
-        "split": outcome.plan.note, "gate": {"accepted": outcome.accepted, "reason": outcome.reason},
+        "drift": outcome.drift,
+        "drift_source": outcome.drift_source,
+        "budget": (
+            {"epochs": args.epochs, "steps_per_epoch": cfg.steps_per_epoch}
+            if not args.minutes
+            else {"minutes": args.minutes}
+        ),
+        "wall_s": round(wall, 1),
+        "epochs": len(outcome.history),
+        "device": kept.metadata.get("device"),
+        "corrections": sorted({s.name for s in corrections}),
+        "unreviewed": [s.name for s in unreviewed],
+        "split": outcome.plan.note,
+        "gate": {"accepted": outcome.accepted, "reason": outcome.reason},
         "threshold": {"parent": parent.threshold, "kept": kept.threshold},
-        "before": before, "after": after, "active": active,
+        "before": before,
+        "after": after,
+        "active": active,
         "delta": {k: {t: after[k][t] - before[t] for t in before} for k in after},
         "delta_active": {t: active[t] - before[t] for t in before},
     }
@@ -221,12 +244,19 @@ def _variant(report: dict, shipped) -> str:
     a flag existed ran at the shipped value)."""
     batch, patch = report.get("batch_size", shipped.batch_size), report.get("patch_size", shipped.patch_size)
     budget = report.get("budget", {})
-    return (report["rehearsal"]
-            + ("" if report.get("split_by", "photos") == "photos" else f"+split-{report['split_by']}")
-            + (f"+focus{report['focus_share']:g}" if report.get("focus_share") else "")
-            + ("" if (batch, patch) == (shipped.batch_size, shipped.patch_size) else f"+{batch}x{patch}px")
-            + (f"+{budget['minutes']:g}min" if "minutes" in budget
-               else "" if budget.get("epochs", QUIET_EPOCHS) == QUIET_EPOCHS else f"+{budget['epochs']}ep"))
+    return (
+        report["rehearsal"]
+        + ("" if report.get("split_by", "photos") == "photos" else f"+split-{report['split_by']}")
+        + (f"+focus{report['focus_share']:g}" if report.get("focus_share") else "")
+        + ("" if (batch, patch) == (shipped.batch_size, shipped.patch_size) else f"+{batch}x{patch}px")
+        + (
+            f"+{budget['minutes']:g}min"
+            if "minutes" in budget
+            else ""
+            if budget.get("epochs", QUIET_EPOCHS) == QUIET_EPOCHS
+            else f"+{budget['epochs']}ep"
+        )
+    )
 
 
 def summary(paths: list[Path]) -> None:
@@ -235,27 +265,34 @@ def summary(paths: list[Path]) -> None:
     for p in paths:
         r = json.loads(p.read_text())
         # Reports from before --lr ran at the 2e-3 that was then the default.
-        groups.setdefault((r["target"], r["strategy"], _variant(r, shipped), r["wise_keep"], r.get("lr", 2e-3)),
-                          []).append(r)
-    print(f"{'target':10}{'rehearsal':24}{'wise':>5}{'lr':>8}{'seeds':>7}  "
-          f"{'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
-          f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}")
+        groups.setdefault(
+            (r["target"], r["strategy"], _variant(r, shipped), r["wise_keep"], r.get("lr", 2e-3)), []
+        ).append(r)
+    print(
+        f"{'target':10}{'rehearsal':24}{'wise':>5}{'lr':>8}{'seeds':>7}  "
+        f"{'gain (kept)':>20}{'drop on DRIVE (kept)':>24}"
+        f"{'gain (child)':>20}{'DRIVE (child)':>20}{'alpha':>12}{'drift':>8}"
+    )
     for (target, _strategy, rehearsal, keep, lr), runs in sorted(groups.items()):
+
         def stat(values):
             m = statistics.mean(values)
             return f"{m:+.3f} [{min(values):+.3f},{max(values):+.3f}]"
+
         gain = [r["delta"]["kept"]["target"] for r in runs]
         drop = [r["delta"]["kept"]["drive"] for r in runs]
         g_min, d_max = targets(target)
         alphas = ",".join(f"{r['alpha']:.1f}" for r in runs)
         seeds = ",".join(str(r["seed"]) for r in runs)
         met = statistics.mean(gain) >= g_min and -statistics.mean(drop) <= d_max
-        print(f"{target:10}{rehearsal:24}{keep:5.2f}{lr:8.0e}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
-              f"{stat([r['delta']['child']['target'] for r in runs]):>20}"
-              f"{stat([r['delta']['child']['drive'] for r in runs]):>20}"
-              f"{alphas:>12}{statistics.mean(r['drift'] or 0 for r in runs):8.3f}"
-              f"  seeds {seeds}; target gain >= {g_min}, drop <= {d_max}: "
-              f"{'met' if met else 'NOT met'}")
+        print(
+            f"{target:10}{rehearsal:24}{keep:5.2f}{lr:8.0e}{len(runs):7}  {stat(gain):>20}{stat(drop):>24}"
+            f"{stat([r['delta']['child']['target'] for r in runs]):>20}"
+            f"{stat([r['delta']['child']['drive'] for r in runs]):>20}"
+            f"{alphas:>12}{statistics.mean(r['drift'] or 0 for r in runs):8.3f}"
+            f"  seeds {seeds}; target gain >= {g_min}, drop <= {d_max}: "
+            f"{'met' if met else 'NOT met'}"
+        )
 
 
 def main() -> None:
@@ -267,38 +304,58 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=QUIET_EPOCHS, help="step budget in epochs of 20 steps")
     ap.add_argument("--minutes", type=float, default=None, help="a wall-time budget instead of --epochs")
     ap.add_argument("--strategy", choices=list(STRATEGIES), default="default")
-    ap.add_argument("--rehearsal", choices=("none", "photos", "synthetic", "both"), default="both",
-                    help="rehearsal sources (both: the shipped default; none: off)")
+    ap.add_argument(
+        "--rehearsal",
+        choices=("none", "photos", "synthetic", "both"),
+        default="both",
+        help="rehearsal sources (both: the shipped default; none: off)",
+    )
     ap.add_argument("--lr", type=float, default=None, help="learning rate instead of the shipped default")
-    ap.add_argument("--split", choices=("photos", "regions", "none"), default="photos",
-                    help="hold out whole corrections (the app's way), a band of every one (exploratory), or "
-                         "nothing (a probe of what all 5 taught photos give; see plan_all)")
+    ap.add_argument(
+        "--split",
+        choices=("photos", "regions", "none"),
+        default="photos",
+        help="hold out whole corrections (the app's way), a band of every one (exploratory), or "
+        "nothing (a probe of what all 5 taught photos give; see plan_all)",
+    )
     ap.add_argument("--rehearsal-share", type=float, default=0.25)
     ap.add_argument("--rehearsal-weight", type=float, default=1.0)
     ap.add_argument("--patch-size", type=int, default=None, help="instead of the shipped default (128)")
     ap.add_argument("--batch-size", type=int, default=None, help="instead of the shipped default (8)")
-    ap.add_argument("--focus-share", type=float, default=None,
-                    help="share of patches centred where the parent and the correction disagree")
+    ap.add_argument(
+        "--focus-share",
+        type=float,
+        default=None,
+        help="share of patches centred where the parent and the correction disagree",
+    )
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")
     ap.add_argument("--device", default=None)
     ap.add_argument("--images", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed (runs on a few images vary with it)")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--save-kept", type=Path, help="also write the fine-tuned weights the report scores as 'kept' here "
-                    "(after the blend; written even when the gate refused them and the app would keep the parent)")
+    ap.add_argument(
+        "--save-kept",
+        type=Path,
+        help="also write the fine-tuned weights the report scores as 'kept' here "
+        "(after the blend; written even when the gate refused them and the app would keep the parent)",
+    )
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)
         return
     report = run(args)
     d, dc = report["delta"]["kept"], report["delta"]["child"]
-    print(f"{args.target}, rehearsal {args.rehearsal}, seed {args.seed}: {report['wall_s'] / 60:.1f} min, "
-          f"{report['epochs']} epochs; {report['split']}; alpha {report['alpha']:.1f}; "
-          f"drift {report['drift'] or 0:.3f} on {report['drift_source']}")
+    print(
+        f"{args.target}, rehearsal {args.rehearsal}, seed {args.seed}: {report['wall_s'] / 60:.1f} min, "
+        f"{report['epochs']} epochs; {report['split']}; alpha {report['alpha']:.1f}; "
+        f"drift {report['drift'] or 0:.3f} on {report['drift_source']}"
+    )
     print(f"gate: {'ACCEPT' if report['gate']['accepted'] else 'REJECT'} ({report['gate']['reason']})")
     print(f"parent: target {report['before']['target']:.4f}, drive {report['before']['drive']:.4f}")
-    print(f"kept (alpha {report['alpha']:.1f}): gain {d['target']:+.4f}, DRIVE {d['drive']:+.4f}; "
-          f"child (alpha 1): gain {dc['target']:+.4f}, DRIVE {dc['drive']:+.4f}")
+    print(
+        f"kept (alpha {report['alpha']:.1f}): gain {d['target']:+.4f}, DRIVE {d['drive']:+.4f}; "
+        f"child (alpha 1): gain {dc['target']:+.4f}, DRIVE {dc['drive']:+.4f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

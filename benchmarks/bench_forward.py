@@ -89,8 +89,9 @@ print(json.dumps({"photo": photo, "photo_size": list(rgb.shape[:2]), "input_size
 
 
 def _child(script: str, *argv: object) -> dict:
-    out = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     result: dict = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -115,39 +116,56 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--presets", nargs="+", default=["reference", "base", "small", "tiny"])
     ap.add_argument("--mm-size", type=int, default=2048, help="n of the n x n fp32 torch.mm (default 2048)")
-    ap.add_argument("--photo", type=Path,
-                    default=ROOT.parent / "shared" / "data" / "drive" / "test" / "images" / "01_test.tif",
-                    help="the photo the bundled model's forward is timed on (default: DRIVE test 01)")
+    ap.add_argument(
+        "--photo",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "drive" / "test" / "images" / "01_test.tif",
+        help="the photo the bundled model's forward is timed on (default: DRIVE test 01)",
+    )
     args = ap.parse_args()
     if not args.photo.is_file():
         sys.exit(f"error: {args.photo}: photo not found (--photo names it)")
     mm_before = fp32_limit(args.threads, args.mm_size)
-    rows = [run(p, args.threads, args.size, args.repeats if p != "reference" else max(3, args.repeats // 2))
-            for p in args.presets]
+    rows = [
+        run(p, args.threads, args.size, args.repeats if p != "reference" else max(3, args.repeats // 2))
+        for p in args.presets
+    ]
     photo = _child(CHILD_PHOTO, args.photo, args.threads, args.repeats)
     mm_after = fp32_limit(args.threads, args.mm_size)
     limit = max(mm_before["gflops"], mm_after["gflops"])
 
     ref = next((r for r in rows if r["preset"] == "reference"), rows[0])
-    print(f"CPU fp32 limit: torch.mm {args.mm_size}x{args.mm_size}, {args.threads} threads, best of 5: "
-          f"{mm_before['gflops']:.1f} GFLOP/s before the presets, {mm_after['gflops']:.1f} after; limit {limit:.1f}")
-    print(f"\nCPU forward at {args.size}x{args.size}, {args.threads} threads (median of repeats; GFLOP: "
-          "convolutions, 2 per multiply-add)")
-    print(f"{'preset':10} {'params':>12} {'time ms':>9} {'ratio':>7} {'peak RSS MB':>12} {'forward MB':>11} "
-          f"{'GFLOP':>7} {'GFLOP/s':>8} {'of limit':>9}")
+    print(
+        f"CPU fp32 limit: torch.mm {args.mm_size}x{args.mm_size}, {args.threads} threads, best of 5: "
+        f"{mm_before['gflops']:.1f} GFLOP/s before the presets, {mm_after['gflops']:.1f} after; limit {limit:.1f}"
+    )
+    print(
+        f"\nCPU forward at {args.size}x{args.size}, {args.threads} threads (median of repeats; GFLOP: "
+        "convolutions, 2 per multiply-add)"
+    )
+    print(
+        f"{'preset':10} {'params':>12} {'time ms':>9} {'ratio':>7} {'peak RSS MB':>12} {'forward MB':>11} "
+        f"{'GFLOP':>7} {'GFLOP/s':>8} {'of limit':>9}"
+    )
     for r in rows:
         share = share_of_limit(r["flops"], r["median_s"], limit)
-        print(f"{r['preset']:10} {r['params']:12,d} {r['median_s'] * 1000:9.1f} {r['median_s'] / ref['median_s']:7.3f} "
-              f"{r['peak_rss_mb']:12.0f} {r['forward_extra_mb']:11.0f} {r['flops'] / 1e9:7.1f} "
-              f"{r['flops'] / r['median_s'] / 1e9:8.1f} {share:9.1%}")
+        print(
+            f"{r['preset']:10} {r['params']:12,d} {r['median_s'] * 1000:9.1f} {r['median_s'] / ref['median_s']:7.3f} "
+            f"{r['peak_rss_mb']:12.0f} {r['forward_extra_mb']:11.0f} {r['flops'] / 1e9:7.1f} "
+            f"{r['flops'] / r['median_s'] / 1e9:8.1f} {share:9.1%}"
+        )
     h, w = photo["photo_size"]
     ih, iw = photo["input_size"]
-    print(f"\nbundled model ({photo['params']:,} parameters), forward alone on {args.photo.name} ({w}x{h}, "
-          f"network input {iw}x{ih}), {args.threads} threads:")
-    print(f"  {photo['flops'] / 1e9:.2f} GFLOP per photo; median {photo['median_s'] * 1000:.0f} ms "
-          f"(best {photo['min_s'] * 1000:.0f} ms) = {photo['flops'] / photo['median_s'] / 1e9:.1f} GFLOP/s, "
-          f"{share_of_limit(photo['flops'], photo['median_s'], limit):.1%} of the fp32 limit "
-          f"(best: {share_of_limit(photo['flops'], photo['min_s'], limit):.1%})")
+    print(
+        f"\nbundled model ({photo['params']:,} parameters), forward alone on {args.photo.name} ({w}x{h}, "
+        f"network input {iw}x{ih}), {args.threads} threads:"
+    )
+    print(
+        f"  {photo['flops'] / 1e9:.2f} GFLOP per photo; median {photo['median_s'] * 1000:.0f} ms "
+        f"(best {photo['min_s'] * 1000:.0f} ms) = {photo['flops'] / photo['median_s'] / 1e9:.1f} GFLOP/s, "
+        f"{share_of_limit(photo['flops'], photo['median_s'], limit):.1%} of the fp32 limit "
+        f"(best: {share_of_limit(photo['flops'], photo['min_s'], limit):.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -109,8 +109,11 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
     vp.installEventFilter(watch)
 
     def send(kind, pos, buttons):
-        types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
-                 "release": QEvent.Type.MouseButtonRelease}
+        types = {
+            "press": QEvent.Type.MouseButtonPress,
+            "move": QEvent.Type.MouseMove,
+            "release": QEvent.Type.MouseButtonRelease,
+        }
         btn = Qt.MouseButton.NoButton if kind == "move" else Qt.MouseButton.LeftButton
         p = QPointF(pos)
         event = QMouseEvent(types[kind], p, vp.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier)
@@ -151,11 +154,14 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
             t0 = time.perf_counter()
             vp.repaint()
             full.append((time.perf_counter() - t0) * 1000.0)
-        results[zoom_name] = {"median_ms": round(float(np.median(t)), 2),
-                              "p95_ms": round(float(np.percentile(t, 95)), 2),
-                              "max_ms": round(float(t.max()), 2), "moves": moves,
-                              "overlay_paints": canvas.overlay.paint_count - paints0,
-                              "full_viewport_repaint_median_ms": round(float(np.median(full)), 2)}
+        results[zoom_name] = {
+            "median_ms": round(float(np.median(t)), 2),
+            "p95_ms": round(float(np.percentile(t, 95)), 2),
+            "max_ms": round(float(t.max()), 2),
+            "moves": moves,
+            "overlay_paints": canvas.overlay.paint_count - paints0,
+            "full_viewport_repaint_median_ms": round(float(np.median(full)), 2),
+        }
 
     # 200 undo steps on the 3504x2336 mask.
     doc = win.session.document
@@ -175,8 +181,12 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
         doc.end_stroke()
     gc.collect()
     rss1 = rss_mb()
-    undo = {"steps": doc.undo_count, "history_mb": round(doc.history_bytes / 2**20, 3),
-            "rss_growth_mb": round(rss1 - rss0, 1), "full_mask_mb": round(doc.mask.nbytes / 2**20, 1)}
+    undo = {
+        "steps": doc.undo_count,
+        "history_mb": round(doc.history_bytes / 2**20, 3),
+        "rss_growth_mb": round(rss1 - rss0, 1),
+        "full_mask_mb": round(doc.mask.nbytes / 2**20, 1),
+    }
     # Ctrl+S runs on the UI thread (its questions keep their order): PNG encode, the previous version copied
     # into the history, atomic write with fsync, review log.
     save_ms = []
@@ -187,8 +197,12 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
         t0 = time.perf_counter()
         assert win.save_current(), "save failed"
         save_ms.append((time.perf_counter() - t0) * 1000.0)
-    save = {"median_ms": round(float(np.median(save_ms)), 1), "max_ms": round(float(max(save_ms)), 1),
-            "first_ms": round(save_ms[0], 1), "saves": len(save_ms)}
+    save = {
+        "median_ms": round(float(np.median(save_ms)), 1),
+        "max_ms": round(float(max(save_ms)), 1),
+        "first_ms": round(save_ms[0], 1),
+        "saves": len(save_ms),
+    }
     # The autosave timer's save: the UI thread only copies the mask; a worker writes it.
     ui_ms, total_ms = [], []
     for i in range(5):
@@ -244,13 +258,19 @@ app.exec()
 
 def bench_launch(weights: Path, tmp: Path) -> dict:
     home = tmp / "launch-home"
-    env = dict(os.environ, RETINA_DESKTOP_HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
-               QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env = dict(
+        os.environ,
+        RETINA_DESKTOP_HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        QT_QPA_PLATFORM="offscreen",
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+    )
     out = {}
     for run in ("first_run_s", "second_run_s"):
         t0 = time.time()
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(weights), str(ROOT)], env=env, capture_output=True,
-                              text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(weights), str(ROOT)], env=env, capture_output=True, text=True, timeout=900
+        )
         shown = [line for line in proc.stdout.splitlines() if line.startswith("SHOWN")]
         if not shown:
             out[run] = None
@@ -262,9 +282,10 @@ def bench_launch(weights: Path, tmp: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights",
-                    help="checkpoint for the launch benchmark "
-                         "(default: the bundled model, else an untrained micro model)")
+    ap.add_argument(
+        "--weights",
+        help="checkpoint for the launch benchmark (default: the bundled model, else an untrained micro model)",
+    )
     ap.add_argument("--moves", type=int, default=300)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
@@ -277,18 +298,25 @@ def main() -> int:
     res["cpu_threads"] = os.cpu_count()
     print(json.dumps(res, indent=2))
     b = res["brush_move_to_repaint"]["fit"]
-    print(f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms "
-          "(target <= 16 ms median)")
+    print(
+        f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms (target <= 16 ms median)"
+    )
     u = res["undo_200_steps"]
     print(f"200 undo steps: history {u['history_mb']} MB, RSS growth {u['rss_growth_mb']} MB (target <= 150 MB)")
     sv = res["save_ui_thread"]
-    print(f"save of the 3504x2336 mask on the UI thread (Ctrl+S): median {sv['median_ms']} ms, max {sv['max_ms']} ms "
-          f"(first save {sv['first_ms']} ms)")
-    print(f"autosave of that mask: {sv['autosave_ui_thread_median_ms']} ms on the UI thread, saved after "
-          f"{sv['autosave_until_saved_median_ms']} ms (medians of 5)")
+    print(
+        f"save of the 3504x2336 mask on the UI thread (Ctrl+S): median {sv['median_ms']} ms, max {sv['max_ms']} ms "
+        f"(first save {sv['first_ms']} ms)"
+    )
+    print(
+        f"autosave of that mask: {sv['autosave_ui_thread_median_ms']} ms on the UI thread, saved after "
+        f"{sv['autosave_until_saved_median_ms']} ms (medians of 5)"
+    )
     lt = res["launch_to_prediction_demo_cpu"]
-    print(f"launch -> prediction on demo (CPU, {lt['model']}): first run {lt['first_run_s']} s, "
-          f"second run {lt['second_run_s']} s")
+    print(
+        f"launch -> prediction on demo (CPU, {lt['model']}): first run {lt['first_run_s']} s, "
+        f"second run {lt['second_run_s']} s"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

@@ -79,8 +79,10 @@ def main() -> None:
         sys.exit(f"{args.weights or default_model_path()}: the checkpoint records no held-out images")
     drive = {s.name: s for s in discover(args.data / "drive", "train")}
     kaggle = {s.name: s for s in discover(args.data / "retina-kaggle", "train")}
-    sets = {"drive, native, in FOV": [load_sample(drive[n]) for n in held],
-            "retina-kaggle renderings": [load_sample(kaggle[k]) for n in held for k in kaggle_names(n)]}
+    sets = {
+        "drive, native, in FOV": [load_sample(drive[n]) for n in held],
+        "retina-kaggle renderings": [load_sample(kaggle[k]) for n in held for k in kaggle_names(n)],
+    }
     print(f"{ckpt.name} v{ckpt.version}, threshold {ckpt.threshold:.2f}; held-out photos: {', '.join(held)}")
     t0 = ckpt.threshold
     for title, samples in sets.items():
@@ -92,20 +94,29 @@ def main() -> None:
             predictor = VesselPredictor(dataclasses.replace(ckpt, preprocess=pre), device=args.device)
             probs = [predictor.predict(rgb) for rgb, *_ in samples]
             # image x threshold Dice, counted once: the best single threshold and the oracle both read it
-            dice = np.array([[c.dice for c in Confusion.sweep(p, t, m)]
-                             for p, t, m in zip(probs, truths, masks, strict=True)])
+            dice = np.array(
+                [[c.dice for c in Confusion.sweep(p, t, m)] for p, t, m in zip(probs, truths, masks, strict=True)]
+            )
             curve = dice.mean(axis=0)
             best = int(np.argmax(curve))
             label = f"FOV diameter {pre.fov_diameter:.0f}"
-            print(f"  {label:<22} at {t0:.2f}: {per_image_dice(probs, truths, masks, lambda p: p >= t0):.4f}"
-                  f"   best single threshold {curve[best]:.4f} (at {THRESHOLD_GRID[best]:.2f})")
+            print(
+                f"  {label:<22} at {t0:.2f}: {per_image_dice(probs, truths, masks, lambda p: p >= t0):.4f}"
+                f"   best single threshold {curve[best]:.4f} (at {THRESHOLD_GRID[best]:.2f})"
+            )
             if factor != 1.0:
                 continue
             oracle = dice.max(axis=1).mean()
-            hyst = max((per_image_dice(probs, truths, masks, lambda p, lo=lo, hi=hi: hysteresis(p, lo, hi)), lo, hi)
-                       for lo in THRESHOLD_GRID if 0.2 <= lo <= 0.6 for hi in HYSTERESIS_HIGH if hi > lo)
-            label_free = np.mean([Confusion.of(expected_dice_cut(p, m), t, m).dice
-                                  for p, t, m in zip(probs, truths, masks, strict=True)])
+            hyst = max(
+                (per_image_dice(probs, truths, masks, lambda p, lo=lo, hi=hi: hysteresis(p, lo, hi)), lo, hi)
+                for lo in THRESHOLD_GRID
+                if 0.2 <= lo <= 0.6
+                for hi in HYSTERESIS_HIGH
+                if hi > lo
+            )
+            label_free = np.mean(
+                [Confusion.of(expected_dice_cut(p, m), t, m).dice for p, t, m in zip(probs, truths, masks, strict=True)]
+            )
             print(f"  {'':<22} each image at its own best threshold (oracle): {oracle:.4f}")
             print(f"  {'':<22} each image cut at its expected-Dice optimum (no labels): {label_free:.4f}")
             print(f"  {'':<22} hysteresis, best pair: {hyst[0]:.4f} (low {hyst[1]:.2f}, high {hyst[2]:.2f})")

@@ -68,10 +68,11 @@ def main() -> None:
         stages["width"].append(timed(M.mean_width, mask, skel)[1])
         stages["graph"].append(timed(skeleton_graph, skel)[1])
     h, w = mask.shape
-    print(f"measure one {w}x{h} mask ({what}, {np.count_nonzero(mask) / mask.size:.1%} vessel), "
-          f"{args.repeats} repeats")
-    print(f"median {statistics.median(totals):.3f} s, min {min(totals):.3f} s (target <= 1 s); "
-          f"CPU time median {statistics.median(cpu):.3f} s")
+    print(f"measure one {w}x{h} mask ({what}, {np.count_nonzero(mask) / mask.size:.1%} vessel), {args.repeats} repeats")
+    print(
+        f"median {statistics.median(totals):.3f} s, min {min(totals):.3f} s (target <= 1 s); "
+        f"CPU time median {statistics.median(cpu):.3f} s"
+    )
     for name, ts in stages.items():
         print(f"  {name:18} {statistics.median(ts):.3f} s")
     print("result:", result)

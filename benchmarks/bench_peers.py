@@ -122,15 +122,21 @@ def per_photo_seconds(finished: Sequence[float], started: float) -> tuple[float,
 def photo_scores(mask: np.ndarray, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None) -> dict[str, float]:
     """Dice and clDice of a written mask, AUC of its probability map, against ``truth`` inside ``fov``."""
     mask, truth = np.asarray(mask, bool), np.asarray(truth, bool)
-    return {"dice": Confusion.of(mask, truth, fov).dice, "auc": RocHistogram.of(prob, truth, fov).auc,
-            "cldice": CenterlineCount.of(mask, truth, fov).cldice}
+    return {
+        "dice": Confusion.of(mask, truth, fov).dice,
+        "auc": RocHistogram.of(prob, truth, fov).auc,
+        "cldice": CenterlineCount.of(mask, truth, fov).cldice,
+    }
 
 
 def observer_scores(observer: np.ndarray, truth: np.ndarray, fov: np.ndarray | None) -> dict[str, float]:
     """One grader's binary mask against another's: Dice and clDice (an AUC of a binary map is not one)."""
     observer, truth = np.asarray(observer, bool), np.asarray(truth, bool)
-    return {"dice": Confusion.of(observer, truth, fov).dice, "auc": float("nan"),
-            "cldice": CenterlineCount.of(observer, truth, fov).cldice}
+    return {
+        "dice": Confusion.of(observer, truth, fov).dice,
+        "auc": float("nan"),
+        "cldice": CenterlineCount.of(observer, truth, fov).cldice,
+    }
 
 
 def mean_std(per_image: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -173,8 +179,12 @@ def build_set(key: str, data: Path, limit: int | None, tmp: Path, peer_fov: str)
         for s in source:
             rgb, vessels, _, _ = load_sample(s)
             img, mask = far_camera(rgb, vessels, zlib.crc32(s.name.encode()))
-            photos.append(Sample(write_png_atomic(base / "input" / f"{s.name}.png", img),
-                                 write_png_atomic(base / "masks" / f"{s.name}.png", mask_to_png(mask))))
+            photos.append(
+                Sample(
+                    write_png_atomic(base / "input" / f"{s.name}.png", img),
+                    write_png_atomic(base / "masks" / f"{s.name}.png", mask_to_png(mask)),
+                )
+            )
     else:
         photos = source
         for s in photos:
@@ -227,8 +237,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 
 def finished_at(out: Path, stems: Iterable[str]) -> list[float]:
     """When each photo's outputs were all written (the later of its mask and its probability map)."""
-    return [max((out / name).stat().st_mtime_ns for name in (f"{stem}.png", f"{stem}_prob.png")) / 1e9
-            for stem in stems]
+    return [
+        max((out / name).stat().st_mtime_ns for name in (f"{stem}.png", f"{stem}_prob.png")) / 1e9 for stem in stems
+    ]
 
 
 Scores = dict[str, dict[str, float]]  # photo: score: value
@@ -258,8 +269,12 @@ def _second_observer_mask(folder: Path, stem: str) -> np.ndarray:
 
 
 def run_all(sets: list[TestSet], args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, dict[bool, Run]]]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "PYTHONPATH": str(ROOT),
+    }
     second = args.data / "drive" / "test" / "masks_2nd_observer"
     runs: dict[str, dict[str, dict[bool, Run]]] = {}
     for test_set in sets:
@@ -271,10 +286,21 @@ def run_all(sets: list[TestSet], args: argparse.Namespace, tmp: Path) -> dict[st
                 finished = finished_at(out, (s.name for s in test_set.photos))
                 per, first = per_photo_seconds(finished, started)
                 per_image, vs_second = score_run(out, test_set, second if test_set.key == "drive" else None)
-                runs[test_set.key][model][tta] = Run(wall, cpu, per, first, len(test_set.photos),
-                                                     sorted(t - started for t in finished), per_image, vs_second)
-                print(f"  {test_set.key:10} {model:6} TTA {'on ' if tta else 'off'} {per * 1000:7.0f} ms/photo "
-                      f"Dice {mean_std(per_image)['mean']['dice']:.4f}", file=sys.stderr)
+                runs[test_set.key][model][tta] = Run(
+                    wall,
+                    cpu,
+                    per,
+                    first,
+                    len(test_set.photos),
+                    sorted(t - started for t in finished),
+                    per_image,
+                    vs_second,
+                )
+                print(
+                    f"  {test_set.key:10} {model:6} TTA {'on ' if tta else 'off'} {per * 1000:7.0f} ms/photo "
+                    f"Dice {mean_std(per_image)['mean']['dice']:.4f}",
+                    file=sys.stderr,
+                )
     return runs
 
 
@@ -292,14 +318,24 @@ def human_limit(drive: TestSet, data: Path) -> dict[str, dict[str, float]]:
 # --- report -----------------------------------------------------------------------------------------------------
 
 
-def report(sets: list[TestSet], runs: dict[str, dict[str, dict[bool, Run]]], models: dict[str, str],
-           human: dict[str, dict[str, float]] | None) -> tuple[str, dict[str, Any]]:
-    lines = ["| test set | photos | model | TTA | Dice | AUC | clDice | ms / photo | start-up s | CPU s / photo |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def report(
+    sets: list[TestSet],
+    runs: dict[str, dict[str, dict[bool, Run]]],
+    models: dict[str, str],
+    human: dict[str, dict[str, float]] | None,
+) -> tuple[str, dict[str, Any]]:
+    lines = [
+        "| test set | photos | model | TTA | Dice | AUC | clDice | ms / photo | start-up s | CPU s / photo |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     out: dict[str, Any] = {"sets": {}}
     for t in sets:
-        out["sets"][t.key] = {"label": t.label, "photos": [s.name for s in t.photos], "scored_in_fov": t.scored_in_fov,
-                      "runs": {}}
+        out["sets"][t.key] = {
+            "label": t.label,
+            "photos": [s.name for s in t.photos],
+            "scored_in_fov": t.scored_in_fov,
+            "runs": {},
+        }
         for tta in (False, True):
             for model in (OURS, PEER):
                 r = runs[t.key][model][tta]
@@ -307,28 +343,46 @@ def report(sets: list[TestSet], runs: dict[str, dict[str, dict[bool, Run]]], mod
                 per = r.per_photo_s
                 startup = r.first_photo_s - per if r.photos > 1 else float("nan")
                 cells = " | ".join(_cell(stats["mean"][k], stats["std"][k]) for k in SCORES)
-                lines.append(f"| {t.label} | {r.photos} | {models[model]} | {'on' if tta else 'off'} | {cells} | "
-                             f"{per * 1000:.0f}{'' if r.photos > 1 else ' (start-up included)'} | "
-                             f"{'—' if math.isnan(startup) else f'{startup:.1f}'} | {r.cpu_s / r.photos:.2f} |")
+                lines.append(
+                    f"| {t.label} | {r.photos} | {models[model]} | {'on' if tta else 'off'} | {cells} | "
+                    f"{per * 1000:.0f}{'' if r.photos > 1 else ' (start-up included)'} | "
+                    f"{'—' if math.isnan(startup) else f'{startup:.1f}'} | {r.cpu_s / r.photos:.2f} |"
+                )
                 out["sets"][t.key]["runs"][f"{model}{'-tta' if tta else ''}"] = {
-                    "model": model, "tta": tta, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "first_photo_s": r.first_photo_s,
-                    "finished_s": r.finished_s, "ms_per_photo": per * 1000, **stats, "per_image": r.per_image}
+                    "model": model,
+                    "tta": tta,
+                    "wall_s": r.wall_s,
+                    "cpu_s": r.cpu_s,
+                    "first_photo_s": r.first_photo_s,
+                    "finished_s": r.finished_s,
+                    "ms_per_photo": per * 1000,
+                    **stats,
+                    "per_image": r.per_image,
+                }
     text = "\n".join(lines)
     drive = next((t for t in sets if t.key == "drive"), None)
     if drive is not None and human is not None:
-        obs = ["| DRIVE test, inside the FOV masks, against the second observer | photos | TTA | Dice | AUC | clDice |",
-               "|---|---|---|---|---|---|"]
+        obs = [
+            "| DRIVE test, inside the FOV masks, against the second observer | photos | TTA | Dice | AUC | clDice |",
+            "|---|---|---|---|---|---|",
+        ]
         out["second_observer"] = {}
         for tta in (False, True):
             for model in (OURS, PEER):
                 r = runs["drive"][model][tta]
                 stats = mean_std(r.second_observer)
-                obs.append(f"| {models[model]} | {r.photos} | {'on' if tta else 'off'} | "
-                           + " | ".join(_cell(stats["mean"][k], stats["std"][k]) for k in SCORES) + " |")
+                obs.append(
+                    f"| {models[model]} | {r.photos} | {'on' if tta else 'off'} | "
+                    + " | ".join(_cell(stats["mean"][k], stats["std"][k]) for k in SCORES)
+                    + " |"
+                )
                 out["second_observer"][f"{model}{'-tta' if tta else ''}"] = {**stats, "per_image": r.second_observer}
         stats = mean_std(human)
-        obs.append(f"| the second observer against the first (the human limit) | {len(human)} | — | "
-                   + " | ".join(_cell(stats["mean"][k], stats["std"][k]) for k in SCORES) + " |")
+        obs.append(
+            f"| the second observer against the first (the human limit) | {len(human)} | — | "
+            + " | ".join(_cell(stats["mean"][k], stats["std"][k]) for k in SCORES)
+            + " |"
+        )
         out["human_limit"] = {**stats, "per_image": human}
         text += "\n\n" + "\n".join(obs)
     return text, out
@@ -352,9 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=_positive, default=2, help="torch threads of both models (default 2)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--peer", type=Path, default=PEER_SCRIPT, help="the peer's predict.py")
-    ap.add_argument("--peer-fov", choices=("estimated", "whole"), default="estimated",
-                    help="the peer's crop where a set has no FOV masks: the FOV the bundled model estimates "
-                         "(default), or the whole image")
+    ap.add_argument(
+        "--peer-fov",
+        choices=("estimated", "whole"),
+        default="estimated",
+        help="the peer's crop where a set has no FOV masks: the FOV the bundled model estimates "
+        "(default), or the whole image",
+    )
     ap.add_argument("--weights", type=Path, help="our checkpoint (default: the bundled model)")
     args = ap.parse_args(argv)
     try:
@@ -364,10 +422,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         threshold = peer_threshold(args.peer.read_text())
         peer_cut = f"{threshold:g}" if threshold is not None else "its own"
         version = ckpt.version if ckpt.version.startswith("v") else f"v{ckpt.version}"
-        models = {OURS: f"bundled {ckpt.name} {version} ({count_parameters(ckpt.build()) / 1e3:.0f} k)",
-                  PEER: "Little W-Net (68 k)"}
-        thresholds = {OURS: f"{ckpt.threshold:g} (the checkpoint's calibrated threshold)",
-                      PEER: f"{peer_cut} (as its predict.py cuts its masks)"}
+        models = {
+            OURS: f"bundled {ckpt.name} {version} ({count_parameters(ckpt.build()) / 1e3:.0f} k)",
+            PEER: "Little W-Net (68 k)",
+        }
+        thresholds = {
+            OURS: f"{ckpt.threshold:g} (the checkpoint's calibrated threshold)",
+            PEER: f"{peer_cut} (as its predict.py cuts its masks)",
+        }
         with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp_name:
             tmp = Path(tmp_name)
             sets = [build_set(k, args.data, args.limit, tmp, args.peer_fov) for k in args.sets]
@@ -379,21 +441,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads"
-    print(f"{machine}; mean ± sd over photos; Dice and clDice of each model's written mask, AUC of its "
-          "probability map (model_core.metrics)")
+    print(
+        f"{machine}; mean ± sd over photos; Dice and clDice of each model's written mask, AUC of its "
+        "probability map (model_core.metrics)"
+    )
     for model in (OURS, PEER):
         print(f"{models[model]}: threshold {thresholds[model]}")
-    print("TTA: ours averages the logits of 3 flips (none, horizontal, vertical); Little W-Net the probabilities "
-          "of 4 (none, horizontal, vertical, both).")
-    print(f"Little W-Net's crop where a set has no FOV masks: "
-          f"{'the FOV the bundled model estimates' if args.peer_fov == 'estimated' else 'the whole image'}.\n")
+    print(
+        "TTA: ours averages the logits of 3 flips (none, horizontal, vertical); Little W-Net the probabilities "
+        "of 4 (none, horizontal, vertical, both)."
+    )
+    print(
+        f"Little W-Net's crop where a set has no FOV masks: "
+        f"{'the FOV the bundled model estimates' if args.peer_fov == 'estimated' else 'the whole image'}.\n"
+    )
     print(table)
     if args.json:
         from model_core.atomic import write_json_atomic
 
-        write_json_atomic(args.json, {"command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                                      "machine": machine, "models": models, "thresholds": thresholds,
-                                      "peer_fov": args.peer_fov, "limit": args.limit, **figures})
+        write_json_atomic(
+            args.json,
+            {
+                "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "machine": machine,
+                "models": models,
+                "thresholds": thresholds,
+                "peer_fov": args.peer_fov,
+                "limit": args.limit,
+                **figures,
+            },
+        )
         print(f"\nwrote {args.json}")
     return 0
 

@@ -83,16 +83,25 @@ def main() -> None:
     ap.add_argument("--target", choices=("stare", "far-stare"), default="stare")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--images", type=int, default=5, help="corrections, as in bench_finetune.py")
-    ap.add_argument("--parent", type=Path, default=None, help="the models' parent (bench_finetune --weights; "
-                    "default: the bundled model)")
-    ap.add_argument("--step", type=float, default=None,
-                    help="threshold grid step, a divisor of 0.05 (default: the app's grid, THRESHOLD_GRID, 0.05 apart)")
+    ap.add_argument(
+        "--parent",
+        type=Path,
+        default=None,
+        help="the models' parent (bench_finetune --weights; default: the bundled model)",
+    )
+    ap.add_argument(
+        "--step",
+        type=float,
+        default=None,
+        help="threshold grid step, a divisor of 0.05 (default: the app's grid, THRESHOLD_GRID, 0.05 apart)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.step is not None and not (0 < args.step <= 0.05 and np.isclose(0.05 / args.step, round(0.05 / args.step))):
         ap.error(f"--step {args.step}: must divide 0.05 (e.g. 0.01, 0.025), so the app's thresholds stay on the grid")
-    thresholds = (THRESHOLD_GRID if args.step is None
-                  else np.round(np.arange(args.step, 1 - args.step / 2, args.step), 4))
+    thresholds = (
+        THRESHOLD_GRID if args.step is None else np.round(np.arange(args.step, 1 - args.step / 2, args.step), 4)
+    )
     import torch
 
     torch.set_num_threads(1)
@@ -112,24 +121,37 @@ def main() -> None:
         target = mean_dice_curve(predictor, test, None, thresholds)
         on_drive = mean_dice_curve(predictor, drive, args.data / "drive/test/fov", thresholds)
         held_out = pooled_counts(ckpt, plan.val, thresholds)
-        rules = {"held-out": best_dice(held_out),
-                 "all corrections": best_dice(pooled_counts(ckpt, corrections, thresholds)),
-                 "area match": area_match(held_out),
-                 "oracle": int(np.nanargmax(target))}
+        rules = {
+            "held-out": best_dice(held_out),
+            "all corrections": best_dice(pooled_counts(ckpt, corrections, thresholds)),
+            "area match": area_match(held_out),
+            "oracle": int(np.nanargmax(target)),
+        }
         at = int(np.argmin(np.abs(thresholds - ckpt.threshold)))
         if base is None:  # the parent at its own threshold: the "before" of bench_finetune.py
             base = (target[at], on_drive[at])
         name = "parent" if path == parent_path else str(path)
         seed = (ckpt.metadata.get("train_config") or {}).get("seed")
-        row = {"threshold": ckpt.threshold, "seed": seed, "target": target.tolist(), "drive": on_drive.tolist(),
-               "gain": target[at] - base[0], "drop": on_drive[at] - base[1],
-               "rules": {k: {"threshold": grid[i], "gain": target[i] - base[0], "drop": on_drive[i] - base[1]}
-                         for k, i in rules.items()}}
+        row = {
+            "threshold": ckpt.threshold,
+            "seed": seed,
+            "target": target.tolist(),
+            "drive": on_drive.tolist(),
+            "gain": target[at] - base[0],
+            "drop": on_drive[at] - base[1],
+            "rules": {
+                k: {"threshold": grid[i], "gain": target[i] - base[0], "drop": on_drive[i] - base[1]}
+                for k, i in rules.items()
+            },
+        }
         report["models"][name] = row
-        print(f"{name}: kept threshold {ckpt.threshold:.2f}, gain {row['gain']:+.4f}, DRIVE {row['drop']:+.4f}; "
-              + "; ".join(f"{k} {r['threshold']:.2f}: {r['gain']:+.4f} / {r['drop']:+.4f}"
-                          for k, r in row["rules"].items()),
-              flush=True)
+        print(
+            f"{name}: kept threshold {ckpt.threshold:.2f}, gain {row['gain']:+.4f}, DRIVE {row['drop']:+.4f}; "
+            + "; ".join(
+                f"{k} {r['threshold']:.2f}: {r['gain']:+.4f} / {r['drop']:+.4f}" for k, r in row["rules"].items()
+            ),
+            flush=True,
+        )
     kept = [r for k, r in report["models"].items() if k != "parent"]
     report["means"] = {}
     for rule in kept[0]["rules"]:

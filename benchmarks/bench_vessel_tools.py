@@ -70,8 +70,10 @@ def main() -> None:
     t = time.perf_counter()
     VesselGraph.from_skeleton(graph.skeleton)
     t_own = time.perf_counter() - t
-    print(f"vessel graph: skeleton + graph {t_graph:.2f} s; graph from the skeleton {t_own:.3f} s "
-          f"({len(graph.segments)} segments, {len(graph.junctions)} junctions)")
+    print(
+        f"vessel graph: skeleton + graph {t_graph:.2f} s; graph from the skeleton {t_own:.3f} s "
+        f"({len(graph.segments)} segments, {len(graph.junctions)} junctions)"
+    )
     try:
         import skan
     except ImportError:
@@ -118,11 +120,14 @@ def main() -> None:
         print("no 300-px paths found")
         return
     ms = np.array(times) * 1000
-    print(f"trace preview, {len(ms)} paths of {np.mean(lengths):.0f} px (mean): median {np.median(ms):.1f} ms, "
-          f"90th percentile {np.percentile(ms, 90):.1f} ms, max {ms.max():.1f} ms (target: median <= 30 ms)")
+    print(
+        f"trace preview, {len(ms)} paths of {np.mean(lengths):.0f} px (mean): median {np.median(ms):.1f} ms, "
+        f"90th percentile {np.percentile(ms, 90):.1f} ms, max {ms.max():.1f} ms (target: median <= 30 ms)"
+    )
     ck, bx = np.array(click_times) * 1000, np.array(box_times) * 1000
-    print(f"  per click (cheapest paths from the new anchor, once): median {np.median(ck):.0f} ms, "
-          f"max {ck.max():.0f} ms")
+    print(
+        f"  per click (cheapest paths from the new anchor, once): median {np.median(ck):.0f} ms, max {ck.max():.0f} ms"
+    )
     print(f"  same paths by a box search without the anchor's field: median {np.median(bx):.1f} ms")
 
 

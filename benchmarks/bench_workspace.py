@@ -47,14 +47,14 @@ def bench_save(tmp: Path, saves: int) -> tuple[list[float], list[float]]:
     e = ws.entries[0]
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:h, 0:w]
-    mask = ((np.sin(xx / 37.0) + np.cos(yy / 53.0)) > 1.2)  # vessel-like stripes, ~10 % foreground
+    mask = (np.sin(xx / 37.0) + np.cos(yy / 53.0)) > 1.2  # vessel-like stripes, ~10 % foreground
     prediction = mask.copy()
     ws.save_ground_truth(e, mask, source="prediction")
     times, encode, cpu = [], [], []
     for _ in range(saves):
         cy, cx = rng.integers(100, h - 100), rng.integers(100, w - 100)
         mask = mask.copy()
-        mask[cy - 6:cy + 6, cx - 80:cx + 80] = True  # a brush stroke
+        mask[cy - 6 : cy + 6, cx - 80 : cx + 80] = True  # a brush stroke
         t0, c0 = time.perf_counter(), time.process_time()
         ws.save_ground_truth(e, mask, prediction=prediction, status="edited", action="save", reviewer="bench")
         times.append((time.perf_counter() - t0) * 1000)
@@ -164,21 +164,29 @@ def main() -> int:
     os.environ.setdefault("RETINA_DESKTOP_HOME", tempfile.mkdtemp(prefix="retina-bench-home-"))
     with tempfile.TemporaryDirectory(prefix="retina-bench-ws-") as d:
         times, encode, cpu = bench_save(Path(d), args.saves)
-        print(f"save 3504x2336 mask on the calling thread: median {statistics.median(times):.1f} ms over {len(times)} "
-              f"saves (each: {', '.join(f'{t:.1f}' for t in times)}; target <= 50 ms); "
-              f"CPU {statistics.median(cpu):.1f} ms (both threads); "
-              f"the PNG encoding alone {statistics.median(encode):.1f} ms")
+        print(
+            f"save 3504x2336 mask on the calling thread: median {statistics.median(times):.1f} ms over {len(times)} "
+            f"saves (each: {', '.join(f'{t:.1f}' for t in times)}; target <= 50 ms); "
+            f"CPU {statistics.median(cpu):.1f} ms (both threads); "
+            f"the PNG encoding alone {statistics.median(encode):.1f} ms"
+        )
         handoff, handoff_cpu, worker, finish = bench_autosave(Path(d), args.saves)
-        print(f"autosave of a 3504x2336 mask: on the UI thread {statistics.median(handoff):.1f} ms median to hand "
-              f"it to a worker (each: {', '.join(f'{t:.1f}' for t in handoff)}; CPU "
-              f"{statistics.median(handoff_cpu):.1f} ms) + {statistics.median(finish):.1f} ms to apply the outcome "
-              f"(target <= 50 ms); the save itself, on the worker: {statistics.median(worker):.1f} ms median")
+        print(
+            f"autosave of a 3504x2336 mask: on the UI thread {statistics.median(handoff):.1f} ms median to hand "
+            f"it to a worker (each: {', '.join(f'{t:.1f}' for t in handoff)}; CPU "
+            f"{statistics.median(handoff_cpu):.1f} ms) + {statistics.median(finish):.1f} ms to apply the outcome "
+            f"(target <= 50 ms); the save itself, on the worker: {statistics.median(worker):.1f} ms median"
+        )
         first, second = bench_open(Path(d), args.images)
-        print(f"open {args.images}-image workspace to its first image: {first:.2f} s first open (records created), "
-              f"{second:.2f} s next open (target <= 2 s)")
+        print(
+            f"open {args.images}-image workspace to its first image: {first:.2f} s first open (records created), "
+            f"{second:.2f} s next open (target <= 2 s)"
+        )
         took, problems = bench_verify(Path(d), args.verify_images)
-        print(f"verify {args.verify_images}-image workspace ({2 * args.verify_images} versions): {took:.2f} s, "
-              f"{problems} problem(s) (target <= 2 s)")
+        print(
+            f"verify {args.verify_images}-image workspace ({2 * args.verify_images} versions): {took:.2f} s, "
+            f"{problems} problem(s) (target <= 2 s)"
+        )
     return 0
 
 

@@ -36,8 +36,9 @@ def _weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
     from model_core.preprocess import PreprocessConfig
 
     torch.manual_seed(0)
-    ckpt = make_checkpoint(build_model(ModelConfig.preset("micro")), PreprocessConfig(),
-                           {"name": "micro (untrained)", "version": "0"})
+    ckpt = make_checkpoint(
+        build_model(ModelConfig.preset("micro")), PreprocessConfig(), {"name": "micro (untrained)", "version": "0"}
+    )
     return save_checkpoint(tmp / "micro.pt", ckpt), "untrained micro model"
 
 

@@ -33,29 +33,42 @@ class Calibration:
     mean_curve: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "thresholds": THRESHOLDS.tolist(), "renderings": self.renderings,
-                "images": self.images, "pooled_dice": self.curves, "mean_pooled_dice": self.mean_curve,
-                "rule": "best mean over renderings of the pooled Dice on held-out training photos"}
+        return {
+            "threshold": self.threshold,
+            "thresholds": THRESHOLDS.tolist(),
+            "renderings": self.renderings,
+            "images": self.images,
+            "pooled_dice": self.curves,
+            "mean_pooled_dice": self.mean_curve,
+            "rule": "best mean over renderings of the pooled Dice on held-out training photos",
+        }
 
 
 def held_out(samples: list[Sample], checkpoint: Checkpoint) -> list[Sample]:
     names = set(checkpoint.metadata.get("val_images") or [])
     chosen = [s for s in samples if s.name in names]
     if not chosen:
-        raise DatasetError(None, "none of the checkpoint's held-out validation images is in this data set "
-                                 "(calibrate on the data set it was trained on)")
+        raise DatasetError(
+            None,
+            "none of the checkpoint's held-out validation images is in this data set "
+            "(calibrate on the data set it was trained on)",
+        )
     return chosen
 
 
-def calibrate(predictor: VesselPredictor, samples: list[Sample], sizes: list[tuple[int, int]],
-              progress: Callable[[list[Sample]], Iterable[Sample]] | None = None) -> Calibration:
+def calibrate(
+    predictor: VesselPredictor,
+    samples: list[Sample],
+    sizes: list[tuple[int, int]],
+    progress: Callable[[list[Sample]], Iterable[Sample]] | None = None,
+) -> Calibration:
     keys = ["native"] + [f"{w}x{h}" for w, h in sizes]
     conf = {k: [Confusion() for _ in THRESHOLDS] for k in keys}
 
     def add(key: str, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None) -> None:
         conf[key] = [a + b for a, b in zip(conf[key], Confusion.sweep(prob, truth, fov, THRESHOLDS), strict=True)]
 
-    for s in (progress(samples) if progress else samples):
+    for s in progress(samples) if progress else samples:
         rgb, vessels, fov, fov_given = load_sample(s)
         add("native", predictor.predict(rgb), vessels, fov if fov_given else None)
         for key, size in zip(keys[1:], sizes, strict=True):
@@ -64,5 +77,4 @@ def calibrate(predictor: VesselPredictor, samples: list[Sample], sizes: list[tup
     curves = {k: [float(c.dice) for c in v] for k, v in conf.items()}
     mean = np.mean([curves[k] for k in keys], axis=0)
     best = int(np.nanargmax(mean))
-    return Calibration(float(THRESHOLDS[best]), keys, [s.name for s in samples], curves,
-                       [float(x) for x in mean])
+    return Calibration(float(THRESHOLDS[best]), keys, [s.name for s in samples], curves, [float(x) for x in mean])

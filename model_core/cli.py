@@ -64,8 +64,10 @@ def _expand_inputs(
     from .data import image_folders, list_images
 
     if folder_files is None:
+
         def folder_files(p: Path) -> list[Path]:
             return [f for folder in image_folders(p) for f in list_images(folder.images)]
+
     files: list[Path] = []
     problems: list[str] = []
     for item in inputs:
@@ -116,8 +118,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         targets = [out / f"{path.stem}.png", out / f"{path.stem}_prob.png"]
         too_long = next((t for t in targets if name_length(t.name) > longest_name), None)
         if too_long is not None:  # (and every look at it below would raise)
-            _skip(f"{path}: file name too long for its output {too_long} ({name_length(too_long.name)} long, at "
-                  f"most {longest_name} in {out}); skipped")
+            _skip(
+                f"{path}: file name too long for its output {too_long} ({name_length(too_long.name)} long, at "
+                f"most {longest_name} in {out}); skipped"
+            )
             failed += 1
             continue
         # --out pointed at the photos' own folder (or at a folder of corrected masks) must not cost a file.
@@ -153,13 +157,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 raise  # a full disk or a read-only folder stops the run (main says so in one line)
             _skip(f"{path}: file name too long for its output {exc.filename}; skipped")
             failed += 1
-    print(f"wrote {len(files) - (failed - len(problems))} of {len(files) + len(problems)} images to {out} "
-          f"(model {predictor.description}, threshold {threshold:g}, {predictor.device_description})")
+    print(
+        f"wrote {len(files) - (failed - len(problems))} of {len(files) + len(problems)} images to {out} "
+        f"(model {predictor.description}, threshold {threshold:g}, {predictor.device_description})"
+    )
     return EXIT_FAILED if failed else 0
 
 
-def evaluate_samples(predictor: VesselPredictor, samples: list[Sample], threshold: float, fov_dir: Path | None = None,
-                     progress: bool = True) -> MetricAccumulator:
+def evaluate_samples(
+    predictor: VesselPredictor,
+    samples: list[Sample],
+    threshold: float,
+    fov_dir: Path | None = None,
+    progress: bool = True,
+) -> MetricAccumulator:
     from .data import _find_by_stem, fov_stems, load_sample, read_fov
     from .errors import DatasetError
     from .metrics import MetricAccumulator
@@ -200,11 +211,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     threshold = predictor.threshold if args.threshold is None else args.threshold
     acc = evaluate_samples(predictor, samples, threshold, Path(args.fov) if args.fov else None)
     summary = acc.summary()
-    summary.update({"data": str(args.data), "split": args.split, "fov": args.fov or "whole image",
-                    "model": predictor.description, "weights_sha256": predictor.checkpoint.sha256,
-                    "tta": args.tta, "device": predictor.device_description})
-    print(f"{len(samples)} images from {args.data} ({'inside FOV masks' if args.fov else 'whole image'}), "
-          f"model {predictor.description}, threshold {threshold:g}")
+    summary.update(
+        {
+            "data": str(args.data),
+            "split": args.split,
+            "fov": args.fov or "whole image",
+            "model": predictor.description,
+            "weights_sha256": predictor.checkpoint.sha256,
+            "tta": args.tta,
+            "device": predictor.device_description,
+        }
+    )
+    print(
+        f"{len(samples)} images from {args.data} ({'inside FOV masks' if args.fov else 'whole image'}), "
+        f"model {predictor.description}, threshold {threshold:g}"
+    )
     print(_format_metrics_table(summary))
     if args.json:
         from .atomic import write_json_atomic
@@ -235,15 +256,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     predictor = _predictor(args)
     ckpt = predictor.checkpoint
     samples = held_out(discover(args.data, split="train"), ckpt)
-    result = calibrate(predictor, samples, args.resize or [],
-                       progress=lambda it: _progress(it, desc="calibrate", unit="image"))
+    result = calibrate(
+        predictor, samples, args.resize or [], progress=lambda it: _progress(it, desc="calibrate", unit="image")
+    )
     for key in result.renderings:
         curve = result.curves[key]
         print(f"{key:>10}: " + " ".join(f"{t:.2f}:{d:.4f}" for t, d in zip(THRESHOLD_GRID, curve, strict=True)))
     print(f"threshold {result.threshold:.2f} (was {ckpt.threshold:.2f}); held-out images: {', '.join(result.images)}")
     ckpt.metadata["threshold"] = result.threshold
-    ckpt.metadata["threshold_calibration"] = {**result.to_dict(),
-                                              "command": _command_line(args)}
+    ckpt.metadata["threshold_calibration"] = {**result.to_dict(), "command": _command_line(args)}
     save_checkpoint(args.out, ckpt)
     print(f"saved {args.out}")
     return 0
@@ -258,10 +279,32 @@ def _split_train_val(samples: list[Sample], val_fraction: float, seed: int) -> t
     return train, val
 
 
-TRAINING_OPTIONS = ("epochs", "minutes", "steps_per_epoch", "batch_size", "patch_size", "lr", "weight_decay",
-                    "alpha", "beta", "gamma", "bce_weight", "cldice_weight", "patience", "seed", "device",
-                    "l2sp_weight", "encoder_lr_scale", "resample_p", "select_at_best_threshold", "ema_decay",
-                    "wise_keep", "rehearsal_share", "rehearsal_weight", "focus_share")
+TRAINING_OPTIONS = (
+    "epochs",
+    "minutes",
+    "steps_per_epoch",
+    "batch_size",
+    "patch_size",
+    "lr",
+    "weight_decay",
+    "alpha",
+    "beta",
+    "gamma",
+    "bce_weight",
+    "cldice_weight",
+    "patience",
+    "seed",
+    "device",
+    "l2sp_weight",
+    "encoder_lr_scale",
+    "resample_p",
+    "select_at_best_threshold",
+    "ema_decay",
+    "wise_keep",
+    "rehearsal_share",
+    "rehearsal_weight",
+    "focus_share",
+)
 
 
 def _given_training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -297,8 +340,10 @@ class _TrainingProgress:
         self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
 
     def on_epoch(self, r: EpochReport) -> None:
-        line = (f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
-                f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}")
+        line = (
+            f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
+            f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}"
+        )
         self.lines.append(line)
         if not self.quiet:
             self.bar.write(line, file=sys.stderr)
@@ -338,28 +383,53 @@ def cmd_train(args: argparse.Namespace) -> int:
             val_imgs += prepare_all(val_s, preprocess, resample=f)
         quiet = rank() != 0
         if not quiet:
-            print(f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
-                  f"validation: {', '.join(s.name for s in val_s) or 'none'}", file=sys.stderr)
+            print(
+                f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
+                f"validation: {', '.join(s.name for s in val_s) or 'none'}",
+                file=sys.stderr,
+            )
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "train", quiet)
-        meta = {"name": args.name, "version": args.version or "1", "data": str(args.data),
-                "train_images": [s.name for s in train_s], "val_images": [s.name for s in val_s],
-                "train_resample": args.train_resample or [], "val_resample": args.val_resample or [],
-                "command": _command_line(args),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta = {
+            "name": args.name,
+            "version": args.version or "1",
+            "data": str(args.data),
+            "train_images": [s.name for s in train_s],
+            "val_images": [s.name for s in val_s],
+            "train_resample": args.train_resample or [],
+            "val_resample": args.val_resample or [],
+            "command": _command_line(args),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         if init is not None:
-            meta["init"] = {"sha256": init.sha256, "command": init.metadata.get("command"),
-                            "wall_s": init.metadata.get("wall_s"), "epochs_run": init.metadata.get("epochs_run"),
-                            "log": init.metadata.get("log")}
-        result = train(train_imgs, val_imgs, model_config, preprocess, cfg, init=init, on_epoch=progress.on_epoch,
-                       on_step=progress.on_step, metadata=meta)
+            meta["init"] = {
+                "sha256": init.sha256,
+                "command": init.metadata.get("command"),
+                "wall_s": init.metadata.get("wall_s"),
+                "epochs_run": init.metadata.get("epochs_run"),
+                "log": init.metadata.get("log"),
+            }
+        result = train(
+            train_imgs,
+            val_imgs,
+            model_config,
+            preprocess,
+            cfg,
+            init=init,
+            on_epoch=progress.on_epoch,
+            on_step=progress.on_step,
+            metadata=meta,
+        )
         progress.close()
         if not quiet:
             result.checkpoint.metadata["threshold"] = args.threshold if args.threshold is not None else result.threshold
             result.checkpoint.metadata["log"] = progress.lines
             save_checkpoint(args.out, result.checkpoint)
-            print(f"{result.stop_reason}; best validation Dice {result.best_val_dice:.4f} at epoch "
-                  f"{result.best_epoch} (threshold {result.checkpoint.metadata['threshold']:.2f}); "
-                  f"{result.wall_s / 60:.1f} min; saved {args.out}", file=sys.stderr)
+            print(
+                f"{result.stop_reason}; best validation Dice {result.best_val_dice:.4f} at epoch "
+                f"{result.best_epoch} (threshold {result.checkpoint.metadata['threshold']:.2f}); "
+                f"{result.wall_s / 60:.1f} min; saved {args.out}",
+                file=sys.stderr,
+            )
         return EXIT_FAILED if result.failed else 0
     finally:
         if distributed:
@@ -387,26 +457,45 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         unreviewed = _listed_images(args.unreviewed) if args.unreviewed else None  # before the bar is drawn
         quiet = rank() != 0
         progress = _TrainingProgress(cfg.epochs * cfg.steps_per_epoch, "finetune", quiet)
-        outcome = finetune(parent, samples, cfg, on_epoch=progress.on_epoch, on_step=progress.on_step,
-                           unreviewed=unreviewed)
+        outcome = finetune(
+            parent, samples, cfg, on_epoch=progress.on_epoch, on_step=progress.on_step, unreviewed=unreviewed
+        )
         progress.close()
         if quiet:
             return 0
         ckpt = outcome.result.checkpoint
-        ckpt.metadata.update({"version": args.version or f"{parent.version}-finetuned", "log": progress.lines, "gate": {
-            "accepted": outcome.accepted, "reason": outcome.reason, "val_dice_before": outcome.parent_dice,
-            "val_dice_after": outcome.new_dice, "split": outcome.plan.note,
-            "val_images": [s.name for s in outcome.plan.val], "wise_alpha": outcome.alpha,
-            "drift": outcome.drift, "drift_source": outcome.drift_source}})
+        ckpt.metadata.update(
+            {
+                "version": args.version or f"{parent.version}-finetuned",
+                "log": progress.lines,
+                "gate": {
+                    "accepted": outcome.accepted,
+                    "reason": outcome.reason,
+                    "val_dice_before": outcome.parent_dice,
+                    "val_dice_after": outcome.new_dice,
+                    "split": outcome.plan.note,
+                    "val_images": [s.name for s in outcome.plan.val],
+                    "wise_alpha": outcome.alpha,
+                    "drift": outcome.drift,
+                    "drift_source": outcome.drift_source,
+                },
+            }
+        )
         save_checkpoint(args.out, ckpt)
         result = outcome.result
-        print(f"{outcome.plan.note}; {result.stop_reason}; {result.wall_s / 60:.1f} min; saved {args.out}",
-              file=sys.stderr)
-        print(f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
-              f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})")
+        print(
+            f"{outcome.plan.note}; {result.stop_reason}; {result.wall_s / 60:.1f} min; saved {args.out}",
+            file=sys.stderr,
+        )
+        print(
+            f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
+            f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})"
+        )
         if outcome.drift is not None:
-            print(f"kept weights: {outcome.alpha:.1f} of the way from parent to fine-tuned; predictions on "
-                  f"{outcome.drift_source} change by {outcome.drift:.1%}")
+            print(
+                f"kept weights: {outcome.alpha:.1f} of the way from parent to fine-tuned; predictions on "
+                f"{outcome.drift_source} change by {outcome.drift:.1%}"
+            )
         if outcome.result.failed:
             return EXIT_FAILED
         return 0 if outcome.accepted else EXIT_REJECTED
@@ -478,51 +567,94 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--patience", type=_count)
     p.add_argument("--seed", type=_whole_non_negative)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--ema-decay", type=_decay, metavar="D",
-                   help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; "
-                        f"0 turns it off (default: {'0.99' if finetune else 'off'})")
+    p.add_argument(
+        "--ema-decay",
+        type=_decay,
+        metavar="D",
+        help="validate and save a moving average of the weights, horizon about 1/(1-D) steps; "
+        f"0 turns it off (default: {'0.99' if finetune else 'off'})",
+    )
     p.add_argument("--name", default="retina-vessels")
-    p.add_argument("--version", help="recorded in the checkpoint (default: "
-                   + ("the parent's version followed by -finetuned)" if finetune else "1)"))
+    p.add_argument(
+        "--version",
+        help="recorded in the checkpoint (default: "
+        + ("the parent's version followed by -finetuned)" if finetune else "1)"),
+    )
     if finetune:
         p.add_argument("--weights", required=True, help="checkpoint to start from")
         p.add_argument("--l2sp-weight", type=_non_negative)
         p.add_argument("--encoder-lr-scale", type=_non_negative)
-        p.add_argument("--wise-keep", type=_probability, metavar="K",
-                       help="keep the weights on the line from parent to fine-tuned that are closest to the parent "
-                            "and keep K of the best held-out gain (weight-space interpolation); 0 keeps the "
-                            "fine-tuned weights (default: 0.9)")
-        p.add_argument("--unreviewed", metavar="FOLDER",
-                       help="photos nobody corrected (same camera or others): the drift on them is reported, "
-                            "and with --rehearsal-share they are rehearsed with the parent's confident labels")
-        p.add_argument("--rehearsal-share", type=_probability, metavar="S",
-                       help="share of each batch drawn from rehearsal images labelled by the parent "
-                            "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)")
+        p.add_argument(
+            "--wise-keep",
+            type=_probability,
+            metavar="K",
+            help="keep the weights on the line from parent to fine-tuned that are closest to the parent "
+            "and keep K of the best held-out gain (weight-space interpolation); 0 keeps the "
+            "fine-tuned weights (default: 0.9)",
+        )
+        p.add_argument(
+            "--unreviewed",
+            metavar="FOLDER",
+            help="photos nobody corrected (same camera or others): the drift on them is reported, "
+            "and with --rehearsal-share they are rehearsed with the parent's confident labels",
+        )
+        p.add_argument(
+            "--rehearsal-share",
+            type=_probability,
+            metavar="S",
+            help="share of each batch drawn from rehearsal images labelled by the parent "
+            "(synthetic photos, plus --unreviewed ones); 0 turns it off (default: 0.25)",
+        )
         p.add_argument("--rehearsal-weight", type=_non_negative, help="weight of the rehearsal loss (default 1)")
-        p.add_argument("--focus-share", type=_probability, metavar="S",
-                       help="share of the corrections' patches centred where the parent's mask and the "
-                            "correction disagree (default: 0, patches anywhere in the FOV)")
+        p.add_argument(
+            "--focus-share",
+            type=_probability,
+            metavar="S",
+            help="share of the corrections' patches centred where the parent's mask and the "
+            "correction disagree (default: 0, patches anywhere in the FOV)",
+        )
     else:
         from .model import PRESETS
 
-        p.add_argument("--val-fraction", type=_fraction, default=0.2,
-                       help="share of training images held out for validation")
-        p.add_argument("--threshold", type=_probability,
-                       help="record this threshold instead of the validation-optimal one")
+        p.add_argument(
+            "--val-fraction", type=_fraction, default=0.2, help="share of training images held out for validation"
+        )
+        p.add_argument(
+            "--threshold", type=_probability, help="record this threshold instead of the validation-optimal one"
+        )
         p.add_argument("--init", help="start from this checkpoint's weights instead of random ones")
-        p.add_argument("--resample-aug", dest="resample_p", type=_probability,
-                       help="share of patches softened by a downsample-upsample round trip (photos saved small)")
-        p.add_argument("--train-resample", type=_size_factor, action="append", metavar="F",
-                       help="also train on the training images as a resized data set stores them at F of their "
-                            "size (area-averaged photo, mask cut at half; repeatable)")
-        p.add_argument("--val-resample", type=_size_factor, action="append", metavar="F",
-                       help="also validate on the held-out images resized to F of their size (repeatable)")
-        p.add_argument("--select-at-best-threshold", action="store_true", default=None,
-                       help="pick the best epoch by validation Dice at its best threshold, not at 0.5")
+        p.add_argument(
+            "--resample-aug",
+            dest="resample_p",
+            type=_probability,
+            help="share of patches softened by a downsample-upsample round trip (photos saved small)",
+        )
+        p.add_argument(
+            "--train-resample",
+            type=_size_factor,
+            action="append",
+            metavar="F",
+            help="also train on the training images as a resized data set stores them at F of their "
+            "size (area-averaged photo, mask cut at half; repeatable)",
+        )
+        p.add_argument(
+            "--val-resample",
+            type=_size_factor,
+            action="append",
+            metavar="F",
+            help="also validate on the held-out images resized to F of their size (repeatable)",
+        )
+        p.add_argument(
+            "--select-at-best-threshold",
+            action="store_true",
+            default=None,
+            help="pick the best epoch by validation Dice at its best threshold, not at 0.5",
+        )
 
         p.add_argument("--preset", default="base", choices=list(PRESETS))
-        p.add_argument("--fov-diameter", type=_fov_px, default=540.0,
-                       help="FOV diameter images are rescaled to (0: off)")
+        p.add_argument(
+            "--fov-diameter", type=_fov_px, default=540.0, help="FOV diameter images are rescaled to (0: off)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -559,8 +691,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="checkpoint to calibrate")
     p.add_argument("--out", required=True, help="checkpoint file to write (same weights, new threshold)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--resize", type=_size, action="append", metavar="WxH",
-                   help="also score the photos resized to this size, as resized data sets store them (repeatable)")
+    p.add_argument(
+        "--resize",
+        type=_size,
+        action="append",
+        metavar="WxH",
+        help="also score the photos resized to this size, as resized data sets store them (repeatable)",
+    )
     p.add_argument("--tta", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.set_defaults(func=cmd_calibrate)
@@ -595,8 +732,11 @@ def _refuse_replacing_inputs(args: argparse.Namespace) -> None:
 
     start = getattr(args, "weights", None) if args.command in ("finetune", "calibrate", "evaluate") else args.init
     if start and Path(start).exists() and Path(start).resolve() == out.resolve():
-        what = "the checkpoint this run reads" if args.command == "evaluate" else \
-            f"the checkpoint this {args.command} starts from"
+        what = (
+            "the checkpoint this run reads"
+            if args.command == "evaluate"
+            else f"the checkpoint this {args.command} starts from"
+        )
         raise RetinaInputError(out, f"is also {what}; choose another {option}")
     if is_image_file(out):  # a photo, a mask or a FOV mask of the data set, or any other picture
         raise RetinaInputError(out, f"is an image; choose another {option}")
@@ -604,8 +744,11 @@ def _refuse_replacing_inputs(args: argparse.Namespace) -> None:
         if out.suffix.lower() in CHECKPOINT_SUFFIXES:
             raise RetinaInputError(out, "is a checkpoint; choose another --json")
     elif not args.overwrite:
-        raise RetinaInputError(out, "already exists; pass --overwrite to replace it (the run would replace it "
-                                    "even if it failed), or choose another --out")
+        raise RetinaInputError(
+            out,
+            "already exists; pass --overwrite to replace it (the run would replace it "
+            "even if it failed), or choose another --out",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -647,12 +790,19 @@ FOV_STEM_SUFFIXES = ("", "_mask", "_fov")
 
 
 def _add_measure_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("measure", help="vessel measurements of binary masks, as CSV",
-                       description="Vessel density, fractal dimension, tortuosity, mean width and the segment, "
-                                   "branch-point and end-point counts of each mask (README: Vessel measurements).")
+    p = sub.add_parser(
+        "measure",
+        help="vessel measurements of binary masks, as CSV",
+        description="Vessel density, fractal dimension, tortuosity, mean width and the segment, "
+        "branch-point and end-point counts of each mask (README: Vessel measurements).",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="mask files or folders of masks")
-    p.add_argument("--fov", metavar="DIR", help="folder of FOV masks, paired with the masks by file name stem "
-                   "(STEM, STEM_mask or STEM_fov); density is then vessel pixels / FOV pixels")
+    p.add_argument(
+        "--fov",
+        metavar="DIR",
+        help="folder of FOV masks, paired with the masks by file name stem "
+        "(STEM, STEM_mask or STEM_fov); density is then vessel pixels / FOV pixels",
+    )
     p.add_argument("--csv", required=True, metavar="FILE", help="CSV file to write")
     p.set_defaults(func=cmd_measure)
 
@@ -699,8 +849,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
                     raise RetinaInputError(path, f"has no FOV mask in {args.fov}")
                 fov = read_mask(fov_path)
                 if fov.shape != mask.shape:
-                    raise RetinaInputError(fov_path, f"FOV mask is {fov.shape[1]}x{fov.shape[0]}, its vessel mask "
-                                                     f"{path.name} {mask.shape[1]}x{mask.shape[0]}")
+                    raise RetinaInputError(
+                        fov_path,
+                        f"FOV mask is {fov.shape[1]}x{fov.shape[0]}, its vessel mask "
+                        f"{path.name} {mask.shape[1]}x{mask.shape[0]}",
+                    )
         except RetinaInputError as exc:
             _skip(f"{exc}; skipped")
             failed += 1

@@ -41,8 +41,12 @@ FLAT_MASK_DIR = "ground_truth"
 # fov/, or DRIVE's mask/ when it holds <stem>_mask files (and is not the vessel folder).
 FOV_DIR_NAMES = ("fov", "mask")
 SPLIT_NAMES = ("train", "training", "test", "val", "validation")
-SPLIT_ALIASES = {"train": ("train", "training"), "training": ("train", "training"),
-                 "val": ("val", "validation"), "validation": ("val", "validation")}
+SPLIT_ALIASES = {
+    "train": ("train", "training"),
+    "training": ("train", "training"),
+    "val": ("val", "validation"),
+    "validation": ("val", "validation"),
+}
 # Not "_mask": in DRIVE as distributed, mask/<stem>_mask.gif is the field-of-view disc, not the vessels.
 MASK_STEM_SUFFIXES = ("", "_manual1", "_1st_manual", "_gt", "_vessels")
 FOV_STEM_SUFFIXES = ("", "_mask")
@@ -87,7 +91,7 @@ def mask_stems(stem: str) -> list[str]:
     out = [stem + s for s in MASK_STEM_SUFFIXES]
     for s in IMAGE_STEM_SUFFIXES:
         if stem.endswith(s) and len(stem) > len(s):
-            out += [stem[:-len(s)] + m for m in MASK_STEM_SUFFIXES if m]
+            out += [stem[: -len(s)] + m for m in MASK_STEM_SUFFIXES if m]
     return out
 
 
@@ -139,9 +143,7 @@ def _pick(by_stem: dict[str, Path], stems: list[str]) -> Path | None:
     return next((by_stem[s] for s in stems if s in by_stem), None)
 
 
-def _find_by_stem(
-    folder: Path | None, stem: str, stems: Callable[[str], list[str]] = mask_stems
-) -> Path | None:
+def _find_by_stem(folder: Path | None, stem: str, stems: Callable[[str], list[str]] = mask_stems) -> Path | None:
     return _pick(_by_stem(folder), stems(stem))
 
 
@@ -166,14 +168,23 @@ def _folder(images: Path, base: Path, split: str, layout: str) -> ImageFolder:
         masks = base / FLAT_MASK_DIR
     else:
         present = [base / n for n in MASK_DIR_NAMES if (base / n).is_dir()]
-        masks = next((d for d in present if _pairs_any(d, stems, mask_stems)),
-                     present[0] if present else base / DEFAULT_MASK_DIR)
+        masks = next(
+            (d for d in present if _pairs_any(d, stems, mask_stems)), present[0] if present else base / DEFAULT_MASK_DIR
+        )
 
     def drive_fov(stem: str) -> list[str]:
         return [stem + "_mask"]
 
-    fov = next((base / n for n in FOV_DIR_NAMES if (base / n).is_dir() and base / n != masks
-                and _pairs_any(base / n, stems, fov_stems if n == "fov" else drive_fov)), None)
+    fov = next(
+        (
+            base / n
+            for n in FOV_DIR_NAMES
+            if (base / n).is_dir()
+            and base / n != masks
+            and _pairs_any(base / n, stems, fov_stems if n == "fov" else drive_fov)
+        ),
+        None,
+    )
     return ImageFolder(images, masks, fov, split, layout)
 
 
@@ -195,9 +206,12 @@ def _select_split(root: Path, folders: list[ImageFolder], split: str | None) -> 
     chosen = next((f for f in folders if f.split in wanted), None)
     if chosen is None:
         looked = " or ".join(str(root / w / "images") for w in wanted)
-        raise DatasetError(root, f"no images/ folder found (looked for {root / 'images'}"
-                                 f"{' or ' + looked if looked else ''}; splits here: "
-                                 f"{', '.join(f.split for f in folders)})")
+        raise DatasetError(
+            root,
+            f"no images/ folder found (looked for {root / 'images'}"
+            f"{' or ' + looked if looked else ''}; splits here: "
+            f"{', '.join(f.split for f in folders)})",
+        )
     return chosen
 
 
@@ -210,8 +224,9 @@ def discover(root: str | os.PathLike[str], split: str | None = None, require_mas
     images = _listed(folder.images)
     if not images:
         if folder.layout == "flat":
-            raise DatasetError(root, "no images found (looked in images/, train/images/, test/images/ "
-                                     "and in the folder itself)")
+            raise DatasetError(
+                root, "no images found (looked in images/, train/images/, test/images/ and in the folder itself)"
+            )
         raise DatasetError(folder.images, "contains no images")
     mask_dir = folder.masks if folder.masks.is_dir() else None
     if require_masks and mask_dir is None:
@@ -258,8 +273,11 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, boo
         raise DatasetError(sample.image, "has no mask")
     vessels = read_mask(sample.mask)
     if vessels.shape != rgb.shape[:2]:
-        raise DatasetError(sample.mask, f"mask is {vessels.shape[1]}x{vessels.shape[0]} but its image "
-                                        f"{sample.image.name} is {rgb.shape[1]}x{rgb.shape[0]}")
+        raise DatasetError(
+            sample.mask,
+            f"mask is {vessels.shape[1]}x{vessels.shape[0]} but its image "
+            f"{sample.image.name} is {rgb.shape[1]}x{rgb.shape[0]}",
+        )
     if sample.fov is not None:
         return rgb, vessels, read_fov(sample.fov, rgb.shape[:2]), True
     return rgb, vessels, estimate_fov(rgb), False
@@ -314,6 +332,7 @@ def augmentation(seed: int | None = None) -> A.Compose:
     changes stay within +-15 % so thin vessels are not erased, and blur is mild.
     """
     import albumentations as A  # imported here: it is slow to import and only training needs it
+
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
@@ -334,9 +353,17 @@ class PatchSampler:
 
     RESAMPLE_RANGE = (0.7, 0.95)  # size factors of the downsample-upsample round trip (see _soften)
 
-    def __init__(self, images: list[PreparedImage], patch_size: int, seed: int = 0, augment: bool = True,
-                 resample_p: float = 0.0, resample_range: tuple[float, float] = RESAMPLE_RANGE,
-                 focus: list[np.ndarray] | None = None, focus_p: float = 0.0):
+    def __init__(
+        self,
+        images: list[PreparedImage],
+        patch_size: int,
+        seed: int = 0,
+        augment: bool = True,
+        resample_p: float = 0.0,
+        resample_range: tuple[float, float] = RESAMPLE_RANGE,
+        focus: list[np.ndarray] | None = None,
+        focus_p: float = 0.0,
+    ):
         """``focus``: per image, a mask of pixels that ``focus_p`` of the patches are centred on (an image
         with none inside its FOV draws from its whole FOV)."""
         if not images:
@@ -375,7 +402,7 @@ class PatchSampler:
                 centres = self.focus[k]
             cy, cx = centres[self.rng.integers(len(centres))]
             # (cy, cx) in unpadded coordinates is the patch centre; in padded ones it is the top-left.
-            sl = np.s_[cy:cy + self.patch, cx:cx + self.patch]
+            sl = np.s_[cy : cy + self.patch, cx : cx + self.patch]
             px, py, pv = x[sl], y[sl], v[sl]
             if self.aug is not None:
                 out = self.aug(image=px, masks=[py, pv])
@@ -385,9 +412,11 @@ class PatchSampler:
             xs.append(np.clip(px, 0, 1))
             ys.append(py)
             vs.append(pv)
-        return (np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32),
-                np.stack(vs)[:, None].astype(np.float32))
-
+        return (
+            np.stack(xs)[:, None].astype(np.float32),
+            np.stack(ys)[:, None].astype(np.float32),
+            np.stack(vs)[:, None].astype(np.float32),
+        )
 
     def _soften(self, px: np.ndarray) -> np.ndarray:
         """The patch as it looks when its photo was stored at a fraction of the size, then enlarged.
@@ -400,9 +429,12 @@ class PatchSampler:
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def prepare_all(samples: list[Sample], config: PreprocessConfig,
-                on_error: Callable[[ImageReadError | DatasetError], None] | None = None,
-                resample: float | None = None) -> list[PreparedImage]:
+def prepare_all(
+    samples: list[Sample],
+    config: PreprocessConfig,
+    on_error: Callable[[ImageReadError | DatasetError], None] | None = None,
+    resample: float | None = None,
+) -> list[PreparedImage]:
     out = []
     for s in samples:
         try:

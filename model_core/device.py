@@ -23,8 +23,9 @@ def select_device(preferred: str | None = None) -> torch.device:
         if dev.type == "mps":
             mps = getattr(torch.backends, "mps", None)
             if mps is None or not mps.is_available():
-                raise RetinaInputError(None,
-                                       f"device {preferred!r}: this machine has no Apple GPU that PyTorch can use")
+                raise RetinaInputError(
+                    None, f"device {preferred!r}: this machine has no Apple GPU that PyTorch can use"
+                )
         elif dev.type not in ("cpu", "cuda"):
             raise RetinaInputError(None, f"device {preferred!r} is not one of cpu, cuda, cuda:N, mps")
         return dev

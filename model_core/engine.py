@@ -29,8 +29,19 @@ from .model import ModelConfig, build_model, pad_to_multiple, unwrap
 from .preprocess import PreprocessConfig
 
 # VesselLoss is re-exported: the loss this module builds, which the app's fine-tune fault hook replaces.
-__all__ = ["CancelToken", "EpochReport", "TrainConfig", "TrainResult", "VesselLoss", "is_distributed", "rank",
-           "seed_everything", "soft_target_loss", "train", "validate"]
+__all__ = [
+    "CancelToken",
+    "EpochReport",
+    "TrainConfig",
+    "TrainResult",
+    "VesselLoss",
+    "is_distributed",
+    "rank",
+    "seed_everything",
+    "soft_target_loss",
+    "train",
+    "validate",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -142,12 +153,13 @@ def rank() -> int:
 
 
 @torch.inference_mode()
-def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.device,
-             thresholds: np.ndarray | None = None) -> tuple[float, float, float, float]:
+def validate(
+    model: torch.nn.Module, images: list[PreparedImage], device: torch.device, thresholds: np.ndarray | None = None
+) -> tuple[float, float, float, float]:
     """(pooled Dice at 0.5, pooled AUC, the threshold with the best pooled Dice, that Dice) inside the FOV."""
     model.eval()
     inner = unwrap(model)
-    multiple = 2 ** inner.config.depth
+    multiple = 2**inner.config.depth
     thresholds = THRESHOLD_GRID if thresholds is None else thresholds
     conf = [Confusion() for _ in thresholds]
     roc = RocHistogram()
@@ -165,8 +177,9 @@ def validate(model: torch.nn.Module, images: list[PreparedImage], device: torch.
     return dices[at_half], roc.auc, float(thresholds[best]), dices[best]
 
 
-def _validate_everywhere(net: torch.nn.Module, images: list[PreparedImage],
-                         device: torch.device) -> tuple[float, float, float, float]:
+def _validate_everywhere(
+    net: torch.nn.Module, images: list[PreparedImage], device: torch.device
+) -> tuple[float, float, float, float]:
     """Validation whose result every rank agrees on: rank 0's, broadcast (BatchNorm buffers may differ)."""
     values = validate(net, images, device)
     if not is_distributed():
@@ -191,9 +204,7 @@ def _agree(decision: bool, device: torch.device) -> bool:
 _Tensors = tuple[torch.Tensor, ...] | list[torch.Tensor]
 
 
-def _moving_average(
-    decay: float, from_scratch: bool
-) -> Callable[[_Tensors, _Tensors, torch.Tensor | int], None]:
+def _moving_average(decay: float, from_scratch: bool) -> Callable[[_Tensors, _Tensors, torch.Tensor | int], None]:
     """AveragedModel's update: an exponential moving average whose decay ramps up to ``decay``.
 
     From trained weights (fine-tuning, ``--init``) the ramp is a plain mean of the weights so far, until it
@@ -228,12 +239,20 @@ def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, An
     return [{"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": rest, "lr": cfg.lr}]
 
 
-def train(train_images: list[PreparedImage], val_images: list[PreparedImage], model_config: ModelConfig,
-          preprocess: PreprocessConfig, cfg: TrainConfig, init: Checkpoint | None = None,
-          on_epoch: Callable[[EpochReport], None] | None = None,
-          on_step: Callable[[int, int, float], None] | None = None,
-          cancel: CancelToken | None = None, metadata: dict[str, Any] | None = None,
-          rehearsal: list[PreparedImage] | None = None, focus: list[np.ndarray] | None = None) -> TrainResult:
+def train(
+    train_images: list[PreparedImage],
+    val_images: list[PreparedImage],
+    model_config: ModelConfig,
+    preprocess: PreprocessConfig,
+    cfg: TrainConfig,
+    init: Checkpoint | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    cancel: CancelToken | None = None,
+    metadata: dict[str, Any] | None = None,
+    rehearsal: list[PreparedImage] | None = None,
+    focus: list[np.ndarray] | None = None,
+) -> TrainResult:
     """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
     (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0.
     ``focus``: per training image, the pixels to centre ``cfg.focus_share`` of its patches on."""
@@ -276,14 +295,28 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    sampler = PatchSampler(train_images, cfg.patch_size, seed=cfg.seed + 1000 * rank(), augment=cfg.augment,
-                           resample_p=cfg.resample_p, focus=focus, focus_p=cfg.focus_share)
+    sampler = PatchSampler(
+        train_images,
+        cfg.patch_size,
+        seed=cfg.seed + 1000 * rank(),
+        augment=cfg.augment,
+        resample_p=cfg.resample_p,
+        focus=focus,
+        focus_p=cfg.focus_share,
+    )
     n_rehearse = min(cfg.batch_size - 1, round(cfg.batch_size * cfg.rehearsal_share)) if rehearsal else 0
-    rehearse = (PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment)
-                if rehearsal and n_rehearse else None)
+    rehearse = (
+        PatchSampler(rehearsal, cfg.patch_size, seed=cfg.seed + 7 + 1000 * rank(), augment=cfg.augment)
+        if rehearsal and n_rehearse
+        else None
+    )
 
-    base_meta = {"preset_widths": list(model_config.widths), "train_config": cfg.to_dict(),
-                 "device": describe_device(device), **(metadata or {})}
+    base_meta = {
+        "preset_widths": list(model_config.widths),
+        "train_config": cfg.to_dict(),
+        "device": describe_device(device),
+        **(metadata or {}),
+    }
     best = make_checkpoint(model, preprocess, base_meta)
     init_dice, best_th = float("nan"), 0.5
     if init is not None and val_images:
@@ -308,8 +341,9 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
             if cancel is not None and cancel.cancelled:
                 reason = "cancelled"
                 break
-            x, y, v = (torch.from_numpy(a).to(device, non_blocking=True)
-                       for a in sampler.batch(cfg.batch_size - n_rehearse))
+            x, y, v = (
+                torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.batch(cfg.batch_size - n_rehearse)
+            )
             if rehearse is not None:
                 xr, yr, vr = (torch.from_numpy(a).to(device, non_blocking=True) for a in rehearse.batch(n_rehearse))
                 x = torch.cat([x, xr])
@@ -343,8 +377,9 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
         if reason != "completed":
             break
         nan = float("nan")
-        at_half, val_auc, th, at_best = (_validate_everywhere(scored, val_images, device) if val_images
-                                         else (nan, nan, 0.5, nan))
+        at_half, val_auc, th, at_best = (
+            _validate_everywhere(scored, val_images, device) if val_images else (nan, nan, 0.5, nan)
+        )
         val_dice = at_best if cfg.select_at_best_threshold else at_half
         improved = (val_dice > best_dice) if not math.isnan(val_dice) else True
         if improved:
@@ -357,8 +392,17 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
         remaining = cfg.epochs - epoch
         if cfg.minutes:
             remaining = min(remaining, max(0, int((cfg.minutes * 60 - elapsed) / np.mean(epoch_times))))
-        report = EpochReport(epoch, cfg.epochs, float(np.mean(losses)) if losses else float("nan"), val_dice, val_auc,
-                             best_dice, elapsed, remaining * float(np.mean(epoch_times)), improved)
+        report = EpochReport(
+            epoch,
+            cfg.epochs,
+            float(np.mean(losses)) if losses else float("nan"),
+            val_dice,
+            val_auc,
+            best_dice,
+            elapsed,
+            remaining * float(np.mean(epoch_times)),
+            improved,
+        )
         result.history.append(report)
         if on_epoch is not None:
             on_epoch(report)
@@ -374,7 +418,14 @@ def train(train_images: list[PreparedImage], val_images: list[PreparedImage], mo
     result.best_epoch = best_epoch
     result.threshold = best_th
     result.wall_s = time.monotonic() - t0
-    best.metadata.update({"best_epoch": best_epoch, "val_dice": best_dice, "val_threshold": best_th,
-                          "stop_reason": reason, "wall_s": round(result.wall_s, 1),
-                          "epochs_run": len(result.history)})
+    best.metadata.update(
+        {
+            "best_epoch": best_epoch,
+            "val_dice": best_dice,
+            "val_threshold": best_th,
+            "stop_reason": reason,
+            "wall_s": round(result.wall_s, 1),
+            "epochs_run": len(result.history),
+        }
+    )
     return result

@@ -78,9 +78,21 @@ def finetune_config(parent: Checkpoint | None = None, **overrides: Any) -> Train
     #   +0.019 / -0.018 (`git show b91a6eb:docs/finetune_benchmark_cpu_ema.json`). The score on one held-out photo
     #   rises smoothly instead of jumping, so the best epoch is less often a lucky one (the raw seed-2 run scored as
     #   high there and gained half as much).
-    base: dict[str, Any] = dict(epochs=30, steps_per_epoch=20, batch_size=8, patch_size=128, lr=2e-3, bce_weight=0.5,
-                patience=30, l2sp_weight=3e-4, encoder_lr_scale=0.3, freeze_bn=True, ema_decay=0.99,
-                wise_keep=WISE_KEEP, rehearsal_share=REHEARSAL_SHARE)
+    base: dict[str, Any] = dict(
+        epochs=30,
+        steps_per_epoch=20,
+        batch_size=8,
+        patch_size=128,
+        lr=2e-3,
+        bce_weight=0.5,
+        patience=30,
+        l2sp_weight=3e-4,
+        encoder_lr_scale=0.3,
+        freeze_bn=True,
+        ema_decay=0.99,
+        wise_keep=WISE_KEEP,
+        rehearsal_share=REHEARSAL_SHARE,
+    )
     base.update(_parent_loss(parent))
     base.update(overrides)
     return TrainConfig(**base)
@@ -111,16 +123,22 @@ def plan_split(samples: list[Sample]) -> FinetunePlan:
     if n == 0:
         raise ValueError("no corrected images to fine-tune on")
     if n == 1:
-        return FinetunePlan(samples, samples, "only 1 corrected image: it is used for training and validation, "
-                                              "so the gate cannot measure generalisation")
+        return FinetunePlan(
+            samples,
+            samples,
+            "only 1 corrected image: it is used for training and validation, so the gate cannot measure generalisation",
+        )
     n_val = max(1, round(n * 0.25))
     # Every 4th image, deterministically, so the same corrections always give the same split.
     order = list(range(n))
-    val_idx = set(order[::max(1, n // n_val)][:n_val])
+    val_idx = set(order[:: max(1, n // n_val)][:n_val])
     val = [s for i, s in enumerate(samples) if i in val_idx]
     train_s = [s for i, s in enumerate(samples) if i not in val_idx]
-    return FinetunePlan(train_s, val, f"{len(train_s)} image{'s' if len(train_s) != 1 else ''} for training, "
-                                      f"{len(val)} held out for validation")
+    return FinetunePlan(
+        train_s,
+        val,
+        f"{len(train_s)} image{'s' if len(train_s) != 1 else ''} for training, {len(val)} held out for validation",
+    )
 
 
 @dataclass
@@ -151,11 +169,18 @@ def gate(parent_dice: float, new_dice: float, stop_reason: str) -> tuple[bool, s
     return False, f"validation Dice {new_dice:.4f} is below the parent's {parent_dice:.4f}"
 
 
-def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None = None,
-             store: ModelStore | None = None, parent_id: str | None = None, activate: bool = True,
-             on_epoch: Callable[[EpochReport], None] | None = None,
-             on_step: Callable[[int, int, float], None] | None = None, cancel: CancelToken | None = None,
-             unreviewed: list[Path] | None = None) -> FinetuneOutcome:
+def finetune(
+    parent: Checkpoint,
+    samples: list[Sample],
+    cfg: TrainConfig | None = None,
+    store: ModelStore | None = None,
+    parent_id: str | None = None,
+    activate: bool = True,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    cancel: CancelToken | None = None,
+    unreviewed: list[Path] | None = None,
+) -> FinetuneOutcome:
     """``unreviewed``: photos nobody corrected (the workspace's others): rehearsal material when
     ``cfg.rehearsal_share`` > 0, and where the gate measures drift."""
     cfg = cfg or finetune_config(parent)
@@ -173,14 +198,26 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
     val_imgs = [prepared[s] for s in plan.val]
     device = select_device(cfg.device)
     photos = photo_rehearsal(parent, list(unreviewed or []), device=device)
-    synthetic = synthetic_rehearsal(parent, SYNTHETIC_IMAGES, cfg.seed, device) \
-        if cfg.rehearsal_share > 0 or not photos else []
+    synthetic = (
+        synthetic_rehearsal(parent, SYNTHETIC_IMAGES, cfg.seed, device) if cfg.rehearsal_share > 0 or not photos else []
+    )
     rehearsal = [im.as_prepared() for im in photos + synthetic] if cfg.rehearsal_share > 0 else None
     meta = {"name": parent.name, "parent": {"name": parent.name, "version": parent.version, "sha256": parent.sha256}}
     focus = corrected_pixels(parent, train_imgs, device) if cfg.focus_share > 0 else None
-    result = train(train_imgs, val_imgs, parent.model_config, parent.preprocess, cfg, init=parent,
-                   on_epoch=on_epoch, on_step=on_step, cancel=cancel, metadata=meta, rehearsal=rehearsal,
-                   focus=focus)
+    result = train(
+        train_imgs,
+        val_imgs,
+        parent.model_config,
+        parent.preprocess,
+        cfg,
+        init=parent,
+        on_epoch=on_epoch,
+        on_step=on_step,
+        cancel=cancel,
+        metadata=meta,
+        rehearsal=rehearsal,
+        focus=focus,
+    )
     new_dice = result.best_val_dice
     alpha = 1.0
     alpha_scores: dict[float, float] = {}
@@ -188,17 +225,30 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
     if usable and cfg.wise_keep > 0 and val_imgs and not math.isnan(result.initial_val_dice):
         alpha, alpha_scores, new_dice = _interpolate_child(parent, result, val_imgs, cfg, device)
     accepted, reason = gate(result.initial_val_dice, new_dice, result.stop_reason)
-    outcome = FinetuneOutcome(result, plan, result.initial_val_dice, new_dice, accepted, reason,
-                              history=result.history, alpha=alpha, alpha_scores=alpha_scores)
+    outcome = FinetuneOutcome(
+        result,
+        plan,
+        result.initial_val_dice,
+        new_dice,
+        accepted,
+        reason,
+        history=result.history,
+        alpha=alpha,
+        alpha_scores=alpha_scores,
+    )
     ckpt = result.checkpoint
     ckpt.metadata["threshold"] = result.threshold if accepted else parent.threshold
     ckpt.metadata["wise_alpha"] = alpha
     if usable:
         outcome.drift_source = "unreviewed photos" if photos else "synthetic photos"
-        outcome.drift = prediction_drift(parent.threshold, network(ckpt, device=device), ckpt.threshold,
-                                         photos or synthetic, device)
-        ckpt.metadata["drift"] = {"share": outcome.drift, "on": outcome.drift_source,
-                                  "images": len(photos or synthetic)}
+        outcome.drift = prediction_drift(
+            parent.threshold, network(ckpt, device=device), ckpt.threshold, photos or synthetic, device
+        )
+        ckpt.metadata["drift"] = {
+            "share": outcome.drift,
+            "on": outcome.drift_source,
+            "images": len(photos or synthetic),
+        }
     if store is not None and usable:
         info = {
             "label": f"fine-tuned from {parent_id or parent.version}",
@@ -206,13 +256,20 @@ def finetune(parent: Checkpoint, samples: list[Sample], cfg: TrainConfig | None 
             "images": {"train": [s.image.name for s in plan.train], "val": [s.image.name for s in plan.val]},
             "split_note": plan.note,
             "settings": cfg.to_dict(),
-            "metrics": {"val_dice_before": result.initial_val_dice, "val_dice_after": new_dice,
-                        "val_dice_child": result.best_val_dice, "drift": outcome.drift},
+            "metrics": {
+                "val_dice_before": result.initial_val_dice,
+                "val_dice_after": new_dice,
+                "val_dice_child": result.best_val_dice,
+                "drift": outcome.drift,
+            },
             "wise": {"alpha": alpha, "keep": cfg.wise_keep, "val_dice": {str(a): d for a, d in alpha_scores.items()}},
             "drift_source": outcome.drift_source,
             "rehearsal": {"photos": len(photos), "synthetic": len(synthetic)} if rehearsal else None,
-            "accepted": accepted, "reason": reason, "stop_reason": result.stop_reason,
-            "wall_s": round(result.wall_s, 1), "epochs_run": len(result.history),
+            "accepted": accepted,
+            "reason": reason,
+            "stop_reason": result.stop_reason,
+            "wall_s": round(result.wall_s, 1),
+            "epochs_run": len(result.history),
         }
         outcome.version = store.add(ckpt, info)
         if accepted and activate:
@@ -228,8 +285,9 @@ def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device: to
     return [(probabilities(net, im.x, device) >= parent.threshold) != (im.vessels > 0) for im in images]
 
 
-def _interpolate_child(parent: Checkpoint, result: TrainResult, val_imgs: list[PreparedImage], cfg: TrainConfig,
-                       device: torch.device) -> tuple[float, dict[float, float], float]:
+def _interpolate_child(
+    parent: Checkpoint, result: TrainResult, val_imgs: list[PreparedImage], cfg: TrainConfig, device: torch.device
+) -> tuple[float, dict[float, float], float]:
     """Score the line between parent and child on the held-out corrections, keep the α ``choose_alpha``
     picks, and put its weights and threshold into ``result.checkpoint``. Returns (α, scores, its Dice)."""
     child = result.checkpoint

@@ -85,8 +85,14 @@ def network(
     return net.to(device).eval()
 
 
-def _labelled(name: str, x: np.ndarray, fov: np.ndarray, parent_net: torch.nn.Module, device: torch.device | str,
-              confident_only: bool) -> RehearsalImage:
+def _labelled(
+    name: str,
+    x: np.ndarray,
+    fov: np.ndarray,
+    parent_net: torch.nn.Module,
+    device: torch.device | str,
+    confident_only: bool,
+) -> RehearsalImage:
     p = probabilities(parent_net, x, device)
     fov = fov.astype(np.uint8)
     weight = fov.copy()
@@ -95,8 +101,9 @@ def _labelled(name: str, x: np.ndarray, fov: np.ndarray, parent_net: torch.nn.Mo
     return RehearsalImage(name, x.astype(np.float32), p.astype(np.float32), weight, fov)
 
 
-def synthetic_rehearsal(parent: Checkpoint, count: int = 6, seed: int = 0,
-                        device: torch.device | str = "cpu") -> list[RehearsalImage]:
+def synthetic_rehearsal(
+    parent: Checkpoint, count: int = 6, seed: int = 0, device: torch.device | str = "cpu"
+) -> list[RehearsalImage]:
     """Synthetic fundus photos (model_core.synthetic) labelled with the parent's probabilities everywhere in
     the field of view: what the parent does on a photo, not what the generator drew."""
     from .synthetic import make_fundus
@@ -120,8 +127,9 @@ def prepare_photo(path: Path, config: PreprocessConfig) -> tuple[np.ndarray, np.
     return x, (f > 0).astype(np.uint8)
 
 
-def photo_rehearsal(parent: Checkpoint, photos: list[Path], limit: int = 8,
-                    device: torch.device | str = "cpu") -> list[RehearsalImage]:
+def photo_rehearsal(
+    parent: Checkpoint, photos: list[Path], limit: int = 8, device: torch.device | str = "cpu"
+) -> list[RehearsalImage]:
     """The workspace's unreviewed photos labelled by the parent, taught only where it is confident.
 
     Unreadable photos are skipped (rehearsal is a help, not a requirement). ``limit`` photos at most,
@@ -141,8 +149,13 @@ def photo_rehearsal(parent: Checkpoint, photos: list[Path], limit: int = 8,
     return out
 
 
-def prediction_drift(parent_threshold: float, model: torch.nn.Module, threshold: float,
-                     images: list[RehearsalImage], device: torch.device | str = "cpu") -> float:
+def prediction_drift(
+    parent_threshold: float,
+    model: torch.nn.Module,
+    threshold: float,
+    images: list[RehearsalImage],
+    device: torch.device | str = "cpu",
+) -> float:
     """Share of the vessel map that changes: 1 − IoU of the parent's mask (from the probabilities it labelled
     the images with, ``target``: no second pass of the parent) and ``model``'s, pooled over the images' FOVs.
 

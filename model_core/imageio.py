@@ -55,8 +55,11 @@ def _header_size(source: Path | bytes) -> tuple[int, int] | None:
 
 def _refuse_oversized(path: Path, width: int, height: int, what: str) -> None:
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-        raise ImageReadError(path, f"{what} {width}x{height} pixels, more than this app reads (at most "
-                                   f"{MAX_IMAGE_SIDE} px a side and {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
+        raise ImageReadError(
+            path,
+            f"{what} {width}x{height} pixels, more than this app reads (at most "
+            f"{MAX_IMAGE_SIDE} px a side and {MAX_IMAGE_PIXELS // 1_000_000} megapixels)",
+        )
 
 
 @contextmanager
@@ -198,8 +201,7 @@ def read_vessel_mask(path: str | os.PathLike[str]) -> np.ndarray:
     with _decoding(Path(path)):
         mask = _mask_of(raw)
     if looks_like_a_photo(raw, mask):
-        raise ImageReadError(Path(path), "is a colour picture, not a mask (a mask has vessels in one colour on "
-                                         "black)")
+        raise ImageReadError(Path(path), "is a colour picture, not a mask (a mask has vessels in one colour on black)")
     return mask
 
 

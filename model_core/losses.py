@@ -7,9 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _masked(
-    probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _masked(probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     if valid is None:
         return probs, target
     return probs * valid, target * valid
@@ -60,8 +58,14 @@ def soft_cldice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float =
 class VesselLoss(nn.Module):
     """Focal-Tversky + bce_weight * BCE + cldice_weight * soft-clDice, restricted to valid pixels."""
 
-    def __init__(self, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75, bce_weight: float = 0.0,
-                 cldice_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        alpha: float = 0.7,
+        beta: float = 0.3,
+        gamma: float = 0.75,
+        bce_weight: float = 0.0,
+        cldice_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.focal_tversky = FocalTverskyLoss(alpha, beta, gamma)
         self.bce_weight, self.cldice_weight = bce_weight, cldice_weight

@@ -47,8 +47,9 @@ class Confusion:
         return cls(tp, fp, fn, int(pred.size) - tp - fp - fn)
 
     @classmethod
-    def sweep(cls, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None,
-              thresholds: np.ndarray = THRESHOLD_GRID) -> list[Confusion]:
+    def sweep(
+        cls, prob: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None, thresholds: np.ndarray = THRESHOLD_GRID
+    ) -> list[Confusion]:
         """One count per threshold of ``prob >= threshold``."""
         return [cls.of(prob >= t, truth, fov) for t in thresholds]
 
@@ -132,14 +133,20 @@ class CenterlineCount:
             fov = np.asarray(fov, bool)
             pred, truth = pred & fov, truth & fov
         sp, st = skeletonize(pred), skeletonize(truth)
-        return cls(int(np.count_nonzero(sp)), int(np.count_nonzero(sp & truth)), int(np.count_nonzero(st)),
-                   int(np.count_nonzero(st & pred)))
+        return cls(
+            int(np.count_nonzero(sp)),
+            int(np.count_nonzero(sp & truth)),
+            int(np.count_nonzero(st)),
+            int(np.count_nonzero(st & pred)),
+        )
 
     def __add__(self, other: CenterlineCount) -> CenterlineCount:
-        return CenterlineCount(self.pred_skeleton + other.pred_skeleton,
-                               self.pred_skeleton_in_truth + other.pred_skeleton_in_truth,
-                               self.truth_skeleton + other.truth_skeleton,
-                               self.truth_skeleton_in_pred + other.truth_skeleton_in_pred)
+        return CenterlineCount(
+            self.pred_skeleton + other.pred_skeleton,
+            self.pred_skeleton_in_truth + other.pred_skeleton_in_truth,
+            self.truth_skeleton + other.truth_skeleton,
+            self.truth_skeleton_in_pred + other.truth_skeleton_in_pred,
+        )
 
     @property
     def topology_precision(self) -> float:
@@ -165,21 +172,30 @@ def cldice(pred: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = None) -
     return CenterlineCount.of(pred, truth, fov).cldice
 
 
-def segmentation_metrics(prob: np.ndarray, truth: np.ndarray, threshold: float = 0.5,
-                         fov: np.ndarray | None = None) -> dict[str, float]:
+def segmentation_metrics(
+    prob: np.ndarray, truth: np.ndarray, threshold: float = 0.5, fov: np.ndarray | None = None
+) -> dict[str, float]:
     """Dice, IoU, accuracy, sensitivity, specificity, AUC and clDice of one probability map."""
     prob = np.asarray(prob, np.float32)
     truth = np.asarray(truth, bool)
     if prob.shape != truth.shape:
         raise ValueError(f"probability map {prob.shape} and truth {truth.shape} differ in size")
     pred = prob >= threshold
-    return _metrics(Confusion.of(pred, truth, fov), RocHistogram.of(prob, truth, fov),
-                    CenterlineCount.of(pred, truth, fov))
+    return _metrics(
+        Confusion.of(pred, truth, fov), RocHistogram.of(prob, truth, fov), CenterlineCount.of(pred, truth, fov)
+    )
 
 
 def _metrics(c: Confusion, roc: RocHistogram, centerline: CenterlineCount) -> dict[str, float]:
-    return {"dice": c.dice, "iou": c.iou, "accuracy": c.accuracy, "sensitivity": c.sensitivity,
-            "specificity": c.specificity, "auc": roc.auc, "cldice": centerline.cldice}
+    return {
+        "dice": c.dice,
+        "iou": c.iou,
+        "accuracy": c.accuracy,
+        "sensitivity": c.sensitivity,
+        "specificity": c.specificity,
+        "auc": roc.auc,
+        "cldice": centerline.cldice,
+    }
 
 
 @dataclass
@@ -198,8 +214,11 @@ class MetricAccumulator:
             raise ValueError(f"probability map {prob.shape} and truth {truth.shape} differ in size")
         pred = prob >= self.threshold
         # Each image's counts once (the thinning is the slow part): its metrics and the pooled sums.
-        c, roc, centerline = Confusion.of(pred, truth, fov), RocHistogram.of(prob, truth, fov), \
-            CenterlineCount.of(pred, truth, fov)
+        c, roc, centerline = (
+            Confusion.of(pred, truth, fov),
+            RocHistogram.of(prob, truth, fov),
+            CenterlineCount.of(pred, truth, fov),
+        )
         self.confusion, self.roc, self.centerline = self.confusion + c, self.roc + roc, self.centerline + centerline
         m = self.per_image[name] = _metrics(c, roc, centerline)
         return m
@@ -223,8 +242,14 @@ class MetricAccumulator:
         return out if self.per_image else {}
 
     def summary(self) -> dict[str, object]:
-        return {"threshold": self.threshold, "images": len(self.per_image), "mean": self.mean(), "std": self.std(),
-                "pooled": self.pooled(), "per_image": self.per_image}
+        return {
+            "threshold": self.threshold,
+            "images": len(self.per_image),
+            "mean": self.mean(),
+            "std": self.std(),
+            "pooled": self.pooled(),
+            "per_image": self.per_image,
+        }
 
 
 # --- a mask against a reference (compare mode, agreement between graders) ---------------------------------------
@@ -234,8 +259,11 @@ DIFF_TN, DIFF_TP, DIFF_FP, DIFF_FN = 0, 1, 2, 3
 # these three stay farthest apart (CIELAB distance at least 34) under simulated protanopia, deuteranopia and
 # tritanopia (Machado, Oliveira & Fernandes 2009), and they differ in lightness too, so they survive greyscale.
 DIFFERENCE_COLOURS = {DIFF_TP: "#56B4E9", DIFF_FP: "#D55E00", DIFF_FN: "#F0E442"}
-DIFFERENCE_NAMES = {DIFF_TP: "in both (true positive)", DIFF_FP: "only in the mask (false positive)",
-                    DIFF_FN: "only in the reference (false negative)"}
+DIFFERENCE_NAMES = {
+    DIFF_TP: "in both (true positive)",
+    DIFF_FP: "only in the mask (false positive)",
+    DIFF_FN: "only in the reference (false negative)",
+}
 
 
 def difference_labels(mask: np.ndarray, reference: np.ndarray, fov: np.ndarray | None = None) -> np.ndarray:
@@ -256,7 +284,7 @@ def difference_rgba(labels: np.ndarray, alpha: int = 255) -> np.ndarray:
     on background."""
     lut = np.zeros((4, 4), np.uint8)
     for label, colour in DIFFERENCE_COLOURS.items():
-        lut[label] = [int(colour[i:i + 2], 16) for i in (1, 3, 5)] + [alpha]
+        lut[label] = [int(colour[i : i + 2], 16) for i in (1, 3, 5)] + [alpha]
     rgba: np.ndarray = lut[np.asarray(labels, np.uint8)]
     return rgba
 
@@ -272,8 +300,12 @@ class Agreement:
     specificity: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"dice": self.dice, "cldice": self.cldice, "sensitivity": self.sensitivity,
-                "specificity": self.specificity}
+        return {
+            "dice": self.dice,
+            "cldice": self.cldice,
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
+        }
 
 
 def agreement(mask: np.ndarray, reference: np.ndarray, fov: np.ndarray | None = None) -> Agreement:

@@ -32,8 +32,9 @@ class ModelConfig:
             raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
         # The pipeline feeds one channel (green, CLAHE) and reads one probability map.
         if (self.in_channels, self.out_channels) != (1, 1):
-            raise ValueError(f"the model must read 1 channel and write 1, got {self.in_channels} and "
-                             f"{self.out_channels}")
+            raise ValueError(
+                f"the model must read 1 channel and write 1, got {self.in_channels} and {self.out_channels}"
+            )
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     @property
@@ -53,8 +54,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(widths=tuple(d["widths"]), in_channels=int(d.get("in_channels", 1)),
-                   out_channels=int(d.get("out_channels", 1)))
+        return cls(
+            widths=tuple(d["widths"]),
+            in_channels=int(d.get("in_channels", 1)),
+            out_channels=int(d.get("out_channels", 1)),
+        )
 
 
 class ConvBlock(nn.Sequential):
@@ -99,8 +103,9 @@ class AttentionUNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.encoders = nn.ModuleList([ConvBlock(config.in_channels, w[0]),
-                                       *(ConvBlock(w[i - 1], w[i]) for i in range(1, len(w)))])
+        self.encoders = nn.ModuleList(
+            [ConvBlock(config.in_channels, w[0]), *(ConvBlock(w[i - 1], w[i]) for i in range(1, len(w)))]
+        )
         self.pool = nn.MaxPool2d(2)
         self.ups = nn.ModuleList()
         self.gates = nn.ModuleList()

@@ -65,8 +65,9 @@ class ModelStore:
             path = default_model_path()
         except CheckpointError:
             return None
-        return ModelVersion(DEFAULT_ID, path, {"label": "bundled default model", "parent": None,
-                                               "display_name": _bundled_name(path)})
+        return ModelVersion(
+            DEFAULT_ID, path, {"label": "bundled default model", "parent": None, "display_name": _bundled_name(path)}
+        )
 
     def versions(self) -> list[ModelVersion]:
         out = [v for v in [self._default_version()] if v is not None]
@@ -106,8 +107,11 @@ class ModelStore:
         return version
 
     def _next_id(self) -> str:
-        numbers = [int(m.group(1)) for d in (self.root.iterdir() if self.root.is_dir() else [])
-                   if (m := re.match(r"v(\d+)", d.name))]
+        numbers = [
+            int(m.group(1))
+            for d in (self.root.iterdir() if self.root.is_dir() else [])
+            if (m := re.match(r"v(\d+)", d.name))
+        ]
         return f"v{max(numbers, default=0) + 1:03d}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def add(self, ckpt: Checkpoint, info: dict[str, Any]) -> ModelVersion:

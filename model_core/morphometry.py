@@ -20,17 +20,24 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
 
 from .skeleton import skeleton_graph, skeletonize
 
-MEASUREMENT_COLUMNS = ("vessel_density", "fractal_dimension", "tortuosity", "width_px", "segments",
-                       "branch_points", "end_points")
+MEASUREMENT_COLUMNS = (
+    "vessel_density",
+    "fractal_dimension",
+    "tortuosity",
+    "width_px",
+    "segments",
+    "branch_points",
+    "end_points",
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ def measure(mask: np.ndarray, fov: np.ndarray | None = None) -> VesselMeasuremen
 
 # --- density and fractal dimension ---------------------------------------------------------------------------
 
+
 def vessel_density(mask: np.ndarray, fov: np.ndarray | None = None) -> float:
     mask = np.asarray(mask, bool)
     if fov is None:
@@ -144,6 +152,7 @@ def fractal_dimension(mask: np.ndarray) -> float:
 
 # --- width ----------------------------------------------------------------------------------------------------
 
+
 def mean_width(mask: np.ndarray, skel: np.ndarray | None = None) -> float:
     """Mean vessel width in px: 2 d - 1 averaged over skeleton pixels, d the distance from the skeleton pixel
     to the nearest background pixel centre. The vessel edge lies half a pixel before that centre, so the
@@ -162,7 +171,7 @@ def _width_at(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
     # instead of OpenCV's "infinitely far".
     my, mx = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     y0, x0 = my[0], mx[0]
-    crop = np.pad(mask[y0:my[-1] + 1, x0:mx[-1] + 1], 1).astype(np.uint8)
+    crop = np.pad(mask[y0 : my[-1] + 1, x0 : mx[-1] + 1], 1).astype(np.uint8)
     # Borgefors' 5x5 chamfer distance: exact along rows and columns, within 2 % elsewhere (0.01 px on the mean
     # width of DRIVE's references) and about 6x faster than OpenCV's exact transform.
     dist = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_5)

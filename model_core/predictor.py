@@ -42,13 +42,19 @@ class VesselPredictor:
     probabilities are mapped back to the photo's own size. Outside the FOV the probability is 0.
     """
 
-    def __init__(self, checkpoint: Checkpoint | str | os.PathLike[str], device: str | torch.device | None = None,
-                 tta: bool = False, tile: int = 1024, overlap: int = 64) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint | str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        tta: bool = False,
+        tile: int = 1024,
+        overlap: int = 64,
+    ) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.device = select_device(str(device) if device is not None else None)
         self.model = self.checkpoint.build().to(self.device).eval()
         self.tta = tta
-        self.multiple = 2 ** self.checkpoint.model_config.depth
+        self.multiple = 2**self.checkpoint.model_config.depth
         self.tile = max(self.multiple * 4, tile // self.multiple * self.multiple)
         self.overlap = overlap
 

@@ -61,8 +61,10 @@ def resource_path(name: str) -> Path:
 def default_model_path() -> Path:
     path = resource_path(DEFAULT_MODEL_NAME)
     if not path.is_file():
-        raise CheckpointError(path, "the bundled default model is missing; pass --weights FILE "
-                                    "(train one with `python -m model_core train`)")
+        raise CheckpointError(
+            path,
+            "the bundled default model is missing; pass --weights FILE (train one with `python -m model_core train`)",
+        )
     return path
 
 

@@ -125,8 +125,12 @@ def skeleton_graph(skel: NDArray[np.generic]) -> SkeletonGraph:
 def _m_edges(flat: NDArray[np.uint8], idx: IntArray, width: int) -> tuple[IntArray, IntArray, FloatArray]:
     """Edges of the m-adjacency graph as (from, to, step length), flat indices into the padded skeleton."""
     src, dst, step = [], [], []
-    for off, blockers, length in ((1, (), 1.0), (width, (), 1.0), (width + 1, (1, width), math.sqrt(2)),
-                                  (width - 1, (-1, width), math.sqrt(2))):
+    for off, blockers, length in (
+        (1, (), 1.0),
+        (width, (), 1.0),
+        (width + 1, (1, width), math.sqrt(2)),
+        (width - 1, (-1, width), math.sqrt(2)),
+    ):
         ok = flat[idx + off] == 1
         for b in blockers:
             ok &= flat[idx + b] == 0
@@ -154,8 +158,17 @@ def _graph(pad: NDArray[np.uint8], idx: IntArray, shape: tuple[int, int]) -> Ske
     empty_f = np.zeros(0, np.float64)
     if n == 0:
         empty_i = np.zeros(0, np.int64)
-        return SkeletonGraph(shape, empty_i, empty_i, empty_i, np.zeros(0, np.int32), np.zeros((0, 2), np.int64),
-                             empty_f, empty_f, empty_f)
+        return SkeletonGraph(
+            shape,
+            empty_i,
+            empty_i,
+            empty_i,
+            np.zeros(0, np.int32),
+            np.zeros((0, 2), np.int64),
+            empty_f,
+            empty_f,
+            empty_f,
+        )
     a, b, step = _m_edges(flat, idx, width)
     ia, ib = np.searchsorted(idx, a), np.searchsorted(idx, b)
     degree = (np.bincount(ia, minlength=n) + np.bincount(ib, minlength=n)).astype(np.int64)
@@ -196,15 +209,32 @@ def _graph(pad: NDArray[np.uint8], idx: IntArray, shape: tuple[int, int]) -> Ske
     pairs = np.stack([segment_of[attach_inner] + 1, junction_of[attach_junction]], axis=1)
     segment_junction = np.unique(pairs, axis=0) if pairs.size else np.zeros((0, 2), np.int64)
     length = np.bincount(segment_of[ga], weights=gstep, minlength=segments).astype(np.float64)
-    arc, chord = _arcs_and_chords(ga, gb, total, seg_nodes, segment_of, segments, node_pixel, junction_of,
-                                  rows, cols)
-    return SkeletonGraph(shape, rows.astype(np.int64), cols.astype(np.int64), degree, label,
-                         segment_junction.astype(np.int64), length, arc, chord)
+    arc, chord = _arcs_and_chords(ga, gb, total, seg_nodes, segment_of, segments, node_pixel, junction_of, rows, cols)
+    return SkeletonGraph(
+        shape,
+        rows.astype(np.int64),
+        cols.astype(np.int64),
+        degree,
+        label,
+        segment_junction.astype(np.int64),
+        length,
+        arc,
+        chord,
+    )
 
 
-def _arcs_and_chords(ga: IntArray, gb: IntArray, total: int, seg_nodes: IntArray, segment_of: IntArray,
-                     segments: int, node_pixel: IntArray, junction_of: IntArray, rows: IntArray,
-                     cols: IntArray) -> tuple[FloatArray, FloatArray]:
+def _arcs_and_chords(
+    ga: IntArray,
+    gb: IntArray,
+    total: int,
+    seg_nodes: IntArray,
+    segment_of: IntArray,
+    segments: int,
+    node_pixel: IntArray,
+    junction_of: IntArray,
+    rows: IntArray,
+    cols: IntArray,
+) -> tuple[FloatArray, FloatArray]:
     """Arc length (ARC_STEP polygon) and chord of each open segment of the segment graph (ga, gb), in
     segment order; closed rings and loops from a junction back to it are left out."""
     empty = np.zeros(0, np.float64)

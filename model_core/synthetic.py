@@ -21,8 +21,17 @@ class SyntheticFundus:
     fov: np.ndarray  # bool (H, W)
 
 
-def _grow(canvas: np.ndarray, rng: np.random.Generator, x: float, y: float, angle: float, width: float,
-          length: float, depth: int, ss: int) -> None:
+def _grow(
+    canvas: np.ndarray,
+    rng: np.random.Generator,
+    x: float,
+    y: float,
+    angle: float,
+    width: float,
+    length: float,
+    depth: int,
+    ss: int,
+) -> None:
     step = 4.0 * ss
     travelled = 0.0
     curvature = rng.normal(0, 0.02)
@@ -31,16 +40,26 @@ def _grow(canvas: np.ndarray, rng: np.random.Generator, x: float, y: float, angl
         curvature = 0.9 * curvature + rng.normal(0, 0.015)
         angle += curvature
         nx, ny = x + step * math.cos(angle), y + step * math.sin(angle)
-        cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 1.0, thickness=max(1, round(width * ss)),
-                 lineType=cv2.LINE_AA)
+        cv2.line(
+            canvas, (int(x), int(y)), (int(nx), int(ny)), 1.0, thickness=max(1, round(width * ss)), lineType=cv2.LINE_AA
+        )
         x, y = nx, ny
         travelled += step
         width *= 0.997
         if depth > 0 and travelled >= next_branch:
             side = rng.choice([-1.0, 1.0])
             child_w = width * rng.uniform(0.55, 0.8)
-            _grow(canvas, rng, x, y, angle + side * rng.uniform(0.4, 0.9), child_w,
-                  (length - travelled) * rng.uniform(0.5, 0.9), depth - 1, ss)
+            _grow(
+                canvas,
+                rng,
+                x,
+                y,
+                angle + side * rng.uniform(0.4, 0.9),
+                child_w,
+                (length - travelled) * rng.uniform(0.5, 0.9),
+                depth - 1,
+                ss,
+            )
             width *= 0.85
             next_branch = travelled + rng.uniform(0.15, 0.3) * length
 
@@ -61,8 +80,17 @@ def make_fundus(height: int = 584, width: int = 565, seed: int = 0, fov_fraction
     towards_macula = 0.0 if side < 0 else math.pi
     away = towards_macula + math.pi
     for a in (towards_macula - 0.9, towards_macula + 0.9, away - 0.6, away + 0.6):
-        _grow(canvas, rng, disc[0], disc[1], a + rng.normal(0, 0.1), base_w * rng.uniform(0.8, 1.1),
-              radius * rng.uniform(1.1, 1.5), 4, ss)
+        _grow(
+            canvas,
+            rng,
+            disc[0],
+            disc[1],
+            a + rng.normal(0, 0.1),
+            base_w * rng.uniform(0.8, 1.1),
+            radius * rng.uniform(1.1, 1.5),
+            4,
+            ss,
+        )
     for _ in range(4):
         a = rng.uniform(0, 2 * math.pi)
         _grow(canvas, rng, disc[0], disc[1], a, base_w * 0.45, radius * 0.6, 2, ss)
@@ -76,11 +104,11 @@ def make_fundus(height: int = 584, width: int = 565, seed: int = 0, fov_fraction
 
     # Fundus colour with smooth low-frequency variation and vignetting.
     noise_lo = cv2.resize(rng.normal(0, 1, (8, 8)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-    vignette = np.clip(1.0 - 0.45 * r ** 2.5, 0.2, 1.0)
+    vignette = np.clip(1.0 - 0.45 * r**2.5, 0.2, 1.0)
     base = np.stack([200 + 10 * noise_lo, 95 + 8 * noise_lo, 45 + 5 * noise_lo], axis=2) * vignette[:, :, None]
     dx, dy = xx - disc[0] / ss, yy - disc[1] / ss
     disc_d = np.hypot(dx, dy) / (disc_r / ss)
-    disc_glow = np.exp(-(disc_d ** 4))[:, :, None]
+    disc_glow = np.exp(-(disc_d**4))[:, :, None]
     base = base * (1 - disc_glow) + np.array([250, 220, 150], dtype=np.float32) * disc_glow
     mac = (cx - side * 0.35 * radius) / ss, cy / ss
     macula = np.exp(-((xx - mac[0]) ** 2 + (yy - mac[1]) ** 2) / (2 * (0.12 * radius / ss) ** 2))

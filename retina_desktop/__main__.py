@@ -11,15 +11,25 @@ from . import __version__
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="retina-desktop", description="Review and correct retinal vessel segmentations.")
-    p.add_argument("folder", nargs="?", help="a folder of fundus photos or a data set (images/ + mask/); "
-                                             "default: the last workspace, or the demo workspace on first run")
+    p.add_argument(
+        "folder",
+        nargs="?",
+        help="a folder of fundus photos or a data set (images/ + mask/); "
+        "default: the last workspace, or the demo workspace on first run",
+    )
     p.add_argument("--weights", metavar="FILE", help="model checkpoint to use instead of the bundled default model")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--self-test", action="store_true",
-                   help="check this install offscreen: load the model, predict a demo image, paint, save and "
-                        "export in a temporary folder; one line per step, exit status 0 when all pass")
-    p.add_argument("--measure-startup", action="store_true",
-                   help="print the time from launch to the shown window (and to the first prediction), then quit")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this install offscreen: load the model, predict a demo image, paint, save and "
+        "export in a temporary folder; one line per step, exit status 0 when all pass",
+    )
+    p.add_argument(
+        "--measure-startup",
+        action="store_true",
+        help="print the time from launch to the shown window (and to the first prediction), then quit",
+    )
     return p.parse_args(argv)
 
 

@@ -122,8 +122,9 @@ def _stroke(canvas, points) -> None:
     seq += [(QMouseEvent.Type.MouseMove, p, none, left) for p in pts[1:]]
     seq += [(QMouseEvent.Type.MouseButtonRelease, pts[-1], left, none)]
     for kind, p, button, buttons in seq:
-        QApplication.sendEvent(vp, QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons,
-                                               Qt.KeyboardModifier.NoModifier))
+        QApplication.sendEvent(
+            vp, QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons, Qt.KeyboardModifier.NoModifier)
+        )
 
 
 def _child_echo(queue, value) -> None:
@@ -145,8 +146,9 @@ def _check_child_process(timeout: float = 120.0) -> str:
     except queue_mod.Empty:
         proc.kill()
         proc.join(5)
-        raise SelfTestFailure("child process", f"a spawned process did not answer within {timeout:.0f} s "
-                                               f"(exit code {proc.exitcode})") from None
+        raise SelfTestFailure(
+            "child process", f"a spawned process did not answer within {timeout:.0f} s (exit code {proc.exitcode})"
+        ) from None
     proc.join(30)
     if answer[:2] != ("pong", 42) or proc.exitcode != 0:
         raise SelfTestFailure("child process", f"unexpected answer {answer!r}, exit code {proc.exitcode}")
@@ -191,8 +193,12 @@ def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
     window = MainWindow(checkpoint_path=checkpoint, settings=settings)
     window.prompter = _QuietPrompter()
     window.show()
-    _wait(lambda: window.windowHandle() is not None and window.windowHandle().isExposed(), 60, "window",
-          "the window to be exposed")
+    _wait(
+        lambda: window.windowHandle() is not None and window.windowHandle().isExposed(),
+        60,
+        "window",
+        "the window to be exposed",
+    )
     return window, time.time() - launched
 
 
@@ -225,8 +231,12 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         steps += 1
 
         t = time.monotonic()
-        _wait(lambda: window.model_info is not None or window.model_error is not None, STEP_TIMEOUT_S, "model",
-              "the model to load")
+        _wait(
+            lambda: window.model_info is not None or window.model_error is not None,
+            STEP_TIMEOUT_S,
+            "model",
+            "the model to load",
+        )
         if window.model_info is None:
             raise SelfTestFailure("model", window.model_error or "not loaded")
         info = window.model_info
@@ -251,8 +261,10 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         if prob is None or not np.isfinite(prob).all() or prob.min() < 0 or prob.max() > 1:
             raise SelfTestFailure("predict", "the probabilities are missing or outside [0, 1]")
         h, w = prob.shape
-        say(f"[ok] predict: {s.entry.name} ({w}x{h}) in {time.monotonic() - t:.2f} s, "
-            f"{100 * s.document.mask.mean():.1f}% vessel pixels at threshold {window.threshold:.2f}")
+        say(
+            f"[ok] predict: {s.entry.name} ({w}x{h}) in {time.monotonic() - t:.2f} s, "
+            f"{100 * s.document.mask.mean():.1f}% vessel pixels at threshold {window.threshold:.2f}"
+        )
         steps += 1
 
         doc = s.document

@@ -77,8 +77,9 @@ def test_observer_scores_have_no_auc(bench: ModuleType) -> None:
 
 
 def test_mean_std_over_photos_skips_missing_scores(bench: ModuleType) -> None:
-    stats = bench.mean_std({"a": {"dice": 0.6, "auc": float("nan"), "cldice": 0.5},
-                            "b": {"dice": 0.8, "auc": float("nan"), "cldice": 0.7}})
+    stats = bench.mean_std(
+        {"a": {"dice": 0.6, "auc": float("nan"), "cldice": 0.5}, "b": {"dice": 0.8, "auc": float("nan"), "cldice": 0.7}}
+    )
     assert stats["mean"]["dice"] == pytest.approx(0.7) and stats["std"]["dice"] == pytest.approx(0.1)
     assert math.isnan(stats["mean"]["auc"]) and math.isnan(stats["std"]["auc"])
     assert bench._cell(stats["mean"]["auc"], stats["std"]["auc"]) == "—"

@@ -16,12 +16,15 @@ def bench():
     return module
 
 
-@pytest.mark.parametrize("minutes, device, bit_for_bit, timed, gpu", [
-    (None, "CPU (2 threads)", True, False, False),
-    (88.0, "CPU (2 threads)", False, True, False),
-    (None, "GPU: NVIDIA H100 80GB HBM3", False, False, True),
-    (6.95, "GPU: NVIDIA H100 80GB HBM3", False, True, True),
-])
+@pytest.mark.parametrize(
+    "minutes, device, bit_for_bit, timed, gpu",
+    [
+        (None, "CPU (2 threads)", True, False, False),
+        (88.0, "CPU (2 threads)", False, True, False),
+        (None, "GPU: NVIDIA H100 80GB HBM3", False, False, True),
+        (6.95, "GPU: NVIDIA H100 80GB HBM3", False, True, True),
+    ],
+)
 def test_reproducibility_follows_budget_and_device(bench, minutes, device, bit_for_bit, timed, gpu):
     text = bench.reproducibility_text({"minutes": minutes}, {"device": device})
     assert ("reproduces the weights bit for bit" in text) == bit_for_bit

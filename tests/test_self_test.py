@@ -13,16 +13,21 @@ import pytest
 from model_core import resources
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("model file", "resources", "window", "model", "predict", "paint", "save", "export", "child process",
-         "close")
+STEPS = ("model file", "resources", "window", "model", "predict", "paint", "save", "export", "child process", "close")
 
 
 def _run(*args: str, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop(resources.ENV_OVERRIDE, None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "retina_desktop", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "retina_desktop", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _assert_passed(proc: subprocess.CompletedProcess) -> list[str]:
@@ -62,8 +67,10 @@ def test_self_test_fails_for_a_missing_weights_file(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / "resources" / resources.DEFAULT_MODEL_NAME).is_file(),
-                    reason="resources/default_model.pt is not in this checkout yet")
+@pytest.mark.skipif(
+    not (ROOT / "resources" / resources.DEFAULT_MODEL_NAME).is_file(),
+    reason="resources/default_model.pt is not in this checkout yet",
+)
 def test_self_test_with_the_bundled_default_model():
     lines = _assert_passed(_run("--self-test"))
     assert any(line.startswith(f"[ok] model file: {ROOT / 'resources'}") for line in lines)

@@ -34,8 +34,12 @@ SECOND_GRADER_SUFFIXES = ("_manual2", "_2nd_manual")
 CompareView = Literal["mask", "reference", "prediction", "second"]
 VIEWS: tuple[CompareView, ...] = ("mask", "reference", "prediction", "second")
 REFERENCE_FROM_HISTORY = "reference (saved over; from History)"
-VIEW_NAMES: dict[CompareView, str] = {"mask": "your mask (editable)", "reference": "reference",
-                                      "prediction": "model prediction", "second": "second grader"}
+VIEW_NAMES: dict[CompareView, str] = {
+    "mask": "your mask (editable)",
+    "reference": "reference",
+    "prediction": "model prediction",
+    "second": "second grader",
+}
 
 
 def second_grader_dir(entry: ImageEntry) -> Path | None:
@@ -51,8 +55,9 @@ def second_grader_path(entry: ImageEntry) -> Path | None:
     folder = second_grader_dir(entry)
     if folder is None:
         return None
-    bases = [entry.stem] + [entry.stem[:-len(s)] for s in IMAGE_STEM_SUFFIXES
-                            if entry.stem.endswith(s) and len(entry.stem) > len(s)]
+    bases = [entry.stem] + [
+        entry.stem[: -len(s)] for s in IMAGE_STEM_SUFFIXES if entry.stem.endswith(s) and len(entry.stem) > len(s)
+    ]
     stems = mask_stems(entry.stem) + [b + suffix for b in bases for suffix in SECOND_GRADER_SUFFIXES]
     for s in stems:
         for suffix in IMAGE_SUFFIXES:
@@ -109,8 +114,9 @@ def _read(path: Path, shape: tuple[int, int], what: str, problems: list[str]) ->
         problems.append(f"{path}: the {what} could not be read ({exc})")
         return None
     if mask.shape != tuple(shape):
-        problems.append(f"{path}: the {what} is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                        f"{shape[1]}x{shape[0]}; not used")
+        problems.append(
+            f"{path}: the {what} is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}; not used"
+        )
         return None
     return mask
 
@@ -138,13 +144,19 @@ class CompareScores:
     second_vs_reference: Agreement | None
 
     def rows(self) -> list[tuple[str, Agreement | None]]:
-        return [("Model prediction vs reference", self.prediction_vs_reference),
-                ("Your mask vs reference", self.mask_vs_reference),
-                ("Second grader vs reference", self.second_vs_reference)]
+        return [
+            ("Model prediction vs reference", self.prediction_vs_reference),
+            ("Your mask vs reference", self.mask_vs_reference),
+            ("Second grader vs reference", self.second_vs_reference),
+        ]
 
 
-def compare_scores(prediction: np.ndarray | None, mask: np.ndarray | None, reference: np.ndarray | None,
-                   second: np.ndarray | None = None) -> CompareScores:
+def compare_scores(
+    prediction: np.ndarray | None,
+    mask: np.ndarray | None,
+    reference: np.ndarray | None,
+    second: np.ndarray | None = None,
+) -> CompareScores:
     if reference is None:
         return CompareScores(None, None, None)
 

@@ -6,8 +6,8 @@ download. The workspace is marked synthetic and the UI says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from model_core.imageio import write_png_atomic
 from model_core.synthetic import make_fundus
@@ -19,8 +19,12 @@ DEMO_SIZE = (584, 565)  # DRIVE's height x width
 DEMO_TITLE = "Demo workspace (synthetic images)"
 
 
-def ensure_demo_workspace(folder: Path | None = None, count: int = DEMO_COUNT, size: tuple[int, int] = DEMO_SIZE,
-                          progress: Callable[[int, int, str], None] | None = None) -> Path:
+def ensure_demo_workspace(
+    folder: Path | None = None,
+    count: int = DEMO_COUNT,
+    size: tuple[int, int] = DEMO_SIZE,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Path:
     """Create the demo images that are missing and return the folder (a flat workspace)."""
     from .workspace import META_DIR_NAME, write_workspace_info
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import filecmp
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,13 +50,16 @@ class ExportSummary:
         if self.skipped_no_mask:
             lines.append(f"{len(self.skipped_no_mask)} image(s) skipped: no saved ground truth yet")
         if self.skipped_not_approved:
-            lines.append(f"{len(self.skipped_not_approved)} image(s) skipped: not approved "
-                         f"(only approved images were asked for)")
+            lines.append(
+                f"{len(self.skipped_not_approved)} image(s) skipped: not approved (only approved images were asked for)"
+            )
         if self.replaced:
             lines.append(f"{len(self.replaced)} older mask(s) in the destination replaced by the current version")
         if self.stale:
-            lines.append(f"{len(self.stale)} mask(s) in the destination differ from the workspace and were left as "
-                         f"they are: {', '.join(self.stale[:5])}" + (" …" if len(self.stale) > 5 else ""))
+            lines.append(
+                f"{len(self.stale)} mask(s) in the destination differ from the workspace and were left as "
+                f"they are: {', '.join(self.stale[:5])}" + (" …" if len(self.stale) > 5 else "")
+            )
         if self.skipped_existing:
             lines.append(f"{len(self.skipped_existing)} image(s) skipped: already in the destination, unchanged")
         if self.failed:
@@ -68,8 +72,9 @@ class ExportSummary:
         return "\n".join(lines)
 
 
-def overlay_picture(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], colour: tuple[int, int, int] = (0, 255, 120),
-                    alpha: float = 0.55) -> NDArray[np.uint8]:
+def overlay_picture(
+    rgb: NDArray[np.uint8], mask: NDArray[np.bool_], colour: tuple[int, int, int] = (0, 255, 120), alpha: float = 0.55
+) -> NDArray[np.uint8]:
     out: NDArray[np.uint8] = rgb.copy()  # declared: numpy's stubs type copy() as Any for Python 3.10
     tint = np.array(colour, dtype=np.float32)
     out[mask] = (out[mask].astype(np.float32) * (1 - alpha) + tint * alpha).astype(np.uint8)
@@ -92,14 +97,22 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def export_masks(workspace: Workspace, options: ExportOptions, entries: list[ImageEntry] | None = None,
-                 progress: Callable[[int, int, str], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> ExportSummary:
+def export_masks(
+    workspace: Workspace,
+    options: ExportOptions,
+    entries: list[ImageEntry] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> ExportSummary:
     dest = Path(options.destination)
     entries = list(workspace.entries if entries is None else entries)
     # Exporting into the workspace's own folders would overwrite the photos or the ground truth.
     resolved = dest.resolve()
-    own = {workspace.root} | {e.gt_dir.resolve() for e in workspace.entries} | {e.path.parent.resolve() for e in workspace.entries}
+    own = (
+        {workspace.root}
+        | {e.gt_dir.resolve() for e in workspace.entries}
+        | {e.path.parent.resolve() for e in workspace.entries}
+    )
     if resolved in own or any(o in resolved.parents for o in own - {workspace.root}):
         raise WorkspaceError(f"{dest}: choose a folder outside the workspace's own image and mask folders")
     summary = ExportSummary(dest)
@@ -158,9 +171,9 @@ def export_masks(workspace: Workspace, options: ExportOptions, entries: list[Ima
     return summary
 
 
-
-def workspace_measurements(ctx: TaskContext | None, workspace: Workspace,
-                           csv_path: Path | None = None) -> tuple[list[tuple[str, VesselMeasurements]], list[str]]:
+def workspace_measurements(
+    ctx: TaskContext | None, workspace: Workspace, csv_path: Path | None = None
+) -> tuple[list[tuple[str, VesselMeasurements]], list[str]]:
     """Vessel measurements (``model_core.morphometry``) of every saved mask, inside the photo's estimated field
     of view as in the review panel; written as the CLI's CSV when ``csv_path`` is given. Returns
     ``([(image key, VesselMeasurements)], [one-line problems])``; images without a mask are left out."""
@@ -185,8 +198,10 @@ def workspace_measurements(ctx: TaskContext | None, workspace: Workspace,
             problems.append(str(exc).splitlines()[0])
             continue
         if fov.shape != mask.shape:
-            problems.append(f"{gt}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                            f"{fov.shape[1]}x{fov.shape[0]}; not measured")
+            problems.append(
+                f"{gt}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{fov.shape[1]}x{fov.shape[0]}; not measured"
+            )
             continue
         rows.append((e.key, measure(mask, fov)))
     if ctx is not None:

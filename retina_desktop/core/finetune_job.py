@@ -72,12 +72,17 @@ def kept_model_words(info: Mapping[str, object]) -> list[str]:
     words: list[str] = []
     alpha = info.get("alpha")
     if isinstance(alpha, (int, float)) and 0 < alpha < 1:
-        words.append(f"a {alpha:.0%} / {1 - alpha:.0%} blend of the fine-tuned and the previous model, which "
-                     "scored as well on your held-out corrections and stays closer to the previous model elsewhere")
+        words.append(
+            f"a {alpha:.0%} / {1 - alpha:.0%} blend of the fine-tuned and the previous model, which "
+            "scored as well on your held-out corrections and stays closer to the previous model elsewhere"
+        )
     drift = info.get("drift")
     if isinstance(drift, (int, float)):
-        where = ("other photos in this workspace" if info.get("drift_source") == "unreviewed photos"
-                 else "synthetic test photos")
+        where = (
+            "other photos in this workspace"
+            if info.get("drift_source") == "unreviewed photos"
+            else "synthetic test photos"
+        )
         words.append(f"changes predictions on {where} by {drift:.1%}")
     return words
 
@@ -212,8 +217,12 @@ def budget_overrides(device_type: str, minutes: float | None = None, epochs: int
     return {"epochs": TIME_MODE_MAX_EPOCHS, "minutes": float(minutes or DEFAULT_MINUTES.get(device_type, 10.0))}
 
 
-def measure_step_seconds(parent_path: str | os.PathLike[str], overrides: Mapping[str, Any], steps: int = 3,
-                         cancelled: Callable[[], bool] = lambda: False) -> float:
+def measure_step_seconds(
+    parent_path: str | os.PathLike[str],
+    overrides: Mapping[str, Any],
+    steps: int = 3,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> float:
     """Seconds per training step of this model at these settings, timed on random patches.
 
     Runs in a worker thread of the app (a few seconds at most); the first step is a warm-up and is not
@@ -298,9 +307,12 @@ def failure_of(exc: BaseException, device: str = "", tb: str = "") -> Failed:
     """The ``Failed`` message for ``exc``, its kind decided by the exception's type."""
     if _is_out_of_memory(exc):
         where = f" on {device}" if device else ""
-        return Failed(f"ran out of memory{where}. Close other programs that use the "
-                      f"{'GPU' if 'GPU' in device else 'memory'} and try again, or fine-tune on fewer images at once.",
-                      "out_of_memory", tb)
+        return Failed(
+            f"ran out of memory{where}. Close other programs that use the "
+            f"{'GPU' if 'GPU' in device else 'memory'} and try again, or fine-tune on fewer images at once.",
+            "out_of_memory",
+            tb,
+        )
     if isinstance(exc, FileNotFoundError):
         return Failed(f"a file is missing: {exc.filename or exc}", "missing_file", tb)
     first = " ".join(f"{type(exc).__name__}: {exc}".split())
@@ -317,9 +329,11 @@ def _inject_fault(kind: str) -> str:
     if kind == "raise":
         raise RuntimeError("injected failure for testing")
     if kind == "nan":
+
         class NanLoss(VesselLoss):
-            def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                        valid: torch.Tensor | None = None) -> torch.Tensor:
+            def forward(
+                self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None
+            ) -> torch.Tensor:
                 return logits.float().mean() * float("nan")
 
         engine.VesselLoss = NanLoss  # type: ignore[misc]  # a test hook swaps the class the engine builds
@@ -388,8 +402,18 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
             out.put(Epoch(cast(EpochReportDict, asdict(report))))  # the same fields, by construction
 
         unreviewed = [Path(p) for p in job.get("unreviewed", []) if Path(p).is_file()]
-        outcome = finetune(parent, samples, cfg, store=ModelStore(job["store_root"]), parent_id=job["parent_id"],
-                           activate=False, on_epoch=on_epoch, on_step=on_step, cancel=token, unreviewed=unreviewed)
+        outcome = finetune(
+            parent,
+            samples,
+            cfg,
+            store=ModelStore(job["store_root"]),
+            parent_id=job["parent_id"],
+            activate=False,
+            on_epoch=on_epoch,
+            on_step=on_step,
+            cancel=token,
+            unreviewed=unreviewed,
+        )
         out.put(_done(outcome, device_text, missing, len(unreviewed)))
     except BaseException as exc:  # noqa: BLE001 - the app must get a message, whatever happened
         out.put(failure_of(exc, device_text, traceback.format_exc()))
@@ -410,8 +434,12 @@ def _samples_on_disk(job: FinetuneJobDict, out: MessageQueue) -> tuple[list[Any]
         else:
             missing.append(Path(image).name)
     if missing:
-        out.put(Note(f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
-                     + (" …" if len(missing) > 5 else "")))
+        out.put(
+            Note(
+                f"{len(missing)} image(s) no longer on disk were left out: {', '.join(missing[:5])}"
+                + (" …" if len(missing) > 5 else "")
+            )
+        )
     if not samples:
         raise ValueError("none of the corrected images is on disk any more")
     return samples, missing
@@ -420,18 +448,31 @@ def _samples_on_disk(job: FinetuneJobDict, out: MessageQueue) -> tuple[list[Any]
 def _done(outcome: Any, device_text: str, missing: list[str], unreviewed: int) -> Done:
     """The Done message of a finished run: what the window shows and records."""
     r = outcome.result
-    return Done({
-        "accepted": outcome.accepted, "reason": outcome.reason, "stop_reason": r.stop_reason,
-        "failed": r.failed, "cancelled": r.stop_reason == "cancelled",
-        "parent_dice": _num(outcome.parent_dice), "new_dice": _num(outcome.new_dice),
-        "version": outcome.version.id if outcome.version else None,
-        "version_path": str(outcome.version.path) if outcome.version else None,
-        "train": len(outcome.plan.train), "val": len(outcome.plan.val), "note": outcome.plan.note,
-        "shared": outcome.plan.train is outcome.plan.val,  # one image, training and validating
-        "wall_s": r.wall_s, "epochs_run": len(r.history), "device": device_text, "missing": missing,
-        "alpha": outcome.alpha, "drift": _num(outcome.drift) if outcome.drift is not None else None,
-        "drift_source": outcome.drift_source, "drift_images": unreviewed or None,
-    })
+    return Done(
+        {
+            "accepted": outcome.accepted,
+            "reason": outcome.reason,
+            "stop_reason": r.stop_reason,
+            "failed": r.failed,
+            "cancelled": r.stop_reason == "cancelled",
+            "parent_dice": _num(outcome.parent_dice),
+            "new_dice": _num(outcome.new_dice),
+            "version": outcome.version.id if outcome.version else None,
+            "version_path": str(outcome.version.path) if outcome.version else None,
+            "train": len(outcome.plan.train),
+            "val": len(outcome.plan.val),
+            "note": outcome.plan.note,
+            "shared": outcome.plan.train is outcome.plan.val,  # one image, training and validating
+            "wall_s": r.wall_s,
+            "epochs_run": len(r.history),
+            "device": device_text,
+            "missing": missing,
+            "alpha": outcome.alpha,
+            "drift": _num(outcome.drift) if outcome.drift is not None else None,
+            "drift_source": outcome.drift_source,
+            "drift_images": unreviewed or None,
+        }
+    )
 
 
 def _num(x: float | None) -> float | None:

@@ -9,8 +9,9 @@ capped both in steps and in bytes; the oldest steps are dropped first.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 from psygnal import Signal
@@ -48,7 +49,7 @@ class MaskEdit:
         return self.bbox[1] - self.bbox[0], self.bbox[3] - self.bbox[2]
 
     @classmethod
-    def between(cls, label: str, bbox: BBox, old: np.ndarray, new: np.ndarray, tool: str = "brush") -> "MaskEdit":
+    def between(cls, label: str, bbox: BBox, old: np.ndarray, new: np.ndarray, tool: str = "brush") -> MaskEdit:
         added = int(np.count_nonzero(new & ~old))
         removed = int(np.count_nonzero(old & ~new))
         return cls(label, bbox, _pack(old), _pack(new), added, removed, tool)
@@ -64,8 +65,13 @@ class MaskDocument:
     changed = Signal(object)
     state_changed = Signal()
 
-    def __init__(self, mask: np.ndarray, source: DocumentSource = "empty", max_steps: int = 1000,
-                 max_history_bytes: int = 64 * 1024 * 1024):
+    def __init__(
+        self,
+        mask: np.ndarray,
+        source: DocumentSource = "empty",
+        max_steps: int = 1000,
+        max_history_bytes: int = 64 * 1024 * 1024,
+    ):
         self._mask = np.array(mask, dtype=bool, order="C")  # always exactly one copy
         self.source: DocumentSource = source  # where the mask came from
         self.max_steps = max_steps
@@ -126,7 +132,7 @@ class MaskDocument:
             return list(self._undo)
         if clean <= n:
             return self._undo[clean:]
-        return self._redo[len(self._redo) - (clean - n):]  # the redo stack's top is its end
+        return self._redo[len(self._redo) - (clean - n) :]  # the redo stack's top is its end
 
     def tools_since_save(self) -> list[str]:
         """The tools that made the unsaved changes, the one that changed the most pixels first."""
@@ -160,8 +166,9 @@ class MaskDocument:
             self.changed.emit(bbox)
         return bbox
 
-    def copy_stroke_to(self, p0: tuple[float, float], p1: tuple[float, float], radius: float,
-                       source: np.ndarray) -> BBox | None:
+    def copy_stroke_to(
+        self, p0: tuple[float, float], p1: tuple[float, float], radius: float, source: np.ndarray
+    ) -> BBox | None:
         """Inside the brush footprint the mask takes ``source``'s pixels, vessel and background alike (the
         brush that copies from another grader's or the model's mask). Part of the open stroke, like
         ``stroke_to``."""
@@ -194,8 +201,7 @@ class MaskDocument:
         self.state_changed.emit()
         return edit
 
-    def apply(self, label: str, operation: Callable[[np.ndarray], BBox | None],
-              tool: str = "brush") -> MaskEdit | None:
+    def apply(self, label: str, operation: Callable[[np.ndarray], BBox | None], tool: str = "brush") -> MaskEdit | None:
         """Run ``operation(mask) -> bbox`` as one undoable step (fill, clean-up, a trace); ``tool`` is what the
         History will say made it."""
         if self._stroke_before is not None:
@@ -276,8 +282,9 @@ class MaskDocument:
         self._redo.clear()
         self._undo.append(edit)
         self._history_bytes += edit.nbytes
-        while self._undo and (len(self._undo) > self.max_steps or
-                              (self._history_bytes > self.max_history_bytes and len(self._undo) > 1)):
+        while self._undo and (
+            len(self._undo) > self.max_steps or (self._history_bytes > self.max_history_bytes and len(self._undo) > 1)
+        ):
             dropped = self._undo.pop(0)
             self._history_bytes -= dropped.nbytes
             self._dropped_before_clean = True

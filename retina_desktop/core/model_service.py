@@ -127,8 +127,9 @@ class ModelHolder:
             # A local reference: ``switch_to`` may drop ``_predictor`` from the UI thread meanwhile.
             return self._load_predictor()[0].predict_full(rgb)
 
-    def _open_or_fall_back(self, open_predictor: Callable[[Path], VesselPredictor],
-                           path: Path) -> tuple[VesselPredictor, Path]:
+    def _open_or_fall_back(
+        self, open_predictor: Callable[[Path], VesselPredictor], path: Path
+    ) -> tuple[VesselPredictor, Path]:
         """A broken active store version (truncated, foreign) falls back to the bundled model, with a notice
         naming it; a checkpoint chosen explicitly (``--weights``) or the bundled model itself still fails."""
         explicit = self._requested is not None

@@ -37,8 +37,9 @@ def union_bbox(a: BBox | None, b: BBox | None) -> BBox | None:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
-def paint_segment(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float,
-                  value: bool) -> BBox | None:
+def paint_segment(
+    mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float, value: bool
+) -> BBox | None:
     """Draw a round-capped line of the given radius from ``p0`` to ``p1`` (x, y in pixel units).
 
     Points are pixel coordinates where pixel (i, j) covers [j, j+1) x [i, i+1); a radius of 0.5
@@ -50,8 +51,15 @@ def paint_segment(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, fl
     x0, y0 = p0[0] - 0.5, p0[1] - 0.5
     x1, y1 = p1[0] - 0.5, p1[1] - 0.5
     pad = int(np.ceil(r)) + 1
-    bbox = clip_bbox((int(np.floor(min(y0, y1))) - pad, int(np.ceil(max(y0, y1))) + pad + 1,
-                      int(np.floor(min(x0, x1))) - pad, int(np.ceil(max(x0, x1))) + pad + 1), mask.shape)
+    bbox = clip_bbox(
+        (
+            int(np.floor(min(y0, y1))) - pad,
+            int(np.ceil(max(y0, y1))) + pad + 1,
+            int(np.floor(min(x0, x1))) - pad,
+            int(np.ceil(max(x0, x1))) + pad + 1,
+        ),
+        mask.shape,
+    )
     if bbox is None:
         return None
     by0, by1, bx0, bx1 = bbox
@@ -72,20 +80,37 @@ def paint_segment(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, fl
             # A thick line as a filled quadrilateral: cv2.line's thickness has no sub-pixel precision.
             d = np.array([b[0] - a[0], b[1] - a[1]], dtype=np.float64)
             n = np.array([-d[1], d[0]]) / np.hypot(*d) * r * f
-            quad = np.array([[a[0] + n[0], a[1] + n[1]], [b[0] + n[0], b[1] + n[1]],
-                             [b[0] - n[0], b[1] - n[1]], [a[0] - n[0], a[1] - n[1]]]).round().astype(np.int32)
+            quad = (
+                np.array(
+                    [
+                        [a[0] + n[0], a[1] + n[1]],
+                        [b[0] + n[0], b[1] + n[1]],
+                        [b[0] - n[0], b[1] - n[1]],
+                        [a[0] - n[0], a[1] - n[1]],
+                    ]
+                )
+                .round()
+                .astype(np.int32)
+            )
             cv2.fillConvexPoly(window, quad, v, lineType=cv2.LINE_8, shift=shift)
     return bbox
 
 
-
-def segment_footprint(shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float],
-                      radius: float) -> tuple[BBox, np.ndarray] | None:
+def segment_footprint(
+    shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], radius: float
+) -> tuple[BBox, np.ndarray] | None:
     """The pixels ``paint_segment`` would set, as (bbox, boolean window), without touching any mask."""
     r = max(0.5, float(radius))
     pad = int(np.ceil(r)) + 2
-    bbox = clip_bbox((int(np.floor(min(p0[1], p1[1]))) - pad, int(np.ceil(max(p0[1], p1[1]))) + pad,
-                      int(np.floor(min(p0[0], p1[0]))) - pad, int(np.ceil(max(p0[0], p1[0]))) + pad), shape)
+    bbox = clip_bbox(
+        (
+            int(np.floor(min(p0[1], p1[1]))) - pad,
+            int(np.ceil(max(p0[1], p1[1]))) + pad,
+            int(np.floor(min(p0[0], p1[0]))) - pad,
+            int(np.ceil(max(p0[0], p1[0]))) + pad,
+        ),
+        shape,
+    )
     if bbox is None:
         return None
     by0, by1, bx0, bx1 = bbox
@@ -118,8 +143,10 @@ class LargePieceFill(ValueError):
     def __init__(self, pixels: int, vessel_pixels: int):
         self.pixels, self.vessel_pixels = pixels, vessel_pixels
         share = pixels / vessel_pixels if vessel_pixels else 1.0
-        super().__init__(f"that piece has {pixels:,} of the image's {vessel_pixels:,} vessel pixels ({share:.0%}, "
-                         f"over {MAX_ERASE_SHARE:.0%})")
+        super().__init__(
+            f"that piece has {pixels:,} of the image's {vessel_pixels:,} vessel pixels ({share:.0%}, "
+            f"over {MAX_ERASE_SHARE:.0%})"
+        )
 
 
 def flood_fill(mask: np.ndarray, seed: tuple[int, int], value: bool | None = None, guard: bool = False) -> BBox | None:
@@ -149,8 +176,9 @@ def flood_fill(mask: np.ndarray, seed: tuple[int, int], value: bool | None = Non
         open_edge = rx == 0 or ry == 0 or rx + rw == w or ry + rh == h
         if open_edge or filled > MAX_FILL_SHARE * h * w:
             mask[ff_mask[1:-1, 1:-1].astype(bool)] = current
-            raise OpenRegionFill(int(filled), "reach the image edge" if open_edge else
-                                 f"are over {MAX_FILL_SHARE:.0%} of the image")
+            raise OpenRegionFill(
+                int(filled), "reach the image edge" if open_edge else f"are over {MAX_FILL_SHARE:.0%} of the image"
+            )
     if guard and not value and filled > MAX_ERASE_SHARE * vessel_before:
         mask[ff_mask[1:-1, 1:-1].astype(bool)] = current
         raise LargePieceFill(int(filled), vessel_before)

@@ -77,7 +77,7 @@ class _Kept:
     baseline_had_file: bool
 
     @classmethod
-    def of(cls, s: OpenImage) -> "_Kept":
+    def of(cls, s: OpenImage) -> _Kept:
         bits = np.packbits(s.baseline, axis=None) if s.baseline is not None else None
         return cls(s.document, s.disk_sha, bits, s.baseline_status, s.baseline_had_file)
 
@@ -154,16 +154,26 @@ class SaveJob:
                 ws.set_status(entry.key, self.baseline_status)
                 self.withdrawn = True
                 return None
-            if ws.withdraw(entry, self.expected_sha, status=self.baseline_status, reviewer=self.reviewer,
-                           model=self.model):
+            if ws.withdraw(
+                entry, self.expected_sha, status=self.baseline_status, reviewer=self.reviewer, model=self.model
+            ):
                 self.withdrawn = True
                 return None
         status = self.baseline_status if back and self.baseline_had_file else "edited"
         prediction = self.probability >= self.threshold if self.probability is not None else None
-        return ws.save_ground_truth(entry, self.mask, expected_sha=self.expected_sha, source=self.source,
-                                    reviewer=self.reviewer, model=self.model, prediction=prediction, status=status,
-                                    action="autosave" if self.auto else "save", threshold=round(self.threshold, 4),
-                                    **({"tools": list(self.tools)} if self.tools else {}))
+        return ws.save_ground_truth(
+            entry,
+            self.mask,
+            expected_sha=self.expected_sha,
+            source=self.source,
+            reviewer=self.reviewer,
+            model=self.model,
+            prediction=prediction,
+            status=status,
+            action="autosave" if self.auto else "save",
+            threshold=round(self.threshold, 4),
+            **({"tools": list(self.tools)} if self.tools else {}),
+        )
 
 
 MessageLevel = Literal["info", "warning", "error"]
@@ -227,8 +237,9 @@ class _Saving(_ReviewState):
         job.run()
         return self.finish_save(job)
 
-    def begin_save(self, auto: bool, model: str | None, reviewer: str | None,
-                   background: bool = False) -> SaveJob | None:
+    def begin_save(
+        self, auto: bool, model: str | None, reviewer: str | None, background: bool = False
+    ) -> SaveJob | None:
         """A save of the open mask, to ``run``. ``background``: the mask is copied and its state noted, so the
         grader may go on editing while a worker runs it; the job is then in flight until ``settle``. None when
         a background save cannot be taken now (in the middle of a stroke)."""
@@ -241,9 +252,24 @@ class _Saving(_ReviewState):
             if point is None:
                 return None
         tools = tuple(doc.tools_since_save())
-        job = SaveJob(ws, s.entry, doc, doc.mask.copy() if background else doc.mask, point, auto, model, reviewer,
-                      s.disk_sha, save_source(doc, tools, auto), s.probability, self.threshold, s.baseline,
-                      s.baseline_status, s.baseline_had_file, tools=tools)
+        job = SaveJob(
+            ws,
+            s.entry,
+            doc,
+            doc.mask.copy() if background else doc.mask,
+            point,
+            auto,
+            model,
+            reviewer,
+            s.disk_sha,
+            save_source(doc, tools, auto),
+            s.probability,
+            self.threshold,
+            s.baseline,
+            s.baseline_status,
+            s.baseline_had_file,
+            tools=tools,
+        )
         if background:
             self.in_flight = job
         return job
@@ -258,7 +284,7 @@ class _Saving(_ReviewState):
         job.done.wait()
         try:
             self.finish_save(job)
-        except Exception as e:  # noqa: BLE001 - the window's handler of save_settled says what went wrong
+        except Exception as e:
             # Usually job.error re-raised. Anything else failed after the file was written (marking the document,
             # a listener): not a failed save, but it must not vanish either.
             if e is not job.error:
@@ -307,8 +333,9 @@ class _Saving(_ReviewState):
         self.saved.emit(key, str(path))
         self.status_changed.emit(key)
 
-    def resolve_conflict(self, conflict: SaveConflict, keep: str, reviewer: str | None,
-                         model: str | None = None) -> Path | None:
+    def resolve_conflict(
+        self, conflict: SaveConflict, keep: str, reviewer: str | None, model: str | None = None
+    ) -> Path | None:
         """After a SaveConflict on the open image: "mine" saves this window's version over theirs, "theirs"
         puts their version on screen (as an undoable step, so Ctrl+Z gets yours back). Both stay in the history.
         "mine" is logged like any save: the model (the failed save's, else ``model``), the threshold and the
@@ -319,12 +346,18 @@ class _Saving(_ReviewState):
         job = job if job is not None and job.error is conflict and job.document is s.document else None
         self._conflict_job = None
         if keep == "mine":
-            probability, threshold = (job.probability, job.threshold) if job is not None else (s.probability,
-                                                                                             self.threshold)
+            probability, threshold = (
+                (job.probability, job.threshold) if job is not None else (s.probability, self.threshold)
+            )
             prediction = probability >= threshold if probability is not None else None
-            path = ws.resolve_conflict(conflict, "mine", reviewer=reviewer,
-                                       model=job.model if job is not None else model, prediction=prediction,
-                                       threshold=round(threshold, 4))
+            path = ws.resolve_conflict(
+                conflict,
+                "mine",
+                reviewer=reviewer,
+                model=job.model if job is not None else model,
+                prediction=prediction,
+                threshold=round(threshold, 4),
+            )
             ws.set_status(s.key, "edited")
             # The version written is the one the save copied, not edits made since; without that save at hand, the
             # document is marked saved only if it is what was written.
@@ -358,8 +391,12 @@ class _Saving(_ReviewState):
     def needs_edit_confirmation(self) -> bool:
         """True before the first edit of an approved image (the grader is asked; its status never changes silently)."""
         s = self.image
-        return (s is not None and self.workspace is not None and not s.edit_confirmed
-                and self.workspace.status(s.key) == "approved")
+        return (
+            s is not None
+            and self.workspace is not None
+            and not s.edit_confirmed
+            and self.workspace.status(s.key) == "approved"
+        )
 
     def confirm_edit(self) -> None:
         if self.image is not None:
@@ -372,8 +409,12 @@ class _Saving(_ReviewState):
         # (the save then raises SaveConflict and the grader chooses).
         self.settle()
         s = self.image
-        return (s.document.is_dirty or s.entry.existing_gt() is None or bool(s.loaded.ground_truth_problem)
-                or self.workspace.current_sha(s.entry) != s.disk_sha)
+        return (
+            s.document.is_dirty
+            or s.entry.existing_gt() is None
+            or bool(s.loaded.ground_truth_problem)
+            or self.workspace.current_sha(s.entry) != s.disk_sha
+        )
 
     def approve(self, model: str | None, reviewer: str | None) -> dict:
         """Mark the open image approved (save first if ``needs_save_before_approve``), logged with the pixels
@@ -421,9 +462,11 @@ class _Threshold(_Saving):
         # never silent, and the question says that the next save or autosave (switching images) writes over it.
         edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
         if s.document.source == "ground truth" and s.entry.existing_gt() is not None:
-            return (f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
-                    f"on screen by the prediction{', discarding your edits,' if edits else ''} and writes it over "
-                    "the ground-truth file at the next save or autosave (the workspace history keeps the old file).")
+            return (
+                f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
+                f"on screen by the prediction{', discarding your edits,' if edits else ''} and writes it over "
+                "the ground-truth file at the next save or autosave (the workspace history keeps the old file)."
+            )
         return f"Thresholding the probabilities at {t:.2f} replaces the mask of {s.entry.name} and discards its edits."
 
     def changes_mask(self, t: float) -> bool:
@@ -455,7 +498,7 @@ class _Threshold(_Saving):
         kept = self._rethreshold_unedited(calibrated)
         if ws is not None:
             ws.threshold = calibrated
-        note = (" Your edited mask on screen was kept; move the slider to re-derive it." if kept else "")
+        note = " Your edited mask on screen was kept; move the slider to re-derive it." if kept else ""
         who = f"{name[0].upper()}{name[1:]} is in use" if name else "The model now in use"
         self.message.emit(f"{who}: its calibrated threshold {calibrated:.2f} replaces {old:.2f}.{note}", "info")
 
@@ -540,8 +583,16 @@ class ReviewSession(_Threshold):
         disk_sha = self.workspace.loaded_sha(loaded.entry)
         kept = self._kept.pop(loaded.entry.key, None)
         if kept is not None and self._still_valid(kept, loaded, disk_sha):
-            self.image = OpenImage(loaded.entry, loaded, kept.document, loaded.probability, disk_sha, kept.baseline(),
-                                   kept.baseline_status, kept.baseline_had_file)
+            self.image = OpenImage(
+                loaded.entry,
+                loaded,
+                kept.document,
+                loaded.probability,
+                disk_sha,
+                kept.baseline(),
+                kept.baseline_status,
+                kept.baseline_had_file,
+            )
             self.image_opened.emit(self.image)
             return self.image
         if loaded.ground_truth is not None:
@@ -550,8 +601,16 @@ class ReviewSession(_Threshold):
             doc = MaskDocument(loaded.probability >= self.threshold, source="prediction")
         else:
             doc = MaskDocument(np.zeros((h, w), bool), source="empty")
-        self.image = OpenImage(loaded.entry, loaded, doc, loaded.probability, disk_sha, doc.mask.copy(),
-                               self.workspace.status(loaded.entry.key), loaded.ground_truth is not None)
+        self.image = OpenImage(
+            loaded.entry,
+            loaded,
+            doc,
+            loaded.probability,
+            disk_sha,
+            doc.mask.copy(),
+            self.workspace.status(loaded.entry.key),
+            loaded.ground_truth is not None,
+        )
         self.image_opened.emit(self.image)
         return self.image
 
@@ -579,7 +638,8 @@ class ReviewSession(_Threshold):
         self._kept[s.key] = _Kept.of(s)
         self._kept.move_to_end(s.key)
         while len(self._kept) > KEEP_DOCUMENTS or (
-                len(self._kept) > 1 and sum(k.document.history_bytes for k in self._kept.values()) > KEEP_HISTORY_BYTES):
+            len(self._kept) > 1 and sum(k.document.history_bytes for k in self._kept.values()) > KEEP_HISTORY_BYTES
+        ):
             self._kept.popitem(last=False)
 
     def kept_keys(self) -> list[str]:
@@ -607,7 +667,10 @@ class ReviewSession(_Threshold):
                 s.baseline_status = ws.status(s.key)
         elif doc.source == "empty":
             outcome = "kept"
-            self.message.emit("The prediction arrived after you started painting; your mask was kept. "
-                              "Move the threshold slider to replace it with the prediction.", "info")
+            self.message.emit(
+                "The prediction arrived after you started painting; your mask was kept. "
+                "Move the threshold slider to replace it with the prediction.",
+                "info",
+            )
         self.prediction_shown.emit(result.key)
         return outcome

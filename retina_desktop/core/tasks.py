@@ -72,8 +72,15 @@ def load_model(ctx: TaskContext, holder: ModelHolder) -> ModelInfo:
     return holder.load()
 
 
-def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, entries: list[ImageEntry],
-                   model_key: str, skip_cached: bool = False, generation: int | None = None) -> int:
+def predict_images(
+    ctx: TaskContext,
+    holder: ModelHolder,
+    workspace: Workspace,
+    entries: list[ImageEntry],
+    model_key: str,
+    skip_cached: bool = False,
+    generation: int | None = None,
+) -> int:
     """Predict each image, cache it, and emit a PredictionResult or PredictionFailure per image.
 
     ``generation`` is the model's when the run was asked for (with ``model_key``); a run that starts after
@@ -100,8 +107,11 @@ def predict_images(ctx: TaskContext, holder: ModelHolder, workspace: Workspace, 
         if holder.generation != generation:
             break
         workspace.predictions.store(entry, model_key, pred.probability)
-        ctx.emit(PredictionResult(entry.key, pred.probability, pred.fov, uncertainty_of(pred.probability, pred.fov),
-                                  info.description))
+        ctx.emit(
+            PredictionResult(
+                entry.key, pred.probability, pred.fov, uncertainty_of(pred.probability, pred.fov), info.description
+            )
+        )
         done += 1
     ctx.progress(total, total, "")
     return done

@@ -59,9 +59,13 @@ class TopologyParams:
     spur_min_length: float = 3.0
 
     def scaled(self, factor: float) -> TopologyParams:
-        return replace(self, max_gap=self.max_gap * factor, spur_length=self.spur_length * factor,
-                       spur_min_length=self.spur_min_length * factor,
-                       fragment_pixels=int(round(self.fragment_pixels * factor * factor)))
+        return replace(
+            self,
+            max_gap=self.max_gap * factor,
+            spur_length=self.spur_length * factor,
+            spur_min_length=self.spur_min_length * factor,
+            fragment_pixels=int(round(self.fragment_pixels * factor * factor)),
+        )
 
 
 @dataclass
@@ -86,8 +90,12 @@ class Finding:
         return {"bridge": "Bridge break", "remove": f"Remove {self.kind}"}[self.fix]
 
 
-def review(mask: np.ndarray, probability: np.ndarray | None = None, params: TopologyParams = TopologyParams(),
-           graph: VesselGraph | None = None) -> list[Finding]:
+def review(
+    mask: np.ndarray,
+    probability: np.ndarray | None = None,
+    params: TopologyParams = TopologyParams(),
+    graph: VesselGraph | None = None,
+) -> list[Finding]:
     """Every finding on ``mask``: breaks first (shortest gap first), then fragments, then spurs."""
     mask = np.asarray(mask, dtype=bool)
     if graph is None:
@@ -106,8 +114,9 @@ class _Skeleton:
     tree: cKDTree
 
 
-def _break_target(e: EndPoint, graph: VesselGraph, sk: _Skeleton, neighbours: dict[int, set[int]], max_gap: float,
-                  cos_max: float) -> tuple[np.ndarray, float] | None:
+def _break_target(
+    e: EndPoint, graph: VesselGraph, sk: _Skeleton, neighbours: dict[int, set[int]], max_gap: float, cos_max: float
+) -> tuple[np.ndarray, float] | None:
     """The skeleton pixel an end's break most likely leads to, and its distance; None when there is none: the
     nearest pixel within ``max_gap`` ahead of the end (or within 2 px), on no segment the end already joins, with a
     little preference for straight on."""
@@ -118,8 +127,12 @@ def _break_target(e: EndPoint, graph: VesselGraph, sk: _Skeleton, neighbours: di
     lab = sk.labels[idx]
     own = neighbours.get(e.segment, set()) | {e.segment}
     junctions_of_own = {-j for s in own for j in graph.segments[s].junctions} if own else set()
-    keep = np.array([lab_i == 0 or (lab_i > 0 and lab_i not in own) or
-                     (lab_i < 0 and lab_i not in junctions_of_own) for lab_i in lab])
+    keep = np.array(
+        [
+            lab_i == 0 or (lab_i > 0 and lab_i not in own) or (lab_i < 0 and lab_i not in junctions_of_own)
+            for lab_i in lab
+        ]
+    )
     if not keep.any():
         return None
     idx = idx[keep]
@@ -135,8 +148,9 @@ def _break_target(e: EndPoint, graph: VesselGraph, sk: _Skeleton, neighbours: di
     return np.array([sk.y[idx[k]], sk.x[idx[k]]], dtype=float), float(d[k])
 
 
-def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | None,
-                params: TopologyParams = TopologyParams()) -> list[Finding]:
+def find_breaks(
+    mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | None, params: TopologyParams = TopologyParams()
+) -> list[Finding]:
     """Likely breaks, shortest gap first; a break seen from both of its ends is reported once."""
     ends = graph.end_points()
     # Targets: the whole skeleton, with the lone pixels that are no segment (the skeleton of a dot) too.
@@ -168,19 +182,37 @@ def find_breaks(mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | 
         t_label = int(graph.labels[int(target[0]), int(target[1])])
         t_seg = graph.segments.get(t_label)
         # A lone skeleton pixel is all the skeleton of its piece: as good as an end.
-        at_end = t_label == 0 or (t_seg is not None and len(t_seg.ends) > 0 and
-                                  np.hypot(*(t_seg.ends - target).T).min() <= 2)
+        at_end = t_label == 0 or (
+            t_seg is not None and len(t_seg.ends) > 0 and np.hypot(*(t_seg.ends - target).T).min() <= 2
+        )
         b_in = _inside(mask, target + u * back, target) if at_end else target
         key = tuple(sorted([(int(a[0]), int(a[1])), (int(b[0]), int(b[1]))]))
         # The same break seen from its other end is one finding.
-        twin = next((f for f in found.values() if f.gap is not None and
-                     min(np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]),
-                         np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1])) <= 3), None)
+        twin = next(
+            (
+                f
+                for f in found.values()
+                if f.gap is not None
+                and min(
+                    np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]), np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1])
+                )
+                <= 3
+            ),
+            None,
+        )
         if twin is not None:
             continue
         bridge = ((a_in[1] + 0.5, a_in[0] + 0.5), (b_in[1] + 0.5, b_in[0] + 0.5))
-        found[key] = Finding("break", ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2), "bridge", bridge, radius,
-                             score=distance, graph=graph, gap=(a, b))
+        found[key] = Finding(
+            "break",
+            ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2),
+            "bridge",
+            bridge,
+            radius,
+            score=distance,
+            graph=graph,
+            gap=(a, b),
+        )
     return sorted(found.values(), key=lambda f: f.score)
 
 
@@ -188,7 +220,7 @@ def find_fragments(mask: np.ndarray, breaks: list[Finding], params: TopologyPara
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     joined: set[int] = set()
     for f in breaks:
-        for (x, y) in f.gap or ():
+        for x, y in f.gap or ():
             joined.add(int(labels[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)]))
     out: list[Finding] = []
     for i in range(1, n):
@@ -199,8 +231,15 @@ def find_fragments(mask: np.ndarray, breaks: list[Finding], params: TopologyPara
         x1, y1 = x0 + int(stats[i, cv2.CC_STAT_WIDTH]), y0 + int(stats[i, cv2.CC_STAT_HEIGHT])
         patch = labels[y0:y1, x0:x1] == i
         cx, cy = centroids[i]
-        out.append(Finding("fragment", (float(cx) + 0.5, float(cy) + 0.5), "remove",
-                           region=((y0, y1, x0, x1), patch), score=float(area)))
+        out.append(
+            Finding(
+                "fragment",
+                (float(cx) + 0.5, float(cy) + 0.5),
+                "remove",
+                region=((y0, y1, x0, x1), patch),
+                score=float(area),
+            )
+        )
     return out
 
 
@@ -209,8 +248,9 @@ def find_spurs(graph: VesselGraph, params: TopologyParams = TopologyParams()) ->
     for s in graph.segments.values():
         if len(s.junctions) == 1 and len(s.ends) >= 1 and params.spur_min_length <= s.length < params.spur_length:
             y, x = s.ends[0]
-            out.append(Finding("spur", (float(x) + 0.5, float(y) + 0.5), "remove", segment=s.id,
-                               score=s.length, graph=graph))
+            out.append(
+                Finding("spur", (float(x) + 0.5, float(y) + 0.5), "remove", segment=s.id, score=s.length, graph=graph)
+            )
     return out
 
 
@@ -276,11 +316,11 @@ def _bridge_radius(mask: np.ndarray, skeleton: np.ndarray, p: np.ndarray, q: np.
     """Half the width of the thinner of the two vessels a gap separates, from the median distance to
     the vessel's edge along the skeleton within 8 px of each end (at the very end it tapers)."""
     radii: list[float] = []
-    for (y, x) in (p, q):
+    for y, x in (p, q):
         y, x = int(y), int(x)
         box = clip_bbox((y - 8, y + 9, x - 8, x + 9), mask.shape)
         assert box is not None  # a box around a pixel of the mask
-        dt = ndi.distance_transform_edt(mask[box[0]:box[1], box[2]:box[3]])
-        on = dt[skeleton[box[0]:box[1], box[2]:box[3]]]
+        dt = ndi.distance_transform_edt(mask[box[0] : box[1], box[2] : box[3]])
+        on = dt[skeleton[box[0] : box[1], box[2] : box[3]]]
         radii.append(float(np.median(on)) if on.size else float(dt[y - box[0], x - box[2]]))
     return max(0.5, min(radii) - 0.5)

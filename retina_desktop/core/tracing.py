@@ -58,9 +58,16 @@ class TraceCost:
         return self.cost.shape
 
     @classmethod
-    def from_prediction(cls, probability: np.ndarray, rgb: np.ndarray | None = None, threshold: float = 0.5,
-                        vesselness_weight: float = 1.0, eps: float = 0.1, centre_reach: float = 6.0,
-                        fov: np.ndarray | None = None) -> TraceCost:
+    def from_prediction(
+        cls,
+        probability: np.ndarray,
+        rgb: np.ndarray | None = None,
+        threshold: float = 0.5,
+        vesselness_weight: float = 1.0,
+        eps: float = 0.1,
+        centre_reach: float = 6.0,
+        fov: np.ndarray | None = None,
+    ) -> TraceCost:
         prob = np.asarray(probability, dtype=np.float32)
         mask = prob >= threshold
         distance = np.asarray(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
@@ -87,10 +94,17 @@ class TraceCost:
             return np.array([[c0[1] + 0.5, c0[0] + 0.5]])
         if margin is None:
             margin = max(16, int(np.hypot(c0[0] - c1[0], c0[1] - c1[1]) / 3))
-        box = _window((min(c0[0], c1[0]) - margin, max(c0[0], c1[0]) + margin + 1,
-                       min(c0[1], c1[1]) - margin, max(c0[1], c1[1]) + margin + 1), (h, w))
+        box = _window(
+            (
+                min(c0[0], c1[0]) - margin,
+                max(c0[0], c1[0]) + margin + 1,
+                min(c0[1], c1[1]) - margin,
+                max(c0[1], c1[1]) + margin + 1,
+            ),
+            (h, w),
+        )
         y0, _, x0, _ = box
-        sub = self.cost[box[0]:box[1], box[2]:box[3]]
+        sub = self.cost[box[0] : box[1], box[2] : box[3]]
         mcp = MCP_Geometric(sub, fully_connected=True)
         start, end = (c0[0] - y0, c0[1] - x0), (c1[0] - y0, c1[1] - x0)
         mcp.find_costs([start], [end], find_all_ends=True)
@@ -114,8 +128,8 @@ class TraceCost:
         cy, cx = _to_cell(p, (h, w))
         r = int(np.ceil(radius))
         box = _window((cy - r, cy + r + 1, cx - r, cx + r + 1), (h, w))
-        sub = self.cost[box[0]:box[1], box[2]:box[3]]
-        yy, xx = np.mgrid[box[0]:box[1], box[2]:box[3]]
+        sub = self.cost[box[0] : box[1], box[2] : box[3]]
+        yy, xx = np.mgrid[box[0] : box[1], box[2] : box[3]]
         dist = np.hypot(yy - cy, xx - cx)
         inside = dist <= radius
         # Inside a predicted vessel its centre line is the cheapest pixel; the nearest ridge there would
@@ -137,7 +151,7 @@ class TraceCost:
         h, w = self.shape
         c = _to_cell(anchor, (h, w))
         box = _window((c[0] - reach, c[0] + reach + 1, c[1] - reach, c[1] + reach + 1), (h, w))
-        mcp = MCP_Geometric(self.cost[box[0]:box[1], box[2]:box[3]], fully_connected=True)
+        mcp = MCP_Geometric(self.cost[box[0] : box[1], box[2] : box[3]], fully_connected=True)
         cum, _ = mcp.find_costs([(c[0] - box[0], c[1] - box[2])])
         return CostField(self, anchor, box, mcp, np.isfinite(cum))
 
@@ -200,8 +214,15 @@ def rasterise(points: np.ndarray, radius: float, shape: tuple[int, int]) -> Stro
     if pts.size == 0:
         return None
     pad = int(np.ceil(radius)) + 2
-    box = clip_bbox((int(np.floor(pts[:, 1].min())) - pad, int(np.ceil(pts[:, 1].max())) + pad + 1,
-                     int(np.floor(pts[:, 0].min())) - pad, int(np.ceil(pts[:, 0].max())) + pad + 1), shape)
+    box = clip_bbox(
+        (
+            int(np.floor(pts[:, 1].min())) - pad,
+            int(np.ceil(pts[:, 1].max())) + pad + 1,
+            int(np.floor(pts[:, 0].min())) - pad,
+            int(np.ceil(pts[:, 0].max())) + pad + 1,
+        ),
+        shape,
+    )
     if box is None:
         return None
     y0, y1, x0, x1 = box
@@ -332,8 +353,9 @@ class Tracer:
         self._field = None
 
 
-def green_vesselness(rgb: np.ndarray, fov: np.ndarray | None = None, sigmas: tuple[float, ...] = (1.0, 2.0),
-                     max_side: int = 1200) -> np.ndarray:
+def green_vesselness(
+    rgb: np.ndarray, fov: np.ndarray | None = None, sigmas: tuple[float, ...] = (1.0, 2.0), max_side: int = 1200
+) -> np.ndarray:
     """Sato tubeness of the (dark) vessels in the green channel, scaled to [0, 1] by its 99.5th percentile.
 
     Photos larger than ``max_side`` are filtered at that size and the result scaled back: at full
@@ -364,14 +386,20 @@ def _ridge_pixels(cost: np.ndarray, box: BBox) -> np.ndarray:
     one and cheaper than the other counts; equal to both, a flat stretch, does not)."""
     y0, y1, x0, x1 = box
     h, w = cost.shape
-    c = cost[max(y0 - 1, 0):min(y1 + 1, h), max(x0 - 1, 0):min(x1 + 1, w)]
-    c = np.pad(c, ((1 - (y0 - max(y0 - 1, 0)), 1 - (min(y1 + 1, h) - y1)),
-                   (1 - (x0 - max(x0 - 1, 0)), 1 - (min(x1 + 1, w) - x1))), mode="edge")
+    c = cost[max(y0 - 1, 0) : min(y1 + 1, h), max(x0 - 1, 0) : min(x1 + 1, w)]
+    c = np.pad(
+        c,
+        (
+            (1 - (y0 - max(y0 - 1, 0)), 1 - (min(y1 + 1, h) - y1)),
+            (1 - (x0 - max(x0 - 1, 0)), 1 - (min(x1 + 1, w) - x1)),
+        ),
+        mode="edge",
+    )
     mid = c[1:-1, 1:-1]
     out = np.zeros(mid.shape, bool)
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        a = c[1 + dy:c.shape[0] - 1 + dy, 1 + dx:c.shape[1] - 1 + dx]
-        b = c[1 - dy:c.shape[0] - 1 - dy, 1 - dx:c.shape[1] - 1 - dx]
+        a = c[1 + dy : c.shape[0] - 1 + dy, 1 + dx : c.shape[1] - 1 + dx]
+        b = c[1 - dy : c.shape[0] - 1 - dy, 1 - dx : c.shape[1] - 1 - dx]
         out |= (mid <= a) & (mid <= b) & ((mid < a) | (mid < b))
     return out
 

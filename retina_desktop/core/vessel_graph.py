@@ -92,8 +92,9 @@ class VesselGraph:
             if v < 0:
                 graph.junctions[-v] = pix
             elif v > 0:
-                graph.segments[v] = Segment(v, pix, tuple(junctions_of.get(v, ())), pix[degree[chunk] == 1],
-                                            float(geometry.length[v - 1]))
+                graph.segments[v] = Segment(
+                    v, pix, tuple(junctions_of.get(v, ())), pix[degree[chunk] == 1], float(geometry.length[v - 1])
+                )
         return graph
 
     # -- queries ---------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class VesselGraph:
             return None
         d2 = (ys + y0 + 0.5 - y) ** 2 + (xs + x0 + 0.5 - x) ** 2
         k = int(np.argmin(d2))
-        if d2[k] > max_distance ** 2:
+        if d2[k] > max_distance**2:
             return None
         return int(sub[ys[k], xs[k]])
 
@@ -155,7 +156,7 @@ class VesselGraph:
             m = np.asarray(mask[wy0:wy1, wx0:wx1], dtype=bool)
             dt = ndi.distance_transform_edt(m)
             radius = float(dt[s.pixels[:, 0] - wy0, s.pixels[:, 1] - wx0].max())
-            whole = (win == (0, self.shape[0], 0, self.shape[1]))
+            whole = win == (0, self.shape[0], 0, self.shape[1])
             if radius + 3 <= margin or whole:
                 break
             margin = int(radius * 2 + 4)
@@ -165,7 +166,7 @@ class VesselGraph:
         patch = m & (owner == seg)
         for j in s.junctions:
             jp = self.junctions[j]
-            for (py, px) in jp:
+            for py, px in jp:
                 ly, lx = py - wy0, px - wx0
                 if 0 <= ly < m.shape[0] and 0 <= lx < m.shape[1]:
                     r = float(dt[ly, lx]) + 0.5

@@ -39,8 +39,10 @@ class _ImageStatus(TypedDict):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="retina-desktop workspace",
-                                description="Inspect, import into, restore and check a workspace without the window.")
+    p = argparse.ArgumentParser(
+        prog="retina-desktop workspace",
+        description="Inspect, import into, restore and check a workspace without the window.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("status", help="each image's status, mask and number of versions")
     s.add_argument("workspace", metavar="WS")
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for notice in ws.notices:
             print(f"note: {notice}", file=sys.stderr)
-        code = {"status": _status, "import": _import, "history": _history, "restore": _restore,
-                "verify": _verify}[args.command](ws, args)
+        code = {"status": _status, "import": _import, "history": _history, "restore": _restore, "verify": _verify}[
+            args.command
+        ](ws, args)
         sys.stdout.flush()  # a reader that stopped early (``| head -1``) is met here, not at exit
         return code
     except BrokenPipeError:
@@ -98,21 +101,40 @@ def _entry(ws: Workspace, key: str) -> ImageEntry:
     try:
         return ws.entry(key)
     except KeyError:
-        raise WorkspaceError(f"{ws.root}: no image {key!r} (keys are listed by "
-                             "`retina-desktop workspace status`)") from None
+        raise WorkspaceError(
+            f"{ws.root}: no image {key!r} (keys are listed by `retina-desktop workspace status`)"
+        ) from None
 
 
 def _status(ws: Workspace, args: argparse.Namespace) -> int:
     images: list[_ImageStatus] = []
     for e in ws.entries:
         gt = e.existing_gt()
-        images.append({"key": e.key, "status": ws.status(e.key), "uncertainty": ws.uncertainty(e.key),
-                       "mask": str(gt) if gt else None, "versions": len({v.sha256 for v in ws.versions(e)})})
+        images.append(
+            {
+                "key": e.key,
+                "status": ws.status(e.key),
+                "uncertainty": ws.uncertainty(e.key),
+                "mask": str(gt) if gt else None,
+                "versions": len({v.sha256 for v in ws.versions(e)}),
+            }
+        )
     counts = {s: sum(1 for i in images if i["status"] == s) for s in ("new", "predicted", "edited", "approved")}
     others = [o.text() for o in ws.other_sessions()]
     if args.json:
-        print(json.dumps({"workspace": str(ws.root), "layout": ws.layout, "counts": counts, "images": images,
-                          "open_elsewhere": others, "notices": ws.notices}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "workspace": str(ws.root),
+                    "layout": ws.layout,
+                    "counts": counts,
+                    "images": images,
+                    "open_elsewhere": others,
+                    "notices": ws.notices,
+                },
+                indent=1,
+            )
+        )
         return 0
     print(f"{ws.root} ({ws.layout}): " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     for o in others:
@@ -120,8 +142,9 @@ def _status(ws: Workspace, args: argparse.Namespace) -> int:
     width = max(len(i["key"]) for i in images)
     for i in images:
         u = "" if i["uncertainty"] is None else f"  uncertain {i['uncertainty']:.3f}"
-        print(f"{i['key']:<{width}}  {i['status']:<9}  {'mask' if i['mask'] else '-':<4}  "
-              f"{i['versions']} version(s){u}")
+        print(
+            f"{i['key']:<{width}}  {i['status']:<9}  {'mask' if i['mask'] else '-':<4}  {i['versions']} version(s){u}"
+        )
     return 0
 
 
@@ -154,8 +177,9 @@ def _import(ws: Workspace, args: argparse.Namespace) -> int:
 
             shape = read_image(e.path).shape[:2]
             if mask.shape != shape:
-                raise ImageReadError(f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is "
-                                        f"{shape[1]}x{shape[0]}")
+                raise ImageReadError(
+                    f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is {shape[1]}x{shape[0]}"
+                )
             current = e.existing_gt()
             previous = read_mask_or_none(current) if current is not None else None
             if previous is not None and np.array_equal(previous, mask):
@@ -163,15 +187,25 @@ def _import(ws: Workspace, args: argparse.Namespace) -> int:
                 continue
             # The same rule as the window: the version on disk now is the one this import replaces; a save
             # by someone else in between is a conflict, not an overwrite.
-            ws.save_ground_truth(e, mask, expected_sha=ws.current_sha(e), source="import", reviewer=args.reviewer,
-                                 status="edited", action="import", imported_from=str(f))
+            ws.save_ground_truth(
+                e,
+                mask,
+                expected_sha=ws.current_sha(e),
+                source="import",
+                reviewer=args.reviewer,
+                status="edited",
+                action="import",
+                imported_from=str(f),
+            )
             saved += 1
         except SaveConflict as exc:
             refused.append(f"{f}: {exc}")
         except (ImageReadError, WorkspaceError) as exc:
             refused.append(str(exc) if str(f) in str(exc) else f"{f}: {exc}")
-    print(f"{saved} mask(s) imported into {ws.root}" + (f"; {unchanged} already the current version, left as "
-                                                         "they are" if unchanged else ""))
+    print(
+        f"{saved} mask(s) imported into {ws.root}"
+        + (f"; {unchanged} already the current version, left as they are" if unchanged else "")
+    )
     for line in refused:
         print(f"refused: {line}", file=sys.stderr)
     return 1 if refused else 0
@@ -191,8 +225,10 @@ def _history(ws: Workspace, args: argparse.Namespace) -> int:
     for i, v in enumerate(versions):
         changed = "" if v.added_prev is None else f"  +{v.added_prev}/-{v.removed_prev or 0} px"
         mark = "*" if i == newest else " "
-        print(f"{mark} {readable_time(v.time)}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} "
-              f"{v.model or '-'}{changed}  {v.path}")
+        print(
+            f"{mark} {readable_time(v.time)}  {v.sha256[:12]}  {v.source:<10} {v.reviewer or '-':<12} "
+            f"{v.model or '-'}{changed}  {v.path}"
+        )
     return 0
 
 
@@ -201,11 +237,17 @@ def _restore(ws: Workspace, args: argparse.Namespace) -> int:
     wanted = args.sha256.lower()
     shas = sorted({v.sha256 for v in ws.versions(e) if v.sha256.startswith(wanted)})
     if len(wanted) < 6:
-        return _fail(f"{e.key}: {args.sha256!r} is too short to name a version: give at least 6 characters of "
-                     "its sha256 (from `workspace history`)", 1)
+        return _fail(
+            f"{e.key}: {args.sha256!r} is too short to name a version: give at least 6 characters of "
+            "its sha256 (from `workspace history`)",
+            1,
+        )
     if len(shas) > 1:
-        return _fail(f"{e.key}: {args.sha256!r} could be any of {len(shas)} versions: give more of its sha256 "
-                     "(from `workspace history`)", 1)
+        return _fail(
+            f"{e.key}: {args.sha256!r} could be any of {len(shas)} versions: give more of its sha256 "
+            "(from `workspace history`)",
+            1,
+        )
     path = ws.restore(e, shas[0] if shas else wanted, reviewer=args.reviewer)
     print(f"{e.key}: version {(shas[0] if shas else wanted)[:12]} restored to {path}")
     return 0
@@ -217,6 +259,8 @@ def _verify(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"problem: {p}")
     versions = ws.version_count()
     masks = sum(1 for e in ws.entries if e.existing_gt() is not None)
-    print(f"{ws.root}: {'ok' if not problems else f'{len(problems)} problem(s)'} "
-          f"({versions} recorded version(s), {masks} mask file(s) checked)")
+    print(
+        f"{ws.root}: {'ok' if not problems else f'{len(problems)} problem(s)'} "
+        f"({versions} recorded version(s), {masks} mask file(s) checked)"
+    )
     return 0 if not problems else 1

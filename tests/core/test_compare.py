@@ -10,8 +10,14 @@ from PIL import Image
 
 from model_core.imageio import mask_to_png, read_mask, write_png_atomic
 from model_core.synthetic import make_fundus
-from retina_desktop.core.compare import (compare_scores, dice_against_reference, load_compare_masks,
-                                         reference_source, second_grader_path, workspace_dice)
+from retina_desktop.core.compare import (
+    compare_scores,
+    dice_against_reference,
+    load_compare_masks,
+    reference_source,
+    second_grader_path,
+    workspace_dice,
+)
 from retina_desktop.core.review_session import ReviewSession
 from retina_desktop.core.tasks import PredictionResult, load_image
 from retina_desktop.core.workspace import Workspace
@@ -140,10 +146,12 @@ def test_the_review_log_counts_the_graders_changes_not_the_difference_to_the_pre
 def test_edit_burden_reads_the_saves_of_the_review_log_in_time_order():
     from retina_desktop.core.compare import edit_burden, histogram
 
-    log = [{"time": "2026-01-01T10:00:10.000+00:00", "action": "save", "pixels_added": 5, "pixels_removed": 2},
-           {"time": "2026-01-01T10:00:00.000+00:00", "action": "autosave", "pixels_added": 1, "pixels_removed": 0},
-           {"time": "2026-01-01T10:00:20.000+00:00", "action": "approve", "pixels_added": 99, "pixels_removed": 0},
-           {"time": "not a time", "action": "save", "pixels_added": 3, "pixels_removed": 0}]
+    log = [
+        {"time": "2026-01-01T10:00:10.000+00:00", "action": "save", "pixels_added": 5, "pixels_removed": 2},
+        {"time": "2026-01-01T10:00:00.000+00:00", "action": "autosave", "pixels_added": 1, "pixels_removed": 0},
+        {"time": "2026-01-01T10:00:20.000+00:00", "action": "approve", "pixels_added": 99, "pixels_removed": 0},
+        {"time": "not a time", "action": "save", "pixels_added": 3, "pixels_removed": 0},
+    ]
     t, px = edit_burden(log)
     assert list(px) == [1, 7] and t[1] - t[0] == pytest.approx(10.0)
     edges, counts = histogram([0.5, 0.7, 0.7, float("nan"), None], bins=2)

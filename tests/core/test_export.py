@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_raw
 from retina_desktop.core.export import ExportOptions, export_masks
 from retina_desktop.core.workspace import Workspace
-
-from sample_workspaces import make_workspace
 
 
 def test_export_replaces_a_stale_mask_and_skips_identical_ones(tmp_path, rng):

@@ -10,8 +10,17 @@ from model_core.checkpoint import load_checkpoint, save_checkpoint
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.model_store import ModelStore
 from model_core.synthetic import make_fundus
-from retina_desktop.core.finetune_job import (Done, Failed, FinetuneJob, Started, Step, child_main, failure_of,
-                                              kept_model_words, unreviewed_photos)
+from retina_desktop.core.finetune_job import (
+    Done,
+    Failed,
+    FinetuneJob,
+    Started,
+    Step,
+    child_main,
+    failure_of,
+    kept_model_words,
+    unreviewed_photos,
+)
 
 
 class ChildQueue(queue.Queue):
@@ -46,16 +55,25 @@ def _messages(q: queue.Queue) -> list:
 def test_a_run_from_the_app_keeps_the_parents_loss(tmp_path, micro_checkpoint_path):
     micro = load_checkpoint(micro_checkpoint_path)
     trained = {"alpha": 0.5, "beta": 0.5, "gamma": 1.0, "bce_weight": 0.25}
-    parent = save_checkpoint(tmp_path / "parent.pt",
-                             dataclasses.replace(micro, metadata={**micro.metadata, "train_config": trained}))
+    parent = save_checkpoint(
+        tmp_path / "parent.pt", dataclasses.replace(micro, metadata={**micro.metadata, "train_config": trained})
+    )
     samples = []
     for i in range(2):
         f = make_fundus(96, 96, seed=60 + i)
-        samples.append((str(write_png_atomic(tmp_path / f"img{i}.png", f.image)),
-                        str(write_png_atomic(tmp_path / f"img{i}_gt.png", mask_to_png(f.vessels)))))
-    job = FinetuneJob(str(parent), None, samples, str(tmp_path / "store"),
-                      overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32,
-                                 "device": "cpu"})
+        samples.append(
+            (
+                str(write_png_atomic(tmp_path / f"img{i}.png", f.image)),
+                str(write_png_atomic(tmp_path / f"img{i}_gt.png", mask_to_png(f.vessels))),
+            )
+        )
+    job = FinetuneJob(
+        str(parent),
+        None,
+        samples,
+        str(tmp_path / "store"),
+        overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32, "device": "cpu"},
+    )
     messages = _run_child(job)
     assert isinstance(messages[0], Started) and isinstance(messages[-1], Done)
     assert sum(isinstance(m, Step) for m in messages) == 2
@@ -95,9 +113,14 @@ def test_the_run_measures_drift_on_the_workspaces_unreviewed_photos(tmp_path, mi
     assert others == [str(e.path) for e in ws.entries[3:]]
     assert unreviewed_photos(ws, limit=1) == [str(ws.entries[3].path)]
     ws.close()
-    job = FinetuneJob(str(micro_checkpoint_path), None, corrected, str(tmp_path / "store"),
-                      overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32,
-                                 "device": "cpu"}, unreviewed=others)
+    job = FinetuneJob(
+        str(micro_checkpoint_path),
+        None,
+        corrected,
+        str(tmp_path / "store"),
+        overrides={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 32, "device": "cpu"},
+        unreviewed=others,
+    )
     done = _run_child(job)[-1]
     assert isinstance(done, Done)
     out = done.outcome
@@ -111,5 +134,6 @@ def test_the_kept_model_is_described_in_a_graders_words():
     assert words[0].startswith("a 60% / 40% blend of the fine-tuned and the previous model")
     assert words[1] == "changes predictions on other photos in this workspace by 3.4%"
     assert kept_model_words({"alpha": 1.0, "drift": 0.1, "drift_source": "synthetic photos"}) == [
-        "changes predictions on synthetic test photos by 10.0%"]
+        "changes predictions on synthetic test photos by 10.0%"
+    ]
     assert kept_model_words({}) == []

@@ -54,8 +54,12 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to see the orphan")
 def test_the_training_child_exits_when_the_app_is_killed(tmp_path, micro_checkpoint_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
-    app = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path), str(micro_checkpoint_path)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    app = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path), str(micro_checkpoint_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
     child = None
     try:
         child = int(app.stdout.readline())

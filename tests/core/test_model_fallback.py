@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from model_core import model_store as store_mod
-from model_core import resources
+from model_core import model_store as store_mod, resources
 from model_core.checkpoint import load_checkpoint
 from model_core.errors import CheckpointError
 from model_core.model_store import ModelStore
@@ -25,8 +24,13 @@ def store(tmp_path, micro_checkpoint_path, monkeypatch):
     return s
 
 
-@pytest.mark.parametrize("damage", [lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3]),
-                                    lambda p: p.write_bytes(b"\x80\x04\x95" + b"cos\nsystem\n" * 20)])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3]),
+        lambda p: p.write_bytes(b"\x80\x04\x95" + b"cos\nsystem\n" * 20),
+    ],
+)
 def test_a_broken_active_version_falls_back_to_the_bundled_model(store, micro_checkpoint_path, damage):
     damage(store.active().path)
     holder = ModelHolder(store=store)

@@ -11,7 +11,7 @@ from retina_desktop.core.painting import LargePieceFill, OpenRegionFill, flood_f
 
 def _distance_to_segment(shape, p0, p1):
     """Distance from every pixel centre to the segment p0-p1 (x, y)."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]] + 0.5
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
     a, b = np.array(p0, float), np.array(p1, float)
     d = b - a
     L2 = float(d @ d)
@@ -39,7 +39,9 @@ def test_fast_drag_leaves_no_gaps():
     pts = [(5.0, 50.0), (120.0, 20.0), (290.0, 80.0)]  # huge jumps between mouse events
     for a, b in zip(pts, pts[1:]):
         paint_segment(mask, a, b, 2.0, True)
-    dist = np.minimum(_distance_to_segment(mask.shape, pts[0], pts[1]), _distance_to_segment(mask.shape, pts[1], pts[2]))
+    dist = np.minimum(
+        _distance_to_segment(mask.shape, pts[0], pts[1]), _distance_to_segment(mask.shape, pts[1], pts[2])
+    )
     assert mask[dist <= 1.25].all()
 
 
@@ -185,8 +187,10 @@ def test_changed_events_carry_the_dirty_rectangle():
     assert y0 <= 9 and y1 >= 11 and x0 <= 9 and x1 >= 13 and (y1 - y0) < 10
 
 
-@pytest.mark.parametrize("p0,p1,radius", [((10.3, 20.0), (30.7, 24.2), 3.0), ((0.0, 0.0), (6.0, 1.0), 5.0),
-                                          ((39.5, 39.5), (39.5, 39.5), 0.5)])
+@pytest.mark.parametrize(
+    "p0,p1,radius",
+    [((10.3, 20.0), (30.7, 24.2), 3.0), ((0.0, 0.0), (6.0, 1.0), 5.0), ((39.5, 39.5), (39.5, 39.5), 0.5)],
+)
 def test_copy_stroke_takes_the_source_pixels_under_the_brush_as_one_open_stroke(rng, p0, p1, radius):
     before = rng.random((40, 40)) < 0.5
     source = rng.random((40, 40)) < 0.5

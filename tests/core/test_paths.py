@@ -23,4 +23,5 @@ def test_file_signature_changes_with_the_file_and_not_otherwise(tmp_path):
     assert file_signature(moved, label="img") == file_signature(moved, label="img") != file_signature(moved)
     # An unreadable file is keyed by its label alone.
     import hashlib
+
     assert file_signature(tmp_path / "gone.png", label="k") == hashlib.sha1(b"k").hexdigest()[:16]

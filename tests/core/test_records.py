@@ -8,17 +8,27 @@ import sqlite3
 
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
-from retina_desktop.core.workspace import records as records_mod
-from retina_desktop.core.workspace import RecordError, Workspace
-
-from sample_workspaces import make_workspace
+from retina_desktop.core.workspace import RecordError, Workspace, records as records_mod
 
 
 def _log(image, action, reviewer="ann", added=0):
-    return json.dumps({"time": "2026-01-01T10:00:00+00:00", "image": image, "action": action, "reviewer": reviewer,
-                       "model": "m v1", "pixels_added": added, "pixels_removed": 0}) + "\n"
+    return (
+        json.dumps(
+            {
+                "time": "2026-01-01T10:00:00+00:00",
+                "image": image,
+                "action": action,
+                "reviewer": reviewer,
+                "model": "m v1",
+                "pixels_added": added,
+                "pixels_removed": 0,
+            }
+        )
+        + "\n"
+    )
 
 
 def test_damaged_database_is_kept_aside_and_rebuilt(tmp_path, rng):
@@ -27,8 +37,7 @@ def test_damaged_database_is_kept_aside_and_rebuilt(tmp_path, rng):
     for e in ws.entries[:2]:
         ws.save_ground_truth(e, rng.random((160, 150)) > 0.5, reviewer="alice", model="m v1", action="save")
     for i in range(3):  # more versions of img_01, then the first content again by a restore
-        ws.save_ground_truth(ws.entries[1], rng.random((160, 150)) > 0.5, reviewer=f"r{i}", model="m v1",
-                             action="save")
+        ws.save_ground_truth(ws.entries[1], rng.random((160, 150)) > 0.5, reviewer=f"r{i}", model="m v1", action="save")
     ws.restore(ws.entries[1], ws.versions("img_01")[0].sha256, reviewer="bob")
     ws.set_status("img_00", "approved")
     ws.log_review("img_00", "approve")
@@ -129,8 +138,11 @@ def test_a_record_failure_after_the_mask_was_written_is_a_message_with_a_retry(t
 def test_a_log_that_cannot_be_written_is_retried_not_a_traceback(tmp_path, monkeypatch):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     real = records_mod.Records.add_log
-    monkeypatch.setattr(records_mod.Records, "add_log",
-                        lambda self, r: (_ for _ in ()).throw(sqlite3.OperationalError("attempt to write a readonly database")))
+    monkeypatch.setattr(
+        records_mod.Records,
+        "add_log",
+        lambda self, r: (_ for _ in ()).throw(sqlite3.OperationalError("attempt to write a readonly database")),
+    )
     ws.log_review("img_00", "approve", added=1, removed=2)
     assert ws.pending_records == 1 and "could not be recorded" in ws.notices[-1]
     monkeypatch.setattr(records_mod.Records, "add_log", real)
@@ -154,12 +166,14 @@ def _png(mask):
     return encode_png("x.png", mask_to_png(mask, 255))
 
 
-
 def test_a_full_disk_under_the_records_says_disk_full(tmp_path, rng, monkeypatch):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     (e,) = ws.entries
-    monkeypatch.setattr(records_mod.Records, "add_version",
-                        lambda self, *a, **k: (_ for _ in ()).throw(sqlite3.OperationalError("database or disk is full")))
+    monkeypatch.setattr(
+        records_mod.Records,
+        "add_version",
+        lambda self, *a, **k: (_ for _ in ()).throw(sqlite3.OperationalError("database or disk is full")),
+    )
     mask = rng.random((160, 150)) > 0.5
     with pytest.raises(RecordError, match="disk full") as info:
         ws.save_ground_truth(e, mask)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
 from retina_desktop.core.review_session import ReviewSession
 from retina_desktop.core.tasks import PredictionResult, load_image
 from retina_desktop.core.workspace import SaveConflict, Workspace
-
-from sample_workspaces import make_workspace
 
 
 def _session(root) -> ReviewSession:
@@ -99,7 +98,6 @@ def test_keep_mine_writes_mine_over_theirs(root):
     assert a.workspace.status("img_01") == "edited"
 
 
-
 @pytest.mark.parametrize("synchronous", [True, False])
 def test_keep_mine_is_logged_with_model_threshold_and_pixels_against_the_prediction(root, synchronous):
     a, b = _session(root), _session(root)
@@ -130,6 +128,7 @@ def _conflict_of(r: ReviewSession, s):
     with pytest.raises(SaveConflict) as info:
         r.workspace.save_ground_truth(s.entry, s.document.mask, expected_sha=s.disk_sha, reviewer="ann")
     return info.value
+
 
 def test_undo_survives_switching_images_while_the_mask_on_disk_is_unchanged(root):
     r = _session(root)

@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask, write_png_atomic
 from retina_desktop.core.review_session import ReviewSession
 from retina_desktop.core.tasks import PredictionResult, load_image
 from retina_desktop.core.workspace import Workspace
-
-from sample_workspaces import make_workspace
 
 
 @pytest.fixture
@@ -20,8 +19,15 @@ def session(tmp_path):
     ws = Workspace(make_workspace(tmp_path / "w", 3))
     r = ReviewSession()
     r.events = []
-    for name in ("image_opened", "image_closed", "prediction_shown", "threshold_changed", "saved", "status_changed",
-                 "message"):
+    for name in (
+        "image_opened",
+        "image_closed",
+        "prediction_shown",
+        "threshold_changed",
+        "saved",
+        "status_changed",
+        "message",
+    ):
         getattr(r, name).connect(lambda *a, n=name: r.events.append((n, *a)))
     r.set_workspace(ws)
     return r

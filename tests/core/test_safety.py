@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
 from retina_desktop.core.workspace import Workspace
-
-from sample_workspaces import make_workspace
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
@@ -49,8 +48,16 @@ def _env():
 
 def test_two_writers_lose_no_version(tmp_path):
     root = make_workspace(tmp_path / "w", 1)
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(seed), "100"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=_env()) for seed in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(root), str(seed), "100"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for seed in (1, 2)
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     for p in procs:  # both start together
@@ -131,8 +138,9 @@ def small_disk(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True,
-                           timeout=20)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         pytest.skip("cannot run mount")
     if r.returncode != 0:

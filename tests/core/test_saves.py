@@ -14,13 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core import atomic
 from model_core.imageio import read_mask
-from retina_desktop.core.workspace import (DiskFullError, ReadOnlyWorkspaceError, SaveConflict, Workspace,
-                                           WorkspaceGoneError)
-
-from sample_workspaces import make_workspace
+from retina_desktop.core.workspace import (
+    DiskFullError,
+    ReadOnlyWorkspaceError,
+    SaveConflict,
+    Workspace,
+    WorkspaceGoneError,
+)
 
 ENV = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
 
@@ -107,9 +111,14 @@ def test_a_renamed_workspace_refuses_to_save_and_is_not_recreated(tmp_path, rng)
     assert not root.exists()
 
 
-@pytest.mark.parametrize("code, error, words", [(errno.ENOSPC, DiskFullError, "disk full"),
-                                                (errno.EROFS, ReadOnlyWorkspaceError, "read-only"),
-                                                (errno.EACCES, ReadOnlyWorkspaceError, "read-only")])
+@pytest.mark.parametrize(
+    "code, error, words",
+    [
+        (errno.ENOSPC, DiskFullError, "disk full"),
+        (errno.EROFS, ReadOnlyWorkspaceError, "read-only"),
+        (errno.EACCES, ReadOnlyWorkspaceError, "read-only"),
+    ],
+)
 def test_write_failures_are_typed_one_line_messages(tmp_path, rng, monkeypatch, code, error, words):
     ws = Workspace(make_workspace(tmp_path / "w", 1))
     (e,) = ws.entries
@@ -161,8 +170,9 @@ OPENER = textwrap.dedent("""
 
 def test_a_second_window_is_told_who_has_the_workspace_open_and_stale_ones_are_ignored(tmp_path):
     root = make_workspace(tmp_path / "w", 1)
-    proc = subprocess.Popen([sys.executable, "-c", OPENER, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", OPENER, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=ENV
+    )
     try:
         assert proc.stdout.readline().strip() == b"open"
         ws = Workspace(root)

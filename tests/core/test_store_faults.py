@@ -17,13 +17,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
-from retina_desktop.core.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceGoneError, filesystem
-from retina_desktop.core.workspace import records as records_mod
-from retina_desktop.core.workspace import workspace as workspace_mod
-
-from sample_workspaces import make_workspace
+from retina_desktop.core.workspace import (
+    ReadOnlyWorkspaceError,
+    Workspace,
+    WorkspaceGoneError,
+    filesystem,
+    records as records_mod,
+    workspace as workspace_mod,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,8 +122,10 @@ def test_kills_during_a_migration_lose_nothing(study, tmp_path):
     for _ in range(8):
         _reset(db, good)
         con = sqlite3.connect(db)  # a file of schema 1, as the first SQLite release left it
-        con.executescript("PRAGMA user_version=0; DROP INDEX IF EXISTS review_log_image; "
-                          "ALTER TABLE images DROP COLUMN reference_sha;")
+        con.executescript(
+            "PRAGMA user_version=0; DROP INDEX IF EXISTS review_log_image; "
+            "ALTER TABLE images DROP COLUMN reference_sha;"
+        )
         con.close()
         child = _open_in_child(root)
         time.sleep(rng.uniform(0.0, 0.6))
@@ -138,8 +144,9 @@ def test_each_migration_step_keeps_the_rows(tmp_path):
     con.execute("INSERT INTO images (key, status, current_sha) VALUES ('a', 'approved', 'abc')")
     assert records_mod.schema_version(con) == 1
     assert records_mod.migrate(con) == [2]
-    assert con.execute("SELECT key, status, current_sha, reference_sha FROM images").fetchall() == \
-        [("a", "approved", "abc", None)]
+    assert con.execute("SELECT key, status, current_sha, reference_sha FROM images").fetchall() == [
+        ("a", "approved", "abc", None)
+    ]
     assert records_mod.migrate(con) == []  # nothing twice
     con.close()
 
@@ -280,8 +287,10 @@ def test_a_newer_records_file_opens_read_only_and_is_never_changed(tmp_path, rng
     root = _one_approved(tmp_path, rng)
     db = root / ".retina" / "records.sqlite"
     con = sqlite3.connect(db)
-    con.executescript(f"PRAGMA user_version={records_mod.SCHEMA_VERSION + 1};"
-                      "ALTER TABLE images ADD COLUMN grade TEXT NOT NULL DEFAULT 'R0';")
+    con.executescript(
+        f"PRAGMA user_version={records_mod.SCHEMA_VERSION + 1};"
+        "ALTER TABLE images ADD COLUMN grade TEXT NOT NULL DEFAULT 'R0';"
+    )
     con.close()
     before = db.read_bytes()
     again = Workspace(root)
@@ -386,8 +395,10 @@ def test_a_fifo_where_the_records_file_should_be_is_one_line(tmp_path):
 
 
 def test_the_mount_table_names_network_filesystems():
-    mounts = ("/dev/sda1 / ext4 rw 0 0\nserver:/export /mnt/nfs nfs4 rw 0 0\n"
-              "//nas/share /mnt/my\\040share cifs rw 0 0\nme@host: /home/me/remote fuse.sshfs rw 0 0\n")
+    mounts = (
+        "/dev/sda1 / ext4 rw 0 0\nserver:/export /mnt/nfs nfs4 rw 0 0\n"
+        "//nas/share /mnt/my\\040share cifs rw 0 0\nme@host: /home/me/remote fuse.sshfs rw 0 0\n"
+    )
     assert filesystem.mount_type(Path("/mnt/nfs/study"), mounts) == "nfs4"
     assert filesystem.mount_type(Path("/mnt/my share/w"), mounts) == "cifs"
     assert filesystem.mount_type(Path("/home/me/remote/x"), mounts) == "fuse.sshfs"

@@ -13,8 +13,7 @@ from retina_desktop.core.workspace import uncertainty_of
 
 def test_unsure_pixels_over_the_vessel_area():
     # 3 confident vessel pixels (>= 0.75), 2 unsure (0.3, 0.6), background (<= 0.25) that does not count.
-    prob = np.array([[0.9, 0.8, 0.75, 0.3],
-                     [0.6, 0.25, 0.1, 0.0]], np.float32)
+    prob = np.array([[0.9, 0.8, 0.75, 0.3], [0.6, 0.25, 0.1, 0.0]], np.float32)
     assert uncertainty_of(prob) == pytest.approx(2 / 5)
 
 

@@ -50,7 +50,7 @@ def test_trace_between_two_points_of_a_curved_vessel_stays_within_one_pixel_of_i
     stroke.paint(painted)
     between = mask.copy()
     between[:, : int(a[0]) + 3] = False
-    between[:, int(b[0]) - 2:] = False
+    between[:, int(b[0]) - 2 :] = False
     assert np.count_nonzero(between & ~painted) <= 0.1 * np.count_nonzero(between)
     assert np.count_nonzero(painted & ~mask) <= 0.1 * np.count_nonzero(painted)
 
@@ -92,7 +92,7 @@ def test_tracer_search_in_a_worker_gives_the_same_preview_and_a_stale_search_is_
     tracer.search()
     tracer.anchors[-1] = new  # ... finishes after the new click: its paths must not be used
     assert tracer._field.anchor == old
-    tail = tracer.preview(*centre[1500])[len(tracer.path()):]
+    tail = tracer.preview(*centre[1500])[len(tracer.path()) :]
     expected = cost.route(new, cost.snap(tuple(centre[1500])))[1:]
     assert np.array_equal(tail, expected)
 
@@ -101,8 +101,11 @@ def y_junction(shape=(120, 120)) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     stem = np.array([[60.5, 115.5], [60.5, 60.5]])
     left = np.array([[60.5, 60.5], [20.5, 10.5]])
     right = np.array([[60.5, 60.5], [100.5, 10.5]])
-    branches = {"stem": polyline(stem, shape, 2.0), "left": polyline(left, shape, 1.5),
-                "right": polyline(right, shape, 1.5)}
+    branches = {
+        "stem": polyline(stem, shape, 2.0),
+        "left": polyline(left, shape, 1.5),
+        "right": polyline(right, shape, 1.5),
+    }
     return branches["stem"] | branches["left"] | branches["right"], branches
 
 

@@ -14,16 +14,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sample_workspaces import make_workspace
 
 from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
-from retina_desktop.core.workspace import masks as mask_versions_mod
-from retina_desktop.core.workspace import pixels
-from retina_desktop.core.workspace import workspace as workspace_mod
 from retina_desktop.core.export import ExportOptions, export_masks
-from retina_desktop.core.workspace import (DiskFullError, ReadOnlyWorkspaceError, SaveConflict, Workspace,
-                                          WorkspaceError)
-
-from sample_workspaces import make_workspace
+from retina_desktop.core.workspace import (
+    DiskFullError,
+    ReadOnlyWorkspaceError,
+    SaveConflict,
+    Workspace,
+    WorkspaceError,
+    masks as mask_versions_mod,
+    pixels,
+    workspace as workspace_mod,
+)
 
 
 def test_flat_folder_layout(tmp_path):
@@ -86,9 +90,14 @@ def test_app_and_command_line_pair_files_by_one_rule(tmp_path):
     assert [s.mask.name for s in discover(tmp_path / "DRIVE", split="train")] == ["21_training.png", "22_manual1.png"]
 
 
-@pytest.mark.parametrize("make, problem", [(lambda p: None, "folder not found"),
-                                           (lambda p: p.mkdir(), "no images found"),
-                                           (lambda p: p.write_text("x"), "not a folder")])
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: None, "folder not found"),
+        (lambda p: p.mkdir(), "no images found"),
+        (lambda p: p.write_text("x"), "not a folder"),
+    ],
+)
 def test_bad_folders_give_one_line_messages(tmp_path, make, problem):
     p = tmp_path / "thing"
     make(p)
@@ -173,7 +182,6 @@ def test_a_read_only_copy_of_a_reviewed_folder_shows_its_review(tmp_path, monkey
     assert [ws.status(k) for k in ("img_00", "img_01", "img_02")] == ["approved", "edited", "new"]
     ws.set_status("img_01", "approved")  # this user's own record, kept in the fallback folder, wins
     assert Workspace(root).status("img_01") == "approved" and Workspace(root).status("img_00") == "approved"
-
 
 
 def test_a_read_only_copy_of_a_reviewed_folder_shows_its_history_and_verifies(tmp_path, monkeypatch, rng):
@@ -288,7 +296,7 @@ def test_killing_the_app_while_saving_leaves_old_or_new_mask(tmp_path):
         m = read_mask(root / "ground_truth" / "photo.png")
         assert np.array_equal(m, a) or np.array_equal(m, b)
         history = root / ".retina" / "history" / "photo"
-        for old in (history.iterdir() if history.is_dir() else []):  # a slow machine may not have got that far
+        for old in history.iterdir() if history.is_dir() else []:  # a slow machine may not have got that far
             if not old.name.startswith("."):
                 hm = read_mask(old)
                 assert np.array_equal(hm, a) or np.array_equal(hm, b)
@@ -389,6 +397,7 @@ def test_record_times_are_shown_in_local_time_without_iso_punctuation(monkeypatc
     import time as _time
 
     from retina_desktop.core.workspace import readable_time
+
     monkeypatch.setenv("TZ", "Europe/Berlin")
     _time.tzset()
     try:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
 from retina_desktop.core.mask_document import MaskDocument
 from retina_desktop.core.review_session import ReviewSession
 from retina_desktop.core.tasks import load_image
 from retina_desktop.core.workspace import Workspace
-
-from sample_workspaces import make_workspace
 
 
 def _paint(doc: MaskDocument, y: int) -> None:

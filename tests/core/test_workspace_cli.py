@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sample_workspaces import make_workspace
 
 from model_core.imageio import encode_png, mask_to_png, read_mask
 from retina_desktop.__main__ import main
 from retina_desktop.core.workspace import Workspace
-
-from sample_workspaces import make_workspace
 
 
 def _write_mask(path: Path, mask) -> Path:
@@ -151,9 +150,11 @@ def test_restore_refuses_a_version_of_another_size_than_the_photo(tmp_path, caps
 def test_the_command_runs_headless_from_the_entry_point(tmp_path):
     root = make_workspace(tmp_path / "w", 1)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    probe = ("import sys, runpy; sys.argv = ['retina-desktop', 'workspace', 'verify', sys.argv[1]];"
-             "\ntry:\n    runpy.run_module('retina_desktop', run_name='__main__')\n"
-             "finally:\n    print('qt loaded' if 'PySide6' in sys.modules else 'no qt', file=sys.stderr)")
+    probe = (
+        "import sys, runpy; sys.argv = ['retina-desktop', 'workspace', 'verify', sys.argv[1]];"
+        "\ntry:\n    runpy.run_module('retina_desktop', run_name='__main__')\n"
+        "finally:\n    print('qt loaded' if 'PySide6' in sys.modules else 'no qt', file=sys.stderr)"
+    )
     r = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout and "no qt" in r.stderr
     con = sqlite3.connect(root / ".retina" / "records.sqlite")
@@ -164,8 +165,12 @@ def test_the_command_runs_headless_from_the_entry_point(tmp_path):
 def test_status_into_a_reader_that_stops_early_prints_no_traceback(tmp_path):
     ws_root = make_workspace(tmp_path / "w", 3)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-m", "retina_desktop", "workspace", "status", str(ws_root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "retina_desktop", "workspace", "status", str(ws_root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     proc.stdout.close()  # like `| head -0`: closed before the command writes its first line
     err = proc.stderr.read().decode()
     # 141 (128 + SIGPIPE, as git and coreutils end) when the reader left before the command had its verdict;

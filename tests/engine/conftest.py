@@ -7,8 +7,9 @@ from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.synthetic import make_fundus
 
 
-def write_synthetic_dataset(root: Path, n: int = 3, size: tuple[int, int] = (96, 104), mask_dir: str = "masks",
-                            seed: int = 0) -> Path:
+def write_synthetic_dataset(
+    root: Path, n: int = 3, size: tuple[int, int] = (96, 104), mask_dir: str = "masks", seed: int = 0
+) -> Path:
     for i in range(n):
         f = make_fundus(*size, seed=seed + i)
         write_png_atomic(root / "images" / f"img{i}.png", f.image)

@@ -50,8 +50,9 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def png_claiming(width: int, height: int) -> bytes:
     """A well-formed PNG (valid CRCs) whose IHDR claims ``width`` x ``height`` 8-bit RGB pixels, with one tiny IDAT."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 16))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 16)) + _chunk(b"IEND", b"")
+    )
 
 
 def gif_claiming(width: int, height: int) -> bytes:
@@ -72,14 +73,19 @@ READERS = [read_raw, read_image, read_mask, read_vessel_mask, image_size]
 
 
 @pytest.mark.parametrize("reader", READERS, ids=lambda r: r.__name__)
-@pytest.mark.parametrize("name, data, claim", [
-    ("huge.png", png_claiming(100_000, 100_000), "100000x100000"),
-    ("huge.gif", gif_claiming(60_000, 60_000), "60000x60000"),
-    ("wide.png", png_claiming(MAX_IMAGE_SIDE + 1, 8), f"{MAX_IMAGE_SIDE + 1}x8"),
-    ("many.png", png_claiming(20_001, 20_000), "20001x20000"),  # each side allowed, the pixel count not
-], ids=["100000x100000-png", "60000x60000-gif", "too-wide-png", "too-many-pixels-png"])
-def test_a_header_claiming_more_pixels_than_any_camera_is_one_line_naming_file_and_size(tmp_path, reader, name,
-                                                                                         data, claim):
+@pytest.mark.parametrize(
+    "name, data, claim",
+    [
+        ("huge.png", png_claiming(100_000, 100_000), "100000x100000"),
+        ("huge.gif", gif_claiming(60_000, 60_000), "60000x60000"),
+        ("wide.png", png_claiming(MAX_IMAGE_SIDE + 1, 8), f"{MAX_IMAGE_SIDE + 1}x8"),
+        ("many.png", png_claiming(20_001, 20_000), "20001x20000"),  # each side allowed, the pixel count not
+    ],
+    ids=["100000x100000-png", "60000x60000-gif", "too-wide-png", "too-many-pixels-png"],
+)
+def test_a_header_claiming_more_pixels_than_any_camera_is_one_line_naming_file_and_size(
+    tmp_path, reader, name, data, claim
+):
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(ImageReadError) as err:
@@ -104,10 +110,14 @@ def test_a_plausible_header_with_missing_pixels_is_not_a_readable_image(tmp_path
     assert str(err.value).startswith(f"{path}: not a readable image") and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("failure, problem", [
-    (cv2.error("OpenCV(5.1.0) loadsave.cpp:80: error: (-215:Assertion failed)\n"), "not a readable image"),
-    (MemoryError(), "not enough memory to decode it"),
-], ids=["opencv-error", "out-of-memory"])
+@pytest.mark.parametrize(
+    "failure, problem",
+    [
+        (cv2.error("OpenCV(5.1.0) loadsave.cpp:80: error: (-215:Assertion failed)\n"), "not a readable image"),
+        (MemoryError(), "not enough memory to decode it"),
+    ],
+    ids=["opencv-error", "out-of-memory"],
+)
 def test_a_decoder_failure_becomes_one_line_naming_the_file(tmp_path, monkeypatch, failure, problem):
     path = tmp_path / "photo.png"
     write_png_atomic(path, np.zeros((16, 16, 3), np.uint8))
@@ -139,7 +149,9 @@ def test_predict_reports_the_huge_header_in_one_line_and_goes_on(tmp_path, micro
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a_huge.png").write_bytes(png_claiming(100_000, 100_000))
     write_png_atomic(tmp_path / "in" / "b_good.png", fundus.image)  # after the huge one: it must still be done
-    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)]
+    )
     captured = capsys.readouterr()
     assert rc == 1
     assert read_raw(tmp_path / "out" / "b_good.png").shape == fundus.image.shape[:2]
@@ -172,12 +184,15 @@ def test_a_folder_with_a_long_stem_pairs_its_photos_and_masks(tmp_path, fundus):
 
 
 @posix_names
-def test_predict_reports_an_output_name_too_long_in_one_line_and_goes_on(tmp_path, micro_checkpoint_path, fundus,
-                                                                         capsys):
+def test_predict_reports_an_output_name_too_long_in_one_line_and_goes_on(
+    tmp_path, micro_checkpoint_path, fundus, capsys
+):
     long_photo = tmp_path / "in" / f"{LONG_STEM}.png"
     write_png(long_photo, fundus.image)
     write_png_atomic(tmp_path / "in" / "good.png", fundus.image)
-    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)]
+    )
     captured = capsys.readouterr()
     assert rc == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png", "good_prob.png"]
@@ -189,15 +204,18 @@ def test_predict_reports_an_output_name_too_long_in_one_line_and_goes_on(tmp_pat
 
 @pytest.mark.parametrize("stem_length", [NAME_MAX - len("_prob.png") - 1, NAME_MAX - len("_prob.png")])
 @posix_names
-def test_predict_writes_both_outputs_of_a_long_stem_or_neither(tmp_path, micro_checkpoint_path, fundus, capsys,
-                                                                stem_length):
+def test_predict_writes_both_outputs_of_a_long_stem_or_neither(
+    tmp_path, micro_checkpoint_path, fundus, capsys, stem_length
+):
     """Names that fit but are near the limit (the atomic write's temporary name is longer still)."""
     stem = "c" * stem_length
     write_png_atomic(tmp_path / "in" / "good.png", fundus.image)
     photo = tmp_path / "in" / f"{stem}.jpg"
     _, buf = cv2.imencode(".jpg", fundus.image)
     photo.write_bytes(buf.tobytes())
-    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)]
+    )
     captured = capsys.readouterr()
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert "Traceback" not in captured.err and "good.png" in written
@@ -210,12 +228,22 @@ def test_predict_writes_both_outputs_of_a_long_stem_or_neither(tmp_path, micro_c
 
 
 @posix_names
-def test_predict_reports_a_named_input_too_long_for_the_file_system_in_one_line(tmp_path, micro_checkpoint_path,
-                                                                                 fundus, capsys):
+def test_predict_reports_a_named_input_too_long_for_the_file_system_in_one_line(
+    tmp_path, micro_checkpoint_path, fundus, capsys
+):
     write_png_atomic(tmp_path / "good.png", fundus.image)
     too_long = tmp_path / ("d" * 300 + ".png")
-    rc = main(["predict", str(too_long), str(tmp_path / "good.png"), "--out", str(tmp_path / "out"),
-               "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        [
+            "predict",
+            str(too_long),
+            str(tmp_path / "good.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            str(micro_checkpoint_path),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 1 and (tmp_path / "out" / "good.png").is_file()
     (error,) = [line for line in captured.err.splitlines() if line.startswith("error: ")]

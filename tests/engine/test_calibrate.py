@@ -9,8 +9,8 @@ from model_core.cli import main
 from model_core.data import discover, render_resized
 from model_core.imageio import write_png_atomic
 
-from .test_cli import TINY_TRAIN
 from .conftest import write_synthetic_dataset
+from .test_cli import TINY_TRAIN
 
 
 class RedChannelPredictor:
@@ -54,7 +54,9 @@ def test_renderings_are_scored_against_linearly_resized_masks(tmp_path):
     samples = _photo_set(tmp_path / "d", with_fov=False)
     result = calibrate(RedChannelPredictor(), samples, [(30, 20)])
     assert result.renderings == ["native", "30x20"]
-    small, mask = render_resized(np.zeros((40, 60, 3), np.uint8), np.pad(np.ones((2, 60), bool), ((10, 28), (0, 0))), (30, 20))
+    small, mask = render_resized(
+        np.zeros((40, 60, 3), np.uint8), np.pad(np.ones((2, 60), bool), ((10, 28), (0, 0))), (30, 20)
+    )
     assert small.shape == (20, 30, 3) and mask.sum() == 30  # a 2-px line halves to one full row
     mean = np.mean([result.curves["native"], result.curves["30x20"]], axis=0)
     assert result.threshold == THRESHOLDS[int(np.argmax(mean))] and result.mean_curve == pytest.approx(mean)
@@ -63,14 +65,32 @@ def test_renderings_are_scored_against_linearly_resized_masks(tmp_path):
 def test_calibrate_command_rewrites_only_the_threshold(tmp_path, capsys):
     data = write_synthetic_dataset(tmp_path / "d", n=3)
     assert main(["train", str(data), "--out", str(tmp_path / "a.pt"), *TINY_TRAIN]) == 0
-    assert main(["calibrate", str(data), "--weights", str(tmp_path / "a.pt"), "--out", str(tmp_path / "b.pt"),
-                 "--resize", "52x48", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(data),
+                "--weights",
+                str(tmp_path / "a.pt"),
+                "--out",
+                str(tmp_path / "b.pt"),
+                "--resize",
+                "52x48",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
     cal = b.metadata["threshold_calibration"]
     assert b.sha256 == a.sha256 and b.threshold == cal["threshold"]
     assert cal["images"] == a.metadata["val_images"] and cal["renderings"] == ["native", "52x48"]
     assert a.metadata["command"].startswith("python -m model_core train ")
-    assert cal["command"].startswith("python -m model_core calibrate ") and f"threshold {b.threshold:.2f}" in capsys.readouterr().out
+    assert (
+        cal["command"].startswith("python -m model_core calibrate ")
+        and f"threshold {b.threshold:.2f}" in capsys.readouterr().out
+    )
     # A data set without the checkpoint's held-out photos is refused in one line.
     other = write_synthetic_dataset(tmp_path / "other", n=2, seed=50)
     for p in (other / "images").iterdir():

@@ -54,7 +54,6 @@ def test_foreign_and_tampered_files(tmp_path, saved):
         load_checkpoint(tmp_path / "future.pt")
 
 
-
 def _edited(path, tmp_path, edit, name="edited.pt"):
     """The checkpoint with one field edited by hand (only the weights are covered by the sha256)."""
     from model_core.checkpoint import weights_sha256
@@ -74,22 +73,25 @@ def _nan_weights(p):
     p["state_dict"]["head.bias"] += float("nan")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (_set("metadata", "threshold", "abc"), "its threshold 'abc' is not a number between 0 and 1"),
-    (_set("metadata", "threshold", None), "its threshold None is not a number between 0 and 1"),
-    (_set("metadata", "threshold", 7.0), "its threshold 7.0 is not a number between 0 and 1"),
-    (_set("metadata", "threshold", float("nan")), "its threshold nan is not a number between 0 and 1"),
-    (_set("preprocess", "clahe_tiles", 0), "clahe_tiles must be a whole number from 1 to 64, got 0"),
-    (_set("preprocess", "clahe_tiles", "8"), "clahe_tiles must be a whole number from 1 to 64, got '8'"),
-    (_set("preprocess", "clahe_clip", -1.0), "clahe_clip must be a number above 0, got -1.0"),
-    (_set("preprocess", "fov_diameter", float("nan")), "fov_diameter must be off (None) or a number of pixels"),
-    (_set("preprocess", "fov_diameter", "540"), "fov_diameter must be off (None) or a number of pixels"),
-    (_set("model_config", "in_channels", 3), "the model must read 1 channel and write 1, got 3 and 1"),
-    (_set("model_config", "out_channels", 2), "the model must read 1 channel and write 1, got 1 and 2"),
-    (lambda p: p.__setitem__("format_version", "1"), "checkpoint format version '1' is not a version number"),
-    (lambda p: p.__setitem__("format_version", -3), "checkpoint format version -3 is not a version number"),
-    (_nan_weights, "its weights contain NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_set("metadata", "threshold", "abc"), "its threshold 'abc' is not a number between 0 and 1"),
+        (_set("metadata", "threshold", None), "its threshold None is not a number between 0 and 1"),
+        (_set("metadata", "threshold", 7.0), "its threshold 7.0 is not a number between 0 and 1"),
+        (_set("metadata", "threshold", float("nan")), "its threshold nan is not a number between 0 and 1"),
+        (_set("preprocess", "clahe_tiles", 0), "clahe_tiles must be a whole number from 1 to 64, got 0"),
+        (_set("preprocess", "clahe_tiles", "8"), "clahe_tiles must be a whole number from 1 to 64, got '8'"),
+        (_set("preprocess", "clahe_clip", -1.0), "clahe_clip must be a number above 0, got -1.0"),
+        (_set("preprocess", "fov_diameter", float("nan")), "fov_diameter must be off (None) or a number of pixels"),
+        (_set("preprocess", "fov_diameter", "540"), "fov_diameter must be off (None) or a number of pixels"),
+        (_set("model_config", "in_channels", 3), "the model must read 1 channel and write 1, got 3 and 1"),
+        (_set("model_config", "out_channels", 2), "the model must read 1 channel and write 1, got 1 and 2"),
+        (lambda p: p.__setitem__("format_version", "1"), "checkpoint format version '1' is not a version number"),
+        (lambda p: p.__setitem__("format_version", -3), "checkpoint format version -3 is not a version number"),
+        (_nan_weights, "its weights contain NaN or infinite values"),
+    ],
+)
 def test_a_checkpoint_edited_by_hand_is_one_clear_error(tmp_path, saved, edit, message):
     path = _edited(saved[0], tmp_path, edit)
     with pytest.raises(CheckpointError) as exc:

@@ -13,16 +13,40 @@ from model_core.imageio import read_raw, write_png_atomic
 
 from .conftest import write_synthetic_dataset
 
-TINY_TRAIN = ["--preset", "micro", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
-              "--patch-size", "32", "--fov-diameter", "0", "--device", "cpu"]
+TINY_TRAIN = [
+    "--preset",
+    "micro",
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "2",
+    "--batch-size",
+    "2",
+    "--patch-size",
+    "32",
+    "--fov-diameter",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 def test_predict_writes_mask_and_16_bit_probability_of_the_input_size(tmp_path, micro_checkpoint_path, fundus, capsys):
     write_png_atomic(tmp_path / "in" / "a.png", fundus.image)
     odd = np.random.default_rng(0).integers(0, 255, (41, 67, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "in" / "b.tif"), odd)
-    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path),
-               "--threshold", "0.5"])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            str(micro_checkpoint_path),
+            "--threshold",
+            "0.5",
+        ]
+    )
     assert rc == 0
     for stem, shape in (("a", (96, 104)), ("b", (41, 67))):
         mask = read_raw(tmp_path / "out" / f"{stem}.png")
@@ -37,8 +61,18 @@ def test_predict_writes_mask_and_16_bit_probability_of_the_input_size(tmp_path, 
 def test_predict_skips_unreadable_input_and_exits_non_zero(tmp_path, micro_checkpoint_path, fundus, capsys):
     write_png_atomic(tmp_path / "good.png", fundus.image)
     (tmp_path / "bad.png").write_bytes(b"junk")
-    rc = main(["predict", str(tmp_path / "bad.png"), str(tmp_path / "good.png"), str(tmp_path / "missing.png"),
-               "--out", str(tmp_path / "out"), "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "bad.png"),
+            str(tmp_path / "good.png"),
+            str(tmp_path / "missing.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            str(micro_checkpoint_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1
     assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bad.png").exists()
@@ -61,8 +95,18 @@ def test_evaluate_with_fov_masks(tmp_path, micro_checkpoint_path):
     data = write_synthetic_dataset(tmp_path / "d", n=1)
     (tmp_path / "fov").mkdir()
     write_png_atomic(tmp_path / "fov" / "img0.png", np.zeros((96, 104), np.uint8) + 255)
-    rc = main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--fov", str(tmp_path / "fov"),
-               "--json", str(tmp_path / "m.json")])
+    rc = main(
+        [
+            "evaluate",
+            str(data),
+            "--weights",
+            str(micro_checkpoint_path),
+            "--fov",
+            str(tmp_path / "fov"),
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert rc == 0 and json.loads((tmp_path / "m.json").read_text())["fov"] == str(tmp_path / "fov")
 
 
@@ -80,15 +124,35 @@ def test_train_then_finetune(tmp_path, capsys):
     a = load_checkpoint(tmp_path / "a.pt")
     assert a.metadata["val_images"] and set(a.metadata["val_images"]).isdisjoint(a.metadata["train_images"])
     assert len(a.metadata["log"]) == 1
-    rc = main(["finetune", str(data), "--weights", str(tmp_path / "a.pt"), "--out", str(tmp_path / "b.pt"),
-               "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
+    rc = main(
+        [
+            "finetune",
+            str(data),
+            "--weights",
+            str(tmp_path / "a.pt"),
+            "--out",
+            str(tmp_path / "b.pt"),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "2",
+            "--patch-size",
+            "32",
+            "--device",
+            "cpu",
+        ]
+    )
     b = load_checkpoint(tmp_path / "b.pt")
     assert b.metadata["parent"]["sha256"] == a.sha256
     assert a.version == "1" and b.version == "1-finetuned"  # not a second "v1"
     # Fine-tuning keeps a moving average of the weights unless told otherwise; training from scratch does not.
     assert b.metadata["train_config"]["ema_decay"] == 0.99 and a.metadata["train_config"]["ema_decay"] == 0.0
     # A second training stage starts from the first stage's weights and records where it came from.
-    assert main(["train", str(data), "--out", str(tmp_path / "c.pt"), "--init", str(tmp_path / "a.pt"), *TINY_TRAIN]) == 0
+    assert (
+        main(["train", str(data), "--out", str(tmp_path / "c.pt"), "--init", str(tmp_path / "a.pt"), *TINY_TRAIN]) == 0
+    )
     c = load_checkpoint(tmp_path / "c.pt")
     assert c.metadata["init"]["sha256"] == a.sha256 and c.model_config == a.model_config
     gate = b.metadata["gate"]
@@ -101,9 +165,34 @@ def test_train_then_finetune(tmp_path, capsys):
 def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_path, micro_checkpoint_path, capsys):
     data = write_synthetic_dataset(tmp_path / "d", n=3)
     others = write_synthetic_dataset(tmp_path / "others", n=2, seed=9)
-    rc = main(["finetune", str(data), "--weights", str(micro_checkpoint_path), "--out", str(tmp_path / "b.pt"),
-               "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--patch-size", "32", "--device", "cpu",
-               "--unreviewed", str(others), "--rehearsal-share", "0.25", "--wise-keep", "0.5", "--focus-share", "0.5"])
+    rc = main(
+        [
+            "finetune",
+            str(data),
+            "--weights",
+            str(micro_checkpoint_path),
+            "--out",
+            str(tmp_path / "b.pt"),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "4",
+            "--patch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--unreviewed",
+            str(others),
+            "--rehearsal-share",
+            "0.25",
+            "--wise-keep",
+            "0.5",
+            "--focus-share",
+            "0.5",
+        ]
+    )
     b = load_checkpoint(tmp_path / "b.pt")
     gate = b.metadata["gate"]
     assert rc == (0 if gate["accepted"] else 3)
@@ -112,8 +201,21 @@ def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_p
     assert gate["drift_source"] == "unreviewed photos" and 0.0 <= gate["drift"] <= 1.0
     assert gate["wise_alpha"] == b.metadata["wise_alpha"]
     assert f"predictions on unreviewed photos change by {gate['drift']:.1%}" in capsys.readouterr().out
-    assert main(["finetune", str(data), "--weights", str(micro_checkpoint_path), "--out", str(tmp_path / "c.pt"),
-                 "--unreviewed", str(tmp_path / "nowhere")]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                str(data),
+                "--weights",
+                str(micro_checkpoint_path),
+                "--out",
+                str(tmp_path / "c.pt"),
+                "--unreviewed",
+                str(tmp_path / "nowhere"),
+            ]
+        )
+        == 2
+    )
     assert "nowhere: --unreviewed folder not found" in capsys.readouterr().err
 
 
@@ -137,8 +239,10 @@ def test_a_decay_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys, val
 def test_resized_renderings_join_training_and_validation(tmp_path, capsys):
     data = write_synthetic_dataset(tmp_path / "d", n=5)
     out = tmp_path / "r.pt"
-    assert main(["train", str(data), "--out", str(out), *TINY_TRAIN, "--train-resample", "0.5",
-                 "--val-resample", "0.5"]) == 0
+    assert (
+        main(["train", str(data), "--out", str(out), *TINY_TRAIN, "--train-resample", "0.5", "--val-resample", "0.5"])
+        == 0
+    )
     # 5 photos: 4 train, 1 held out; each also rendered at half size.
     assert "8 training and 2 validation images" in capsys.readouterr().err
     meta = load_checkpoint(out).metadata
@@ -162,10 +266,26 @@ def test_module_entry_point_runs(tmp_path):
 def test_two_process_ddp_training_with_gloo(tmp_path):
     data = write_synthetic_dataset(tmp_path / "d", n=4)
     out = tmp_path / "ddp.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "model_core", "train", str(data), "--out", str(out), *TINY_TRAIN, "--epochs", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
-                                                                                "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "model_core",
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        *TINY_TRAIN,
+        "--epochs",
+        "2",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = load_checkpoint(out)
     assert ckpt.metadata["epochs_run"] == 2
@@ -179,18 +299,36 @@ def test_unwritable_output_and_clashing_names_are_one_line_errors(tmp_path, micr
     (tmp_path / "b").mkdir()
     cv2.imwrite(str(tmp_path / "b" / "x.tif"), fundus.image)
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    rc = main(["predict", str(tmp_path / "a" / "x.png"), "--out", str(tmp_path / "blocker" / "out"),
-               "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "a" / "x.png"),
+            "--out",
+            str(tmp_path / "blocker" / "out"),
+            "--weights",
+            str(micro_checkpoint_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ")
-    rc = main(["predict", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.tif"), "--out", str(tmp_path / "o"),
-               "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "a" / "x.png"),
+            str(tmp_path / "b" / "x.tif"),
+            "--out",
+            str(tmp_path / "o"),
+            "--weights",
+            str(micro_checkpoint_path),
+        ]
+    )
     assert rc == 1 and "x.tif: same name as" in capsys.readouterr().err
     assert (tmp_path / "o" / "x.png").is_file()
 
 
 def test_predict_never_writes_over_its_input_and_replaces_earlier_outputs_only_when_told(
-        tmp_path, micro_checkpoint_path, fundus, capsys):
+    tmp_path, micro_checkpoint_path, fundus, capsys
+):
     photo = tmp_path / "photos" / "a.png"
     write_png_atomic(photo, fundus.image)
     before = photo.read_bytes()
@@ -210,10 +348,13 @@ def test_predict_never_writes_over_its_input_and_replaces_earlier_outputs_only_w
     assert rc == 0 and read_raw(out / "a.png").shape == fundus.image.shape[:2]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["predict", "x.png", "--out", "o", "--threshold", "1.5"], "'1.5' is not a threshold between 0 and 1"),
-    (["evaluate", "d", "--threshold", "-0.2"], "'-0.2' is not a threshold between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "x.png", "--out", "o", "--threshold", "1.5"], "'1.5' is not a threshold between 0 and 1"),
+        (["evaluate", "d", "--threshold", "-0.2"], "'-0.2' is not a threshold between 0 and 1"),
+    ],
+)
 def test_a_threshold_outside_0_to_1_is_refused(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -228,15 +369,31 @@ def test_a_device_this_machine_lacks_is_a_one_line_error_before_any_work(tmp_pat
     assert not (tmp_path / "o").exists()
     if not __import__("torch").cuda.is_available():
         assert main(["evaluate", str(tmp_path), "--device", "cuda"]) == 2
-        assert capsys.readouterr().err.strip() == "error: device 'cuda': this machine has no CUDA GPU that PyTorch can use"
+        assert (
+            capsys.readouterr().err.strip() == "error: device 'cuda': this machine has no CUDA GPU that PyTorch can use"
+        )
 
 
 def test_finetune_refuses_to_write_over_the_checkpoint_it_starts_from(tmp_path, micro_checkpoint_path, capsys):
     data = write_synthetic_dataset(tmp_path / "d", n=2)
     parent = tmp_path / "parent.pt"
     parent.write_bytes(micro_checkpoint_path.read_bytes())
-    rc = main(["finetune", str(data), "--weights", str(parent), "--out", str(tmp_path / "." / "parent.pt"),
-               "--epochs", "1", "--steps-per-epoch", "1", "--device", "cpu"])
+    rc = main(
+        [
+            "finetune",
+            str(data),
+            "--weights",
+            str(parent),
+            "--out",
+            str(tmp_path / "." / "parent.pt"),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2 and parent.read_bytes() == micro_checkpoint_path.read_bytes()
     assert "is also the checkpoint this finetune starts from; choose another --out" in capsys.readouterr().err
 
@@ -246,8 +403,11 @@ def test_an_unwritable_output_is_reported_before_the_work_not_after(tmp_path, mi
     data = write_synthetic_dataset(tmp_path / "d", n=2)
     (tmp_path / "blocker").write_text("a file where a folder should be")
     target = tmp_path / "blocker" / "out.json"
-    argv = (["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(target)]
-            if command == "evaluate" else ["train", str(data), "--out", str(target), *TINY_TRAIN])
+    argv = (
+        ["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(target)]
+        if command == "evaluate"
+        else ["train", str(data), "--out", str(target), *TINY_TRAIN]
+    )
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # no metrics table, no training: nothing ran
@@ -264,22 +424,33 @@ def test_evaluate_reads_a_folder_the_app_has_reviewed(tmp_path, micro_checkpoint
         f = make_fundus(96, 104, seed=i)
         write_png_atomic(tmp_path / "reviewed" / f"photo{i}.png", f.image)
         write_png_atomic(tmp_path / "reviewed" / "ground_truth" / f"photo{i}.png", mask_to_png(f.vessels))
-    rc = main(["evaluate", str(tmp_path / "reviewed"), "--weights", str(micro_checkpoint_path),
-               "--json", str(tmp_path / "m.json")])
+    rc = main(
+        [
+            "evaluate",
+            str(tmp_path / "reviewed"),
+            "--weights",
+            str(micro_checkpoint_path),
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "m.json").read_text())
     assert summary["images"] == 2 and set(summary["per_image"]) == {"photo0", "photo1"}
 
 
 @pytest.mark.parametrize("command", ["train", "finetune"])
-@pytest.mark.parametrize("option, value, message", [
-    ("--epochs", "0", "'0' is not a whole number of at least 1"),
-    ("--epochs", "two", "'two' is not a whole number of at least 1"),
-    ("--steps-per-epoch", "-3", "'-3' is not a whole number of at least 1"),
-    ("--batch-size", "0", "'0' is not a whole number of at least 1"),
-    ("--minutes", "-1", "'-1' is not a number of minutes above 0"),
-    ("--minutes", "0", "'0' is not a number of minutes above 0"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--epochs", "0", "'0' is not a whole number of at least 1"),
+        ("--epochs", "two", "'two' is not a whole number of at least 1"),
+        ("--steps-per-epoch", "-3", "'-3' is not a whole number of at least 1"),
+        ("--batch-size", "0", "'0' is not a whole number of at least 1"),
+        ("--minutes", "-1", "'-1' is not a number of minutes above 0"),
+        ("--minutes", "0", "'0' is not a number of minutes above 0"),
+    ],
+)
 def test_training_numbers_out_of_range_are_refused_before_any_work(tmp_path, capsys, command, option, value, message):
     argv = [command, str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), option, value]
     with pytest.raises(SystemExit) as exc:
@@ -293,11 +464,25 @@ def test_an_output_that_is_a_folder_is_refused_before_the_work(tmp_path, micro_c
     data = write_synthetic_dataset(tmp_path / "d", n=2)
     folder = tmp_path / "existing"
     folder.mkdir()
-    argv = {"train": ["train", str(data), "--out", str(folder), *TINY_TRAIN],
-            "finetune": ["finetune", str(data), "--weights", str(micro_checkpoint_path), "--out", str(folder),
-                         "--epochs", "1", "--steps-per-epoch", "1", "--device", "cpu"],
-            "calibrate": ["calibrate", str(data), "--weights", str(micro_checkpoint_path), "--out", str(folder)],
-            "evaluate": ["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(folder)]}[command]
+    argv = {
+        "train": ["train", str(data), "--out", str(folder), *TINY_TRAIN],
+        "finetune": [
+            "finetune",
+            str(data),
+            "--weights",
+            str(micro_checkpoint_path),
+            "--out",
+            str(folder),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        "calibrate": ["calibrate", str(data), "--weights", str(micro_checkpoint_path), "--out", str(folder)],
+        "evaluate": ["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--json", str(folder)],
+    }[command]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # nothing ran
@@ -306,13 +491,37 @@ def test_an_output_that_is_a_folder_is_refused_before_the_work(tmp_path, micro_c
 
 
 def _finetune_argv(data, weights, out):
-    return ["finetune", str(data), "--weights", str(weights), "--out", str(out), "--epochs", "1",
-            "--steps-per-epoch", "1", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"]
+    return [
+        "finetune",
+        str(data),
+        "--weights",
+        str(weights),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "2",
+        "--patch-size",
+        "32",
+        "--device",
+        "cpu",
+    ]
 
 
-@pytest.mark.parametrize("case", ["train over a photo", "finetune over a mask", "calibrate over a photo",
-                                  "evaluate json over a photo", "evaluate json over its checkpoint",
-                                  "evaluate json over another checkpoint"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "train over a photo",
+        "finetune over a mask",
+        "calibrate over a photo",
+        "evaluate json over a photo",
+        "evaluate json over its checkpoint",
+        "evaluate json over another checkpoint",
+    ],
+)
 def test_an_output_never_replaces_an_input(tmp_path, micro_checkpoint_path, capsys, case):
     data = write_synthetic_dataset(tmp_path / "d", n=2)
     weights = tmp_path / "w.pt"
@@ -323,13 +532,19 @@ def test_an_output_never_replaces_an_input(tmp_path, micro_checkpoint_path, caps
     target, argv = {
         "train over a photo": (photo, ["train", str(data), "--out", str(photo), "--overwrite", *TINY_TRAIN]),
         "finetune over a mask": (mask, _finetune_argv(data, weights, mask) + ["--overwrite"]),
-        "calibrate over a photo": (photo, ["calibrate", str(data), "--weights", str(weights), "--out", str(photo),
-                                           "--overwrite"]),
+        "calibrate over a photo": (
+            photo,
+            ["calibrate", str(data), "--weights", str(weights), "--out", str(photo), "--overwrite"],
+        ),
         "evaluate json over a photo": (photo, ["evaluate", str(data), "--weights", str(weights), "--json", str(photo)]),
-        "evaluate json over its checkpoint": (weights, ["evaluate", str(data), "--weights", str(weights),
-                                                        "--json", str(weights)]),
-        "evaluate json over another checkpoint": (other, ["evaluate", str(data), "--weights", str(weights),
-                                                          "--json", str(other)]),
+        "evaluate json over its checkpoint": (
+            weights,
+            ["evaluate", str(data), "--weights", str(weights), "--json", str(weights)],
+        ),
+        "evaluate json over another checkpoint": (
+            other,
+            ["evaluate", str(data), "--weights", str(weights), "--json", str(other)],
+        ),
     }[case]
     before = target.read_bytes()
     assert main(argv) == 2
@@ -345,8 +560,10 @@ def test_an_existing_checkpoint_is_replaced_only_with_overwrite(tmp_path, capsys
     out.write_bytes(b"a model trained last week")
     assert main(["train", str(data), "--out", str(out), *TINY_TRAIN]) == 2
     assert out.read_bytes() == b"a model trained last week"
-    assert capsys.readouterr().err.strip() == (f"error: {out}: already exists; pass --overwrite to replace it (the "
-                                               "run would replace it even if it failed), or choose another --out")
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out}: already exists; pass --overwrite to replace it (the "
+        "run would replace it even if it failed), or choose another --out"
+    )
     assert main(["train", str(data), "--out", str(out), "--overwrite", *TINY_TRAIN]) == 0
     assert load_checkpoint(out).metadata["val_images"]
     # Outputs inside the data set's folder are fine, and re-running into them too: a report is a report, a
@@ -357,20 +574,23 @@ def test_an_existing_checkpoint_is_replaced_only_with_overwrite(tmp_path, capsys
     assert json.loads((data / "m.json").read_text())["images"] >= 1
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--patch-size", "7", "'7' is not a patch size of at least 32 px, a multiple of 16"),
-    ("--patch-size", "40", "'40' is not a patch size of at least 32 px, a multiple of 16"),
-    ("--lr", "nan", "'nan' is not a number above 0"),
-    ("--lr", "-1", "'-1' is not a number above 0"),
-    ("--weight-decay", "nan", "'nan' is not a number of at least 0"),
-    ("--alpha", "-1", "'-1' is not a number of at least 0"),
-    ("--val-fraction", "1", "'1' is not a share between 0 and 1 (exclusive)"),
-    ("--seed", "-1", "'-1' is not a whole number of at least 0"),
-    ("--threshold", "2", "'2' is not a threshold between 0 and 1"),
-    ("--fov-diameter", "nan", "'nan' is not 0 (off) or a diameter of 8 to 20000 px"),
-    ("--fov-diameter", "5", "'5' is not 0 (off) or a diameter of 8 to 20000 px"),
-    ("--patience", "-1", "'-1' is not a whole number of at least 1"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--patch-size", "7", "'7' is not a patch size of at least 32 px, a multiple of 16"),
+        ("--patch-size", "40", "'40' is not a patch size of at least 32 px, a multiple of 16"),
+        ("--lr", "nan", "'nan' is not a number above 0"),
+        ("--lr", "-1", "'-1' is not a number above 0"),
+        ("--weight-decay", "nan", "'nan' is not a number of at least 0"),
+        ("--alpha", "-1", "'-1' is not a number of at least 0"),
+        ("--val-fraction", "1", "'1' is not a share between 0 and 1 (exclusive)"),
+        ("--seed", "-1", "'-1' is not a whole number of at least 0"),
+        ("--threshold", "2", "'2' is not a threshold between 0 and 1"),
+        ("--fov-diameter", "nan", "'nan' is not 0 (off) or a diameter of 8 to 20000 px"),
+        ("--fov-diameter", "5", "'5' is not 0 (off) or a diameter of 8 to 20000 px"),
+        ("--patience", "-1", "'-1' is not a whole number of at least 1"),
+    ],
+)
 def test_training_options_out_of_range_are_one_line_errors(tmp_path, capsys, option, value, message):
     with pytest.raises(SystemExit) as exc:
         main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), option, value])
@@ -389,7 +609,8 @@ def test_evaluate_refuses_an_empty_fov_mask(tmp_path, micro_checkpoint_path, cap
     write_png_atomic(tmp_path / "fov" / "img0.png", np.zeros((96, 104), np.uint8))
     assert main(["evaluate", str(data), "--weights", str(micro_checkpoint_path), "--fov", str(tmp_path / "fov")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'fov' / 'img0.png'}: FOV mask is empty (no pixel inside the field of view)")
+        f"error: {tmp_path / 'fov' / 'img0.png'}: FOV mask is empty (no pixel inside the field of view)"
+    )
 
 
 def test_small_input_mistakes_are_one_line_each(tmp_path, micro_checkpoint_path, fundus, capsys):
@@ -397,11 +618,21 @@ def test_small_input_mistakes_are_one_line_each(tmp_path, micro_checkpoint_path,
     write_png_atomic(tmp_path / "in" / "b.png", fundus.image)
     a_file = tmp_path / "in" / "a.png"
     assert main(["predict", str(a_file), "--out", str(a_file), "--weights", str(micro_checkpoint_path)]) == 2
-    assert capsys.readouterr().err.strip() == (f"error: {a_file}: is a file, not a folder; --out names the folder "
-                                               "the masks go to")
+    assert capsys.readouterr().err.strip() == (
+        f"error: {a_file}: is a file, not a folder; --out names the folder the masks go to"
+    )
     (tmp_path / "out" / "a.png").mkdir(parents=True)  # a folder in the way of one image's output
-    rc = main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--overwrite",
-               "--weights", str(micro_checkpoint_path)])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--overwrite",
+            "--weights",
+            str(micro_checkpoint_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and (tmp_path / "out" / "b.png").is_file()  # the other image is still predicted
     assert f"a folder is in the way of its output {tmp_path / 'out' / 'a.png'}; skipped" in err

@@ -5,16 +5,24 @@ import math
 import numpy as np
 import pytest
 
-from model_core.metrics import (DIFF_FN, DIFF_FP, DIFF_TN, DIFF_TP, DIFFERENCE_COLOURS, agreement,
-                                difference_labels, difference_rgba)
+from model_core.metrics import (
+    DIFF_FN,
+    DIFF_FP,
+    DIFF_TN,
+    DIFF_TP,
+    DIFFERENCE_COLOURS,
+    agreement,
+    difference_labels,
+    difference_rgba,
+)
 
 
 def _pair():
     reference = np.zeros((6, 12), bool)
-    reference[2, 0:10] = True          # a 1-px vessel of 10 px
+    reference[2, 0:10] = True  # a 1-px vessel of 10 px
     mask = np.zeros((6, 12), bool)
-    mask[2, 0:8] = True                # 8 of them found (TP 8, FN 2)
-    mask[4, 0:4] = True                # and a 4-px false vessel (FP 4); TN = 72 - 14 = 58
+    mask[2, 0:8] = True  # 8 of them found (TP 8, FN 2)
+    mask[4, 0:4] = True  # and a 4-px false vessel (FP 4); TN = 72 - 14 = 58
     return mask, reference
 
 
@@ -57,9 +65,9 @@ def test_difference_overlay_colours_are_distinct_and_background_transparent():
     rgba = difference_rgba(difference_labels(mask, reference), alpha=200)
     assert rgba.shape == (6, 12, 4) and rgba.dtype == np.uint8
     assert tuple(rgba[0, 0]) == (0, 0, 0, 0)
-    assert tuple(rgba[2, 0]) == (0x56, 0xB4, 0xE9, 200)      # TP sky blue
-    assert tuple(rgba[4, 0]) == (0xD5, 0x5E, 0x00, 200)      # FP vermillion
-    assert tuple(rgba[2, 9]) == (0xF0, 0xE4, 0x42, 200)      # FN yellow
+    assert tuple(rgba[2, 0]) == (0x56, 0xB4, 0xE9, 200)  # TP sky blue
+    assert tuple(rgba[4, 0]) == (0xD5, 0x5E, 0x00, 200)  # FP vermillion
+    assert tuple(rgba[2, 9]) == (0xF0, 0xE4, 0x42, 200)  # FN yellow
     assert len(set(DIFFERENCE_COLOURS.values())) == 3
 
 

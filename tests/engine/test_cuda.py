@@ -18,8 +18,9 @@ def test_mixed_precision_training_and_inference_on_cuda():
     pre = PreprocessConfig(fov_diameter=None)
     f = make_fundus(128, 128, seed=5)
     im = PreparedImage("s", model_input(f.image, pre), f.vessels.astype(np.uint8), f.fov.astype(np.uint8), 1.0)
-    cfg = TrainConfig(epochs=8, steps_per_epoch=25, batch_size=4, patch_size=64, lr=1e-2, augment=False,
-                      device="cuda", amp=True)
+    cfg = TrainConfig(
+        epochs=8, steps_per_epoch=25, batch_size=4, patch_size=64, lr=1e-2, augment=False, device="cuda", amp=True
+    )
     result = train([im], [im], ModelConfig.preset("micro"), pre, cfg)
     assert result.checkpoint.metadata["device"].startswith("GPU")
     assert result.best_val_dice > 0.85

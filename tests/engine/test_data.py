@@ -7,8 +7,8 @@ import pytest
 from model_core.data import PatchSampler, PreparedImage, augmentation, discover, find_mask, image_folders, prepare
 from model_core.errors import DatasetError, ImageReadError
 from model_core.imageio import mask_to_png, write_png_atomic
-from model_core.synthetic import make_fundus
 from model_core.preprocess import PreprocessConfig
+from model_core.synthetic import make_fundus
 
 from .conftest import write_synthetic_dataset
 
@@ -133,7 +133,8 @@ def test_drive_as_distributed_pairs_manual1_masks_and_mask_folder_fov_discs(tmp_
     samples = discover(root, split="train")  # "train" also finds DRIVE's "training"
     assert [(s.image.name, s.mask.name, s.fov.name) for s in samples] == [
         ("21_training.png", "21_manual1.png", "21_training_mask.png"),
-        ("22_training.png", "22_manual1.png", "22_training_mask.png")]
+        ("22_training.png", "22_manual1.png", "22_training_mask.png"),
+    ]
     (folder,) = image_folders(root)
     assert folder.masks == root / "training" / "1st_manual" and folder.split == "training"
 
@@ -144,10 +145,14 @@ def test_flat_folder_reviewed_by_the_app(tmp_path):
     with pytest.raises(DatasetError, match="no images/ folder and no ground_truth/ folder"):
         discover(tmp_path / "w")
     for i in (0, 2):  # img_1 not reviewed yet
-        write_png_atomic(tmp_path / "w" / "ground_truth" / f"img_{i}.png", mask_to_png(make_fundus(96, 104, seed=i).vessels))
+        write_png_atomic(
+            tmp_path / "w" / "ground_truth" / f"img_{i}.png", mask_to_png(make_fundus(96, 104, seed=i).vessels)
+        )
     samples = discover(tmp_path / "w", split="test")
     assert [(s.image.name, s.mask.relative_to(tmp_path).as_posix()) for s in samples] == [
-        ("img_0.png", "w/ground_truth/img_0.png"), ("img_2.png", "w/ground_truth/img_2.png")]
+        ("img_0.png", "w/ground_truth/img_0.png"),
+        ("img_2.png", "w/ground_truth/img_2.png"),
+    ]
     (folder,) = image_folders(tmp_path / "w")
     assert folder.layout == "flat" and folder.masks == tmp_path / "w" / "ground_truth"
 
@@ -160,8 +165,9 @@ def test_find_mask_tries_the_same_stems_as_discover(tmp_path):
     assert find_mask(tmp_path / "m", "22_training") is None and find_mask(tmp_path / "m", "im") is None
 
 
-@pytest.mark.parametrize("name, train, test, fov", [("drive", 20, 20, True), ("stare", 10, 10, False),
-                                                    ("retina-kaggle", 80, 20, False)])
+@pytest.mark.parametrize(
+    "name, train, test, fov", [("drive", 20, 20, True), ("stare", 10, 10, False), ("retina-kaggle", 80, 20, False)]
+)
 def test_the_shared_data_sets_as_they_are_laid_out(name, train, test, fov):
     root = Path("/work/shared/data") / name
     if not root.is_dir():
@@ -178,7 +184,9 @@ def test_a_suffixed_mask_belongs_to_the_photo_of_that_exact_name_first(tmp_path)
         write_png_atomic(tmp_path / "d" / "images" / f"{stem}.png", make_fundus(96, 104, seed=1).image)
     write_png_atomic(tmp_path / "d" / "masks" / "a_gt.png", np.zeros((96, 104), np.uint8))
     assert [(s.name, s.mask and s.mask.name) for s in discover(tmp_path / "d", require_masks=False)] == [
-        ("a", None), ("a_gt", "a_gt.png")]
+        ("a", None),
+        ("a_gt", "a_gt.png"),
+    ]
     write_png_atomic(tmp_path / "d" / "masks" / "a_vessels.png", np.zeros((96, 104), np.uint8))
     assert [s.mask.name for s in discover(tmp_path / "d")] == ["a_vessels.png", "a_gt.png"]
 
@@ -225,7 +233,7 @@ def test_sampling_without_focus_draws_the_same_random_stream_as_before_focus_exi
     for _ in range(6):
         rng.integers(1)
         cy, cx = centres[rng.integers(len(centres))]
-        expected.append(padded[cy:cy + 32, cx:cx + 32])
+        expected.append(padded[cy : cy + 32, cx : cx + 32])
     focus = np.zeros((200, 200), bool)
     focus[50, 60] = True
     for kw in ({}, {"focus": [focus], "focus_p": 0.0}):

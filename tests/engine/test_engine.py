@@ -17,7 +17,9 @@ PRE = PreprocessConfig(fov_diameter=None)
 
 def _prepared(seed=5, size=128):
     f = make_fundus(size, size, seed=seed)
-    return f, PreparedImage(f"s{seed}", model_input(f.image, PRE), f.vessels.astype(np.uint8), f.fov.astype(np.uint8), 1.0)
+    return f, PreparedImage(
+        f"s{seed}", model_input(f.image, PRE), f.vessels.astype(np.uint8), f.fov.astype(np.uint8), 1.0
+    )
 
 
 def _cfg(**kw):
@@ -52,7 +54,9 @@ def test_same_seed_gives_the_same_weights():
     a = train([im], [im], ModelConfig.preset("micro"), PRE, cfg).checkpoint
     b = train([im], [im], ModelConfig.preset("micro"), PRE, cfg).checkpoint
     assert a.sha256 == b.sha256
-    c = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=2, steps_per_epoch=3, augment=True, seed=8)).checkpoint
+    c = train(
+        [im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=2, steps_per_epoch=3, augment=True, seed=8)
+    ).checkpoint
     assert c.sha256 != a.sha256
 
 
@@ -76,8 +80,15 @@ def test_cancel_from_another_thread_stops_promptly():
         if len(steps) == 3:
             threading.Thread(target=token.cancel).start()
 
-    result = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=50, steps_per_epoch=100),
-                   on_step=on_step, cancel=token)
+    result = train(
+        [im],
+        [im],
+        ModelConfig.preset("micro"),
+        PRE,
+        _cfg(epochs=50, steps_per_epoch=100),
+        on_step=on_step,
+        cancel=token,
+    )
     assert result.stop_reason == "cancelled" and len(steps) < 10
 
 
@@ -85,9 +96,14 @@ def test_finetune_starts_from_init_and_reports_parent_dice():
     _, im = _prepared()
     parent = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=2)).checkpoint
     _, other = _prepared(seed=9)
-    result = train([other], [im], ModelConfig.preset("tiny"), PRE, _cfg(epochs=1, steps_per_epoch=3, lr=1e-3,
-                                                                        l2sp_weight=0.01, encoder_lr_scale=0.1),
-                   init=parent)
+    result = train(
+        [other],
+        [im],
+        ModelConfig.preset("tiny"),
+        PRE,
+        _cfg(epochs=1, steps_per_epoch=3, lr=1e-3, l2sp_weight=0.01, encoder_lr_scale=0.1),
+        init=parent,
+    )
     # The init's architecture wins over the model_config argument, and the parent was scored first.
     assert result.checkpoint.model_config == parent.model_config
     assert not np.isnan(result.initial_val_dice) and not np.isnan(result.best_val_dice)
@@ -109,8 +125,14 @@ def test_selection_uses_dice_at_half_or_at_the_best_threshold(monkeypatch, at_be
     monkeypatch.setattr(engine, "_validate_everywhere", lambda *a: next(script))
     _, im = _prepared()
     reports = []
-    result = train([im], [im], ModelConfig.preset("micro"), PRE,
-                   _cfg(epochs=3, steps_per_epoch=1, select_at_best_threshold=at_best), on_epoch=reports.append)
+    result = train(
+        [im],
+        [im],
+        ModelConfig.preset("micro"),
+        PRE,
+        _cfg(epochs=3, steps_per_epoch=1, select_at_best_threshold=at_best),
+        on_epoch=reports.append,
+    )
     if at_best:
         assert [r.val_dice for r in reports] == [0.80, 0.76, 0.78]
         assert (result.best_epoch, result.threshold, result.best_val_dice) == (1, 0.30, 0.80)
@@ -122,8 +144,9 @@ def test_selection_uses_dice_at_half_or_at_the_best_threshold(monkeypatch, at_be
 
 def test_selection_at_the_best_threshold_on_a_real_validation():
     _, im = _prepared()
-    result = train([im], [im], ModelConfig.preset("micro"), PRE,
-                   _cfg(epochs=2, steps_per_epoch=10, select_at_best_threshold=True))
+    result = train(
+        [im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=2, steps_per_epoch=10, select_at_best_threshold=True)
+    )
     from model_core.engine import validate
 
     net = result.checkpoint.build().eval()
@@ -143,8 +166,9 @@ def _train_recording_raw_weights(monkeypatch, init=None):
         update(self, model)
 
     monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", spy)
-    saved = train([im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=4, ema_decay=0.6),
-                  init=init).checkpoint
+    saved = train(
+        [im], [im], ModelConfig.preset("micro"), PRE, _cfg(epochs=1, steps_per_epoch=4, ema_decay=0.6), init=init
+    ).checkpoint
     assert len(raw) == 4 and saved.metadata["train_config"]["ema_decay"] == 0.6
     return raw, saved
 

@@ -63,8 +63,12 @@ def test_child_keeps_the_parents_loss_unless_told_otherwise(parent_and_data):
     assert finetune_config(dataclasses.replace(parent, metadata={"train_config": None})).alpha == generic.alpha
     odd = dict(trained, alpha=True, beta=float("nan"), gamma=-1.0, bce_weight="0.9")
     cfg = finetune_config(dataclasses.replace(parent, metadata={"train_config": odd}))
-    assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight) == (generic.alpha, generic.beta, generic.gamma,
-                                                                generic.bce_weight)
+    assert (cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight) == (
+        generic.alpha,
+        generic.beta,
+        generic.gamma,
+        generic.bce_weight,
+    )
 
 
 def test_gate_rules():
@@ -114,8 +118,14 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(parent_and_data, tmp
         steps.append(step)
         token.cancel()
 
-    out = finetune(parent, corrections, finetune_config(epochs=100, steps_per_epoch=50, batch_size=4, patch_size=64),
-                   store=store, on_step=on_step, cancel=token)
+    out = finetune(
+        parent,
+        corrections,
+        finetune_config(epochs=100, steps_per_epoch=50, batch_size=4, patch_size=64),
+        store=store,
+        on_step=on_step,
+        cancel=token,
+    )
     assert len(steps) == 1 and out.result.stop_reason == "cancelled" and not out.accepted
     assert out.version is None and not any(store.root.glob("v*"))
 

@@ -9,8 +9,17 @@ import torch
 from model_core.data import PatchSampler, discover, prepare
 from model_core.engine import soft_target_loss, validate
 from model_core.finetune import finetune
-from model_core.forgetting import (ALPHA_GRID, RehearsalImage, choose_alpha, interpolate, network, photo_rehearsal,
-                                   prediction_drift, probabilities, synthetic_rehearsal)
+from model_core.forgetting import (
+    ALPHA_GRID,
+    RehearsalImage,
+    choose_alpha,
+    interpolate,
+    network,
+    photo_rehearsal,
+    prediction_drift,
+    probabilities,
+    synthetic_rehearsal,
+)
 from model_core.model_store import ModelStore
 
 from .conftest import write_synthetic_dataset
@@ -42,9 +51,12 @@ def test_soft_target_loss_is_binary_cross_entropy_over_taught_pixels():
     target = torch.tensor([[0.5, 1.0], [0.2, 0.0]])
     weight = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
     p = torch.sigmoid(logits)
-    by_hand = [-(t * math.log(q) + (1 - t) * math.log(1 - q)) for q, t in
-               ((p[0, 0], 0.5), (p[0, 1], 1.0), (p[1, 0], 0.2))]
-    assert float(soft_target_loss(logits, target, weight)) == pytest.approx(sum(float(v) for v in by_hand) / 3, rel=1e-5)
+    by_hand = [
+        -(t * math.log(q) + (1 - t) * math.log(1 - q)) for q, t in ((p[0, 0], 0.5), (p[0, 1], 1.0), (p[1, 0], 0.2))
+    ]
+    assert float(soft_target_loss(logits, target, weight)) == pytest.approx(
+        sum(float(v) for v in by_hand) / 3, rel=1e-5
+    )
 
 
 def test_drift_is_the_share_of_the_vessel_maps_that_differs(parent_and_data):
@@ -85,8 +97,13 @@ def test_rehearsal_labels_are_the_parents_and_photos_teach_only_confident_pixels
 def test_finetune_keeps_the_interpolated_weights_it_scored(parent_and_data, tmp_path):
     parent, corrections = parent_and_data
     unreviewed = discover(write_synthetic_dataset(tmp_path / "u", n=2, size=(128, 128), seed=78))
-    out = finetune(parent, corrections, _quick(lr=3e-3, wise_keep=0.9, rehearsal_share=0.25),
-                   store=ModelStore(tmp_path / "m"), unreviewed=[s.image for s in unreviewed])
+    out = finetune(
+        parent,
+        corrections,
+        _quick(lr=3e-3, wise_keep=0.9, rehearsal_share=0.25),
+        store=ModelStore(tmp_path / "m"),
+        unreviewed=[s.image for s in unreviewed],
+    )
     kept = out.result.checkpoint
     assert out.alpha in ALPHA_GRID and set(out.alpha_scores) == set(ALPHA_GRID)
     # α = 0 is the parent: its score is the parent's validation Dice the gate compares with.

@@ -67,8 +67,14 @@ def test_masks_threshold_at_half_and_accept_0_1(tmp_path):
     assert read_mask(tmp_path / "b.png")[0].tolist() == [False] * 4 + [True] * 4
 
 
-@pytest.mark.parametrize("content,problem", [(b"", "empty"), (b"not an image at all", "not a readable image"),
-                                             (b"\x89PNG\r\n\x1a\n\x00\x00", "not a readable image")])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"", "empty"),
+        (b"not an image at all", "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a readable image"),
+    ],
+)
 def test_unreadable_files_name_the_file(tmp_path, content, problem):
     path = tmp_path / "broken.png"
     path.write_bytes(content)
@@ -116,12 +122,16 @@ def test_a_failed_atomic_write_names_the_file_asked_for_not_its_temporary(tmp_pa
 
     # Running as root ignores read-only permissions, so the failures a read-only or full disk gives are made here.
     if fail_at == "mkstemp":
+
         def fail(*a, **k):
             raise OSError(errno.EROFS, "Read-only file system", os.path.join(k["dir"], ".m.png.x1y2.tmp"))
+
         monkeypatch.setattr(tempfile, "mkstemp", fail)
     else:
+
         def fail(src, dst):
             raise OSError(errno.ENOSPC, "No space left on device", src, None, dst)
+
         monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError) as exc:
         write_png_atomic(tmp_path / "m.png", np.zeros((8, 8), np.uint8))
@@ -165,9 +175,9 @@ def test_masks_are_written_without_png_row_filters_and_read_back_exactly(rng, tm
     data = encode_png("m.png", mask_to_png(mask))
     pos, idat = 8, b""
     while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
         if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
+            idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     raw = zlib.decompress(idat)
     stride = 80 + 1  # 8-bit grey: one filter byte, then one byte per pixel

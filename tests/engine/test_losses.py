@@ -38,7 +38,7 @@ def test_valid_mask_ignores_pixels_outside():
 def test_soft_cldice_is_low_for_perfect_and_high_for_broken():
     t = torch.zeros(1, 1, 20, 60)
     t[..., 9:12, 2:58] = 1
-    good = (t * 20 - 10)
+    good = t * 20 - 10
     broken = good.clone()
     broken[..., :, 28:32] = -10
     good_loss, broken_loss = soft_cldice_loss(good, t).item(), soft_cldice_loss(broken, t).item()

@@ -12,14 +12,22 @@ from model_core.cli import main
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.morphometry import MEASUREMENT_COLUMNS
 
-COLUMNS = ["image", "vessel_density", "fractal_dimension", "tortuosity", "width_px", "segments", "branch_points",
-           "end_points"]
+COLUMNS = [
+    "image",
+    "vessel_density",
+    "fractal_dimension",
+    "tortuosity",
+    "width_px",
+    "segments",
+    "branch_points",
+    "end_points",
+]
 
 
 def _plus(size=101):
     img = np.zeros((size, size), bool)
-    img[size // 2, 10:size - 10] = True
-    img[10:size - 10, size // 2] = True
+    img[size // 2, 10 : size - 10] = True
+    img[10 : size - 10, size // 2] = True
     return img
 
 
@@ -46,7 +54,7 @@ def test_measure_writes_one_row_per_mask_with_the_issue_columns(tmp_path, capsys
     assert set(by_name) == {"line.png", "plus.png", "extra.png"}
     plus = by_name["plus.png"]
     assert (plus["segments"], plus["branch_points"], plus["end_points"]) == ("4", "1", "4")
-    assert float(plus["vessel_density"]) == pytest.approx(161 / 101 ** 2)  # 81 + 81 - 1 pixels
+    assert float(plus["vessel_density"]) == pytest.approx(161 / 101**2)  # 81 + 81 - 1 pixels
     line = by_name["line.png"]
     assert float(line["fractal_dimension"]) == pytest.approx(1.0, abs=0.05)
     assert float(line["tortuosity"]) == pytest.approx(1.0) and float(line["width_px"]) == pytest.approx(1.0)
@@ -55,9 +63,9 @@ def test_measure_writes_one_row_per_mask_with_the_issue_columns(tmp_path, capsys
 
 def test_fov_masks_are_paired_by_stem(tmp_path):
     mask = np.zeros((40, 40), bool)
-    mask[5, 0:40] = True        # 40 vessel pixels, 20 of them inside the FOV
+    mask[5, 0:40] = True  # 40 vessel pixels, 20 of them inside the FOV
     fov = np.zeros((40, 40), bool)
-    fov[0:20, 0:20] = True      # 400 FOV pixels
+    fov[0:20, 0:20] = True  # 400 FOV pixels
     write_png_atomic(tmp_path / "masks" / "01_test.png", mask_to_png(mask))
     write_png_atomic(tmp_path / "fov" / "01_test_mask.png", mask_to_png(fov))  # DRIVE's naming
     write_png_atomic(tmp_path / "masks" / "02.png", mask_to_png(mask))
@@ -115,8 +123,12 @@ def test_empty_mask_writes_nan_not_a_crash(tmp_path):
 
 def test_module_entry_point(tmp_path):
     write_png_atomic(tmp_path / "a.png", mask_to_png(_plus()))
-    out = subprocess.run([sys.executable, "-m", "model_core", "measure", str(tmp_path / "a.png"), "--csv",
-                          str(tmp_path / "o.csv")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "model_core", "measure", str(tmp_path / "a.png"), "--csv", str(tmp_path / "o.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert _rows(tmp_path / "o.csv")[1][5:] == ["4", "1", "4"]
 

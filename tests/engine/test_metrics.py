@@ -46,11 +46,11 @@ def test_auc_by_hand_with_ties():
 def test_cldice_follows_the_published_definition_with_thinning_skeletons():
     # Shit et al. (CVPR 2021): Tprec = |S(P) & L| / |S(P)|, Tsens = |S(L) & P| / |S(L)|, S a thinning.
     truth = np.zeros((12, 40), bool)
-    truth[4:6, 2:22] = True   # a vessel 2 px thick, 20 long. Zhang-Suen's first sub-iteration deletes the
+    truth[4:6, 2:22] = True  # a vessel 2 px thick, 20 long. Zhang-Suen's first sub-iteration deletes the
     #                           south-east boundary: the bottom row goes, the top row (20 px) is its skeleton
-    truth[0:5, 36] = True     # a 1-px vessel (its own skeleton, 5 px) that the prediction misses
+    truth[0:5, 36] = True  # a 1-px vessel (its own skeleton, 5 px) that the prediction misses
     pred = np.zeros_like(truth)
-    pred[4, 2:32] = True      # a 1-px line (its own skeleton, 30 px) along the vessel's top row, 10 px past it
+    pred[4, 2:32] = True  # a 1-px line (its own skeleton, 30 px) along the vessel's top row, 10 px past it
     # S(P) & L: the 20 px of row 4 inside the vessel -> Tprec 20/30; S(L) & P: the top row, 20 of 25 -> Tsens 4/5.
     count = CenterlineCount.of(pred, truth)
     assert (count.pred_skeleton, count.pred_skeleton_in_truth) == (30, 20)
@@ -84,6 +84,7 @@ def test_means_of_a_metric_no_image_has_are_nan_without_warnings():
         warnings.simplefilter("error")
         mean, std = acc.mean(), acc.std()
     assert math.isnan(mean["auc"]) and math.isnan(std["auc"]) and mean["specificity"] == 1.0
+
 
 def test_cldice_perfect_and_disjoint():
     m = np.zeros((20, 40), bool)

@@ -25,6 +25,7 @@ def _carpet(level: int) -> np.ndarray:
 
 # --- the known values -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("draw", ["horizontal", "diagonal", "slanted"])
 def test_straight_line_has_fd_1_and_tortuosity_1(draw):
     img = np.zeros((512, 512), np.uint8)
@@ -81,16 +82,17 @@ def test_sierpinski_carpet_fd_is_log8_over_log3():
 
 def test_vessel_density_equals_a_hand_count():
     mask = np.zeros((10, 10), bool)
-    mask[2, 1:8] = True          # 7 vessel pixels
+    mask[2, 1:8] = True  # 7 vessel pixels
     fov = np.zeros((10, 10), bool)
-    fov[:5, :10] = True          # 50 FOV pixels, all 7 vessel pixels inside
-    fov[2, 6:8] = False          # now 48 FOV pixels with 5 vessel pixels inside
+    fov[:5, :10] = True  # 50 FOV pixels, all 7 vessel pixels inside
+    fov[2, 6:8] = False  # now 48 FOV pixels with 5 vessel pixels inside
     assert M.vessel_density(mask) == 7 / 100
     assert M.vessel_density(mask, fov) == 5 / 48
     assert M.measure(mask, fov).vessel_density == 5 / 48
 
 
 # --- graph counts on hand-drawn shapes --------------------------------------------------------------------------
+
 
 def test_plus_has_four_segments_one_branch_point_four_ends():
     img = np.zeros((101, 101), bool)
@@ -106,8 +108,8 @@ def test_plus_has_four_segments_one_branch_point_four_ends():
 
 def test_y_has_three_segments_one_branch_point_three_ends():
     img = np.zeros((80, 80), bool)
-    img[40:75, 40] = True                  # stem, up to the fork at (40, 40)
-    for k in range(1, 30):                 # two diagonal arms
+    img[40:75, 40] = True  # stem, up to the fork at (40, 40)
+    for k in range(1, 30):  # two diagonal arms
         img[40 - k, 40 - k] = img[40 - k, 40 + k] = True
     m = M.measure(img)
     assert (m.segments, m.branch_points, m.end_points) == (3, 1, 3)
@@ -118,20 +120,20 @@ def test_y_has_three_segments_one_branch_point_three_ends():
 
 def test_two_forks_and_a_closed_loop():
     img = np.zeros((120, 200), bool)
-    img[30, 20:180] = True                 # one line with two side branches: 2 branch points, 4 ends, 5 segments
+    img[30, 20:180] = True  # one line with two side branches: 2 branch points, 4 ends, 5 segments
     img[31:60, 60] = True
     img[31:60, 140] = True
     cv2.circle(img.view(np.uint8), (100, 95), 15, 1, 1)  # a ring: one more segment, no end, no branch point
     m = M.measure(img)
     assert (m.segments, m.branch_points, m.end_points) == (6, 2, 4)
     g = skeleton_graph(skeletonize(img))
-    assert g.arc.size == 5                 # the loop has no chord and stays out of the tortuosity
+    assert g.arc.size == 5  # the loop has no chord and stays out of the tortuosity
     assert m.tortuosity == pytest.approx(1.0, abs=0.01)
 
 
 def test_a_loop_back_to_its_branch_point_stays_out_of_the_tortuosity():
     img = np.zeros((160, 160), np.uint8)
-    cv2.circle(img, (80, 60), 30, 1, 1)    # a ring, with a straight stem hanging from its bottom
+    cv2.circle(img, (80, 60), 30, 1, 1)  # a ring, with a straight stem hanging from its bottom
     img[91:150, 80] = 1
     m = M.measure(img.astype(bool))
     assert (m.segments, m.branch_points, m.end_points) == (2, 1, 1)
@@ -153,7 +155,7 @@ def test_width_of_lines_and_bars():
     line[30, 10:290] = True
     assert M.mean_width(line) == pytest.approx(1.0)
     bar = np.zeros((64, 300), bool)
-    bar[27:34, 10:290] = True              # 7 px thick
+    bar[27:34, 10:290] = True  # 7 px thick
     assert M.mean_width(bar) == pytest.approx(7.0, abs=0.2)
     assert M.measure(bar).width_px == pytest.approx(7.0, abs=0.2)
 
@@ -173,12 +175,21 @@ def test_fov_of_another_size_is_refused():
 def test_as_row_has_the_cli_columns_in_order():
     m = M.measure(np.eye(64, dtype=bool))
     row = m.as_row("a.png")
-    assert list(row) == ["image", "vessel_density", "fractal_dimension", "tortuosity", "width_px", "segments",
-                         "branch_points", "end_points"]
+    assert list(row) == [
+        "image",
+        "vessel_density",
+        "fractal_dimension",
+        "tortuosity",
+        "width_px",
+        "segments",
+        "branch_points",
+        "end_points",
+    ]
     assert row["image"] == "a.png" and row["segments"] == 1
 
 
 # --- DRIVE ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.data
 def test_drive_test_references_have_retinal_fractal_dimension(shared_data):

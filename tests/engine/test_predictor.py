@@ -15,7 +15,7 @@ def test_output_has_exactly_the_input_size(predictor, h, w):
     rgb = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
     prob = predictor.predict(rgb)
     assert prob.shape == (h, w) and prob.dtype == np.float32
-    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
 
 
 def test_degenerate_sizes_are_rejected_clearly(predictor):
@@ -80,8 +80,10 @@ def test_flip_tta_and_batch(trained_native, predictor, fundus):
     model = ckpt.build().eval()
     x = model_input(photo.image, ckpt.preprocess)
     with torch.inference_mode():
-        logits = [np.flip(model(torch.from_numpy(np.ascontiguousarray(np.flip(x, axes)))[None, None])[0, 0].numpy(), axes)
-                  for axes in ((), (1,), (0,))]
+        logits = [
+            np.flip(model(torch.from_numpy(np.ascontiguousarray(np.flip(x, axes)))[None, None])[0, 0].numpy(), axes)
+            for axes in ((), (1,), (0,))
+        ]
     expected = 1 / (1 + np.exp(-np.mean(logits, axis=0)))
     expected[~pred.fov] = 0
     err = np.abs(got - expected).max()

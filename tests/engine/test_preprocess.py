@@ -1,7 +1,14 @@
 import numpy as np
 
-from model_core.preprocess import (PreprocessConfig, estimate_fov, fov_diameter, green_clahe, model_input,
-                                   resize_to_scale, scale_factor)
+from model_core.preprocess import (
+    PreprocessConfig,
+    estimate_fov,
+    fov_diameter,
+    green_clahe,
+    model_input,
+    resize_to_scale,
+    scale_factor,
+)
 from model_core.synthetic import make_fundus
 
 
@@ -36,7 +43,7 @@ def test_scale_factor_brings_the_fov_to_the_trained_diameter():
 def test_model_input_is_green_clahe_in_unit_range():
     f = make_fundus(120, 110, seed=1)
     x = model_input(f.image)
-    assert x.dtype == np.float32 and x.shape == (120, 110) and 0 <= x.min() and x.max() <= 1
+    assert x.dtype == np.float32 and x.shape == (120, 110) and x.min() >= 0 and x.max() <= 1
     assert np.array_equal((x * 255).round().astype(np.uint8), green_clahe(f.image))
     # The red channel must not leak in: changing it leaves the model input unchanged.
     other = f.image.copy()

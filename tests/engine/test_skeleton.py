@@ -25,8 +25,10 @@ def test_the_skeleton_is_scikit_images_thinning_one_pixel_wide_inside_and_connec
     assert skel.any() and not (skel & ~mask).any()
 
     def pieces_and_holes(m: np.ndarray) -> tuple[int, int]:
-        return (cv2.connectedComponents(m.astype(np.uint8), connectivity=8)[0] - 1,
-                cv2.connectedComponents((~m).astype(np.uint8), connectivity=4)[0] - 2)
+        return (
+            cv2.connectedComponents(m.astype(np.uint8), connectivity=8)[0] - 1,
+            cv2.connectedComponents((~m).astype(np.uint8), connectivity=4)[0] - 2,
+        )
 
     # A thinning keeps the topology (a morphological skeleton falls apart): two pieces, two holes.
     assert pieces_and_holes(skel) == pieces_and_holes(mask) == (2, 2)
@@ -68,7 +70,7 @@ def test_a_plus_is_one_junction_four_segments_four_ends():
 def test_touching_junction_pixels_are_one_junction():
     skel = np.zeros((21, 30), bool)
     skel[10, 2:28] = True
-    skel[2:10, 14] = True   # a branch up from (10, 14)
+    skel[2:10, 14] = True  # a branch up from (10, 14)
     skel[11:19, 15] = True  # and one down from (10, 15), its neighbour
     g = skeleton_graph(skel)
     assert (g.segments, g.branch_points, g.end_points) == (4, 1, 4)
@@ -79,8 +81,8 @@ def test_touching_junction_pixels_are_one_junction():
 def test_a_ring_on_a_stem_is_a_loop_and_a_lone_pixel_is_nothing():
     img = np.zeros((100, 100), np.uint8)
     cv2.circle(img, (50, 35), 20, 1, 1)
-    img[56:90, 50] = 1           # a stem hanging from the ring's bottom
-    img[95, 5] = 1               # a lone pixel
+    img[56:90, 50] = 1  # a stem hanging from the ring's bottom
+    img[95, 5] = 1  # a lone pixel
     g = skeleton_graph(img.astype(bool))
     assert (g.segments, g.branch_points, g.end_points) == (2, 1, 1)
     assert g.label_image()[95, 5] == 0

@@ -7,10 +7,9 @@ import gc
 from pathlib import Path
 
 import pytest
+from gui_helpers import RecordingPrompter, make_workspace
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
-
-from gui_helpers import RecordingPrompter, make_workspace
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 import numpy as np
-
 from sample_workspaces import SIZE, make_workspace  # noqa: F401  (re-exported for the GUI tests)
 
 
@@ -66,8 +64,11 @@ def send_mouse(widget, kind: str, pos, buttons=None):
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
-    types = {"press": QMouseEvent.Type.MouseButtonPress, "move": QMouseEvent.Type.MouseMove,
-             "release": QMouseEvent.Type.MouseButtonRelease}
+    types = {
+        "press": QMouseEvent.Type.MouseButtonPress,
+        "move": QMouseEvent.Type.MouseMove,
+        "release": QMouseEvent.Type.MouseButtonRelease,
+    }
     left = Qt.MouseButton.LeftButton
     button = Qt.MouseButton.NoButton if kind == "move" else left
     if buttons is None:

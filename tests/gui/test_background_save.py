@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
 from gui_helpers import SafetyPrompter, blank, open_and_paint, open_and_predict, stroke
+
 from model_core.imageio import read_mask
 from retina_desktop.core.workspace import DiskFullError
 
@@ -169,8 +169,9 @@ def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat
     assert not [a for a in window.prompter.asked if a[0] == "unsaved"]  # it knew the edits were saved
 
 
-def test_a_failure_after_the_autosave_wrote_its_file_is_a_warning_not_not_saved(qtbot, window, flat_workspace,
-                                                                                monkeypatch):
+def test_a_failure_after_the_autosave_wrote_its_file_is_a_warning_not_not_saved(
+    qtbot, window, flat_workspace, monkeypatch
+):
     doc = open_and_paint(qtbot, window, flat_workspace)
     painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
 

@@ -7,8 +7,8 @@ import csv
 
 import numpy as np
 import pytest
-
 from gui_helpers import SIZE, RecordingPrompter, stroke
+
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFFERENCE_COLOURS, Confusion
 from model_core.morphometry import measure
@@ -51,7 +51,7 @@ def _open(qtbot, window, folder):
 
 
 def _rgb(hex_colour):
-    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def test_rows_say_has_reference_and_k_cycles_the_shown_mask(qtbot, window, reference_workspace):
@@ -103,8 +103,9 @@ def test_difference_overlay_colours_and_scores_say_what_against_what(qtbot, wind
     assert cells["Model prediction vs reference"][0] == f"{Confusion.of(pred, _reference(), None).dice:.3f}"
 
 
-def test_brushing_from_the_second_grader_copies_its_pixels_in_the_footprint_one_undo_step(qtbot, window,
-                                                                                      reference_workspace):
+def test_brushing_from_the_second_grader_copies_its_pixels_in_the_footprint_one_undo_step(
+    qtbot, window, reference_workspace
+):
     s = _open(qtbot, window, reference_workspace)
     c, doc = window.compare, s.document
     assert c.panel.brush_source.currentData() == "second"
@@ -128,8 +129,9 @@ def test_brushing_from_the_second_grader_copies_its_pixels_in_the_footprint_one_
     assert not c.copy_action.isChecked() and not c.brush_item.isVisible()
 
 
-def test_a_copy_stroke_is_open_while_dragging_and_choosing_another_tool_mid_drag_ends_it(qtbot, window,
-                                                                                       reference_workspace):
+def test_a_copy_stroke_is_open_while_dragging_and_choosing_another_tool_mid_drag_ends_it(
+    qtbot, window, reference_workspace
+):
     from gui_helpers import send_mouse
 
     s = _open(qtbot, window, reference_workspace)
@@ -163,8 +165,9 @@ def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot
     prob = ws.predictions.load(ws.entry("im0"), window.model.cache_key)
     with qtbot.waitSignal(window.compare.dice_updated, timeout=20000):
         window.compare.refresh_dice()
-    assert model.dice_values() == {"im0": pytest.approx(Confusion.of(prob >= window.threshold, _reference(),
-                                                                     None).dice)}
+    assert model.dice_values() == {
+        "im0": pytest.approx(Confusion.of(prob >= window.threshold, _reference(), None).dice)
+    }
     window.prompter = RecordingPrompter(confirm=True)  # "replace the reference on screen?" yes
     with qtbot.waitSignal(window.compare.dice_updated, timeout=20000):  # another cut, other scores
         assert window.apply_threshold(0.3)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QLabel, QMainWindow
 
-from retina_desktop.ui import finetune_panel
+from retina_desktop.ui.finetune import finetune_panel
 from retina_desktop.ui.finetune.finetune_dialog import FinetuneDialog
 
-NOTE = ("3 images for training, 1 held out for validation (img_04); the gate compares the new model with the "
-        "current one on the held-out image")
+NOTE = (
+    "3 images for training, 1 held out for validation (img_04); the gate compares the new model with the "
+    "current one on the held-out image"
+)
 
 
 @pytest.fixture
@@ -50,10 +52,15 @@ def test_one_minute_estimate_names_the_epochs_the_run_will_do(qtbot, main):
 def test_no_text_is_clipped_at_1280x800(qtbot, main):
     dlg = _dialog(qtbot, main)
     dlg.set_step_seconds(0.6)  # the longest text arrives after the dialog is shown
-    dlg.set_step_seconds(None, "RuntimeError: a long message from the measuring worker that has to wrap over "
-                               "several lines of the dialog")
-    qtbot.waitUntil(lambda: all(lab.height() >= lab.heightForWidth(lab.width())
-                                for lab in dlg.findChildren(QLabel) if lab.wordWrap()), timeout=2000)
+    dlg.set_step_seconds(
+        None, "RuntimeError: a long message from the measuring worker that has to wrap over several lines of the dialog"
+    )
+    qtbot.waitUntil(
+        lambda: all(
+            lab.height() >= lab.heightForWidth(lab.width()) for lab in dlg.findChildren(QLabel) if lab.wordWrap()
+        ),
+        timeout=2000,
+    )
     for lab in dlg.findChildren(QLabel):
         if lab.wordWrap():
             assert lab.width() >= 300, lab.text()

@@ -10,7 +10,6 @@ import json
 import time
 
 import pytest
-
 from gui_helpers import RecordingPrompter, make_workspace
 
 from retina_desktop.ui.finetune.models_dialog import ALPHA, DRIFT, GATE
@@ -35,7 +34,7 @@ def approved_workspace(tmp_path):
 
 @pytest.fixture
 def tiny_runs(monkeypatch):
-    from retina_desktop.ui import finetune_panel
+    from retina_desktop.ui.finetune import finetune_panel
 
     monkeypatch.setattr(finetune_panel, "CONFIG_OVERRIDES", dict(TINY))
     return finetune_panel
@@ -79,8 +78,9 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     gt_before = _gt_bytes(approved_workspace)
     parent = store.active()
     assert ctl.finetune_action in w.toolbar.actions()
-    assert any(a.text() == "Fine-tune…" for m in w.menuBar().findChildren(type(w.menuBar().addMenu("x")))
-               for a in m.actions())
+    assert any(
+        a.text() == "Fine-tune…" for m in w.menuBar().findChildren(type(w.menuBar().addMenu("x"))) for a in m.actions()
+    )
 
     ctl.finetune_action.trigger()
     dlg = ctl.dialog
@@ -105,8 +105,10 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     timer.stop()
     out = done.args[0]
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    print(f"\nUI timer during the run: {len(ticks)} ticks, max gap {max(gaps) * 1000:.0f} ms, wall {out['wall_s']:.1f} s; "
-          f"Dice {out['parent_dice']} -> {out['new_dice']}, accepted={out['accepted']}")
+    print(
+        f"\nUI timer during the run: {len(ticks)} ticks, max gap {max(gaps) * 1000:.0f} ms, wall {out['wall_s']:.1f} s; "
+        f"Dice {out['parent_dice']} -> {out['new_dice']}, accepted={out['accepted']}"
+    )
     # The event loop kept turning while the model trained (how smoothly is a benchmark's business,
     # not a test's: a loaded CI machine must not fail it).
     expected = out["wall_s"] / 0.020
@@ -155,8 +157,9 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
             mdlg.use_button.click()
         assert store.active().id == target
         assert w.model.checkpoint_path() == store.get(target).path
-        qtbot.waitUntil(lambda t=target: w.model_info is not None and w.model_info.path == store.get(t).path,
-                        timeout=30000)
+        qtbot.waitUntil(
+            lambda t=target: w.model_info is not None and w.model_info.path == store.get(t).path, timeout=30000
+        )
         assert mdlg.table.item(ids.index(target), 0).text() == "●"
     mdlg.close()
 
@@ -189,14 +192,18 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, ti
     assert "cancelled" in ctl.panel.status_label.text() and "unchanged" in ctl.panel.status_label.text()
 
 
-@pytest.mark.parametrize("fault,expected", [
-    ("raise", "injected failure"),
-    ("nan", "non-finite loss"),
-    ("oom", "ran out of memory"),
-    ("crash", "stopped unexpectedly"),
-])
-def test_a_failing_run_leaves_the_app_up_with_a_message(ft_window, store, tiny_runs, qtbot, approved_workspace,
-                                                        monkeypatch, fault, expected):
+@pytest.mark.parametrize(
+    "fault,expected",
+    [
+        ("raise", "injected failure"),
+        ("nan", "non-finite loss"),
+        ("oom", "ran out of memory"),
+        ("crash", "stopped unexpectedly"),
+    ],
+)
+def test_a_failing_run_leaves_the_app_up_with_a_message(
+    ft_window, store, tiny_runs, qtbot, approved_workspace, monkeypatch, fault, expected
+):
     from retina_desktop.core.finetune_job import FAULT_ENV
 
     w, ctl = ft_window, ft_window.finetune
@@ -245,21 +252,58 @@ def test_a_version_below_the_parent_is_kept_not_activated_and_explained(ft_windo
     w, ctl = ft_window, ft_window.finetune
     parent = store.active()
     reason = "validation Dice 0.4000 is below the parent's 0.5000"
-    v = store.add(load_checkpoint(micro_checkpoint_path),
-                  {"label": "fine-tuned", "parent": parent.id, "accepted": False, "reason": reason,
-                   "metrics": {"val_dice_before": 0.5, "val_dice_after": 0.4}})
-    ctl._finished({"accepted": False, "reason": reason, "stop_reason": "completed", "failed": False,
-                   "cancelled": False, "parent_dice": 0.5, "new_dice": 0.4, "version": v.id,
-                   "version_path": str(v.path), "train": 3, "val": 1, "note": "", "wall_s": 1.0, "epochs_run": 2})
+    v = store.add(
+        load_checkpoint(micro_checkpoint_path),
+        {
+            "label": "fine-tuned",
+            "parent": parent.id,
+            "accepted": False,
+            "reason": reason,
+            "metrics": {"val_dice_before": 0.5, "val_dice_after": 0.4},
+        },
+    )
+    ctl._finished(
+        {
+            "accepted": False,
+            "reason": reason,
+            "stop_reason": "completed",
+            "failed": False,
+            "cancelled": False,
+            "parent_dice": 0.5,
+            "new_dice": 0.4,
+            "version": v.id,
+            "version_path": str(v.path),
+            "train": 3,
+            "val": 1,
+            "note": "",
+            "wall_s": 1.0,
+            "epochs_run": 2,
+        }
+    )
     assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
     assert "not activated" in w.banner.text() and reason in w.banner.text() and v.id in w.banner.text()
     assert "(3 training / 1 validation image)" in w.banner.text()
     # Two approved images give 1 to train and 1 to validate: not the one-image case, which uses one for both.
     for shared, expected in ((False, "1 training / 1 validation image"), (True, "used for training and validation")):
-        ctl._finished({"accepted": False, "reason": reason, "stop_reason": "completed", "failed": False,
-                       "cancelled": False, "parent_dice": 0.5, "new_dice": 0.4, "version": v.id,
-                       "version_path": str(v.path), "train": 1, "val": 1, "shared": shared, "note": "",
-                       "wall_s": 1.0, "epochs_run": 2})
+        ctl._finished(
+            {
+                "accepted": False,
+                "reason": reason,
+                "stop_reason": "completed",
+                "failed": False,
+                "cancelled": False,
+                "parent_dice": 0.5,
+                "new_dice": 0.4,
+                "version": v.id,
+                "version_path": str(v.path),
+                "train": 1,
+                "val": 1,
+                "shared": shared,
+                "note": "",
+                "wall_s": 1.0,
+                "epochs_run": 2,
+            }
+        )
         assert expected in w.banner.text()
     mdlg = ctl.open_models_dialog()
     row = [mdlg.table.item(r, 1).text() for r in range(mdlg.table.rowCount())].index(v.id)
@@ -282,13 +326,15 @@ def test_closing_during_a_run_asks_and_stops_the_process(ft_window, store, tiny_
     assert store.active().id == parent.id
 
 
-def test_the_fine_tuning_window_opens_at_the_lower_right_and_names_the_default_model_once(ft_window, store,
-                                                                                       monkeypatch, tmp_path):
+def test_the_fine_tuning_window_opens_at_the_lower_right_and_names_the_default_model_once(
+    ft_window, store, monkeypatch, tmp_path
+):
     from model_core.model_store import DEFAULT_ID, ModelVersion
 
     w = ft_window
-    bundled = ModelVersion(DEFAULT_ID, tmp_path / "model.pt", {"label": "bundled default model",
-                                                                "display_name": "v3 (bundled)"})
+    bundled = ModelVersion(
+        DEFAULT_ID, tmp_path / "model.pt", {"label": "bundled default model", "display_name": "v3 (bundled)"}
+    )
     monkeypatch.setattr(w.model, "active_version", lambda: bundled)
     assert w.finetune.parent_model()[2] == "v3 (bundled), the default model"  # not "v3 (bundled) (bundled …)"
     monkeypatch.undo()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import PySide6
 import torch
+from gui_helpers import make_workspace
 from PySide6.QtCore import QSettings, Qt, qVersion
 
-from gui_helpers import make_workspace
 from retina_desktop.core.demo import ensure_demo_workspace
 from retina_desktop.ui.common.settings import AppSettings
 
@@ -15,7 +15,10 @@ def test_help_menu_has_guide_shortcuts_and_about(window):
     help_menu = window.help.menu
     assert help_menu in [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
     assert [a.text() for a in help_menu.actions() if not a.isSeparator()] == [
-        "Getting started", "Keyboard shortcuts", "About Retina Desktop"]
+        "Getting started",
+        "Keyboard shortcuts",
+        "About Retina Desktop",
+    ]
     assert window.help.shortcuts_action.shortcut().toString() == "F1"
 
 

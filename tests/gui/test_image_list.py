@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import pytest
+from gui_helpers import make_workspace
 from PySide6.QtCore import Qt
 
-from gui_helpers import make_workspace
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.review.image_list import ImageListModel, ImageListPanel, KeyRole
 

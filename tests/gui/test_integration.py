@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_helpers import SIZE, RecordingPrompter, send_mouse, stroke
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 
-from gui_helpers import SIZE, RecordingPrompter, send_mouse, stroke
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.synthetic import make_fundus
 
@@ -38,8 +38,8 @@ def test_no_two_actions_share_a_key(window):
 
 def test_readme_table_lists_every_key(window):
     text = README.read_text(encoding="utf-8")
-    table = text[text.index("### Keyboard shortcuts"):]
-    table = table[:table.index("\n\n", table.index("| Key |"))]
+    table = text[text.index("### Keyboard shortcuts") :]
+    table = table[: table.index("\n\n", table.index("| Key |"))]
     words = {"Page Down": "PgDown", "Page Up": "PgUp", "Delete": "Del", "Enter": "Enter"}
     listed = set()
     for ln in table.splitlines()[3:]:
@@ -48,8 +48,9 @@ def test_readme_table_lists_every_key(window):
             cell = cell.replace(long, short)
         listed |= set(re.findall(r"`(.)`", cell))
         listed |= {t.strip() for t in re.split(r"[/,]| or ", re.sub(r"`.`", "", cell))}
-    missing = sorted({key for key, a in _keyed_actions(window)
-                      if key not in listed and key not in ("Return", "Ctrl+Return")})
+    missing = sorted(
+        {key for key, a in _keyed_actions(window) if key not in listed and key not in ("Return", "Ctrl+Return")}
+    )
     assert missing == []
 
 

@@ -7,10 +7,10 @@ import threading
 import time
 
 import numpy as np
+from gui_helpers import RecordingPrompter, blank, make_workspace, open_and_predict, stroke
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui_helpers import RecordingPrompter, blank, make_workspace, open_and_predict, stroke
 from model_core.imageio import read_mask, read_raw, write_png_atomic
 from retina_desktop.core.export import ExportOptions
 from retina_desktop.core.painting import paint_segment
@@ -457,7 +457,9 @@ def test_save_approve_and_fine_tune_fit_the_toolbar_of_a_1280_px_window(qtbot, w
         button = window.toolbar.widgetForAction(action)
         # Actions that do not fit move behind the toolbar's overflow arrow, where their buttons are hidden.
         assert button is not None and button.isVisible(), action.text()
-    assert window.save_action.text() == "Save as ground truth" and "Save as ground truth" in window.save_action.toolTip()
+    assert (
+        window.save_action.text() == "Save as ground truth" and "Save as ground truth" in window.save_action.toolTip()
+    )
 
 
 def test_export_dialog_shows_the_whole_destination_path(qtbot):

@@ -25,9 +25,15 @@ def test_export_of_a_workspace_without_saved_masks_says_so_and_hides_the_progres
     tasks = TaskRunner(owner)
     messages: list[tuple[str, str]] = []
     hidden: list[int] = []
-    runner = VesselMeasureRunner(review, tasks, ImageReadiness(owner),
-                                 lambda text, level: messages.append((text, level)),
-                                 Progress(lambda *a: None, lambda: hidden.append(1)), lambda: None, owner)
+    runner = VesselMeasureRunner(
+        review,
+        tasks,
+        ImageReadiness(owner),
+        lambda text, level: messages.append((text, level)),
+        Progress(lambda *a: None, lambda: hidden.append(1)),
+        lambda: None,
+        owner,
+    )
     out = tmp_path / "measures.csv"
     with qtbot.waitSignal(runner.exported, timeout=30000) as blocker:
         assert runner.export_to(out) is not None
@@ -36,4 +42,3 @@ def test_export_of_a_workspace_without_saved_masks_says_so_and_hides_the_progres
     assert messages == [(f"Vessel measurements of 0 mask(s) written to {out}", "info")] and hidden == [1]
     assert runner.export_worker is None
     tasks.shutdown()
-

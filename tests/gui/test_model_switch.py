@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gui_helpers import RecordingPrompter, blank, make_workspace, open_and_predict, stroke
+
 from model_core.imageio import write_png_atomic
 from model_core.synthetic import make_fundus
 
@@ -38,8 +38,9 @@ def store_window(make_window, store, qtbot):
     return w
 
 
-def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(qtbot, store_window, store, tmp_path,
-                                                                           micro_checkpoint_path):
+def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(
+    qtbot, store_window, store, tmp_path, micro_checkpoint_path
+):
     """Defect 1: Predict all with one unreadable photo, fix it, switch model, re-predict: no stale '1 of 3'."""
     w = store_window
     root = make_workspace(tmp_path / "w", 2, corrupt=("img_00b.png",))
@@ -57,8 +58,9 @@ def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(qt
     assert "3 images predicted" in w.statusBar().currentMessage() or "predicted" in w.banner.text()
 
 
-def test_the_mask_follows_the_slider_when_a_new_model_sets_the_threshold(qtbot, store_window, store, tmp_path,
-                                                                        micro_checkpoint_path):
+def test_the_mask_follows_the_slider_when_a_new_model_sets_the_threshold(
+    qtbot, store_window, store, tmp_path, micro_checkpoint_path
+):
     """Defect 2a: the slider said the new model's threshold while the mask on screen was cut at the old one."""
     w = store_window
     s = open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
@@ -68,8 +70,9 @@ def test_the_mask_follows_the_slider_when_a_new_model_sets_the_threshold(qtbot, 
     assert np.array_equal(w.session.document.mask, w.session.probability >= 0.47)
 
 
-def test_a_new_models_calibrated_threshold_wins_over_the_workspaces_and_says_so(qtbot, store_window, store, tmp_path,
-                                                                               micro_checkpoint_path):
+def test_a_new_models_calibrated_threshold_wins_over_the_workspaces_and_says_so(
+    qtbot, store_window, store, tmp_path, micro_checkpoint_path
+):
     """Defect 2b: once a workspace had a threshold, a newly activated model's calibration was ignored silently."""
     w = store_window
     open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
@@ -80,8 +83,9 @@ def test_a_new_models_calibrated_threshold_wins_over_the_workspaces_and_says_so(
     assert "0.45" in w.banner.text() and "0.60" in w.banner.text()
 
 
-def test_after_a_model_switch_an_edited_mask_is_kept_and_the_label_says_so(qtbot, store_window, store, tmp_path,
-                                                                          micro_checkpoint_path):
+def test_after_a_model_switch_an_edited_mask_is_kept_and_the_label_says_so(
+    qtbot, store_window, store, tmp_path, micro_checkpoint_path
+):
     w = store_window
     open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
     doc = blank(w)
@@ -132,7 +136,8 @@ def test_a_broken_checkpoint_is_reported_as_no_model(qtbot, make_window, flat_wo
 
 
 def test_a_model_switch_while_the_open_image_is_predicted_shows_the_new_models_prediction(
-        qtbot, store_window, store, tmp_path, micro_checkpoint_path):
+    qtbot, store_window, store, tmp_path, micro_checkpoint_path
+):
     import threading
 
     w = store_window

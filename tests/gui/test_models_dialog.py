@@ -133,8 +133,10 @@ def test_the_whole_reason_is_in_the_why_tooltip(qtbot, store):
 
 def test_every_column_is_in_view_at_the_dialogs_own_size(qtbot, tmp_path, micro_checkpoint_path):
     s = ModelStore(tmp_path / "models")
-    long_reason = ("validation Dice 0.8163 is at least the parent's 0.7686 on the held-out corrections; "
-                   "blend α 0.9 keeps 90 % of the gain and changes predictions on other photos by 14 %")
+    long_reason = (
+        "validation Dice 0.8163 is at least the parent's 0.7686 on the held-out corrections; "
+        "blend α 0.9 keeps 90 % of the gain and changes predictions on other photos by 14 %"
+    )
     s.add(load_checkpoint(micro_checkpoint_path), {"parent": DEFAULT_ID, "accepted": False, "reason": long_reason})
     dlg = _dialog(qtbot, s)
     dlg.show()

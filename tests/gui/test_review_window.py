@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRect
-
 from gui_helpers import RecordingPrompter, blank, open_and_predict, stroke
+from PySide6.QtCore import QPoint, QRect
 
 
 def _on_screen(widget) -> bool:
@@ -25,8 +24,13 @@ def test_at_1280x800_the_fine_tune_panel_covers_nothing_and_the_window_does_not_
     ctl.panel.reset()
     qtbot.wait(50)
     assert window.width() <= 1280 and window.height() <= 800
-    for w in (window.save_button, window.approve_button, window.measure_labels["Pixels removed"],
-              window.threshold_slider, window.zoom_label):
+    for w in (
+        window.save_button,
+        window.approve_button,
+        window.measure_labels["Pixels removed"],
+        window.threshold_slider,
+        window.zoom_label,
+    ):
         assert _on_screen(w), w.objectName() or w.text()
     if not ctl.dock.isFloating():  # docked by the grader: it must still leave the review panel alone
         assert not _window_rect(ctl.dock).intersects(_window_rect(window.review_dock))

@@ -4,9 +4,9 @@ switching images, the History panel, undo across images, guarded destructive too
 from __future__ import annotations
 
 import numpy as np
+from gui_helpers import SafetyPrompter, blank, make_workspace, open_and_paint, open_and_predict, stroke
 from PySide6.QtCore import Qt
 
-from gui_helpers import SafetyPrompter, blank, make_workspace, open_and_paint, open_and_predict, stroke
 from model_core.imageio import read_mask
 from retina_desktop.core.workspace import DiskFullError, Workspace
 
@@ -66,8 +66,9 @@ def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, fl
     assert window.workspace.status(window.session.key) == "edited"
 
 
-def test_a_full_disk_when_switching_images_offers_retry_and_export_not_read_only(qtbot, window, flat_workspace,
-                                                                                 monkeypatch, tmp_path):
+def test_a_full_disk_when_switching_images_offers_retry_and_export_not_read_only(
+    qtbot, window, flat_workspace, monkeypatch, tmp_path
+):
     doc = open_and_paint(qtbot, window, flat_workspace)
     ws, key = window.workspace, window.session.key
     real = ws.save_ground_truth
@@ -213,8 +214,7 @@ def test_fill_on_a_large_vessel_piece_is_refused_and_points_to_the_eraser(qtbot,
     assert not doc.mask[38:43, 98:103].any() and doc.undo_count == steps + 1
 
 
-def test_the_banner_says_who_else_has_the_workspace_open_and_leaving_closes_it(qtbot, window, flat_workspace,
-                                                                               tmp_path):
+def test_the_banner_says_who_else_has_the_workspace_open_and_leaving_closes_it(qtbot, window, flat_workspace, tmp_path):
     other = Workspace(flat_workspace)  # another window
     try:
         open_and_predict(qtbot, window, flat_workspace)
@@ -254,8 +254,10 @@ def test_a_record_that_could_not_be_written_is_retried_from_the_question(qtbot, 
 
     def record_fails(entry, mask, **kw):
         path = real(entry, mask, **kw)  # the mask is written; pretend its record was not
-        raise RecordError(f"{path} was saved, but its record could not be written (database is locked); retry",
-                          retry=lambda: retried.append(entry.key))
+        raise RecordError(
+            f"{path} was saved, but its record could not be written (database is locked); retry",
+            retry=lambda: retried.append(entry.key),
+        )
 
     monkeypatch.setattr(ws, "save_ground_truth", record_fails)
     window.prompter = SafetyPrompter(save_failed=["retry"])
@@ -328,6 +330,7 @@ def test_the_real_question_boxes_offer_the_choices_and_return_the_one_clicked(qt
             box = QApplication.activeModalWidget()
             seen.append((box.objectName(), sorted(b.text() for b in box.buttons())))
             next(b for b in box.buttons() if b.text() == label).click()
+
         QTimer.singleShot(0, answer)
 
     prompter = Prompter(window)
@@ -362,8 +365,9 @@ def test_a_notice_added_by_a_save_is_shown(qtbot, window, flat_workspace, monkey
     assert window.banner.level == "warning" and "JSONL copy of the review log" in window.banner.text()
 
 
-def test_leaving_an_image_of_a_workspace_that_has_gone_offers_export_discard_or_stay(qtbot, window, flat_workspace,
-                                                                                     tmp_path):
+def test_leaving_an_image_of_a_workspace_that_has_gone_offers_export_discard_or_stay(
+    qtbot, window, flat_workspace, tmp_path
+):
     doc = open_and_paint(qtbot, window, flat_workspace)
     key = window.session.key
     flat_workspace.rename(flat_workspace.with_name("photos-unplugged"))

@@ -18,11 +18,24 @@ def _reopen(settings: AppSettings) -> AppSettings:
 
 
 def test_every_preference_round_trips_through_the_file(app_settings):
-    values = {"brush_radius": 12.5, "min_piece_pixels": 44, "mask_opacity": 0.3, "autosave_seconds": 90,
-              "reviewer": "dr. who", "advance_after_approve": False, "guide_dismissed": True,
-              "export_one_value": 1, "export_overlays": True, "export_approved_only": False,
-              "finetune_minutes": 1, "finetune_epochs": 7, "finetune_by_epochs": True,
-              "topology_show_break": False, "topology_show_fragment": True, "topology_show_spur": False}
+    values = {
+        "brush_radius": 12.5,
+        "min_piece_pixels": 44,
+        "mask_opacity": 0.3,
+        "autosave_seconds": 90,
+        "reviewer": "dr. who",
+        "advance_after_approve": False,
+        "guide_dismissed": True,
+        "export_one_value": 1,
+        "export_overlays": True,
+        "export_approved_only": False,
+        "finetune_minutes": 1,
+        "finetune_epochs": 7,
+        "finetune_by_epochs": True,
+        "topology_show_break": False,
+        "topology_show_fragment": True,
+        "topology_show_spur": False,
+    }
     assert set(values) == set(AppSettings.table())  # a new row needs a line here
     for name, value in values.items():
         setattr(app_settings, name, value)
@@ -99,8 +112,9 @@ USER_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"  # i
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the user guide's Linux path")
 def test_user_guide_names_the_file_qsettings_really_uses(monkeypatch, tmp_path):
-    line = next(ln for ln in USER_GUIDE.read_text(encoding="utf-8").splitlines()
-                if ln.startswith("| settings | QSettings"))
+    line = next(
+        ln for ln in USER_GUIDE.read_text(encoding="utf-8").splitlines() if ln.startswith("| settings | QSettings")
+    )
     monkeypatch.delenv("RETINA_DESKTOP_HOME", raising=False)
     native = AppSettings().q.fileName()  # nothing is written: only the name is read
     assert native.endswith("/RetinaDesktop/retina-desktop.conf")

@@ -35,8 +35,16 @@ def test_summary_plots_the_dice_it_is_given_and_redraws_when_told(qtbot, tmp_pat
     dice = {"a": 0.91, "b": 0.42, "c": 0.95}
     refreshed: list[int] = []
     source = DiceSource()
-    summary = WorkspaceSummary(review, tasks, ActionRegistry(owner), menu, lambda: dict(dice),
-                               lambda: refreshed.append(1), source.updated, owner)
+    summary = WorkspaceSummary(
+        review,
+        tasks,
+        ActionRegistry(owner),
+        menu,
+        lambda: dict(dice),
+        lambda: refreshed.append(1),
+        source.updated,
+        owner,
+    )
     assert summary.action in menu.actions() and summary.action in owner.actions()
 
     summary.action.trigger()

@@ -70,8 +70,10 @@ def _right_edge_in(widget, ancestor) -> int:
 
 # -- 1. a reference saved over: a meaningful name, and nothing widens the Review panel ------------------------
 
+
 def test_a_saved_over_reference_is_named_and_the_review_panel_keeps_approve_and_the_scores_in_view(
-        qtbot, window, reference_workspace):
+    qtbot, window, reference_workspace
+):
     s = _open(qtbot, window, reference_workspace)
     key = s.key
     assert window.workspace.entry(key).name.startswith(LONG_NAME)
@@ -92,8 +94,13 @@ def test_a_saved_over_reference_is_named_and_the_review_panel_keeps_approve_and_
     viewport, panel = area.viewport(), window.review_panel
     assert panel.width() <= viewport.width()
     assert window.review_dock.geometry().right() <= window.width()
-    must_show = [window.approve_button, window.save_button, window.threshold_label, *window.measure_labels.values(),
-                 *(cell for cells in c.panel.score_labels.values() for cell in cells)]
+    must_show = [
+        window.approve_button,
+        window.save_button,
+        window.threshold_label,
+        *window.measure_labels.values(),
+        *(cell for cells in c.panel.score_labels.values() for cell in cells),
+    ]
     for w in must_show:
         assert _right_edge_in(w, viewport) <= viewport.width(), w.objectName() or w.text()
     # The long image name is elided in the middle, whole in its tooltip.
@@ -119,6 +126,7 @@ def test_an_elided_label_asks_for_little_room_and_shows_what_fits(qtbot):
 
 # -- 2. D compares the model with the reference first; the legend reads ---------------------------------------
 
+
 def test_d_shows_the_models_differences_first_and_the_legend_reads_right(qtbot, window, reference_workspace):
     s = _open(qtbot, window, reference_workspace)
     c = window.compare
@@ -139,18 +147,27 @@ def test_d_shows_the_models_differences_first_and_the_legend_reads_right(qtbot, 
 
 # -- 3. the wheel scrolls the panels; it changes a control only once the grader clicked into it ---------------
 
+
 def _wheel(widget, steps: int = -1) -> QWheelEvent:
     centre = QPointF(widget.width() / 2, widget.height() / 2)
-    ev = QWheelEvent(centre, widget.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120 * steps),
-                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        centre,
+        widget.mapToGlobal(centre),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(widget, ev)
     return ev
 
 
 def test_the_wheel_over_an_unfocused_combo_or_slider_leaves_it_alone(qtbot):
+    from retina_desktop.ui.common.wheel_guard import WheelGuard, guard_wheel
     from retina_desktop.ui.compare.compare_mode import ComparePanel
     from retina_desktop.ui.review.review_panel import ReviewPanel
-    from retina_desktop.ui.common.wheel_guard import WheelGuard, guard_wheel
 
     review = ReviewPanel(30, 0.5)
     compare = ComparePanel()
@@ -164,8 +181,11 @@ def test_the_wheel_over_an_unfocused_combo_or_slider_leaves_it_alone(qtbot):
     qtbot.waitExposed(area)
     combo, slider = compare.brush_source, review.threshold_slider
     assert combo.currentData() == "second"
-    for widget, read in ((combo, combo.currentIndex), (slider, slider.value),
-                         (review.opacity_slider, review.opacity_slider.value)):
+    for widget, read in (
+        (combo, combo.currentIndex),
+        (slider, slider.value),
+        (review.opacity_slider, review.opacity_slider.value),
+    ):
         before = read()
         ev = _wheel(widget)
         assert read() == before and not ev.isAccepted()  # ignored: it goes on to the scroll area
@@ -179,8 +199,13 @@ def test_the_wheel_over_an_unfocused_combo_or_slider_leaves_it_alone(qtbot):
 
 
 def test_the_window_guards_the_wheel_of_its_panels(window):
-    for widget in (window.compare.panel.brush_source, window.threshold_slider, window.brush_slider,
-                   window.image_list.sort_combo, window.min_piece_spin):
+    for widget in (
+        window.compare.panel.brush_source,
+        window.threshold_slider,
+        window.brush_slider,
+        window.image_list.sort_combo,
+        window.min_piece_spin,
+    ):
         assert widget.focusPolicy() == Qt.FocusPolicy.StrongFocus and widget.property("wheel_guarded")
     before = window.compare.panel.brush_source.currentIndex()
     _wheel(window.compare.panel.brush_source)
@@ -188,6 +213,7 @@ def test_the_window_guards_the_wheel_of_its_panels(window):
 
 
 # -- 4. the image list shows the number it sorts by ----------------------------------------------------------
+
 
 def test_the_list_shows_the_dice_it_sorts_by(qtbot, tmp_path):
     from retina_desktop.ui.compare.compare_mode import DICE_SORT
@@ -222,6 +248,7 @@ def test_the_list_shows_the_dice_it_sorts_by(qtbot, tmp_path):
 
 
 # -- 5. History: the tool that made each version; one row per stretch of autosaves; no duplicates ------------
+
 
 def _y_mask():
     import cv2
@@ -264,7 +291,10 @@ def test_history_says_which_tool_made_each_version(qtbot, window, flat_workspace
     assert saves[1]["tools"] == ["segment", "brush"]
     tree = window.history.panel.tree
     assert [tree.topLevelItem(i).text(2) for i in range(tree.topLevelItemCount())] == [
-        "eraser", "segment, brush", "prediction"]
+        "eraser",
+        "segment, brush",
+        "prediction",
+    ]
 
 
 def test_history_makes_one_row_of_a_stretch_of_autosaves_and_none_of_a_repeat(qtbot, window, flat_workspace):
@@ -305,8 +335,10 @@ def test_history_makes_one_row_of_a_stretch_of_autosaves_and_none_of_a_repeat(qt
 
 # -- 6. a rollback refreshes the open image's scores and names the versions ----------------------------------
 
-def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(qtbot, make_window, store,
-                                                                       micro_checkpoint_path, reference_workspace):
+
+def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(
+    qtbot, make_window, store, micro_checkpoint_path, reference_workspace
+):
     from model_core.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(micro_checkpoint_path)
@@ -344,6 +376,7 @@ def test_counts_take_the_number_they_need():
 
 
 # -- 7. the window comes back as it was left ----------------------------------------------------------------
+
 
 def test_the_window_comes_back_at_the_size_and_dock_layout_it_was_left_in(qtbot, app_settings, tmp_path):
     from retina_desktop.ui.app.main_window import MainWindow
@@ -399,6 +432,7 @@ class AppSettingsReader:
 
 # -- 8. the welcome guide stays away once the grader has saved a mask ---------------------------------------
 
+
 def test_the_guide_does_not_come_back_once_a_mask_was_saved(qtbot, make_window, app_settings, tmp_path):
     from retina_desktop.core.demo import ensure_demo_workspace
 
@@ -422,6 +456,7 @@ def test_the_guide_does_not_come_back_once_a_mask_was_saved(qtbot, make_window, 
 
 # -- 10. a second window's list follows statuses changed elsewhere ------------------------------------------
 
+
 def test_the_list_follows_a_status_changed_in_another_window(qtbot, window, flat_workspace):
     from retina_desktop.ui.review.image_list import StatusRole
 
@@ -434,8 +469,9 @@ def test_the_list_follows_a_status_changed_in_another_window(qtbot, window, flat
         mask = np.zeros((H, W), bool)
         mask[60:64, 10:120] = True
         other.save_ground_truth(other.entry(key), mask, reviewer="bob", source="brush", status="edited")
-        with qtbot.waitSignal(model.dataChanged, timeout=20000,
-                              check_params_cb=lambda a, b, *r: a.row() == model.index_of(key).row()):
+        with qtbot.waitSignal(
+            model.dataChanged, timeout=20000, check_params_cb=lambda a, b, *r: a.row() == model.index_of(key).row()
+        ):
             window.workspaces.check_others()  # what the 20-s timer does
         assert model.index_of(key).data(StatusRole) == "edited"
     finally:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from gui_helpers import blank, open_and_predict, send_mouse
 from PySide6.QtCore import Qt
 
-from gui_helpers import blank, open_and_predict, send_mouse
 from model_core.imageio import write_png_atomic
 
 H, W = 160, 150
@@ -68,8 +68,12 @@ def test_two_clicks_and_enter_trace_a_curved_vessel_within_a_pixel_as_one_undo_s
 
     a, b = _curve()[5], _curve()[-6]  # x 25 and x 134, on the centre line
     _click(window.canvas, a[0] + 0.5, a[1] + 0.5)
-    send_mouse(window.canvas.viewport(), "move", window.canvas.image_to_widget(b[0] + 0.5, b[1] + 0.5),
-               buttons=Qt.MouseButton.NoButton)
+    send_mouse(
+        window.canvas.viewport(),
+        "move",
+        window.canvas.image_to_widget(b[0] + 0.5, b[1] + 0.5),
+        buttons=Qt.MouseButton.NoButton,
+    )
     assert tools.preview_item.isVisible() and tools.preview_points > 50  # the live path follows the curve
     _click(window.canvas, b[0] + 0.5, b[1] + 0.5)
     assert not doc.mask.any()  # nothing is painted before Enter
@@ -81,7 +85,7 @@ def test_two_clicks_and_enter_trace_a_curved_vessel_within_a_pixel_as_one_undo_s
     assert painted.any() and not (painted & ~near).any()  # nothing more than 1 px off the vessel
     between = vessel.copy()
     between[:, : a[0] + 2] = False
-    between[:, b[0] - 1:] = False
+    between[:, b[0] - 1 :] = False
     assert painted[between].mean() >= 0.95  # and the vessel between the clicks is covered
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not doc.mask.any()
@@ -186,8 +190,12 @@ def test_a_double_click_ends_and_paints_the_trace(qtbot, window, tmp_path):
     vp = window.canvas.viewport()
     p = QPointF(window.canvas.image_to_widget(b[0] + 0.5, b[1] + 0.5))
     left = Qt.MouseButton.LeftButton
-    QApplication.sendEvent(vp, QMouseEvent(QMouseEvent.Type.MouseButtonDblClick, p, vp.mapToGlobal(p), left, left,
-                                           Qt.KeyboardModifier.NoModifier))
+    QApplication.sendEvent(
+        vp,
+        QMouseEvent(
+            QMouseEvent.Type.MouseButtonDblClick, p, vp.mapToGlobal(p), left, left, Qt.KeyboardModifier.NoModifier
+        ),
+    )
     send_mouse(vp, "release", p.toPoint())
     assert doc.undo_count == 1 and not tools.tracing
     for x, y in (_curve()[15], _curve()[65]):  # near both ends of the traced stretch
@@ -223,6 +231,7 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     window.set_tool("brush")
     window.set_brush_radius(1)
     from gui_helpers import stroke
+
     stroke(window.canvas, [(100.5, 83.5)])  # an unrelated edit (a bump on the vessel): the review runs again
     qtbot.waitUntil(lambda: tools.fresh, timeout=20000)
     assert not any(f.kind == "break" for f in topo.findings)  # still dismissed
@@ -246,6 +255,7 @@ def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still
     tools, topo = window.vessel_tools, window.topology
     qtbot.waitUntil(lambda: tools.fresh and len(topo.markers) > 0, timeout=20000)
     from gui_helpers import stroke
+
     window.set_tool("eraser")
     window.set_brush_radius(1)
     stroke(window.canvas, [(12.0, 132.0)])  # on the fragment's marker: the eraser works through it

@@ -45,12 +45,15 @@ def test_a_worker_sees_a_cancel_that_arrives_while_it_runs(qtbot, runner):
     assert got.args == ["cancelled"]
 
 
-@pytest.mark.parametrize("exc,message", [
-    (ImageReadError("/data/a.png", "not a readable image"), "/data/a.png: not a readable image"),
-    (FileNotFoundError(2, "No such file or directory", "/data/b.png"), "/data/b.png: No such file or directory"),
-    (RuntimeError("boom\nsecond line"), "unexpected RuntimeError: boom second line"),
-    (MemoryError(), "not enough memory for this operation"),
-])
+@pytest.mark.parametrize(
+    "exc,message",
+    [
+        (ImageReadError("/data/a.png", "not a readable image"), "/data/a.png: not a readable image"),
+        (FileNotFoundError(2, "No such file or directory", "/data/b.png"), "/data/b.png: No such file or directory"),
+        (RuntimeError("boom\nsecond line"), "unexpected RuntimeError: boom second line"),
+        (MemoryError(), "not enough memory for this operation"),
+    ],
+)
 def test_worker_errors_become_one_line_and_keep_their_type(qtbot, runner, exc, message):
     def fail(ctx):
         raise exc

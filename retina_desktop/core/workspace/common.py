@@ -79,8 +79,15 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
-                    or stat.S_ISBLK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "not a file")
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "a device"
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a folder"
+                if stat.S_ISDIR(st.st_mode)
+                else "not a file"
+            )
             raise UnsafeFileError(f"{kind}, not a regular file")
         if st.st_size > limit:
             raise UnsafeFileError(f"{st.st_size} bytes, larger than any mask ({limit} at most)")
@@ -170,8 +177,9 @@ def _os_error(exc: OSError, path: Path, consequence: str) -> WorkspaceError:
     """The typed, one-line error for a failed write: a full disk is not a read-only folder."""
     why = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return DiskFullError(f"{path}: disk full ({why}); {consequence}. Free some space and retry, or export "
-                             "the masks elsewhere")
+        return DiskFullError(
+            f"{path}: disk full ({why}); {consequence}. Free some space and retry, or export the masks elsewhere"
+        )
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return ReadOnlyWorkspaceError(f"{path}: read-only ({why}); {consequence}")
     return WorkspaceError(f"{path}: could not be written ({why}); {consequence}")

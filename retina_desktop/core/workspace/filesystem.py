@@ -16,19 +16,47 @@ from pathlib import Path
 from .common import WorkspaceGoneError, _identity
 
 # Filesystem types (as the Linux mount table names them) whose files other machines write too.
-NETWORK_TYPES = frozenset({
-    "nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "ncpfs", "afs", "coda", "9p", "ceph", "glusterfs",
-    "lustre", "gpfs", "beegfs", "ocfs2", "gfs2", "davfs", "fuse.sshfs", "fuse.glusterfs", "fuse.davfs2",
-    "fuse.rclone", "fuse.s3fs", "fuse.cephfs", "fuse.gcsfuse", "fuse.juicefs", "afpfs", "webdav",
-})
+NETWORK_TYPES = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb",
+        "smb2",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "coda",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "ocfs2",
+        "gfs2",
+        "davfs",
+        "fuse.sshfs",
+        "fuse.glusterfs",
+        "fuse.davfs2",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.cephfs",
+        "fuse.gcsfuse",
+        "fuse.juicefs",
+        "afpfs",
+        "webdav",
+    }
+)
 
 
 def _unescape(field_text: str) -> str:
     """The mount table writes space, tab, newline and backslash in paths as octal escapes (\\040 ...)."""
     out, i = [], 0
     while i < len(field_text):
-        if field_text[i] == "\\" and i + 3 < len(field_text) + 0 and field_text[i + 1:i + 4].isdigit():
-            out.append(chr(int(field_text[i + 1:i + 4], 8)))
+        if field_text[i] == "\\" and i + 3 < len(field_text) + 0 and field_text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field_text[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(field_text[i])
@@ -106,5 +134,7 @@ class FolderGuard:
                 continue
             if now != known:
                 what = "workspace folder" if folder == self.root else f"folder {folder.name}/"
-                raise WorkspaceGoneError(f"{folder}: the {what} has gone or was replaced (renamed, moved or "
-                                         "unmounted) while open; nothing was saved. Open the workspace again.")
+                raise WorkspaceGoneError(
+                    f"{folder}: the {what} has gone or was replaced (renamed, moved or "
+                    "unmounted) while open; nothing was saved. Open the workspace again."
+                )

@@ -58,8 +58,10 @@ class RecordKeeper:
                 change(self.records)
             except sqlite3.Error as exc:
                 self._waiting.append(change)
-                self._say(f"{self.records.path}: {what} could not be recorded ({_db_text(exc)}); it is kept and "
-                          "retried at the next save")
+                self._say(
+                    f"{self.records.path}: {what} could not be recorded ({_db_text(exc)}); it is kept and "
+                    "retried at the next save"
+                )
                 return False
             return True
 

@@ -94,9 +94,18 @@ class MaskStore:
     """Owns the mask files' versions: the history folder, the decoded-mask cache and which version each image was
     loaded at (``loaded_sha``, which a later save checks)."""
 
-    def __init__(self, meta_dir: Path, root: Path, keeper: RecordKeeper, shared: SharedRecords, guard: FolderGuard,
-                 lock: threading.RLock, on_logged: Callable[[dict[str, Any]], None], within: Path | None,
-                 touch: Op):
+    def __init__(
+        self,
+        meta_dir: Path,
+        root: Path,
+        keeper: RecordKeeper,
+        shared: SharedRecords,
+        guard: FolderGuard,
+        lock: threading.RLock,
+        on_logged: Callable[[dict[str, Any]], None],
+        within: Path | None,
+        touch: Op,
+    ):
         self.meta_dir = meta_dir
         self.root = root
         self._keeper = keeper
@@ -127,8 +136,11 @@ class MaskStore:
             self._loaded[entry.key] = sha
         mask = read_mask(path, data)
         if mask.shape != tuple(shape):
-            raise ImageReadError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                                       f"{shape[1]}x{shape[0]}; it was not loaded (kept as it is on disk)")
+            raise ImageReadError(
+                path,
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{shape[1]}x{shape[0]}; it was not loaded (kept as it is on disk)",
+            )
         if remember and sha is not None:
             self._remember(entry.key, sha, mask.copy())  # the caller paints into its array in place
         return mask
@@ -155,8 +167,9 @@ class MaskStore:
             rows = self._keeper.records.versions(key)
         except sqlite3.Error:  # the History then shows what the share has
             rows = []
-        return ([Version.from_row(r, self._shared.meta_dir) for r in self._shared.versions(key)]
-                + [Version.from_row(r, self.meta_dir) for r in rows])
+        return [Version.from_row(r, self._shared.meta_dir) for r in self._shared.versions(key)] + [
+            Version.from_row(r, self.meta_dir) for r in rows
+        ]
 
     def _remember(self, key: str, sha: str, mask: np.ndarray) -> None:
         with self._lock:  # a background save and an image loading on another thread may both remember a mask
@@ -177,16 +190,28 @@ class MaskStore:
             return None
 
     # -- keep before replace --------------------------------------------------------------------
-    def keep(self, entry: ImageEntry, data: bytes, sha: str, suffix: str, ops: list[Op], *, note: str | None = None,
-             source: str = "import") -> str:
+    def keep(
+        self,
+        entry: ImageEntry,
+        data: bytes,
+        sha: str,
+        suffix: str,
+        ops: list[Op],
+        *,
+        note: str | None = None,
+        source: str = "import",
+    ) -> str:
         """Make sure ``data`` is readable in the history under its sha256; returns its path relative to the records
         folder. A recorded copy whose bytes differ (damaged, swapped, a same-size garbage file) or that is missing
         is written again; a copy that cannot be made refuses the write that asked for it."""
         recorded = [v.path for v in self.versions(entry.key) if v.sha256 == sha]
         for path in [*recorded, self.history_dir(entry) / f"{sha}{suffix}"]:
             if self._holds(path, sha):
-                return path.relative_to(self.meta_dir).as_posix() if self.meta_dir in path.parents else \
-                    self._copy_in(entry, data, sha, suffix)
+                return (
+                    path.relative_to(self.meta_dir).as_posix()
+                    if self.meta_dir in path.parents
+                    else self._copy_in(entry, data, sha, suffix)
+                )
         rel = self._copy_in(entry, data, sha, suffix)
         if not recorded and note is not None:
             now = _now()
@@ -214,8 +239,9 @@ class MaskStore:
         why = "the mask was not saved"
         try:
             if path.parent.exists() and not self.inside_history(path.parent / "x"):
-                raise WorkspaceError(f"{path.parent}: the history folder leads outside the workspace's records "
-                                     f"(a link); {why}")
+                raise WorkspaceError(
+                    f"{path.parent}: the history folder leads outside the workspace's records (a link); {why}"
+                )
             write_bytes_atomic(path, data, within=self._within)
             self._guard.created(self.meta_dir)
             if not self._holds(path, sha):
@@ -263,9 +289,11 @@ class MaskStore:
                 if not any(o for o in ops if getattr(o, "after_write", False)):
                     raise _db_error(exc, records.path, "nothing was saved") from None
                 self._loaded[entry.key] = sha
-                raise RecordError(f"{entry.gt_path} was saved, but its record could not be written to "
-                                  f"{records.path} ({_db_text(exc)}); retry to record it",
-                                  retry=lambda: self._apply_now(ops)) from None
+                raise RecordError(
+                    f"{entry.gt_path} was saved, but its record could not be written to "
+                    f"{records.path} ({_db_text(exc)}); retry to record it",
+                    retry=lambda: self._apply_now(ops),
+                ) from None
             if self._keeper.unavailable is not None:
                 self._keeper.apply(f"the save of {entry.key}", lambda r: _run(ops, r), already_made=True)
             if conflict is not None:
@@ -290,8 +318,9 @@ class MaskStore:
             raise _os_error(exc, existing, "the mask on disk could not be read; nothing was saved") from None
         return existing, disk, hashlib.sha256(disk).hexdigest()
 
-    def _save_locked(self, req: SaveRequest, data: bytes, sha: str,
-                     ops: list[Op]) -> tuple[SaveConflict | None, dict[str, Any] | None]:
+    def _save_locked(
+        self, req: SaveRequest, data: bytes, sha: str, ops: list[Op]
+    ) -> tuple[SaveConflict | None, dict[str, Any] | None]:
         entry, now = req.entry, _now()
         existing, disk, disk_sha = self._disk(entry)
         if existing is not None and disk is not None and disk_sha is not None and disk_sha != sha:
@@ -327,9 +356,21 @@ class MaskStore:
 
         def commit(r: Records) -> None:
             if new_version:
-                r.add_version(VersionRow(entry.key, sha, now, req.reviewer, req.source, req.model, rel,
-                                         counts.get("added_prev"), counts.get("removed_prev"),
-                                         counts.get("added_pred"), counts.get("removed_pred")))
+                r.add_version(
+                    VersionRow(
+                        entry.key,
+                        sha,
+                        now,
+                        req.reviewer,
+                        req.source,
+                        req.model,
+                        rel,
+                        counts.get("added_prev"),
+                        counts.get("removed_prev"),
+                        counts.get("added_pred"),
+                        counts.get("removed_pred"),
+                    )
+                )
             r.update_image(entry.key, now, **fields)
             if log is not None:
                 r.add_log(log)
@@ -339,15 +380,21 @@ class MaskStore:
         ops.append(commit)
         return None, log
 
-    def _conflict(self, req: SaveRequest, data: bytes, sha: str, disk_sha: str, now: str,
-                  ops: list[Op]) -> SaveConflict:
+    def _conflict(
+        self, req: SaveRequest, data: bytes, sha: str, disk_sha: str, now: str, ops: list[Op]
+    ) -> SaveConflict:
         entry = req.entry
         rel = self.keep(entry, data, sha, ".png", [])
         mine = VersionRow(entry.key, sha, now, req.reviewer, req.source, req.model, rel, note="conflict")
         ops.append(lambda r: r.add_version(mine))
         recorded = [v for v in self.versions(entry.key) if v.sha256 == disk_sha]
-        theirs = recorded[-1] if recorded else Version(entry.key, disk_sha, now, None, "import", None,
-                                                       self.history_dir(entry) / disk_sha, note="found on disk")
+        theirs = (
+            recorded[-1]
+            if recorded
+            else Version(
+                entry.key, disk_sha, now, None, "import", None, self.history_dir(entry) / disk_sha, note="found on disk"
+            )
+        )
         return SaveConflict(entry.key, req.expected_sha, Version.from_row(mine, self.meta_dir), theirs)
 
     # -- withdrawing ----------------------------------------------------------------------------------
@@ -363,8 +410,13 @@ class MaskStore:
                 with records.write():
                     self._guard.check(entry.gt_dir, self.meta_dir)
                     existing, disk, disk_sha = self._disk(entry)
-                    if existing is None or disk is None or disk_sha is None or disk_sha != expected_sha \
-                            or existing.parent != entry.gt_dir:  # never a data set's own mask read beside it
+                    if (
+                        existing is None
+                        or disk is None
+                        or disk_sha is None
+                        or disk_sha != expected_sha
+                        or existing.parent != entry.gt_dir
+                    ):  # never a data set's own mask read beside it
                         return False
                     self.keep(entry, disk, disk_sha, existing.suffix.lower(), ops, note="withdrawn")
                     try:
@@ -372,8 +424,14 @@ class MaskStore:
                     except OSError as exc:
                         raise _os_error(exc, existing, "the mask was not withdrawn") from None
                     now = _now()
-                    record = {**log, "time": now, "image": entry.key, "action": "undo all", "sha256": disk_sha,
-                              "removed_file": str(existing)}
+                    record = {
+                        **log,
+                        "time": now,
+                        "image": entry.key,
+                        "action": "undo all",
+                        "sha256": disk_sha,
+                        "removed_file": str(existing),
+                    }
                     ops.append(lambda r: r.update_image(entry.key, now, status=status, current_sha=None))
                     ops.append(lambda r: r.add_log(record))
                     _run(ops, records)
@@ -412,27 +470,46 @@ def _log_record(req: SaveRequest, counts: dict[str, int], sha: str, now: str) ->
     # prediction is logged apart, so "removed 18,847" never reads as the grader's.
     added = counts.get("added_prev", counts.get("added_pred", 0))
     removed = counts.get("removed_prev", counts.get("removed_pred", 0))
-    vs_prediction = {} if "added_pred" not in counts else {"added_vs_prediction": counts["added_pred"],
-                                                           "removed_vs_prediction": counts["removed_pred"]}
-    return {"time": now, "image": req.entry.key, "action": req.action, "reviewer": req.reviewer,
-            "model": req.model, "pixels_added": added, "pixels_removed": removed, "sha256": sha,
-            "source": req.source, **vs_prediction, **req.log_extra}
-
+    vs_prediction = (
+        {}
+        if "added_pred" not in counts
+        else {"added_vs_prediction": counts["added_pred"], "removed_vs_prediction": counts["removed_pred"]}
+    )
+    return {
+        "time": now,
+        "image": req.entry.key,
+        "action": req.action,
+        "reviewer": req.reviewer,
+        "model": req.model,
+        "pixels_added": added,
+        "pixels_removed": removed,
+        "sha256": sha,
+        "source": req.source,
+        **vs_prediction,
+        **req.log_extra,
+    }
 
 
 class VersionActions:
     """Approve, restore and resolve a conflict: what a grader does with versions the MaskStore keeps."""
 
-    def __init__(self, store: MaskStore, keeper: RecordKeeper, lock: threading.RLock,
-                 on_logged: Callable[[dict[str, Any]], None], photo_size: Callable[[Path], tuple[int, int] | None]):
+    def __init__(
+        self,
+        store: MaskStore,
+        keeper: RecordKeeper,
+        lock: threading.RLock,
+        on_logged: Callable[[dict[str, Any]], None],
+        photo_size: Callable[[Path], tuple[int, int] | None],
+    ):
         self._store = store
         self._keeper = keeper
         self._lock = lock
         self._on_logged = on_logged
         self._photo_size = photo_size
 
-    def approve(self, entry: ImageEntry, *, reviewer: str, model: str | None,
-                prediction: np.ndarray | None) -> dict[str, Any]:
+    def approve(
+        self, entry: ImageEntry, *, reviewer: str, model: str | None, prediction: np.ndarray | None
+    ) -> dict[str, Any]:
         """Mark the mask on disk approved and log it with the pixels added/removed against the prediction (if
         given) and against the previously approved version (or the first version). Returns the counts."""
         counts = self.approval_counts(entry, prediction)
@@ -455,9 +532,11 @@ class VersionActions:
                 try:
                     change(self._keeper.records)
                 except sqlite3.Error as exc:
-                    raise RecordError(f"{entry.key}: the approval could not be recorded in "
-                                      f"{self._keeper.records.path} ({_db_text(exc)})",
-                                      retry=lambda: self._apply(change)) from None
+                    raise RecordError(
+                        f"{entry.key}: the approval could not be recorded in "
+                        f"{self._keeper.records.path} ({_db_text(exc)})",
+                        retry=lambda: self._apply(change),
+                    ) from None
             self._on_logged(record)
         return counts
 
@@ -480,8 +559,9 @@ class VersionActions:
         approved = [r.get("sha256") for r in log if r.get("action") == "approve" and isinstance(r.get("sha256"), str)]
         kept = self._store.versions(entry.key)
         base_sha = approved[-1] if approved else (kept[0].sha256 if kept else None)
-        base = next((self._store.cached("", v.sha256, v.path) for v in kept if v.sha256 == base_sha
-                     and v.path.is_file()), None)
+        base = next(
+            (self._store.cached("", v.sha256, v.path) for v in kept if v.sha256 == base_sha and v.path.is_file()), None
+        )
         which = "approved" if approved else "first"
         if base is not None and base.shape == current.shape:
             counts[f"added_vs_{which}"], counts[f"removed_vs_{which}"] = changes(clean_bool(base), current)
@@ -503,23 +583,31 @@ class VersionActions:
             raise WorkspaceError(f"{entry.key}: no version {sha256} in {self._store.history_dir(entry)}")
         path = next((p for p in paths if p.exists()), paths[0])
         if path.is_symlink() or not self._store.inside_history(path):
-            raise WorkspaceError(f"{entry.key}: the record of version {sha256[:12]} points outside the workspace's "
-                                 f"history ({path}); nothing was restored (`workspace verify` lists such problems)")
+            raise WorkspaceError(
+                f"{entry.key}: the record of version {sha256[:12]} points outside the workspace's "
+                f"history ({path}); nothing was restored (`workspace verify` lists such problems)"
+            )
         try:
             data = read_regular(path)
         except OSError as exc:
-            raise WorkspaceError(f"{path}: version {sha256[:12]} of {entry.key} cannot be read ({_short(exc)}); "
-                                 "nothing was restored") from None
+            raise WorkspaceError(
+                f"{path}: version {sha256[:12]} of {entry.key} cannot be read ({_short(exc)}); nothing was restored"
+            ) from None
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise WorkspaceError(f"{path}: content differs from version {sha256[:12]} of {entry.key} (damaged or "
-                                 "replaced); nothing was restored")
+            raise WorkspaceError(
+                f"{path}: content differs from version {sha256[:12]} of {entry.key} (damaged or "
+                "replaced); nothing was restored"
+            )
         try:
             mask = read_mask(path, data)
         except ImageReadError:
-            raise WorkspaceError(f"{path}: version {sha256[:12]} of {entry.key} cannot be decoded as a mask; "
-                                 "nothing was restored") from None
+            raise WorkspaceError(
+                f"{path}: version {sha256[:12]} of {entry.key} cannot be decoded as a mask; nothing was restored"
+            ) from None
         size = self._photo_size(entry.path)
         if size is not None and mask.shape != size:
-            raise WorkspaceError(f"{path}: version {sha256[:12]} is {mask.shape[1]}x{mask.shape[0]} but the photo "
-                                 f"{entry.name} is {size[1]}x{size[0]}; nothing was restored")
+            raise WorkspaceError(
+                f"{path}: version {sha256[:12]} is {mask.shape[1]}x{mask.shape[0]} but the photo "
+                f"{entry.name} is {size[1]}x{size[0]}; nothing was restored"
+            )
         return mask

@@ -70,8 +70,9 @@ def creation_lock(meta_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[bool]
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{meta_dir / LOCK_NAME}: another window has been opening the records "
-                                       f"for over {wait_s:.0f} s") from None
+                    raise TimeoutError(
+                        f"{meta_dir / LOCK_NAME}: another window has been opening the records for over {wait_s:.0f} s"
+                    ) from None
                 time.sleep(0.05)
             except OSError:  # a filesystem without flock
                 yield False
@@ -106,8 +107,15 @@ def _open_locked(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], jour
         _build(path, meta_dir, entries, journal, rebuild=False)
         return Opened(Records(path, journal))
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a link" if stat.S_ISLNK(st.st_mode)
-                else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "a link"
+            if stat.S_ISLNK(st.st_mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "not a regular file"
+        )
         return _in_memory(path, f"{path} could not be opened ({kind} is in its place)")
     if st.st_size == 0:
         return _rebuild(path, meta_dir, entries, journal, path, "the file is empty (0 bytes)")
@@ -118,12 +126,17 @@ def _open_locked(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], jour
             return _in_memory(path, f"{path} could not be opened ({_why(exc, meta_dir)})")
         return _rebuild(path, meta_dir, entries, journal, path, str(exc))
     if records.newer:
-        return Opened(records, [f"{path}: {NEWER_FILE}. It was opened read-only: nothing is saved in this "
-                                "workspace."])
+        return Opened(records, [f"{path}: {NEWER_FILE}. It was opened read-only: nothing is saved in this workspace."])
     if _holds_nothing(records) and _earlier_work(meta_dir):
         records.close()
-        return _rebuild(path, meta_dir, entries, journal, path, "it held no record although the history and "
-                        "review log did (a rebuild or import killed half-way)")
+        return _rebuild(
+            path,
+            meta_dir,
+            entries,
+            journal,
+            path,
+            "it held no record although the history and review log did (a rebuild or import killed half-way)",
+        )
     notices = [f"{path}: migrated to schema {records.migrated[-1]}."] if records.migrated else []
     return Opened(records, notices)
 
@@ -161,14 +174,16 @@ def _earlier_work(meta_dir: Path) -> bool:
         return False
 
 
-def _rebuild(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], journal: Journal, damaged: Path | None,
-             why: str) -> Opened:
+def _rebuild(
+    path: Path, meta_dir: Path, entries: Sequence[ImageEntry], journal: Journal, damaged: Path | None, why: str
+) -> Opened:
     try:
         summary = _build(path, meta_dir, entries, journal, rebuild=True, damaged=damaged, why=why)
         records = Records(path, journal)
     except (OSError, sqlite3.Error, RecordsDamaged) as exc:
-        return _in_memory(path, f"{path} could not be rebuilt ({why}; {_why(exc, meta_dir)}); the old file is "
-                          "kept as it was")
+        return _in_memory(
+            path, f"{path} could not be rebuilt ({why}; {_why(exc, meta_dir)}); the old file is kept as it was"
+        )
     if summary.get("aside"):
         text = f"The workspace records were damaged ({why}) and were kept aside as {summary['aside']}"
     else:
@@ -176,8 +191,16 @@ def _rebuild(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], journal:
     return Opened(records, [f"{text}; statuses were rebuilt from {summary['text']}."])
 
 
-def _build(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], journal: Journal, *, rebuild: bool,
-           damaged: Path | None = None, why: str = "") -> dict[str, str]:
+def _build(
+    path: Path,
+    meta_dir: Path,
+    entries: Sequence[ImageEntry],
+    journal: Journal,
+    *,
+    rebuild: bool,
+    damaged: Path | None = None,
+    why: str = "",
+) -> dict[str, str]:
     """Make the records in a temporary file beside ``path``, sync it, then rename it over ``path`` (the damaged file,
     if any, first moved aside). Nothing at ``path`` is ever a half-built file."""
     tmp = meta_dir / f".{RECORDS_NAME}.{secrets.token_hex(4)}.tmp"
@@ -252,13 +275,15 @@ def fill_from_files(records: Records, meta_dir: Path, entries: Sequence[ImageEnt
     threshold = next((r["threshold"] for r in reversed(log) if isinstance(r.get("threshold"), (int, float))), None)
     if threshold is not None and 0 < float(threshold) < 1:
         records.set_setting("threshold", float(threshold))
-    return (f"{masks} mask file(s) ({approved} approved, {references} the data set's own), {versions} history "
-            f"file(s) and {len(log)} review-log record(s)" + (f", {skipped} unreadable line(s) skipped"
-                                                               if skipped else ""))
+    return (
+        f"{masks} mask file(s) ({approved} approved, {references} the data set's own), {versions} history "
+        f"file(s) and {len(log)} review-log record(s)" + (f", {skipped} unreadable line(s) skipped" if skipped else "")
+    )
 
 
-def index_history_files(records: Records, meta_dir: Path, entries: Sequence[ImageEntry],
-                        log: Sequence[dict[str, Any]]) -> int:
+def index_history_files(
+    records: Records, meta_dir: Path, entries: Sequence[ImageEntry], log: Sequence[dict[str, Any]]
+) -> int:
     """Register the history files as versions, oldest first, each credited to the log record of the save that
     made its content (who, when, how, with which model); a file no record names is an "import" at its date."""
     base = meta_dir / HISTORY_DIR_NAME
@@ -286,16 +311,25 @@ def index_history_files(records: Records, meta_dir: Path, entries: Sequence[Imag
             found.append((parsed.timestamp() if parsed is not None else float("inf"), when, sha, rel, found_rec))
         for _, when, sha, rel, credit in sorted(found, key=lambda f: f[0]):
             source = credit.get("source") if credit is not None and credit.get("source") in SOURCES else "import"
-            records.add_version(VersionRow(e.key, sha, when, credit.get("reviewer") if credit else None, str(source),
-                                           credit.get("model") if credit else None, rel, note="indexed"))
+            records.add_version(
+                VersionRow(
+                    e.key,
+                    sha,
+                    when,
+                    credit.get("reviewer") if credit else None,
+                    str(source),
+                    credit.get("model") if credit else None,
+                    rel,
+                    note="indexed",
+                )
+            )
             count += 1
     return count
 
 
 def _history_files(folder: Path, meta_dir: Path) -> list[tuple[Path, str]]:
     try:
-        files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()
-                       and not p.is_symlink())
+        files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and not p.is_symlink())
     except OSError:
         return []
     return [(p, p.relative_to(meta_dir).as_posix()) for p in files]

@@ -44,10 +44,10 @@ def changes(before: np.ndarray, after: np.ndarray) -> tuple[int, int]:
     buf = np.empty(min(_WORDS, b64.size), np.uint64)
     changed = added = 0
     for i in range(0, b64.size, _WORDS):
-        d = buf[:min(_WORDS, b64.size - i)]
-        np.bitwise_xor(b64[i:i + _WORDS], a64[i:i + _WORDS], out=d)
+        d = buf[: min(_WORDS, b64.size - i)]
+        np.bitwise_xor(b64[i : i + _WORDS], a64[i : i + _WORDS], out=d)
         changed += int(np.count_nonzero(d.view(np.uint8)))
-        np.bitwise_and(d, a64[i:i + _WORDS], out=d)
+        np.bitwise_and(d, a64[i : i + _WORDS], out=d)
         added += int(np.count_nonzero(d.view(np.uint8)))
     tail = b[n:] ^ a[n:]
     changed += int(np.count_nonzero(tail))

@@ -52,6 +52,7 @@ class PredictionCache:
         except (OSError, ValueError):
             return None
         rel, now = path.relative_to(self._meta_dir).as_posix(), _now()
-        self._index(f"the prediction cache index of {entry.key}",
-                    lambda r: r.index_prediction(entry.key, model_key, rel, now))
+        self._index(
+            f"the prediction cache index of {entry.key}", lambda r: r.index_prediction(entry.key, model_key, rel, now)
+        )
         return path

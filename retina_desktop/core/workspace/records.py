@@ -41,8 +41,19 @@ BUSY_TIMEOUT_MS = 15000
 Status = Literal["new", "predicted", "edited", "approved"]
 STATUSES: tuple[Status, ...] = ("new", "predicted", "edited", "approved")
 # How a version came to be: the tool of the editing stretch that made it, or how it arrived.
-SOURCES = ("prediction", "brush", "eraser", "trace", "segment", "topology", "fill", "cleanup", "restore", "import",
-           "autosave")
+SOURCES = (
+    "prediction",
+    "brush",
+    "eraser",
+    "trace",
+    "segment",
+    "topology",
+    "fill",
+    "cleanup",
+    "restore",
+    "import",
+    "autosave",
+)
 Journal = Literal["wal", "delete"]
 
 # Schema 1: the tables as the first SQLite release of the app made them (that release set no user_version).
@@ -95,8 +106,16 @@ class RecordsReadOnly(sqlite3.OperationalError):
 
 # Only what names corruption sets a database aside; anything else (locked, busy, schema changed by another
 # window creating it at the same moment, no access) is retried and never moves a good file.
-_DAMAGE = ("not a database", "malformed", "corrupt", "integrity check", "tables are missing", "no such column",
-           "no such table", "encrypted")
+_DAMAGE = (
+    "not a database",
+    "malformed",
+    "corrupt",
+    "integrity check",
+    "tables are missing",
+    "no such column",
+    "no such table",
+    "encrypted",
+)
 
 
 def failure(exc: BaseException) -> RecordsDamaged:
@@ -189,10 +208,20 @@ def _version_row(row: tuple[Any, ...]) -> VersionRow | None:
     v = dict(zip(VERSION_COLUMNS, row, strict=True))
     if not all(isinstance(v[k], str) for k in ("image", "sha256", "path")):
         return None
-    return VersionRow(v["image"], v["sha256"], str(v["time"] or ""), clean_text(v["reviewer"]),
-                      str(v["source"] or "import"), clean_text(v["model"]), v["path"], _clean_int(v["added_prev"]),
-                      _clean_int(v["removed_prev"]), _clean_int(v["added_pred"]), _clean_int(v["removed_pred"]),
-                      clean_text(v["note"]))
+    return VersionRow(
+        v["image"],
+        v["sha256"],
+        str(v["time"] or ""),
+        clean_text(v["reviewer"]),
+        str(v["source"] or "import"),
+        clean_text(v["model"]),
+        v["path"],
+        _clean_int(v["added_prev"]),
+        _clean_int(v["removed_prev"]),
+        _clean_int(v["added_pred"]),
+        _clean_int(v["removed_pred"]),
+        clean_text(v["note"]),
+    )
 
 
 Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
@@ -201,8 +230,11 @@ Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 def versions_of(query: Query, image: str | None = None) -> list[VersionRow]:
     """The versions table, oldest first (``query(sql, params)``: this records file's, or a read-only workspace's
     own)."""
-    sql = (f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions" + (" WHERE image=?" if image is not None else "")
-           + " ORDER BY id")
+    sql = (
+        f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions"
+        + (" WHERE image=?" if image is not None else "")
+        + " ORDER BY id"
+    )
     rows = (_version_row(r) for r in query(sql, () if image is None else (image,)))
     return [r for r in rows if r is not None]
 
@@ -212,11 +244,12 @@ def image_rows(query: Query) -> dict[str, ImageRow]:
     try:
         rows = query("SELECT key, status, uncertainty, current_sha, approved_sha, reference_sha FROM images", ())
     except sqlite3.OperationalError:
-        rows = [(*r, None) for r in query("SELECT key, status, uncertainty, current_sha, approved_sha FROM images",
-                                          ())]
-    return {key: ImageRow(key, clean_status(st), clean_fraction(u), clean_text(c, 64), clean_text(a, 64),
-                          clean_text(r, 64))
-            for key, st, u, c, a, r in rows if isinstance(key, str)}
+        rows = [(*r, None) for r in query("SELECT key, status, uncertainty, current_sha, approved_sha FROM images", ())]
+    return {
+        key: ImageRow(key, clean_status(st), clean_fraction(u), clean_text(c, 64), clean_text(a, 64), clean_text(r, 64))
+        for key, st, u, c, a, r in rows
+        if isinstance(key, str)
+    }
 
 
 def schema_version(con: sqlite3.Connection) -> int:
@@ -275,8 +308,13 @@ class Records:
             target = ":memory:"
         else:
             target = f"{self.path.absolute().as_uri()}?mode={'ro' if read_only else 'rwc'}"
-        return sqlite3.connect(target, uri=target != ":memory:", timeout=BUSY_TIMEOUT_MS / 1000,
-                               isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(
+            target,
+            uri=target != ":memory:",
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
     def _open(self, create: bool) -> None:
         try:
@@ -303,8 +341,9 @@ class Records:
             tables = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not tables >= _TABLES:
                 raise RecordsDamaged("tables are missing")
-            self._con.execute("SELECT key,status,uncertainty,current_sha,approved_sha,reference_sha FROM images"
-                              " LIMIT 1").fetchall()
+            self._con.execute(
+                "SELECT key,status,uncertainty,current_sha,approved_sha,reference_sha FROM images LIMIT 1"
+            ).fetchall()
             self._con.execute(f"SELECT {','.join(VERSION_COLUMNS)} FROM versions LIMIT 1").fetchall()
         except RecordsDamaged:
             self._con.close()
@@ -373,13 +412,20 @@ class Records:
         return image_rows(self.query)
 
     def image(self, key: str) -> ImageRow:
-        rows = self.query("SELECT key, status, uncertainty, current_sha, approved_sha, reference_sha FROM images"
-                          " WHERE key=?", (key,))
+        rows = self.query(
+            "SELECT key, status, uncertainty, current_sha, approved_sha, reference_sha FROM images WHERE key=?", (key,)
+        )
         if not rows:
             return ImageRow(key)
         _, status, unc, cur, appr, ref = rows[0]
-        return ImageRow(key, clean_status(status), clean_fraction(unc), clean_text(cur, 64), clean_text(appr, 64),
-                        clean_text(ref, 64))
+        return ImageRow(
+            key,
+            clean_status(status),
+            clean_fraction(unc),
+            clean_text(cur, 64),
+            clean_text(appr, 64),
+            clean_text(ref, 64),
+        )
 
     def update_image(self, key: str, now: str, **changes: object) -> None:
         allowed = {"status", "uncertainty", "current_sha", "approved_sha", "reference_sha"}
@@ -410,21 +456,40 @@ class Records:
         known = ("time", "image", "action", "reviewer", "model", "pixels_added", "pixels_removed")
         extra = {k: v for k, v in record.items() if k not in known}
         with self.write() as con:
-            con.execute("INSERT INTO review_log (time, image, action, reviewer, model, pixels_added, pixels_removed,"
-                        " extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (str(record.get("time", "")), str(record.get("image", "")), str(record.get("action", "")),
-                         clean_text(record.get("reviewer")), clean_text(record.get("model")),
-                         clean_count(record.get("pixels_added")), clean_count(record.get("pixels_removed")),
-                         json.dumps(extra, default=str) if extra else None))
+            con.execute(
+                "INSERT INTO review_log (time, image, action, reviewer, model, pixels_added, pixels_removed,"
+                " extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(record.get("time", "")),
+                    str(record.get("image", "")),
+                    str(record.get("action", "")),
+                    clean_text(record.get("reviewer")),
+                    clean_text(record.get("model")),
+                    clean_count(record.get("pixels_added")),
+                    clean_count(record.get("pixels_removed")),
+                    json.dumps(extra, default=str) if extra else None,
+                ),
+            )
 
     def log(self, image: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT time, image, action, reviewer, model, pixels_added, pixels_removed, extra FROM review_log"
-               + (" WHERE image=?" if image is not None else "") + " ORDER BY id")
+        sql = (
+            "SELECT time, image, action, reviewer, model, pixels_added, pixels_removed, extra FROM review_log"
+            + (" WHERE image=?" if image is not None else "")
+            + " ORDER BY id"
+        )
         out = []
-        for t, img, action, reviewer, model, added, removed, extra in self.query(sql, () if image is None
-                                                                                   else (image,)):
-            rec: dict[str, Any] = {"time": t, "image": img, "action": action, "reviewer": reviewer, "model": model,
-                                   "pixels_added": clean_count(added), "pixels_removed": clean_count(removed)}
+        for t, img, action, reviewer, model, added, removed, extra in self.query(
+            sql, () if image is None else (image,)
+        ):
+            rec: dict[str, Any] = {
+                "time": t,
+                "image": img,
+                "action": action,
+                "reviewer": reviewer,
+                "model": model,
+                "pixels_added": clean_count(added),
+                "pixels_removed": clean_count(removed),
+            }
             try:
                 more = json.loads(extra) if extra else {}
             except (TypeError, ValueError):
@@ -437,8 +502,10 @@ class Records:
     # -- versions ------------------------------------------------------------------------------
     def add_version(self, row: VersionRow) -> None:
         with self.write() as con:
-            con.execute(f"INSERT INTO versions ({', '.join(VERSION_COLUMNS)}) VALUES ({', '.join('?' * 12)})",
-                        tuple(getattr(row, c) for c in VERSION_COLUMNS))
+            con.execute(
+                f"INSERT INTO versions ({', '.join(VERSION_COLUMNS)}) VALUES ({', '.join('?' * 12)})",
+                tuple(getattr(row, c) for c in VERSION_COLUMNS),
+            )
 
     def has_version(self, image: str, sha256: str) -> bool:
         return bool(self.query("SELECT 1 FROM versions WHERE image=? AND sha256=? LIMIT 1", (image, sha256)))
@@ -449,12 +516,16 @@ class Records:
     # -- prediction cache index ----------------------------------------------------------------
     def index_prediction(self, image: str, model_key: str, path: str, time: str) -> None:
         with self.write() as con:
-            con.execute("INSERT OR REPLACE INTO predictions (image, model_key, path, time) VALUES (?, ?, ?, ?)",
-                        (image, model_key, path, time))
+            con.execute(
+                "INSERT OR REPLACE INTO predictions (image, model_key, path, time) VALUES (?, ?, ?, ?)",
+                (image, model_key, path, time),
+            )
 
     def predictions(self) -> list[tuple[str, str, str]]:
-        return [(str(a), str(b), str(c)) for a, b, c in
-                self.query("SELECT image, model_key, path FROM predictions ORDER BY image")]
+        return [
+            (str(a), str(b), str(c))
+            for a, b, c in self.query("SELECT image, model_key, path FROM predictions ORDER BY image")
+        ]
 
     # -- migrations ----------------------------------------------------------------------------
     def add_migration(self, time: str, what: str, detail: str = "") -> None:
@@ -462,14 +533,18 @@ class Records:
             con.execute("INSERT INTO migrations (time, what, detail) VALUES (?, ?, ?)", (time, what, detail))
 
     def migrations(self) -> list[dict[str, str]]:
-        return [{"time": t, "what": w, "detail": d} for t, w, d in
-                self.query("SELECT time, what, detail FROM migrations ORDER BY id")]
+        return [
+            {"time": t, "what": w, "detail": d}
+            for t, w, d in self.query("SELECT time, what, detail FROM migrations ORDER BY id")
+        ]
 
     # -- sessions ("already open") ---------------------------------------------------------------
     def open_session(self, user: str, since: str, seen: float) -> int:
         with self.write() as con:
-            cur = con.execute("INSERT INTO sessions (user, machine, pid, since, seen) VALUES (?, ?, ?, ?, ?)",
-                              (user, socket.gethostname(), os.getpid(), since, seen))
+            cur = con.execute(
+                "INSERT INTO sessions (user, machine, pid, since, seen) VALUES (?, ?, ?, ?, ?)",
+                (user, socket.gethostname(), os.getpid(), since, seen),
+            )
             return int(cur.lastrowid or 0)
 
     def close_session(self, session_id: int) -> None:
@@ -486,12 +561,16 @@ class Records:
         host = socket.gethostname()
         out, stale = [], []
         for sid, user, machine, pid, since, seen in self.query(
-                "SELECT id, user, machine, pid, since, seen FROM sessions ORDER BY id"):
+            "SELECT id, user, machine, pid, since, seen FROM sessions ORDER BY id"
+        ):
             if sid == own_id:
                 continue
             pid = pid if isinstance(pid, int) else -1
-            dead = (not pid_alive(pid)) if machine == host else (not isinstance(seen, (int, float))
-                                                                  or now - seen > stale_after_s)
+            dead = (
+                (not pid_alive(pid))
+                if machine == host
+                else (not isinstance(seen, (int, float)) or now - seen > stale_after_s)
+            )
             if dead:
                 stale.append(sid)
             else:

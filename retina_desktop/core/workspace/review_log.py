@@ -86,8 +86,13 @@ def export(rows: list[dict[str, Any]], path: Path) -> Path:
 class ReviewLog:
     """The log as the workspace keeps it: each record written through the RecordKeeper, then mirrored to JSONL."""
 
-    def __init__(self, keeper: RecordKeeper, path: Path, notices: list[str],
-                 approval_counts: Callable[[str], dict[str, Any] | None]):
+    def __init__(
+        self,
+        keeper: RecordKeeper,
+        path: Path,
+        notices: list[str],
+        approval_counts: Callable[[str], dict[str, Any] | None],
+    ):
         self._keeper = keeper
         self.path = path  # the JSONL copy for other tools (the records database is the reference)
         self._notices = notices
@@ -98,18 +103,36 @@ class ReviewLog:
         if notice is not None and notice not in self._notices:
             self._notices.append(notice)
 
-    def add(self, key: str, action: str, model: str | None = None, added: int | None = None,
-            removed: int | None = None, reviewer: str | None = None, **extra: Any) -> None:
+    def add(
+        self,
+        key: str,
+        action: str,
+        model: str | None = None,
+        added: int | None = None,
+        removed: int | None = None,
+        reviewer: str | None = None,
+        **extra: Any,
+    ) -> None:
         """Append a record. An "approve" without pixel counts is measured against the previous approved version (or
         the first version). Never raises for a record that cannot be written."""
         counts = self._approval_counts(key) if action == "approve" and added is None and removed is None else None
         if counts is not None:
             added, removed = counts["pixels_added"], counts["pixels_removed"]
             extra = {**counts, **extra}
-        record = {"time": _now(), "image": key, "action": action, "reviewer": reviewer or _user(), "model": model,
-                  "pixels_added": int(added or 0), "pixels_removed": int(removed or 0), **extra}
-        if self._keeper.apply(f"the review of {key}", lambda r: r.add_log(record)) or \
-                self._keeper.unavailable is not None:
+        record = {
+            "time": _now(),
+            "image": key,
+            "action": action,
+            "reviewer": reviewer or _user(),
+            "model": model,
+            "pixels_added": int(added or 0),
+            "pixels_removed": int(removed or 0),
+            **extra,
+        }
+        if (
+            self._keeper.apply(f"the review of {key}", lambda r: r.add_log(record))
+            or self._keeper.unavailable is not None
+        ):
             self.mirror(record)
 
     def rows(self, key: str | None = None) -> list[dict[str, Any]]:

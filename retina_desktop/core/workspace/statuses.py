@@ -18,8 +18,13 @@ class StatusBook:
     """A read cache of the records' image rows, dropped at every change and ``refresh()`` (it never holds a change
     the records do not: the records stay the one owner of the statuses)."""
 
-    def __init__(self, keeper: RecordKeeper, shared: SharedRecords, lock: threading.RLock,
-                 approved_content: Callable[[str], str | None]):
+    def __init__(
+        self,
+        keeper: RecordKeeper,
+        shared: SharedRecords,
+        lock: threading.RLock,
+        approved_content: Callable[[str], str | None],
+    ):
         self._keeper = keeper
         self._shared = shared
         self._lock = lock
@@ -42,8 +47,13 @@ class StatusBook:
         if own is None or theirs is None:
             return own or theirs or ImageRow(key)
         # A read-only share's own review shows through what this user only looked at (an uncertainty, "new").
-        return own if own.status != "new" else ImageRow(key, theirs.status, own.uncertainty, theirs.current_sha,
-                                                       theirs.approved_sha, theirs.reference_sha)
+        return (
+            own
+            if own.status != "new"
+            else ImageRow(
+                key, theirs.status, own.uncertainty, theirs.current_sha, theirs.approved_sha, theirs.reference_sha
+            )
+        )
 
     def change(self, what: str, change: Change) -> None:
         with self._lock:

@@ -48,8 +48,14 @@ def _decodes(path: Path, data: bytes) -> bool:
         return False
 
 
-def verify(records: Records, unavailable: str | None, meta_dir: Path, entries: Sequence[ImageEntry],
-           guard: FolderGuard, photo_size: Callable[[Path], tuple[int, int] | None]) -> list[str]:
+def verify(
+    records: Records,
+    unavailable: str | None,
+    meta_dir: Path,
+    entries: Sequence[ImageEntry],
+    guard: FolderGuard,
+    photo_size: Callable[[Path], tuple[int, int] | None],
+) -> list[str]:
     problems: list[str] = []
     if unavailable:
         problems.append(f"{unavailable}: no recorded version could be checked")

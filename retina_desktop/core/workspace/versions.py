@@ -29,12 +29,37 @@ class Version:
 
     @classmethod
     def from_row(cls, row: VersionRow, meta_dir: Path) -> Version:
-        return cls(row.image, row.sha256, row.time, row.reviewer, row.source, row.model, meta_dir / row.path,
-                   row.added_prev, row.removed_prev, row.added_pred, row.removed_pred, row.note)
+        return cls(
+            row.image,
+            row.sha256,
+            row.time,
+            row.reviewer,
+            row.source,
+            row.model,
+            meta_dir / row.path,
+            row.added_prev,
+            row.removed_prev,
+            row.added_pred,
+            row.removed_pred,
+            row.note,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in ("sha256", "time", "reviewer", "source", "model", "added_prev",
-                                            "removed_prev", "added_pred", "removed_pred", "note")}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "sha256",
+                "time",
+                "reviewer",
+                "source",
+                "model",
+                "added_prev",
+                "removed_prev",
+                "added_pred",
+                "removed_pred",
+                "note",
+            )
+        }
         d["path"] = str(self.path)
         return d
 
@@ -47,11 +72,11 @@ class SaveConflict(WorkspaceError):
     def __init__(self, key: str, expected_sha: str | None, mine: Version, theirs: Version):
         when = readable_time(theirs.time)
         who = f"{theirs.reviewer} at {when}" if theirs.reviewer else f"at {when}"
-        super().__init__(f"{key}: another window or grader saved this mask ({who}) since it was opened; nothing "
-                         "was overwritten, both versions are in the history")
+        super().__init__(
+            f"{key}: another window or grader saved this mask ({who}) since it was opened; nothing "
+            "was overwritten, both versions are in the history"
+        )
         self.key, self.expected_sha, self.mine, self.theirs = key, expected_sha, mine, theirs
-
-
 
 
 def earlier_files(versions: list[Version], current_sha: str | None) -> list[Path]:

@@ -55,9 +55,11 @@ from .versions import SaveConflict, Version, earlier_files
 from .windows import OpenWindows
 
 DatasetMasks = Literal["overwrite", "corrected"]
-NETWORK_NOTICE = ("{root} is on a network folder: the records use SQLite's rollback journal there, and two machines "
-                  "must not write this workspace at once (two windows on this machine are fine; graders on separate "
-                  "copies merge them with `retina-desktop workspace import`).")
+NETWORK_NOTICE = (
+    "{root} is on a network folder: the records use SQLite's rollback journal there, and two machines "
+    "must not write this workspace at once (two windows on this machine are fine; graders on separate "
+    "copies merge them with `retina-desktop workspace import`)."
+)
 
 
 def photo_size(path: Path) -> tuple[int, int] | None:
@@ -90,11 +92,14 @@ class Workspace:
         self.root = _checked_root(Path(root).expanduser())
         self.layout, entries = discover(self.root)
         if not entries:
-            raise WorkspaceError(f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)} "
-                                 "directly in the folder or in images/, train/images/, test/images/)")
+            raise WorkspaceError(
+                f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)} "
+                "directly in the folder or in images/, train/images/, test/images/)"
+            )
         self.entries, self._by_key, self.duplicates = _unique(entries)
-        self.gt_writable = all(probe_writable(d) if d.is_dir() else probe_writable(d.parent)
-                               for d in {e.gt_dir for e in self.entries})
+        self.gt_writable = all(
+            probe_writable(d) if d.is_dir() else probe_writable(d.parent) for d in {e.gt_dir for e in self.entries}
+        )
         self.meta_in_workspace = probe_writable(self.root / META_DIR_NAME)
         self.meta_dir = self.root / META_DIR_NAME if self.meta_in_workspace else _fallback_meta_dir(self.root)
         self.records_path = self.meta_dir / RECORDS_NAME
@@ -111,14 +116,27 @@ class Workspace:
         if self.network:
             self.notices.append(NETWORK_NOTICE.format(root=self.root))
         self._shared = SharedRecords(self.root, active=not self.meta_in_workspace)
-        self.statuses = StatusBook(self._keeper, self._shared, self._lock,
-                                   lambda key: _file_sha(self._by_key[key].existing_gt()) if key in self._by_key
-                                   else None)
+        self.statuses = StatusBook(
+            self._keeper,
+            self._shared,
+            self._lock,
+            lambda key: _file_sha(self._by_key[key].existing_gt()) if key in self._by_key else None,
+        )
         within = self.root if self.meta_in_workspace else None
-        self.log = review_log.ReviewLog(self._keeper, self.meta_dir / "review_log.jsonl", self.notices,
-                                        self._approval_counts)
-        self.masks = MaskStore(self.meta_dir, self.root, self._keeper, self._shared, self._guard, self._lock,
-                               self.log.mirror, within, lambda records: self.windows.touch(records))
+        self.log = review_log.ReviewLog(
+            self._keeper, self.meta_dir / "review_log.jsonl", self.notices, self._approval_counts
+        )
+        self.masks = MaskStore(
+            self.meta_dir,
+            self.root,
+            self._keeper,
+            self._shared,
+            self._guard,
+            self._lock,
+            self.log.mirror,
+            within,
+            lambda records: self.windows.touch(records),
+        )
         self.actions = VersionActions(self.masks, self._keeper, self._lock, self.log.mirror, photo_size)
         self.predictions = PredictionCache(self.meta_dir, within, self._quiet)
         self._use_dataset_masks_choice()
@@ -269,8 +287,16 @@ class Workspace:
     def review_log_path(self) -> Path:
         return self.log.path
 
-    def log_review(self, key: str, action: str, model: str | None = None, added: int | None = None,
-                   removed: int | None = None, reviewer: str | None = None, **extra: Any) -> None:
+    def log_review(
+        self,
+        key: str,
+        action: str,
+        model: str | None = None,
+        added: int | None = None,
+        removed: int | None = None,
+        reviewer: str | None = None,
+        **extra: Any,
+    ) -> None:
         self.log.add(key, action, model, added, removed, reviewer, **extra)
 
     def review_log(self, key: str | None = None) -> list[dict[str, Any]]:
@@ -295,6 +321,7 @@ class Workspace:
 
     def history_dir(self, entry: ImageEntry) -> Path:
         return self.masks.history_dir(entry)
+
     def history(self, entry: ImageEntry) -> list[Path]:
         """Files of the earlier versions (not the one on disk now), oldest first, each once."""
         return earlier_files(self.versions(entry), self.current_sha(entry))
@@ -313,16 +340,28 @@ class Workspace:
 
     def _check_writable(self, entry: ImageEntry) -> None:
         if not self.gt_writable:
-            raise ReadOnlyWorkspaceError(f"{entry.gt_dir}: the workspace is read-only, ground truth cannot be "
-                                         "saved here (export the masks to another folder instead)")
+            raise ReadOnlyWorkspaceError(
+                f"{entry.gt_dir}: the workspace is read-only, ground truth cannot be "
+                "saved here (export the masks to another folder instead)"
+            )
         newer = self.read_only_records
         if newer is not None:
             raise ReadOnlyWorkspaceError(f"{newer}; nothing was saved")
 
-    def save_ground_truth(self, entry: ImageEntry, mask: np.ndarray, *, expected_sha: Any = _UNSET,
-                          source: str = "brush", reviewer: str | None = None, model: str | None = None,
-                          prediction: np.ndarray | None = None, status: str | None = None,
-                          action: str | None = None, **log_extra: Any) -> Path:
+    def save_ground_truth(
+        self,
+        entry: ImageEntry,
+        mask: np.ndarray,
+        *,
+        expected_sha: Any = _UNSET,
+        source: str = "brush",
+        reviewer: str | None = None,
+        model: str | None = None,
+        prediction: np.ndarray | None = None,
+        status: str | None = None,
+        action: str | None = None,
+        **log_extra: Any,
+    ) -> Path:
         """Save ``mask`` as the image's ground truth, keeping every version (see ``MaskStore.save``).
         ``expected_sha`` is the version the caller loaded (default: the one this Workspace loaded or saved last;
         None: "there was no mask")."""
@@ -334,8 +373,15 @@ class Workspace:
         finally:
             self.statuses.refresh()
 
-    def withdraw(self, entry: ImageEntry, expected_sha: str | None, *, status: str, reviewer: str | None = None,
-                 model: str | None = None) -> bool:
+    def withdraw(
+        self,
+        entry: ImageEntry,
+        expected_sha: str | None,
+        *,
+        status: str,
+        reviewer: str | None = None,
+        model: str | None = None,
+    ) -> bool:
         """Every edit undone: remove the mask file this window wrote, if it is still ``expected_sha`` (its content
         stays in the history), and give the image ``status`` back. False: somebody saved since (nothing done)."""
         entry = self._entry(entry)
@@ -345,26 +391,49 @@ class Workspace:
         finally:
             self.statuses.refresh()
 
-    def approve(self, entry: ImageEntry, *, reviewer: str | None = None, model: str | None = None,
-                prediction: np.ndarray | None = None) -> dict[str, Any]:
+    def approve(
+        self,
+        entry: ImageEntry,
+        *,
+        reviewer: str | None = None,
+        model: str | None = None,
+        prediction: np.ndarray | None = None,
+    ) -> dict[str, Any]:
         """Mark the mask on disk approved and log its pixel counts."""
         try:
-            return self.actions.approve(self._entry(entry), reviewer=reviewer or _user(), model=model,
-                                        prediction=prediction)
+            return self.actions.approve(
+                self._entry(entry), reviewer=reviewer or _user(), model=model, prediction=prediction
+            )
         finally:
             self.statuses.refresh()
 
-    def restore(self, entry: ImageEntry | str, sha256: str, *, reviewer: str | None = None,
-                expected_sha: Any = _UNSET) -> Path:
+    def restore(
+        self, entry: ImageEntry | str, sha256: str, *, reviewer: str | None = None, expected_sha: Any = _UNSET
+    ) -> Path:
         """Save an earlier version as a new version (source "restore"), so a restore can itself be undone."""
         e = self._entry(entry)
         mask = self.actions.checked_version(e, sha256)
-        return self.save_ground_truth(e, mask, expected_sha=expected_sha, source="restore", reviewer=reviewer,
-                                      status="edited", action="restore", restored_from=sha256)
+        return self.save_ground_truth(
+            e,
+            mask,
+            expected_sha=expected_sha,
+            source="restore",
+            reviewer=reviewer,
+            status="edited",
+            action="restore",
+            restored_from=sha256,
+        )
 
-    def resolve_conflict(self, conflict: SaveConflict, keep: str, *, reviewer: str | None = None,
-                         model: str | None = None, prediction: np.ndarray | None = None,
-                         **log_extra: Any) -> Path | None:
+    def resolve_conflict(
+        self,
+        conflict: SaveConflict,
+        keep: str,
+        *,
+        reviewer: str | None = None,
+        model: str | None = None,
+        prediction: np.ndarray | None = None,
+        **log_extra: Any,
+    ) -> Path | None:
         """After SaveConflict: keep "mine" (saved over theirs, which stays in the history) or "theirs" (returns
         None; the caller reloads it). The log gets the model and pixels as for any save."""
         if keep not in ("mine", "theirs"):
@@ -373,15 +442,24 @@ class Workspace:
             self.masks.take_loaded(conflict.key, conflict.theirs.sha256)
             return None
         mine = conflict.mine
-        return self.save_ground_truth(self._by_key[conflict.key], read_mask(mine.path), source=mine.source,
-                                      expected_sha=conflict.theirs.sha256, reviewer=reviewer or mine.reviewer,
-                                      action="save", model=model, prediction=prediction,
-                                      resolved_conflict_with=conflict.theirs.sha256, **log_extra)
+        return self.save_ground_truth(
+            self._by_key[conflict.key],
+            read_mask(mine.path),
+            source=mine.source,
+            expected_sha=conflict.theirs.sha256,
+            reviewer=reviewer or mine.reviewer,
+            action="save",
+            model=model,
+            prediction=prediction,
+            resolved_conflict_with=conflict.theirs.sha256,
+            **log_extra,
+        )
 
     def verify(self) -> list[str]:
         """Problems found, like ``git fsck``. Empty: all is well."""
-        return verify(self._keeper.records, self._keeper.unavailable, self.meta_dir, self.entries, self._guard,
-                      photo_size)
+        return verify(
+            self._keeper.records, self._keeper.unavailable, self.meta_dir, self.entries, self._guard, photo_size
+        )
 
 
 def _unique(entries: Sequence[ImageEntry]) -> tuple[list[ImageEntry], dict[str, ImageEntry], list[str]]:

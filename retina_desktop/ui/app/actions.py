@@ -12,13 +12,27 @@ from PySide6.QtWidgets import QToolBar
 
 from ..common.context import ActionRegistry
 
-TOOLS = (("navigate", "Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"), ("fill", "Fill", "G"),
-         ("trace", "Trace", "T"), ("segment", "Segment", "S"))
+TOOLS = (
+    ("navigate", "Pan", "V"),
+    ("brush", "Brush", "B"),
+    ("eraser", "Eraser", "E"),
+    ("fill", "Fill", "G"),
+    ("trace", "Trace", "T"),
+    ("segment", "Segment", "S"),
+)
 
 # Short toolbar labels so that Save, Approve and Fine-tune… fit a 1280-px-wide window instead of hiding behind
 # the overflow arrow; menus keep the full names, and so do the tooltips.
-SHORT_LABELS = {"open": "Open…", "prev": "Previous", "next": "Next", "model_input": "Model input",
-                "heat": "Heat map", "mask": "Mask", "save": "Save", "export": "Export…"}
+SHORT_LABELS = {
+    "open": "Open…",
+    "prev": "Previous",
+    "next": "Next",
+    "model_input": "Model input",
+    "heat": "Heat map",
+    "mask": "Mask",
+    "save": "Save",
+    "export": "Export…",
+}
 
 
 class Actions:
@@ -31,19 +45,24 @@ class Actions:
         self.open = A("Open folder…", w.choose_workspace, QKeySequence.StandardKey.Open)
         self.demo = A("Open demo workspace", w.open_demo_workspace)
         self.save = A("Save as ground truth", lambda: w.save_current(auto=False), QKeySequence.StandardKey.Save)
-        self.approve = A("Approve", w.approve_current, ["Ctrl+Return", "Ctrl+Enter"],
-                         tip="Save and mark this image reviewed")
+        self.approve = A(
+            "Approve", w.approve_current, ["Ctrl+Return", "Ctrl+Enter"], tip="Save and mark this image reviewed"
+        )
         self.export = A("Export masks…", w.export_dialog, "Ctrl+E")
         self.prefs = A("Preferences…", w.preferences)
         self.quit = A("Quit", w.close, QKeySequence.StandardKey.Quit)
         self.next = A("Next image", lambda: w.step_image(+1), ["PgDown", "."])
         self.prev = A("Previous image", lambda: w.step_image(-1), ["PgUp", ","])
         self.predict = A("Predict this image", w.predict_current, "Ctrl+R")
-        self.start_from_prediction = A("Start from the prediction", w.start_from_prediction,
-                                       tip="Replace the mask on screen by the model's prediction (one undo step; the "
-                                           "mask on disk stays until you save)")
-        self.predict_all = A("Predict all", w.predict_all, "Ctrl+Shift+P",
-                             tip="Predict every image without a cached prediction")
+        self.start_from_prediction = A(
+            "Start from the prediction",
+            w.start_from_prediction,
+            tip="Replace the mask on screen by the model's prediction (one undo step; the "
+            "mask on disk stays until you save)",
+        )
+        self.predict_all = A(
+            "Predict all", w.predict_all, "Ctrl+Shift+P", tip="Predict every image without a cached prediction"
+        )
         self.undo = A("Undo", e.undo, QKeySequence.StandardKey.Undo)
         self.redo = A("Redo", e.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.remove_small = A("Remove small pieces", e.remove_small, "Ctrl+Shift+X")
@@ -76,23 +95,53 @@ class Actions:
     def install_menus(self, window) -> None:
         mb = window.menuBar()
         tools = list(self.tools.values())
-        m = _fill(mb.addMenu("&File"), (self.open, self.demo, None, self.save, self.approve, None, self.export, None,
-                                        self.prefs, None, self.quit))
+        m = _fill(
+            mb.addMenu("&File"),
+            (self.open, self.demo, None, self.save, self.approve, None, self.export, None, self.prefs, None, self.quit),
+        )
         window.recent_menu = m.addMenu("Recent workspaces")
-        _fill(mb.addMenu("&Edit"), (self.undo, self.redo, None, *tools, None, self.bigger, self.smaller,
-                                    self.remove_small))
+        _fill(
+            mb.addMenu("&Edit"),
+            (self.undo, self.redo, None, *tools, None, self.bigger, self.smaller, self.remove_small),
+        )
         _fill(mb.addMenu("&View"), (self.fit, self.one_to_one, None, self.model_input, self.heat, self.mask))
-        _fill(mb.addMenu("&Image"), (self.prev, self.next, None, self.predict, self.predict_all, None,
-                                      self.start_from_prediction))
+        _fill(
+            mb.addMenu("&Image"),
+            (self.prev, self.next, None, self.predict, self.predict_all, None, self.start_from_prediction),
+        )
 
     def install_toolbar(self, window) -> QToolBar:
         tb = QToolBar("Main", window)
         tb.setObjectName("main_toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         tb.setMovable(False)
-        _fill(tb, (self.open, None, self.prev, self.next, None, self.predict_all, None, *self.tools.values(), None,
-                   self.undo, self.redo, None, self.fit, self.one_to_one, None, self.model_input, self.heat,
-                   self.mask, None, self.save, self.approve, self.export))
+        _fill(
+            tb,
+            (
+                self.open,
+                None,
+                self.prev,
+                self.next,
+                None,
+                self.predict_all,
+                None,
+                *self.tools.values(),
+                None,
+                self.undo,
+                self.redo,
+                None,
+                self.fit,
+                self.one_to_one,
+                None,
+                self.model_input,
+                self.heat,
+                self.mask,
+                None,
+                self.save,
+                self.approve,
+                self.export,
+            ),
+        )
         window.addToolBar(tb)
         return tb
 

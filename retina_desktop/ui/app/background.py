@@ -38,8 +38,9 @@ class ThumbnailLoader(QObject):
         cache = user_cache_dir() / "thumbnails"
         cache.mkdir(parents=True, exist_ok=True)
         w = Worker(make_thumbnails, ws, entries, cache, name="thumbnails")
-        w.yielded.connect(self.tasks.guard(
-            lambda kv, ws=ws: ws is self.review.workspace and self.image_list.model.set_thumbnail(*kv)))
+        w.yielded.connect(
+            self.tasks.guard(lambda kv, ws=ws: ws is self.review.workspace and self.image_list.model.set_thumbnail(*kv))
+        )
         self.tasks.start(w, priority=-1)
 
 

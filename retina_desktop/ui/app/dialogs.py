@@ -29,8 +29,9 @@ class ExportDialog(QDialog):
     with, and with ``workspace_root`` too from the folder this workspace was last exported to; both are
     remembered when the grader clicks Export (not on Cancel)."""
 
-    def __init__(self, parent: QWidget | None = None, start_folder: str = "", settings=None,
-                 workspace_root: str | None = None):
+    def __init__(
+        self, parent: QWidget | None = None, start_folder: str = "", settings=None, workspace_root: str | None = None
+    ):
         super().__init__(parent)
         self.setWindowTitle("Export corrected masks")
         self.setObjectName("export_dialog")
@@ -59,8 +60,9 @@ class ExportDialog(QDialog):
         group.addButton(self.format_1)
         self.overlays = QCheckBox("Also write overlay pictures (overlays/)", self)
         self.approved_only = QCheckBox("Approved images only", self)
-        self.approved_only.setToolTip("Unticked, the images nobody approved go out too: their masks may be the "
-                                      "untouched reference or prediction")
+        self.approved_only.setToolTip(
+            "Unticked, the images nobody approved go out too: their masks may be the untouched reference or prediction"
+        )
         self.approved_only.setChecked(True)  # "corrected masks": the approved ones, unless the grader says otherwise
         self.overwrite = QCheckBox("Replace files already in the destination", self)
         form = QFormLayout()
@@ -101,10 +103,13 @@ class ExportDialog(QDialog):
         self.accept()
 
     def options(self) -> ExportOptions:
-        return ExportOptions(destination=Path(self.destination.text().strip()).expanduser(),
-                             one_value=1 if self.format_1.isChecked() else 255,
-                             overlays=self.overlays.isChecked(), approved_only=self.approved_only.isChecked(),
-                             overwrite=self.overwrite.isChecked())
+        return ExportOptions(
+            destination=Path(self.destination.text().strip()).expanduser(),
+            one_value=1 if self.format_1.isChecked() else 255,
+            overlays=self.overlays.isChecked(),
+            approved_only=self.approved_only.isChecked(),
+            overwrite=self.overwrite.isChecked(),
+        )
 
 
 class PreferencesDialog(QDialog):

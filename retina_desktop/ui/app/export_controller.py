@@ -25,16 +25,19 @@ class ExportController(QObject):
 
     def ask(self, parent, workspace) -> ExportOptions | None:
         # The dialog starts from this workspace's last destination and the last options (the window's settings).
-        dlg = ExportDialog(parent, default_export_folder(workspace.root), getattr(parent, "settings", None),
-                           str(workspace.root))
+        dlg = ExportDialog(
+            parent, default_export_folder(workspace.root), getattr(parent, "settings", None), str(workspace.root)
+        )
         return dlg.options() if dlg.exec() else None
 
     def start(self, workspace, options: ExportOptions) -> Worker | None:
         if self.worker is not None:
             return None
         g = self.tasks.guard
-        w = Worker(lambda ctx: export_masks(workspace, options, progress=ctx.progress, cancelled=lambda: ctx.cancelled),
-                   name="export")
+        w = Worker(
+            lambda ctx: export_masks(workspace, options, progress=ctx.progress, cancelled=lambda: ctx.cancelled),
+            name="export",
+        )
         w.progress.connect(g(lambda d, t, s: self.progress.emit("Exporting", d, t, s)))
         w.returned.connect(g(self.finished.emit))
         w.errored.connect(g(self.finished.emit))

@@ -40,15 +40,31 @@ def build_features(window: MainWindow) -> Features:
     history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
     vessel_tools = install_vessel_tools(window)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
     compare = install_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
-    measurements = VesselMeasureRunner(ctx.review, ctx.tasks, ctx.image_ready, ctx.show_message, ctx.progress,
-                                       lambda: window.save_current(auto=True), window)
+    measurements = VesselMeasureRunner(
+        ctx.review,
+        ctx.tasks,
+        ctx.image_ready,
+        ctx.show_message,
+        ctx.progress,
+        lambda: window.save_current(auto=True),
+        window,
+    )
     layout = window.review_panel.layout()
     layout.insertWidget(layout.count() - 1, measurements.panel)
-    measurements.export_action = ctx.actions.add("Export measurements…", measurements.export_dialog,
-                                                 tip="Vessel measurements of every saved mask, as CSV")
+    measurements.export_action = ctx.actions.add(
+        "Export measurements…", measurements.export_dialog, tip="Vessel measurements of every saved mask, as CSV"
+    )
     file_menu = window.menuBar().actions()[0].menu()
     items = file_menu.actions()
     file_menu.insertAction(items[items.index(window.export_action) + 1], measurements.export_action)
-    summary = WorkspaceSummary(ctx.review, ctx.tasks, ctx.actions, compare.menu, window.image_list.model.dice_values,
-                               compare.refresh_dice, compare.dice_updated, window)
+    summary = WorkspaceSummary(
+        ctx.review,
+        ctx.tasks,
+        ctx.actions,
+        compare.menu,
+        window.image_list.model.dice_values,
+        compare.refresh_dice,
+        compare.dice_updated,
+        window,
+    )
     return Features(finetune, help_, history, vessel_tools, compare, measurements, summary)

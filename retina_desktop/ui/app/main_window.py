@@ -56,9 +56,22 @@ FRAME_SETTLE_MS = 300  # how long after the first show the window manager's fram
 LAYOUT_SAVE_MS = 1000  # the window's size and dock layout are written this long after they last changed
 
 # Widgets of the review panel also reachable as ``window.<name>`` (tests, the self-test, the help).
-PANEL_WIDGETS = ("save_button", "approve_button", "image_name_label", "image_status_label", "mask_source_label",
-                 "brush_slider", "brush_label", "min_piece_spin", "remove_small_button", "threshold_slider",
-                 "threshold_label", "opacity_slider", "zoom_label", "measure_labels")
+PANEL_WIDGETS = (
+    "save_button",
+    "approve_button",
+    "image_name_label",
+    "image_status_label",
+    "mask_source_label",
+    "brush_slider",
+    "brush_label",
+    "min_piece_spin",
+    "remove_small_button",
+    "threshold_slider",
+    "threshold_label",
+    "opacity_slider",
+    "zoom_label",
+    "measure_labels",
+)
 
 
 class MainWindow(QMainWindow):
@@ -89,22 +102,38 @@ class MainWindow(QMainWindow):
         self.workspaces = WorkspaceFlow(self)
         self.saving = SaveFlow(self)  # conflicts, a full disk, a record to retry
         # What the features are built from (the composition root hands each one the parts it uses).
-        self.context = AppContext(review=self.review, tasks=self.tasks, prediction=self.prediction,
-                                  settings=self.settings, prompter=self.prompter, show_message=self.show_message,
-                                  show_status=self.statusBar().showMessage, actions=ActionRegistry(self),
-                                  image_ready=self.image_ready,
-                                  progress=Progress(lambda *a: self.status_panel.show_progress(*a),
-                                                    lambda: self.hide_progress()))
+        self.context = AppContext(
+            review=self.review,
+            tasks=self.tasks,
+            prediction=self.prediction,
+            settings=self.settings,
+            prompter=self.prompter,
+            show_message=self.show_message,
+            show_status=self.statusBar().showMessage,
+            actions=ActionRegistry(self),
+            image_ready=self.image_ready,
+            progress=Progress(lambda *a: self.status_panel.show_progress(*a), lambda: self.hide_progress()),
+        )
         self.start, self.open_workspace = self.workspaces.start, self.workspaces.open_workspace
-        self.open_demo_workspace, self.choose_workspace = self.workspaces.open_demo_workspace, self.workspaces.choose_workspace
+        self.open_demo_workspace, self.choose_workspace = (
+            self.workspaces.open_demo_workspace,
+            self.workspaces.choose_workspace,
+        )
 
         self._build_ui()
         self.edit_tools = EditTools(self.review, self.canvas, self.review_panel, self.settings, self)
         # The tools' entry points, also as the window's (tests, the self-test and the benchmarks call them).
         self.set_tool, self.set_brush_radius = self.edit_tools.set_tool, self.edit_tools.set_brush_radius
-        self.remove_small, self.undo, self.redo = self.edit_tools.remove_small, self.edit_tools.undo, self.edit_tools.redo
+        self.remove_small, self.undo, self.redo = (
+            self.edit_tools.remove_small,
+            self.edit_tools.undo,
+            self.edit_tools.redo,
+        )
         self.predictions_view = PredictionView(self)
-        self.predict_current, self.predict_all = self.predictions_view.predict_current, self.predictions_view.predict_all
+        self.predict_current, self.predict_all = (
+            self.predictions_view.predict_current,
+            self.predictions_view.predict_all,
+        )
         self.switch_model = self.predictions_view.switch_model
         self.action_table = Actions(self, self.context.actions)
         for name, action in self.action_table.named().items():
@@ -190,8 +219,9 @@ class MainWindow(QMainWindow):
         self.review_panel = ReviewPanel(self.settings.min_piece_pixels, self.settings.mask_opacity)
         for name in PANEL_WIDGETS:
             setattr(self, name, getattr(self.review_panel, name))
-        self.review_dock = self._dock("Review", "review_dock", self.review_panel.scrolling(),
-                                      Qt.DockWidgetArea.RightDockWidgetArea)
+        self.review_dock = self._dock(
+            "Review", "review_dock", self.review_panel.scrolling(), Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.status_panel = StatusPanel(self.statusBar())
         for name in ("cursor_label", "progress_label", "progress_bar", "cancel_button", "model_label", "device_label"):
             setattr(self, name, getattr(self.status_panel, name))
@@ -200,8 +230,9 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
-                         QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(area, dock)
         return dock
 
@@ -266,8 +297,9 @@ class MainWindow(QMainWindow):
         self.predict_all_action.setEnabled(self.workspace is not None and not self.prediction.batch_running)
         self.predict_action.setEnabled(has)
         if has:
-            self.image_status_label.setText(self.workspace.status(self.session.key) +
-                                            (" (unsaved edits)" if doc.is_dirty else ""))
+            self.image_status_label.setText(
+                self.workspace.status(self.session.key) + (" (unsaved edits)" if doc.is_dirty else "")
+            )
             self.mask_source_label.setText(doc.source)
         self._update_title()
 
@@ -386,8 +418,9 @@ class MainWindow(QMainWindow):
     def apply_threshold(self, t: float) -> bool:
         """Re-derive the open mask from the probabilities at ``t``; asks first if that discards edits."""
         question = self.review.threshold_question(t)
-        if question is not None and not self.prompter.confirm("Re-derive the mask?", question,
-                                                              ok_text="Replace mask", object_name="threshold_prompt"):
+        if question is not None and not self.prompter.confirm(
+            "Re-derive the mask?", question, ok_text="Replace mask", object_name="threshold_prompt"
+        ):
             self.show_threshold()  # the slider goes back to the threshold the mask was cut at
             return False
         self.review.apply_threshold(t)
@@ -399,8 +432,11 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------- saving --
     def start_from_prediction(self) -> None:
         if self.review.start_from_prediction():
-            self.show_message("The mask on screen is the model's prediction now (Undo goes back); the mask on disk "
-                              "is replaced only when you save.", "info")
+            self.show_message(
+                "The mask on screen is the model's prediction now (Undo goes back); the mask on disk "
+                "is replaced only when you save.",
+                "info",
+            )
         else:
             self.show_message("There is no prediction of this image yet: predict it first (Ctrl+R).", "warning")
 
@@ -515,11 +551,15 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop background work and wait for the threads (used by closeEvent and test teardown)."""
-        for timer in (self.autosave_timer, self.measure.timer, self.threshold_timer, self.thumbnails.timer,
-                      self.layout_timer):
+        for timer in (
+            self.autosave_timer,
+            self.measure.timer,
+            self.threshold_timer,
+            self.thumbnails.timer,
+            self.layout_timer,
+        ):
             timer.stop()
         self.finetune.shutdown()  # ends a training process still running
         self.tasks.shutdown()  # from here on, results still queued for the UI thread are dropped
         if self.workspace is not None:
             self.workspace.close()  # ends this window's "already open" record
-

@@ -44,7 +44,7 @@ class _SettleOnClose(QObject):
     """Sees the window's close before its closeEvent: the save in flight is settled first, so the window asks
     about unsaved edits knowing what was saved, and never closes with a save half done."""
 
-    def __init__(self, flow: "SaveFlow"):
+    def __init__(self, flow: SaveFlow):
         super().__init__(flow.w)
         self.flow = flow
 
@@ -120,8 +120,11 @@ class SaveFlow:
             if self.w.session is not None and self.w.session.document is job.document:
                 self._done(True, job.path)
             if job.after_error is not None:
-                self.w.show_message(f"Saved {job.entry.name}, but the window could not be brought up to date: "
-                                    f"{user_message(job.after_error)} (details in the log)", "warning")
+                self.w.show_message(
+                    f"Saved {job.entry.name}, but the window could not be brought up to date: "
+                    f"{user_message(job.after_error)} (details in the log)",
+                    "warning",
+                )
         elif isinstance(exc, (WorkspaceError, OSError)):
             self._failure(exc, ask=False, leaving=False)
         else:
@@ -209,8 +212,9 @@ class SaveFlow:
         s = w.session
         w.image_list.model.set_dirty(s.key, s.document.is_dirty)  # edits made during a background save are not saved
         if path is None:
-            w.statusBar().showMessage(f"Every edit of {s.entry.name} is undone: its saved mask was withdrawn "
-                                      "(the History keeps it)", 5000)
+            w.statusBar().showMessage(
+                f"Every edit of {s.entry.name} is undone: its saved mask was withdrawn (the History keeps it)", 5000
+            )
         else:
             w.statusBar().showMessage(f"{'Autosaved' if auto else 'Saved'} {path}", 4000)
         self.show_new_notices()
@@ -244,10 +248,12 @@ class SaveFlow:
         if choice not in ("overwrite", "corrected"):
             return False
         ws.set_dataset_masks(choice)
-        self.w.show_message("Your corrections go to corrected/; the data set's masks stay as they are."
-                            if choice == "corrected" else
-                            "Your corrections are saved over the data set's masks; the originals stay in History.",
-                            "info")
+        self.w.show_message(
+            "Your corrections go to corrected/; the data set's masks stay as they are."
+            if choice == "corrected"
+            else "Your corrections are saved over the data set's masks; the originals stay in History.",
+            "info",
+        )
         self.w.workspaces.refresh_banner()
         return True
 
@@ -276,11 +282,17 @@ class SaveFlow:
             who = f"{conflict.theirs.reviewer or 'another grader'}'s version of {readable_time(conflict.theirs.time)}"
             if history is not None and history.show_over_mask(conflict.theirs.sha256):
                 self._viewing = w.session.key
-                w.show_message(f"Not saved yet: {who} is drawn in magenta over yours (History tab). Look as long as "
-                               "you like, then save (Ctrl+S) to keep yours or take theirs.", "info")
+                w.show_message(
+                    f"Not saved yet: {who} is drawn in magenta over yours (History tab). Look as long as "
+                    "you like, then save (Ctrl+S) to keep yours or take theirs.",
+                    "info",
+                )
             else:
-                w.show_message(f"Not saved: {who} could not be shown ({conflict.theirs.path}). Save again to "
-                               "choose; both versions are in the History.", "warning")
+                w.show_message(
+                    f"Not saved: {who} could not be shown ({conflict.theirs.path}). Save again to "
+                    "choose; both versions are in the History.",
+                    "warning",
+                )
             return False
         if history is not None:
             history.preview.clear()
@@ -294,8 +306,12 @@ class SaveFlow:
             w.show_message(f"Not saved: {user_message(exc)}")
             return False
         w.image_list.model.set_dirty(w.session.key, w.session.document.is_dirty)
-        w.show_message("Your version was saved over theirs (theirs is in the History)." if choice == "mine" else
-                       "Their version is on screen (Ctrl+Z brings yours back; both are in the History).", "info")
+        w.show_message(
+            "Your version was saved over theirs (theirs is in the History)."
+            if choice == "mine"
+            else "Their version is on screen (Ctrl+Z brings yours back; both are in the History).",
+            "info",
+        )
         w.update_actions()
         return True
 
@@ -315,8 +331,9 @@ class SaveFlow:
         except OSError as exc:
             w.show_message(f"Not exported: {target}: {exc.strerror or exc}")
             return None
-        w.show_message(f"The mask of {s.entry.name} was written to {target}; it is not saved in the workspace.",
-                       "warning")
+        w.show_message(
+            f"The mask of {s.entry.name} was written to {target}; it is not saved in the workspace.", "warning"
+        )
         return target
 
     # ------------------------------------------------------------------ approve --

@@ -64,8 +64,11 @@ class WorkspaceFlow:
         if not new:
             return
         who = "; ".join(f"{o.user} on {o.machine}" for o in new[:3]) + (" …" if len(new) > 3 else "")
-        self.w.show_message(f"{who} has just opened this workspace too. You can both work on it: a save never "
-                            "overwrites the other's without asking.", "info")
+        self.w.show_message(
+            f"{who} has just opened this workspace too. You can both work on it: a save never "
+            "overwrites the other's without asking.",
+            "info",
+        )
 
     def _statuses_changed(self, keys: list[str]) -> None:
         """Rows whose status another window changed are drawn again (the order waits for "Sort again")."""
@@ -104,7 +107,9 @@ class WorkspaceFlow:
         worker = Worker(lambda ctx: ensure_demo_workspace(progress=ctx.progress), name="demo workspace")
         worker.progress.connect(g(lambda d, t, s: w.status_panel.show_progress("Creating demo images", d, t)))
         worker.returned.connect(g(lambda folder: (w.status_panel.hide_progress(), self.open_workspace(str(folder)))))
-        worker.errored.connect(g(lambda msg: (w.status_panel.hide_progress(), w.show_message(f"Demo workspace: {msg}"))))
+        worker.errored.connect(
+            g(lambda msg: (w.status_panel.hide_progress(), w.show_message(f"Demo workspace: {msg}")))
+        )
         w.tasks.start(worker)
 
     def choose_workspace(self) -> None:
@@ -165,23 +170,30 @@ def workspace_notes(ws: Workspace, model_notice: str | None = None, others: list
     notes = []
     if ws.synthetic:
         notes.append("<b>Synthetic images</b> made by the built-in generator (demo workspace), not real patients.")
-    notes.append(f"{len(ws)} image{'' if len(ws) == 1 else 's'} · {ws.layout} layout · ground truth in "
-                 f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/")
+    notes.append(
+        f"{len(ws)} image{'' if len(ws) == 1 else 's'} · {ws.layout} layout · ground truth in "
+        f"{', '.join(sorted({str(e.gt_dir.relative_to(ws.root)) for e in ws.entries}))}/"
+    )
     if ws.dataset_masks == "corrected":
         notes.append("<b>Your corrections</b> go to corrected/; the data set's own masks stay as they are.")
     elif ws.dataset_masks == "overwrite":
         notes.append("<b>Your corrections</b> are saved over the data set's masks (the originals stay in History).")
     if ws.duplicates:
-        notes.append(f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
-                     f"{' …' if len(ws.duplicates) > 5 else ''}. Rename them to review them.")
+        notes.append(
+            f"<b>Not listed</b>, because ground truth is paired by file name: {', '.join(ws.duplicates[:5])}"
+            f"{' …' if len(ws.duplicates) > 5 else ''}. Rename them to review them."
+        )
     if not ws.gt_writable:
-        notes.append("<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to "
-                     "another folder instead.")
+        notes.append(
+            "<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to another folder instead."
+        )
     others = ws.other_sessions() if others is None else others
     if others:
         who = "; ".join(f"{o.user} on {o.machine} since {readable_time(o.since)[:16]}" for o in others[:3])
-        notes.append(f"<b>Already open</b> by {html.escape(who)}{' …' if len(others) > 3 else ''}. You can work "
-                     "here too: a save never overwrites theirs without asking.")
+        notes.append(
+            f"<b>Already open</b> by {html.escape(who)}{' …' if len(others) > 3 else ''}. You can work "
+            "here too: a save never overwrites theirs without asking."
+        )
     for notice in ws.notices:
         notes.append(f"<b>Note:</b> {html.escape(notice)}")
     if model_notice:

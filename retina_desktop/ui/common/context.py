@@ -26,8 +26,9 @@ class ActionRegistry:
     def __init__(self, owner: QWidget) -> None:
         self._owner = owner
 
-    def add(self, text: str, slot: Callable[..., object], shortcut: Shortcut = None, checkable: bool = False,
-            tip: str = "") -> QAction:
+    def add(
+        self, text: str, slot: Callable[..., object], shortcut: Shortcut = None, checkable: bool = False, tip: str = ""
+    ) -> QAction:
         a = QAction(text, self._owner)
         shortcuts = [] if shortcut is None else list(shortcut) if isinstance(shortcut, (list, tuple)) else [shortcut]
         if shortcuts:

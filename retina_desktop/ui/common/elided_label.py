@@ -47,8 +47,7 @@ class ElidedLabel(QWidget):
 
     def sizeHint(self) -> QSize:
         fm = self.fontMetrics()
-        return QSize(min(fm.horizontalAdvance(self._text), fm.averageCharWidth() * PREFERRED_CHARS) + 2,
-                     fm.height())
+        return QSize(min(fm.horizontalAdvance(self._text), fm.averageCharWidth() * PREFERRED_CHARS) + 2, fm.height())
 
     def minimumSizeHint(self) -> QSize:
         fm = self.fontMetrics()

@@ -114,8 +114,11 @@ class AppSettings:
         if qsettings is None:
             home = os.environ.get("RETINA_DESKTOP_HOME")
             # A portable or test home keeps its settings with it, so it never inherits another user's workspace.
-            qsettings = (QSettings(os.path.join(home, "settings.ini"), QSettings.Format.IniFormat) if home
-                         else QSettings(ORG_NAME, APP_SETTINGS_NAME))
+            qsettings = (
+                QSettings(os.path.join(home, "settings.ini"), QSettings.Format.IniFormat)
+                if home
+                else QSettings(ORG_NAME, APP_SETTINGS_NAME)
+            )
         self.q = qsettings
 
     @classmethod
@@ -132,7 +135,7 @@ class AppSettings:
     def last_workspace(self, path: str) -> None:
         self.q.setValue("workspace/last", str(path))
         recent = [p for p in self.recent_workspaces if p != str(path)]
-        self.q.setValue("workspace/recent", [str(path)] + recent[:RECENT_WORKSPACES - 1])
+        self.q.setValue("workspace/recent", [str(path)] + recent[: RECENT_WORKSPACES - 1])
 
     @property
     def recent_workspaces(self) -> list[str]:
@@ -147,15 +150,18 @@ class AppSettings:
             pairs = json.loads(str(self.q.value(key, "[]")))
         except ValueError:
             return []
-        return [p for p in pairs if isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)] \
-            if isinstance(pairs, list) else []
+        return (
+            [p for p in pairs if isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)]
+            if isinstance(pairs, list)
+            else []
+        )
 
     def _recall(self, key: str, workspace_root: str) -> str | None:
         return next((value for root, value in self._remembered(key) if root == str(workspace_root)), None)
 
     def _remember(self, key: str, workspace_root: str, value: str) -> None:
         pairs = [p for p in self._remembered(key) if p[0] != str(workspace_root)]
-        self.q.setValue(key, json.dumps([[str(workspace_root), str(value)]] + pairs[:REMEMBERED_WORKSPACES - 1]))
+        self.q.setValue(key, json.dumps([[str(workspace_root), str(value)]] + pairs[: REMEMBERED_WORKSPACES - 1]))
 
     def last_image_key(self, workspace_root: str) -> str | None:
         """The image that was open when this workspace was last left (None if never)."""

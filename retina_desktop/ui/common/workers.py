@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -112,7 +113,7 @@ class Worker(QRunnable):
                 return
             result = self.fn(WorkerContext(self.signals, self._cancel), *self.args, **self.kwargs)
             self.signals.returned.emit(result)
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the UI as a message
+        except BaseException as exc:
             if isinstance(exc, (RetinaInputError, OSError)):
                 log.warning("background task %s: %s", self.name, exc)  # bad input: no traceback needed
             else:
@@ -140,9 +141,11 @@ class TaskRunner(QObject):
 
     def guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn``, dropped once the runner is shut down."""
+
         def call(*args: Any) -> None:
             if not self.closed:
                 fn(*args)
+
         return call
 
     def start(self, worker: Worker, priority: int = 0) -> Worker:

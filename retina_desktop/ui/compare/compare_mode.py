@@ -32,14 +32,21 @@ from ..common.elided_label import ElidedLabel
 from ..common.workers import Worker
 
 # The displayed mask's colour says which one it is (the editable mask keeps the canvas's green).
-VIEW_COLOURS = {"mask": (0, 230, 118), "reference": (255, 255, 255), "prediction": (255, 120, 200),
-                "second": (160, 140, 255)}
+VIEW_COLOURS = {
+    "mask": (0, 230, 118),
+    "reference": (255, 255, 255),
+    "prediction": (255, 120, 200),
+    "second": (160, 140, 255),
+}
 BRUSH_SOURCES = ("second", "reference", "prediction")
 BACKDROP = (0, 0, 0, 170)  # over the photo where the difference overlay has nothing to say
 DICE_SORT = "Dice (worst first)"
 # What the difference legend calls each mask compared with the reference: (title, "only in ...").
-LEGEND_NAMES = {"mask": ("your mask", "your mask"), "prediction": ("model prediction", "the model prediction"),
-                "second": ("second grader", "the second grader's mask")}
+LEGEND_NAMES = {
+    "mask": ("your mask", "your mask"),
+    "prediction": ("model prediction", "the model prediction"),
+    "second": ("second grader", "the second grader's mask"),
+}
 
 
 def reference_text(masks: CompareMasks) -> str:
@@ -56,7 +63,7 @@ class CopyBrushItem(QGraphicsObject):
     """Over the image while the "brush from another mask" tool is on: inside the brush footprint the mask
     takes the source mask's pixels (vessel and background alike). One undo step per stroke."""
 
-    def __init__(self, controller: "CompareController"):
+    def __init__(self, controller: CompareController):
         super().__init__()
         self.c = controller
         self._size = QRectF()
@@ -96,8 +103,11 @@ class CopyBrushItem(QGraphicsObject):
         source = self.c.brush_source_mask()
         if event.button() != Qt.MouseButton.LeftButton or doc is None or source is None:
             if doc is not None and source is None:
-                self.c.window.show_message(f"Nothing to brush from: this image has no {self.c.brush_source_name()} "
-                                           "mask. Choose another source in the Compare box.", "warning")
+                self.c.window.show_message(
+                    f"Nothing to brush from: this image has no {self.c.brush_source_name()} "
+                    "mask. Choose another source in the Compare box.",
+                    "warning",
+                )
             event.ignore()
             return
         event.accept()
@@ -173,8 +183,12 @@ class ComparePanel(QGroupBox):
         grid.setHorizontalSpacing(8)
         for col, head in enumerate(("", "Dice", "clDice", "Sens.", "Spec.")):
             h = QLabel(f"<b>{head}</b>")
-            h.setToolTip("Sensitivity and specificity take the reference as the truth; Dice and clDice are "
-                         "symmetric. Whole image." if head else "")
+            h.setToolTip(
+                "Sensitivity and specificity take the reference as the truth; Dice and clDice are "
+                "symmetric. Whole image."
+                if head
+                else ""
+            )
             grid.addWidget(h, 0, col)
         self.score_labels: dict[str, list[QLabel]] = {}
         self.row_names = ("Model prediction vs reference", "Your mask vs reference", "Second grader vs reference")
@@ -279,8 +293,9 @@ class CompareController(QObject):
         window.workspace_opened.connect(lambda _root: setattr(self, "_dice_pending", True))
         window.image_ready.ready.connect(lambda _key: self._dice_pending and self.refresh_dice())
         window.batch_finished.connect(lambda _summary: self.refresh_dice())  # Predict all: every image scored
-        window.review.threshold_changed.connect(lambda _t: self.window.image_list.model.dice_values()
-                                                and self.refresh_dice())  # the scores were at another cut
+        window.review.threshold_changed.connect(
+            lambda _t: self.window.image_list.model.dice_values() and self.refresh_dice()
+        )  # the scores were at another cut
 
     # ----------------------------------------------------------------- the open image --
     def _image_opened(self, key: str) -> None:
@@ -383,16 +398,20 @@ class CompareController(QObject):
         if s is None:
             return []
         # Which views exist, without cutting the probabilities at the threshold just to test for None.
-        have = {"mask": True, "prediction": s.probability is not None,
-                "reference": self.masks is not None and self.masks.reference is not None,
-                "second": self.masks is not None and self.masks.second is not None}
+        have = {
+            "mask": True,
+            "prediction": s.probability is not None,
+            "reference": self.masks is not None and self.masks.reference is not None,
+            "second": self.masks is not None and self.masks.second is not None,
+        }
         return [v for v in VIEWS if have[v]]
 
     def cycle_view(self) -> None:
         views = self.available_views()
         if len(views) < 2:
-            self.window.show_message("Nothing to compare with yet: this image has no reference mask or prediction.",
-                                     "info")
+            self.window.show_message(
+                "Nothing to compare with yet: this image has no reference mask or prediction.", "info"
+            )
             return
         nxt = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "mask"
         self.set_view(nxt)
@@ -410,9 +429,11 @@ class CompareController(QObject):
         self._show_view_label()
         if self.diff_item.isVisible():
             self._redraw_difference()
-        self.window.statusBar().showMessage(f"Showing {VIEW_NAMES[view]}" +
-                                            ("" if view == "mask" else " (read-only; K: next, painting goes back "
-                                             "to your mask)"), 5000)
+        self.window.statusBar().showMessage(
+            f"Showing {VIEW_NAMES[view]}"
+            + ("" if view == "mask" else " (read-only; K: next, painting goes back to your mask)"),
+            5000,
+        )
         self.view_changed.emit(view)
 
     def _show_view_label(self) -> None:
@@ -477,8 +498,10 @@ class CompareController(QObject):
         prob, threshold = s.probability, self.review.threshold
         mask, ref, second = s.document.mask.copy(), self.masks.reference, self.masks.second
         # The probabilities are cut at the threshold in the worker, not on the UI thread.
-        worker = Worker(lambda ctx: compare_scores(prob >= threshold if prob is not None else None, mask, ref, second),
-                        name="compare scores")
+        worker = Worker(
+            lambda ctx: compare_scores(prob >= threshold if prob is not None else None, mask, ref, second),
+            name="compare scores",
+        )
         worker.returned.connect(self.window.tasks.guard(lambda sc, r=req, k=key: self._scores_done(r, k, sc)))
         self.window.tasks.start(worker, priority=0)
 
@@ -516,8 +539,9 @@ class CompareController(QObject):
             return None
         worker = Worker(workspace_dice, ws, self.window.model.cache_key, self.review.threshold, keys, name="dice")
         model = self.window.image_list.model
-        worker.yielded.connect(self.window.tasks.guard(
-            lambda kv, ws=ws: ws is self.review.workspace and model.set_dice(*kv)))
+        worker.yielded.connect(
+            self.window.tasks.guard(lambda kv, ws=ws: ws is self.review.workspace and model.set_dice(*kv))
+        )
         if keys is None:  # a whole-workspace run may re-sort the list; one image's new score does not
             worker.finished.connect(self.window.tasks.guard(lambda: self.dice_updated.emit()))
         self.window.tasks.start(worker, priority=-1)
@@ -527,12 +551,26 @@ class CompareController(QObject):
 def install_compare(window) -> CompareController:
     c = CompareController(window)
     t = window.action_table
-    c.cycle_action = t.add("Switch shown mask (yours / reference / prediction / 2nd grader)", c.cycle_view, "K",
-                             tip="Show your mask, the reference, the model's prediction or the second grader's mask")
-    c.diff_action = t.add("Differences against the reference", c.set_difference_visible, "D", checkable=True,
-                            tip="True positives, false positives and false negatives in colour-blind-safe colours")
-    c.copy_action = t.add("Brush from another mask", c.set_copy_tool, "Shift+B", checkable=True,
-                            tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours")
+    c.cycle_action = t.add(
+        "Switch shown mask (yours / reference / prediction / 2nd grader)",
+        c.cycle_view,
+        "K",
+        tip="Show your mask, the reference, the model's prediction or the second grader's mask",
+    )
+    c.diff_action = t.add(
+        "Differences against the reference",
+        c.set_difference_visible,
+        "D",
+        checkable=True,
+        tip="True positives, false positives and false negatives in colour-blind-safe colours",
+    )
+    c.copy_action = t.add(
+        "Brush from another mask",
+        c.set_copy_tool,
+        "Shift+B",
+        checkable=True,
+        tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours",
+    )
     t.tool_group.addAction(c.copy_action)
     bar = window.menuBar()
     help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
@@ -544,8 +582,11 @@ def install_compare(window) -> CompareController:
     panel_layout = window.review_panel.layout()
     # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
     panel_layout.insertWidget(panel_layout.count() - 1, c.panel)
-    window.image_list.add_sort_key(DICE_SORT, "The model prediction's Dice against the reference, worst first: "
-                                              "where the model fails (images without one last)")
+    window.image_list.add_sort_key(
+        DICE_SORT,
+        "The model prediction's Dice against the reference, worst first: "
+        "where the model fails (images without one last)",
+    )
     window.image_list.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and c.refresh_dice())
     c.dice_updated.connect(lambda: window.image_list.proxy.sort_key == DICE_SORT and window.image_list.resort())
     window.compare = c

@@ -54,7 +54,7 @@ class _WrappedLabel(QLabel):
         self.setMinimumWidth(width)
         self.setText(text)
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+    def setText(self, text: str) -> None:
         super().setText(text)
         self.setMinimumHeight(self.heightForWidth(self.minimumWidth()))
 
@@ -62,6 +62,7 @@ class _WrappedLabel(QLabel):
 def _config_overrides() -> dict:
     # Looked up at call time: the tests shrink runs by replacing finetune_panel.CONFIG_OVERRIDES.
     from . import finetune_panel
+
     return finetune_panel.CONFIG_OVERRIDES
 
 
@@ -72,8 +73,16 @@ class FinetuneDialog(QDialog):
     when the grader starts a run.
     """
 
-    def __init__(self, parent, n_images: int, split_note: str, parent_label: str, device_type: str,
-                 device_text: str, settings=None):
+    def __init__(
+        self,
+        parent,
+        n_images: int,
+        split_note: str,
+        parent_label: str,
+        device_type: str,
+        device_text: str,
+        settings=None,
+    ):
         super().__init__(parent)
         self.setObjectName("finetune_dialog")
         self.setWindowTitle("Fine-tune the model")
@@ -95,8 +104,9 @@ class FinetuneDialog(QDialog):
                 label.setObjectName(name)
             return label
 
-        self.images_label = value(f"{n_images} corrected and approved image{'s' if n_images != 1 else ''}",
-                                  "ft_images_label")
+        self.images_label = value(
+            f"{n_images} corrected and approved image{'s' if n_images != 1 else ''}", "ft_images_label"
+        )
         self.split_label = value(split_note, "ft_split_label")
         self.parent_label = value(parent_label, "ft_parent_label")
         self.device_label = value(device_text, "ft_device_label")
@@ -108,8 +118,10 @@ class FinetuneDialog(QDialog):
         self.estimate_label = value("measuring the speed of this device…", "ft_estimate_label")
         form.addRow("Estimated duration", self.estimate_label)
         lay.addLayout(form)
-        note = value("Training runs in the background: you can keep reviewing. The new model becomes active only "
-                     "if it scores at least as well as the current one on the held-out images.")
+        note = value(
+            "Training runs in the background: you can keep reviewing. The new model becomes active only "
+            "if it scores at least as well as the current one on the held-out images."
+        )
         lay.addWidget(note)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
         self.start_button = QPushButton("Start fine-tuning", self)
@@ -189,7 +201,7 @@ class FinetuneDialog(QDialog):
                 fits = "(longer than the budget: a run always completes one epoch)"
             self.estimate_label.setText(
                 f"up to {fmt_duration(est)}: ≈ {steps} {fits} at {self.step_s:.2f} s/step; "
-                "stops earlier when validation Dice stops improving")
+                "stops earlier when validation Dice stops improving"
+            )
         else:
-            self.estimate_label.setText(f"≈ {fmt_duration(est)}: {steps} at {self.step_s:.2f} s/step; "
-                                        "may stop earlier")
+            self.estimate_label.setText(f"≈ {fmt_duration(est)}: {steps} at {self.step_s:.2f} s/step; may stop earlier")

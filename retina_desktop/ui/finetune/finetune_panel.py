@@ -43,7 +43,7 @@ from ...core.finetune_job import (
 )
 from ..common.workers import Worker
 from .finetune_dialog import (
-    FinetuneDialog,  # noqa: F401 - imported from here by callers
+    FinetuneDialog,
     fmt_duration as _fmt_duration,
 )
 from .model_switcher import ModelSwitcher
@@ -106,11 +106,13 @@ class FinetunePanel(QWidget):
         self.dice_plot.enableAutoRange(axis="y", enable=False)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#5aa9e6", width=1))
         self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen("#f2b134", width=2), symbol="o", symbolSize=5)
-        self.parent_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#aaaaaa", style=Qt.PenStyle.DashLine),
-                                           label="current model",
-                                           # right-aligned inside the plot: at the left edge it was cut to "rrent"
-                                           labelOpts={"position": 0.97, "anchors": [(1, 1), (1, 1)],
-                                                      "color": "#aaaaaa"})
+        self.parent_line = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen("#aaaaaa", style=Qt.PenStyle.DashLine),
+            label="current model",
+            # right-aligned inside the plot: at the left edge it was cut to "rrent"
+            labelOpts={"position": 0.97, "anchors": [(1, 1), (1, 1)], "color": "#aaaaaa"},
+        )
         self.parent_line.hide()
         self.dice_plot.addItem(self.parent_line)
         lay.addWidget(self.plot, 1)
@@ -210,7 +212,9 @@ class FinetuneController(QObject):
             stop = self.window.prompter.confirm(
                 "Fine-tuning is running",
                 "Closing the app stops the fine-tune run; the active model stays as it is.",
-                ok_text="Stop and close", object_name="finetune_close_prompt")
+                ok_text="Stop and close",
+                object_name="finetune_close_prompt",
+            )
             if not stop:
                 event.ignore()
                 return True  # the window stays open, the run goes on
@@ -269,16 +273,21 @@ class FinetuneController(QObject):
             return None
         from model_core.finetune import plan_split
 
-        note = plan_split(samples).note if samples else \
-            "Approve at least one corrected image (Ctrl+Enter) to fine-tune on it."
+        note = (
+            plan_split(samples).note
+            if samples
+            else "Approve at least one corrected image (Ctrl+Enter) to fine-tune on it."
+        )
         device_type, device_text = _device()
         dlg = FinetuneDialog(w, len(samples), note, parent_label, device_type, device_text, w.settings)
         dlg.accepted.connect(lambda d=dlg: self.start(d.overrides()))
         dlg.finished.connect(self._dialog_closed)
         self.dialog = dlg
         if samples:
-            est = Worker(lambda ctx: measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled),
-                         name="measure step time")
+            est = Worker(
+                lambda ctx: measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled),
+                name="measure step time",
+            )
             g = w.tasks.guard
             est.returned.connect(g(lambda s, d=dlg: d is self.dialog and d.set_step_seconds(s)))
             est.errored.connect(g(lambda msg, d=dlg: d is self.dialog and d.set_step_seconds(None, msg)))
@@ -310,20 +319,27 @@ class FinetuneController(QObject):
             return False
         device_type, _ = _device()
         self._overrides = {**budget_overrides(device_type), **CONFIG_OVERRIDES, **(overrides or {})}
-        job = FinetuneJob(str(parent_path), parent_id, [(str(s.image), str(s.mask)) for s in samples],
-                          str(self.store.root), self._overrides, training_threads(),
-                          unreviewed_photos(w.workspace))
+        job = FinetuneJob(
+            str(parent_path),
+            parent_id,
+            [(str(s.image), str(s.mask)) for s in samples],
+            str(self.store.root),
+            self._overrides,
+            training_threads(),
+            unreviewed_photos(w.workspace),
+        )
         self._job = job.as_dict()
         self._parent_label = parent_label
         ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
         self._queue = ctx.Queue()
         self._cancel_event = ctx.Event()
         self._terminal, self._cancel_t0, self._plan, self._notes = None, None, None, []
-        proc = ctx.Process(target=child_main, args=(self._job, self._queue, self._cancel_event),
-                           name="retina-finetune", daemon=True)
+        proc = ctx.Process(
+            target=child_main, args=(self._job, self._queue, self._cancel_event), name="retina-finetune", daemon=True
+        )
         try:
             proc.start()
-        except Exception as exc:  # noqa: BLE001 - e.g. no memory for a new process
+        except Exception as exc:
             log.exception("could not start the fine-tune process")
             self._queue = self._cancel_event = None
             w.show_message(f"Fine-tune could not start: {exc}")
@@ -334,8 +350,9 @@ class FinetuneController(QObject):
         if w.banner.text().startswith(("New model", "The fine-tuned model", "Fine-tune")):
             w.clear_message()  # the previous run's outcome is superseded by this run
         self.panel.reset()
-        self.panel.status_label.setText(f"Fine-tuning {parent_label} on {len(samples)} approved corrections "
-                                        "(starting the training process)…")
+        self.panel.status_label.setText(
+            f"Fine-tuning {parent_label} on {len(samples)} approved corrections (starting the training process)…"
+        )
         self.panel.cancel_button.setEnabled(True)
         self.show_dock()
         self.poll_timer.start()
@@ -457,8 +474,10 @@ class FinetuneController(QObject):
             dice = r["val_dice"]
             p.status_label.setText(
                 f"Epoch {r['epoch']}: training loss {r['train_loss']:.4f}, validation Dice "
-                f"{dice:.4f} (best {r['best_dice']:.4f})" if dice is not None and math.isfinite(dice) else
-                f"Epoch {r['epoch']}: training loss {r['train_loss']:.4f}")
+                f"{dice:.4f} (best {r['best_dice']:.4f})"
+                if dice is not None and math.isfinite(dice)
+                else f"Epoch {r['epoch']}: training loss {r['train_loss']:.4f}"
+            )
             self._eta_from_epoch = (time.monotonic(), r["eta_s"])
             self.epoch_reported.emit(r)
         elif isinstance(msg, Started):
@@ -501,8 +520,10 @@ class FinetuneController(QObject):
 
     def _cancelled(self, latency: float) -> None:
         self._end_progress("cancelled")
-        self.panel.status_label.setText(f"Fine-tune cancelled (stopped in {latency:.1f} s). The active model is "
-                                        "unchanged and no masks were touched.")
+        self.panel.status_label.setText(
+            f"Fine-tune cancelled (stopped in {latency:.1f} s). The active model is "
+            "unchanged and no masks were touched."
+        )
         self.window.statusBar().showMessage("Fine-tune cancelled; the active model is unchanged", 6000)
         self.run_cancelled.emit(latency)
 
@@ -532,19 +553,24 @@ class FinetuneController(QObject):
             try:
                 self.activate_version(out["version"])
                 out["activated"] = True
-            except Exception as exc:  # noqa: BLE001 - a store that cannot be written must not take the app down
+            except Exception as exc:
                 log.exception("could not activate %s", out["version"])
                 self._failed(f"the new version {out['version']} was saved but could not be activated ({exc})")
                 return
-            text = (f"New model {out['version']} is active: {out['reason']} ({split}; "
-                    f"{_fmt_duration(out['wall_s'])}, {out['stop_reason']}).")
+            text = (
+                f"New model {out['version']} is active: {out['reason']} ({split}; "
+                f"{_fmt_duration(out['wall_s'])}, {out['stop_reason']})."
+            )
             self._end_progress("done: new model active")
-            w.show_message(text + " Images not yet reviewed can be re-predicted with it "
-                                  "(button in the Fine-tuning panel).", "info")
+            w.show_message(
+                text + " Images not yet reviewed can be re-predicted with it (button in the Fine-tuning panel).", "info"
+            )
         else:
             where = f" It is kept as {out['version']} in Models…, not active." if out.get("version") else ""
-            text = (f"The fine-tuned model was not activated: {out['reason']} ({split}).{where} "
-                    "The current model stays active.")
+            text = (
+                f"The fine-tuned model was not activated: {out['reason']} ({split}).{where} "
+                "The current model stays active."
+            )
             self._end_progress("done: kept the current model")
             w.show_message(text, "warning")
         self.panel.status_label.setText(text)

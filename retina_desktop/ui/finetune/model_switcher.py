@@ -30,8 +30,9 @@ class ModelSwitcher:
         self.window.model.switch_to(None)  # follow the store from now on (also after --weights)
         self.window.switch_model()
         unreviewed = len(self.window.review.unreviewed())
-        self.ctl.panel.repredict_button.setText(f"Re-predict {count(unreviewed, 'image')} not yet reviewed with "
-                                                f"{version.name}")
+        self.ctl.panel.repredict_button.setText(
+            f"Re-predict {count(unreviewed, 'image')} not yet reviewed with {version.name}"
+        )
         self.ctl.panel.repredict_button.setVisible(unreviewed > 0)
         self.ctl.model_switched.emit(str(version.path))
 
@@ -60,8 +61,9 @@ class ModelSwitcher:
 
     def _choose_version(self, dlg: ModelsDialog, version_id: str) -> None:
         if self.ctl.running:
-            self.window.show_message("Wait for the fine-tune run to finish (or cancel it) before switching models.",
-                                     "info")
+            self.window.show_message(
+                "Wait for the fine-tune run to finish (or cancel it) before switching models.", "info"
+            )
             return
         before = self.window.model.active_version()
         try:
@@ -71,5 +73,6 @@ class ModelSwitcher:
             return
         dlg.fill(version_id)
         # The fine-tune panel is not reopened: switching versions is no fine-tune run (issue 13's review window).
-        self.window.statusBar().showMessage(switch_words(self.ctl.store.versions(), before,
-                                                         self.ctl.store.get(version_id)), 5000)
+        self.window.statusBar().showMessage(
+            switch_words(self.ctl.store.versions(), before, self.ctl.store.get(version_id)), 5000
+        )

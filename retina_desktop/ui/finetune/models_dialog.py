@@ -21,10 +21,25 @@ from ...core.finetune_job import kept_model_words
 from ...core.workspace import readable_time
 from ..common.prompter import Prompter
 
-COLUMNS = ("", "Version", "Created", "Parent", "Images (train / val)", "Val. Dice before", "Val. Dice after",
-           "Blend α", "Changes elsewhere", "Gate", "Why")
-HEADERS = {"Images (train / val)": "Images\n(train / val)", "Val. Dice before": "Val. Dice\nbefore",
-           "Val. Dice after": "Val. Dice\nafter", "Changes elsewhere": "Changes\nelsewhere"}
+COLUMNS = (
+    "",
+    "Version",
+    "Created",
+    "Parent",
+    "Images (train / val)",
+    "Val. Dice before",
+    "Val. Dice after",
+    "Blend α",
+    "Changes elsewhere",
+    "Gate",
+    "Why",
+)
+HEADERS = {
+    "Images (train / val)": "Images\n(train / val)",
+    "Val. Dice before": "Val. Dice\nbefore",
+    "Val. Dice after": "Val. Dice\nafter",
+    "Changes elsewhere": "Changes\nelsewhere",
+}
 WHY, GATE, ALPHA, DRIFT = (COLUMNS.index(c) for c in ("Why", "Gate", "Blend α", "Changes elsewhere"))
 
 
@@ -43,8 +58,13 @@ def _share(value) -> str:
 
 def _kept_words(info: dict) -> list[str]:
     metrics = info.get("metrics") or {}
-    return kept_model_words({"alpha": (info.get("wise") or {}).get("alpha"), "drift": metrics.get("drift"),
-                             "drift_source": info.get("drift_source")})
+    return kept_model_words(
+        {
+            "alpha": (info.get("wise") or {}).get("alpha"),
+            "drift": metrics.get("drift"),
+            "drift_source": info.get("drift_source"),
+        }
+    )
 
 
 class ModelsDialog(QDialog):
@@ -69,11 +89,15 @@ class ModelsDialog(QDialog):
         head = QLabel(self)
         head.setWordWrap(True)
         if explicit_path is not None:
-            head.setText(f"The app uses the checkpoint given on the command line ({explicit_path}). "
-                         "Choosing a version below switches to the model store.")
+            head.setText(
+                f"The app uses the checkpoint given on the command line ({explicit_path}). "
+                "Choosing a version below switches to the model store."
+            )
         else:
-            head.setText(f"Model versions in {store.root}. The active one (●) predicts new images; any version "
-                         "can be made active again, which is how a fine-tune is rolled back.")
+            head.setText(
+                f"Model versions in {store.root}. The active one (●) predicts new images; any version "
+                "can be made active again, which is how a fine-tune is rolled back."
+            )
         lay.addWidget(head)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setObjectName("models_table")
@@ -115,20 +139,31 @@ class ModelsDialog(QDialog):
             metrics = info.get("metrics") or {}
             accepted = info.get("accepted")
             parent = info.get("parent")
-            cells = ("●" if v.id == active_id else "", v.name, readable_time(info.get("created")) if info.get("created") else "–",
-                     names.get(parent, str(parent or "–")),
-                     f"{len(images.get('train', []))} / {len(images.get('val', []))}" if images else "–",
-                     _dice(metrics.get("val_dice_before")), _dice(metrics.get("val_dice_after")),
-                     _alpha((info.get("wise") or {}).get("alpha")), _share(metrics.get("drift")),
-                     "–" if accepted is None else ("passed" if accepted else "not passed"),
-                     str(info.get("reason") or info.get("label", "")))
+            cells = (
+                "●" if v.id == active_id else "",
+                v.name,
+                readable_time(info.get("created")) if info.get("created") else "–",
+                names.get(parent, str(parent or "–")),
+                f"{len(images.get('train', []))} / {len(images.get('val', []))}" if images else "–",
+                _dice(metrics.get("val_dice_before")),
+                _dice(metrics.get("val_dice_after")),
+                _alpha((info.get("wise") or {}).get("alpha")),
+                _share(metrics.get("drift")),
+                "–" if accepted is None else ("passed" if accepted else "not passed"),
+                str(info.get("reason") or info.get("label", "")),
+            )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, v.id)
                 if col == WHY:
                     # The column is narrow: the whole reason, then how the run went.
-                    item.setToolTip("\n".join(str(t) for t in (text, info.get("split_note"), info.get("stop_reason"),
-                                                                *_kept_words(info)) if t))
+                    item.setToolTip(
+                        "\n".join(
+                            str(t)
+                            for t in (text, info.get("split_note"), info.get("stop_reason"), *_kept_words(info))
+                            if t
+                        )
+                    )
                 self.table.setItem(row, col, item)
             if v.id == active_id:
                 self.table.selectRow(row)
@@ -158,10 +193,12 @@ class ModelsDialog(QDialog):
         if version.info.get("accepted") is False:
             reason = version.info.get("reason") or "it scored below the model it was fine-tuned from"
             if not self.prompter().confirm(
-                    "Use a version that did not pass?",
-                    f"{version.name} did not pass the gate when it was trained: {reason}.\n\n"
-                    "Use it anyway? The version you use now stays in the list, so you can switch back.",
-                    ok_text="Use it", object_name="use_rejected_version_prompt"):
+                "Use a version that did not pass?",
+                f"{version.name} did not pass the gate when it was trained: {reason}.\n\n"
+                "Use it anyway? The version you use now stays in the list, so you can switch back.",
+                ok_text="Use it",
+                object_name="use_rejected_version_prompt",
+            ):
                 return False
         self.version_chosen.emit(vid)
         if self.repredict_check.isChecked():

@@ -34,8 +34,10 @@ class BatchSummary:
         if self.cancelled:
             return f"{self.label} cancelled after {self.predicted} of {self.total} images"
         if self.failed:
-            return (f"{len(self.failed)} of {self.total} images could not be read or predicted (marked 'error' in "
-                    "the list; hover one for the reason). The others are predicted.")
+            return (
+                f"{len(self.failed)} of {self.total} images could not be read or predicted (marked 'error' in "
+                "the list; hover one for the reason). The others are predicted."
+            )
         if self.predicted == 0:
             return f"All {self.total} images already had a prediction"
         return f"Done: {self.predicted} image{'s' if self.predicted != 1 else ''} predicted"
@@ -102,8 +104,15 @@ class PredictionController(QObject):
         if self._predicting.get(entry.key) == generation:
             return None
         self._predicting[entry.key] = generation
-        w = Worker(predict_images, self.model, workspace, [entry], self.model.cache_key, generation=generation,
-                   name=f"predict {entry.key}")
+        w = Worker(
+            predict_images,
+            self.model,
+            workspace,
+            [entry],
+            self.model.cache_key,
+            generation=generation,
+            name=f"predict {entry.key}",
+        )
         w.yielded.connect(self.tasks.guard(self._item))
         w.failed.connect(self.tasks.guard(self._run_failed))
         w.finished.connect(self.tasks.guard(lambda k=entry.key, g=generation: self._one_done(k, g)))
@@ -126,8 +135,16 @@ class PredictionController(QObject):
         if self._batch is not None or not entries or self.model_error is not None:
             return None
         summary = BatchSummary(label, len(entries))
-        w = Worker(predict_images, self.model, workspace, entries, self.model.cache_key, skip_cached=True,
-                   generation=self.model.generation, name=name)
+        w = Worker(
+            predict_images,
+            self.model,
+            workspace,
+            entries,
+            self.model.cache_key,
+            skip_cached=True,
+            generation=self.model.generation,
+            name=name,
+        )
         w.yielded.connect(self.tasks.guard(lambda item, s=summary: self._batch_item(s, item)))
         w.progress.connect(self.tasks.guard(lambda d, t, text: self.batch_progress.emit(label, d, t, text)))
         w.failed.connect(self.tasks.guard(self._run_failed))
@@ -162,4 +179,3 @@ class PredictionController(QObject):
     def cancel(self) -> None:
         if self._batch is not None:
             self._batch.cancel()
-

@@ -104,8 +104,11 @@ class PredictionView:
         if w.session is not None and w.session.document.source == "prediction":
             w.statusBar().showMessage(f"Prediction shown ({result.model})", 3000)
         else:  # a reference or edited mask stays on screen: say where the new prediction can be seen
-            w.statusBar().showMessage(f"Prediction updated ({result.model}); your mask on screen is unchanged. "
-                                      "H shows it as a heat map, K switches the shown mask to it", 8000)
+            w.statusBar().showMessage(
+                f"Prediction updated ({result.model}); your mask on screen is unchanged. "
+                "H shows it as a heat map, K switches the shown mask to it",
+                8000,
+            )
         w.show_threshold()
         w.update_actions()
         w.measure.schedule()

@@ -93,7 +93,7 @@ class MaskOverlayItem(QGraphicsObject):
 class ToolItem(QGraphicsObject):
     """Invisible item over the image that turns mouse input into brush, eraser and fill gestures."""
 
-    def __init__(self, canvas: "ImageCanvas"):
+    def __init__(self, canvas: ImageCanvas):
         super().__init__()
         self._canvas = canvas
         self._size = QRectF()
@@ -211,8 +211,9 @@ class ImageCanvas(pg.GraphicsView):
         pen.setWidthF(1.5)
         self.cursor_outline.setPen(pen)
         self.cursor_outline.setVisible(False)
-        for z, item in enumerate((self.colour_item, self.model_view_item, self.heat_item, self.overlay,
-                                  self.tool_item, self.cursor_outline)):
+        for z, item in enumerate(
+            (self.colour_item, self.model_view_item, self.heat_item, self.overlay, self.tool_item, self.cursor_outline)
+        ):
             item.setZValue(z)
             self.view.addItem(item)
         self.view.sigRangeChanged.connect(lambda *_: self.zoom_changed.emit(self.zoom_factor()))
@@ -310,8 +311,13 @@ class ImageCanvas(pg.GraphicsView):
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}")
         self.tool = tool
-        self.setCursor(Qt.CursorShape.OpenHandCursor if tool == "navigate" else
-                       Qt.CursorShape.PointingHandCursor if tool in ("fill", "segment") else Qt.CursorShape.CrossCursor)
+        self.setCursor(
+            Qt.CursorShape.OpenHandCursor
+            if tool == "navigate"
+            else Qt.CursorShape.PointingHandCursor
+            if tool in ("fill", "segment")
+            else Qt.CursorShape.CrossCursor
+        )
         self._update_cursor_outline()
         self.tool_changed.emit(tool)
 

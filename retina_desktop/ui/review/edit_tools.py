@@ -27,8 +27,11 @@ class EditTools(QObject):
         panel.remove_small_button.clicked.connect(self.remove_small)
         canvas.fill_requested.connect(self.fill_at)
         canvas.edit_guard = self.may_edit
-        canvas.focus_click_ignored.connect(lambda: self.status.emit(
-            "That click gave the image focus and changed nothing; click again (or drag) to paint"))
+        canvas.focus_click_ignored.connect(
+            lambda: self.status.emit(
+                "That click gave the image focus and changed nothing; click again (or drag) to paint"
+            )
+        )
         self.set_brush_radius(settings.brush_radius)
         self.set_opacity(panel.opacity_slider.value())
 
@@ -72,10 +75,13 @@ class EditTools(QObject):
             return True
         name = r.image.entry.name
         prompter = self.parent().prompter
-        if prompter.confirm("Edit an approved image?",
-                            f"{name} is approved. Editing it makes it \"edited\": it needs approving again and "
-                            "stays out of fine-tuning until then. Undoing every edit makes it approved again.",
-                            ok_text="Edit it", object_name="edit_approved_prompt"):
+        if prompter.confirm(
+            "Edit an approved image?",
+            f'{name} is approved. Editing it makes it "edited": it needs approving again and '
+            "stays out of fine-tuning until then. Undoing every edit makes it approved again.",
+            ok_text="Edit it",
+            object_name="edit_approved_prompt",
+        ):
             r.confirm_edit()
             return True
         self.message.emit(f"{name} is approved; nothing was changed.", "info")
@@ -97,12 +103,18 @@ class EditTools(QObject):
         except LargePieceFill as exc:
             # Erasing the whole connected piece took away a vessel tree with one stray click; a small stray
             # fragment (under the limit) still goes with one click.
-            self.message.emit(f"Fill not applied at ({x}, {y}): it would erase a whole connected vessel piece ({exc}). "
-                              "To remove one vessel, click it with the Segment tool (S) and press Delete; to remove "
-                              "part of it, use the eraser (E).", "warning")
+            self.message.emit(
+                f"Fill not applied at ({x}, {y}): it would erase a whole connected vessel piece ({exc}). "
+                "To remove one vessel, click it with the Segment tool (S) and press Delete; to remove "
+                "part of it, use the eraser (E).",
+                "warning",
+            )
         except OpenRegionFill as exc:
-            self.message.emit(f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
-                              "Fill closes holes inside vessels; paint anything else with the brush (B).", "warning")
+            self.message.emit(
+                f"Fill not applied at ({x}, {y}): the background there is not a closed hole ({exc}). "
+                "Fill closes holes inside vessels; paint anything else with the brush (B).",
+                "warning",
+            )
 
     def remove_small(self) -> None:
         if self.document is None or not self.may_edit():

@@ -69,8 +69,11 @@ def version_row(v: Version) -> list[str]:
 
 def version_text(v: Version, current: bool) -> str:
     row = version_row(v)
-    return (f"{row[0]} · {row[1] or 'unknown'} · {row[2]}" + (f" · {row[4]} px" if row[4] else "")
-            + (" · on disk now" if current else ""))
+    return (
+        f"{row[0]} · {row[1] or 'unknown'} · {row[2]}"
+        + (f" · {row[4]} px" if row[4] else "")
+        + (" · on disk now" if current else "")
+    )
 
 
 @dataclass
@@ -90,8 +93,11 @@ class HistoryRow:
 
 def _save_records(log: list[dict]) -> dict[tuple[str, str], dict]:
     """The review log's saves by (sha256, time): a version and the save that wrote it share both."""
-    return {(str(r.get("sha256")), str(r.get("time"))): r for r in log
-            if r.get("action") in ("save", "autosave") and r.get("sha256")}
+    return {
+        (str(r.get("sha256")), str(r.get("time"))): r
+        for r in log
+        if r.get("action") in ("save", "autosave") and r.get("sha256")
+    }
 
 
 def history_rows(versions: list[Version], log: list[dict] | None = None) -> list[HistoryRow]:
@@ -110,8 +116,14 @@ def history_rows(versions: list[Version], log: list[dict] | None = None) -> list
             last.newest, last.autosave = v, last.autosave and autosave
             last.tools = last.tools + [t for t in tools if t not in last.tools]
             continue
-        if (last is not None and autosave and last.autosave and last.newest.reviewer == v.reviewer
-                and last.newest.note != "conflict" and v.note != "conflict"):
+        if (
+            last is not None
+            and autosave
+            and last.autosave
+            and last.newest.reviewer == v.reviewer
+            and last.newest.note != "conflict"
+            and v.note != "conflict"
+        ):
             last.earlier.append(last.newest)
             last.newest = v
             last.tools = last.tools + [t for t in tools if t not in last.tools]
@@ -129,8 +141,7 @@ def row_cells(row: HistoryRow) -> list[str]:
     if row.earlier:
         known = [v for v in row.versions if v.added_prev is not None]
         if known:  # the stretch's changes, save by save, summed
-            cells[4] = (f"+{sum(v.added_prev or 0 for v in known):,} / "
-                        f"−{sum(v.removed_prev or 0 for v in known):,}")
+            cells[4] = f"+{sum(v.added_prev or 0 for v in known):,} / −{sum(v.removed_prev or 0 for v in known):,}"
         cells[0] = f"{version_time(row.earlier[0])} – {cells[0]}"
     return cells
 
@@ -145,9 +156,11 @@ class HistoryPanel(QWidget):
         self.tree.setRootIsDecorated(True)  # a stretch of autosaves opens to show each one
         self.tree.setAlternatingRowColors(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.tree.setToolTip("Every saved version of this image, newest first; ● marks the one on disk now.\n"
-                             "The autosaves of one editing stretch are one row: open it to see each.\n"
-                             "Pixels ±: added / removed against the version before.")
+        self.tree.setToolTip(
+            "Every saved version of this image, newest first; ● marks the one on disk now.\n"
+            "The autosaves of one editing stretch are one row: open it to see each.\n"
+            "Pixels ±: added / removed against the version before."
+        )
         self.preview_button = QPushButton("Show over mask", self)
         self.preview_button.setCheckable(True)
         self.preview_button.setToolTip("Draw the selected version in magenta over the mask on screen")
@@ -195,8 +208,12 @@ class HistoryPanel(QWidget):
         item.setData(0, Qt.ItemDataRole.UserRole, len(self.versions))
         self.versions.append(v)
         self._items.append(item)
-        item.setToolTip(0, f"sha256 {v.sha256}\n{v.path}" + (f"\n{v.note}" if v.note else "")
-                        + (f"\nrecorded {repeats + 1} times in a row" if repeats else ""))
+        item.setToolTip(
+            0,
+            f"sha256 {v.sha256}\n{v.path}"
+            + (f"\n{v.note}" if v.note else "")
+            + (f"\nrecorded {repeats + 1} times in a row" if repeats else ""),
+        )
         if v.added_pred is not None:
             item.setToolTip(4, f"against the prediction: +{v.added_pred:,} / −{v.removed_pred or 0:,}")
         return item
@@ -225,8 +242,9 @@ class HistoryController:
         self.dock = QDockWidget("History", window)
         self.dock.setObjectName("history_dock")
         self.dock.setWidget(self.panel)
-        self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
-                              QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         window.tabifyDockWidget(window.review_dock, self.dock)
         window.review_dock.raise_()
@@ -310,8 +328,11 @@ class HistoryController:
             return False
         current = ws.current_sha(s.entry)
         newest_current = next((v for v in versions if v.sha256 == current), None)
-        i = self.w.prompter.choose_item("Revert image to…", f"Versions of {s.entry.name}, newest first:",
-                                        [version_text(v, v is newest_current) for v in versions])
+        i = self.w.prompter.choose_item(
+            "Revert image to…",
+            f"Versions of {s.entry.name}, newest first:",
+            [version_text(v, v is newest_current) for v in versions],
+        )
         return i is not None and self.restore(versions[i])
 
     def restore(self, v: Version) -> bool:
@@ -331,8 +352,11 @@ class HistoryController:
         self.preview.clear()
         self.panel.preview_button.setChecked(False)
         w.image_list.model.set_dirty(w.session.key, False)
-        w.show_message(f"The version of {version_time(v)} is now the newest version of {w.session.entry.name} "
-                       "(Ctrl+Z, or restoring another version, takes it back).", "info")
+        w.show_message(
+            f"The version of {version_time(v)} is now the newest version of {w.session.entry.name} "
+            "(Ctrl+Z, or restoring another version, takes it back).",
+            "info",
+        )
         w.update_actions()
         return True
 

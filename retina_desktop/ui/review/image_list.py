@@ -29,14 +29,22 @@ DirtyRole = Qt.ItemDataRole.UserRole + 5
 DiceRole = Qt.ItemDataRole.UserRole + 6  # the prediction's Dice against the reference, -1 when unknown
 ReferenceRole = Qt.ItemDataRole.UserRole + 7  # the image came with a mask (compare mode's reference)
 
-STATUS_COLOURS = {"new": QColor(120, 126, 138), "predicted": QColor(66, 133, 244), "edited": QColor(245, 166, 35),
-                  "approved": QColor(52, 168, 83), "error": QColor(219, 68, 55)}
+STATUS_COLOURS = {
+    "new": QColor(120, 126, 138),
+    "predicted": QColor(66, 133, 244),
+    "edited": QColor(245, 166, 35),
+    "approved": QColor(52, 168, 83),
+    "error": QColor(219, 68, 55),
+}
 SORT_KEYS = ("Name", "Uncertainty (high first)", "Status")
 NOT_APPROVED = "not approved"  # the filter that keeps every status but approved
-UNCERTAINTY_MEANING = ("of the vessel area the model found, the share it was unsure about "
-                       "(probability between 0.25 and 0.75)")
-UNCERTAINTY_TIP = ("uncertain {:.1%}: " + UNCERTAINTY_MEANING + ".\nHigher means more to check: sort by uncertainty "
-                   "to review those first.")
+UNCERTAINTY_MEANING = (
+    "of the vessel area the model found, the share it was unsure about (probability between 0.25 and 0.75)"
+)
+UNCERTAINTY_TIP = (
+    "uncertain {:.1%}: " + UNCERTAINTY_MEANING + ".\nHigher means more to check: sort by uncertainty "
+    "to review those first."
+)
 
 
 def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -234,7 +242,9 @@ class ImageItemDelegate(QStyledItemDelegate):
         painter.fillRect(tr, QColor(20, 20, 20))
         if isinstance(thumb, QPixmap) and not thumb.isNull():
             pm = thumb.scaled(tr.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-            painter.drawPixmap(tr.left() + (tr.width() - pm.width()) // 2, tr.top() + (tr.height() - pm.height()) // 2, pm)
+            painter.drawPixmap(
+                tr.left() + (tr.width() - pm.width()) // 2, tr.top() + (tr.height() - pm.height()) // 2, pm
+            )
         x = tr.right() + 10
         painter.setPen(text_colour)
         f = QFont(option.font)
@@ -243,8 +253,11 @@ class ImageItemDelegate(QStyledItemDelegate):
         name = index.data(Qt.ItemDataRole.DisplayRole) or ""
         if index.data(DirtyRole):
             name += "  \u25cf"  # unsaved edits
-        painter.drawText(QRect(x, r.top() + 8, r.right() - x - 4, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, r.right() - x - 4))
+        painter.drawText(
+            QRect(x, r.top() + 8, r.right() - x - 4, 20),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, r.right() - x - 4),
+        )
         status = index.data(StatusRole) or "new"
         colour = STATUS_COLOURS.get(status, STATUS_COLOURS["new"])
         if status == "new" and index.data(ReferenceRole):
@@ -308,7 +321,8 @@ class ImageListPanel(QWidget):
         for s in STATUSES + ("error",):
             self.status_combo.addItem(s.capitalize(), s)
         self.status_combo.currentIndexChanged.connect(
-            lambda _i: self._keeping_selection(self.proxy.set_status_filter, self.status_combo.currentData()))
+            lambda _i: self._keeping_selection(self.proxy.set_status_filter, self.status_combo.currentData())
+        )
         self.sort_combo = QComboBox(self)
         self.sort_combo.addItems(SORT_KEYS)
         self.sort_combo.setItemData(1, f"Most uncertain first: {UNCERTAINTY_MEANING}", Qt.ItemDataRole.ToolTipRole)
@@ -316,8 +330,9 @@ class ImageListPanel(QWidget):
         self.resort_button = QToolButton(self)
         self.resort_button.setObjectName("resort_button")
         self.resort_button.setText("Sort again")
-        self.resort_button.setToolTip("New predictions and reviews do not move the rows while you work: "
-                                      "apply the sort and the filter to them now")
+        self.resort_button.setToolTip(
+            "New predictions and reviews do not move the rows while you work: apply the sort and the filter to them now"
+        )
         self.resort_button.setEnabled(False)
         self.resort_button.clicked.connect(self.resort)
         self.model.dataChanged.connect(self._data_changed)
@@ -360,7 +375,9 @@ class ImageListPanel(QWidget):
         self._keeping_selection(self.proxy.apply)
 
     def _update_count(self, *args) -> None:
-        self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} image{'' if self.model.rowCount() == 1 else 's'}")
+        self.count_label.setText(
+            f"{self.proxy.rowCount()} of {self.model.rowCount()} image{'' if self.model.rowCount() == 1 else 's'}"
+        )
 
     def set_workspace(self, workspace: Workspace | None) -> None:
         self.model.set_workspace(workspace)

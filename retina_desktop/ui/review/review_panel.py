@@ -39,8 +39,9 @@ class HeatLegend(QWidget):
         self.setFixedHeight(28)
         self.setToolTip("Probability heat map (H): the model's vessel probability per pixel, 0 (dark) to 1 (bright)")
         cmap = pg.colormap.get("inferno")
-        self._stops = [(float(p), QColor(*[int(c) for c in cmap.map(p, mode="byte")[:3]]))
-                       for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+        self._stops = [
+            (float(p), QColor(*[int(c) for c in cmap.map(p, mode="byte")[:3]])) for p in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ]
 
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
@@ -72,8 +73,12 @@ class ReviewPanel(QWidget):
         review_row.addWidget(self.approve_button)
         pl.addLayout(review_row)
 
-        for box in (self._image_box(), self._tools_box(min_piece_pixels), self._view_box(mask_opacity),
-                    self._measure_box()):
+        for box in (
+            self._image_box(),
+            self._tools_box(min_piece_pixels),
+            self._view_box(mask_opacity),
+            self._measure_box(),
+        ):
             pl.addWidget(box)
         pl.addStretch(1)
 
@@ -129,9 +134,11 @@ class ReviewPanel(QWidget):
 
     def _measure_box(self) -> QGroupBox:
         box = QGroupBox("Model prediction vs. mask on screen", self)
-        box.setToolTip("The model's thresholded prediction scored against the mask on screen (yours, or the "
-                       "reference as loaded). The pixel counts are where the two differ, not what you changed: "
-                       "the review log counts your changes.")
+        box.setToolTip(
+            "The model's thresholded prediction scored against the mask on screen (yours, or the "
+            "reference as loaded). The pixel counts are where the two differ, not what you changed: "
+            "the review log counts your changes."
+        )
         ml = QFormLayout(box)
         self.measure_labels: dict[str, QLabel] = {}
         for name in MEASURE_ROWS:
@@ -147,13 +154,21 @@ class ReviewPanel(QWidget):
         self.threshold_slider.setValue(int(round(t * 100)))
         self.threshold_slider.blockSignals(blocked)
         self.threshold_label.setText(f"{t:.2f}" + (" (mask edited)" if mask_edited else ""))
-        self.threshold_label.setToolTip("The mask on screen was edited or saved by hand: moving the slider "
-                                        "re-derives it from the prediction (after asking)." if mask_edited else
-                                        "The mask on screen is the prediction cut at this threshold.")
+        self.threshold_label.setToolTip(
+            "The mask on screen was edited or saved by hand: moving the slider "
+            "re-derives it from the prediction (after asking)."
+            if mask_edited
+            else "The mask on screen is the prediction cut at this threshold."
+        )
 
     def clear_image(self) -> None:
-        for lab in (self.image_name_label, self.image_status_label, self.mask_source_label, self.zoom_label,
-                    *self.measure_labels.values()):
+        for lab in (
+            self.image_name_label,
+            self.image_status_label,
+            self.mask_source_label,
+            self.zoom_label,
+            *self.measure_labels.values(),
+        ):
             lab.setText("–")
 
     def scrolling(self) -> QScrollArea:

@@ -22,21 +22,25 @@ from ..common.context import Progress
 from ..common.image_ready import ImageReadiness
 from ..common.workers import TaskRunner, Worker
 
-ROWS = (("vessel_density", "Vessel density", "{:.2%}", "vessel pixels / field-of-view pixels"),
-        ("fractal_dimension", "Fractal dimension", "{:.3f}", "box counting, sizes 2, 4, 8, …"),
-        ("tortuosity", "Tortuosity", "{:.3f}", "arc / chord of each skeleton segment, length-weighted mean"),
-        ("width_px", "Mean width", "{:.2f} px", "twice the distance to the background along the skeleton"),
-        ("segments", "Segments", "{:,}", "skeleton segments between branch and end points"),
-        ("branch_points", "Branch points", "{:,}", ""),
-        ("end_points", "End points", "{:,}", ""))
+ROWS = (
+    ("vessel_density", "Vessel density", "{:.2%}", "vessel pixels / field-of-view pixels"),
+    ("fractal_dimension", "Fractal dimension", "{:.3f}", "box counting, sizes 2, 4, 8, …"),
+    ("tortuosity", "Tortuosity", "{:.3f}", "arc / chord of each skeleton segment, length-weighted mean"),
+    ("width_px", "Mean width", "{:.2f} px", "twice the distance to the background along the skeleton"),
+    ("segments", "Segments", "{:,}", "skeleton segments between branch and end points"),
+    ("branch_points", "Branch points", "{:,}", ""),
+    ("end_points", "End points", "{:,}", ""),
+)
 
 
 class MeasurePanel(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Vessel measurements (mask on screen)", parent)
         self.setObjectName("vessel_measurements")
-        self.setToolTip("Measured inside the photo's field of view, after each save, threshold change or new "
-                        "prediction (README, Vessel measurements)")
+        self.setToolTip(
+            "Measured inside the photo's field of view, after each save, threshold change or new "
+            "prediction (README, Vessel measurements)"
+        )
         form = QFormLayout(self)
         self.labels: dict[str, QLabel] = {}
         for key, title, _fmt, tip in ROWS:
@@ -56,9 +60,16 @@ class VesselMeasureRunner(QObject):
     measured = Signal(str, object)  # key, VesselMeasurements
     exported = Signal(object)  # the CSV path, or a one-line error
 
-    def __init__(self, review: ReviewSession, tasks: TaskRunner, image_ready: ImageReadiness,
-                 show_message: Callable[[str, str], None], progress: Progress,
-                 save_open_image: Callable[[], object], dialog_parent: QWidget) -> None:
+    def __init__(
+        self,
+        review: ReviewSession,
+        tasks: TaskRunner,
+        image_ready: ImageReadiness,
+        show_message: Callable[[str, str], None],
+        progress: Progress,
+        save_open_image: Callable[[], object],
+        dialog_parent: QWidget,
+    ) -> None:
         super().__init__(dialog_parent)
         self.review, self.tasks, self.image_ready = review, tasks, image_ready
         self.show_message, self.progress, self.save_open_image = show_message, progress, save_open_image
@@ -81,8 +92,10 @@ class VesselMeasureRunner(QObject):
             return  # a threshold or save before the prediction is on screen: measured when it is
         self._request += 1
         req, key, mask, fov = self._request, s.key, s.document.mask.copy(), s.loaded.fov
-        w = Worker(lambda ctx: measure(mask, fov if fov is not None and fov.shape == mask.shape else None),
-                   name="vessel measurements")
+        w = Worker(
+            lambda ctx: measure(mask, fov if fov is not None and fov.shape == mask.shape else None),
+            name="vessel measurements",
+        )
         w.returned.connect(self.tasks.guard(lambda m, r=req, k=key: self._show(r, k, m)))
         self.tasks.start(w, priority=0)
 
@@ -100,8 +113,9 @@ class VesselMeasureRunner(QObject):
         if ws is None:
             return
         self.save_open_image()  # the open image's edits count
-        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Export vessel measurements",
-                                              str(ws.root / "vessel_measurements.csv"), "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.dialog_parent, "Export vessel measurements", str(ws.root / "vessel_measurements.csv"), "CSV (*.csv)"
+        )
         if path:
             self.export_to(Path(path))
 
@@ -123,8 +137,10 @@ class VesselMeasureRunner(QObject):
         self.export_worker = None
         self.progress.hide()
         text = f"Vessel measurements of {len(rows)} mask(s) written to {path}"
-        self.show_message(text + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""),
-                          "warning" if problems else "info")
+        self.show_message(
+            text + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""),
+            "warning" if problems else "info",
+        )
         self.exported.emit(path)
 
     def _export_failed(self, message: str) -> None:

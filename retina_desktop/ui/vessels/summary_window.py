@@ -27,8 +27,13 @@ BAR_COLOUR = (86, 180, 233)  # the difference overlay's sky blue
 class SummaryWindow(QDialog):
     updated = Signal()
 
-    def __init__(self, review: ReviewSession, tasks: TaskRunner, dice_values: Callable[[], dict[str, float]],
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        review: ReviewSession,
+        tasks: TaskRunner,
+        dice_values: Callable[[], dict[str, float]],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("summary_window")
         self.setWindowTitle("Workspace summary")
@@ -87,9 +92,11 @@ class SummaryWindow(QDialog):
         for key, _title, _fmt, _tip in ROWS:
             self._bars(self.plots[key], [getattr(m, key) for _k, m in self.rows])
         dice = self.dice_values()
-        self.status_label.setText(f"{len(self.rows)} saved mask(s) measured, {len(dice)} image(s) with a Dice "
-                                  "against the reference (images with a cached prediction and a reference)"
-                                  + (f"; {len(problems)} not measured: {problems[0]}" if problems else ""))
+        self.status_label.setText(
+            f"{len(self.rows)} saved mask(s) measured, {len(dice)} image(s) with a Dice "
+            "against the reference (images with a cached prediction and a reference)"
+            + (f"; {len(problems)} not measured: {problems[0]}" if problems else "")
+        )
         self.updated.emit()
 
     def _failed(self, message: str) -> None:
@@ -99,8 +106,7 @@ class SummaryWindow(QDialog):
         self.updated.emit()
 
     def draw_dice(self) -> None:
-        self._bars(self.plots["dice"], list(self.dice_values().values()), bins=20,
-                   span=(0.0, 1.0))
+        self._bars(self.plots["dice"], list(self.dice_values().values()), bins=20, span=(0.0, 1.0))
         self.plots["dice"].setXRange(0.0, 1.0)  # Dice lives in 0..1: a cluster near 1 is good, to the left is not
 
     def draw_burden(self) -> None:
@@ -113,8 +119,7 @@ class SummaryWindow(QDialog):
         if not t.size:
             plot.addItem(pg.TextItem("No saves in the review log yet", color="#555", anchor=(0.5, 0.5)))
         else:
-            plot.plot(t, px, pen=pg.mkPen(BAR_COLOUR, width=1.5), symbol="o", symbolSize=5,
-                      symbolBrush=BAR_COLOUR)
+            plot.plot(t, px, pen=pg.mkPen(BAR_COLOUR, width=1.5), symbol="o", symbolSize=5, symbolBrush=BAR_COLOUR)
             plot.setYRange(0, max(1, int(px.max())) * 1.1)
             plot.setXRange(t.min() - 60, t.max() + 60)  # a minute either side: one save is a point, not a line
 
@@ -123,24 +128,35 @@ class SummaryWindow(QDialog):
         plot.clear()
         edges, counts = histogram(values, bins, span)
         if counts.size:
-            plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush=BAR_COLOUR,
-                                         pen=pg.mkPen("#333")))
+            plot.addItem(
+                pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush=BAR_COLOUR, pen=pg.mkPen("#333"))
+            )
             plot.setYRange(0, max(1, int(np.max(counts))) * 1.1)
 
 
 class WorkspaceSummary(QObject):
     """Compare → Workspace summary…: the action, and the window it opens (made on first use)."""
 
-    def __init__(self, review: ReviewSession, tasks: TaskRunner, actions: ActionRegistry, menu: QMenu,
-                 dice_values: Callable[[], dict[str, float]], refresh_dice: Callable[[], object],
-                 dice_updated: SignalInstance, parent: QWidget) -> None:
+    def __init__(
+        self,
+        review: ReviewSession,
+        tasks: TaskRunner,
+        actions: ActionRegistry,
+        menu: QMenu,
+        dice_values: Callable[[], dict[str, float]],
+        refresh_dice: Callable[[], object],
+        dice_updated: SignalInstance,
+        parent: QWidget,
+    ) -> None:
         super().__init__(parent)
         self._review, self._tasks, self._parent = review, tasks, parent
         self._dice_values, self._refresh_dice, self._dice_updated = dice_values, refresh_dice, dice_updated
         self.window: SummaryWindow | None = None
-        self.action = actions.add("Workspace summary…", self.show,
-                                  tip="Plots of Dice against the reference, the vessel measurements and the "
-                                      "edit burden over time")
+        self.action = actions.add(
+            "Workspace summary…",
+            self.show,
+            tip="Plots of Dice against the reference, the vessel measurements and the edit burden over time",
+        )
         menu.addSeparator()
         menu.addAction(self.action)
 

@@ -47,7 +47,7 @@ def fix_text(f) -> str:
 class MarkerItem(QGraphicsEllipseItem):
     """One finding's circle; with the Pan tool a click on it makes it the current marker."""
 
-    def __init__(self, review: "TopologyReview", index: int):
+    def __init__(self, review: TopologyReview, index: int):
         super().__init__(QRectF(-MARKER_PX, -MARKER_PX, 2 * MARKER_PX, 2 * MARKER_PX))
         self._review, self.index = review, index
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
@@ -266,8 +266,9 @@ class TopologyReview(QObject):
             side = max(48.0, min(h, w) / 8)
             x, y = f.position
             self.canvas.view.setRange(QRectF(x - side / 2, y - side / 2, side, side), padding=0)
-        self.window.statusBar().showMessage(f"{i + 1} of {len(self.findings)}: {describe(f)} — "
-                                            f"{fix_text(f)} or Dismiss in the Topology panel", 8000)
+        self.window.statusBar().showMessage(
+            f"{i + 1} of {len(self.findings)}: {describe(f)} — {fix_text(f)} or Dismiss in the Topology panel", 8000
+        )
         self.jumped.emit(i)
 
     def _row_chosen(self, row: int) -> None:
@@ -288,8 +289,9 @@ class TopologyReview(QObject):
         following = self._drop_current(go=False)  # the view stays on the fix, for the grader to see it
         if edit is not None:
             nxt = f"; N goes on to {describe(following)}" if following is not None else "; no markers left"
-            self.window.statusBar().showMessage(f"{f.label}: {count(edit.added, 'pixel')} added, {edit.removed:,} removed{nxt}",
-                                                8000)
+            self.window.statusBar().showMessage(
+                f"{f.label}: {count(edit.added, 'pixel')} added, {edit.removed:,} removed{nxt}", 8000
+            )
         return edit is not None
 
     def dismiss_current(self) -> None:
@@ -329,9 +331,11 @@ def install_topology_review(window, tools) -> TopologyReview:
     dock = QDockWidget("Topology", window)
     dock.setObjectName("topology_dock")
     dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
-                     QDockWidget.DockWidgetFeature.DockWidgetFloatable |
-                     QDockWidget.DockWidgetFeature.DockWidgetClosable)  # View ▸ Topology brings it back
+    dock.setFeatures(
+        QDockWidget.DockWidgetFeature.DockWidgetMovable
+        | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        | QDockWidget.DockWidgetFeature.DockWidgetClosable
+    )  # View ▸ Topology brings it back
     window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
     window.splitDockWidget(window.images_dock, dock, Qt.Orientation.Vertical)
     ctl = TopologyReview(window, tools, panel)

@@ -36,8 +36,9 @@ SEGMENT_COLOUR = (255, 64, 200, 170)
 DRIVE_WIDTH = 565  # the topology parameters were tuned on DRIVE-sized photos
 
 
-def build_cost(ctx, probability: np.ndarray, rgb: np.ndarray | None, threshold: float,
-               fov: np.ndarray | None) -> TraceCost:
+def build_cost(
+    ctx, probability: np.ndarray, rgb: np.ndarray | None, threshold: float, fov: np.ndarray | None
+) -> TraceCost:
     from ...core.tracing import TraceCost
 
     return TraceCost.from_prediction(probability, rgb, threshold=threshold, fov=fov)
@@ -189,8 +190,9 @@ class VesselTools(QObject):
         prob = self.session.probability
         # The parameters are made in the worker too: building them imports the vessel engine (SciPy), which
         # on the UI thread held the first prediction back by 1.4 s.
-        w = Worker(lambda ctx, m=doc.mask.copy(): analyse_mask(ctx, m, prob, topology_params(m.shape)),
-                   name="vessel analysis")
+        w = Worker(
+            lambda ctx, m=doc.mask.copy(): analyse_mask(ctx, m, prob, topology_params(m.shape)), name="vessel analysis"
+        )
         self._analysis_worker = w
         w.yielded.connect(self.tasks.guard(lambda graph, g=gen, w=w: self._graph_built(w, g, graph)))
         w.returned.connect(self.tasks.guard(lambda result, g=gen, w=w: self._analysed(w, g, result)))
@@ -239,11 +241,11 @@ class VesselTools(QObject):
         if tool == "trace":
             self.ensure_cost()
             if self.cost is not None:
-                self.status.emit("Trace: click along a vessel; Enter or double-click paints it, Esc cancels, "
-                                 "[ ] change its width")
+                self.status.emit(
+                    "Trace: click along a vessel; Enter or double-click paints it, Esc cancels, [ ] change its width"
+                )
         elif tool == "segment":
-            self.status.emit("Segment: click a vessel to select the segment between two junctions; "
-                             "Delete removes it")
+            self.status.emit("Segment: click a vessel to select the segment between two junctions; Delete removes it")
 
     def click(self, x: float, y: float) -> None:
         if self.canvas.tool == "trace":
@@ -302,8 +304,9 @@ class VesselTools(QObject):
         if self.cost is None:
             self._pending_clicks.append((x, y))
             self.ensure_cost()
-            self.status.emit(f"Trace: preparing the vessel map for this image… ({len(self._pending_clicks)} "
-                             "click(s) kept)")
+            self.status.emit(
+                f"Trace: preparing the vessel map for this image… ({len(self._pending_clicks)} click(s) kept)"
+            )
             self.trace_changed.emit()
             return
         if self.tracer is None or self.tracer.cost is not self.cost:
@@ -318,8 +321,10 @@ class VesselTools(QObject):
             self.tasks.run(_search, self.tracer, name="trace search", priority=3)
         self._show_preview(self.tracer.path())
         n = len(self.tracer.anchors)
-        self.status.emit(f"Trace: {n} point(s), width {2 * self.tracer.radius:.1f} px. Enter or double-click "
-                         "paints it, Esc cancels, [ ] change the width")
+        self.status.emit(
+            f"Trace: {n} point(s), width {2 * self.tracer.radius:.1f} px. Enter or double-click "
+            "paints it, Esc cancels, [ ] change the width"
+        )
         self.trace_changed.emit()
 
     def finish_trace(self) -> bool:
@@ -412,8 +417,10 @@ class VesselTools(QObject):
         self.highlight_item.setPos(x0, y0)
         self.highlight_item.setVisible(True)
         length = self.graph.segments[seg].length
-        self.status.emit(f"Segment selected ({length:.0f} px long, {count(int(patch.sum()), 'pixel')}): Delete removes it, "
-                         "Esc clears the selection")
+        self.status.emit(
+            f"Segment selected ({length:.0f} px long, {count(int(patch.sum()), 'pixel')}): Delete removes it, "
+            "Esc clears the selection"
+        )
         self.selection_changed.emit()
 
     def clear_selection(self) -> None:
@@ -447,16 +454,18 @@ def install_vessel_tools(window) -> VesselTools:
     window.vessel_tools = tools
     tools.status.connect(lambda text: window.statusBar().showMessage(text, 8000))
     make = window.action_table.add
-    window.finish_trace_action = make("Finish trace", tools.finish_trace, ["Return", "Enter"],
-                                      tip="Paint the traced vessel")
+    window.finish_trace_action = make(
+        "Finish trace", tools.finish_trace, ["Return", "Enter"], tip="Paint the traced vessel"
+    )
     # Enter belongs to the image while a trace is open: a panel or field with the focus keeps its own
     # Enter (a window-wide shortcut would paint the trace instead).
     window.finish_trace_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
     window.removeAction(window.finish_trace_action)
     window.canvas.addAction(window.finish_trace_action)
     window.cancel_trace_action = make("Cancel trace / clear selection", tools.escape, "Esc")
-    window.delete_segment_action = make("Delete segment", tools.delete_selected, "Delete",
-                                        tip="Remove the selected vessel segment")
+    window.delete_segment_action = make(
+        "Delete segment", tools.delete_selected, "Delete", tip="Remove the selected vessel segment"
+    )
 
     def update() -> None:
         # Enabled only while they mean something, so Enter, Esc and Delete reach the panels otherwise.
