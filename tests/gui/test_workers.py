@@ -92,7 +92,10 @@ def test_every_worker_signal_of_the_app_is_connected_through_the_closing_guard()
     for path in sorted(Path(ui.__file__).parent.rglob("*.py")):
         if path.name == "workers.py":  # the runner's own bookkeeping
             continue
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        lines = path.read_text().splitlines()
+        for n, line in enumerate(lines, 1):
+            if line.rstrip().endswith(".connect(") and n < len(lines):
+                line = line.rstrip() + lines[n].strip()  # the formatter puts a long call's argument on the next line
             m = pattern.search(line)
             seen += bool(m)
             if m and not re.match(r"(g|(\w+\.)*guard)\(", m.group(3)):  # g(...), guard(...), x.tasks.guard(...)
