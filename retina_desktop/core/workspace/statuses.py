@@ -55,10 +55,18 @@ class StatusBook:
             )
         )
 
-    def change(self, what: str, change: Change) -> None:
+    def change(self, what: str, change: Change, key: str | None = None) -> None:
+        """Make ``change``; the cached row of ``key`` is read again from the records (the one row, not the table:
+        "Predict all" changes every image once), any other change drops the cache."""
         with self._lock:
             self._keeper.apply(what, change)
-            self._rows = None
+            if key is None or self._rows is None:
+                self._rows = None
+                return
+            try:
+                self._rows[key] = self._keeper.records.image(key)
+            except sqlite3.Error:
+                self._rows = None
 
     def set_status(self, key: str, status: str) -> None:
         if status not in STATUSES:
@@ -67,7 +75,7 @@ class StatusBook:
         if status == "approved":
             fields["approved_sha"] = self._approved_content(key)
         now = _now()
-        self.change(f"the status of {key}", lambda r: r.update_image(key, now, **fields))
+        self.change(f"the status of {key}", lambda r: r.update_image(key, now, **fields), key)
 
     def set_prediction_info(self, key: str, uncertainty: float) -> None:
         """Record a prediction's uncertainty; an image nobody looked at becomes "predicted". Viewing never changes
@@ -76,7 +84,7 @@ class StatusBook:
         if self.row(key).status == "new":
             fields["status"] = "predicted"
         now = _now()
-        self.change(f"the prediction of {key}", lambda r: r.update_image(key, now, **fields))
+        self.change(f"the prediction of {key}", lambda r: r.update_image(key, now, **fields), key)
 
     def setting(self, name: str) -> Any:
         try:

@@ -190,9 +190,12 @@ class Workspace:
     def replaces_dataset_mask(self, entry: ImageEntry | str) -> bool:
         """Whether saving this image would replace a mask the workspace came with (not one this app wrote) while the
         grader has not yet said where corrections go."""
-        sha = self.current_sha(entry) if self.dataset_masks is None else None
-        written = {v.sha256 for v in self.versions(entry) if v.note not in ("found on disk", "withdrawn")}
-        return sha is not None and sha not in written
+        if self.dataset_masks is not None:
+            return False  # asked once: no file read or records query on every save after that
+        sha = self.current_sha(entry)
+        if sha is None:
+            return False
+        return sha not in {v.sha256 for v in self.versions(entry) if v.note not in ("found on disk", "withdrawn")}
 
     # -- entries ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -203,8 +206,13 @@ class Workspace:
 
     def _entry(self, entry_or_key: ImageEntry | str) -> ImageEntry:
         """The workspace's own entry of that key (with corrections kept apart, the one that writes there)."""
-        key = entry_or_key.key if isinstance(entry_or_key, ImageEntry) else entry_or_key
-        return self._by_key.get(key) or (entry_or_key if isinstance(entry_or_key, ImageEntry) else self._by_key[key])
+        key = entry_or_key if isinstance(entry_or_key, str) else entry_or_key.key
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
+        if isinstance(entry_or_key, str):
+            raise KeyError(key)
+        return entry_or_key  # an entry this workspace does not list
 
     @property
     def records(self) -> Records:
@@ -287,17 +295,9 @@ class Workspace:
     def review_log_path(self) -> Path:
         return self.log.path
 
-    def log_review(
-        self,
-        key: str,
-        action: str,
-        model: str | None = None,
-        added: int | None = None,
-        removed: int | None = None,
-        reviewer: str | None = None,
-        **extra: Any,
-    ) -> None:
-        self.log.add(key, action, model, added, removed, reviewer, **extra)
+    def log_review(self, key: str, action: str, **fields: Any) -> None:
+        """Append to the review log (``ReviewLog.add``: model, added, removed, reviewer and any extra fields)."""
+        self.log.add(key, action, **fields)
 
     def review_log(self, key: str | None = None) -> list[dict[str, Any]]:
         return self.log.rows(key)
