@@ -327,6 +327,17 @@ def _setup_distributed() -> bool:
     return True
 
 
+def _end_distributed() -> None:
+    """Leave the process group together. Without the barrier a rank that is done first (rank 1, while rank 0 is
+    still writing the checkpoint) tears its gloo pairs down under a peer still using them, which can abort the
+    peer's transport thread (SIGABRT). After an error the barrier is skipped: the other ranks may never reach it."""
+    import torch.distributed as dist
+
+    if sys.exc_info()[0] is None:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 class _TrainingProgress:
     """tqdm bar plus one log line per epoch; silent on ranks other than 0."""
 
@@ -353,8 +364,6 @@ class _TrainingProgress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
-
     from .checkpoint import save_checkpoint
     from .data import discover, prepare_all
     from .engine import rank, train
@@ -433,15 +442,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_FAILED if result.failed else 0
     finally:
         if distributed:
-            dist.destroy_process_group()
+            _end_distributed()
 
 
 EXIT_REJECTED = 3
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
-
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import discover
     from .engine import rank
@@ -501,7 +508,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         return 0 if outcome.accepted else EXIT_REJECTED
     finally:
         if distributed:
-            dist.destroy_process_group()
+            _end_distributed()
 
 
 def _listed_images(folder: str) -> list[Path]:
