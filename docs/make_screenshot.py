@@ -43,7 +43,8 @@ def _weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
 
 
 def open_window(weights: Path, tmp: Path, size: str, settings_changes: dict | None = None):
-    """(app, main window shown at ``size``, wait(cond, timeout)) with settings in ``tmp``; shared by the docs scripts."""
+    """(app, main window shown at ``size``, wait(cond, timeout)) with settings in ``tmp``; shared by the docs
+    scripts."""
     import pyqtgraph as pg
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -84,7 +85,7 @@ def main() -> int:
     os.environ["XDG_CONFIG_HOME"] = str(tmp / "home" / "config")
     weights, which = _weights(args.weights, tmp)
 
-    app, win, wait = open_window(weights, tmp, args.size)
+    _app, win, wait = open_window(weights, tmp, args.size)
     shown = []
     win.prediction_shown.connect(shown.append)
     win.start(None)

@@ -46,7 +46,7 @@ def main() -> int:
     else:
         ensure_demo_workspace(folder, count=1)
     # The first-run guide would cover the top of the image.
-    app, win, wait = open_window(weights, tmp, args.size, {"guide_dismissed": True})
+    _app, win, wait = open_window(weights, tmp, args.size, {"guide_dismissed": True})
 
     shown = []
     win.prediction_shown.connect(shown.append)

@@ -11,7 +11,8 @@ Definitions (README, "Vessel measurements", gives the references):
 - segments, branch points and end points of the skeleton graph.
 
 The skeleton and its graph are the project's one vessel geometry (``model_core.skeleton``), the same the
-app's Segment and Topology tools use, so their counts agree. Everything is vectorised over the skeleton's pixels (never a Python loop per pixel), so a 3504x2336 mask
+app's Segment and Topology tools use, so their counts agree. Everything is vectorised over the skeleton's pixels
+(never a Python loop per pixel), so a 3504x2336 mask
 is measured in well under a second (benchmarks/bench_measure.py).
 """
 

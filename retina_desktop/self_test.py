@@ -60,7 +60,9 @@ class _Printer:
         # A windowed build on Windows has no stdout: write next to the other temporary files instead.
         self.stream = stream or sys.stdout
         if self.stream is None:
-            self.stream = open(Path(tempfile.gettempdir()) / "retina-desktop-self-test.txt", "w", encoding="utf-8")
+            # Open for the whole self-test, closed by the interpreter at exit: a context manager would close it
+            # after the first line.
+            self.stream = open(Path(tempfile.gettempdir()) / "retina-desktop-self-test.txt", "w", encoding="utf-8")  # noqa: SIM115
 
     def __call__(self, line: str) -> None:
         print(line, file=self.stream, flush=True)

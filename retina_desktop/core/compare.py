@@ -188,7 +188,7 @@ def workspace_dice(ctx, ws: Workspace, model_key: str, threshold: float, keys: l
     """Emit ``(key, dice or None)`` for each image (or each of ``keys``); returns how many had a score."""
     entries = ws.entries if keys is None else [ws.entry(k) for k in keys]
     scored = 0
-    for i, e in enumerate(entries):
+    for _i, e in enumerate(entries):
         if ctx is not None and ctx.cancelled:
             break
         d = dice_against_reference(ws, e, model_key, threshold)

@@ -67,13 +67,13 @@ def paint_segment(
     window = as_uint8_view(mask)[by0:by1, bx0:bx1]
     shift = 4  # sub-pixel precision for the end points
     f = 1 << shift
-    a = (int(round((x0 - bx0) * f)), int(round((y0 - by0) * f)))
-    b = (int(round((x1 - bx0) * f)), int(round((y1 - by0) * f)))
+    a = (round((x0 - bx0) * f), round((y0 - by0) * f))
+    b = (round((x1 - bx0) * f), round((y1 - by0) * f))
     v = 1 if value else 0
     if r <= 0.5:
         cv2.line(window, a, b, v, thickness=1, lineType=cv2.LINE_8, shift=shift)
     else:
-        rad = int(round(r * f))
+        rad = round(r * f)
         cv2.circle(window, a, rad, v, thickness=-1, lineType=cv2.LINE_8, shift=shift)
         cv2.circle(window, b, rad, v, thickness=-1, lineType=cv2.LINE_8, shift=shift)
         if a != b:

@@ -64,7 +64,7 @@ class TopologyParams:
             max_gap=self.max_gap * factor,
             spur_length=self.spur_length * factor,
             spur_min_length=self.spur_min_length * factor,
-            fragment_pixels=int(round(self.fragment_pixels * factor * factor)),
+            fragment_pixels=round(self.fragment_pixels * factor * factor),
         )
 
 
@@ -83,7 +83,7 @@ class Finding:
 
     @property
     def key(self) -> tuple[str, int, int]:
-        return self.kind, int(round(self.position[0])), int(round(self.position[1]))
+        return self.kind, round(self.position[0]), round(self.position[1])
 
     @property
     def label(self) -> str:
@@ -306,7 +306,7 @@ def _gap_ridge(mask: np.ndarray, probability: np.ndarray | None, p: np.ndarray, 
 
 def _inside(mask: np.ndarray, p: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """``p`` (row, col) rounded, if it lies on the mask; else ``fallback``."""
-    y, x = int(round(p[0])), int(round(p[1]))
+    y, x = round(p[0]), round(p[1])
     if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and mask[y, x]:
         return np.array([y, x], dtype=float)
     return fallback

@@ -27,6 +27,7 @@ Coordinates follow ``painting``: (x, y) with pixel (i, j) covering [j, j+1) x [i
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import cv2
@@ -268,7 +269,7 @@ def trace(cost: TraceCost, anchors: list[tuple[float, float]], radius: float | N
     if not anchors:
         return None
     pts = [np.array([[anchors[0][0], anchors[0][1]]])]
-    for a, b in zip(anchors[:-1], anchors[1:]):
+    for a, b in itertools.pairwise(anchors):
         pts.append(cost.route(a, b)[1:])
     path = np.concatenate(pts)
     r = cost.local_radius(path) if radius is None else radius

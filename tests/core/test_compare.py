@@ -90,12 +90,12 @@ def test_scores_equal_hand_counts():
     assert p.specificity == pytest.approx((H * W - 400 - 100) / (H * W - 400))
     assert s.mask_vs_reference.dice == 1.0 and s.mask_vs_reference.cldice == pytest.approx(1.0)
     assert s.second_vs_reference is None
-    assert [r[0] for r in s.rows()][0] == "Model prediction vs reference"
+    assert next(r[0] for r in s.rows()) == "Model prediction vs reference"
     assert compare_scores(pred, pred, None).prediction_vs_reference is None
 
 
 def test_the_list_sorts_by_the_cached_predictions_dice(tmp_path):
-    root, ref = _reference_workspace(tmp_path / "w")
+    root, _ref = _reference_workspace(tmp_path / "w")
     ws = Workspace(root)
     e = ws.entry("a")
     assert dice_against_reference(ws, e, "m", 0.5) is None  # no prediction cached yet
@@ -107,7 +107,9 @@ def test_the_list_sorts_by_the_cached_predictions_dice(tmp_path):
 
     class Ctx:
         cancelled = False
-        got = []
+
+        def __init__(self):
+            self.got = []
 
         def emit(self, v):
             self.got.append(v)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,7 @@ def test_segment_paints_the_pixels_under_the_brush(radius):
 def test_fast_drag_leaves_no_gaps():
     mask = np.zeros((100, 300), bool)
     pts = [(5.0, 50.0), (120.0, 20.0), (290.0, 80.0)]  # huge jumps between mouse events
-    for a, b in zip(pts, pts[1:]):
+    for a, b in itertools.pairwise(pts):
         paint_segment(mask, a, b, 2.0, True)
     dist = np.minimum(
         _distance_to_segment(mask.shape, pts[0], pts[1]), _distance_to_segment(mask.shape, pts[1], pts[2])

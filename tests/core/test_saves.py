@@ -47,7 +47,7 @@ def test_history_is_content_addressed_and_never_stored_twice(tmp_path, rng):
     assert [v.sha256 for v in versions] == [_sha(p) for p in (first, second, first, second, first)]
     assert versions[1].added_prev == int(np.count_nonzero(b & ~a))
     assert versions[1].removed_prev == int(np.count_nonzero(a & ~b))
-    assert [np.array_equal(read_mask(p), m) for p, m in zip(ws.history(e), [b])] == [True]
+    assert [np.array_equal(read_mask(p), m) for p, m in zip(ws.history(e), [b], strict=False)] == [True]
 
 
 def test_a_version_saved_elsewhere_since_loading_raises_a_conflict_and_keeps_both(tmp_path, rng):
@@ -150,7 +150,7 @@ def test_stray_temporary_files_are_removed_when_a_workspace_opens(tmp_path):
     hist.mkdir(parents=True)
     old = [gt / ".img_00.png.abc123.tmp", hist / f".{'0' * 64}.png.x1y2.tmp", root / ".retina" / ".state.json.tmp"]
     young = gt / ".img_01.png.zz9.tmp"  # may be another window's save in progress
-    for p in old + [young]:
+    for p in [*old, young]:
         p.write_bytes(b"partial")
     past = time.time() - 3600
     for p in old:

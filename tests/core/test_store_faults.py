@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _tiny_workspace(root: Path, count: int) -> Path:
     """``count`` 16x16 photos: a workspace the size of a study, cheap to make."""
     root.mkdir(parents=True)
-    ok, png = cv2.imencode(".png", np.full((16, 16, 3), 90, np.uint8))
+    _ok, png = cv2.imencode(".png", np.full((16, 16, 3), 90, np.uint8))
     for i in range(count):
         (root / f"p{i:04d}.png").write_bytes(png.tobytes())
     return root

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from retina_desktop.core.vessel_graph import VesselGraph
 def polyline(points: np.ndarray, shape: tuple[int, int], radius: float) -> np.ndarray:
     """A vessel of the given radius along ``points`` (x, y), drawn by the app's own brush."""
     m = np.zeros(shape, dtype=bool)
-    for a, b in zip(points[:-1], points[1:]):
+    for a, b in itertools.pairwise(points):
         paint_segment(m, tuple(a), tuple(b), radius, True)
     return m
 
@@ -179,7 +181,7 @@ def test_with_a_ridge_check_no_break_is_reported_where_the_probability_shows_not
 
 
 def test_spur_and_fragment_are_found_and_removed():
-    mask, branches = y_junction()
+    mask, _branches = y_junction()
     spur = polyline(np.array([[60.5, 90.5], [66.5, 90.5]]), mask.shape, 0.5)
     blob = polyline(np.array([[100.5, 100.5], [103.5, 102.5]]), mask.shape, 1.0)
     findings = review(mask | spur | blob)

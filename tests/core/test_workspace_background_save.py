@@ -112,7 +112,7 @@ def test_every_other_call_waits_for_the_save_in_flight(tmp_path):
     assert [x["action"] for x in ws.review_log("img_00")] == ["autosave", "save"]
     job2 = r.begin_save(True, None, "ann", background=True)
     threading.Thread(target=job2.run).start()
-    request, entry = r.begin_load("img_01")  # switching images settles it too
+    _request, _entry = r.begin_load("img_01")  # switching images settles it too
     assert r.in_flight is None and job2.done.is_set()
 
 
@@ -152,7 +152,7 @@ def test_keep_mine_for_an_earlier_conflict_never_marks_later_edits_saved(tmp_pat
 
 
 def test_a_failure_after_a_background_save_is_reported_and_never_called_not_saved(tmp_path, monkeypatch):
-    r, ws, s = _session(tmp_path)
+    r, _ws, s = _session(tmp_path)
     _paint(s.document, 10)
     written = s.document.mask.copy()
     job = r.begin_save(True, None, "ann", background=True)

@@ -2,8 +2,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from model_core.data import discover, prepare_all
+from model_core.engine import TrainConfig, train
 from model_core.imageio import mask_to_png, write_png_atomic
+from model_core.model import ModelConfig
+from model_core.preprocess import PreprocessConfig
 from model_core.synthetic import make_fundus
 
 
@@ -31,3 +36,18 @@ def fundus():
 def small_rgb():
     rng = np.random.default_rng(0)
     return rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def parent_and_data(tmp_path_factory):
+    """A micro model trained briefly on synthetic fundus images, and corrections of other synthetic images."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ft")
+    pre = PreprocessConfig(fov_diameter=None)
+    train_s = discover(write_synthetic_dataset(root / "train", n=2, size=(128, 128), seed=20))
+    imgs = prepare_all(train_s, pre)
+    cfg = TrainConfig(epochs=4, steps_per_epoch=20, batch_size=4, patch_size=64, lr=1e-2, augment=False)
+    parent = train(imgs, imgs, ModelConfig.preset("micro"), pre, cfg).checkpoint
+    parent.metadata.update({"name": "parent", "version": "p1"})
+    corrections = discover(write_synthetic_dataset(root / "corr", n=4, size=(128, 128), seed=40))
+    return parent, corrections

@@ -37,7 +37,7 @@ def _photo_set(root, with_fov: bool):
 
 def test_native_curve_matches_hand_computed_dice(tmp_path):
     result = calibrate(RedChannelPredictor(), _photo_set(tmp_path / "d", with_fov=False), [])
-    curve = dict(zip(THRESHOLDS.tolist(), result.curves["native"]))
+    curve = dict(zip(THRESHOLDS.tolist(), result.curves["native"], strict=False))
     assert curve[0.35] == pytest.approx(2 * 150 / (2 * 150 + 50))  # distractors count as false positives
     assert curve[0.40] == curve[0.75] == 1.0
     assert curve[0.80] == 0.0

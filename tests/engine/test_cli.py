@@ -535,7 +535,7 @@ def test_an_output_never_replaces_an_input(tmp_path, micro_checkpoint_path, caps
     photo, mask = data / "images" / "img0.png", data / "masks" / "img1.png"
     target, argv = {
         "train over a photo": (photo, ["train", str(data), "--out", str(photo), "--overwrite", *TINY_TRAIN]),
-        "finetune over a mask": (mask, _finetune_argv(data, weights, mask) + ["--overwrite"]),
+        "finetune over a mask": (mask, [*_finetune_argv(data, weights, mask), "--overwrite"]),
         "calibrate over a photo": (
             photo,
             ["calibrate", str(data), "--weights", str(weights), "--out", str(photo), "--overwrite"],

@@ -180,7 +180,7 @@ def _assert_average(saved, raw, keeps):
     assert any("running_mean" in k for k in floats)  # BatchNorm statistics are averaged with the weights
     for k in floats:
         expected = raw[0][k]
-        for keep, w in zip(keeps, raw[1:]):
+        for keep, w in zip(keeps, raw[1:], strict=False):
             expected = keep * expected + (1 - keep) * w[k]
         torch.testing.assert_close(saved.state_dict[k], expected, rtol=1e-5, atol=1e-6)
     counters = [k for k in raw[0] if k.endswith("num_batches_tracked")]

@@ -3,34 +3,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from model_core.checkpoint import load_checkpoint
 from model_core.data import discover
-from model_core.engine import CancelToken, TrainConfig, train
+from model_core.engine import CancelToken
 from model_core.finetune import finetune, finetune_config, gate, plan_split
-from model_core.model import ModelConfig
 from model_core.model_store import DEFAULT_ID, ModelStore
-from model_core.preprocess import PreprocessConfig
 
 from .conftest import write_synthetic_dataset
-
-
-@pytest.fixture(scope="module")
-def parent_and_data(tmp_path_factory):
-    """A micro model trained briefly on synthetic fundus images, and corrections of other synthetic images."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("ft")
-    from model_core.data import prepare_all
-
-    pre = PreprocessConfig(fov_diameter=None)
-    train_s = discover(write_synthetic_dataset(root / "train", n=2, size=(128, 128), seed=20))
-    imgs = prepare_all(train_s, pre)
-    cfg = TrainConfig(epochs=4, steps_per_epoch=20, batch_size=4, patch_size=64, lr=1e-2, augment=False)
-    parent = train(imgs, imgs, ModelConfig.preset("micro"), pre, cfg).checkpoint
-    parent.metadata.update({"name": "parent", "version": "p1"})
-    corrections = discover(write_synthetic_dataset(root / "corr", n=4, size=(128, 128), seed=40))
-    return parent, corrections
 
 
 def _quick(**kw):
@@ -217,5 +197,6 @@ def test_finetune_with_focus_samples_where_the_parent_was_corrected(parent_and_d
     out = finetune(parent, corrections, _quick(focus_share=0.5, rehearsal_share=0.0), store=None)
     expected = corrected_pixels(parent, [prepare(s, parent.preprocess) for s in out.plan.train], "cpu")
     assert seen["focus_p"] == 0.5 and [im.name for im in seen["images"]] == [s.name for s in out.plan.train]
-    assert len(seen["focus"]) == len(expected) and all(np.array_equal(f, e) for f, e in zip(seen["focus"], expected))
-    assert any((f & (im.fov > 0)).any() for f, im in zip(seen["focus"], seen["images"]))
+    assert len(seen["focus"]) == len(expected)
+    assert all(np.array_equal(f, e) for f, e in zip(seen["focus"], expected, strict=True))
+    assert any((f & (im.fov > 0)).any() for f, im in zip(seen["focus"], seen["images"], strict=False))

@@ -23,7 +23,7 @@ from model_core.forgetting import (
 from model_core.model_store import ModelStore
 
 from .conftest import write_synthetic_dataset
-from .test_finetune import _quick, parent_and_data  # noqa: F401 - the shared fixture
+from .test_finetune import _quick
 
 
 def test_interpolation_lies_on_the_line_and_keeps_counters():
@@ -90,7 +90,7 @@ def test_rehearsal_labels_are_the_parents_and_photos_teach_only_confident_pixels
     # The patch sampler draws rehearsal patches around taught pixels only.
     im = RehearsalImage("one", synth.x, synth.target, np.zeros_like(synth.weight), synth.fov)
     im.weight[40, 50] = 1
-    x, y, v = PatchSampler([im.as_prepared()], 16, augment=False).batch(3)
+    _x, y, v = PatchSampler([im.as_prepared()], 16, augment=False).batch(3)
     assert (v[:, 0, 8, 8] == 1).all() and np.allclose(y[:, 0, 8, 8], synth.target[40, 50])
 
 

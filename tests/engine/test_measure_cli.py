@@ -50,7 +50,7 @@ def test_measure_writes_one_row_per_mask_with_the_issue_columns(tmp_path, capsys
     assert rc == 0
     rows = _rows(tmp_path / "out.csv")
     assert rows[0] == COLUMNS == ["image", *MEASUREMENT_COLUMNS]
-    by_name = {r[0].rsplit("/", 1)[-1]: dict(zip(COLUMNS, r)) for r in rows[1:]}
+    by_name = {r[0].rsplit("/", 1)[-1]: dict(zip(COLUMNS, r, strict=False)) for r in rows[1:]}
     assert set(by_name) == {"line.png", "plus.png", "extra.png"}
     plus = by_name["plus.png"]
     assert (plus["segments"], plus["branch_points"], plus["end_points"]) == ("4", "1", "4")
@@ -72,7 +72,7 @@ def test_fov_masks_are_paired_by_stem(tmp_path):
     write_png_atomic(tmp_path / "fov" / "02.png", mask_to_png(np.ones((40, 40), bool)))
     rc = main(["measure", str(tmp_path / "masks"), "--fov", str(tmp_path / "fov"), "--csv", str(tmp_path / "m.csv")])
     assert rc == 0
-    rows = {r[0].rsplit("/", 1)[-1]: dict(zip(COLUMNS, r)) for r in _rows(tmp_path / "m.csv")[1:]}
+    rows = {r[0].rsplit("/", 1)[-1]: dict(zip(COLUMNS, r, strict=False)) for r in _rows(tmp_path / "m.csv")[1:]}
     assert float(rows["01_test.png"]["vessel_density"]) == pytest.approx(20 / 400)
     assert float(rows["02.png"]["vessel_density"]) == pytest.approx(40 / 1600)
 
@@ -117,7 +117,7 @@ def test_missing_fov_folder_is_one_line(tmp_path, capsys):
 def test_empty_mask_writes_nan_not_a_crash(tmp_path):
     write_png_atomic(tmp_path / "empty.png", mask_to_png(np.zeros((64, 64), bool)))
     assert main(["measure", str(tmp_path / "empty.png"), "--csv", str(tmp_path / "o.csv")]) == 0
-    row = dict(zip(COLUMNS, _rows(tmp_path / "o.csv")[1]))
+    row = dict(zip(COLUMNS, _rows(tmp_path / "o.csv")[1], strict=False))
     assert math.isnan(float(row["fractal_dimension"])) and row["segments"] == "0"
 
 

@@ -6,6 +6,7 @@ and start from the untrained micro model, so each takes a few seconds."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -104,9 +105,10 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
         pass
     timer.stop()
     out = done.args[0]
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     print(
-        f"\nUI timer during the run: {len(ticks)} ticks, max gap {max(gaps) * 1000:.0f} ms, wall {out['wall_s']:.1f} s; "
+        f"\nUI timer during the run: {len(ticks)} ticks, max gap {max(gaps) * 1000:.0f} ms, "
+        f"wall {out['wall_s']:.1f} s; "
         f"Dice {out['parent_dice']} -> {out['new_dice']}, accepted={out['accepted']}"
     )
     # The event loop kept turning while the model trained (how smoothly is a benchmark's business,

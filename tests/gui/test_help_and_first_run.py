@@ -27,7 +27,7 @@ def test_shortcuts_window_lists_the_window_actions(qtbot, window):
     dlg = window.help.shortcuts_dialog
     qtbot.waitExposed(dlg)
     assert dlg.isVisible() and not dlg.isModal()
-    rows = dict((text, keys) for keys, text in dlg.rows())
+    rows = {text: keys for keys, text in dlg.rows()}
     assert rows["Save as ground truth"] == "Ctrl+S"
     assert rows["Brush"] == "B" and rows["Eraser"] == "E" and rows["Fill"] == "G"
     assert rows["Next image"] == "PgDown, ."

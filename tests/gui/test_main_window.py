@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -64,7 +65,7 @@ def test_stroke_paints_exactly_the_pixels_under_it(qtbot, window, flat_workspace
     window.set_brush_radius(3.0)
     seen = stroke(window.canvas, [(20.4, 30.2), (60.7, 45.1), (61.0, 100.3), (120.5, 110.6)])
     expected = np.zeros(doc.shape, bool)
-    for a, b in zip(seen, seen[1:]):
+    for a, b in itertools.pairwise(seen):
         paint_segment(expected, a, b, 3.0, True)
     assert np.array_equal(doc.mask, expected)
     assert doc.mask[30, 20] and doc.mask[110, 120] and not doc.mask[5, 140]
@@ -438,7 +439,7 @@ def test_a_folder_with_thousands_of_images_opens_quickly(qtbot, window, tmp_path
 
     root = tmp_path / "many"
     root.mkdir()
-    ok, buf = cv2.imencode(".png", np.full((16, 16, 3), 120, np.uint8))
+    _ok, buf = cv2.imencode(".png", np.full((16, 16, 3), 120, np.uint8))
     for i in range(3000):
         (root / f"p{i:05d}.png").write_bytes(buf.tobytes())
     # How fast is measured in benchmarks/; here: it opens, lists everything, and stays lazy.

@@ -120,7 +120,7 @@ def test_the_bundled_model_has_one_name(qtbot, store):
 def test_a_stored_version_is_described_without_a_double_v(store):
     from model_core.predictor import VesselPredictor
 
-    stored = [v for v in store.versions() if v.id != DEFAULT_ID][0]
+    stored = next(v for v in store.versions() if v.id != DEFAULT_ID)
     assert stored.id.startswith("v001-") and stored.name == stored.id
     assert VesselPredictor(stored.path).description == f"test-micro {stored.id}"
 

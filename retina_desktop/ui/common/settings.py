@@ -135,7 +135,7 @@ class AppSettings:
     def last_workspace(self, path: str) -> None:
         self.q.setValue("workspace/last", str(path))
         recent = [p for p in self.recent_workspaces if p != str(path)]
-        self.q.setValue("workspace/recent", [str(path)] + recent[: RECENT_WORKSPACES - 1])
+        self.q.setValue("workspace/recent", [str(path), *recent[: RECENT_WORKSPACES - 1]])
 
     @property
     def recent_workspaces(self) -> list[str]:
@@ -161,7 +161,7 @@ class AppSettings:
 
     def _remember(self, key: str, workspace_root: str, value: str) -> None:
         pairs = [p for p in self._remembered(key) if p[0] != str(workspace_root)]
-        self.q.setValue(key, json.dumps([[str(workspace_root), str(value)]] + pairs[: REMEMBERED_WORKSPACES - 1]))
+        self.q.setValue(key, json.dumps([[str(workspace_root), str(value)], *pairs[: REMEMBERED_WORKSPACES - 1]]))
 
     def last_image_key(self, workspace_root: str) -> str | None:
         """The image that was open when this workspace was last left (None if never)."""

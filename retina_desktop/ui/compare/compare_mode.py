@@ -231,7 +231,7 @@ class ComparePanel(QGroupBox):
         for name, cells in self.score_labels.items():
             a = by_name.get(name)
             values = (a.dice, a.cldice, a.sensitivity, a.specificity) if a is not None else (None,) * 4
-            for lab, v in zip(cells, values):
+            for lab, v in zip(cells, values, strict=False):
                 lab.setText("–" if v is None or v != v else f"{v:.3f}")
 
     def show_legend(self, subject: str | None) -> None:

@@ -34,7 +34,7 @@ TEXT_WIDTH_CHARS = 52  # the value column wraps at about this many characters in
 def fmt_duration(seconds: float) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "–"
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     m, s = divmod(seconds, 60)

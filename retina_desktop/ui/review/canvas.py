@@ -128,7 +128,7 @@ class ToolItem(QGraphicsObject):
             c.vessel_clicked.emit(p[0], p[1])
             return
         if c.tool == "fill":
-            c.fill_requested.emit(int(math.floor(p[0])), int(math.floor(p[1])))
+            c.fill_requested.emit(math.floor(p[0]), math.floor(p[1]))
             return
         value = c.tool == "brush"
         c.document.begin_stroke("Brush" if value else "Eraser")
@@ -381,7 +381,7 @@ class ImageCanvas(pg.GraphicsView):
     def describe_pixel(self, p: tuple[float, float]) -> str:
         if self.rgb is None:
             return ""
-        x, y = int(math.floor(p[0])), int(math.floor(p[1]))
+        x, y = math.floor(p[0]), math.floor(p[1])
         h, w = self.rgb.shape[:2]
         if not (0 <= x < w and 0 <= y < h):
             return ""

@@ -52,7 +52,7 @@ class EditTools(QObject):
         self.panel.brush_label.setText(f"{radius:.1f} px")
         if not from_slider:
             with QSignalBlocker(self.panel.brush_slider):
-                self.panel.brush_slider.setValue(int(round(radius * 2)))
+                self.panel.brush_slider.setValue(round(radius * 2))
 
     def bigger_brush(self) -> None:
         if self.width_step is not None and self.width_step(+1):

@@ -4,7 +4,8 @@ A dock tabbed with the Review panel (so the window still fits 1280×800). Each r
 what made it (the prediction, the tools that edited it: brush, eraser, trace, segment, topology, fill, clean-up;
 an import, a restore), the model, and the pixels it added and removed against the version before. The
 autosaves of one editing stretch are one row (the earlier ones under it), and a version recorded twice in a
-row (a conflict prompt, then "keep mine") is one row. "Show over mask" draws the selected version in magenta over the mask on screen; "Restore"
+row (a conflict prompt, then "keep mine") is one row. "Show over mask" draws the selected version in magenta over the
+mask on screen; "Restore"
 makes it the newest version (the restore is itself a version, and one undo step, so it can be taken back).
 The same restore is in the Image menu as "Revert image to…".
 """
@@ -88,7 +89,7 @@ class HistoryRow:
 
     @property
     def versions(self) -> list[Version]:
-        return self.earlier + [self.newest]
+        return [*self.earlier, self.newest]
 
 
 def _save_records(log: list[dict]) -> dict[tuple[str, str], dict]:
@@ -220,7 +221,7 @@ class HistoryPanel(QWidget):
 
     def select(self, sha256: str) -> bool:
         """Make the newest version with this content the selected row."""
-        for v, item in zip(self.versions, self._items):
+        for v, item in zip(self.versions, self._items, strict=False):
             if v.sha256 == sha256:
                 if item.parent() is not None:
                     item.parent().setExpanded(True)

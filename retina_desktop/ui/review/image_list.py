@@ -82,8 +82,8 @@ class ImageListModel(QAbstractListModel):
         self._has_reference.clear()
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._keys)
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._keys)
 
     def index_of(self, key: str) -> QModelIndex:
         row = self._row.get(key)
@@ -216,7 +216,7 @@ class ImageListFilter(QSortFilterProxyModel):
             if a != b:
                 return a < b
         elif self.sort_key == "Status":
-            order = {s: i for i, s in enumerate(("error",) + STATUSES)}
+            order = {s: i for i, s in enumerate(("error", *STATUSES))}
             a, b = order.get(left.data(StatusRole), 0), order.get(right.data(StatusRole), 0)
             if a != b:
                 return a < b
@@ -318,7 +318,7 @@ class ImageListPanel(QWidget):
         self.status_combo = QComboBox(self)
         self.status_combo.addItem("All images", None)
         self.status_combo.addItem("Not approved yet", NOT_APPROVED)
-        for s in STATUSES + ("error",):
+        for s in (*STATUSES, "error"):
             self.status_combo.addItem(s.capitalize(), s)
         self.status_combo.currentIndexChanged.connect(
             lambda _i: self._keeping_selection(self.proxy.set_status_filter, self.status_combo.currentData())

@@ -123,7 +123,7 @@ class ReviewPanel(QWidget):
         vl = QFormLayout(box)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(int(round(mask_opacity * 100)))
+        self.opacity_slider.setValue(round(mask_opacity * 100))
         vl.addRow("Mask opacity", self.opacity_slider)
         self.zoom_label = QLabel("–")
         self.zoom_label.setObjectName("zoom_label")
@@ -151,7 +151,7 @@ class ReviewPanel(QWidget):
     def show_threshold(self, t: float, mask_edited: bool) -> None:
         """The slider and label say the threshold; the label also says when the mask is not simply cut at it."""
         blocked = self.threshold_slider.blockSignals(True)
-        self.threshold_slider.setValue(int(round(t * 100)))
+        self.threshold_slider.setValue(round(t * 100))
         self.threshold_slider.blockSignals(blocked)
         self.threshold_label.setText(f"{t:.2f}" + (" (mask edited)" if mask_edited else ""))
         self.threshold_label.setToolTip(

@@ -1,7 +1,8 @@
 """Vessel measurements of the mask on screen (density, fractal dimension, tortuosity, width, segments, branch
 and end points; ``model_core.morphometry``), and *Export measurements…* for the whole workspace.
 
-A measurement takes 0.5-0.7 s of CPU on a 3504x2336 mask (bench_measure.py), so it runs on a worker 500 ms after the last save,
+A measurement takes 0.5-0.7 s of CPU on a 3504x2336 mask (bench_measure.py), so it runs on a worker 500 ms after the
+last save,
 threshold change, new prediction or opened image (not after every stroke); only the newest result for the
 open image is shown.
 """

@@ -218,7 +218,7 @@ class TopologyReview(QObject):
             m.setVisible(on)
 
     def _style_markers(self) -> None:
-        for i, (m, f) in enumerate(zip(self.markers, self.findings)):
+        for i, (m, f) in enumerate(zip(self.markers, self.findings, strict=False)):
             pen = QPen(QColor(255, 255, 255) if i == self.current else KIND_COLOURS[f.kind])
             pen.setWidthF(3.0 if i == self.current else 2.0)
             m.setPen(pen)

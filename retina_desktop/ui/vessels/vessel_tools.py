@@ -190,9 +190,8 @@ class VesselTools(QObject):
         prob = self.session.probability
         # The parameters are made in the worker too: building them imports the vessel engine (SciPy), which
         # on the UI thread held the first prediction back by 1.4 s.
-        w = Worker(
-            lambda ctx, m=doc.mask.copy(): analyse_mask(ctx, m, prob, topology_params(m.shape)), name="vessel analysis"
-        )
+        mask = doc.mask.copy()
+        w = Worker(lambda ctx: analyse_mask(ctx, mask, prob, topology_params(mask.shape)), name="vessel analysis")
         self._analysis_worker = w
         w.yielded.connect(self.tasks.guard(lambda graph, g=gen, w=w: self._graph_built(w, g, graph)))
         w.returned.connect(self.tasks.guard(lambda result, g=gen, w=w: self._analysed(w, g, result)))
@@ -409,7 +408,7 @@ class VesselTools(QObject):
             return
         self.selected = seg
         (y0, _y1, x0, _x1), patch = territory
-        rgba = np.zeros(patch.shape + (4,), np.uint8)
+        rgba = np.zeros((*patch.shape, 4), np.uint8)
         rgba[patch] = SEGMENT_COLOUR
         h, w = patch.shape
         image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
