@@ -99,9 +99,9 @@ from model_core.data import discover, load_sample  # noqa: E402
 from model_core.imageio import read_mask  # noqa: E402
 from model_core.metrics import Confusion, cldice  # noqa: E402
 from retina_desktop.core.painting import paint_segment  # noqa: E402
-from retina_desktop.core.topology import TopologyParams, apply_fix, find_breaks, find_fragments, find_spurs  # noqa: E402
-from retina_desktop.core.tracing import TraceCost, path_stroke  # noqa: E402
-from retina_desktop.core.vessel_graph import VesselGraph  # noqa: E402
+from retina_desktop.core.vessels.topology import TopologyParams, apply_fix, find_breaks, find_fragments, find_spurs  # noqa: E402
+from retina_desktop.core.vessels.tracing import TraceCost, path_stroke  # noqa: E402
+from retina_desktop.core.vessels.vessel_graph import VesselGraph  # noqa: E402
 
 FITTS_A, FITTS_B = -0.107, 0.223
 STEER_A, STEER_B = 0.0, 0.096

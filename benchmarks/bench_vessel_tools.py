@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model_core.data import discover, load_sample  # noqa: E402
-from retina_desktop.core.tracing import TraceCost, Tracer  # noqa: E402
-from retina_desktop.core.vessel_graph import VesselGraph  # noqa: E402
+from retina_desktop.core.vessels.tracing import TraceCost, Tracer  # noqa: E402
+from retina_desktop.core.vessels.vessel_graph import VesselGraph  # noqa: E402
 
 SIZE = (3504, 2336)  # width, height
 

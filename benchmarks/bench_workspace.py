@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from model_core.imageio import encode_png, mask_to_png, read_image, write_png_atomic  # noqa: E402
-from retina_desktop.core.review_session import ReviewSession  # noqa: E402
-from retina_desktop.core.tasks import load_image  # noqa: E402
+from retina_desktop.core.model.tasks import load_image  # noqa: E402
+from retina_desktop.core.review.review_session import ReviewSession  # noqa: E402
 from retina_desktop.core.workspace import Workspace  # noqa: E402
 
 

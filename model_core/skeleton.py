@@ -1,7 +1,7 @@
 """The one vessel geometry: a mask's skeleton and its graph of segments, junctions and ends.
 
 clDice (``model_core.metrics``), the measurements (``model_core.morphometry``) and the app's vessel tools
-(``retina_desktop.core.vessel_graph``: segment delete, the topology review) all take their geometry from
+(``retina_desktop.core.vessels.vessel_graph``: segment delete, the topology review) all take their geometry from
 here, so the Measurements panel and the Segment and Topology tools count the same segments in one window.
 
 - **Skeleton**: scikit-image's thinning (``skimage.morphology.skeletonize``: Zhang & Suen 1984, with a table

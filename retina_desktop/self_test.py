@@ -294,7 +294,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] save: ground truth {gt}")
         steps += 1
 
-        from .core.export import ExportOptions
+        from .core.review.export import ExportOptions
 
         dest = tmp / "export"
         results: list = []

@@ -10,7 +10,8 @@ from PIL import Image
 
 from model_core.imageio import mask_to_png, read_mask, write_png_atomic
 from model_core.synthetic import make_fundus
-from retina_desktop.core.compare import (
+from retina_desktop.core.model.tasks import PredictionResult, load_image
+from retina_desktop.core.review.compare import (
     compare_scores,
     dice_against_reference,
     load_compare_masks,
@@ -18,8 +19,7 @@ from retina_desktop.core.compare import (
     second_grader_path,
     workspace_dice,
 )
-from retina_desktop.core.review_session import ReviewSession
-from retina_desktop.core.tasks import PredictionResult, load_image
+from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 
 H, W = 40, 50
@@ -146,7 +146,7 @@ def test_the_review_log_counts_the_graders_changes_not_the_difference_to_the_pre
 
 
 def test_edit_burden_reads_the_saves_of_the_review_log_in_time_order():
-    from retina_desktop.core.compare import edit_burden, histogram
+    from retina_desktop.core.review.compare import edit_burden, histogram
 
     log = [
         {"time": "2026-01-01T10:00:10.000+00:00", "action": "save", "pixels_added": 5, "pixels_removed": 2},

@@ -6,7 +6,7 @@ import numpy as np
 from sample_workspaces import make_workspace
 
 from model_core.imageio import read_raw
-from retina_desktop.core.export import ExportOptions, export_masks
+from retina_desktop.core.review.export import ExportOptions, export_masks
 from retina_desktop.core.workspace import Workspace
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from retina_desktop.core.finetune_job import budget_overrides, estimate_epochs, estimate_seconds
+from retina_desktop.core.model.finetune_job import budget_overrides, estimate_epochs, estimate_seconds
 
 
 def test_one_minute_at_0_6_s_per_step_fits_four_epochs():

@@ -10,7 +10,7 @@ from model_core.checkpoint import load_checkpoint, save_checkpoint
 from model_core.imageio import mask_to_png, write_png_atomic
 from model_core.model_store import ModelStore
 from model_core.synthetic import make_fundus
-from retina_desktop.core.finetune_job import (
+from retina_desktop.core.model.finetune_job import (
     Done,
     Failed,
     FinetuneJob,

@@ -16,7 +16,7 @@ PARENT = textwrap.dedent("""
     import multiprocessing as mp, sys
     from model_core.imageio import mask_to_png, write_png_atomic
     from model_core.synthetic import make_fundus
-    from retina_desktop.core.finetune_job import Done, Failed, FinetuneJob, Step, child_main
+    from retina_desktop.core.model.finetune_job import Done, Failed, FinetuneJob, Step, child_main
 
     if __name__ == "__main__":
         tmp, parent = sys.argv[1], sys.argv[2]

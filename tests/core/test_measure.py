@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from retina_desktop.core.measure import measure_correction
+from retina_desktop.core.vessels.measure import measure_correction
 
 
 def test_an_edit_outside_the_field_of_view_counts_everywhere_but_accuracy_and_auc():

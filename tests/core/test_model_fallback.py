@@ -10,7 +10,7 @@ from model_core import model_store as store_mod, resources
 from model_core.checkpoint import load_checkpoint
 from model_core.errors import CheckpointError
 from model_core.model_store import ModelStore
-from retina_desktop.core.model_service import ModelHolder
+from retina_desktop.core.model.model_service import ModelHolder
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from retina_desktop.core.mask_document import MaskDocument
 from retina_desktop.core.painting import LargePieceFill, OpenRegionFill, flood_fill, paint_segment, remove_small_pieces
+from retina_desktop.core.review.mask_document import MaskDocument
 
 
 def _distance_to_segment(shape, p0, p1):

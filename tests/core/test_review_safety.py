@@ -9,8 +9,8 @@ import pytest
 from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
-from retina_desktop.core.review_session import ReviewSession
-from retina_desktop.core.tasks import PredictionResult, load_image
+from retina_desktop.core.model.tasks import PredictionResult, load_image
+from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import SaveConflict, Workspace
 
 
@@ -159,7 +159,7 @@ def test_undo_survives_switching_images_while_the_mask_on_disk_is_unchanged(root
 
 
 def test_kept_undo_histories_stay_within_the_byte_cap(root, monkeypatch):
-    import retina_desktop.core.review_session as rs
+    import retina_desktop.core.review.review_session as rs
 
     r = _session(root)
     for key in ("img_00", "img_01", "img_02"):

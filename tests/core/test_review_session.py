@@ -9,8 +9,8 @@ import pytest
 from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask, write_png_atomic
-from retina_desktop.core.review_session import ReviewSession
-from retina_desktop.core.tasks import PredictionResult, load_image
+from retina_desktop.core.model.tasks import PredictionResult, load_image
+from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 
 

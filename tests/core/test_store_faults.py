@@ -313,7 +313,7 @@ def test_viewing_a_read_only_workspace_never_changes_its_statuses(tmp_path, rng,
     viewer.set_prediction_info("img_00", 0.3)  # opening the image predicts it
     viewer.set_prediction_info("img_01", 0.3)
     assert viewer.status("img_00") == "approved" and viewer.status("img_01") == "predicted"
-    from retina_desktop.core.export import ExportOptions, export_masks
+    from retina_desktop.core.review.export import ExportOptions, export_masks
 
     summary = export_masks(viewer, ExportOptions(tmp_path / "out", approved_only=True))
     assert summary.written == ["img_00"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from retina_desktop.core.painting import paint_segment
-from retina_desktop.core.topology import TopologyParams, find_spurs
-from retina_desktop.core.vessel_graph import VesselGraph
+from retina_desktop.core.vessels.topology import TopologyParams, find_spurs
+from retina_desktop.core.vessels.vessel_graph import VesselGraph
 
 
 def vessel_with_spurs(lengths: list[int]) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retina_desktop.core.tracing import TraceCost
+from retina_desktop.core.vessels.tracing import TraceCost
 
 
 def _bench():

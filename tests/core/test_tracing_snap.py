@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retina_desktop.core.tracing import TraceCost
+from retina_desktop.core.vessels.tracing import TraceCost
 
 
 def two_vessels() -> np.ndarray:
@@ -46,7 +46,7 @@ def test_a_ridge_below_the_floor_is_not_snapped_to():
 
 
 def test_a_trace_along_a_vessel_the_model_missed_is_painted_one_pixel_wide():
-    from retina_desktop.core.tracing import trace
+    from retina_desktop.core.vessels.tracing import trace
 
     prob = np.zeros((40, 80), np.float32)
     prob[20, 5:75] = 0.3  # below the threshold: the prediction gives no width
@@ -59,7 +59,7 @@ def test_a_trace_along_a_vessel_the_model_missed_is_painted_one_pixel_wide():
 
 
 def test_a_one_pixel_trace_paints_exactly_the_pixels_it_traced():
-    from retina_desktop.core.tracing import path_stroke
+    from retina_desktop.core.vessels.tracing import path_stroke
 
     # A route along a curved 1-px ridge (a sine), as the tracer finds it.
     h, w = 120, 200

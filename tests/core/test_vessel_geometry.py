@@ -9,8 +9,8 @@ import pytest
 from model_core.imageio import read_mask
 from model_core.morphometry import measure
 from model_core.skeleton import skeleton_graph, skeletonize
-from retina_desktop.core.topology import TopologyParams, find_spurs
-from retina_desktop.core.vessel_graph import VesselGraph
+from retina_desktop.core.vessels.topology import TopologyParams, find_spurs
+from retina_desktop.core.vessels.vessel_graph import VesselGraph
 
 
 def assert_same_geometry(mask: np.ndarray) -> None:
@@ -62,7 +62,7 @@ def test_a_break_reaches_a_dot_whose_skeleton_is_one_lone_pixel():
     # A lone skeleton pixel is no segment (nor end) in the one geometry, yet it is the skeleton of a piece of
     # vessel: the break from the vessel's end to it is found, and the dot is not called a fragment.
     from retina_desktop.core.painting import paint_segment
-    from retina_desktop.core.topology import review
+    from retina_desktop.core.vessels.topology import review
 
     mask = np.zeros((60, 120), bool)
     paint_segment(mask, (10.5, 30.5), (80.5, 30.5), 1.5, True)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from retina_desktop.core.mask_document import MaskDocument
 from retina_desktop.core.painting import paint_segment
-from retina_desktop.core.topology import TopologyParams, apply_fix, find_breaks, review
-from retina_desktop.core.tracing import TraceCost, Tracer, trace
-from retina_desktop.core.vessel_graph import VesselGraph
+from retina_desktop.core.review.mask_document import MaskDocument
+from retina_desktop.core.vessels.topology import TopologyParams, apply_fix, find_breaks, review
+from retina_desktop.core.vessels.tracing import TraceCost, Tracer, trace
+from retina_desktop.core.vessels.vessel_graph import VesselGraph
 
 
 def polyline(points: np.ndarray, shape: tuple[int, int], radius: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import pytest
 from sample_workspaces import make_workspace
 
 from model_core.imageio import mask_to_png, read_mask, read_raw, write_png_atomic
-from retina_desktop.core.export import ExportOptions, export_masks
+from retina_desktop.core.review.export import ExportOptions, export_masks
 from retina_desktop.core.workspace import (
     DiskFullError,
     ReadOnlyWorkspaceError,

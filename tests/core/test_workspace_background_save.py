@@ -9,9 +9,9 @@ import numpy as np
 from sample_workspaces import make_workspace
 
 from model_core.imageio import read_mask
-from retina_desktop.core.mask_document import MaskDocument
-from retina_desktop.core.review_session import ReviewSession
-from retina_desktop.core.tasks import load_image
+from retina_desktop.core.model.tasks import load_image
+from retina_desktop.core.review.mask_document import MaskDocument
+from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 
 

@@ -57,7 +57,7 @@ def _gt_bytes(folder):
 
 def test_model_holder_follows_the_store_and_switches(store, micro_checkpoint_path):
     from model_core.checkpoint import load_checkpoint
-    from retina_desktop.core.model_service import ModelHolder
+    from retina_desktop.core.model.model_service import ModelHolder
 
     holder = ModelHolder(store=store)
     v1 = store.active()
@@ -206,7 +206,7 @@ def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, ti
 def test_a_failing_run_leaves_the_app_up_with_a_message(
     ft_window, store, tiny_runs, qtbot, approved_workspace, monkeypatch, fault, expected
 ):
-    from retina_desktop.core.finetune_job import FAULT_ENV
+    from retina_desktop.core.model.finetune_job import FAULT_ENV
 
     w, ctl = ft_window, ft_window.finetune
     monkeypatch.setenv(FAULT_ENV, fault)  # read by the child process only

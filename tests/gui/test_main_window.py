@@ -13,8 +13,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from model_core.imageio import read_mask, read_raw, write_png_atomic
-from retina_desktop.core.export import ExportOptions
 from retina_desktop.core.painting import paint_segment
+from retina_desktop.core.review.export import ExportOptions
 
 
 def test_open_workspace_prediction_arrives_via_worker(qtbot, window, flat_workspace):

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QWidget
 
 from model_core.imageio import write_png_atomic
 from model_core.synthetic import make_fundus
-from retina_desktop.core.review_session import ReviewSession
+from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import Progress
 from retina_desktop.ui.common.image_ready import ImageReadiness

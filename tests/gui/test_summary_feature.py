@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 
 from model_core.imageio import write_png_atomic
 from model_core.synthetic import make_fundus
-from retina_desktop.core.review_session import ReviewSession
+from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.workers import TaskRunner

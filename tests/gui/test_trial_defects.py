@@ -234,7 +234,7 @@ def test_the_list_shows_the_dice_it_sorts_by(qtbot, tmp_path):
         index = panel.proxy.mapFromSource(panel.model.index_of("img_00"))
         delegate = panel.view.itemDelegate()
         rect = panel.view.visualRect(index)
-        from retina_desktop.core.tasks import THUMB_SIZE
+        from retina_desktop.core.model.tasks import THUMB_SIZE
 
         text_width = rect.right() - (rect.left() + 6 + THUMB_SIZE + 10)
         line = delegate.note_line(index, panel.view.fontMetrics(), text_width)

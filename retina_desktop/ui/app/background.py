@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
 
-from ...core.measure import measure_correction
+from ...core.model.tasks import make_thumbnails
 from ...core.paths import user_cache_dir
-from ...core.tasks import make_thumbnails
+from ...core.vessels.measure import measure_correction
 from ..common.workers import TaskRunner, Worker
 
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.export import ExportOptions
+from ...core.review.export import ExportOptions
 
 
 class ExportDialog(QDialog):

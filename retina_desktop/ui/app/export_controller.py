@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from ...core.export import ExportOptions, export_masks
+from ...core.review.export import ExportOptions, export_masks
 from ..common.workers import TaskRunner, Worker
 from .dialogs import ExportDialog, default_export_folder
 

@@ -24,10 +24,10 @@ from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from ... import APP_NAME
-from ...core.export import ExportOptions
-from ...core.model_service import ModelHolder, ModelInfo
-from ...core.review_session import OpenImage, ReviewSession
-from ...core.tasks import LoadedImage, load_image
+from ...core.model.model_service import ModelHolder, ModelInfo
+from ...core.model.tasks import LoadedImage, load_image
+from ...core.review.export import ExportOptions
+from ...core.review.review_session import OpenImage, ReviewSession
 from ...core.workspace import Workspace
 from ..common.context import ActionRegistry, AppContext, Progress
 from ..common.image_ready import ImageReadiness

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from ...core.review_session import ReviewSession
+from ...core.review.review_session import ReviewSession
 from .image_ready import ImageReadiness
 from .prompter import Prompter
 from .settings import AppSettings

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
 
-from ...core.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
+from ...core.review.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
 from ..common.elided_label import ElidedLabel
 from ..common.workers import Worker
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.finetune_job import (
+from ...core.model.finetune_job import (
     DEFAULT_EPOCHS,
     DEFAULT_MINUTES,
     START_S,

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QProgressBar, QP
 from model_core.errors import CheckpointError
 from model_core.model_store import DEFAULT_ID
 
-from ...core.finetune_job import (
+from ...core.model.finetune_job import (
     Done,
     Epoch,
     Failed,

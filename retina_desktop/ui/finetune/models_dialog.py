@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from ...core.finetune_job import kept_model_words
+from ...core.model.finetune_job import kept_model_words
 from ...core.workspace import readable_time
 from ..common.prompter import Prompter
 

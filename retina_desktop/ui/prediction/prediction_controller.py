@@ -14,8 +14,8 @@ from PySide6.QtCore import QObject, Signal
 
 from model_core.errors import CheckpointError
 
-from ...core.model_service import ModelHolder, ModelInfo
-from ...core.tasks import PredictionFailure, load_model, predict_images
+from ...core.model.model_service import ModelHolder, ModelInfo
+from ...core.model.tasks import PredictionFailure, load_model, predict_images
 from ...core.workspace import ImageEntry, Workspace
 from ..common.workers import TaskRunner, Worker, user_message
 

@@ -4,8 +4,8 @@ prediction, a run's progress and its outcome in the banner. The runs themselves 
 
 from __future__ import annotations
 
-from ...core.model_service import ModelInfo
-from ...core.tasks import PredictionFailure, PredictionResult
+from ...core.model.model_service import ModelInfo
+from ...core.model.tasks import PredictionFailure, PredictionResult
 from .prediction_controller import BatchSummary
 
 

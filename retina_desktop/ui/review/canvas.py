@@ -16,8 +16,8 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsObject
 
-from ...core.mask_document import MaskDocument
 from ...core.painting import BBox
+from ...core.review.mask_document import MaskDocument
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.tasks import THUMB_SIZE
+from ...core.model.tasks import THUMB_SIZE
 from ...core.workspace import STATUSES, Workspace
 
 KeyRole = Qt.ItemDataRole.UserRole + 1
@@ -156,7 +156,7 @@ class ImageListModel(QAbstractListModel):
 
     def has_reference(self, key: str) -> bool:
         if key not in self._has_reference:
-            from ...core.compare import has_reference
+            from ...core.review.compare import has_reference
 
             self._has_reference[key] = has_reference(self.workspace, self.workspace.entry(key))
         return self._has_reference[key]

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QLabel, QWidg
 
 from model_core.morphometry import measure
 
-from ...core.export import workspace_measurements
-from ...core.review_session import ReviewSession
+from ...core.review.export import workspace_measurements
+from ...core.review.review_session import ReviewSession
 from ..common.context import Progress
 from ..common.image_ready import ImageReadiness
 from ..common.workers import TaskRunner, Worker

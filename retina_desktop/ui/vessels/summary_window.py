@@ -14,9 +14,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal, SignalInstance
 from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QMenu, QPushButton, QVBoxLayout, QWidget
 
-from ...core.compare import edit_burden, histogram
-from ...core.export import workspace_measurements
-from ...core.review_session import ReviewSession
+from ...core.review.compare import edit_burden, histogram
+from ...core.review.export import workspace_measurements
+from ...core.review.review_session import ReviewSession
 from ..common.context import ActionRegistry
 from ..common.workers import TaskRunner, Worker
 from .measure_panel import ROWS

@@ -283,7 +283,7 @@ class TopologyReview(QObject):
         guard = self.window.canvas.edit_guard  # an approved image asks first, as with the brush
         if guard is not None and not guard():
             return False
-        from ...core.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
+        from ...core.vessels.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
 
         edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost), tool="topology")
         following = self._drop_current(go=False)  # the view stays on the fix, for the grader to see it

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem
 # scikit-image and SciPy (the vessel engine) take about a second to import: they are imported where the vessel
 # tools first run, in workers, so the window and the first prediction do not wait for them.
 if TYPE_CHECKING:
-    from ...core.topology import TopologyParams
-    from ...core.tracing import TraceCost, Tracer
-    from ...core.vessel_graph import VesselGraph
+    from ...core.vessels.topology import TopologyParams
+    from ...core.vessels.tracing import TraceCost, Tracer
+    from ...core.vessels.vessel_graph import VesselGraph
 
 from ..common.words import count
 from ..common.workers import Worker
@@ -39,7 +39,7 @@ DRIVE_WIDTH = 565  # the topology parameters were tuned on DRIVE-sized photos
 def build_cost(
     ctx, probability: np.ndarray, rgb: np.ndarray | None, threshold: float, fov: np.ndarray | None
 ) -> TraceCost:
-    from ...core.tracing import TraceCost
+    from ...core.vessels.tracing import TraceCost
 
     return TraceCost.from_prediction(probability, rgb, threshold=threshold, fov=fov)
 
@@ -49,8 +49,8 @@ def analyse_mask(ctx, mask: np.ndarray, probability: np.ndarray | None, params: 
 
     The graph is also emitted as soon as it exists: the segment tool needs only it, and the review takes
     several times longer on a large photo."""
-    from ...core.topology import review
-    from ...core.vessel_graph import VesselGraph
+    from ...core.vessels.topology import review
+    from ...core.vessels.vessel_graph import VesselGraph
 
     graph = VesselGraph.from_mask(mask)
     ctx.emit(graph)
@@ -59,7 +59,7 @@ def analyse_mask(ctx, mask: np.ndarray, probability: np.ndarray | None, params: 
 
 def topology_params(shape: tuple[int, int]) -> TopologyParams:
     # Never scaled below DRIVE's size: on a small photo a 5-px gap is still a break.
-    from ...core.topology import TopologyParams
+    from ...core.vessels.topology import TopologyParams
 
     return TopologyParams().scaled(max(1.0, shape[1] / DRIVE_WIDTH))
 
@@ -309,7 +309,7 @@ class VesselTools(QObject):
             self.trace_changed.emit()
             return
         if self.tracer is None or self.tracer.cost is not self.cost:
-            from ...core.tracing import Tracer
+            from ...core.vessels.tracing import Tracer
 
             self.tracer = Tracer(self.cost, radius_offset=self.radius_offset)
         self.tracer.click(x, y, search=False)

@@ -15,12 +15,12 @@ from model_core.atomic import copy_file_atomic
 from model_core.errors import ImageReadError
 from model_core.imageio import mask_to_png, read_image, read_mask, write_png_atomic
 
-from .workspace import ImageEntry, Workspace, WorkspaceError
+from ..workspace import ImageEntry, Workspace, WorkspaceError
 
 if TYPE_CHECKING:
     from model_core.morphometry import VesselMeasurements
 
-    from .tasks import TaskContext
+    from ..model.tasks import TaskContext
 
 
 @dataclass

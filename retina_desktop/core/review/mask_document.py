@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from psygnal import Signal
 
-from .painting import BBox, paint_segment, segment_footprint, union_bbox
+from ..painting import BBox, paint_segment, segment_footprint, union_bbox
 
 
 def _pack(region: np.ndarray) -> bytes:

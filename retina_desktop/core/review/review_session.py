@@ -36,9 +36,9 @@ from typing import Literal
 import numpy as np
 from psygnal import Signal
 
+from ..model.tasks import LoadedImage, PredictionResult
+from ..workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
 from .mask_document import MaskDocument
-from .tasks import LoadedImage, PredictionResult
-from .workspace import ImageEntry, RecordError, SaveConflict, Workspace, read_mask_or_none
 
 log = logging.getLogger("retina_desktop")
 

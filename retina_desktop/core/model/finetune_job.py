@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # importing model_core.data at start-up would load albumentat
     from model_core.data import Sample
     from model_core.engine import EpochReport
 
-    from .workspace import Workspace
+    from ..workspace import Workspace
 
 FAULT_ENV = "RETINA_DESKTOP_FINETUNE_FAULT"  # test hook, read in the child: raise | nan | oom | crash
 DEFAULT_MINUTES = {"cuda": 3.0, "mps": 5.0, "cpu": 10.0}

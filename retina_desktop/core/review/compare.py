@@ -24,7 +24,7 @@ from model_core.errors import ImageReadError
 from model_core.imageio import IMAGE_SUFFIXES, read_mask
 from model_core.metrics import Agreement, Confusion, agreement
 
-from .workspace import ImageEntry, Workspace
+from ..workspace import ImageEntry, Workspace
 
 SECOND_GRADER_DIRS = ("masks_2nd_observer", "mask_2nd_observer", "2nd_manual", "2nd_observer")
 # DRIVE names the second observer's masks 01_manual2.gif.

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .painting import BBox, clip_bbox
+from ..painting import BBox, clip_bbox
 from .tracing import TraceCost, rasterise, smooth_path
 from .vessel_graph import EndPoint, VesselGraph
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from model_core.errors import CheckpointError
 
-from .paths import file_signature
+from ..paths import file_signature
 
 if TYPE_CHECKING:  # both import torch: loaded with the model, not at the app's start
     from model_core.model_store import ModelStore, ModelVersion

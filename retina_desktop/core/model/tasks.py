@@ -14,8 +14,8 @@ from model_core.errors import ImageReadError
 from model_core.imageio import read_image
 from model_core.preprocess import estimate_fov, green_clahe
 
+from ..workspace import ImageEntry, Workspace, uncertainty_of
 from .model_service import ModelHolder, ModelInfo
-from .workspace import ImageEntry, Workspace, uncertainty_of
 
 
 class TaskContext(Protocol):
@@ -124,7 +124,7 @@ def make_thumbnails(ctx: TaskContext, workspace: Workspace, entries: list[ImageE
     """Emit ``(key, rgb thumbnail or None)``; thumbnails are cached on disk, keyed by file size and mtime."""
     from model_core.imageio import write_png_atomic
 
-    from .paths import file_signature
+    from ..paths import file_signature
 
     for entry in entries:
         if ctx.cancelled:

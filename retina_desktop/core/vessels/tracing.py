@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from skimage.graph import MCP_Geometric
 
-from .painting import BBox, clip_bbox, paint_segment
+from ..painting import BBox, clip_bbox, paint_segment
 
 # Where the prediction gives no width (a vessel the model missed), a 1-px vessel: 96 % of the missed pieces
 # on DRIVE's training photos (67 % on STARE's) are 1 px wide in the reference. A radius of 1 painted them

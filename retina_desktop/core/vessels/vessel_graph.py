@@ -29,7 +29,7 @@ from scipy import ndimage as ndi
 
 from model_core.skeleton import SkeletonGraph, skeleton_graph, skeletonize
 
-from .painting import BBox, clip_bbox
+from ..painting import BBox, clip_bbox
 
 
 @dataclass

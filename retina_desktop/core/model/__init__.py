@@ -1,0 +1,1 @@
+"""The model's jobs: loading and switching versions, prediction tasks, the fine-tuning child process."""
