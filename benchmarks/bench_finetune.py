@@ -195,7 +195,8 @@ def run(args) -> dict:
         after["child"] = scores(child, target, drive, args.data, device)
     else:
         after["child"] = after["kept"]
-    active = after["kept"] if outcome.accepted else before
+    # "ask" leaves the choice to the grader; the benchmark's grader, who made the corrections, takes it.
+    active = after["kept"] if outcome.verdict != "reject" else before
     if args.save_kept:  # for later analysis (thresholds, other scores) without training again
         save_checkpoint(args.save_kept, kept)
     tmp.cleanup()
@@ -225,7 +226,12 @@ def run(args) -> dict:
         "corrections": sorted({s.name for s in corrections}),
         "unreviewed": [s.name for s in unreviewed],
         "split": outcome.plan.note,
-        "gate": {"accepted": outcome.accepted, "reason": outcome.reason},
+        "gate": {
+            "verdict": outcome.verdict,
+            "accepted": outcome.accepted,
+            "reason": outcome.reason,
+            "evidence": outcome.evidence.to_dict() if outcome.evidence else None,
+        },
         "threshold": {"parent": parent.threshold, "kept": kept.threshold},
         "before": before,
         "after": after,

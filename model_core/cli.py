@@ -446,6 +446,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 EXIT_REJECTED = 3
+EXIT_ASK = 4  # the gate leaves the choice to the grader: the version is saved, not activated
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -476,7 +477,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                 "version": args.version or f"{parent.version}-finetuned",
                 "log": progress.lines,
                 "gate": {
+                    **ckpt.metadata.get("gate", {}),
                     "accepted": outcome.accepted,
+                    "verdict": outcome.verdict,
                     "reason": outcome.reason,
                     "val_dice_before": outcome.parent_dice,
                     "val_dice_after": outcome.new_dice,
@@ -494,10 +497,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             f"{outcome.plan.note}; {result.stop_reason}; {result.wall_s / 60:.1f} min; saved {args.out}",
             file=sys.stderr,
         )
-        print(
-            f"gating: parent validation Dice {outcome.parent_dice:.4f}, new {outcome.new_dice:.4f}: "
-            f"{'ACCEPT' if outcome.accepted else 'REJECT'} ({outcome.reason})"
-        )
+        # One line a script can read: the verdict first (accept, ask or reject), then why.
+        print(f"gate: {outcome.verdict} ({outcome.reason})")
         if outcome.drift is not None:
             print(
                 f"kept weights: {outcome.alpha:.1f} of the way from parent to fine-tuned; predictions on "
@@ -505,7 +506,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             )
         if outcome.result.failed:
             return EXIT_FAILED
-        return 0 if outcome.accepted else EXIT_REJECTED
+        return {"accept": 0, "ask": EXIT_ASK}.get(outcome.verdict, EXIT_REJECTED)
     finally:
         if distributed:
             _end_distributed()

@@ -37,6 +37,7 @@ from .forgetting import (
     probabilities,
     synthetic_rehearsal,
 )
+from .gate import GateEvidence, Verdict, decide, paired_gain, tile_counts
 from .model_store import ModelStore, ModelVersion
 
 # The loss shapes what the probabilities mean (and so the threshold the parent was calibrated at): a child
@@ -147,26 +148,16 @@ class FinetuneOutcome:
     plan: FinetunePlan
     parent_dice: float
     new_dice: float
-    accepted: bool
+    accepted: bool  # the gate's verdict was "accept" (the version becomes active by itself)
     reason: str
     version: ModelVersion | None = None
+    verdict: Verdict = "reject"
+    evidence: GateEvidence | None = None
     history: list[EpochReport] = field(default_factory=list)
     alpha: float = 1.0  # the weight-space interpolation kept (1: the fine-tuned weights themselves)
     alpha_scores: dict[float, float] = field(default_factory=dict)  # held-out Dice along the line
     drift: float | None = None  # share of the vessel map changed on photos outside the corrections
     drift_source: str = ""
-
-
-def gate(parent_dice: float, new_dice: float, stop_reason: str) -> tuple[bool, str]:
-    if stop_reason.startswith("non-finite"):
-        return False, f"training failed ({stop_reason})"
-    if stop_reason == "cancelled":
-        return False, "cancelled before it finished"
-    if math.isnan(new_dice):
-        return False, "no validation score"
-    if math.isnan(parent_dice) or new_dice >= parent_dice:
-        return True, f"validation Dice {new_dice:.4f} is at least the parent's {parent_dice:.4f}"
-    return False, f"validation Dice {new_dice:.4f} is below the parent's {parent_dice:.4f}"
 
 
 def finetune(
@@ -224,31 +215,43 @@ def finetune(
     usable = result.stop_reason != "cancelled" and not result.failed
     if usable and cfg.wise_keep > 0 and val_imgs and not math.isnan(result.initial_val_dice):
         alpha, alpha_scores, new_dice = _interpolate_child(parent, result, val_imgs, cfg, device)
-    accepted, reason = gate(result.initial_val_dice, new_dice, result.stop_reason)
+    ckpt = result.checkpoint
+    # The child keeps its own calibrated threshold, whatever the verdict: it is the one it is judged at, and the
+    # one it would use if the grader activates it later.
+    ckpt.metadata["threshold"] = result.threshold if usable else parent.threshold
+    ckpt.metadata["wise_alpha"] = alpha
+    drift, drift_source = None, ""
+    if usable:
+        drift_source = "unreviewed photos" if photos else "synthetic photos"
+        drift = prediction_drift(
+            parent.threshold, network(ckpt, device=device), ckpt.threshold, photos or synthetic, device
+        )
+        ckpt.metadata["drift"] = {"share": drift, "on": drift_source, "images": len(photos or synthetic)}
+    evidence = (
+        held_out_evidence(parent, ckpt, val_imgs, drift, drift_source, plan.train is plan.val, device)
+        if usable and val_imgs
+        else None
+    )
+    verdict = decide(evidence, result.stop_reason)
+    ckpt.metadata["gate"] = {"verdict": verdict.verdict, "reason": verdict.reason}
+    if evidence is not None:
+        ckpt.metadata["gate"]["evidence"] = evidence.to_dict()
     outcome = FinetuneOutcome(
         result,
         plan,
-        result.initial_val_dice,
+        result.initial_val_dice,  # the validation figures; the gate's own are in ``evidence``
         new_dice,
-        accepted,
-        reason,
+        verdict.accepted,
+        verdict.reason,
         history=result.history,
         alpha=alpha,
         alpha_scores=alpha_scores,
+        drift=drift,
+        drift_source=drift_source,
+        verdict=verdict.verdict,
+        evidence=evidence,
     )
-    ckpt = result.checkpoint
-    ckpt.metadata["threshold"] = result.threshold if accepted else parent.threshold
-    ckpt.metadata["wise_alpha"] = alpha
-    if usable:
-        outcome.drift_source = "unreviewed photos" if photos else "synthetic photos"
-        outcome.drift = prediction_drift(
-            parent.threshold, network(ckpt, device=device), ckpt.threshold, photos or synthetic, device
-        )
-        ckpt.metadata["drift"] = {
-            "share": outcome.drift,
-            "on": outcome.drift_source,
-            "images": len(photos or synthetic),
-        }
+    accepted, reason = verdict.accepted, verdict.reason
     if store is not None and usable:
         info = {
             "label": f"fine-tuned from {parent_id or parent.version}",
@@ -266,7 +269,9 @@ def finetune(
             "drift_source": outcome.drift_source,
             "rehearsal": {"photos": len(photos), "synthetic": len(synthetic)} if rehearsal else None,
             "accepted": accepted,
+            "verdict": verdict.verdict,
             "reason": reason,
+            "evidence": evidence.to_dict() if evidence else None,
             "stop_reason": result.stop_reason,
             "wall_s": round(result.wall_s, 1),
             "epochs_run": len(result.history),
@@ -275,6 +280,39 @@ def finetune(
         if accepted and activate:
             store.activate(outcome.version.id)
     return outcome
+
+
+def held_out_evidence(
+    parent: Checkpoint,
+    child: Checkpoint,
+    val_imgs: list[PreparedImage],
+    drift: float | None,
+    drift_source: str,
+    shared: bool,
+    device: torch.device,
+) -> GateEvidence:
+    """Parent and child, each at its own threshold, on the same tiles of the held-out corrections."""
+    parent_net, child_net = network(parent, device=device), network(child, device=device)
+    truths, fovs = [im.vessels for im in val_imgs], [im.fov for im in val_imgs]
+    parent_masks = [probabilities(parent_net, im.x, device) >= parent.threshold for im in val_imgs]
+    child_masks = [probabilities(child_net, im.x, device) >= child.threshold for im in val_imgs]
+    before, after, low, high, tiles = paired_gain(
+        tile_counts(parent_masks, truths, fovs), tile_counts(child_masks, truths, fovs)
+    )
+    return GateEvidence(
+        photos=len(val_imgs),
+        tiles=tiles,
+        parent_dice=before,
+        child_dice=after,
+        gain=after - before,
+        gain_low=low,
+        gain_high=high,
+        drift=drift,
+        drift_source=drift_source,
+        threshold_before=parent.threshold,
+        threshold_after=child.threshold,
+        shared=shared,
+    )
 
 
 def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device: torch.device) -> list[np.ndarray]:

@@ -158,10 +158,12 @@ def test_train_then_finetune(tmp_path, capsys):
     c = load_checkpoint(tmp_path / "c.pt")
     assert c.metadata["init"]["sha256"] == a.sha256 and c.model_config == a.model_config
     gate = b.metadata["gate"]
-    # Exit status 0 means accepted, 3 rejected: either way the report says which and why.
-    assert rc == (0 if gate["accepted"] else 3)
+    # Exit status 0 means accepted, 4 asked, 3 rejected: each time the report says which and why, on a line that
+    # starts with "gate:" and the verdict.
+    assert rc == {"accept": 0, "ask": 4, "reject": 3}[gate["verdict"]]
+    assert gate["accepted"] == (gate["verdict"] == "accept")
     out = capsys.readouterr().out
-    assert ("ACCEPT" if gate["accepted"] else "REJECT") in out and "gating: parent validation Dice" in out
+    assert f"gate: {gate['verdict']} (" in out
 
 
 def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_path, micro_checkpoint_path, capsys):
@@ -197,7 +199,8 @@ def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_p
     )
     b = load_checkpoint(tmp_path / "b.pt")
     gate = b.metadata["gate"]
-    assert rc == (0 if gate["accepted"] else 3)
+    assert rc == {"accept": 0, "ask": 4, "reject": 3}[gate["verdict"]]
+    assert gate["evidence"]["drift"] == gate["drift"] and gate["evidence"]["photos"] == 1
     assert b.metadata["train_config"]["wise_keep"] == 0.5 and b.metadata["train_config"]["rehearsal_share"] == 0.25
     assert b.metadata["train_config"]["focus_share"] == 0.5
     assert gate["drift_source"] == "unreviewed photos" and 0.0 <= gate["drift"] <= 1.0

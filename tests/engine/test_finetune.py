@@ -7,7 +7,16 @@ import pytest
 from model_core.checkpoint import load_checkpoint
 from model_core.data import discover
 from model_core.engine import CancelToken
-from model_core.finetune import finetune, finetune_config, gate, plan_split
+from model_core.finetune import finetune, finetune_config, plan_split
+from model_core.gate import (
+    DRIFT_LIMIT,
+    MIN_PHOTOS_TO_ACCEPT,
+    THRESHOLD_STEP_LIMIT,
+    GateEvidence,
+    decide,
+    paired_gain,
+    tile_counts,
+)
 from model_core.model_store import DEFAULT_ID, ModelStore
 
 from .conftest import write_synthetic_dataset
@@ -51,12 +60,71 @@ def test_child_keeps_the_parents_loss_unless_told_otherwise(parent_and_data):
     )
 
 
-def test_gate_rules():
-    assert gate(0.70, 0.70, "completed")[0]
-    assert not gate(0.70, 0.69, "completed")[0]
-    assert "below the parent" in gate(0.70, 0.69, "completed")[1]
-    assert not gate(0.5, 0.9, "non-finite loss at epoch 1, step 1")[0]
-    assert not gate(0.5, 0.9, "cancelled")[0]
+def _evidence(**kw):
+    base = dict(
+        photos=2, tiles=32, parent_dice=0.70, child_dice=0.75, gain=0.05, gain_low=0.02, gain_high=0.08,
+        drift=0.15, drift_source="unreviewed photos", threshold_before=0.50, threshold_after=0.60,
+    )  # fmt: skip
+    return GateEvidence(**{**base, **kw})
+
+
+def test_gate_accepts_only_a_clear_gain_on_enough_photos_with_little_change_elsewhere():
+    assert decide(_evidence(), "completed").verdict == "accept"
+    # The new-user case: judged on one photo, its decisions flipped on 28.7 % elsewhere, threshold 0.50 -> 0.95.
+    new_user = decide(_evidence(photos=1, drift=0.287, threshold_after=0.95), "completed")
+    assert new_user.verdict == "ask"
+    assert "fewer than 2 held-out photos" in new_user.reason and "more than 25%" in new_user.reason
+    assert (
+        "judged on 1 photo" in new_user.reason and "changes 29% of predictions on your other photos" in new_user.reason
+    )
+    assert "threshold 0.50 -> 0.95" in new_user.reason
+    # Each doubt alone asks.
+    assert decide(_evidence(drift=DRIFT_LIMIT + 0.01), "completed").verdict == "ask"
+    assert decide(_evidence(threshold_after=0.50 + THRESHOLD_STEP_LIMIT + 0.05), "completed").verdict == "ask"
+    assert decide(_evidence(gain_low=-0.01), "completed").verdict == "ask"
+    assert decide(_evidence(photos=MIN_PHOTOS_TO_ACCEPT - 1), "completed").verdict == "ask"
+    assert decide(_evidence(shared=True, photos=1), "completed").verdict == "ask"
+    # A worse child, a failed or cancelled run, or no score is rejected.
+    assert decide(_evidence(child_dice=0.69, gain=-0.01, gain_low=-0.03), "completed").verdict == "reject"
+    assert decide(_evidence(), "non-finite loss at epoch 1, step 1").verdict == "reject"
+    assert decide(_evidence(), "cancelled").verdict == "reject"
+    assert decide(None, "completed").verdict == "reject"
+
+
+def test_tile_counts_and_the_paired_bootstrap_by_hand():
+    truth = np.zeros((8, 8), np.uint8)
+    truth[:, 2] = 1  # one vertical vessel, 8 px
+    fov = np.ones((8, 8), np.uint8)
+    child = truth.copy()
+    parent = truth.copy()
+    parent[4:, 2] = 0  # the parent misses the lower half
+    parent[0, 6] = 1  # and adds one false pixel
+    counts_child = tile_counts([child], [truth], [fov])
+    counts_parent = tile_counts([parent], [truth], [fov])
+    assert counts_child.shape == (16, 3) and counts_child.sum(axis=0).tolist() == [8, 0, 0]
+    assert counts_parent.sum(axis=0).tolist() == [4, 1, 4]
+    before, after, low, high, tiles = paired_gain(counts_parent, counts_child)
+    assert before == pytest.approx(2 * 4 / (2 * 4 + 1 + 4)) and after == 1.0
+    assert tiles == 5  # the 4 tiles the vessel crosses and the one with the false pixel; empty tiles say nothing
+    assert 0 <= low <= after - before <= high
+    same = paired_gain(counts_child, counts_child)
+    assert same[2] == same[3] == 0.0
+
+
+def test_one_held_out_photo_never_activates_a_model_by_itself(parent_and_data, tmp_path):
+    """The new-user trial: 2 training photos, 1 held out, 1 epoch. Whatever it scores, the grader decides."""
+    parent, corrections = parent_and_data
+    store = ModelStore(tmp_path / "models")
+    before = store.active()
+    out = finetune(
+        parent, corrections[:3], finetune_config(epochs=1, steps_per_epoch=4, batch_size=4, patch_size=64), store=store
+    )
+    assert len(out.plan.train) == 2 and len(out.plan.val) == 1
+    assert out.verdict in ("ask", "reject") and not out.accepted
+    assert store.active() == before
+    info = json.loads((out.version.path.parent / "version.json").read_text())
+    assert info["verdict"] == out.verdict and info["evidence"]["photos"] == 1
+    assert info["evidence"]["threshold_after"] == pytest.approx(out.result.checkpoint.threshold)
 
 
 def test_finetune_changes_weights_and_writes_a_version(parent_and_data, tmp_path):
@@ -70,6 +138,7 @@ def test_finetune_changes_weights_and_writes_a_version(parent_and_data, tmp_path
     assert info["parent"] == "p1" and info["accepted"] == out.accepted
     assert sorted(info["images"]["train"] + info["images"]["val"]) == sorted(s.image.name for s in corrections)
     assert info["metrics"]["val_dice_before"] == pytest.approx(out.parent_dice)
+    assert info["evidence"] == out.evidence.to_dict() and info["verdict"] == out.verdict
     assert info["settings"]["l2sp_weight"] > 0
     assert load_checkpoint(v.path).metadata["version"] == v.id
     active = store.active()

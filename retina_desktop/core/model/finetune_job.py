@@ -140,8 +140,10 @@ class Epoch:
 
 
 class _DoneFields(TypedDict):
-    accepted: bool  # the gate kept the new version
+    accepted: bool  # the gate's verdict is "accept": the app activates the new version by itself
+    verdict: str  # "accept", "ask" (activated only on the grader's click) or "reject" (kept, unused)
     reason: str  # the gate's words
+    evidence: str | None  # the evidence in one sentence (model_core.gate.GateEvidence.sentence)
     stop_reason: str  # the engine's: "completed", "cancelled", "non-finite loss …"
     failed: bool
     cancelled: bool
@@ -451,7 +453,9 @@ def _done(outcome: Any, device_text: str, missing: list[str], unreviewed: int) -
     return Done(
         {
             "accepted": outcome.accepted,
+            "verdict": outcome.verdict,  # accept (activate), ask (activate on the grader's click), reject
             "reason": outcome.reason,
+            "evidence": outcome.evidence.sentence() if outcome.evidence else None,
             "stop_reason": r.stop_reason,
             "failed": r.failed,
             "cancelled": r.stop_reason == "cancelled",
