@@ -5,8 +5,9 @@ into tiles (a ``TILE_GRID`` × ``TILE_GRID`` grid over its field of view); both 
 tiles, and a bootstrap over the tiles gives an interval for the child's gain in pooled Dice (the tiles' true
 positives, false positives and false negatives summed, as the metrics count them). Tiles of one photo are not
 independent, so tiles alone never make the evidence enough: accepting also needs ``MIN_PHOTOS_TO_ACCEPT``
-held-out photos. Beside the gain the gate weighs what the child does elsewhere: the share of vessel/background
-decisions it flips on the workspace's unreviewed photos (drift) and how far its threshold moved.
+held-out photos. Beside the gain the gate weighs what the child does elsewhere: how much of the vessel map it
+changes on the workspace's unreviewed photos (drift: the pixels whose vessel/background decision flips, as a
+share of the two maps' union, 1 − IoU; ``forgetting.prediction_drift``) and how far its threshold moved.
 
 Verdicts:
 - **reject**: the run failed or was cancelled, there is no score, or the child is worse (its mean gain is below
