@@ -31,7 +31,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from psygnal import Signal
@@ -109,7 +109,9 @@ class SaveJob:
     entry: ImageEntry
     document: MaskDocument
     mask: np.ndarray  # what is saved
-    point: tuple | None  # the document's state ``mask`` was copied at (None: saved at once, on this thread)
+    point: (
+        tuple[object, ...] | None
+    )  # the document's state ``mask`` was copied at (None: saved at once, on this thread)
     auto: bool
     model: str | None
     reviewer: str | None
@@ -203,6 +205,18 @@ class _ReviewState:
         s = self.image
         return s.probability >= self.threshold if s is not None and s.probability is not None else None
 
+    def _open_workspace(self) -> Workspace:
+        """The workspace, for the calls that are only made with one open."""
+        if self.workspace is None:
+            raise RuntimeError("no workspace is open")
+        return self.workspace
+
+    def _open_image(self) -> tuple[OpenImage, Workspace]:
+        """The open image and its workspace, for the calls that are only made with an image open."""
+        if self.image is None:
+            raise RuntimeError("no image is open")
+        return self.image, self._open_workspace()
+
 
 class _Saving(_ReviewState):
     """Saving, approving, restoring and conflicts of the open image (one background save in flight at most)."""
@@ -234,6 +248,7 @@ class _Saving(_ReviewState):
         that had no mask file then removes the file this window wrote (it stays in the history) and returns
         None, so the prediction is not taken for a correction."""
         job = self.begin_save(auto, model, reviewer)
+        assert job is not None  # only a background save is ever refused
         job.run()
         return self.finish_save(job)
 
@@ -244,7 +259,7 @@ class _Saving(_ReviewState):
         grader may go on editing while a worker runs it; the job is then in flight until ``settle``. None when
         a background save cannot be taken now (in the middle of a stroke)."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         doc = s.document
         point = None
         if background:
@@ -318,18 +333,20 @@ class _Saving(_ReviewState):
         else:
             s.document.mark_saved_at(job.point, job.mask)
 
-    def _saved(self, job: SaveJob | OpenImage, mark: bool = True) -> None:
-        if isinstance(job, OpenImage):
-            s, job = job, None
+    def _saved(self, done: SaveJob | OpenImage, mark: bool = True) -> None:
+        s: OpenImage | None
+        if isinstance(done, OpenImage):
+            s, job = done, None
         else:
-            s = self.image if self.image is not None and self.image.document is job.document else None
+            s = self.image if self.image is not None and self.image.document is done.document else None
+            job = done
         if s is not None:
             if mark:
                 self._mark_saved(s, job)
             s.document.source = "ground truth"
-            s.disk_sha = self.workspace.loaded_sha(s.entry)
-        key = s.key if s is not None else job.key
-        path = s.entry.gt_path if s is not None else job.entry.gt_path
+            s.disk_sha = self._open_workspace().loaded_sha(s.entry)
+        key = s.key if s is not None else done.key
+        path = s.entry.gt_path if s is not None else done.entry.gt_path
         self.saved.emit(key, str(path))
         self.status_changed.emit(key)
 
@@ -341,7 +358,7 @@ class _Saving(_ReviewState):
         "mine" is logged like any save: the model (the failed save's, else ``model``), the threshold and the
         pixels changed against the prediction."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         job = self._conflict_job
         job = job if job is not None and job.error is conflict and job.document is s.document else None
         self._conflict_job = None
@@ -361,7 +378,10 @@ class _Saving(_ReviewState):
             ws.set_status(s.key, "edited")
             # The version written is the one the save copied, not edits made since; without that save at hand, the
             # document is marked saved only if it is what was written.
-            self._saved(job or s, mark=job is not None or np.array_equal(read_mask_or_none(path), s.document.mask))
+            written = read_mask_or_none(path) if path is not None else None
+            self._saved(
+                job or s, mark=job is not None or (written is not None and np.array_equal(written, s.document.mask))
+            )
             return path
         ws.resolve_conflict(conflict, "theirs")
         theirs = read_mask_or_none(conflict.theirs.path)
@@ -379,7 +399,7 @@ class _Saving(_ReviewState):
         """Make an earlier version of the open image its newest version (save unsaved edits first). The mask on
         screen changes as one undo step, so Ctrl+Z, or restoring again, takes it back."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         path = ws.restore(s.entry, sha256, reviewer=reviewer, expected_sha=s.disk_sha)
         mask = read_mask_or_none(path)
         if mask is not None and mask.shape == s.document.shape:
@@ -408,19 +428,19 @@ class _Saving(_ReviewState):
         # Also when another window or grader saved since: approving must never vouch for a mask not seen here
         # (the save then raises SaveConflict and the grader chooses).
         self.settle()
-        s = self.image
+        s, ws = self._open_image()
         return (
             s.document.is_dirty
             or s.entry.existing_gt() is None
             or bool(s.loaded.ground_truth_problem)
-            or self.workspace.current_sha(s.entry) != s.disk_sha
+            or ws.current_sha(s.entry) != s.disk_sha
         )
 
-    def approve(self, model: str | None, reviewer: str | None) -> dict:
+    def approve(self, model: str | None, reviewer: str | None) -> dict[str, Any]:
         """Mark the open image approved (save first if ``needs_save_before_approve``), logged with the pixels
         changed against the prediction and the last approval. Raises WorkspaceError / RecordError."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         counts = ws.approve(s.entry, reviewer=reviewer, model=model, prediction=self._prediction_mask())
         s.baseline, s.baseline_status, s.baseline_had_file = s.document.mask.copy(), "approved", True
         s.edit_confirmed = False
@@ -562,7 +582,7 @@ class ReviewSession(_Threshold):
         self.close_image()
         self._load_request += 1
         self.loading_key = self.current_key = key
-        return self._load_request, self.workspace.entry(key)
+        return self._load_request, self._open_workspace().entry(key)
 
     def is_current(self, request: int) -> bool:
         return request == self._load_request and self.workspace is not None
@@ -579,8 +599,9 @@ class ReviewSession(_Threshold):
         if not self.is_current(request):
             return None
         self.loading_key = None
+        ws = self._open_workspace()
         h, w = loaded.rgb.shape[:2]
-        disk_sha = self.workspace.loaded_sha(loaded.entry)
+        disk_sha = ws.loaded_sha(loaded.entry)
         kept = self._kept.pop(loaded.entry.key, None)
         if kept is not None and self._still_valid(kept, loaded, disk_sha):
             self.image = OpenImage(
@@ -608,7 +629,7 @@ class ReviewSession(_Threshold):
             loaded.probability,
             disk_sha,
             doc.mask.copy(),
-            self.workspace.status(loaded.entry.key),
+            ws.status(loaded.entry.key),
             loaded.ground_truth is not None,
         )
         self.image_opened.emit(self.image)
