@@ -121,7 +121,6 @@ OVERSIZE_LEFT = {
     "retina_desktop/core/vessels/topology.py:find_breaks": 66,
     "retina_desktop/core/workspace/masks.py:MaskStore": 352,
     "retina_desktop/core/workspace/masks.py:MaskStore._save_locked": 61,
-    "retina_desktop/core/workspace/records.py:Records": 306,
     "retina_desktop/core/workspace/workspace.py:Workspace": 373,
     "retina_desktop/core/workspace/workspace.py:Workspace.__init__": 61,
     "retina_desktop/core/workspace_cli.py:_import": 61,

@@ -120,7 +120,7 @@ def _status(ws: Workspace, args: argparse.Namespace) -> int:
             }
         )
     counts = {s: sum(1 for i in images if i["status"] == s) for s in ("new", "predicted", "edited", "approved")}
-    others = [o.text() for o in ws.other_sessions()]
+    others = [o.text() for o in ws.other_windows()]
     if args.json:
         print(
             json.dumps(

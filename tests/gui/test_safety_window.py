@@ -219,11 +219,11 @@ def test_the_banner_says_who_else_has_the_workspace_open_and_leaving_closes_it(q
     try:
         open_and_predict(qtbot, window, flat_workspace)
         text = window.workspace_banner.text()
-        assert "Already open" in text and other.other_sessions()  # and this window is listed to the other
+        assert "Already open" in text and other.other_windows()  # and this window is listed to the other
         second = make_workspace(tmp_path / "second", 2)
         with qtbot.waitSignal(window.image_opened, timeout=20000):
             assert window.open_workspace(second)
-        assert other.other_sessions() == []  # the window closed the first workspace's session
+        assert other.other_windows() == []  # the window closed the first workspace's session
     finally:
         other.close()
 
@@ -413,11 +413,11 @@ def test_a_window_learns_when_someone_opens_its_workspace_after_it(qtbot, window
         assert "Already open" in window.workspace_banner.text()
         count = len(seen)
         flow = window.workspaces  # the same grader is not announced twice (what the next check returns)
-        flow._others_seen(window.workspace, window.workspace.other_sessions())
+        flow._others_seen(window.workspace, window.workspace.other_windows())
         assert len(seen) == count
     finally:
         late.close()
-    flow._others_seen(window.workspace, window.workspace.other_sessions())  # they left: the line goes
+    flow._others_seen(window.workspace, window.workspace.other_windows())  # they left: the line goes
     assert "Already open" not in window.workspace_banner.text() and len(seen) == count
 
 

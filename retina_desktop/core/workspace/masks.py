@@ -352,7 +352,7 @@ class MaskStore:
             fields["status"] = req.status
             if req.status == "approved":
                 fields["approved_sha"] = sha
-        session_touch = self._touch
+        touch_window = self._touch
 
         def commit(r: Records) -> None:
             if new_version:
@@ -374,7 +374,7 @@ class MaskStore:
             r.update_image(entry.key, now, **fields)
             if log is not None:
                 r.add_log(log)
-            session_touch(r)
+            touch_window(r)
 
         commit.after_write = True  # type: ignore[attr-defined]  # the mask is on disk once this op runs
         ops.append(commit)

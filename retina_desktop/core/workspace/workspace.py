@@ -3,7 +3,7 @@
 ``Workspace`` composes the store's parts and is what the rest of the app holds:
 
 * ``layout``: the images (``ImageEntry``) and where their masks go;
-* ``Records``: statuses, threshold, review log, versions, sessions, in one SQLite file (``records.py``), opened,
+* ``Records``: statuses, threshold, review log, versions, open windows, in one SQLite file (``records.py``), opened,
   migrated or rebuilt by ``opening.py`` and written through a ``RecordKeeper`` that loses no change;
 * ``MaskStore``: load, save, withdraw, and the history; ``VersionActions``: approve, restore, resolve a conflict;
 * ``PredictionCache``; ``verify`` (``verify.py``).
@@ -47,12 +47,12 @@ from .layout import ImageEntry, discover, probe_writable
 from .masks import MaskStore, SaveRequest, VersionActions
 from .opening import Opened, open_records, remove_orphan_temporaries
 from .predictions import PredictionCache
-from .records import NEWER_FILE, Journal, OpenRecord, Records
+from .records import NEWER_FILE, Journal, Records
 from .shared import SharedRecords
 from .statuses import StatusBook
 from .verify import verify
 from .versions import SaveConflict, Version, earlier_files
-from .windows import OpenWindows
+from .windows import OpenRecord, OpenWindows
 
 DatasetMasks = Literal["overwrite", "corrected"]
 NETWORK_NOTICE = (
@@ -280,7 +280,7 @@ class Workspace:
                 self.windows.touch(self._keeper.records)
 
     # -- who else has it open ------------------------------------------------------------------
-    def other_sessions(self) -> list[OpenRecord]:
+    def other_windows(self) -> list[OpenRecord]:
         return self.windows.others()
 
     def close(self) -> None:
