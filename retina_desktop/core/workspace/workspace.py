@@ -320,7 +320,7 @@ class Workspace:
         return _file_sha(self._entry(entry).existing_gt())
 
     def history_dir(self, entry: ImageEntry) -> Path:
-        return self.masks.history_dir(entry)
+        return self.masks.history.dir(entry)
 
     def history(self, entry: ImageEntry) -> list[Path]:
         """Files of the earlier versions (not the one on disk now), oldest first, each once."""
@@ -328,7 +328,7 @@ class Workspace:
 
     def versions(self, entry: ImageEntry | str) -> list[Version]:
         """Every version recorded for the image, oldest first (a version saved twice appears twice)."""
-        return self.masks.versions(self._entry(entry).key)
+        return self.masks.history.versions(self._entry(entry).key)
 
     def version_count(self) -> int:
         """How many versions the records hold, all images together (a read-only workspace's own included)."""
