@@ -119,8 +119,6 @@ OVERSIZE_LEFT = {
     "retina_desktop/core/review/export.py:export_masks": 72,
     "retina_desktop/core/model/finetune_job.py:child_main": 64,
     "retina_desktop/core/vessels/topology.py:find_breaks": 66,
-    "retina_desktop/core/workspace/workspace.py:Workspace": 373,
-    "retina_desktop/core/workspace/workspace.py:Workspace.__init__": 61,
     "retina_desktop/core/workspace_cli.py:_import": 61,
     "retina_desktop/ui/app/main_window.py:MainWindow": 489,
     "retina_desktop/ui/app/main_window.py:MainWindow.__init__": 90,

@@ -83,6 +83,18 @@ class RecordKeeper:
                     return
                 self._waiting.pop(0)
 
+    def try_quietly(self, what: str, change: Change) -> bool:
+        """A write that only lists files (the prediction cache's index): tried once, never kept and never a notice;
+        False when it was not written (the file is what counts)."""
+        if self.unavailable is not None:
+            return False
+        try:
+            with self._lock:
+                change(self.records)
+            return True
+        except sqlite3.Error:
+            return False
+
     def _say(self, text: str) -> None:
         if self._notices[-1:] != [text]:
             self._notices.append(text)
