@@ -12,8 +12,8 @@ The threshold has one owner, this class. Its policy (README, "How to review"):
   threshold wins, and the user is told which threshold it replaced; the open mask is re-derived at it
   unless it has edits (strokes or a saved ground truth), which are never replaced without asking.
 
-The mask on screen is either the probabilities cut at ``threshold`` or, when ``mask_edited`` is true, a mask
-the grader edited or saved, which the threshold label says.
+The mask on screen is either the probabilities cut at ``threshold`` or, when ``threshold_overridden`` is true, a
+mask the grader edited or saved, which the threshold label says.
 
 Saving goes through one call, ``Workspace.save_ground_truth`` (mask, status and review-log entry in one
 transaction, checked against the version this window loaded), and raises its typed errors for the window to
@@ -91,7 +91,7 @@ class _Kept:
 def save_source(document: MaskDocument, tools: tuple[str, ...], auto: bool) -> str:
     """The version's source (records.SOURCES): the prediction as derived, else the tool that changed the most
     pixels since the last save; "autosave" (or "brush" for a save by hand) when no step says which tool."""
-    if document.source == "prediction" and not document.has_edits:
+    if document.source == "prediction" and not document.edited:
         return "prediction"
     if tools:
         return tools[0]
@@ -227,7 +227,7 @@ class _Saving(_ReviewState):
         prediction (a threshold moved) is not a correction, and must not replace a mask on disk (a data set's own)
         unasked; an explicit save still writes it."""
         s = self.image
-        if s is None or not s.document.is_dirty:
+        if s is None or not s.document.unsaved:
             return False
         return s.document.can_undo or s.entry.existing_gt() is None
 
@@ -309,7 +309,7 @@ class _Saving(_ReviewState):
 
     def finish_save(self, job: SaveJob) -> Path | None:
         """Apply a finished save to the document (if its image is still open) and return its path, or raise its
-        error. A background save marks saved the state it copied: edits made since stay dirty."""
+        error. A background save marks saved the state it copied: edits made since stay unsaved."""
         s = self.image
         s = s if s is not None and s.document is job.document else None
         if job.withdrawn:
@@ -430,7 +430,7 @@ class _Saving(_ReviewState):
         self.settle()
         s, ws = self._open_image()
         return (
-            s.document.is_dirty
+            s.document.unsaved
             or s.entry.existing_gt() is None
             or bool(s.loaded.ground_truth_problem)
             or ws.current_sha(s.entry) != s.disk_sha
@@ -460,12 +460,13 @@ class _Threshold(_Saving):
 
     # ------------------------------------------------------------------ threshold --
     @property
-    def mask_edited(self) -> bool:
-        """True when the mask on screen is not simply the probabilities cut at ``threshold``."""
+    def threshold_overridden(self) -> bool:
+        """There are probabilities, and the mask on screen is not simply them cut at ``threshold`` (it is edited, or
+        a mask painted before they came): the threshold label says so. False without probabilities."""
         s = self.image
         if s is None or s.probability is None:
             return False
-        return s.document.has_edits or s.document.source != "prediction"
+        return s.document.edited or s.document.source != "prediction"
 
     def _set_threshold(self, t: float) -> None:
         self.threshold = float(t)
@@ -476,11 +477,11 @@ class _Threshold(_Saving):
         s = self.image
         if s is None or s.probability is None or not self.changes_mask(t):
             return None
-        if not (s.document.has_edits or s.document.is_dirty):
+        if not (s.document.edited or s.document.unsaved):
             return None
-        # has_edits counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
+        # ``edited`` counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
         # never silent, and the question says that the next save or autosave (switching images) writes over it.
-        edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
+        edits = s.document.unsaved or s.document.can_undo  # by hand, since the mask was loaded or derived
         if s.document.source == "ground truth" and s.entry.existing_gt() is not None:
             return (
                 f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
@@ -525,7 +526,7 @@ class _Threshold(_Saving):
     def _rethreshold_unedited(self, t: float) -> bool:
         """Set the threshold and re-derive the open mask if it has no edits; True when an edited mask was kept."""
         s = self.image
-        kept = s is not None and s.probability is not None and (s.document.has_edits or s.document.is_dirty)
+        kept = s is not None and s.probability is not None and (s.document.edited or s.document.unsaved)
         if s is not None and s.probability is not None and not kept and s.document.source == "prediction":
             s.document.reset(s.probability >= t, "prediction", saved=s.entry.existing_gt() is None)
         self._set_threshold(t)
@@ -639,7 +640,7 @@ class ReviewSession(_Threshold):
     def _still_valid(kept: _Kept, loaded: LoadedImage, disk_sha: str | None) -> bool:
         """A kept document is reused only if the mask on disk is still the version it was built on."""
         doc = kept.document
-        if doc.shape != loaded.rgb.shape[:2] or doc.is_dirty or kept.disk_sha != disk_sha:
+        if doc.shape != loaded.rgb.shape[:2] or doc.unsaved or kept.disk_sha != disk_sha:
             return False
         if loaded.ground_truth is not None:
             return np.array_equal(doc.mask, loaded.ground_truth)
@@ -654,7 +655,7 @@ class ReviewSession(_Threshold):
 
     def _keep(self, s: OpenImage) -> None:
         doc = s.document
-        if doc.is_dirty or not (doc.can_undo or doc.can_redo):
+        if doc.unsaved or not (doc.can_undo or doc.can_redo):
             return  # unsaved edits being discarded, or nothing to undo
         self._kept[s.key] = _Kept.of(s)
         self._kept.move_to_end(s.key)
@@ -680,7 +681,7 @@ class ReviewSession(_Threshold):
         s.probability = result.probability
         doc = s.document
         outcome = "shown"
-        if doc.source in ("empty", "prediction") and not doc.has_edits and not doc.is_dirty:
+        if doc.source in ("empty", "prediction") and not doc.edited and not doc.unsaved:
             # Nothing by hand on screen: a first prediction, or a new model's, replaces it.
             doc.reset(result.probability >= self.threshold, "prediction", saved=True)
             if not s.baseline_had_file:
