@@ -10,7 +10,7 @@ A file is rebuilt, with the damaged one kept aside as ``records.corrupt-<time>.s
 database, fails its integrity check, is empty (0 bytes or no tables), or holds no image, version or log record
 while history files or review-log lines exist. A file of a newer schema is opened read-only and never changed.
 A file that cannot be opened for now (busy, no access, disk full) stays where it is; ``PendingRecords`` keeps
-this session's records until it can be opened.
+this window's records until it can be opened.
 """
 
 from __future__ import annotations
