@@ -156,7 +156,12 @@ class Workspace:
         )
         self.actions = VersionActions(self.masks, self._keeper, self._lock, self.log.mirror, photo_size)
         self.writer = GroundTruthWriter(
-            self.masks, self.actions, self.statuses, self._entry, self.gt_writable, lambda: self.read_only_records
+            self.masks,
+            self.actions,
+            self.statuses,
+            self._entry,
+            lambda: self.gt_writable,
+            lambda: self.read_only_records,
         )
         self.predictions = PredictionCache(self.meta_dir, within, self._keeper.try_quietly)
         self._use_dataset_masks_choice()

@@ -22,8 +22,8 @@ from .versions import SaveConflict
 
 
 class GroundTruthWriter:
-    """``entry(key or entry)``: the workspace's own entry of that key; ``read_only_records()``: why nothing may be
-    recorded (None: records can be written)."""
+    """``entry(key or entry)``: the workspace's own entry of that key; ``gt_writable()``: whether its ground-truth
+    folders can be written; ``read_only_records()``: why nothing may be recorded (None: records can be written)."""
 
     def __init__(
         self,
@@ -31,7 +31,7 @@ class GroundTruthWriter:
         actions: VersionActions,
         statuses: StatusBook,
         entry: Callable[[ImageEntry | str], ImageEntry],
-        gt_writable: bool,
+        gt_writable: Callable[[], bool],
         read_only_records: Callable[[], str | None],
     ):
         self._masks = masks
@@ -42,7 +42,7 @@ class GroundTruthWriter:
         self._read_only_records = read_only_records
 
     def _check_writable(self, entry: ImageEntry) -> None:
-        if not self._gt_writable:
+        if not self._gt_writable():
             raise ReadOnlyWorkspaceError(
                 f"{entry.gt_dir}: the workspace is read-only, ground truth cannot be "
                 "saved here (export the masks to another folder instead)"
