@@ -217,7 +217,7 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
             app.processEvents()
             time.sleep(0.001)
         total_ms.append((time.perf_counter() - t0) * 1000.0)
-        assert not doc.is_dirty, "the autosave did not save"
+        assert not doc.unsaved, "the autosave did not save"
     save["autosave_ui_thread_median_ms"] = round(float(np.median(ui_ms)), 1)
     save["autosave_until_saved_median_ms"] = round(float(np.median(total_ms)), 1)
     t0 = time.perf_counter()

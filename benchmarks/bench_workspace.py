@@ -105,7 +105,7 @@ def bench_autosave(tmp: Path, saves: int) -> tuple[list[float], list[float], lis
         t0 = time.perf_counter()
         review.settle(job)
         finish.append((time.perf_counter() - t0) * 1000)
-        assert job.error is None and not doc.is_dirty, job.error
+        assert job.error is None and not doc.unsaved, job.error
     pool.shutdown()
     ws.close()
     return handoff, handoff_cpu, worker, finish

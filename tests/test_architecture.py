@@ -116,15 +116,7 @@ def test_the_window_check_finds_what_it_looks_for(tmp_path):
 MAX_CLASS_LINES, MAX_FUNCTION_LINES, MAX_MAIN_WINDOW_LINES = 300, 60, 250
 # TODO(issue 27): what is over the limits today, at its size today (it may shrink, not grow). Core: the lead's.
 OVERSIZE_LEFT = {
-    "retina_desktop/core/review/export.py:export_masks": 72,
-    "retina_desktop/core/model/finetune_job.py:child_main": 64,
     "retina_desktop/core/vessels/topology.py:find_breaks": 66,
-    "retina_desktop/core/workspace/masks.py:MaskStore": 352,
-    "retina_desktop/core/workspace/masks.py:MaskStore._save_locked": 61,
-    "retina_desktop/core/workspace/records.py:Records": 306,
-    "retina_desktop/core/workspace/workspace.py:Workspace": 373,
-    "retina_desktop/core/workspace/workspace.py:Workspace.__init__": 61,
-    "retina_desktop/core/workspace_cli.py:_import": 61,
     "retina_desktop/ui/app/main_window.py:MainWindow": 489,
     "retina_desktop/ui/app/main_window.py:MainWindow.__init__": 90,
     "retina_desktop/ui/compare/compare_mode.py:ComparePanel.__init__": 69,

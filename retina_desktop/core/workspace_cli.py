@@ -120,7 +120,7 @@ def _status(ws: Workspace, args: argparse.Namespace) -> int:
             }
         )
     counts = {s: sum(1 for i in images if i["status"] == s) for s in ("new", "predicted", "edited", "approved")}
-    others = [o.text() for o in ws.other_sessions()]
+    others = [o.text() for o in ws.other_windows()]
     if args.json:
         print(
             json.dumps(
@@ -148,6 +148,19 @@ def _status(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def _imported_mask(f: Path, e: ImageEntry) -> np.ndarray:
+    """The mask in ``f`` for the image ``e``; ImageReadError when it is the photo itself or not of its size."""
+    if f.resolve() == e.path.resolve():
+        raise ImageReadError(f, "is the workspace's photo itself, not a mask")
+    mask = read_vessel_mask(f)  # a photo would be thresholded into a "mask" of 60 % vessel
+    from model_core.imageio import read_image
+
+    shape = read_image(e.path).shape[:2]
+    if mask.shape != shape:
+        raise ImageReadError(f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is {shape[1]}x{shape[0]}")
+    return mask
+
+
 def _import(ws: Workspace, args: argparse.Namespace) -> int:
     folder = Path(args.masks)
     if not folder.is_dir():
@@ -170,16 +183,7 @@ def _import(ws: Workspace, args: argparse.Namespace) -> int:
             continue
         e = matches[0]
         try:
-            if f.resolve() == e.path.resolve():
-                raise ImageReadError(f, "is the workspace's photo itself, not a mask")
-            mask = read_vessel_mask(f)  # a photo would be thresholded into a "mask" of 60 % vessel
-            from model_core.imageio import read_image
-
-            shape = read_image(e.path).shape[:2]
-            if mask.shape != shape:
-                raise ImageReadError(
-                    f, f"mask is {mask.shape[1]}x{mask.shape[0]} but {e.path.name} is {shape[1]}x{shape[0]}"
-                )
+            mask = _imported_mask(f, e)
             current = e.existing_gt()
             previous = read_mask_or_none(current) if current is not None else None
             if previous is not None and np.array_equal(previous, mask):

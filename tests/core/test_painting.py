@@ -151,18 +151,18 @@ def test_undo_redo_is_bit_exact(rng):
 
 def test_one_undo_step_per_stroke_and_dirty_tracking(rng):
     doc = MaskDocument(np.zeros((50, 50), bool))
-    assert not doc.is_dirty and not doc.has_edits
+    assert not doc.unsaved and not doc.edited
     doc.begin_stroke()
     for i in range(10):
         doc.stroke_to((i * 4, 10), (i * 4 + 4, 12), 2, True)
     doc.end_stroke()
-    assert doc.undo_count == 1 and doc.is_dirty
+    assert doc.undo_count == 1 and doc.unsaved
     doc.mark_saved()
-    assert not doc.is_dirty
+    assert not doc.unsaved
     doc.undo()
-    assert doc.is_dirty and not doc.mask.any()
+    assert doc.unsaved and not doc.mask.any()
     doc.redo()
-    assert not doc.is_dirty
+    assert not doc.unsaved
 
 
 def test_history_is_bounded_and_stores_diffs_not_copies(rng):
@@ -176,7 +176,7 @@ def test_history_is_bounded_and_stores_diffs_not_copies(rng):
     doc.max_history_bytes = 5_000
     _random_strokes(doc, rng, 5)
     assert doc.history_bytes <= 5_000 or doc.undo_count == 1
-    assert doc.has_edits  # dropped history still counts as edits
+    assert doc.edited  # dropped history still counts as edits
 
 
 def test_changed_events_carry_the_dirty_rectangle():
@@ -200,7 +200,7 @@ def test_copy_stroke_takes_the_source_pixels_under_the_brush_as_one_open_stroke(
     doc.begin_stroke("Brush from the second grader")
     doc.copy_stroke_to(p0, p1, radius, source)
     # Mid-gesture the document knows a stroke is open: nothing to undo yet, and it is not clean.
-    assert doc.is_dirty and not doc.can_undo
+    assert doc.unsaved and not doc.can_undo
     footprint = np.zeros((40, 40), bool)
     paint_segment(footprint, p0, p1, radius, True)
     assert footprint.any()

@@ -233,3 +233,48 @@ def test_opening_while_another_window_creates_the_database_waits_for_it(tmp_path
     ws.set_status("img_00", "edited")
     monkeypatch.undo()
     assert Workspace(root).status("img_00") == "edited"
+
+
+def _schema_2_file(path):
+    """A records file as schema 2 left it: an image, a version, a review-log entry and an "open" row."""
+    con = sqlite3.connect(path, isolation_level=None)
+    assert records_mod.migrate(con, to=2) == [1, 2]
+    con.executescript(
+        "INSERT INTO images (key, status, current_sha, reference_sha) VALUES ('a', 'approved', 'abc', 'ref');"
+        "INSERT INTO versions (image, sha256, time, source, path) VALUES ('a', 'abc', 't', 'brush', 'history/a/abc');"
+        "INSERT INTO review_log (time, image, action) VALUES ('t', 'a', 'save');"
+        "INSERT INTO sessions (user, machine, pid, since, seen) VALUES ('ann', 'lab', 7, 't', 1.0);"
+    )
+    con.close()
+
+
+def test_a_schema_2_file_migrates_to_open_windows_keeping_its_rows(tmp_path):
+    db = tmp_path / "records.sqlite"
+    _schema_2_file(db)
+    records = records_mod.Records(db)
+    assert records.migrated == [3] and not records.newer
+    assert records.image("a") == records_mod.ImageRow("a", "approved", None, "abc", None, "ref")
+    assert [(v.image, v.sha256, v.path) for v in records.versions("a")] == [("a", "abc", "history/a/abc")]
+    assert [r["action"] for r in records.log("a")] == ["save"]
+    assert records.query("SELECT user, machine, pid, since, seen FROM open_windows") == [("ann", "lab", 7, "t", 1.0)]
+    assert not records.query("SELECT 1 FROM sqlite_master WHERE name='sessions'")
+    assert records.query("PRAGMA user_version") == [(records_mod.SCHEMA_VERSION,)]
+    records.close()
+
+
+def test_a_file_of_a_newer_schema_opens_read_only_and_stays_as_it_is(tmp_path):
+    db = tmp_path / "records.sqlite"
+    con = sqlite3.connect(db, isolation_level=None)
+    records_mod.migrate(con)
+    con.executescript(
+        f"INSERT INTO images (key, status) VALUES ('a', 'edited');PRAGMA user_version={records_mod.SCHEMA_VERSION + 1};"
+    )
+    con.close()
+    before = db.read_bytes()
+    records = records_mod.Records(db)
+    assert records.newer and records.migrated == []
+    assert records.image("a").status == "edited"
+    with pytest.raises(records_mod.RecordsReadOnly, match="newer"):
+        records.update_image("a", "t", status="approved")
+    records.close()
+    assert db.read_bytes() == before

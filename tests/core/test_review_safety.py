@@ -75,7 +75,7 @@ def test_two_windows_saving_one_image_raise_a_conflict_and_either_choice_keeps_b
     assert np.array_equal(read_mask(conflict.mine.path), mine) and conflict.theirs.reviewer == "bob"
 
     assert a.resolve_conflict(conflict, "theirs", reviewer="ann") is None
-    assert np.array_equal(sa.document.mask, theirs) and not sa.document.is_dirty
+    assert np.array_equal(sa.document.mask, theirs) and not sa.document.unsaved
     sa.document.undo()  # Ctrl+Z brings mine back, and saving it is no conflict any more
     assert np.array_equal(sa.document.mask, mine)
     a.save(auto=False, model=None, reviewer="ann")
@@ -94,7 +94,7 @@ def test_keep_mine_writes_mine_over_theirs(root):
     with pytest.raises(SaveConflict) as info:
         a.save(auto=False, model=None, reviewer="ann")
     a.resolve_conflict(info.value, "mine", reviewer="ann")
-    assert np.array_equal(read_mask(sa.entry.gt_path), mine) and not sa.document.is_dirty
+    assert np.array_equal(read_mask(sa.entry.gt_path), mine) and not sa.document.unsaved
     assert a.workspace.status("img_01") == "edited"
 
 
@@ -142,7 +142,7 @@ def test_undo_survives_switching_images_while_the_mask_on_disk_is_unchanged(root
     back = _open(r, "img_00")
     assert back.document is doc and back.document.can_undo
     back.document.undo()
-    assert np.array_equal(back.document.mask, original) and back.document.is_dirty
+    assert np.array_equal(back.document.mask, original) and back.document.unsaved
 
     # Another window saves img_00 while it is closed here: the kept undo history no longer applies.
     r.save(auto=True, model=None, reviewer="rk")
@@ -219,7 +219,7 @@ def test_restore_is_a_new_version_and_can_itself_be_undone(root):
     versions = r.workspace.versions("img_02")
     assert versions[-1].source == "restore" and len(versions) == 3
     s.document.undo()
-    assert np.array_equal(s.document.mask, second) and s.document.is_dirty
+    assert np.array_equal(s.document.mask, second) and s.document.unsaved
 
 
 def test_approving_after_another_window_saved_goes_through_the_conflict_first(root):

@@ -64,14 +64,14 @@ def test_a_first_prediction_becomes_the_mask_and_edits_are_never_replaced(sessio
     assert s.document.source == "empty" and not s.document.mask.any()
     prob = _probability(s.document.shape)
     assert _predict(session, "img_00", prob) == "shown"
-    assert np.array_equal(s.document.mask, prob >= 0.5) and not s.document.is_dirty and not session.mask_edited
+    assert np.array_equal(s.document.mask, prob >= 0.5) and not s.document.unsaved and not session.threshold_overridden
 
     t = _open(session, "img_01")
     t.document.stroke_to((5, 5), (20, 20), 2.0, True)
     t.document.end_stroke()
     painted = t.document.mask.copy()
     assert _predict(session, "img_01", _probability(t.document.shape, 1)) == "kept"
-    assert np.array_equal(t.document.mask, painted) and session.mask_edited
+    assert np.array_equal(t.document.mask, painted) and session.threshold_overridden
     assert any(e[0] == "message" and "your mask was kept" in e[1] for e in session.events)
     assert _predict(session, "img_02", prob) == "other"  # not the open image: recorded, not shown
     assert session.workspace.uncertainty("img_02") == pytest.approx(0.1)
@@ -97,7 +97,7 @@ def test_an_activated_models_threshold_wins_and_the_user_is_told(session):
     session.apply_threshold(0.6)
     session.model_loaded(0.45, activated=True)
     assert session.threshold == 0.45 and session.workspace.threshold == 0.45
-    assert np.array_equal(s.document.mask, prob >= 0.45) and not session.mask_edited
+    assert np.array_equal(s.document.mask, prob >= 0.45) and not session.threshold_overridden
     (message,) = [e for e in session.events if e[0] == "message"]
     assert "0.45 replaces 0.60" in message[1]
 
@@ -109,7 +109,7 @@ def test_an_activated_models_threshold_keeps_an_edited_mask_and_says_so(session)
     s.document.end_stroke()
     edited = s.document.mask.copy()
     session.model_loaded(0.45, activated=True)
-    assert session.threshold == 0.45 and np.array_equal(s.document.mask, edited) and session.mask_edited
+    assert session.threshold == 0.45 and np.array_equal(s.document.mask, edited) and session.threshold_overridden
     assert "edited mask on screen was kept" in [e for e in session.events if e[0] == "message"][-1][1]
     assert "discards its edits" in session.threshold_question(0.3)
 
@@ -122,7 +122,7 @@ def test_save_writes_the_mask_logs_it_and_approve_marks_it(session):
     s.document.end_stroke()
     assert session.needs_save_before_approve()
     path = session.save(auto=False, model="test v0", reviewer="rk")
-    assert np.array_equal(read_mask(path), s.document.mask) and not s.document.is_dirty
+    assert np.array_equal(read_mask(path), s.document.mask) and not s.document.unsaved
     assert s.document.source == "ground truth" and session.workspace.status("img_00") == "edited"
     assert not session.needs_save_before_approve()
     session.approve(model="test v0", reviewer="rk")
@@ -141,7 +141,7 @@ def test_a_saved_ground_truth_is_never_re_derived_without_a_question(session, tm
     s = _open(session, "img_01")
     assert s.document.source == "ground truth"
     _predict(session, "img_01", _probability(s.document.shape))
-    assert np.array_equal(s.document.mask, expert > 0) and session.mask_edited
+    assert np.array_equal(s.document.mask, expert > 0) and session.threshold_overridden
     question = session.threshold_question(0.3)
     assert "replaces the saved ground truth of img_01" in question and "discarding your edits" not in question
 
@@ -158,7 +158,7 @@ def test_a_data_sets_own_mask_is_never_autosaved_over_and_start_from_the_predict
     _predict(session, "img_00", prob)
     assert np.array_equal(s.document.mask, own)  # the mask on disk stays on screen
     session.apply_threshold(0.7)  # the grader nudges the threshold: the prediction replaces it on screen
-    assert s.document.is_dirty and not session.may_autosave()
+    assert s.document.unsaved and not session.may_autosave()
     session.apply_threshold(0.5)
     assert e.gt_path.read_bytes() == before  # nothing wrote over the data set's mask
     session.image.document.reset(own, "ground truth", saved=True)
@@ -166,4 +166,4 @@ def test_a_data_sets_own_mask_is_never_autosaved_over_and_start_from_the_predict
     assert np.array_equal(s.document.mask, prob >= session.threshold) and s.document.undo_count == 1
     assert session.may_autosave()  # the grader asked for it: it is theirs to save
     s.document.undo()
-    assert np.array_equal(s.document.mask, own) and not s.document.is_dirty
+    assert np.array_equal(s.document.mask, own) and not s.document.unsaved

@@ -176,7 +176,7 @@ def test_a_second_window_is_told_who_has_the_workspace_open_and_stale_ones_are_i
     try:
         assert proc.stdout.readline().strip() == b"open"
         ws = Workspace(root)
-        (other,) = ws.other_sessions()
+        (other,) = ws.other_windows()
         assert other.pid == proc.pid and other.user and other.machine and other.since
         assert other.machine in other.text()
     finally:
@@ -184,11 +184,11 @@ def test_a_second_window_is_told_who_has_the_workspace_open_and_stale_ones_are_i
         proc.wait()
         proc.stdout.close()
         proc.stdin.close()
-    assert ws.other_sessions() == []
+    assert ws.other_windows() == []
     second = Workspace(root)
-    assert [s.pid for s in ws.other_sessions()] == [os.getpid()]
+    assert [s.pid for s in ws.other_windows()] == [os.getpid()]
     second.close()
-    assert ws.other_sessions() == []
+    assert ws.other_windows() == []
 
 
 def test_approval_records_pixels_against_the_prediction_and_the_last_approval(tmp_path, rng):

@@ -143,9 +143,14 @@ def test_each_migration_step_keeps_the_rows(tmp_path):
     assert records_mod.migrate(con, to=1) == [1]
     con.execute("INSERT INTO images (key, status, current_sha) VALUES ('a', 'approved', 'abc')")
     assert records_mod.schema_version(con) == 1
-    assert records_mod.migrate(con) == [2]
+    assert records_mod.migrate(con, to=2) == [2]
     assert con.execute("SELECT key, status, current_sha, reference_sha FROM images").fetchall() == [
         ("a", "approved", "abc", None)
+    ]
+    con.execute("INSERT INTO sessions (user, machine, pid, since, seen) VALUES ('ann', 'lab', 7, 't', 1.0)")
+    assert records_mod.migrate(con) == [3]
+    assert con.execute("SELECT user, machine, pid, since, seen FROM open_windows").fetchall() == [
+        ("ann", "lab", 7, "t", 1.0)
     ]
     assert records_mod.migrate(con) == []  # nothing twice
     con.close()

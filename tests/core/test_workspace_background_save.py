@@ -27,11 +27,11 @@ def test_marking_a_copied_state_saved_keeps_later_edits_dirty_and_undo_finds_it(
     point, copy = doc.save_point(), doc.mask.copy()
     _paint(doc, 20)
     doc.mark_saved_at(point, copy)
-    assert doc.is_dirty
+    assert doc.unsaved
     doc.undo()
-    assert np.array_equal(doc.mask, copy) and not doc.is_dirty
+    assert np.array_equal(doc.mask, copy) and not doc.unsaved
     doc.redo()
-    assert doc.is_dirty
+    assert doc.unsaved
 
 
 def test_a_copied_state_undone_meanwhile_is_found_among_the_redo_steps():
@@ -42,15 +42,15 @@ def test_a_copied_state_undone_meanwhile_is_found_among_the_redo_steps():
     doc.undo()
     doc.undo()
     doc.mark_saved_at(point, copy)
-    assert doc.is_dirty
+    assert doc.unsaved
     doc.redo()
-    assert doc.is_dirty
+    assert doc.unsaved
     doc.redo()
-    assert np.array_equal(doc.mask, copy) and not doc.is_dirty
+    assert np.array_equal(doc.mask, copy) and not doc.unsaved
     doc.undo()
     _paint(doc, 30)  # a new branch: the saved state can no longer be reached
     doc.undo()
-    assert doc.is_dirty and doc.can_redo
+    assert doc.unsaved and doc.can_redo
 
 
 def test_a_reset_or_a_stroke_in_progress_is_never_taken_for_the_saved_state():
@@ -61,10 +61,10 @@ def test_a_reset_or_a_stroke_in_progress_is_never_taken_for_the_saved_state():
     point, copy = doc.save_point(), doc.mask.copy()  # an empty history
     doc.reset(np.ones((40, 40), bool), "prediction", saved=False)
     doc.mark_saved_at(point, copy)
-    assert doc.is_dirty
+    assert doc.unsaved
     doc.reset(np.zeros((40, 40), bool), "prediction", saved=False)  # the same pixels again: that is saved
     doc.mark_saved_at(point, copy)
-    assert not doc.is_dirty
+    assert not doc.unsaved
 
 
 def _session(tmp_path):
@@ -93,10 +93,10 @@ def test_a_background_save_writes_the_copy_and_edits_made_meanwhile_are_saved_ne
     r.settle(job)
     worker.join()
     assert settled == [job] and job.error is None and r.in_flight is None
-    assert np.array_equal(read_mask(s.entry.gt_path), first) and doc.is_dirty
+    assert np.array_equal(read_mask(s.entry.gt_path), first) and doc.unsaved
     assert s.disk_sha == ws.current_sha(s.entry)  # the next save is checked against the file just written
     r.save(True, None, "ann")
-    assert np.array_equal(read_mask(s.entry.gt_path), second) and not doc.is_dirty
+    assert np.array_equal(read_mask(s.entry.gt_path), second) and not doc.unsaved
     assert [x["action"] for x in ws.review_log("img_00")] == ["autosave", "autosave"]
 
 
@@ -146,9 +146,9 @@ def test_keep_mine_for_an_earlier_conflict_never_marks_later_edits_saved(tmp_pat
     assert isinstance(job2.error, SaveConflict)
     r.resolve_conflict(job1.error, "mine", "ann")
     assert np.array_equal(read_mask(s.entry.gt_path), first)
-    assert doc.is_dirty  # the stroke at y=40 is not on disk, so it is not marked saved
+    assert doc.unsaved  # the stroke at y=40 is not on disk, so it is not marked saved
     r.save(True, None, "ann")
-    assert np.array_equal(read_mask(s.entry.gt_path), doc.mask) and not doc.is_dirty
+    assert np.array_equal(read_mask(s.entry.gt_path), doc.mask) and not doc.unsaved
 
 
 def test_a_failure_after_a_background_save_is_reported_and_never_called_not_saved(tmp_path, monkeypatch):
@@ -167,4 +167,4 @@ def test_a_failure_after_a_background_save_is_reported_and_never_called_not_save
     assert settled == [job] and job.error is None  # the save itself worked: nothing says "not saved"
     assert isinstance(job.after_error, OSError) and "Input/output" in str(job.after_error)
     assert np.array_equal(read_mask(s.entry.gt_path), written)
-    assert s.document.is_dirty  # never marked saved by a step that failed: the next autosave writes it again
+    assert s.document.unsaved  # never marked saved by a step that failed: the next autosave writes it again

@@ -39,7 +39,7 @@ def test_the_autosave_writes_the_file_on_a_worker_and_updates_the_status(qtbot, 
     assert saved.args == [key, str(ws.entry(key).gt_path)]
     assert saved_on and saved_on[0] != ui_thread
     assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
-    assert not doc.is_dirty and ws.status(key) == "edited"
+    assert not doc.unsaved and ws.status(key) == "edited"
     assert window.statusBar().currentMessage().startswith("Autosaved ")
     assert ws.versions(key)[-1].source == "brush" and ws.review_log(key)[-1]["action"] == "autosave"
 
@@ -62,13 +62,13 @@ def test_an_edit_during_an_autosave_stays_dirty_and_is_saved_next(qtbot, window,
         gate.set()
     assert np.array_equal(read_mask(ws.entry(key).gt_path), second)
     assert [v.source for v in ws.versions(key)][-2:] == ["brush", "brush"]
-    assert not doc.is_dirty and not window.saving.in_flight
+    assert not doc.unsaved and not window.saving.in_flight
     # The first save marked the state it copied as saved: undoing the second stroke is back to a dirty state
     # (the file now holds the second stroke), redoing it is clean again.
     window.undo()
-    assert np.array_equal(doc.mask, first) and doc.is_dirty
+    assert np.array_equal(doc.mask, first) and doc.unsaved
     window.redo()
-    assert not doc.is_dirty
+    assert not doc.unsaved
 
 
 def test_an_edit_during_an_autosave_is_not_marked_saved_by_it(qtbot, window, flat_workspace, monkeypatch):
@@ -81,13 +81,13 @@ def test_an_edit_during_an_autosave_is_not_marked_saved_by_it(qtbot, window, fla
     with qtbot.waitSignal(window.saved, timeout=20000):
         gate.set()
     assert np.array_equal(read_mask(ws.entry(key).gt_path), first)  # the copy, not the edit made during it
-    assert doc.is_dirty and key in window.image_list.model._dirty
+    assert doc.unsaved and key in window.image_list.model._dirty
     window.undo()  # back to what the file holds
-    assert not doc.is_dirty
+    assert not doc.unsaved
     window.redo()
-    assert doc.is_dirty
+    assert doc.unsaved
     assert window.save_current()  # a save asked for writes the edit
-    assert np.array_equal(read_mask(ws.entry(key).gt_path), doc.mask) and not doc.is_dirty
+    assert np.array_equal(read_mask(ws.entry(key).gt_path), doc.mask) and not doc.unsaved
 
 
 def test_switching_images_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
@@ -120,7 +120,7 @@ def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_wo
         window.autosave()
     assert shown.args[0].startswith("Not saved: ") and "disk full" in shown.args[0]
     assert window.banner.isVisible() and "disk full" in window.banner.text()
-    assert doc.is_dirty and not path.exists() and not window.saving.in_flight
+    assert doc.unsaved and not path.exists() and not window.saving.in_flight
     assert not window.prompter.asked  # the timer never opens a dialog for a full disk
     # Leaving the image still asks, as a save on the UI thread did: retry / export / discard / stay.
     window.step_image(+1)
@@ -148,9 +148,9 @@ def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, w
     assert window.prompter.asked[0][0] == "conflict" and "another window or grader" in window.prompter.asked[0][1]
     assert np.array_equal(read_mask(ws.entry(key).gt_path), mine)  # the copy the worker wrote, kept over theirs
     assert any(np.array_equal(read_mask(v.path), theirs) for v in ws.versions(key))  # theirs is in the history
-    assert doc.is_dirty  # the stroke made during the save is not in the file
+    assert doc.unsaved  # the stroke made during the save is not in the file
     window.undo()
-    assert not doc.is_dirty
+    assert not doc.unsaved
 
 
 def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):

@@ -142,7 +142,7 @@ def test_a_copy_stroke_is_open_while_dragging_and_choosing_another_tool_mid_drag
     vp = window.canvas.viewport()
     send_mouse(vp, "press", window.canvas.image_to_widget(105, 95))
     send_mouse(vp, "move", window.canvas.image_to_widget(105, 110))
-    assert doc.is_dirty and not doc.can_undo and doc.save_point() is None  # a gesture in progress: no autosave
+    assert doc.unsaved and not doc.can_undo and doc.save_point() is None  # a gesture in progress: no autosave
     copied = doc.mask.copy()
     window.tool_actions["brush"].trigger()  # B in the middle of the drag: the copy brush is put away
     assert doc.undo_count == steps + 1 and doc.can_undo and doc.save_point() is not None

@@ -69,7 +69,7 @@ def test_stroke_paints_exactly_the_pixels_under_it(qtbot, window, flat_workspace
         paint_segment(expected, a, b, 3.0, True)
     assert np.array_equal(doc.mask, expected)
     assert doc.mask[30, 20] and doc.mask[110, 120] and not doc.mask[5, 140]
-    assert doc.undo_count == 1 and doc.is_dirty
+    assert doc.undo_count == 1 and doc.unsaved
     # The overlay shows exactly the mask.
     buf = window.canvas.overlay._buffer
     assert np.array_equal(buf != 0, doc.mask)
@@ -129,7 +129,7 @@ def test_save_writes_png_equal_to_mask_and_keeps_previous(qtbot, window, flat_wo
     raw = read_raw(path)
     assert raw.shape == (160, 150) and raw.dtype == np.uint8 and set(np.unique(raw)) <= {0, 255}
     assert np.array_equal(raw == 255, doc.mask)
-    assert not doc.is_dirty and window.workspace.status("img_00") == "edited"
+    assert not doc.unsaved and window.workspace.status("img_00") == "edited"
     first = doc.mask.copy()
     window.set_tool("eraser")
     stroke(window.canvas, [(20, 20), (130, 140)])
@@ -168,7 +168,7 @@ def test_autosave_timer(qtbot, window, flat_workspace):
     stroke(window.canvas, [(40, 40), (80, 90)])
     with qtbot.waitSignal(window.saved, timeout=20000):
         pass
-    assert not window.session.document.is_dirty
+    assert not window.session.document.unsaved
 
 
 def test_export_writes_reference_layout(qtbot, window, flat_workspace, tmp_path):
@@ -208,7 +208,7 @@ def test_closing_with_unsaved_edits_asks(qtbot, window, flat_workspace):
     _answer_modal(qtbot, "unsaved_edits_prompt", QMessageBox.StandardButton.Cancel, seen)
     assert not window.close()
     assert seen and seen[0][0] == "unsaved_edits_prompt" and "img_00.png" in seen[0][1]
-    assert window.isVisible() and window.session.document.is_dirty
+    assert window.isVisible() and window.session.document.unsaved
     assert not (flat_workspace / "ground_truth" / "img_00.png").exists()
     seen.clear()
     _answer_modal(qtbot, "unsaved_edits_prompt", QMessageBox.StandardButton.Save, seen)
@@ -254,7 +254,7 @@ def test_file_deleted_while_open_keeps_edits_saveable(qtbot, window, flat_worksp
     qtbot.waitUntil(lambda: not window.prediction.is_predicting("img_00"))  # the first prediction's run has ended
     with qtbot.waitSignal(window.message_shown, timeout=10000, check_params_cb=lambda m: "img_00.png" in m):
         window.predict_current()  # the photo is gone: a message, no crash
-    assert window.session.document.is_dirty and window.model_error is None
+    assert window.session.document.unsaved and window.model_error is None
 
 
 def test_wrong_size_mask_is_reported_and_left_alone(qtbot, window, flat_workspace):
@@ -298,19 +298,19 @@ def test_re_thresholding_a_saved_ground_truth_asks_first_and_declining_keeps_the
         window.open_workspace(flat_workspace)
     assert shown.args == ["img_00"] and window.session.probability is not None
     doc = window.session.document
-    assert doc.source == "ground truth" and not doc.can_undo and not doc.is_dirty
+    assert doc.source == "ground truth" and not doc.can_undo and not doc.unsaved
     # No edits by hand, yet the saved ground truth is never replaced by the prediction without a question,
     # and the question says that the file itself will be overwritten.
     assert not window.apply_threshold(0.3)
     kind, text = window.prompter.asked[-1]
     assert kind == "confirm" and "replaces the saved ground truth of img_00" in text and "autosave" in text
     assert "discarding your edits" not in text
-    assert np.array_equal(doc.mask, expert > 0) and not doc.is_dirty
+    assert np.array_equal(doc.mask, expert > 0) and not doc.unsaved
     window.autosave()
     assert gt.read_bytes() == before
     window.prompter.confirm_answer = True
     assert window.apply_threshold(0.3)
-    assert np.array_equal(doc.mask, window.session.probability >= 0.3) and doc.is_dirty
+    assert np.array_equal(doc.mask, window.session.probability >= 0.3) and doc.unsaved
 
 
 def test_re_thresholding_an_approved_mask_needs_review_again(qtbot, window, flat_workspace):

@@ -49,7 +49,7 @@ def test_a_conflict_offers_keep_mine_take_theirs_and_view_both(qtbot, window, fl
     assert window.save_current()  # saving again asks again
     assert [a[0] for a in window.prompter.asked] == ["conflict"]
     assert not window.history.preview.active
-    assert np.array_equal(doc.mask, theirs) and not doc.is_dirty
+    assert np.array_equal(doc.mask, theirs) and not doc.unsaved
     assert np.array_equal(read_mask(window.session.entry.gt_path), theirs)
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # mine comes back
     assert np.array_equal(doc.mask, mine)
@@ -81,7 +81,7 @@ def test_a_full_disk_when_switching_images_offers_retry_and_export_not_read_only
     window.prompter.folder = str(tmp_path / "usb")
     (tmp_path / "usb").mkdir()
     window.step_image(+1)
-    assert window.session.key == key and doc.is_dirty  # stayed
+    assert window.session.key == key and doc.unsaved  # stayed
     asked = window.prompter.asked
     assert asked[0][0] == "save_failed" and "disk full" in asked[0][1] and asked[0][2:] == (True, True)
     assert not [a for a in asked if a[0] == "unsaved"]  # never "This workspace is read-only"
@@ -135,7 +135,7 @@ def test_the_history_panel_lists_previews_and_restores_versions(qtbot, window, f
     assert not window.history.preview.active
     assert panel.tree.topLevelItemCount() == 3 and panel.tree.topLevelItem(0).text(2) == "restore"
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the restore is undoable
-    assert np.array_equal(doc.mask, second) and doc.is_dirty
+    assert np.array_equal(doc.mask, second) and doc.unsaved
 
     window.prompter = SafetyPrompter(item=2)  # "Revert image to…": newest first, so 2 is the first save
     window.history.revert_action.trigger()
@@ -219,11 +219,11 @@ def test_the_banner_says_who_else_has_the_workspace_open_and_leaving_closes_it(q
     try:
         open_and_predict(qtbot, window, flat_workspace)
         text = window.workspace_banner.text()
-        assert "Already open" in text and other.other_sessions()  # and this window is listed to the other
+        assert "Already open" in text and other.other_windows()  # and this window is listed to the other
         second = make_workspace(tmp_path / "second", 2)
         with qtbot.waitSignal(window.image_opened, timeout=20000):
             assert window.open_workspace(second)
-        assert other.other_sessions() == []  # the window closed the first workspace's session
+        assert other.other_windows() == []  # the window closed the first workspace's session
     finally:
         other.close()
 
@@ -263,7 +263,7 @@ def test_a_record_that_could_not_be_written_is_retried_from_the_question(qtbot, 
     window.prompter = SafetyPrompter(save_failed=["retry"])
     assert window.save_current()
     assert window.prompter.asked[0][0] == "save_failed" and "database is locked" in window.prompter.asked[0][1]
-    assert retried == [window.session.key] and not window.session.document.is_dirty
+    assert retried == [window.session.key] and not window.session.document.unsaved
 
 
 def test_a_workspace_renamed_while_open_refuses_the_save_and_recreates_nothing(qtbot, window, flat_workspace):
@@ -277,7 +277,7 @@ def test_a_workspace_renamed_while_open_refuses_the_save_and_recreates_nothing(q
     assert not window.save_current()
     assert not flat_workspace.exists()
     assert "has gone" in window.banner.text() and window.prompter.asked[0][0] == "error"
-    assert window.session.document.is_dirty
+    assert window.session.document.unsaved
 
 
 def test_the_banner_shows_damaged_records_and_the_model_fallback(qtbot, window, flat_workspace):
@@ -413,11 +413,11 @@ def test_a_window_learns_when_someone_opens_its_workspace_after_it(qtbot, window
         assert "Already open" in window.workspace_banner.text()
         count = len(seen)
         flow = window.workspaces  # the same grader is not announced twice (what the next check returns)
-        flow._others_seen(window.workspace, window.workspace.other_sessions())
+        flow._others_seen(window.workspace, window.workspace.other_windows())
         assert len(seen) == count
     finally:
         late.close()
-    flow._others_seen(window.workspace, window.workspace.other_sessions())  # they left: the line goes
+    flow._others_seen(window.workspace, window.workspace.other_windows())  # they left: the line goes
     assert "Already open" not in window.workspace_banner.text() and len(seen) == count
 
 
@@ -429,7 +429,7 @@ def test_after_view_both_the_autosave_comes_back_once_the_image_is_reopened(qtbo
     assert not window.save_current()
     assert not window.saving.autosave_in_background()  # deciding: the timer waits
     window.undo()  # the grader drops the edit instead: nothing to save, nothing to decide
-    assert not doc.is_dirty
+    assert not doc.unsaved
     with qtbot.waitSignal(window.image_opened, timeout=20000):
         window.step_image(+1)
     with qtbot.waitSignal(window.image_opened, timeout=20000):
@@ -437,7 +437,7 @@ def test_after_view_both_the_autosave_comes_back_once_the_image_is_reopened(qtbo
     stroke(window.canvas, [(110, 20), (110, 120)])
     assert window.saving.autosave_in_background()
     window.saving.settle()
-    assert not window.session.document.is_dirty
+    assert not window.session.document.unsaved
     assert np.array_equal(read_mask(window.session.entry.gt_path), window.session.document.mask)
 
 

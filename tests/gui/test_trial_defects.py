@@ -351,7 +351,7 @@ def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(
     w.finetune.activate_version(newer.id)
     qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path == newer.path, timeout=30000)
     s = _open(qtbot, w, reference_workspace)
-    assert s.document.source == "ground truth" and s.document.has_edits  # a reference: the mask stays
+    assert s.document.source == "ground truth" and s.document.edited  # a reference: the mask stays
 
     said: list[str] = []
     w.statusBar().messageChanged.connect(said.append)

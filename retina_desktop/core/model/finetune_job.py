@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 if TYPE_CHECKING:  # importing model_core.data at start-up would load albumentations before the window shows
     from model_core.data import Sample
-    from model_core.engine import EpochReport
+    from model_core.engine import CancelToken, EpochReport
 
     from ..workspace import Workspace
 
@@ -368,18 +368,10 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
         torch.set_num_threads(max(1, int(job.get("threads", 1))))
         from model_core.checkpoint import load_checkpoint
         from model_core.device import describe_device, select_device
-        from model_core.engine import CancelToken
         from model_core.finetune import finetune, finetune_config, plan_split
         from model_core.model_store import ModelStore
 
-        token = CancelToken()
-
-        def watch() -> None:
-            while not token.cancelled:
-                if cancel_event.wait(0.05):
-                    token.cancel()
-
-        threading.Thread(target=watch, daemon=True, name="cancel-watch").start()
+        token = _watched_cancel(cancel_event)
         parent = load_checkpoint(job["parent_path"])
         cfg = finetune_config(parent, **job["overrides"])
         device = select_device(cfg.device)
@@ -422,6 +414,21 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
     finally:
         out.close()
         out.join_thread()  # everything sent has reached the pipe before the process ends
+
+
+def _watched_cancel(cancel_event: CancelEvent) -> CancelToken:
+    """A token that a thread of this process cancels when the app sets ``cancel_event``."""
+    from model_core.engine import CancelToken
+
+    token = CancelToken()
+
+    def watch() -> None:
+        while not token.cancelled:
+            if cancel_event.wait(0.05):
+                token.cancel()
+
+    threading.Thread(target=watch, daemon=True, name="cancel-watch").start()
+    return token
 
 
 def _samples_on_disk(job: FinetuneJobDict, out: MessageQueue) -> tuple[list[Any], list[str]]:

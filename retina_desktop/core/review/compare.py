@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from model_core.errors import ImageReadError
 from model_core.imageio import IMAGE_SUFFIXES, read_mask
 from model_core.metrics import Agreement, Confusion, agreement
 
+from ..model.tasks import TaskContext
 from ..workspace import ImageEntry, Workspace
 
 SECOND_GRADER_DIRS = ("masks_2nd_observer", "mask_2nd_observer", "2nd_manual", "2nd_observer")
@@ -121,7 +123,9 @@ def _read(path: Path, shape: tuple[int, int], what: str, problems: list[str]) ->
     return mask
 
 
-def load_compare_masks(ctx, ws: Workspace, entry: ImageEntry, shape: tuple[int, int]) -> CompareMasks:
+def load_compare_masks(
+    ctx: TaskContext | None, ws: Workspace, entry: ImageEntry, shape: tuple[int, int]
+) -> CompareMasks:
     out = CompareMasks(entry.key)
     path, label = reference_source(ws, entry)
     if path is not None:
@@ -160,7 +164,7 @@ def compare_scores(
     if reference is None:
         return CompareScores(None, None, None)
 
-    def score(m):
+    def score(m: np.ndarray | None) -> Agreement | None:
         return agreement(m, reference) if m is not None else None
 
     return CompareScores(score(prediction), score(mask), score(second))
@@ -184,7 +188,9 @@ def dice_against_reference(ws: Workspace, entry: ImageEntry, model_key: str, thr
     return Confusion.of(prob >= threshold, reference, None).dice
 
 
-def workspace_dice(ctx, ws: Workspace, model_key: str, threshold: float, keys: list[str] | None = None) -> int:
+def workspace_dice(
+    ctx: TaskContext | None, ws: Workspace, model_key: str, threshold: float, keys: list[str] | None = None
+) -> int:
     """Emit ``(key, dice or None)`` for each image (or each of ``keys``); returns how many had a score."""
     entries = ws.entries if keys is None else [ws.entry(k) for k in keys]
     scored = 0
@@ -203,7 +209,7 @@ def workspace_dice(ctx, ws: Workspace, model_key: str, threshold: float, keys: l
 EDIT_ACTIONS = ("save", "autosave", "restore")
 
 
-def edit_burden(log: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def edit_burden(log: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """(time in seconds since the epoch, pixels the grader changed) of each save in the review log, oldest
     first: how much correcting each save took. Records without a readable time are left out."""
     import datetime as dt
@@ -222,7 +228,9 @@ def edit_burden(log: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(times, float)[order], np.asarray(pixels, np.int64)[order]
 
 
-def histogram(values, bins: int = 10, span: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def histogram(
+    values: Iterable[float | None], bins: int = 10, span: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(bin edges, counts) of the finite values, over ``span`` or their own range (widened around a single
     value)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)

@@ -97,6 +97,60 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _export_folders(workspace: Workspace, dest: Path, options: ExportOptions) -> None:
+    """Refuse a destination inside the workspace's own folders (exporting there would overwrite the photos or the
+    ground truth), and make the export's folders."""
+    resolved = dest.resolve()
+    own = (
+        {workspace.root}
+        | {e.gt_dir.resolve() for e in workspace.entries}
+        | {e.path.parent.resolve() for e in workspace.entries}
+    )
+    if resolved in own or any(o in resolved.parents for o in own - {workspace.root}):
+        raise WorkspaceError(f"{dest}: choose a folder outside the workspace's own image and mask folders")
+    try:
+        for sub in ("images", "mask") + (("overlays",) if options.overlays else ()):
+            (dest / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"{dest}: cannot create the export folders ({exc.strerror or exc})") from None
+
+
+def _export_one(workspace: Workspace, entry: ImageEntry, options: ExportOptions, summary: ExportSummary) -> None:
+    """Export one image with a saved mask; what happened is noted in ``summary``."""
+    dest = summary.destination
+    name = entry.stem if not entry.split else f"{entry.split}_{entry.stem}"
+    mask_out = dest / "mask" / f"{name}.png"
+    image_out = dest / "images" / f"{name}{entry.path.suffix.lower()}"
+    try:
+        rgb = read_image(entry.path)
+        mask = workspace.load_ground_truth(entry, rgb.shape[:2], remember=False)
+        if mask is None:
+            summary.skipped_no_mask.append(entry.key)
+            return
+        png = mask_to_png(mask, options.one_value)
+        # Content, not names, decides: an older export of a since-corrected mask must not survive.
+        mask_same = mask_out.exists() and _same_mask(mask_out, mask)
+        image_same = image_out.exists() and _same_file(entry.path, image_out)
+        if mask_same and image_same and not options.overwrite:
+            summary.skipped_existing.append(entry.key)
+            return
+        stale = mask_out.exists() and not mask_same
+        if stale and not options.replace_stale and not options.overwrite:
+            summary.stale.append(entry.key)
+            return
+        if not image_same or options.overwrite:
+            copy_file_atomic(entry.path, image_out)
+        if not mask_same or options.overwrite:
+            write_png_atomic(mask_out, png)
+        if options.overlays:
+            write_png_atomic(dest / "overlays" / f"{name}.png", overlay_picture(rgb, mask))
+        (summary.replaced if stale else summary.written).append(entry.key)
+    except ImageReadError as exc:
+        summary.failed.append(str(exc))
+    except OSError as exc:
+        summary.failed.append(f"{entry.path}: {exc.strerror or exc}")
+
+
 def export_masks(
     workspace: Workspace,
     options: ExportOptions,
@@ -106,21 +160,8 @@ def export_masks(
 ) -> ExportSummary:
     dest = Path(options.destination)
     entries = list(workspace.entries if entries is None else entries)
-    # Exporting into the workspace's own folders would overwrite the photos or the ground truth.
-    resolved = dest.resolve()
-    own = (
-        {workspace.root}
-        | {e.gt_dir.resolve() for e in workspace.entries}
-        | {e.path.parent.resolve() for e in workspace.entries}
-    )
-    if resolved in own or any(o in resolved.parents for o in own - {workspace.root}):
-        raise WorkspaceError(f"{dest}: choose a folder outside the workspace's own image and mask folders")
+    _export_folders(workspace, dest, options)
     summary = ExportSummary(dest)
-    try:
-        for sub in ("images", "mask") + (("overlays",) if options.overlays else ()):
-            (dest / sub).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WorkspaceError(f"{dest}: cannot create the export folders ({exc.strerror or exc})") from None
     total = len(entries)
     for i, entry in enumerate(entries):
         if cancelled is not None and cancelled():
@@ -128,44 +169,12 @@ def export_masks(
             break
         if progress is not None:
             progress(i, total, entry.name)
-        gt = entry.existing_gt()
-        if gt is None:
+        if entry.existing_gt() is None:
             summary.skipped_no_mask.append(entry.key)
-            continue
-        if options.approved_only and workspace.status(entry.key) != "approved":
+        elif options.approved_only and workspace.status(entry.key) != "approved":
             summary.skipped_not_approved.append(entry.key)
-            continue
-        name = entry.stem if not entry.split else f"{entry.split}_{entry.stem}"
-        mask_out = dest / "mask" / f"{name}.png"
-        image_out = dest / "images" / f"{name}{entry.path.suffix.lower()}"
-        try:
-            rgb = read_image(entry.path)
-            mask = workspace.load_ground_truth(entry, rgb.shape[:2], remember=False)
-            if mask is None:
-                summary.skipped_no_mask.append(entry.key)
-                continue
-            png = mask_to_png(mask, options.one_value)
-            # Content, not names, decides: an older export of a since-corrected mask must not survive.
-            mask_same = mask_out.exists() and _same_mask(mask_out, mask)
-            image_same = image_out.exists() and _same_file(entry.path, image_out)
-            if mask_same and image_same and not options.overwrite:
-                summary.skipped_existing.append(entry.key)
-                continue
-            stale = mask_out.exists() and not mask_same
-            if stale and not options.replace_stale and not options.overwrite:
-                summary.stale.append(entry.key)
-                continue
-            if not image_same or options.overwrite:
-                copy_file_atomic(entry.path, image_out)
-            if not mask_same or options.overwrite:
-                write_png_atomic(mask_out, png)
-            if options.overlays:
-                write_png_atomic(dest / "overlays" / f"{name}.png", overlay_picture(rgb, mask))
-            (summary.replaced if stale else summary.written).append(entry.key)
-        except ImageReadError as exc:
-            summary.failed.append(str(exc))
-        except OSError as exc:
-            summary.failed.append(f"{entry.path}: {exc.strerror or exc}")
+        else:
+            _export_one(workspace, entry, options, summary)
     if progress is not None:
         progress(total if not summary.cancelled else len(summary.written), total, "done")
     return summary

@@ -114,13 +114,14 @@ class MaskDocument:
         return self._history_bytes
 
     @property
-    def is_dirty(self) -> bool:
-        """True when the mask differs from the last saved (or loaded) state."""
+    def unsaved(self) -> bool:
+        """The mask differs from what was last saved or loaded (what is on disk): a save or autosave writes it."""
         return self._stroke_before is not None or self._clean_index != len(self._undo)
 
     @property
-    def has_edits(self) -> bool:
-        """True when the grader changed anything by hand since the mask was derived or loaded."""
+    def edited(self) -> bool:
+        """The mask is somebody's work, not what the app derived: changed by hand since it was derived or loaded (an
+        undo step, or steps dropped from a full history), or a saved ground truth. Never replaced unasked."""
         return bool(self._undo) or self._dropped_before_clean or self.source == "ground truth"
 
     # -- saving ----------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class MaskDocument:
         """Start over from ``mask`` (a new prediction or threshold): history is cleared.
 
         ``saved`` says whether the new content equals what is on disk; if not, the document is
-        dirty and autosave will write it.
+        unsaved and autosave will write it.
         """
         new = np.asarray(mask, dtype=bool)
         if new.shape != self._mask.shape:
@@ -302,7 +303,7 @@ class MaskDocument:
 
     def mark_saved_at(self, point: tuple[object, ...], saved: np.ndarray) -> None:
         """``point`` (from ``save_point``) is what is on disk now; ``saved`` is the copy that was written.
-        Edits made since stay dirty; undoing them back to ``point`` makes the document clean again."""
+        Edits made since stay unsaved; undoing them back to ``point`` makes the document clean again."""
         top = point[0]
         if top is None:  # an empty history then: only an unchanged mask is known to equal the copy
             clean = 0 if not self._undo and np.array_equal(self._mask, saved) else None

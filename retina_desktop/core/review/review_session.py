@@ -12,8 +12,8 @@ The threshold has one owner, this class. Its policy (README, "How to review"):
   threshold wins, and the user is told which threshold it replaced; the open mask is re-derived at it
   unless it has edits (strokes or a saved ground truth), which are never replaced without asking.
 
-The mask on screen is either the probabilities cut at ``threshold`` or, when ``mask_edited`` is true, a mask
-the grader edited or saved, which the threshold label says.
+The mask on screen is either the probabilities cut at ``threshold`` or, when ``threshold_overridden`` is true, a
+mask the grader edited or saved, which the threshold label says.
 
 Saving goes through one call, ``Workspace.save_ground_truth`` (mask, status and review-log entry in one
 transaction, checked against the version this window loaded), and raises its typed errors for the window to
@@ -31,7 +31,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from psygnal import Signal
@@ -91,7 +91,7 @@ class _Kept:
 def save_source(document: MaskDocument, tools: tuple[str, ...], auto: bool) -> str:
     """The version's source (records.SOURCES): the prediction as derived, else the tool that changed the most
     pixels since the last save; "autosave" (or "brush" for a save by hand) when no step says which tool."""
-    if document.source == "prediction" and not document.has_edits:
+    if document.source == "prediction" and not document.edited:
         return "prediction"
     if tools:
         return tools[0]
@@ -109,7 +109,9 @@ class SaveJob:
     entry: ImageEntry
     document: MaskDocument
     mask: np.ndarray  # what is saved
-    point: tuple | None  # the document's state ``mask`` was copied at (None: saved at once, on this thread)
+    point: (
+        tuple[object, ...] | None
+    )  # the document's state ``mask`` was copied at (None: saved at once, on this thread)
     auto: bool
     model: str | None
     reviewer: str | None
@@ -203,6 +205,18 @@ class _ReviewState:
         s = self.image
         return s.probability >= self.threshold if s is not None and s.probability is not None else None
 
+    def _open_workspace(self) -> Workspace:
+        """The workspace, for the calls that are only made with one open."""
+        if self.workspace is None:
+            raise RuntimeError("no workspace is open")
+        return self.workspace
+
+    def _open_image(self) -> tuple[OpenImage, Workspace]:
+        """The open image and its workspace, for the calls that are only made with an image open."""
+        if self.image is None:
+            raise RuntimeError("no image is open")
+        return self.image, self._open_workspace()
+
 
 class _Saving(_ReviewState):
     """Saving, approving, restoring and conflicts of the open image (one background save in flight at most)."""
@@ -213,7 +227,7 @@ class _Saving(_ReviewState):
         prediction (a threshold moved) is not a correction, and must not replace a mask on disk (a data set's own)
         unasked; an explicit save still writes it."""
         s = self.image
-        if s is None or not s.document.is_dirty:
+        if s is None or not s.document.unsaved:
             return False
         return s.document.can_undo or s.entry.existing_gt() is None
 
@@ -234,6 +248,7 @@ class _Saving(_ReviewState):
         that had no mask file then removes the file this window wrote (it stays in the history) and returns
         None, so the prediction is not taken for a correction."""
         job = self.begin_save(auto, model, reviewer)
+        assert job is not None  # only a background save is ever refused
         job.run()
         return self.finish_save(job)
 
@@ -244,7 +259,7 @@ class _Saving(_ReviewState):
         grader may go on editing while a worker runs it; the job is then in flight until ``settle``. None when
         a background save cannot be taken now (in the middle of a stroke)."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         doc = s.document
         point = None
         if background:
@@ -294,7 +309,7 @@ class _Saving(_ReviewState):
 
     def finish_save(self, job: SaveJob) -> Path | None:
         """Apply a finished save to the document (if its image is still open) and return its path, or raise its
-        error. A background save marks saved the state it copied: edits made since stay dirty."""
+        error. A background save marks saved the state it copied: edits made since stay unsaved."""
         s = self.image
         s = s if s is not None and s.document is job.document else None
         if job.withdrawn:
@@ -318,18 +333,20 @@ class _Saving(_ReviewState):
         else:
             s.document.mark_saved_at(job.point, job.mask)
 
-    def _saved(self, job: SaveJob | OpenImage, mark: bool = True) -> None:
-        if isinstance(job, OpenImage):
-            s, job = job, None
+    def _saved(self, done: SaveJob | OpenImage, mark: bool = True) -> None:
+        s: OpenImage | None
+        if isinstance(done, OpenImage):
+            s, job = done, None
         else:
-            s = self.image if self.image is not None and self.image.document is job.document else None
+            s = self.image if self.image is not None and self.image.document is done.document else None
+            job = done
         if s is not None:
             if mark:
                 self._mark_saved(s, job)
             s.document.source = "ground truth"
-            s.disk_sha = self.workspace.loaded_sha(s.entry)
-        key = s.key if s is not None else job.key
-        path = s.entry.gt_path if s is not None else job.entry.gt_path
+            s.disk_sha = self._open_workspace().loaded_sha(s.entry)
+        key = s.key if s is not None else done.key
+        path = s.entry.gt_path if s is not None else done.entry.gt_path
         self.saved.emit(key, str(path))
         self.status_changed.emit(key)
 
@@ -341,7 +358,7 @@ class _Saving(_ReviewState):
         "mine" is logged like any save: the model (the failed save's, else ``model``), the threshold and the
         pixels changed against the prediction."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         job = self._conflict_job
         job = job if job is not None and job.error is conflict and job.document is s.document else None
         self._conflict_job = None
@@ -361,7 +378,10 @@ class _Saving(_ReviewState):
             ws.set_status(s.key, "edited")
             # The version written is the one the save copied, not edits made since; without that save at hand, the
             # document is marked saved only if it is what was written.
-            self._saved(job or s, mark=job is not None or np.array_equal(read_mask_or_none(path), s.document.mask))
+            written = read_mask_or_none(path) if path is not None else None
+            self._saved(
+                job or s, mark=job is not None or (written is not None and np.array_equal(written, s.document.mask))
+            )
             return path
         ws.resolve_conflict(conflict, "theirs")
         theirs = read_mask_or_none(conflict.theirs.path)
@@ -379,7 +399,7 @@ class _Saving(_ReviewState):
         """Make an earlier version of the open image its newest version (save unsaved edits first). The mask on
         screen changes as one undo step, so Ctrl+Z, or restoring again, takes it back."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         path = ws.restore(s.entry, sha256, reviewer=reviewer, expected_sha=s.disk_sha)
         mask = read_mask_or_none(path)
         if mask is not None and mask.shape == s.document.shape:
@@ -408,19 +428,19 @@ class _Saving(_ReviewState):
         # Also when another window or grader saved since: approving must never vouch for a mask not seen here
         # (the save then raises SaveConflict and the grader chooses).
         self.settle()
-        s = self.image
+        s, ws = self._open_image()
         return (
-            s.document.is_dirty
+            s.document.unsaved
             or s.entry.existing_gt() is None
             or bool(s.loaded.ground_truth_problem)
-            or self.workspace.current_sha(s.entry) != s.disk_sha
+            or ws.current_sha(s.entry) != s.disk_sha
         )
 
-    def approve(self, model: str | None, reviewer: str | None) -> dict:
+    def approve(self, model: str | None, reviewer: str | None) -> dict[str, Any]:
         """Mark the open image approved (save first if ``needs_save_before_approve``), logged with the pixels
         changed against the prediction and the last approval. Raises WorkspaceError / RecordError."""
         self.settle()
-        s, ws = self.image, self.workspace
+        s, ws = self._open_image()
         counts = ws.approve(s.entry, reviewer=reviewer, model=model, prediction=self._prediction_mask())
         s.baseline, s.baseline_status, s.baseline_had_file = s.document.mask.copy(), "approved", True
         s.edit_confirmed = False
@@ -440,12 +460,13 @@ class _Threshold(_Saving):
 
     # ------------------------------------------------------------------ threshold --
     @property
-    def mask_edited(self) -> bool:
-        """True when the mask on screen is not simply the probabilities cut at ``threshold``."""
+    def threshold_overridden(self) -> bool:
+        """There are probabilities, and the mask on screen is not simply them cut at ``threshold`` (it is edited, or
+        a mask painted before they came): the threshold label says so. False without probabilities."""
         s = self.image
         if s is None or s.probability is None:
             return False
-        return s.document.has_edits or s.document.source != "prediction"
+        return s.document.edited or s.document.source != "prediction"
 
     def _set_threshold(self, t: float) -> None:
         self.threshold = float(t)
@@ -456,11 +477,11 @@ class _Threshold(_Saving):
         s = self.image
         if s is None or s.probability is None or not self.changes_mask(t):
             return None
-        if not (s.document.has_edits or s.document.is_dirty):
+        if not (s.document.edited or s.document.unsaved):
             return None
-        # has_edits counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
+        # ``edited`` counts a saved ground truth on screen as somebody's work: replacing it by the prediction is
         # never silent, and the question says that the next save or autosave (switching images) writes over it.
-        edits = s.document.is_dirty or s.document.can_undo  # by hand, since the mask was loaded or derived
+        edits = s.document.unsaved or s.document.can_undo  # by hand, since the mask was loaded or derived
         if s.document.source == "ground truth" and s.entry.existing_gt() is not None:
             return (
                 f"Thresholding the probabilities at {t:.2f} replaces the saved ground truth of {s.entry.name} "
@@ -505,7 +526,7 @@ class _Threshold(_Saving):
     def _rethreshold_unedited(self, t: float) -> bool:
         """Set the threshold and re-derive the open mask if it has no edits; True when an edited mask was kept."""
         s = self.image
-        kept = s is not None and s.probability is not None and (s.document.has_edits or s.document.is_dirty)
+        kept = s is not None and s.probability is not None and (s.document.edited or s.document.unsaved)
         if s is not None and s.probability is not None and not kept and s.document.source == "prediction":
             s.document.reset(s.probability >= t, "prediction", saved=s.entry.existing_gt() is None)
         self._set_threshold(t)
@@ -562,7 +583,7 @@ class ReviewSession(_Threshold):
         self.close_image()
         self._load_request += 1
         self.loading_key = self.current_key = key
-        return self._load_request, self.workspace.entry(key)
+        return self._load_request, self._open_workspace().entry(key)
 
     def is_current(self, request: int) -> bool:
         return request == self._load_request and self.workspace is not None
@@ -579,8 +600,9 @@ class ReviewSession(_Threshold):
         if not self.is_current(request):
             return None
         self.loading_key = None
+        ws = self._open_workspace()
         h, w = loaded.rgb.shape[:2]
-        disk_sha = self.workspace.loaded_sha(loaded.entry)
+        disk_sha = ws.loaded_sha(loaded.entry)
         kept = self._kept.pop(loaded.entry.key, None)
         if kept is not None and self._still_valid(kept, loaded, disk_sha):
             self.image = OpenImage(
@@ -608,7 +630,7 @@ class ReviewSession(_Threshold):
             loaded.probability,
             disk_sha,
             doc.mask.copy(),
-            self.workspace.status(loaded.entry.key),
+            ws.status(loaded.entry.key),
             loaded.ground_truth is not None,
         )
         self.image_opened.emit(self.image)
@@ -618,7 +640,7 @@ class ReviewSession(_Threshold):
     def _still_valid(kept: _Kept, loaded: LoadedImage, disk_sha: str | None) -> bool:
         """A kept document is reused only if the mask on disk is still the version it was built on."""
         doc = kept.document
-        if doc.shape != loaded.rgb.shape[:2] or doc.is_dirty or kept.disk_sha != disk_sha:
+        if doc.shape != loaded.rgb.shape[:2] or doc.unsaved or kept.disk_sha != disk_sha:
             return False
         if loaded.ground_truth is not None:
             return np.array_equal(doc.mask, loaded.ground_truth)
@@ -633,7 +655,7 @@ class ReviewSession(_Threshold):
 
     def _keep(self, s: OpenImage) -> None:
         doc = s.document
-        if doc.is_dirty or not (doc.can_undo or doc.can_redo):
+        if doc.unsaved or not (doc.can_undo or doc.can_redo):
             return  # unsaved edits being discarded, or nothing to undo
         self._kept[s.key] = _Kept.of(s)
         self._kept.move_to_end(s.key)
@@ -659,7 +681,7 @@ class ReviewSession(_Threshold):
         s.probability = result.probability
         doc = s.document
         outcome = "shown"
-        if doc.source in ("empty", "prediction") and not doc.has_edits and not doc.is_dirty:
+        if doc.source in ("empty", "prediction") and not doc.edited and not doc.unsaved:
             # Nothing by hand on screen: a first prediction, or a new model's, replaces it.
             doc.reset(result.probability >= self.threshold, "prediction", saved=True)
             if not s.baseline_had_file:

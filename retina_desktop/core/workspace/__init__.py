@@ -24,18 +24,18 @@ from .common import (
 )
 from .layout import CORRECTED_DIR_NAME, ImageEntry, discover
 from .masks import MASK_CACHE_SIZE
-from .records import SCHEMA_VERSION, SOURCES, STATUSES, OpenRecord
+from .records import SCHEMA_VERSION, SOURCES, STATUSES
 from .versions import SaveConflict, Version
-from .windows import SESSION_STALE_S
+from .windows import OPEN_WINDOW_STALE_S, OpenRecord
 from .workspace import Workspace, photo_size, uncertainty_of, write_workspace_info
 
 __all__ = [
     "CORRECTED_DIR_NAME",
     "MASK_CACHE_SIZE",
     "META_DIR_NAME",
+    "OPEN_WINDOW_STALE_S",
     "RECORDS_NAME",
     "SCHEMA_VERSION",
-    "SESSION_STALE_S",
     "SOURCES",
     "STATUSES",
     "DiskFullError",

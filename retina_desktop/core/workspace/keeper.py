@@ -2,7 +2,7 @@
 
 Every change goes through ``RecordKeeper.apply(what, change)``: ``change(records)`` runs in one transaction. While
 the real file could not be opened (a full disk at open, no access, a lock held too long), the change is made in
-an in-memory copy, so this session sees it, and kept; each later change and ``flush()`` try the real file again
+an in-memory copy, so this window sees it, and kept; each later change and ``flush()`` try the real file again
 and, once it opens, replay the kept changes into it in order. A change that fails on the real file (a full disk
 now) is kept the same way and retried. Nothing is dropped, and each call says, in a notice, that records wait.
 """
@@ -46,7 +46,7 @@ class RecordKeeper:
                 self.retry()
             if self.unavailable is not None:
                 if not already_made:
-                    change(self.records)  # in memory: this session sees it
+                    change(self.records)  # in memory: this window sees it
                 self._waiting.append(change)
                 self._say(f"{self.unavailable}: {what} is kept in memory, not yet in the records")
                 return False
@@ -82,6 +82,18 @@ class RecordKeeper:
                 except sqlite3.Error:
                     return
                 self._waiting.pop(0)
+
+    def try_quietly(self, what: str, change: Change) -> bool:
+        """A write that only lists files (the prediction cache's index): tried once, never kept and never a notice;
+        False when it was not written (the file is what counts)."""
+        if self.unavailable is not None:
+            return False
+        try:
+            with self._lock:
+                change(self.records)
+            return True
+        except sqlite3.Error:
+            return False
 
     def _say(self, text: str) -> None:
         if self._notices[-1:] != [text]:

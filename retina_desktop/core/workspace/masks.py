@@ -1,8 +1,8 @@
 """The masks of a workspace and every version of them: load, save, approve, restore, withdraw. Qt-free.
 
 Keep before replace: no write replaces or removes a mask file until its exact content is readable in the
-history, checked by its sha256 (not by its record): a missing or damaged history copy is rewritten from the file
-on disk first; where that is impossible the write is refused with one line and the mask stays as it is.
+history (``history.py``), checked by its sha256 (not by its record): a missing or damaged history copy is rewritten
+from the file on disk first; where that is impossible the write is refused with one line and the mask stays as it is.
 
 A save is one transaction: the file on disk is read and kept, the new version is kept, then written over the mask
 file, and its record (pixels added/removed against the previous version and the prediction), the status and a
@@ -31,7 +31,6 @@ from model_core.imageio import read_mask
 
 from .common import (
     _UNSET,
-    HISTORY_DIR_NAME,
     RecordError,
     WorkspaceError,
     _db_error,
@@ -43,6 +42,7 @@ from .common import (
     read_regular,
 )
 from .filesystem import FolderGuard
+from .history import MaskHistory, Op
 from .keeper import RecordKeeper
 from .layout import ImageEntry
 from .pixels import as_bool, changes, clean_bool, encode_mask
@@ -51,7 +51,6 @@ from .shared import SharedRecords
 from .versions import SaveConflict, Version
 
 MASK_CACHE_SIZE = 4  # recent masks kept decoded, so a save measures its changes without reading the file
-Op = Callable[[Records], None]
 _encoder: ThreadPoolExecutor | None = None
 
 
@@ -109,11 +108,10 @@ class MaskStore:
         self.meta_dir = meta_dir
         self.root = root
         self._keeper = keeper
-        self._shared = shared
         self._guard = guard
         self._lock = lock
         self._on_logged = on_logged  # the review log's JSONL mirror
-        self._within = within  # history folders are created only below this (None: the user data folder)
+        self.history = MaskHistory(meta_dir, keeper, shared, guard, within)
         self._touch = touch  # refreshes this window's "open" record with each save
         self._loaded: dict[str, str | None] = {}
         self._masks: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
@@ -157,20 +155,6 @@ class MaskStore:
         for key in list(self._loaded):
             self._loaded[key] = _file_sha(entries[key].existing_gt()) if key in entries else None
 
-    def history_dir(self, entry: ImageEntry) -> Path:
-        return self.meta_dir / HISTORY_DIR_NAME / entry.key
-
-    def versions(self, key: str) -> list[Version]:
-        """Every version recorded for the image, oldest first. A read-only workspace's own come first (made before
-        this user's, which live in the fallback folder)."""
-        try:
-            rows = self._keeper.records.versions(key)
-        except sqlite3.Error:  # the History then shows what the share has
-            rows = []
-        return [Version.from_row(r, self._shared.meta_dir) for r in self._shared.versions(key)] + [
-            Version.from_row(r, self.meta_dir) for r in rows
-        ]
-
     def _remember(self, key: str, sha: str, mask: np.ndarray) -> None:
         with self._lock:  # a background save and an image loading on another thread may both remember a mask
             self._masks[key] = (sha, mask)
@@ -188,67 +172,6 @@ class MaskStore:
             return read_mask(path, data)
         except (ImageReadError, OSError):
             return None
-
-    # -- keep before replace --------------------------------------------------------------------
-    def keep(
-        self,
-        entry: ImageEntry,
-        data: bytes,
-        sha: str,
-        suffix: str,
-        ops: list[Op],
-        *,
-        note: str | None = None,
-        source: str = "import",
-    ) -> str:
-        """Make sure ``data`` is readable in the history under its sha256; returns its path relative to the records
-        folder. A recorded copy whose bytes differ (damaged, swapped, a same-size garbage file) or that is missing
-        is written again; a copy that cannot be made refuses the write that asked for it."""
-        recorded = [v.path for v in self.versions(entry.key) if v.sha256 == sha]
-        for path in [*recorded, self.history_dir(entry) / f"{sha}{suffix}"]:
-            if self._holds(path, sha):
-                return (
-                    path.relative_to(self.meta_dir).as_posix()
-                    if self.meta_dir in path.parents
-                    else self._copy_in(entry, data, sha, suffix)
-                )
-        rel = self._copy_in(entry, data, sha, suffix)
-        if not recorded and note is not None:
-            now = _now()
-            ops.append(lambda r: r.add_version(VersionRow(entry.key, sha, now, None, source, None, rel, note=note)))
-        return rel
-
-    def _holds(self, path: Path, sha: str) -> bool:
-        if path.is_symlink() or not self.inside_history(path):
-            return False
-        try:
-            return hashlib.sha256(read_regular(path)).hexdigest() == sha
-        except OSError:
-            return False
-
-    def inside_history(self, path: Path) -> bool:
-        roots = {(self.meta_dir / HISTORY_DIR_NAME).resolve(), (self._shared.meta_dir / HISTORY_DIR_NAME).resolve()}
-        try:
-            resolved = path.resolve()
-        except OSError:
-            return False
-        return any(r in resolved.parents for r in roots)
-
-    def _copy_in(self, entry: ImageEntry, data: bytes, sha: str, suffix: str) -> str:
-        path = self.history_dir(entry) / f"{sha}{suffix}"
-        why = "the mask was not saved"
-        try:
-            if path.parent.exists() and not self.inside_history(path.parent / "x"):
-                raise WorkspaceError(
-                    f"{path.parent}: the history folder leads outside the workspace's records (a link); {why}"
-                )
-            write_bytes_atomic(path, data, within=self._within)
-            self._guard.created(self.meta_dir)
-            if not self._holds(path, sha):
-                raise WorkspaceError(f"{path}: the history copy reads back different; {why}")
-        except OSError as exc:
-            raise _os_error(exc, path, f"the version could not be kept in the history; {why}") from None
-        return path.relative_to(self.meta_dir).as_posix()
 
     # -- saving -------------------------------------------------------------------------------------
     def save(self, req: SaveRequest, prediction: np.ndarray | None) -> Path:
@@ -325,23 +248,12 @@ class MaskStore:
         existing, disk, disk_sha = self._disk(entry)
         if existing is not None and disk is not None and disk_sha is not None and disk_sha != sha:
             # The file on disk (a mask from elsewhere, another tool, DRIVE's GIF) is kept byte for byte first.
-            self.keep(entry, disk, disk_sha, existing.suffix.lower(), ops, note="found on disk")
+            self.history.keep(entry, disk, disk_sha, existing.suffix.lower(), ops, note="found on disk")
         if req.expected_sha is not _UNSET and disk_sha is not None and disk_sha not in (req.expected_sha, sha):
             return self._conflict(req, data, sha, disk_sha, now, ops), None
-        rel = self.keep(entry, data, sha, ".png", [])
+        rel = self.history.keep(entry, data, sha, ".png", [])
         if not (disk_sha == sha and existing == entry.gt_path):
-            self._guard.check(entry.gt_dir, self.meta_dir)
-            try:
-                write_bytes_atomic(entry.gt_path, data, within=self.root)
-            except OSError as exc:
-                self._guard.check(entry.gt_dir)
-                raise _os_error(exc, entry.gt_path, "the mask was not saved") from None
-            self._guard.created(entry.gt_dir)
-            if existing is not None and existing != entry.gt_path and existing.parent == entry.gt_dir:
-                try:  # a mask in another format (e.g. DRIVE's GIF) is superseded; its copy is in the history
-                    existing.unlink()
-                except OSError:
-                    pass
+            self._replace_file(entry, data, existing)
         needs_previous = disk_sha != sha and not (req.prev_counts is not None and req.prev_counts[0] == disk_sha)
         previous = self.cached(entry.key, disk_sha, existing, disk) if needs_previous else None
         counts = _counts(req, disk_sha, sha, previous)
@@ -352,7 +264,7 @@ class MaskStore:
             fields["status"] = req.status
             if req.status == "approved":
                 fields["approved_sha"] = sha
-        session_touch = self._touch
+        touch_window = self._touch
 
         def commit(r: Records) -> None:
             if new_version:
@@ -374,25 +286,40 @@ class MaskStore:
             r.update_image(entry.key, now, **fields)
             if log is not None:
                 r.add_log(log)
-            session_touch(r)
+            touch_window(r)
 
         commit.after_write = True  # type: ignore[attr-defined]  # the mask is on disk once this op runs
         ops.append(commit)
         return None, log
 
+    def _replace_file(self, entry: ImageEntry, data: bytes, existing: Path | None) -> None:
+        """Write the new version over the mask file; both it and the file it replaces are in the history."""
+        self._guard.check(entry.gt_dir, self.meta_dir)
+        try:
+            write_bytes_atomic(entry.gt_path, data, within=self.root)
+        except OSError as exc:
+            self._guard.check(entry.gt_dir)
+            raise _os_error(exc, entry.gt_path, "the mask was not saved") from None
+        self._guard.created(entry.gt_dir)
+        if existing is not None and existing != entry.gt_path and existing.parent == entry.gt_dir:
+            try:  # a mask in another format (e.g. DRIVE's GIF) is superseded; its copy is in the history
+                existing.unlink()
+            except OSError:
+                pass
+
     def _conflict(
         self, req: SaveRequest, data: bytes, sha: str, disk_sha: str, now: str, ops: list[Op]
     ) -> SaveConflict:
         entry = req.entry
-        rel = self.keep(entry, data, sha, ".png", [])
+        rel = self.history.keep(entry, data, sha, ".png", [])
         mine = VersionRow(entry.key, sha, now, req.reviewer, req.source, req.model, rel, note="conflict")
         ops.append(lambda r: r.add_version(mine))
-        recorded = [v for v in self.versions(entry.key) if v.sha256 == disk_sha]
+        recorded = [v for v in self.history.versions(entry.key) if v.sha256 == disk_sha]
         theirs = (
             recorded[-1]
             if recorded
             else Version(
-                entry.key, disk_sha, now, None, "import", None, self.history_dir(entry) / disk_sha, note="found on disk"
+                entry.key, disk_sha, now, None, "import", None, self.history.dir(entry) / disk_sha, note="found on disk"
             )
         )
         return SaveConflict(entry.key, req.expected_sha, Version.from_row(mine, self.meta_dir), theirs)
@@ -418,7 +345,7 @@ class MaskStore:
                         or existing.parent != entry.gt_dir
                     ):  # never a data set's own mask read beside it
                         return False
-                    self.keep(entry, disk, disk_sha, existing.suffix.lower(), ops, note="withdrawn")
+                    self.history.keep(entry, disk, disk_sha, existing.suffix.lower(), ops, note="withdrawn")
                     try:
                         existing.unlink()
                     except OSError as exc:
@@ -557,7 +484,7 @@ class VersionActions:
         except sqlite3.Error:
             log = []
         approved = [r.get("sha256") for r in log if r.get("action") == "approve" and isinstance(r.get("sha256"), str)]
-        kept = self._store.versions(entry.key)
+        kept = self._store.history.versions(entry.key)
         base_sha = approved[-1] if approved else (kept[0].sha256 if kept else None)
         base = next(
             (self._store.cached("", v.sha256, v.path) for v in kept if v.sha256 == base_sha and v.path.is_file()), None
@@ -575,14 +502,14 @@ class VersionActions:
         """The mask of a history file about to become the ground truth, checked as ``verify`` would: inside the
         workspace's history, the content its name and record promise, a decodable mask of its photo's size. A
         damaged or swapped file is refused in one line; the mask on disk stays as it is."""
-        versions = [v for v in reversed(self._store.versions(entry.key)) if v.sha256 == sha256]
+        versions = [v for v in reversed(self._store.history.versions(entry.key)) if v.sha256 == sha256]
         paths = [v.path for v in versions]
         if not paths and len(sha256) == 64:
-            paths = sorted(self._store.history_dir(entry).glob(f"{sha256}.*"))
+            paths = sorted(self._store.history.dir(entry).glob(f"{sha256}.*"))
         if not paths:
-            raise WorkspaceError(f"{entry.key}: no version {sha256} in {self._store.history_dir(entry)}")
+            raise WorkspaceError(f"{entry.key}: no version {sha256} in {self._store.history.dir(entry)}")
         path = next((p for p in paths if p.exists()), paths[0])
-        if path.is_symlink() or not self._store.inside_history(path):
+        if path.is_symlink() or not self._store.history.inside(path):
             raise WorkspaceError(
                 f"{entry.key}: the record of version {sha256[:12]} points outside the workspace's "
                 f"history ({path}); nothing was restored (`workspace verify` lists such problems)"

@@ -9,8 +9,8 @@ which the next open rebuilds from), never an empty file that later opens trust.
 A file is rebuilt, with the damaged one kept aside as ``records.corrupt-<time>.sqlite``, when it is not a
 database, fails its integrity check, is empty (0 bytes or no tables), or holds no image, version or log record
 while history files or review-log lines exist. A file of a newer schema is opened read-only and never changed.
-A file that cannot be opened for now (busy, no access, disk full) stays where it is; ``PendingRecords`` keeps
-this session's records until it can be opened.
+A file that cannot be opened for now (busy, no access, disk full) stays where it is; ``RecordKeeper`` keeps
+this window's records until it can be opened.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Tables:
   added/removed against the previous version and against the prediction, the history file (relative to the
   records folder) and a note;
 * ``predictions``: the prediction-cache index; ``migrations``: what was migrated or rebuilt, when;
-* ``sessions``: who has the workspace open (user, machine, pid, since), for "already open" notices.
+* ``open_windows`` (schema 3; ``sessions`` before): who has the workspace open (user, machine, pid, since), for
+  "already open" notices (``windows.py``).
 
 The schema version is ``PRAGMA user_version``. An older file is migrated step by step, each step (its changes and
 its new version number) one transaction, so a kill leaves the file at the last whole step. A file of a newer
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -36,7 +35,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 15000
 Status = Literal["new", "predicted", "edited", "approved"]
 STATUSES: tuple[Status, ...] = ("new", "predicted", "edited", "approved")
@@ -85,9 +84,14 @@ _SCHEMA_2 = """
 ALTER TABLE images ADD COLUMN reference_sha TEXT;
 CREATE INDEX IF NOT EXISTS review_log_image ON review_log (image);
 """
+# Schema 3: the table of who has the workspace open is named for what it holds, one row per open window ("session"
+# is the review of a workspace, ``ReviewSession``).
+_SCHEMA_3 = """
+ALTER TABLE sessions RENAME TO open_windows;
+"""
 # MIGRATIONS[n] takes a file from version n - 1 to n.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: _SCHEMA_2}
-_TABLES = {"images", "settings", "review_log", "versions", "predictions", "migrations", "sessions"}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
+_TABLES = {"images", "settings", "review_log", "versions", "predictions", "migrations", "open_windows"}
 NEWER_FILE = "made by a newer Retina Desktop; open it with that version"
 
 
@@ -155,20 +159,6 @@ def clean_text(value: object, limit: int = 500) -> str | None:
 
 def _clean_int(value: object) -> int | None:
     return clean_count(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except OSError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -538,63 +528,5 @@ class Records:
             for t, w, d in self.query("SELECT time, what, detail FROM migrations ORDER BY id")
         ]
 
-    # -- sessions ("already open") ---------------------------------------------------------------
-    def open_session(self, user: str, since: str, seen: float) -> int:
-        with self.write() as con:
-            cur = con.execute(
-                "INSERT INTO sessions (user, machine, pid, since, seen) VALUES (?, ?, ?, ?, ?)",
-                (user, socket.gethostname(), os.getpid(), since, seen),
-            )
-            return int(cur.lastrowid or 0)
-
-    def close_session(self, session_id: int) -> None:
-        with self.write() as con:
-            con.execute("DELETE FROM sessions WHERE id=?", (session_id,))
-
-    def touch_session(self, session_id: int, seen: float) -> None:
-        with self.write() as con:
-            con.execute("UPDATE sessions SET seen=? WHERE id=?", (seen, session_id))
-
-    def other_sessions(self, own_id: int | None, now: float, stale_after_s: float) -> list[OpenRecord]:
-        """Live sessions other than ``own_id``. On this machine a dead pid is stale (its row is dropped);
-        from another machine, a session not seen for ``stale_after_s`` is."""
-        host = socket.gethostname()
-        out, stale = [], []
-        for sid, user, machine, pid, since, seen in self.query(
-            "SELECT id, user, machine, pid, since, seen FROM sessions ORDER BY id"
-        ):
-            if sid == own_id:
-                continue
-            pid = pid if isinstance(pid, int) else -1
-            dead = (
-                (not pid_alive(pid))
-                if machine == host
-                else (not isinstance(seen, (int, float)) or now - seen > stale_after_s)
-            )
-            if dead:
-                stale.append(sid)
-            else:
-                out.append(OpenRecord(str(user), str(machine), pid, str(since)))
-        if stale and not self.newer:
-            try:
-                with self.write() as con:
-                    con.executemany("DELETE FROM sessions WHERE id=?", [(s,) for s in stale])
-            except sqlite3.Error:
-                pass  # only tidying
-        return out
-
     def integrity(self) -> str:
         return str(self.query("PRAGMA integrity_check")[0][0])
-
-
-@dataclass(frozen=True)
-class OpenRecord:
-    """Someone (maybe this user in another window) who has the workspace open."""
-
-    user: str
-    machine: str
-    pid: int
-    since: str
-
-    def text(self) -> str:
-        return f"{self.user} on {self.machine} (since {self.since})"

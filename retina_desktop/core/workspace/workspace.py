@@ -3,9 +3,11 @@
 ``Workspace`` composes the store's parts and is what the rest of the app holds:
 
 * ``layout``: the images (``ImageEntry``) and where their masks go;
-* ``Records``: statuses, threshold, review log, versions, sessions, in one SQLite file (``records.py``), opened,
+* ``Records``: statuses, threshold, review log, versions, open windows, in one SQLite file (``records.py``), opened,
   migrated or rebuilt by ``opening.py`` and written through a ``RecordKeeper`` that loses no change;
-* ``MaskStore``: load, save, withdraw, and the history; ``VersionActions``: approve, restore, resolve a conflict;
+* ``MaskStore``: load, save, withdraw, and the history (``MaskHistory``, ``history.py``); ``VersionActions``:
+  approve, restore, resolve a conflict; ``GroundTruthWriter`` (``writes.py``): every change of the ground truth,
+  refused on a read-only workspace, the statuses re-read after it;
 * ``PredictionCache``; ``verify`` (``verify.py``).
 
 The app's own records live in ``<workspace>/.retina/`` (a per-workspace folder under the user data folder when the
@@ -27,7 +29,7 @@ import numpy as np
 
 from model_core.atomic import write_json_atomic
 from model_core.errors import ImageReadError
-from model_core.imageio import IMAGE_SUFFIXES, read_mask
+from model_core.imageio import IMAGE_SUFFIXES
 
 from ..paths import user_data_dir
 from . import review_log
@@ -35,24 +37,23 @@ from .common import (
     _UNSET,
     META_DIR_NAME,
     RECORDS_NAME,
-    ReadOnlyWorkspaceError,
     WorkspaceError,
     _file_sha,
-    _user,
     read_json,
 )
 from .filesystem import FolderGuard, is_network_folder
 from .keeper import RecordKeeper
 from .layout import ImageEntry, discover, probe_writable
-from .masks import MaskStore, SaveRequest, VersionActions
+from .masks import MaskStore, VersionActions
 from .opening import Opened, open_records, remove_orphan_temporaries
 from .predictions import PredictionCache
-from .records import NEWER_FILE, Journal, OpenRecord, Records
+from .records import NEWER_FILE, Journal, Records
 from .shared import SharedRecords
 from .statuses import StatusBook
 from .verify import verify
 from .versions import SaveConflict, Version, earlier_files
-from .windows import OpenWindows
+from .windows import OpenRecord, OpenWindows
+from .writes import GroundTruthWriter
 
 DatasetMasks = Literal["overwrite", "corrected"]
 NETWORK_NOTICE = (
@@ -87,19 +88,35 @@ def _fallback_meta_dir(root: Path) -> Path:
     return folder
 
 
+def _images(root: Path) -> tuple[str, list[ImageEntry], dict[str, ImageEntry], list[str]]:
+    """The layout, the images (each key once), them by key, and the duplicates left out."""
+    layout, entries = discover(root)
+    if not entries:
+        raise WorkspaceError(
+            f"{root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)} "
+            "directly in the folder or in images/, train/images/, test/images/)"
+        )
+    return (layout, *_unique(entries))
+
+
+def _gt_writable(entries: list[ImageEntry]) -> bool:
+    return all(probe_writable(d) if d.is_dir() else probe_writable(d.parent) for d in {e.gt_dir for e in entries})
+
+
+def _written_folders(entries: list[ImageEntry], meta_dir: Path) -> set[Path]:
+    """The folders this app writes into, where a killed write may have left a temporary file."""
+    folders = {e.gt_dir for e in entries} | {meta_dir}
+    for sub in ("history", "predictions"):
+        for dirpath, _dirs, _files in os.walk(meta_dir / sub):
+            folders.add(Path(dirpath))
+    return folders
+
+
 class Workspace:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = _checked_root(Path(root).expanduser())
-        self.layout, entries = discover(self.root)
-        if not entries:
-            raise WorkspaceError(
-                f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)} "
-                "directly in the folder or in images/, train/images/, test/images/)"
-            )
-        self.entries, self._by_key, self.duplicates = _unique(entries)
-        self.gt_writable = all(
-            probe_writable(d) if d.is_dir() else probe_writable(d.parent) for d in {e.gt_dir for e in self.entries}
-        )
+        self.layout, self.entries, self._by_key, self.duplicates = _images(self.root)
+        self.gt_writable = _gt_writable(self.entries)
         self.meta_in_workspace = probe_writable(self.root / META_DIR_NAME)
         self.meta_dir = self.root / META_DIR_NAME if self.meta_in_workspace else _fallback_meta_dir(self.root)
         self.records_path = self.meta_dir / RECORDS_NAME
@@ -138,14 +155,18 @@ class Workspace:
             lambda records: self.windows.touch(records),
         )
         self.actions = VersionActions(self.masks, self._keeper, self._lock, self.log.mirror, photo_size)
-        self.predictions = PredictionCache(self.meta_dir, within, self._quiet)
+        self.writer = GroundTruthWriter(
+            self.masks,
+            self.actions,
+            self.statuses,
+            self._entry,
+            lambda: self.gt_writable,
+            lambda: self.read_only_records,
+        )
+        self.predictions = PredictionCache(self.meta_dir, within, self._keeper.try_quietly)
         self._use_dataset_masks_choice()
         self.windows = OpenWindows(self._keeper, self._lock)
-        folders = {e.gt_dir for e in self.entries} | {self.meta_dir}
-        for sub in ("history", "predictions"):
-            for dirpath, _dirs, _files in os.walk(self.meta_dir / sub):
-                folders.add(Path(dirpath))
-        self.removed_temporaries = remove_orphan_temporaries(folders)
+        self.removed_temporaries = remove_orphan_temporaries(_written_folders(self.entries, self.meta_dir))
         info = read_json(self.meta_dir / "workspace.json") or read_json(self.root / META_DIR_NAME / "workspace.json")
         self.synthetic = bool(info.get("synthetic", False)) if info else False
         self.title = str((info or {}).get("title") or self.root.name)
@@ -155,17 +176,6 @@ class Workspace:
 
     def _reopen(self) -> Opened:
         return open_records(self.meta_dir, self.entries, self.journal)
-
-    def _quiet(self, what: str, change: Any) -> bool:
-        """Index writes that only list files (the prediction cache): tried, never a notice."""
-        if self._keeper.unavailable is not None:
-            return False
-        try:
-            with self._lock:
-                change(self._keeper.records)
-            return True
-        except sqlite3.Error:  # the file is what counts
-            return False
 
     # -- the data set's own masks ----------------------------------------------------------------
     @property
@@ -280,7 +290,7 @@ class Workspace:
                 self.windows.touch(self._keeper.records)
 
     # -- who else has it open ------------------------------------------------------------------
-    def other_sessions(self) -> list[OpenRecord]:
+    def other_windows(self) -> list[OpenRecord]:
         return self.windows.others()
 
     def close(self) -> None:
@@ -320,7 +330,7 @@ class Workspace:
         return _file_sha(self._entry(entry).existing_gt())
 
     def history_dir(self, entry: ImageEntry) -> Path:
-        return self.masks.history_dir(entry)
+        return self.masks.history.dir(entry)
 
     def history(self, entry: ImageEntry) -> list[Path]:
         """Files of the earlier versions (not the one on disk now), oldest first, each once."""
@@ -328,7 +338,7 @@ class Workspace:
 
     def versions(self, entry: ImageEntry | str) -> list[Version]:
         """Every version recorded for the image, oldest first (a version saved twice appears twice)."""
-        return self.masks.versions(self._entry(entry).key)
+        return self.masks.history.versions(self._entry(entry).key)
 
     def version_count(self) -> int:
         """How many versions the records hold, all images together (a read-only workspace's own included)."""
@@ -338,40 +348,11 @@ class Workspace:
             own = 0
         return own + len(self._shared.versions())
 
-    def _check_writable(self, entry: ImageEntry) -> None:
-        if not self.gt_writable:
-            raise ReadOnlyWorkspaceError(
-                f"{entry.gt_dir}: the workspace is read-only, ground truth cannot be "
-                "saved here (export the masks to another folder instead)"
-            )
-        newer = self.read_only_records
-        if newer is not None:
-            raise ReadOnlyWorkspaceError(f"{newer}; nothing was saved")
-
-    def save_ground_truth(
-        self,
-        entry: ImageEntry,
-        mask: np.ndarray,
-        *,
-        expected_sha: Any = _UNSET,
-        source: str = "brush",
-        reviewer: str | None = None,
-        model: str | None = None,
-        prediction: np.ndarray | None = None,
-        status: str | None = None,
-        action: str | None = None,
-        **log_extra: Any,
-    ) -> Path:
-        """Save ``mask`` as the image's ground truth, keeping every version (see ``MaskStore.save``).
-        ``expected_sha`` is the version the caller loaded (default: the one this Workspace loaded or saved last;
-        None: "there was no mask")."""
-        entry = self._entry(entry.key)  # with corrections kept apart, the entry that writes to corrected/
-        self._check_writable(entry)
-        req = SaveRequest(entry, mask, expected_sha, source, reviewer or _user(), model, status, action, log_extra)
-        try:
-            return self.masks.save(req, prediction)
-        finally:
-            self.statuses.refresh()
+    # -- changes of the ground truth (GroundTruthWriter, writes.py) --------------------------------
+    def save_ground_truth(self, entry: ImageEntry, mask: np.ndarray, **options: Any) -> Path:
+        """Save ``mask`` as the image's ground truth, keeping every version (``GroundTruthWriter.save``: its options
+        are expected_sha, source, reviewer, model, prediction, status, action and log fields)."""
+        return self.writer.save(entry, mask, **options)
 
     def withdraw(
         self,
@@ -382,14 +363,9 @@ class Workspace:
         reviewer: str | None = None,
         model: str | None = None,
     ) -> bool:
-        """Every edit undone: remove the mask file this window wrote, if it is still ``expected_sha`` (its content
-        stays in the history), and give the image ``status`` back. False: somebody saved since (nothing done)."""
-        entry = self._entry(entry)
-        self._check_writable(entry)
-        try:
-            return self.masks.withdraw(entry, expected_sha, status, {"reviewer": reviewer or _user(), "model": model})
-        finally:
-            self.statuses.refresh()
+        """Every edit undone: remove the mask file this window wrote, if it is still ``expected_sha``
+        (``GroundTruthWriter.withdraw``). False: somebody saved since (nothing done)."""
+        return self.writer.withdraw(entry, expected_sha, status=status, reviewer=reviewer, model=model)
 
     def approve(
         self,
@@ -400,60 +376,17 @@ class Workspace:
         prediction: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Mark the mask on disk approved and log its pixel counts."""
-        try:
-            return self.actions.approve(
-                self._entry(entry), reviewer=reviewer or _user(), model=model, prediction=prediction
-            )
-        finally:
-            self.statuses.refresh()
+        return self.writer.approve(entry, reviewer=reviewer, model=model, prediction=prediction)
 
     def restore(
         self, entry: ImageEntry | str, sha256: str, *, reviewer: str | None = None, expected_sha: Any = _UNSET
     ) -> Path:
         """Save an earlier version as a new version (source "restore"), so a restore can itself be undone."""
-        e = self._entry(entry)
-        mask = self.actions.checked_version(e, sha256)
-        return self.save_ground_truth(
-            e,
-            mask,
-            expected_sha=expected_sha,
-            source="restore",
-            reviewer=reviewer,
-            status="edited",
-            action="restore",
-            restored_from=sha256,
-        )
+        return self.writer.restore(entry, sha256, reviewer=reviewer, expected_sha=expected_sha)
 
-    def resolve_conflict(
-        self,
-        conflict: SaveConflict,
-        keep: str,
-        *,
-        reviewer: str | None = None,
-        model: str | None = None,
-        prediction: np.ndarray | None = None,
-        **log_extra: Any,
-    ) -> Path | None:
-        """After SaveConflict: keep "mine" (saved over theirs, which stays in the history) or "theirs" (returns
-        None; the caller reloads it). The log gets the model and pixels as for any save."""
-        if keep not in ("mine", "theirs"):
-            raise ValueError("keep must be 'mine' or 'theirs'")
-        if keep == "theirs":
-            self.masks.take_loaded(conflict.key, conflict.theirs.sha256)
-            return None
-        mine = conflict.mine
-        return self.save_ground_truth(
-            self._by_key[conflict.key],
-            read_mask(mine.path),
-            source=mine.source,
-            expected_sha=conflict.theirs.sha256,
-            reviewer=reviewer or mine.reviewer,
-            action="save",
-            model=model,
-            prediction=prediction,
-            resolved_conflict_with=conflict.theirs.sha256,
-            **log_extra,
-        )
+    def resolve_conflict(self, conflict: SaveConflict, keep: str, **options: Any) -> Path | None:
+        """After SaveConflict: keep "mine" or "theirs" (``GroundTruthWriter.resolve_conflict``)."""
+        return self.writer.resolve_conflict(conflict, keep, **options)
 
     def verify(self) -> list[str]:
         """Problems found, like ``git fsck``. Empty: all is well."""

@@ -281,7 +281,7 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             parts.append(self.session.entry.name + "[*]")
         self.setWindowTitle(" — ".join(parts))
-        self.setWindowModified(self.session is not None and self.session.document.is_dirty)
+        self.setWindowModified(self.session is not None and self.session.document.unsaved)
 
     def update_actions(self) -> None:
         doc = self.session.document if self.session else None
@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
         self.predict_action.setEnabled(has)
         if has:
             self.image_status_label.setText(
-                self.workspace.status(self.session.key) + (" (unsaved edits)" if doc.is_dirty else "")
+                self.workspace.status(self.session.key) + (" (unsaved edits)" if doc.unsaved else "")
             )
             self.mask_source_label.setText(doc.source)
         self._update_title()
@@ -403,13 +403,13 @@ class MainWindow(QMainWindow):
 
     def _document_state_changed(self) -> None:
         if self.session is not None:
-            self.image_list.model.set_dirty(self.session.key, self.session.document.is_dirty)
+            self.image_list.model.set_dirty(self.session.key, self.session.document.unsaved)
         self.show_threshold()
         self.update_actions()
 
     # -------------------------------------------------------------------- threshold --
     def show_threshold(self) -> None:
-        self.review_panel.show_threshold(self.review.threshold, self.review.mask_edited)
+        self.review_panel.show_threshold(self.review.threshold, self.review.threshold_overridden)
 
     def _threshold_slider_moved(self, value: int) -> None:
         self.threshold_label.setText(f"{value / 100:.2f}")
@@ -448,7 +448,7 @@ class MainWindow(QMainWindow):
 
     def autosave(self) -> None:
         s = self.session
-        if s is None or not s.document.is_dirty or not (self.workspace and self.workspace.gt_writable):
+        if s is None or not s.document.unsaved or not (self.workspace and self.workspace.gt_writable):
             return
         if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
             return  # never in the middle of a stroke
@@ -536,7 +536,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------ closing --
     def closeEvent(self, event: QCloseEvent) -> None:
         s = self.session
-        if s is not None and s.document.is_dirty:
+        if s is not None and s.document.unsaved:
             writable = bool(self.workspace and self.workspace.gt_writable)
             choice = self.prompter.ask_unsaved(s.entry.name, can_save=writable)
             if choice == "cancel" or (choice == "save" and not self.save_current(auto=False)):

@@ -210,7 +210,7 @@ class SaveFlow:
     def _done(self, auto: bool, path: Path | None) -> None:
         w = self.w
         s = w.session
-        w.image_list.model.set_dirty(s.key, s.document.is_dirty)  # edits made during a background save are not saved
+        w.image_list.model.set_dirty(s.key, s.document.unsaved)  # edits made during a background save are not saved
         if path is None:
             w.statusBar().showMessage(
                 f"Every edit of {s.entry.name} is undone: its saved mask was withdrawn (the History keeps it)", 5000
@@ -261,7 +261,7 @@ class SaveFlow:
         """Autosave before switching; if that fails, the grader chooses (retry, export, discard, stay)."""
         w = self.w
         self.settle()
-        if w.session is None or not w.session.document.is_dirty:
+        if w.session is None or not w.session.document.unsaved:
             return True
         if w.workspace.gt_writable:
             return self.save_current(auto=True, ask=True, leaving=True)
@@ -305,7 +305,7 @@ class SaveFlow:
         except (WorkspaceError, OSError) as exc:
             w.show_message(f"Not saved: {user_message(exc)}")
             return False
-        w.image_list.model.set_dirty(w.session.key, w.session.document.is_dirty)
+        w.image_list.model.set_dirty(w.session.key, w.session.document.unsaved)
         w.show_message(
             "Your version was saved over theirs (theirs is in the History)."
             if choice == "mine"

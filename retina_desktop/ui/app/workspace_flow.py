@@ -23,7 +23,7 @@ SESSION_CHECK_MS = 20_000  # how soon a window learns that someone else opened i
 
 def look_around(ws: Workspace) -> tuple[list, list[str]]:
     """(who else has ``ws`` open, the images whose status changed since it was last read); runs on a worker."""
-    others = ws.other_sessions()
+    others = ws.other_windows()
     before = {e.key: ws.status(e.key) for e in ws.entries}
     ws.refresh()
     return others, [k for k, status in before.items() if ws.status(k) != status]
@@ -144,7 +144,7 @@ class WorkspaceFlow:
         w.review.set_workspace(ws)
         w.settings.last_workspace = str(ws.root)
         w.image_list.set_workspace(ws)
-        others = ws.other_sessions()
+        others = ws.other_windows()
         self._others = {_key(o) for o in others}  # the banner names these; the timer tells of newcomers
         self.session_timer.start()
         self.refresh_banner(others)
@@ -187,7 +187,7 @@ def workspace_notes(ws: Workspace, model_notice: str | None = None, others: list
         notes.append(
             "<b>Read-only workspace:</b> ground truth cannot be saved here; export the masks to another folder instead."
         )
-    others = ws.other_sessions() if others is None else others
+    others = ws.other_windows() if others is None else others
     if others:
         who = "; ".join(f"{o.user} on {o.machine} since {readable_time(o.since)[:16]}" for o in others[:3])
         notes.append(

@@ -340,7 +340,7 @@ class HistoryController:
         w = self.w
         if w.session is None:
             return False
-        if w.session.document.is_dirty and not w.save_current(auto=False):
+        if w.session.document.unsaved and not w.save_current(auto=False):
             return False  # unsaved edits first become a version of their own
         try:
             w.review.restore(v.sha256, w.settings.reviewer)
