@@ -55,8 +55,6 @@ UI = ROOT / "retina_desktop" / "ui"
 # leaves this list when it is converted to take its parts in its constructor; nothing may be added to it.
 WINDOW_USERS_LEFT = {
     "compare/compare_mode.py",
-    "finetune/finetune_panel.py",
-    "finetune/model_switcher.py",
     "prediction/prediction_view.py",
     "review/history_panel.py",
     "vessels/topology_panel.py",
@@ -120,8 +118,6 @@ OVERSIZE_LEFT = {
     "retina_desktop/ui/app/main_window.py:MainWindow": 489,
     "retina_desktop/ui/app/main_window.py:MainWindow.__init__": 90,
     "retina_desktop/ui/compare/compare_mode.py:ComparePanel.__init__": 69,
-    "retina_desktop/ui/finetune/finetune_dialog.py:FinetuneDialog.__init__": 62,
-    "retina_desktop/ui/finetune/finetune_panel.py:FinetuneController": 425,
     "retina_desktop/ui/vessels/vessel_tools.py:VesselTools": 376,
 }
 

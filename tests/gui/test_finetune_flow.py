@@ -44,7 +44,7 @@ def tiny_runs(monkeypatch):
 @pytest.fixture
 def ft_window(make_window, store, approved_workspace, qtbot):
     w = make_window(checkpoint=None)  # no --weights: the model store decides
-    w.prompter = RecordingPrompter()
+    w.prompter = w.finetune.prompter = RecordingPrompter()
     with qtbot.waitSignal(w.workspace_opened, timeout=30000):
         assert w.open_workspace(approved_workspace)
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=30000)
@@ -317,13 +317,13 @@ def test_closing_during_a_run_asks_and_stops_the_process(ft_window, store, tiny_
     w, ctl = ft_window, ft_window.finetune
     parent = store.active()
     assert ctl.start({"epochs": 200, "steps_per_epoch": 50, "minutes": None})
-    proc = ctl._proc
-    w.prompter = RecordingPrompter(confirm=False)
+    proc = ctl.run.process
+    w.prompter = ctl.prompter = RecordingPrompter(confirm=False)
     assert not w.close()  # "keep training": the window stays and the run goes on
     assert w.isVisible() and ctl.running and proc.is_alive()
-    w.prompter = RecordingPrompter(confirm=True)
+    w.prompter = ctl.prompter = RecordingPrompter(confirm=True)
     assert w.close()
-    assert any("stops the fine-tune run" in text for kind, text in w.prompter.asked)
+    assert any("stops the fine-tune run" in text for kind, text in ctl.prompter.asked)
     assert not proc.is_alive() and not ctl.running
     assert store.active().id == parent.id
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
+
 from ..compare.compare_mode import CompareController, install_compare
-from ..finetune.finetune_panel import FinetuneController, install_finetune
+from ..finetune.finetune_panel import FinetuneController, Messages
 from ..review.history_panel import HistoryController, install_history
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
@@ -35,7 +37,7 @@ class Features:
 
 def build_features(window: MainWindow) -> Features:
     ctx = window.context
-    finetune = install_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
+    finetune = _build_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
     help_ = install_help(window)
     history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
     vessel_tools = install_vessel_tools(window)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
@@ -68,3 +70,33 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     return Features(finetune, help_, history, vessel_tools, compare, measurements, summary)
+
+
+def _build_finetune(window: MainWindow) -> FinetuneController:
+    """The Fine-tune and Models actions (toolbar and a Model menu), the Fine-tuning dock, the close question."""
+    ctx = window.context
+    messages = Messages(ctx.show_message, ctx.show_status, window.banner.text, window.clear_message)
+    finetune = FinetuneController(
+        ctx.review,
+        window.model,
+        ctx.tasks,
+        ctx.prediction.repredict,
+        ctx.settings,
+        ctx.prompter,
+        messages,
+        ctx.actions,
+        lambda: window.save_current(auto=True),
+        window,
+    )
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, finetune.dock)
+    finetune.model_switched.connect(lambda _path: window.switch_model())  # the prediction feature loads it
+    window.installEventFilter(finetune)  # closing the window during a run asks first
+    menu = window.menuBar().addMenu("&Model")
+    menu.addAction(finetune.finetune_action)
+    menu.addAction(finetune.models_action)
+    menu.addSeparator()
+    menu.addAction(finetune.dock.toggleViewAction())
+    window.toolbar.addSeparator()
+    window.toolbar.addAction(finetune.finetune_action)
+    window.finetune = finetune  # MainWindow restores its position and stops its run on closing; tests reach it
+    return finetune

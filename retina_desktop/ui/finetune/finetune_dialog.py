@@ -123,18 +123,22 @@ class FinetuneDialog(QDialog):
             "if it scores at least as well as the current one on the held-out images."
         )
         lay.addWidget(note)
+        lay.addWidget(self._button_box(can_start=n_images > 0))
+        self.accepted.connect(self._remember_budget)
+        if n_images == 0:
+            self.estimate_label.setText("–")
+
+    def _button_box(self, can_start: bool) -> QDialogButtonBox:
+        """Cancel, and Start (the default button), which needs at least one approved correction."""
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
         self.start_button = QPushButton("Start fine-tuning", self)
         self.start_button.setObjectName("ft_start_button")
         self.start_button.setDefault(True)
-        self.start_button.setEnabled(n_images > 0)
+        self.start_button.setEnabled(can_start)
         self.buttons.addButton(self.start_button, QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        self.accepted.connect(self._remember_budget)
-        lay.addWidget(self.buttons)
-        if n_images == 0:
-            self.estimate_label.setText("–")
+        return self.buttons
 
     def _budget_widget(self) -> QWidget:
         budget = QWidget(self)
