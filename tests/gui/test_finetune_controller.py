@@ -128,3 +128,32 @@ def test_a_cancelled_run_changes_nothing_and_says_so(parts, qtbot):
     assert store.active().id == parent.id and not said
     assert ctl.panel.status_label.text().startswith("Fine-tune cancelled (stopped in 0.4 s)")
     assert ctl.panel.progress.format() == "cancelled" and not ctl.running and ctl.finetune_action.isEnabled()
+
+
+@pytest.mark.parametrize("takes_it", [True, False])
+def test_an_ask_verdict_activates_only_on_the_graders_click(parts, qtbot, micro_checkpoint_path, takes_it):
+    ctl, store, said, _ = parts
+    parent = store.active()
+    version = _new_version(store, micro_checkpoint_path, accepted=False)
+    ctl.prompter.confirm_answer = takes_it
+    reason = "fewer than 2 held-out photos: judged on 1 photo (16 tiles): Dice 0.766 -> 0.785 (+0.019, ...)"
+    with qtbot.waitSignal(ctl.run_finished) as finished:
+        ctl.run.finished.emit(_outcome(version.id, accepted=False, verdict="ask", reason=reason))
+
+    # The question carries the gate's evidence in its one sentence.
+    assert ctl.prompter.asked[-1][0] == "confirm" and "judged on 1 photo" in ctl.prompter.asked[-1][1]
+    assert finished.args[0]["activated"] is takes_it
+    assert store.active().id == (version.id if takes_it else parent.id)
+    level, text = said[-1]
+    if takes_it:
+        assert level == "info" and "your choice (the gate asked: fewer than 2 held-out photos" in text
+    else:
+        assert level == "warning" and "not activated: fewer than 2 held-out photos" in text
+
+
+def test_a_reject_verdict_asks_nothing(parts, qtbot, micro_checkpoint_path):
+    ctl, store, _, _ = parts
+    version = _new_version(store, micro_checkpoint_path, accepted=False)
+    with qtbot.waitSignal(ctl.run_finished):
+        ctl.run.finished.emit(_outcome(version.id, accepted=False, verdict="reject"))
+    assert not ctl.prompter.asked and store.active().id != version.id

@@ -133,15 +133,19 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     assert 0.0 < info["wise"]["alpha"] <= 1.0 and info["wise"]["alpha"] == out["alpha"]
     assert info["settings"]["steps_per_epoch"] == 3 and info["accepted"] == out["accepted"]
 
-    # Gating: active only when its validation Dice is at least the parent's; otherwise kept and explained.
-    if out["accepted"]:
-        assert out["activated"] and store.active().id == vid
+    # Gating: active when accepted, or when the gate asked and the grader (this prompter: yes) took it; a
+    # rejected version is kept and explained. One held-out photo is never enough to accept.
+    assert out["verdict"] in ("ask", "reject") and not out["accepted"]
+    if out["verdict"] == "ask":
+        assert ctl.prompter.asked[-1][0] == "confirm" and "judged on 1 photo" in ctl.prompter.asked[-1][1]
+    if out["activated"]:
+        assert out["verdict"] == "ask" and store.active().id == vid
         assert w.model.checkpoint_path() == folder / "model.pt"
         qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path == folder / "model.pt", timeout=30000)
         assert ctl.panel.repredict_button.isVisible() is False or "Re-predict 1" in ctl.panel.repredict_button.text()
     else:
         assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
-        assert "not activated" in w.banner.text() and "below the parent" in w.banner.text()
+        assert "not activated" in w.banner.text() and "worse on the held-out corrections" in w.banner.text()
     assert _gt_bytes(approved_workspace) == gt_before  # fine-tuning never touches a mask
 
     # Models dialog: lists both versions with metrics; switching and rolling back change the app's model.

@@ -149,3 +149,20 @@ def test_every_column_is_in_view_at_the_dialogs_own_size(qtbot, tmp_path, micro_
     assert t.columnWidth(WHY) >= 200  # room to read the reason
     row = next(r for r in range(t.rowCount()) if t.item(r, WHY).text() == long_reason)
     assert t.item(row, GATE).text() == "not passed" and t.rowHeight(row) > t.fontMetrics().height() * 1.5  # wrapped
+
+
+def test_the_gates_verdict_and_the_threshold_have_columns(qtbot, tmp_path, micro_checkpoint_path):
+    from retina_desktop.ui.finetune.models_dialog import COLUMNS
+
+    s = ModelStore(tmp_path / "models")
+    ckpt = load_checkpoint(micro_checkpoint_path)
+    evidence = {"threshold_before": 0.5, "threshold_after": 0.75}
+    asked = s.add(ckpt, {"label": "ft", "accepted": False, "verdict": "ask", "reason": "r", "evidence": evidence})
+    old = s.add(ckpt, {"label": "ft", "accepted": True, "reason": "r"})  # before the three verdicts
+    dlg = _dialog(qtbot, s)
+    rows = {dlg.table.item(r, 1).text(): r for r in range(dlg.table.rowCount())}
+    threshold = COLUMNS.index("Threshold")
+    assert dlg.table.item(rows[asked.name], GATE).text() == "asked you"
+    assert dlg.table.item(rows[asked.name], threshold).text() == "0.50 → 0.75"
+    assert dlg.table.item(rows[old.name], GATE).text() == "passed"
+    assert dlg.table.item(rows[old.name], threshold).text() == "–"

@@ -48,6 +48,8 @@ from .run_outcome import (
     OUTCOME_PREFIXES,
     REPREDICT_HINT,
     activated_text,
+    ask_text,
+    asks_the_grader,
     cancelled_text,
     failed_text,
     kept_text,
@@ -337,7 +339,7 @@ class FinetuneController(QObject):
         self.panel.show_parent_dice(out.get("parent_dice"))
         out["activated"] = False
         version = out.get("version")
-        if version is not None and passed_gate(out):
+        if version is not None and (passed_gate(out) or (asks_the_grader(out) and self._grader_takes(out))):
             try:
                 self.activate_version(version)
                 out["activated"] = True
@@ -353,6 +355,13 @@ class FinetuneController(QObject):
             self.run_progress.end("done: kept the current model", text)
             self.messages.show(text, "warning")
         self.run_finished.emit(out)
+
+    def _grader_takes(self, out: DoneOutcome) -> bool:
+        """The gate left the choice to the grader: the evidence in one sentence, and the new version is used only
+        if they click *Use it*."""
+        return self.prompter.confirm(
+            "Use the fine-tuned model?", ask_text(out), ok_text="Use it", object_name="gate_ask"
+        )
 
     def _update_actions(self) -> None:
         self.finetune_action.setEnabled(not self.running)

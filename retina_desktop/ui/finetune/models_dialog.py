@@ -31,9 +31,12 @@ COLUMNS = (
     "Val. Dice after",
     "Blend α",
     "Changes elsewhere",
+    "Threshold",
     "Gate",
     "Why",
 )
+# The gate's verdict as the table says it; versions from before the three verdicts only know passed or not.
+VERDICT_WORDS = {"accept": "accepted", "ask": "asked you", "reject": "rejected"}
 HEADERS = {
     "Images (train / val)": "Images\n(train / val)",
     "Val. Dice before": "Val. Dice\nbefore",
@@ -41,6 +44,16 @@ HEADERS = {
     "Changes elsewhere": "Changes\nelsewhere",
 }
 WHY, GATE, ALPHA, DRIFT = (COLUMNS.index(c) for c in ("Why", "Gate", "Blend α", "Changes elsewhere"))
+
+
+def _threshold(evidence) -> str:
+    """The version's threshold, and its parent's where it moved ("0.50 → 0.75"), from the gate's evidence."""
+    if not isinstance(evidence, dict) or not isinstance(evidence.get("threshold_after"), (int, float)):
+        return "–"
+    before, after = evidence.get("threshold_before"), evidence["threshold_after"]
+    if isinstance(before, (int, float)) and abs(before - after) > 1e-9:
+        return f"{before:.2f} → {after:.2f}"
+    return f"{after:.2f}"
 
 
 def _dice(value) -> str:
@@ -83,7 +96,7 @@ class ModelsDialog(QDialog):
         self._prompter = prompter
         self.setObjectName("models_dialog")
         self.setWindowTitle("Models")
-        self.resize(1100, 380)
+        self.resize(1180, 380)
         self.store = store
         lay = QVBoxLayout(self)
         head = QLabel(self)
@@ -149,7 +162,9 @@ class ModelsDialog(QDialog):
                 _dice(metrics.get("val_dice_after")),
                 _alpha((info.get("wise") or {}).get("alpha")),
                 _share(metrics.get("drift")),
-                "–" if accepted is None else ("passed" if accepted else "not passed"),
+                _threshold(info.get("evidence")),
+                VERDICT_WORDS.get(str(info.get("verdict")))
+                or ("–" if accepted is None else ("passed" if accepted else "not passed")),
                 str(info.get("reason") or info.get("label", "")),
             )
             for col, text in enumerate(cells):

@@ -16,6 +16,19 @@ def passed_gate(out: DoneOutcome) -> bool:
     return bool(out.get("accepted") and out.get("version"))
 
 
+def asks_the_grader(out: DoneOutcome) -> bool:
+    """The gate's verdict is "ask": the version is used only if the grader says so."""
+    return out.get("verdict") == "ask" and bool(out.get("version"))
+
+
+def ask_text(out: DoneOutcome) -> str:
+    """The question: what the gate doubts and its evidence, in the gate's one sentence."""
+    return (
+        f"The fine-tuned model {out['version']} looks better, but the gate leaves the choice to you: "
+        f"{out['reason']}.\n\nUse it now? It stays in Models… either way."
+    )
+
+
 def split_words(out: DoneOutcome) -> str:
     """What the run trained and validated on, and what the kept model is."""
     split = f"{out['train']} training / {out['val']} validation image{'s' if out['val'] != 1 else ''}"
@@ -25,8 +38,9 @@ def split_words(out: DoneOutcome) -> str:
 
 
 def activated_text(out: DoneOutcome) -> str:
+    why = f"your choice (the gate asked: {out['reason']})" if out.get("verdict") == "ask" else out["reason"]
     return (
-        f"New model {out['version']} is active: {out['reason']} ({split_words(out)}; "
+        f"New model {out['version']} is active: {why} ({split_words(out)}; "
         f"{fmt_duration(out['wall_s'])}, {out['stop_reason']})."
     )
 
