@@ -10,7 +10,7 @@ from retina_desktop.core.model.finetune_job import budget_overrides, estimate_ep
 
 def test_one_minute_at_0_6_s_per_step_fits_four_epochs():
     # An epoch: 20 x 0.6 s = 12 s of steps + 1.8 s validation = 13.8 s; the first validation takes 1.8 s,
-    # so epochs start while 1.8 + n x 13.8 <= 60: n = 4 (the case the issue saw: "≈ 0 epochs", the run did 4).
+    # so epochs start while 1.8 + n x 13.8 <= 60: n = 4 (an estimate of "≈ 0 epochs" here was wrong: a run did 4).
     ov = budget_overrides("cpu", minutes=1)
     assert estimate_epochs(0.6, ov) == 4
     assert estimate_seconds(0.6, ov) == pytest.approx(5.0 + 1.8 + 4 * 13.8)

@@ -83,7 +83,7 @@ def test_guarded_fill_refuses_open_background_and_leaves_the_mask_as_it_was():
         flood_fill(mask, (70, 70), guard=True)
     assert np.array_equal(mask, before)
     assert flood_fill(mask, (30, 30), guard=True) == (22, 38, 22, 38) and mask[20:40, 20:40].all()
-    # Erasing a piece over 2 % of the vessel pixels is refused (a click on the vessel tree, issue 14 item 11).
+    # Erasing a piece over 2 % of the vessel pixels is refused: one click must not erase the vessel tree.
     vessels = int(mask.sum())  # 400 + 172
     with_piece = mask.copy()
     with pytest.raises(LargePieceFill, match=f"172 of the image's {vessels} vessel pixels"):

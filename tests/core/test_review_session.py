@@ -144,26 +144,3 @@ def test_a_saved_ground_truth_is_never_re_derived_without_a_question(session, tm
     assert np.array_equal(s.document.mask, expert > 0) and session.threshold_overridden
     question = session.threshold_question(0.3)
     assert "replaces the saved ground truth of img_01" in question and "discarding your edits" not in question
-
-
-def test_a_data_sets_own_mask_is_never_autosaved_over_and_start_from_the_prediction_is_one_undo_step(session, rng):
-    ws = session.workspace
-    e = ws.entry("img_00")
-    e.gt_dir.mkdir(parents=True, exist_ok=True)
-    own = rng.random((160, 150)) > 0.8
-    write_png_atomic(e.gt_path, own.astype(np.uint8) * 255)
-    before = e.gt_path.read_bytes()
-    s = _open(session, "img_00")
-    prob = _probability(s.document.shape)
-    _predict(session, "img_00", prob)
-    assert np.array_equal(s.document.mask, own)  # the mask on disk stays on screen
-    session.apply_threshold(0.7)  # the grader nudges the threshold: the prediction replaces it on screen
-    assert s.document.unsaved and not session.may_autosave()
-    session.apply_threshold(0.5)
-    assert e.gt_path.read_bytes() == before  # nothing wrote over the data set's mask
-    session.image.document.reset(own, "ground truth", saved=True)
-    assert session.start_from_prediction()
-    assert np.array_equal(s.document.mask, prob >= session.threshold) and s.document.undo_count == 1
-    assert session.may_autosave()  # the grader asked for it: it is theirs to save
-    s.document.undo()
-    assert np.array_equal(s.document.mask, own) and not s.document.unsaved

@@ -1,5 +1,5 @@
-"""A save of a copy of the open mask on another thread (the window's autosave): the document marks saved the
-state that was copied, whatever was edited meanwhile, and the session never runs two saves of an image at once."""
+"""A save of a copy of the open mask on another thread (the window's autosave): the document marks saved the state
+that was copied, whatever was edited meanwhile, and the session never runs two saves of an image at once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from model_core.imageio import read_mask
 from retina_desktop.core.model.tasks import load_image
 from retina_desktop.core.review.mask_document import MaskDocument
 from retina_desktop.core.review.review_session import ReviewSession
-from retina_desktop.core.workspace import Workspace
+from retina_desktop.core.workspace import SaveConflict, Workspace
 
 
 def _paint(doc: MaskDocument, y: int) -> None:
@@ -126,7 +126,6 @@ def _run(r, job):
 def test_keep_mine_for_an_earlier_conflict_never_marks_later_edits_saved(tmp_path):
     """Two autosaves meet the same conflict while the first question is open; "mine" is answered for the first:
     the copy it wrote is on disk, and the stroke painted after it stays unsaved."""
-    from retina_desktop.core.workspace import SaveConflict
 
     r, ws, s = _session(tmp_path)
     doc = s.document

@@ -1,4 +1,6 @@
-"""Fault injection: two writer processes at once, and saves killed with SIGKILL. Nothing may be lost."""
+"""Saves interrupted or doubled: a process killed with SIGKILL inside a save leaves the old mask or the new one and
+loses no version it reported done, two writer processes at once lose no version, and the temporary files a killed
+save leaves behind are removed when the workspace next opens (but not a save still in progress)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sample_workspaces import make_workspace
 
-from model_core.imageio import read_mask
+from model_core.imageio import read_mask, write_png_atomic
 from retina_desktop.core.workspace import Workspace
+
+from .helpers import child_env
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
@@ -42,10 +47,6 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
-
-
 def test_two_writers_lose_no_version(tmp_path):
     root = make_workspace(tmp_path / "w", 1)
     procs = [
@@ -54,7 +55,7 @@ def test_two_writers_lose_no_version(tmp_path):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=_env(),
+            env=child_env(),
         )
         for seed in (1, 2)
     ]
@@ -132,51 +133,61 @@ def test_thirty_kills_during_saves_lose_nothing_reported_done(tmp_path):
     assert read_mask(e.gt_path).shape == (400, 380)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MB tmpfs, where the system lets the tests mount one (root in a container usually can)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    try:
-        r = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, timeout=20
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("cannot run mount")
-    if r.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
-
-
-def test_a_really_full_disk_says_disk_full_and_loses_nothing(small_disk, rng):
-    from retina_desktop.core.workspace import DiskFullError, RecordError
-
-    root = make_workspace(small_disk / "w", 1)
-    ws = Workspace(root)
+SAVER = textwrap.dedent("""
+    import sys, numpy as np
+    from retina_desktop.core.workspace import Workspace
+    ws = Workspace(sys.argv[1])
     e = ws.entries[0]
-    first = rng.random((160, 150)) > 0.7
-    ws.save_ground_truth(e, first, action="save")
-    filler = small_disk / "filler"
-    with open(filler, "wb", buffering=0) as fh:  # fill the disk to the last block
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError:
-            pass
-    second = rng.random((160, 150)) > 0.7
-    with pytest.raises((DiskFullError, RecordError)) as info:
-        ws.save_ground_truth(e, second, action="save")
-    assert "disk full" in str(info.value) and "\n" not in str(info.value)
-    on_disk = read_mask(e.gt_path)
-    assert np.array_equal(on_disk, first) or np.array_equal(on_disk, second)
-    filler.unlink()
-    if isinstance(info.value, RecordError):
-        info.value.retry()
-    else:
-        ws.save_ground_truth(e, second, action="save")
-    assert np.array_equal(read_mask(e.gt_path), second)
-    again = Workspace(root)
-    assert again.verify() == [] and {v.sha256 for v in again.versions(e)} >= {again.current_sha(e)}
+    a = np.zeros((600, 700), bool); a[::3] = True
+    b = np.zeros((600, 700), bool); b[:, ::5] = True
+    ws.save_ground_truth(e, a)
+    print("ready", flush=True)
+    i = 0
+    while True:
+        ws.save_ground_truth(e, b if i % 2 else a)
+        i += 1
+""")
+
+
+@pytest.mark.slow
+def test_killing_the_app_while_saving_leaves_old_or_new_mask(tmp_path):
+    root = tmp_path / "crash"
+    root.mkdir()
+    write_png_atomic(root / "photo.png", np.full((600, 700, 3), 90, np.uint8))
+    a = np.zeros((600, 700), bool)
+    a[::3] = True
+    b = np.zeros((600, 700), bool)
+    b[:, ::5] = True
+    env = child_env()
+    for delay in (0.05, 0.13, 0.31):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(root)], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)  # let it be somewhere inside a save loop; the kill is the point, not a wait for a signal
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        m = read_mask(root / "ground_truth" / "photo.png")
+        assert np.array_equal(m, a) or np.array_equal(m, b)
+        history = root / ".retina" / "history" / "photo"
+        for old in history.iterdir() if history.is_dir() else []:  # a slow machine may not have got that far
+            if not old.name.startswith("."):
+                hm = read_mask(old)
+                assert np.array_equal(hm, a) or np.array_equal(hm, b)
+
+
+def test_stray_temporary_files_are_removed_when_a_workspace_opens(tmp_path):
+    root = make_workspace(tmp_path / "w", 2)
+    Workspace(root).close()
+    gt = root / "ground_truth"
+    gt.mkdir()
+    hist = root / ".retina" / "history" / "img_00"
+    hist.mkdir(parents=True)
+    old = [gt / ".img_00.png.abc123.tmp", hist / f".{'0' * 64}.png.x1y2.tmp", root / ".retina" / ".state.json.tmp"]
+    young = gt / ".img_01.png.zz9.tmp"  # may be another window's save in progress
+    for p in [*old, young]:
+        p.write_bytes(b"partial")
+    past = time.time() - 3600
+    for p in old:
+        os.utime(p, (past, past))
+    ws = Workspace(root)
+    assert ws.removed_temporaries == 3 and not any(p.exists() for p in old) and young.exists()
