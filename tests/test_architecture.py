@@ -118,7 +118,6 @@ MAX_CLASS_LINES, MAX_FUNCTION_LINES, MAX_MAIN_WINDOW_LINES = 300, 60, 250
 OVERSIZE_LEFT = {
     "retina_desktop/core/review/export.py:export_masks": 72,
     "retina_desktop/core/model/finetune_job.py:child_main": 64,
-    "retina_desktop/core/vessels/topology.py:find_breaks": 66,
     "retina_desktop/core/workspace/masks.py:MaskStore": 352,
     "retina_desktop/core/workspace/masks.py:MaskStore._save_locked": 61,
     "retina_desktop/core/workspace/records.py:Records": 306,
