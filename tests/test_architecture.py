@@ -59,8 +59,6 @@ WINDOW_USERS_LEFT = {
     "finetune/model_switcher.py",
     "prediction/prediction_view.py",
     "review/history_panel.py",
-    "vessels/topology_panel.py",
-    "vessels/vessel_tools.py",
 }
 
 
@@ -129,7 +127,6 @@ OVERSIZE_LEFT = {
     "retina_desktop/ui/compare/compare_mode.py:ComparePanel.__init__": 69,
     "retina_desktop/ui/finetune/finetune_dialog.py:FinetuneDialog.__init__": 62,
     "retina_desktop/ui/finetune/finetune_panel.py:FinetuneController": 425,
-    "retina_desktop/ui/vessels/vessel_tools.py:VesselTools": 376,
 }
 
 

@@ -160,11 +160,11 @@ def _at_segment_end(graph: VesselGraph, target: np.ndarray) -> bool:
 
 
 def _seen_from_other_end(found: Iterable[Finding], a: Point, b: Point) -> bool:
-    """Whether a break from ``a`` to ``b`` is already among ``found``, found from ``b`` towards ``a``."""
+    """Whether the break from ``a`` to ``b`` is already among ``found``, seen from its other end: one there ends
+    within 3 px of ``a`` or starts within 3 px of ``b``."""
     return any(
         f.gap is not None
-        and min(np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]), np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1]))
-        <= 3
+        and min(np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]), np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1])) <= 3
         for f in found
     )
 
