@@ -109,7 +109,7 @@ def test_trace_and_segment_clicks_on_an_approved_image_ask_first(qtbot, window, 
     p = window.canvas.image_to_widget(40.5, 80.5)
     send_mouse(window.canvas.viewport(), "press", p)
     send_mouse(window.canvas.viewport(), "release", p)
-    assert window.vessel_tools.selected is None and not window.delete_segment_action.isEnabled()
+    assert window.vessel_tools.selected is None and not window.vessel_tools.delete_segment_action.isEnabled()
     _asked_and_unchanged(window, doc, gap)
     window.set_tool("trace")
     send_mouse(window.canvas.viewport(), "press", p)
@@ -132,13 +132,13 @@ def test_one_tool_at_a_time_and_its_preview_goes_with_it(qtbot, window, tmp_path
     send_mouse(window.canvas.viewport(), "press", p)
     send_mouse(window.canvas.viewport(), "release", p)
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
-    assert tools.highlight_item.isVisible()
+    assert tools.segment.highlight_item.isVisible()
 
     qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)  # the copy brush
     checked = [name for name, a in window.tool_actions.items() if a.isChecked()]
     assert c.copy_action.isChecked() and checked == [] and c.brush_item.isVisible()
-    assert tools.selected is None and not tools.highlight_item.isVisible()
-    assert not window.delete_segment_action.isEnabled()
+    assert tools.selected is None and not tools.segment.highlight_item.isVisible()
+    assert not window.vessel_tools.delete_segment_action.isEnabled()
 
     qtbot.keyClick(window, Qt.Key.Key_T)
     assert window.canvas.tool == "trace" and window.tool_actions["trace"].isChecked()
@@ -152,5 +152,5 @@ def test_one_tool_at_a_time_and_its_preview_goes_with_it(qtbot, window, tmp_path
     window.prompter = RecordingPrompter(unsaved="discard")
     with qtbot.waitSignal(window.image_opened, timeout=20000):
         window.open_image("img_01")
-    assert tools.selected is None and not tools.highlight_item.isVisible()
-    assert not window.delete_segment_action.isEnabled()
+    assert tools.selected is None and not tools.segment.highlight_item.isVisible()
+    assert not window.vessel_tools.delete_segment_action.isEnabled()

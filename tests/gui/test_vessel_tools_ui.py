@@ -50,7 +50,7 @@ def _tracing(qtbot, window, tmp_path):
     s.probability = np.where(_draw(_curve(), 3), 0.95, 0.02).astype(np.float32)
     tools = window.vessel_tools
     window.set_tool("trace")
-    qtbot.waitUntil(lambda: tools.cost is not None, timeout=20000)
+    qtbot.waitUntil(lambda: tools.trace.cost is not None, timeout=20000)
     return doc, tools
 
 
@@ -64,7 +64,7 @@ def test_two_clicks_and_enter_trace_a_curved_vessel_within_a_pixel_as_one_undo_s
     window.set_tool("trace")
     assert window.tool_actions["trace"].isChecked()
     assert "preparing the vessel map" in window.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: tools.cost is not None, timeout=20000)
+    qtbot.waitUntil(lambda: tools.trace.cost is not None, timeout=20000)
 
     a, b = _curve()[5], _curve()[-6]  # x 25 and x 134, on the centre line
     _click(window.canvas, a[0] + 0.5, a[1] + 0.5)
@@ -74,13 +74,13 @@ def test_two_clicks_and_enter_trace_a_curved_vessel_within_a_pixel_as_one_undo_s
         window.canvas.image_to_widget(b[0] + 0.5, b[1] + 0.5),
         buttons=Qt.MouseButton.NoButton,
     )
-    assert tools.preview_item.isVisible() and tools.preview_points > 50  # the live path follows the curve
+    assert tools.trace.preview_item.isVisible() and tools.trace.preview_points > 50  # the live path follows the curve
     _click(window.canvas, b[0] + 0.5, b[1] + 0.5)
     assert not doc.mask.any()  # nothing is painted before Enter
     qtbot.keyClick(window, Qt.Key.Key_Return)
 
     painted = doc.mask.copy()
-    assert doc.undo_count == 1 and not tools.preview_item.isVisible()
+    assert doc.undo_count == 1 and not tools.trace.preview_item.isVisible()
     near = cv2.dilate(vessel.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert painted.any() and not (painted & ~near).any()  # nothing more than 1 px off the vessel
     between = vessel.copy()
@@ -96,12 +96,12 @@ def test_escape_cancels_a_trace_and_brackets_change_its_width(qtbot, window, tmp
     a, b = _curve()[10], _curve()[60]
     _click(window.canvas, a[0] + 0.5, a[1] + 0.5)
     _click(window.canvas, b[0] + 0.5, b[1] + 0.5)
-    width = tools.preview_item.pen().widthF()
+    width = tools.trace.preview_item.pen().widthF()
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
-    assert tools.preview_item.pen().widthF() == width + 1.0  # half a pixel of radius each side
+    assert tools.trace.preview_item.pen().widthF() == width + 1.0  # half a pixel of radius each side
     assert window.canvas.brush_radius == window.settings.brush_radius  # the brush is untouched
     qtbot.keyClick(window, Qt.Key.Key_Escape)
-    assert not tools.tracing and not tools.preview_item.isVisible()
+    assert not tools.tracing and not tools.trace.preview_item.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_Return)
     assert not doc.mask.any() and doc.undo_count == 0
 
@@ -124,7 +124,7 @@ def test_segment_tool_deletes_exactly_one_branch_of_a_y(qtbot, window, flat_work
     window.set_tool("segment")
     _click(window.canvas, 45.5, 42.5)  # on the left branch
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
-    assert tools.highlight_item.isVisible() and window.delete_segment_action.isEnabled()
+    assert tools.segment.highlight_item.isVisible() and window.vessel_tools.delete_segment_action.isEnabled()
     qtbot.keyClick(window, Qt.Key.Key_Delete)
 
     yy, xx = np.mgrid[:H, :W]
@@ -264,7 +264,7 @@ def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still
     assert not any(mk.isVisible() for mk in topo.markers)
     window.set_tool("brush")
     stroke(window.canvas, [(120.5, 140.5), (130.5, 140.5)])  # an edit: no review runs while the panel is closed
-    assert not tools.fresh and not tools.analysis_timer.isActive() and tools._analysis_worker is None
+    assert not tools.fresh and not tools.analysis.timer.isActive() and tools.analysis.worker is None
     window.set_tool("segment")
     _click(window.canvas, 45.5, 42.5)  # the segment tool asks for the graph itself
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
@@ -278,7 +278,7 @@ def test_enter_finishes_a_trace_only_where_the_image_has_the_focus(qtbot, window
     a, b = _curve()[10], _curve()[60]
     _click(window.canvas, a[0] + 0.5, a[1] + 0.5)
     _click(window.canvas, b[0] + 0.5, b[1] + 0.5)
-    assert len(tools.tracer.anchors) == 2
+    assert len(tools.trace.tracer.anchors) == 2
     # A field in the side panel has the focus: its Enter is its own, the trace stays open.
     window.min_piece_spin.setFocus()
     qtbot.waitUntil(lambda: window.min_piece_spin.hasFocus())

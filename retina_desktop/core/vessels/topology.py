@@ -26,6 +26,7 @@ photos f times the size of DRIVE's (565x584).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -148,6 +149,26 @@ def _break_target(
     return np.array([sk.y[idx[k]], sk.x[idx[k]]], dtype=float), float(d[k])
 
 
+def _at_segment_end(graph: VesselGraph, target: np.ndarray) -> bool:
+    """Whether the skeleton pixel ``target`` is (within 2 px of) the end of its segment."""
+    t_label = int(graph.labels[int(target[0]), int(target[1])])
+    t_seg = graph.segments.get(t_label)
+    # A lone skeleton pixel is all the skeleton of its piece: as good as an end.
+    return t_label == 0 or (
+        t_seg is not None and len(t_seg.ends) > 0 and bool(np.hypot(*(t_seg.ends - target).T).min() <= 2)
+    )
+
+
+def _seen_from_other_end(found: Iterable[Finding], a: Point, b: Point) -> bool:
+    """Whether the break from ``a`` to ``b`` is already among ``found``, seen from its other end: one there ends
+    within 3 px of ``a`` or starts within 3 px of ``b``."""
+    return any(
+        f.gap is not None
+        and min(np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]), np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1])) <= 3
+        for f in found
+    )
+
+
 def find_breaks(
     mask: np.ndarray, graph: VesselGraph, probability: np.ndarray | None, params: TopologyParams = TopologyParams()
 ) -> list[Finding]:
@@ -179,29 +200,10 @@ def find_breaks(
         back = 2 * radius + 2
         u = (target - e.position) / max(float(np.hypot(*(target - e.position))), 1e-9)
         a_in = _inside(mask, e.position - u * back, e.position)
-        t_label = int(graph.labels[int(target[0]), int(target[1])])
-        t_seg = graph.segments.get(t_label)
-        # A lone skeleton pixel is all the skeleton of its piece: as good as an end.
-        at_end = t_label == 0 or (
-            t_seg is not None and len(t_seg.ends) > 0 and np.hypot(*(t_seg.ends - target).T).min() <= 2
-        )
-        b_in = _inside(mask, target + u * back, target) if at_end else target
+        b_in = _inside(mask, target + u * back, target) if _at_segment_end(graph, target) else target
         key = tuple(sorted([(int(a[0]), int(a[1])), (int(b[0]), int(b[1]))]))
-        # The same break seen from its other end is one finding.
-        twin = next(
-            (
-                f
-                for f in found.values()
-                if f.gap is not None
-                and min(
-                    np.hypot(f.gap[1][0] - a[0], f.gap[1][1] - a[1]), np.hypot(f.gap[0][0] - b[0], f.gap[0][1] - b[1])
-                )
-                <= 3
-            ),
-            None,
-        )
-        if twin is not None:
-            continue
+        if _seen_from_other_end(found.values(), a, b):
+            continue  # the same break seen from its other end is one finding
         bridge = ((a_in[1] + 0.5, a_in[0] + 0.5), (b_in[1] + 0.5, b_in[0] + 0.5))
         found[key] = Finding(
             "break",

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget
 
 from ..compare.compare_mode import CompareController, install_compare
 from ..finetune.finetune_panel import FinetuneController, Messages
 from ..review.history_panel import HistoryController, install_history
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
-from ..vessels.vessel_tools import VesselTools, install_vessel_tools
+from ..vessels.topology_panel import TopologyReview
+from ..vessels.vessel_tools import VesselTools
 from .help import HelpController, install_help
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ class Features:
     help: HelpController
     history: HistoryController
     vessel_tools: VesselTools
+    topology: TopologyReview
     compare: CompareController
     measurements: VesselMeasureRunner
     summary: WorkspaceSummary
@@ -40,8 +43,8 @@ def build_features(window: MainWindow) -> Features:
     finetune = _build_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
     help_ = install_help(window)
     history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
-    vessel_tools = install_vessel_tools(window)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
     compare = install_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
+    vessel_tools, topology = _vessel_tools(window, compare)  # Trace (T), Segment (S), the Topology panel (N)
     measurements = VesselMeasureRunner(
         ctx.review,
         ctx.tasks,
@@ -69,7 +72,81 @@ def build_features(window: MainWindow) -> Features:
         compare.dice_updated,
         window,
     )
-    return Features(finetune, help_, history, vessel_tools, compare, measurements, summary)
+    return Features(finetune, help_, history, vessel_tools, topology, compare, measurements, summary)
+
+
+def _menu(window: MainWindow, title: str):
+    return next((a.menu() for a in window.menuBar().actions() if a.text() == title), None)
+
+
+def _vessel_tools(window: MainWindow, compare: CompareController) -> tuple[VesselTools, TopologyReview]:
+    """The trace and segment tools with their keys (Enter, Esc, Delete), and the Topology dock (N / Shift+N)."""
+    ctx, canvas = window.context, window.canvas
+    dock = QDockWidget("Topology", window)
+    tools = VesselTools(
+        ctx.review,
+        canvas,
+        ctx.tasks,
+        ctx.image_ready,
+        ctx.actions,
+        lambda: not dock.isHidden(),  # the panel closed, edits are not reviewed (the segment tool still asks)
+        window,
+    )
+    tools.status.connect(lambda text: ctx.show_status(text, 8000))
+    window.edit_tools.width_step = tools.width_step  # [ / ] set the traced vessel's width while tracing
+    topology = TopologyReview(
+        ctx.review,
+        tools.analysis,
+        canvas,
+        ctx.settings,
+        ctx.actions,
+        ctx.show_status,
+        lambda: tools.trace.cost,
+        window.edit_tools.may_edit,
+        # The copy brush sets the canvas to "navigate" too; a marker under it must not take its clicks.
+        lambda: canvas.tool == "navigate" and not compare.brush_item.isVisible(),
+        window,
+    )
+    # Enter belongs to the image while a trace is open: a panel or field with the focus keeps its own Enter (a
+    # window-wide shortcut would paint the trace instead).
+    finish = tools.finish_trace_action
+    finish.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    window.removeAction(finish)
+    canvas.addAction(finish)
+    edit_menu = _menu(window, "&Edit")
+    if edit_menu is not None:
+        edit_menu.addSeparator()
+        for a in (finish, tools.cancel_trace_action, tools.delete_segment_action):
+            edit_menu.addAction(a)
+    _dock_topology(window, dock, topology, tools)
+    # Tests reach them here.
+    window.vessel_tools, window.topology, window.topology_dock = tools, topology, dock
+    return tools, topology
+
+
+def _dock_topology(window: MainWindow, dock: QDockWidget, topology: TopologyReview, tools: VesselTools) -> None:
+    """The Topology panel docked under the image list, and View ▸ N / Shift+N / Topology."""
+    dock.setObjectName("topology_dock")
+    dock.setWidget(topology.panel)
+    dock.setFeatures(
+        QDockWidget.DockWidgetFeature.DockWidgetMovable
+        | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        | QDockWidget.DockWidgetFeature.DockWidgetClosable
+    )  # View ▸ Topology brings it back
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+    window.splitDockWidget(window.images_dock, dock, Qt.Orientation.Vertical)
+
+    def shown(_on: bool) -> None:
+        # Closed (View ▸ Topology), the panel takes its markers with it and stops reviewing each edit.
+        topology.set_markers_visible(not dock.isHidden())
+        tools.analysis.set_live(not dock.isHidden())
+
+    dock.visibilityChanged.connect(shown)
+    view_menu = _menu(window, "&View")
+    if view_menu is not None:
+        view_menu.addSeparator()
+        for a in (topology.next_marker_action, topology.prev_marker_action, dock.toggleViewAction()):
+            view_menu.addAction(a)
 
 
 def _build_finetune(window: MainWindow) -> FinetuneController:

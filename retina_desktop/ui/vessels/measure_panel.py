@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QLabel, QWidget
 
-from model_core.morphometry import measure
+from model_core.morphometry import VesselMeasurements, measure
 
 from ...core.review.export import workspace_measurements
 from ...core.review.review_session import ReviewSession
@@ -35,7 +35,7 @@ ROWS = (
 
 
 class MeasurePanel(QGroupBox):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Vessel measurements (mask on screen)", parent)
         self.setObjectName("vessel_measurements")
         self.setToolTip(
@@ -51,7 +51,7 @@ class MeasurePanel(QGroupBox):
             self.labels[key] = lab
             form.addRow(title, lab)
 
-    def show_values(self, m) -> None:
+    def show_values(self, m: VesselMeasurements | None) -> None:
         for key, _title, fmt, _tip in ROWS:
             v = getattr(m, key) if m is not None else None
             self.labels[key].setText("–" if v is None or v != v else fmt.format(v))

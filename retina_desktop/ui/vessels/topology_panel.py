@@ -1,6 +1,7 @@
 """Topology review: a list of likely breaks, isolated fragments and short spurs, with markers on the canvas.
 
-The findings come from ``VesselTools``' analysis (``core.topology.review`` in a worker, after each edit).
+The findings come from the vessel tools' analysis (``vessel_analysis``: ``core.vessels.topology.review`` in a
+worker, after each edit).
 ``N`` / ``Shift+N`` jump to the next / previous marker and zoom there; the panel's Fix button applies the
 current marker's one-click fix (bridge along the ridge, or remove) as one undo step; Dismiss hides it for
 this image until it is reopened (``Finding.key`` survives unrelated edits).
@@ -8,12 +9,16 @@ this image until it is reopened (``Finding.key`` survives unrelated edits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsEllipseItem,
     QGraphicsItem,
+    QGraphicsSceneMouseEvent,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -23,7 +28,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...core.review.review_session import ReviewSession
+from ..common.context import ActionRegistry
+from ..common.settings import AppSettings
 from ..common.words import count
+from .vessel_analysis import VesselAnalysis
+from .vessel_canvas import VesselCanvas
+
+# The vessel engine is imported where it first runs (see vessel_analysis).
+if TYPE_CHECKING:
+    from ...core.vessels.topology import Finding
+    from ...core.vessels.tracing import TraceCost
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
 KINDS = ("break", "fragment", "spur")
@@ -31,7 +46,7 @@ KIND_LABELS = {"break": "Breaks", "fragment": "Fragments", "spur": "Spurs"}
 MARKER_PX = 9  # screen pixels: a marker keeps its size at every zoom
 
 
-def describe(f) -> str:
+def describe(f: Finding) -> str:
     x, y = f.position
     if f.kind == "break":
         return f"Break: gap {f.score:.0f} px at ({x:.0f}, {y:.0f})"
@@ -40,23 +55,21 @@ def describe(f) -> str:
     return f"Spur: {f.score:.0f} px long at ({x:.0f}, {y:.0f})"
 
 
-def fix_text(f) -> str:
+def fix_text(f: Finding) -> str:
     return "Bridge" if f.fix == "bridge" else "Remove"
 
 
 class MarkerItem(QGraphicsEllipseItem):
     """One finding's circle; with the Pan tool a click on it makes it the current marker."""
 
-    def __init__(self, review: TopologyReview, index: int):
+    def __init__(self, review: TopologyReview, index: int) -> None:
         super().__init__(QRectF(-MARKER_PX, -MARKER_PX, 2 * MARKER_PX, 2 * MARKER_PX))
         self._review, self.index = review, index
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
 
-    def mousePressEvent(self, event) -> None:
-        compare = getattr(self._review.window, "compare", None)
-        copying = compare is not None and compare.brush_item.isVisible()  # it sets the canvas to "navigate"
-        if self._review.canvas.tool != "navigate" or copying:
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if not self._review.pan_tool_in_use():
             event.ignore()  # the brush, trace, copy brush … work right up to a marker
             return
         event.accept()
@@ -64,7 +77,7 @@ class MarkerItem(QGraphicsEllipseItem):
 
 
 class TopologyPanel(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("topology_panel")
         lay = QVBoxLayout(self)
@@ -107,32 +120,54 @@ class TopologyPanel(QWidget):
 
 
 class TopologyReview(QObject):
-    """The list, the markers, navigation and the fixes; ``findings`` are those not dismissed, in list order."""
+    """The list, the markers, navigation and the fixes; ``findings`` are those not dismissed, in list order.
+
+    ``trace_cost`` is the trace tool's cost map (a bridge follows its ridge; None: a straight bridge),
+    ``may_edit`` asks before an approved image is changed (False: the fix is not made), ``pan_tool_in_use``
+    says whether a click on a marker makes it current (otherwise the click goes to the tool in use)."""
 
     jumped = Signal(int)
 
-    def __init__(self, window, tools, panel: TopologyPanel):
-        super().__init__(window)
-        self.window, self.tools, self.panel, self.canvas = window, tools, panel, window.canvas
-        self.findings: list = []  # those listed: not dismissed, of a kind shown
-        self.kept: list = []  # every kind, not dismissed (what the boxes count)
+    def __init__(
+        self,
+        review: ReviewSession,
+        analysis: VesselAnalysis,
+        canvas: VesselCanvas,
+        settings: AppSettings,
+        actions: ActionRegistry,
+        show_status: Callable[[str, int], None],
+        trace_cost: Callable[[], TraceCost | None],
+        may_edit: Callable[[], bool],
+        pan_tool_in_use: Callable[[], bool],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.review, self.analysis, self.canvas, self.settings = review, analysis, canvas, settings
+        self.show_status, self.trace_cost, self.may_edit = show_status, trace_cost, may_edit
+        self.pan_tool_in_use = pan_tool_in_use
+        self.panel = panel = TopologyPanel()
+        self.findings: list[Finding] = []  # those listed: not dismissed, of a kind shown
+        self.kept: list[Finding] = []  # every kind, not dismissed (what the boxes count)
         self.current = -1
-        self._resume = None  # after a fix: the key of the marker N goes on to (the list may be redone meanwhile)
-        self.dismissed: dict[str, set] = {}  # image key -> Finding.key
+        # After a fix: the key of the marker N goes on to (the list may be redone meanwhile).
+        self._resume: tuple[str, int, int] | None = None
+        self.dismissed: dict[str, set[tuple[str, int, int]]] = {}  # image key -> Finding.key
         self.markers: list[MarkerItem] = []
         self.markers_visible = True
-        self.shown_kinds = {k for k in KINDS if getattr(window.settings, f"topology_show_{k}")}
+        self.shown_kinds = {k for k in KINDS if getattr(settings, f"topology_show_{k}")}
         for kind, box in panel.kind_boxes.items():
             box.setChecked(kind in self.shown_kinds)
             box.toggled.connect(lambda on, k=kind: self.show_kind(k, on))
-        tools.analysis_ready.connect(self.refresh)
-        tools.analysis_started.connect(self._updating)
-        window.review.image_closed.connect(self.clear)
+        analysis.analysis_ready.connect(self.refresh)
+        analysis.analysis_started.connect(self._updating)
+        review.image_closed.connect(self.clear)
         panel.list.currentRowChanged.connect(self._row_chosen)
         panel.next_button.clicked.connect(lambda: self.step(+1))
         panel.prev_button.clicked.connect(lambda: self.step(-1))
         panel.fix_button.clicked.connect(self.fix_current)
         panel.dismiss_button.clicked.connect(self.dismiss_current)
+        self.next_marker_action = actions.add("Next topology marker", lambda: self.step(+1), "N")
+        self.prev_marker_action = actions.add("Previous topology marker", lambda: self.step(-1), "Shift+N")
         self._update_buttons()
 
     # ------------------------------------------------------------------ content --
@@ -144,15 +179,15 @@ class TopologyReview(QObject):
         self.panel.summary_label.setText("No image open")
 
     def _updating(self) -> None:
-        if self.window.session is not None:
+        if self.review.image is not None:
             self.panel.summary_label.setText(self._summary() + " · updating…")
 
     def refresh(self) -> None:
-        s = self.window.session
+        s = self.review.image
         if s is None:
             return
         hidden = self.dismissed.get(s.key, set())
-        self.kept = [f for f in self.tools.findings if f.key not in hidden]
+        self.kept = [f for f in self.analysis.findings if f.key not in hidden]
         self._filter()
 
     def _filter(self) -> None:
@@ -167,13 +202,13 @@ class TopologyReview(QObject):
     def _update_counts(self) -> None:
         for kind, box in self.panel.kind_boxes.items():
             box.setText(f"{KIND_LABELS[kind]} ({sum(f.kind == kind for f in self.kept)})")
-        updating = self.window.session is not None and not self.tools.fresh
+        updating = self.review.image is not None and not self.analysis.fresh
         self.panel.summary_label.setText(self._summary() + (" · updating…" if updating else ""))
 
     def show_kind(self, kind: str, on: bool) -> None:
         """List and mark ``kind`` (break, fragment, spur) or not; remembered for the next session."""
         self.shown_kinds = (self.shown_kinds | {kind}) if on else (self.shown_kinds - {kind})
-        setattr(self.window.settings, f"topology_show_{kind}", on)
+        setattr(self.settings, f"topology_show_{kind}", on)
         box = self.panel.kind_boxes[kind]
         with QSignalBlocker(box):
             box.setChecked(on)  # called from code: the box follows
@@ -234,14 +269,14 @@ class TopologyReview(QObject):
             b.setEnabled(bool(self.findings))
 
     @property
-    def current_finding(self):
+    def current_finding(self) -> Finding | None:
         return self.findings[self.current] if 0 <= self.current < len(self.findings) else None
 
     # --------------------------------------------------------------- navigation --
     def step(self, step: int) -> None:
         """N / Shift+N: the next (previous) marker, zoomed to."""
         if not self.findings:
-            self.window.statusBar().showMessage("Topology review: no markers", 3000)
+            self.show_status("Topology review: no markers", 3000)
             return
         resume, self._resume = self._resume, None
         keys = [f.key for f in self.findings]
@@ -261,12 +296,13 @@ class TopologyReview(QObject):
         self.panel.list.blockSignals(with_signals)
         self._style_markers()
         self._update_buttons()
-        if zoom:
-            h, w = self.window.session.document.shape
+        s = self.review.image
+        if zoom and s is not None:
+            h, w = s.document.shape
             side = max(48.0, min(h, w) / 8)
             x, y = f.position
             self.canvas.view.setRange(QRectF(x - side / 2, y - side / 2, side, side), padding=0)
-        self.window.statusBar().showMessage(
+        self.show_status(
             f"{i + 1} of {len(self.findings)}: {describe(f)} — {fix_text(f)} or Dismiss in the Topology panel", 8000
         )
         self.jumped.emit(i)
@@ -277,31 +313,29 @@ class TopologyReview(QObject):
 
     # --------------------------------------------------------------------- fixes --
     def fix_current(self) -> bool:
-        f, s = self.current_finding, self.window.session
+        f, s = self.current_finding, self.review.image
         if f is None or s is None:
             return False
-        guard = self.window.canvas.edit_guard  # an approved image asks first, as with the brush
-        if guard is not None and not guard():
+        if not self.may_edit():  # an approved image asks first, as with the brush
             return False
-        from ...core.vessels.topology import apply_fix  # loaded with the vessel engine (see vessel_tools)
+        from ...core.vessels.topology import apply_fix  # loaded with the vessel engine (see vessel_analysis)
 
-        edit = s.document.apply(f.label, lambda m: apply_fix(f, m, self.tools.cost), tool="topology")
+        cost = self.trace_cost()
+        edit = s.document.apply(f.label, lambda m: apply_fix(f, m, cost), tool="topology")
         following = self._drop_current(go=False)  # the view stays on the fix, for the grader to see it
         if edit is not None:
             nxt = f"; N goes on to {describe(following)}" if following is not None else "; no markers left"
-            self.window.statusBar().showMessage(
-                f"{f.label}: {count(edit.added, 'pixel')} added, {edit.removed:,} removed{nxt}", 8000
-            )
+            self.show_status(f"{f.label}: {count(edit.added, 'pixel')} added, {edit.removed:,} removed{nxt}", 8000)
         return edit is not None
 
     def dismiss_current(self) -> None:
-        f, s = self.current_finding, self.window.session
+        f, s = self.current_finding, self.review.image
         if f is None or s is None:
             return
         self.dismissed.setdefault(s.key, set()).add(f.key)
         self._drop_current()
 
-    def _drop_current(self, go: bool = True):
+    def _drop_current(self, go: bool = True) -> Finding | None:
         """Take the current finding off the list at once (the analysis that follows an edit confirms it); with
         ``go``, go to the next one as N does, so the grader sees the marker the buttons now act on. Returns the
         finding that followed (None when none is left)."""
@@ -321,43 +355,3 @@ class TopologyReview(QObject):
             self._update_buttons()
             return following
         return self.current_finding
-
-
-def install_topology_review(window, tools) -> TopologyReview:
-    """The Topology dock under the image list, and the N / Shift+N actions."""
-    from PySide6.QtWidgets import QDockWidget
-
-    panel = TopologyPanel()
-    dock = QDockWidget("Topology", window)
-    dock.setObjectName("topology_dock")
-    dock.setWidget(panel)
-    dock.setFeatures(
-        QDockWidget.DockWidgetFeature.DockWidgetMovable
-        | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-        | QDockWidget.DockWidgetFeature.DockWidgetClosable
-    )  # View ▸ Topology brings it back
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    window.splitDockWidget(window.images_dock, dock, Qt.Orientation.Vertical)
-    ctl = TopologyReview(window, tools, panel)
-    tools.auto_analyse = lambda: not dock.isHidden()
-
-    def shown(_on: bool) -> None:
-        # Closed (View ▸ Topology), the panel takes its markers with it and stops reviewing each edit.
-        ctl.set_markers_visible(not dock.isHidden())
-        if dock.isHidden():
-            tools.analysis_timer.stop()
-        elif not tools.fresh:
-            tools.analyse()
-
-    dock.visibilityChanged.connect(shown)
-    window.topology, window.topology_dock = ctl, dock
-    make = window.action_table.add
-    window.next_marker_action = make("Next topology marker", lambda: ctl.step(+1), "N")
-    window.prev_marker_action = make("Previous topology marker", lambda: ctl.step(-1), "Shift+N")
-    view_menu = next((a.menu() for a in window.menuBar().actions() if a.text() == "&View"), None)
-    if view_menu is not None:
-        view_menu.addSeparator()
-        view_menu.addAction(window.next_marker_action)
-        view_menu.addAction(window.prev_marker_action)
-        view_menu.addAction(dock.toggleViewAction())
-    return ctl
