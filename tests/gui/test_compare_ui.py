@@ -163,13 +163,13 @@ def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot
 
     ws, model = window.workspace, window.image_list.model
     prob = ws.predictions.load(ws.entry("im0"), window.model.cache_key)
-    with qtbot.waitSignal(window.compare.dice_updated, timeout=20000):
-        window.compare.refresh_dice()
+    with qtbot.waitSignal(window.features.list_dice.updated, timeout=20000):
+        window.features.list_dice.refresh()
     assert model.dice_values() == {
         "im0": pytest.approx(Confusion.of(prob >= window.threshold, _reference(), None).dice)
     }
     window.prompter = RecordingPrompter(confirm=True)  # "replace the reference on screen?" yes
-    with qtbot.waitSignal(window.compare.dice_updated, timeout=20000):  # another cut, other scores
+    with qtbot.waitSignal(window.features.list_dice.updated, timeout=20000):  # another cut, other scores
         assert window.apply_threshold(0.3)
     assert model.dice_values()["im0"] == pytest.approx(Confusion.of(prob >= 0.3, _reference(), None).dice)
     model.set_dice("im1", 0.2)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 
-from ..compare.compare_mode import CompareController, install_compare
+from ..compare.compare_mode import DICE_SORT, DICE_SORT_TIP, CompareController, ImageListDice
 from ..finetune.finetune_panel import FinetuneController, Messages
+from ..prediction.prediction_view import PredictionView
 from ..review.history_panel import HistoryController, install_history
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
@@ -36,6 +37,7 @@ class Features:
     compare: CompareController
     measurements: VesselMeasureRunner
     summary: WorkspaceSummary
+    list_dice: ImageListDice
 
 
 def build_features(window: MainWindow) -> Features:
@@ -43,7 +45,7 @@ def build_features(window: MainWindow) -> Features:
     finetune = _build_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
     help_ = install_help(window)
     history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
-    compare = install_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
+    compare, list_dice = build_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
     vessel_tools, topology = _vessel_tools(window, compare)  # Trace (T), Segment (S), the Topology panel (N)
     measurements = VesselMeasureRunner(
         ctx.review,
@@ -68,11 +70,11 @@ def build_features(window: MainWindow) -> Features:
         ctx.actions,
         compare.menu,
         window.image_list.model.dice_values,
-        compare.refresh_dice,
-        compare.dice_updated,
+        list_dice.refresh,
+        list_dice.updated,
         window,
     )
-    return Features(finetune, help_, history, vessel_tools, topology, compare, measurements, summary)
+    return Features(finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice)
 
 
 def _menu(window: MainWindow, title: str):
@@ -177,3 +179,76 @@ def _build_finetune(window: MainWindow) -> FinetuneController:
     window.toolbar.addAction(finetune.finetune_action)
     window.finetune = finetune  # MainWindow restores its position and stops its run on closing; tests reach it
     return finetune
+
+
+def build_prediction_view(window: MainWindow) -> PredictionView:
+    """The model's and the prediction runs' read-outs (before the actions, which call its ``predict_*``)."""
+    ctx = window.context
+    view = PredictionView(
+        ctx.prediction,
+        ctx.review,
+        window.image_list.model,
+        window.status_panel,
+        window.canvas.set_probability,
+        ctx.show_message,
+        ctx.show_status,
+        ctx.progress,
+        lambda title, text: window.prompter.error(title, text),  # the prompter of the moment (tests replace it)
+        lambda: window.banner.level == "error",
+        window.update_actions,
+        window,
+    )
+    # A prediction on screen: the window's read-outs follow it, then the window says so (compare, readiness).
+    view.prediction_shown.connect(
+        lambda _key: (window.show_threshold(), window.update_actions(), window.measure.schedule())
+    )
+    view.prediction_shown.connect(window.prediction_shown)
+    view.batch_finished.connect(window.batch_finished)
+    return view
+
+
+def build_compare(window: MainWindow) -> tuple[CompareController, ImageListDice]:
+    """Compare mode in its menu (before Help), its box in the review panel, the copy brush among the tools; the
+    image list's Dice and its sort."""
+    ctx = window.context
+    bar = window.menuBar()
+    help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+    menu = bar.addMenu("&Compare")
+    if help_menu is not None:  # Help stays last
+        bar.insertMenu(help_menu, menu)
+
+    def reveal(box):
+        area = window.review_dock.widget()
+        if hasattr(area, "ensureWidgetVisible"):
+            area.ensureWidgetVisible(box, 0, 0)
+
+    compare = CompareController(
+        ctx.review,
+        window.canvas,
+        ctx.tasks,
+        ctx.image_ready,
+        ctx.actions,
+        menu,
+        ctx.show_message,
+        ctx.show_status,
+        window.edit_tools.may_edit,  # an approved image asks before the copy brush changes it, as the brush does
+        reveal,
+        window,
+    )
+    window.action_table.tool_group.addAction(compare.copy_action)
+    rows = window.image_list
+    list_dice = ImageListDice(ctx.review, ctx.tasks, window.model, rows.model, ctx.image_ready, window)
+    compare.scores_shown.connect(list_dice.open_image_scored)
+    window.prediction_shown.connect(compare.prediction_shown)
+    window.prediction_shown.connect(lambda key: list_dice.refresh([key]))
+    window.workspace_opened.connect(lambda _root: list_dice.workspace_opened())
+    window.batch_finished.connect(lambda _summary: list_dice.refresh())  # Predict all: every image scored
+    window.predictions_view.model_activated.connect(lambda: list_dice.refresh())  # the scores were the old model's
+    layout = window.review_panel.layout()
+    # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
+    layout.insertWidget(layout.count() - 1, compare.panel)
+    rows.add_sort_key(DICE_SORT, DICE_SORT_TIP)
+    rows.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and list_dice.refresh())
+    list_dice.updated.connect(lambda: rows.proxy.sort_key == DICE_SORT and rows.resort())
+    window.compare = compare
+    return compare, list_dice

@@ -36,7 +36,6 @@ from ..common.settings import AppSettings
 from ..common.wheel_guard import WheelGuard, guard_wheel
 from ..common.workers import TaskRunner, Worker
 from ..prediction.prediction_controller import PredictionController
-from ..prediction.prediction_view import PredictionView
 from ..review.canvas import ImageCanvas
 from ..review.edit_tools import EditTools
 from ..review.image_list import ImageListPanel
@@ -46,7 +45,7 @@ from .background import MeasureRunner, ThumbnailLoader
 from .banner import MessageBanner
 from .dialogs import PreferencesDialog
 from .export_controller import ExportController
-from .features import build_features
+from .features import build_features, build_prediction_view
 from .save_flow import SaveFlow
 from .status_panel import StatusPanel
 from .workspace_flow import WorkspaceFlow
@@ -129,7 +128,7 @@ class MainWindow(QMainWindow):
             self.edit_tools.undo,
             self.edit_tools.redo,
         )
-        self.predictions_view = PredictionView(self)
+        self.predictions_view = build_prediction_view(self)
         self.predict_current, self.predict_all = (
             self.predictions_view.predict_current,
             self.predictions_view.predict_all,

@@ -2,51 +2,108 @@
 in one view; their differences in three colour-blind-safe colours; scores that say what is compared with
 what; and a brush that copies another grader's mask region by region.
 
-``install_compare(window)`` adds the actions (View → Compare), the Compare box of the review panel and the
-image list's Dice sort. The masks are read and the scores computed on worker threads; only the newest
-result for the open image is shown.
+``CompareController`` is built by the composition root (``ui.app.features``) from the parts it uses: the review
+session, the canvas it draws on, the task runner, the image list's Dice column; it makes its actions and fills
+the Compare menu, and the root places its box in the review panel and the Dice sort in the image list. The masks
+are read and the scores computed on worker threads; only the newest result for the open image is shown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QRectF, QSignalBlocker, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsObject,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QVBoxLayout,
     QWidget,
 )
 
 from model_core.metrics import DIFF_FN, DIFF_FP, DIFF_TP, DIFFERENCE_COLOURS, difference_labels, difference_rgba
 
-from ...core.review.compare import VIEW_NAMES, VIEWS, CompareMasks, compare_scores, load_compare_masks, workspace_dice
+from ...core.model.model_service import ModelHolder
+from ...core.review.compare import (
+    VIEW_NAMES,
+    VIEWS,
+    CompareMasks,
+    CompareScores,
+    CompareView,
+    compare_scores,
+    load_compare_masks,
+    workspace_dice,
+)
+from ...core.review.mask_document import MaskDocument
+from ...core.review.review_session import ReviewSession
+from ..common.context import ActionRegistry
 from ..common.elided_label import ElidedLabel
-from ..common.workers import Worker
+from ..common.image_ready import ImageReadiness
+from ..common.workers import TaskRunner, Worker
 
 # The displayed mask's colour says which one it is (the editable mask keeps the canvas's green).
-VIEW_COLOURS = {
+VIEW_COLOURS: dict[CompareView, tuple[int, int, int]] = {
     "mask": (0, 230, 118),
     "reference": (255, 255, 255),
     "prediction": (255, 120, 200),
     "second": (160, 140, 255),
 }
-BRUSH_SOURCES = ("second", "reference", "prediction")
+BRUSH_SOURCES: tuple[CompareView, ...] = ("second", "reference", "prediction")
 BACKDROP = (0, 0, 0, 170)  # over the photo where the difference overlay has nothing to say
 DICE_SORT = "Dice (worst first)"
+DICE_SORT_TIP = (
+    "The model prediction's Dice against the reference, worst first: where the model fails (images without one last)"
+)
 # What the difference legend calls each mask compared with the reference: (title, "only in ...").
 LEGEND_NAMES = {
     "mask": ("your mask", "your mask"),
     "prediction": ("model prediction", "the model prediction"),
     "second": ("second grader", "the second grader's mask"),
 }
+
+
+class MaskOverlay(Protocol):
+    """The canvas's mask overlay: compare mode shows another mask in it, in that mask's colour."""
+
+    def set_colour(self, rgb: tuple[int, int, int]) -> None: ...
+    def set_mask(self, mask: np.ndarray | None) -> None: ...
+    def setVisible(self, visible: bool) -> None: ...
+
+
+class CompareCanvas(Protocol):
+    """What compare mode uses of the image canvas (the review feature's ``ImageCanvas``, which this feature does
+    not import: the features are independent of each other)."""
+
+    view: Any  # the pyqtgraph ViewBox the overlays are added to
+    overlay: MaskOverlay
+    cursor_outline: QGraphicsEllipseItem
+    document: MaskDocument | None
+    brush_radius: float
+    stroke_finished: SignalInstance
+
+    @property
+    def mask_visible(self) -> bool: ...
+    def move_cursor(self, p: tuple[float, float]) -> None: ...
+    def hide_cursor(self) -> None: ...
+    def set_tool(self, tool: str) -> None: ...
+    def setCursor(self, cursor: Qt.CursorShape) -> None: ...
+
+
+class DiceColumn(Protocol):
+    """The image list's Dice of each image (the model prediction's against the reference)."""
+
+    def set_dice(self, key: str, dice: float | None) -> None: ...
+    def dice_values(self) -> dict[str, float]: ...
 
 
 def reference_text(masks: CompareMasks) -> str:
@@ -67,9 +124,11 @@ class CopyBrushItem(QGraphicsObject):
         super().__init__()
         self.c = controller
         self._size = QRectF()
-        self._last = None
+        self._last: tuple[float, float] | None = None
         self._source: np.ndarray | None = None
-        self._doc = None  # the document the gesture began on: it ends there whatever is open by then
+        self._doc: MaskDocument | None = (
+            None  # the document the gesture began on: it ends there whatever is open by then
+        )
         self.setAcceptHoverEvents(True)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
@@ -85,7 +144,7 @@ class CopyBrushItem(QGraphicsObject):
     def paint(self, painter, option, widget=None) -> None:
         pass
 
-    def _outline(self, p) -> None:
+    def _outline(self, p: tuple[float, float]) -> None:
         canvas = self.c.canvas
         canvas.move_cursor(p)  # the status bar's pixel read-out
         r = canvas.brush_radius
@@ -103,7 +162,7 @@ class CopyBrushItem(QGraphicsObject):
         source = self.c.brush_source_mask()
         if event.button() != Qt.MouseButton.LeftButton or doc is None or source is None:
             if doc is not None and source is None:
-                self.c.window.show_message(
+                self.c.show_message(
                     f"Nothing to brush from: this image has no {self.c.brush_source_name()} "
                     "mask. Choose another source in the Compare box.",
                     "warning",
@@ -111,8 +170,7 @@ class CopyBrushItem(QGraphicsObject):
             event.ignore()
             return
         event.accept()
-        guard = self.c.canvas.edit_guard
-        if guard is not None and not guard():
+        if not self.c.may_edit():
             return  # an approved image the grader did not agree to edit, as with the plain brush
         # The document's own stroke: autosave, switching images and undo see a gesture in progress, as with
         # the plain brush, and it becomes one undo step on release.
@@ -126,7 +184,7 @@ class CopyBrushItem(QGraphicsObject):
         p = (event.pos().x(), event.pos().y())
         self._outline(p)
         doc = self._doc
-        if self._last is None or doc is None or doc is not self.c.canvas.document:
+        if self._last is None or self._source is None or doc is None or doc is not self.c.canvas.document:
             event.ignore()
             return
         doc.copy_stroke_to(self._last, p, self.c.canvas.brush_radius, self._source)
@@ -156,7 +214,7 @@ class CopyBrushItem(QGraphicsObject):
 class ComparePanel(QGroupBox):
     """What is shown, the legend of the difference overlay, and the scores (each row says what against what)."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Compare (K: switch mask, D: differences)", parent)
         self.setObjectName("compare_box")
         lay = QVBoxLayout(self)
@@ -178,7 +236,13 @@ class ComparePanel(QGroupBox):
         self.brush_source.setToolTip("The mask the copy brush (Shift+B) takes its pixels from")
         form.addRow("Brush from", self.brush_source)
         lay.addLayout(form)
+        lay.addLayout(self._score_grid())
+        self.legend = self._legend()
+        lay.addWidget(self.legend)
+        self.legend.hide()
 
+    def _score_grid(self) -> QGridLayout:
+        """A row per comparison, a column per score; ``score_labels[row name]`` are the row's cells."""
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         for col, head in enumerate(("", "Dice", "clDice", "Sens.", "Spec.")):
@@ -202,11 +266,13 @@ class ComparePanel(QGroupBox):
                 grid.addWidget(lab, row, col)
                 cells.append(lab)
             self.score_labels[name] = cells
-        lay.addLayout(grid)
+        return grid
 
-        self.legend = QWidget()
-        self.legend.setObjectName("difference_legend")
-        ll = QVBoxLayout(self.legend)
+    def _legend(self) -> QWidget:
+        """The difference overlay's legend: a swatch and its text per colour (``legend_rows[label]``)."""
+        legend = QWidget()
+        legend.setObjectName("difference_legend")
+        ll = QVBoxLayout(legend)
         ll.setContentsMargins(0, 4, 0, 0)
         ll.setSpacing(2)
         self.legend_title = QLabel()
@@ -223,10 +289,29 @@ class ComparePanel(QGroupBox):
             row.addWidget(text, 1)
             ll.addLayout(row)
             self.legend_rows[label] = text
-        lay.addWidget(self.legend)
-        self.legend.hide()
+        return legend
 
-    def show_scores(self, scores) -> None:
+    def show_masks(self, masks: CompareMasks) -> None:
+        """The open image's reference and second grader's mask, and the copy brush's source for it."""
+        if masks.reference is not None:
+            self.reference_label.setText(reference_text(masks), str(masks.reference_path))
+        else:
+            self.reference_label.setText("none (no mask came with this image)")
+        if masks.second is not None and masks.second_path is not None:
+            second = masks.second_path
+            self.second_label.setText(second.parent.name + "/" + second.name, str(second))
+        else:
+            self.second_label.setText("none")
+        # The copy brush offers a mask this image has: a second grader's, else the reference, else the prediction.
+        present = {"second": masks.second is not None, "reference": masks.reference is not None, "prediction": True}
+        if masks.second is not None:
+            self.brush_source.setCurrentIndex(BRUSH_SOURCES.index("second"))
+        elif not present.get(self.brush_source.currentData(), True):
+            self.brush_source.setCurrentIndex(
+                BRUSH_SOURCES.index("reference" if present["reference"] else "prediction")
+            )
+
+    def show_scores(self, scores: CompareScores | None) -> None:
         by_name = dict(scores.rows()) if scores is not None else {}
         for name, cells in self.score_labels.items():
             a = by_name.get(name)
@@ -253,20 +338,89 @@ class ComparePanel(QGroupBox):
         self.legend.hide()
 
 
+class ImageListDice(QObject):
+    """The image list's Dice of every image: the model prediction's against the reference at the threshold, read
+    from the prediction cache on a worker (the Dice sort and the workspace summary show it)."""
+
+    updated = Signal()  # a whole-workspace run is done: the list may re-sort
+
+    def __init__(
+        self,
+        review: ReviewSession,
+        tasks: TaskRunner,
+        model: ModelHolder,
+        column: DiceColumn,
+        image_ready: ImageReadiness,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.review, self.tasks, self.model, self.column = review, tasks, model, column
+        self._pending = False  # a workspace was opened: its Dice waits until the first image is ready (launch)
+        image_ready.ready.connect(lambda _key: self._pending and self.refresh())
+        review.threshold_changed.connect(lambda _t: column.dice_values() and self.refresh())  # at another cut
+
+    def workspace_opened(self) -> None:
+        self._pending = True
+
+    def open_image_scored(self, key: str, scores: CompareScores) -> None:
+        """Compare mode scored the open image (its mask may be newer than the cached prediction's)."""
+        if scores.prediction_vs_reference is not None:
+            self.column.set_dice(key, scores.prediction_vs_reference.dice)
+
+    def refresh(self, keys: list[str] | None = None) -> Worker | None:
+        """The Dice of ``keys`` (None: every image) against the model now in use, at the threshold now."""
+        if keys is None:
+            self._pending = False
+        ws = self.review.workspace
+        if ws is None:
+            return None
+        worker = Worker(workspace_dice, ws, self.model.cache_key, self.review.threshold, keys, name="dice")
+
+        def computed(key_dice: tuple[str, float | None]) -> None:
+            if ws is self.review.workspace:  # not one of a workspace closed meanwhile
+                self.column.set_dice(*key_dice)
+
+        worker.yielded.connect(self.tasks.guard(computed))
+        if keys is None:  # a whole-workspace run may re-sort the list; one image's new score does not
+            worker.finished.connect(self.tasks.guard(lambda: self.updated.emit()))
+        self.tasks.start(worker, priority=-1)
+        return worker
+
+
 class CompareController(QObject):
+    """Compare mode on the open image. The root connects the window's event it has no other way to hear:
+    ``prediction_shown(key)``, the open image's new prediction is on screen."""
+
     view_changed = Signal(str)
     masks_loaded = Signal(str)  # key
-    scores_shown = Signal(object)  # CompareScores
-    dice_updated = Signal()
+    scores_shown = Signal(str, object)  # key, CompareScores
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.window, self.canvas, self.review = window, window.canvas, window.review
+    def __init__(
+        self,
+        review: ReviewSession,
+        canvas: CompareCanvas,
+        tasks: TaskRunner,
+        image_ready: ImageReadiness,
+        actions: ActionRegistry,
+        menu: QMenu,
+        show_message: Callable[[str, str], None],
+        show_status: Callable[[str, int], None],
+        may_edit: Callable[[], bool],
+        reveal: Callable[[QWidget], None],
+        parent: QObject | None = None,
+    ) -> None:
+        """``may_edit()``: asked before a copy stroke changes the mask (an approved image asks first, as with the
+        plain brush); ``reveal(widget)``: scroll the review panel to the Compare box."""
+        super().__init__(parent)
+        self.review, self.canvas, self.tasks = review, canvas, tasks
+        self.show_message, self.show_status, self.may_edit, self._reveal = show_message, show_status, may_edit, reveal
         self.masks: CompareMasks | None = None
-        self.scores = None
-        self.view = "mask"
-        self._subject: str | None = None  # what the differences are of, once the grader chose (None: the model's)
-        self._doc = None
+        self.scores: CompareScores | None = None
+        self.view: CompareView = "mask"
+        self._subject: CompareView | None = (
+            None  # what the differences are of, once the grader chose (None: the model's)
+        )
+        self._doc: MaskDocument | None = None
         self._request = 0
         self._score_request = 0
         self.diff_item = pg.ImageItem(axisOrder="row-major")
@@ -282,20 +436,40 @@ class CompareController(QObject):
         self.score_timer.timeout.connect(self._start_scores)
         self.diff_timer = QTimer(self, singleShot=True, interval=250)
         self.diff_timer.timeout.connect(self._redraw_difference)
+        self._add_actions(actions, menu)
 
         # The reference masks load once the prediction is on screen; the workspace's Dice too: at launch they
         # took the CPU of the first prediction.
-        window.image_ready.ready.connect(self._image_opened)
-        self._dice_pending = False
-        window.review.image_closed.connect(self._image_closed)
-        window.prediction_shown.connect(self._prediction_shown)
-        window.review.threshold_changed.connect(lambda _t: self._mask_changed())
-        window.workspace_opened.connect(lambda _root: setattr(self, "_dice_pending", True))
-        window.image_ready.ready.connect(lambda _key: self._dice_pending and self.refresh_dice())
-        window.batch_finished.connect(lambda _summary: self.refresh_dice())  # Predict all: every image scored
-        window.review.threshold_changed.connect(
-            lambda _t: self.window.image_list.model.dice_values() and self.refresh_dice()
-        )  # the scores were at another cut
+        image_ready.ready.connect(self._image_opened)
+        review.image_closed.connect(self._image_closed)
+        review.threshold_changed.connect(lambda _t: self._mask_changed())
+
+    def _add_actions(self, actions: ActionRegistry, menu: QMenu) -> None:
+        self.cycle_action = actions.add(
+            "Switch shown mask (yours / reference / prediction / 2nd grader)",
+            self.cycle_view,
+            "K",
+            tip="Show your mask, the reference, the model's prediction or the second grader's mask",
+        )
+        self.diff_action = actions.add(
+            "Differences against the reference",
+            self.set_difference_visible,
+            "D",
+            checkable=True,
+            tip="True positives, false positives and false negatives in colour-blind-safe colours",
+        )
+        self.copy_action = actions.add(  # the root adds it to the canvas's tool group: one tool at a time
+            "Brush from another mask",
+            self.set_copy_tool,
+            "Shift+B",
+            checkable=True,
+            tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours",
+        )
+        self.menu = menu
+        menu.addAction(self.cycle_action)
+        menu.addAction(self.diff_action)
+        menu.addSeparator()
+        menu.addAction(self.copy_action)
 
     # ----------------------------------------------------------------- the open image --
     def _image_opened(self, key: str) -> None:
@@ -311,8 +485,8 @@ class CompareController(QObject):
         self._request += 1
         req = self._request
         worker = Worker(load_compare_masks, self.review.workspace, s.entry, (h, w), name=f"compare {key}")
-        worker.returned.connect(self.window.tasks.guard(lambda m, r=req: self._masks_loaded(r, m)))
-        self.window.tasks.start(worker, priority=1)
+        worker.returned.connect(self.tasks.guard(lambda m, r=req: self._masks_loaded(r, m)))
+        self.tasks.start(worker, priority=1)
 
     def _image_closed(self) -> None:
         self._detach()
@@ -335,23 +509,9 @@ class CompareController(QObject):
         if request != self._request or s is None or s.key != masks.key:
             return
         self.masks = masks
-        p = self.panel
-        if masks.reference is not None:
-            p.reference_label.setText(reference_text(masks), str(masks.reference_path))
-        else:
-            p.reference_label.setText("none (no mask came with this image)")
-        if masks.second is not None:
-            p.second_label.setText(masks.second_path.parent.name + "/" + masks.second_path.name, str(masks.second_path))
-        else:
-            p.second_label.setText("none")
-        # The copy brush offers a mask this image has: a second grader's, else the reference, else the prediction.
-        present = {"second": masks.second is not None, "reference": masks.reference is not None, "prediction": True}
-        if masks.second is not None:
-            p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("second"))
-        elif not present.get(p.brush_source.currentData(), True):
-            p.brush_source.setCurrentIndex(BRUSH_SOURCES.index("reference" if present["reference"] else "prediction"))
+        self.panel.show_masks(masks)
         if masks.problems:
-            self.window.show_message(masks.problems[0], "warning")
+            self.show_message(masks.problems[0], "warning")
         self._show_view_label()
         # Scored at once, but not through score_timer.start(0): that would set its interval to 0 for good and
         # start a scoring worker (with an 8-MB mask copy) on every brush move (32 ms moves at 3504x2336).
@@ -359,9 +519,8 @@ class CompareController(QObject):
         self._start_scores()
         self.masks_loaded.emit(masks.key)
 
-    def _prediction_shown(self, key: str) -> None:
+    def prediction_shown(self, key: str) -> None:
         self._mask_changed()
-        self.refresh_dice([key])
 
     def _document_changed(self, _bbox) -> None:
         subject = self._subject
@@ -381,7 +540,7 @@ class CompareController(QObject):
             self.set_view("prediction")
 
     # -------------------------------------------------------------- what is displayed --
-    def mask_of(self, view: str) -> np.ndarray | None:
+    def mask_of(self, view: CompareView) -> np.ndarray | None:
         s = self.review.image
         if s is None:
             return None
@@ -393,7 +552,7 @@ class CompareController(QObject):
             return None
         return self.masks.reference if view == "reference" else self.masks.second
 
-    def available_views(self) -> list[str]:
+    def available_views(self) -> list[CompareView]:
         s = self.review.image
         if s is None:
             return []
@@ -409,15 +568,13 @@ class CompareController(QObject):
     def cycle_view(self) -> None:
         views = self.available_views()
         if len(views) < 2:
-            self.window.show_message(
-                "Nothing to compare with yet: this image has no reference mask or prediction.", "info"
-            )
+            self.show_message("Nothing to compare with yet: this image has no reference mask or prediction.", "info")
             return
         nxt = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "mask"
         self.set_view(nxt)
         self.reveal_panel()
 
-    def set_view(self, view: str) -> None:
+    def set_view(self, view: CompareView) -> None:
         mask = self.mask_of(view)
         if mask is None:
             return
@@ -429,7 +586,7 @@ class CompareController(QObject):
         self._show_view_label()
         if self.diff_item.isVisible():
             self._redraw_difference()
-        self.window.statusBar().showMessage(
+        self.show_status(
             f"Showing {VIEW_NAMES[view]}"
             + ("" if view == "mask" else " (read-only; K: next, painting goes back to your mask)"),
             5000,
@@ -444,12 +601,10 @@ class CompareController(QObject):
 
     def reveal_panel(self) -> None:
         """Scroll the review panel to this box, where the legend and the scores are."""
-        area = self.window.review_dock.widget()
-        if hasattr(area, "ensureWidgetVisible"):
-            area.ensureWidgetVisible(self.panel, 0, 0)
+        self._reveal(self.panel)
 
     # --------------------------------------------------------------- the differences --
-    def difference_subject(self) -> str:
+    def difference_subject(self) -> CompareView:
         """What the difference overlay compares with the reference: the mask the grader chose to show (K) or
         painted; before either, the model's prediction. An image's mask starts as its reference, and "your mask
         vs reference" was then one colour all over (issue 27)."""
@@ -460,7 +615,7 @@ class CompareController(QObject):
 
     def set_difference_visible(self, on: bool) -> None:
         if on and (self.masks is None or self.masks.reference is None):
-            self.window.show_message("No differences to show: this image has no reference mask.", "info")
+            self.show_message("No differences to show: this image has no reference mask.", "info")
             with QSignalBlocker(self.diff_action):
                 self.diff_action.setChecked(False)
             on = False
@@ -502,8 +657,8 @@ class CompareController(QObject):
             lambda ctx: compare_scores(prob >= threshold if prob is not None else None, mask, ref, second),
             name="compare scores",
         )
-        worker.returned.connect(self.window.tasks.guard(lambda sc, r=req, k=key: self._scores_done(r, k, sc)))
-        self.window.tasks.start(worker, priority=0)
+        worker.returned.connect(self.tasks.guard(lambda sc, r=req, k=key: self._scores_done(r, k, sc)))
+        self.tasks.start(worker, priority=0)
 
     def _scores_done(self, request: int, key: str, scores) -> None:
         s = self.review.image
@@ -511,9 +666,7 @@ class CompareController(QObject):
             return
         self.scores = scores
         self.panel.show_scores(scores)
-        if scores.prediction_vs_reference is not None:
-            self.window.image_list.model.set_dice(key, scores.prediction_vs_reference.dice)
-        self.scores_shown.emit(scores)
+        self.scores_shown.emit(key, scores)
 
     # ------------------------------------------------------------------ the copy brush --
     def brush_source_name(self) -> str:
@@ -529,65 +682,3 @@ class CompareController(QObject):
         else:
             self.canvas.cursor_outline.setVisible(False)
         self.brush_item.setVisible(on and self.review.image is not None)
-
-    # ------------------------------------------------------------ Dice per image (list) --
-    def refresh_dice(self, keys: list[str] | None = None) -> Worker | None:
-        if keys is None:
-            self._dice_pending = False
-        ws = self.review.workspace
-        if ws is None:
-            return None
-        worker = Worker(workspace_dice, ws, self.window.model.cache_key, self.review.threshold, keys, name="dice")
-        model = self.window.image_list.model
-        worker.yielded.connect(
-            self.window.tasks.guard(lambda kv, ws=ws: ws is self.review.workspace and model.set_dice(*kv))
-        )
-        if keys is None:  # a whole-workspace run may re-sort the list; one image's new score does not
-            worker.finished.connect(self.window.tasks.guard(lambda: self.dice_updated.emit()))
-        self.window.tasks.start(worker, priority=-1)
-        return worker
-
-
-def install_compare(window) -> CompareController:
-    c = CompareController(window)
-    t = window.action_table
-    c.cycle_action = t.add(
-        "Switch shown mask (yours / reference / prediction / 2nd grader)",
-        c.cycle_view,
-        "K",
-        tip="Show your mask, the reference, the model's prediction or the second grader's mask",
-    )
-    c.diff_action = t.add(
-        "Differences against the reference",
-        c.set_difference_visible,
-        "D",
-        checkable=True,
-        tip="True positives, false positives and false negatives in colour-blind-safe colours",
-    )
-    c.copy_action = t.add(
-        "Brush from another mask",
-        c.set_copy_tool,
-        "Shift+B",
-        checkable=True,
-        tip="Paint the chosen mask's pixels (second grader, reference, prediction) into yours",
-    )
-    t.tool_group.addAction(c.copy_action)
-    bar = window.menuBar()
-    help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
-    c.menu = menu = bar.addMenu("&Compare")
-    if help_menu is not None:  # Help stays last
-        bar.insertMenu(help_menu, menu)
-    for a in (c.cycle_action, c.diff_action, None, c.copy_action):
-        menu.addSeparator() if a is None else menu.addAction(a)
-    panel_layout = window.review_panel.layout()
-    # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
-    panel_layout.insertWidget(panel_layout.count() - 1, c.panel)
-    window.image_list.add_sort_key(
-        DICE_SORT,
-        "The model prediction's Dice against the reference, worst first: "
-        "where the model fails (images without one last)",
-    )
-    window.image_list.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and c.refresh_dice())
-    c.dice_updated.connect(lambda: window.image_list.proxy.sort_key == DICE_SORT and window.image_list.resort())
-    window.compare = c
-    return c
