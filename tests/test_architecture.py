@@ -58,7 +58,6 @@ WINDOW_USERS_LEFT = {
     "finetune/finetune_panel.py",
     "finetune/model_switcher.py",
     "prediction/prediction_view.py",
-    "review/history_panel.py",
     "vessels/topology_panel.py",
     "vessels/vessel_tools.py",
 }

@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
+
 from ..compare.compare_mode import CompareController, install_compare
 from ..finetune.finetune_panel import FinetuneController, install_finetune
-from ..review.history_panel import HistoryController, install_history
+from ..review.history_panel import HistoryController
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.vessel_tools import VesselTools, install_vessel_tools
@@ -37,7 +39,7 @@ def build_features(window: MainWindow) -> Features:
     ctx = window.context
     finetune = install_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
     help_ = install_help(window)
-    history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
+    history = _history(window)  # the History dock, version preview and restore, "Revert image to…"
     vessel_tools = install_vessel_tools(window)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
     compare = install_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
     measurements = VesselMeasureRunner(
@@ -68,3 +70,29 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     return Features(finetune, help_, history, vessel_tools, compare, measurements, summary)
+
+
+def _history(window: MainWindow) -> HistoryController:
+    ctx = window.context
+    history = HistoryController(
+        ctx.review,
+        window.canvas,
+        ctx.settings,
+        ctx.prompter,
+        ctx.show_message,
+        ctx.show_status,
+        lambda: window.save_current(auto=False),
+        window.saving.resolve_conflict,
+        window,
+    )
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history.dock)
+    window.tabifyDockWidget(window.review_dock, history.dock)
+    window.review_dock.raise_()
+    image_menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Image"), None)
+    if image_menu is not None:
+        image_menu.addSeparator()
+        image_menu.addAction(history.revert_action)
+    history.restored.connect(lambda key: (window.image_list.model.set_dirty(key, False), window.update_actions()))
+    # The save flow's "View both" draws their version from the History; tests and the layout reach the dock here.
+    window.history, window.history_dock = history, history.dock
+    return history
