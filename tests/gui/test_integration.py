@@ -76,7 +76,8 @@ def approved_gap(tmp_path, qtbot, window):
     with qtbot.waitSignals([window.image_opened, window.compare.masks_loaded], timeout=20000):
         window.open_image("im0")
     assert window.review.workspace.status("im0") == "approved"
-    window.prompter = RecordingPrompter(confirm=False)  # the grader answers "no" to "Edit an approved image?"
+    # The grader answers "no" to "Edit an approved image?" (the edit tools ask it).
+    window.prompter = window.edit_tools.prompter = RecordingPrompter(confirm=False)
     return window.session.document, gap
 
 

@@ -137,7 +137,8 @@ def test_the_history_panel_lists_previews_and_restores_versions(qtbot, window, f
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the restore is undoable
     assert np.array_equal(doc.mask, second) and doc.unsaved
 
-    window.prompter = SafetyPrompter(item=2)  # "Revert image to…": newest first, so 2 is the first save
+    # "Revert image to…" (the History asks): newest first, so 2 is the first save.
+    window.prompter = window.history.prompter = SafetyPrompter(item=2)
     window.history.revert_action.trigger()
     items = window.prompter.asked[-1][1]
     assert len(items) == 3 and items[0].endswith("on disk now") and "on disk now" not in items[2]
@@ -173,7 +174,7 @@ def test_an_approved_image_asks_before_the_first_edit_and_undoing_gives_approval
     key = window.session.key
     assert window.workspace.status(key) == "approved"
     approved = doc.mask.copy()
-    window.prompter = SafetyPrompter(confirm=False)
+    window.prompter = window.edit_tools.prompter = SafetyPrompter(confirm=False)  # the edit tools ask
     window.set_tool("eraser")
     window.set_brush_radius(4)
     assert doc.mask[75, 75]
@@ -184,7 +185,7 @@ def test_an_approved_image_asks_before_the_first_edit_and_undoing_gives_approval
     window.autosave()
     assert window.workspace.status(key) == "approved"
 
-    window.prompter = SafetyPrompter(confirm=True)
+    window.prompter = window.edit_tools.prompter = SafetyPrompter(confirm=True)
     window.set_tool("brush")
     stroke(window.canvas, [(10, 10), (140, 140)])
     stroke(window.canvas, [(10, 140), (140, 10)])

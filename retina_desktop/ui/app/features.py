@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDockWidget
 from ..compare.compare_mode import DICE_SORT, DICE_SORT_TIP, CompareController, ImageListDice
 from ..finetune.finetune_panel import FinetuneController, Messages
 from ..prediction.prediction_view import PredictionView
-from ..review.history_panel import HistoryController, install_history
+from ..review.history_panel import HistoryController
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.topology_panel import TopologyReview
@@ -44,7 +44,7 @@ def build_features(window: MainWindow) -> Features:
     ctx = window.context
     finetune = _build_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
     help_ = install_help(window)
-    history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
+    history = _history(window)  # the History dock, version preview and restore, "Revert image to…"
     compare, list_dice = build_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
     vessel_tools, topology = _vessel_tools(window, compare)  # Trace (T), Segment (S), the Topology panel (N)
     measurements = VesselMeasureRunner(
@@ -252,3 +252,29 @@ def build_compare(window: MainWindow) -> tuple[CompareController, ImageListDice]
     list_dice.updated.connect(lambda: rows.proxy.sort_key == DICE_SORT and rows.resort())
     window.compare = compare
     return compare, list_dice
+
+
+def _history(window: MainWindow) -> HistoryController:
+    ctx = window.context
+    history = HistoryController(
+        ctx.review,
+        window.canvas,
+        ctx.settings,
+        ctx.prompter,
+        ctx.show_message,
+        ctx.show_status,
+        lambda: window.save_current(auto=False),
+        window.saving.resolve_conflict,
+        window,
+    )
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history.dock)
+    window.tabifyDockWidget(window.review_dock, history.dock)
+    window.review_dock.raise_()
+    image_menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Image"), None)
+    if image_menu is not None:
+        image_menu.addSeparator()
+        image_menu.addAction(history.revert_action)
+    history.restored.connect(lambda key: (window.image_list.model.set_dirty(key, False), window.update_actions()))
+    # The save flow's "View both" draws their version from the History; tests and the layout reach the dock here.
+    window.history, window.history_dock = history, history.dock
+    return history

@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
         )
 
         self._build_ui()
-        self.edit_tools = EditTools(self.review, self.canvas, self.review_panel, self.settings, self)
+        self.edit_tools = EditTools(self.review, self.canvas, self.review_panel, self.settings, self.prompter, self)
         # The tools' entry points, also as the window's (tests, the self-test and the benchmarks call them).
         self.set_tool, self.set_brush_radius = self.edit_tools.set_tool, self.edit_tools.set_brush_radius
         self.remove_small, self.undo, self.redo = (

@@ -9,12 +9,13 @@ buffer and asks Qt to repaint only that rectangle.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsObject
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsObject, QWidget
 
 from ...core.painting import BBox
 from ...core.review.mask_document import MaskDocument
@@ -53,21 +54,23 @@ class MaskOverlayItem(QGraphicsObject):
             self._buffer, self._qimage = None, None
         else:
             h, w = mask.shape
-            if self._buffer is None or self._buffer.shape != (h, w):
-                self._buffer = np.empty((h, w), dtype=np.uint32)
-                self._qimage = QImage(self._buffer.data, w, h, w * 4, QImage.Format.Format_ARGB32_Premultiplied)
-            self._buffer[...] = self._lut[mask.view(np.uint8)]
+            buffer = self._buffer
+            if buffer is None or buffer.shape != (h, w):
+                buffer = self._buffer = np.empty((h, w), dtype=np.uint32)
+                self._qimage = QImage(buffer.data, w, h, w * 4, QImage.Format.Format_ARGB32_Premultiplied)
+            buffer[...] = self._lut[mask.view(np.uint8)]
         self.update()
 
     def update_region(self, bbox: BBox | None) -> None:
-        if self._mask is None:
+        buffer = self._buffer
+        if self._mask is None or buffer is None:  # set_mask makes the buffer with the mask
             return
         if bbox is None:
-            self._buffer[...] = self._lut[self._mask.view(np.uint8)]
+            buffer[...] = self._lut[self._mask.view(np.uint8)]
             self.update()
             return
         y0, y1, x0, x1 = bbox
-        self._buffer[y0:y1, x0:x1] = self._lut[self._mask[y0:y1, x0:x1].view(np.uint8)]
+        buffer[y0:y1, x0:x1] = self._lut[self._mask[y0:y1, x0:x1].view(np.uint8)]
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def boundingRect(self) -> QRectF:
@@ -189,7 +192,7 @@ class ImageCanvas(pg.GraphicsView):
     vessel_double_clicked = Signal(float, float)
     pointer_moved = Signal(float, float)  # image x, y under the mouse, pressed or not
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, useOpenGL=False, background=QColor(24, 26, 30))
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.02)
@@ -227,7 +230,8 @@ class ImageCanvas(pg.GraphicsView):
         self._mask_visible = True
         self._mask_opacity = 0.55
         self._cursor_pos: tuple[float, float] | None = None
-        self.edit_guard = None  # called before a press edits the mask; False: the press does nothing
+        # Called before a press edits the mask; False: the press does nothing.
+        self.edit_guard: Callable[[], bool] | None = None
         self.focus_click = False  # true during the press that gave the canvas keyboard focus
         self._focus_by_mouse = False
 

@@ -6,22 +6,41 @@ Destructive tools are guarded: the first edit of an approved image asks first (i
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QSignalBlocker, Signal
+from collections.abc import Callable
 
-from ...core.painting import LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
+import numpy as np
+from PySide6.QtCore import QObject, QSignalBlocker, Signal
+from PySide6.QtGui import QAction
+
+from ...core.painting import BBox, LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
+from ...core.review.mask_document import MaskDocument
+from ...core.review.review_session import ReviewSession
+from ..common.prompter import Prompter
+from ..common.settings import AppSettings
 from ..common.words import count
+from .canvas import ImageCanvas
+from .review_panel import ReviewPanel
 
 
 class EditTools(QObject):
     message = Signal(str, str)  # text, level
     status = Signal(str)  # a short note for the status bar
 
-    def __init__(self, review, canvas, panel, settings, parent: QObject | None = None):
+    def __init__(
+        self,
+        review: ReviewSession,
+        canvas: ImageCanvas,
+        panel: ReviewPanel,
+        settings: AppSettings,
+        prompter: Prompter,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.review, self.canvas, self.panel, self.settings = review, canvas, panel, settings
-        self.tool_actions: dict = {}  # set by the window once its actions exist
+        self.prompter = prompter
+        self.tool_actions: dict[str, QAction] = {}  # set by the window once its actions exist
         # ``[`` / ``]`` go here first (the trace tool's width); it returns True when it used the key.
-        self.width_step = None
+        self.width_step: Callable[[int], bool] | None = None
         panel.brush_slider.valueChanged.connect(lambda v: self.set_brush_radius(v / 2.0, from_slider=True))
         panel.opacity_slider.valueChanged.connect(self.set_opacity)
         panel.remove_small_button.clicked.connect(self.remove_small)
@@ -36,7 +55,7 @@ class EditTools(QObject):
         self.set_opacity(panel.opacity_slider.value())
 
     @property
-    def document(self):
+    def document(self) -> MaskDocument | None:
         return self.review.image.document if self.review.image is not None else None
 
     def set_tool(self, tool: str) -> None:
@@ -71,11 +90,10 @@ class EditTools(QObject):
     def may_edit(self) -> bool:
         """True when the open mask may be changed; an approved image asks first (once per opening)."""
         r = self.review
-        if not r.needs_edit_confirmation():
+        if r.image is None or not r.needs_edit_confirmation():
             return True
         name = r.image.entry.name
-        prompter = self.parent().prompter
-        if prompter.confirm(
+        if self.prompter.confirm(
             "Edit an approved image?",
             f'{name} is approved. Editing it makes it "edited": it needs approving again and '
             "stays out of fine-tuning until then. Undoing every edit makes it approved again.",
@@ -123,7 +141,7 @@ class EditTools(QObject):
         self.settings.min_piece_pixels = n
         removed = [0]
 
-        def op(mask):
+        def op(mask: np.ndarray) -> BBox | None:
             bbox, count = remove_small_pieces(mask, n)
             removed[0] = count
             return bbox

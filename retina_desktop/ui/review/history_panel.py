@@ -12,9 +12,12 @@ The same restore is in the Image menu as "Revert image to…".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -28,9 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...core.review.review_session import ReviewSession
 from ...core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none, readable_time
+from ..common.prompter import Prompter
+from ..common.settings import AppSettings
 from ..common.workers import user_message
-from .canvas import MaskOverlayItem
+from .canvas import ImageCanvas, MaskOverlayItem
 
 PREVIEW_COLOUR = (255, 64, 200)
 
@@ -38,7 +44,7 @@ PREVIEW_COLOUR = (255, 64, 200)
 class PreviewOverlay:
     """A second mask drawn over the canvas's mask in another colour (a version, or another grader's save)."""
 
-    def __init__(self, canvas):
+    def __init__(self, canvas: ImageCanvas) -> None:
         self.canvas = canvas
         self.item = MaskOverlayItem(PREVIEW_COLOUR)
         self.item.setOpacity(0.6)
@@ -50,7 +56,7 @@ class PreviewOverlay:
     def active(self) -> bool:
         return self.item.isVisible()
 
-    def show_mask(self, mask) -> None:
+    def show_mask(self, mask: np.ndarray) -> None:
         self.item.set_mask(mask)  # a mask read for the preview, owned by nobody else
         self.item.setVisible(True)
 
@@ -92,7 +98,7 @@ class HistoryRow:
         return [*self.earlier, self.newest]
 
 
-def _save_records(log: list[dict]) -> dict[tuple[str, str], dict]:
+def _save_records(log: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """The review log's saves by (sha256, time): a version and the save that wrote it share both."""
     return {
         (str(r.get("sha256")), str(r.get("time"))): r
@@ -101,7 +107,7 @@ def _save_records(log: list[dict]) -> dict[tuple[str, str], dict]:
     }
 
 
-def history_rows(versions: list[Version], log: list[dict] | None = None) -> list[HistoryRow]:
+def history_rows(versions: list[Version], log: list[dict[str, Any]] | None = None) -> list[HistoryRow]:
     """The rows the History shows, oldest first. A version with the content of the one right before it is no row
     of its own (a conflict kept "mine" is recorded at the prompt and again at the save); consecutive autosaves
     by one reviewer are one row."""
@@ -148,7 +154,7 @@ def row_cells(row: HistoryRow) -> list[str]:
 
 
 class HistoryPanel(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("history_panel")
         self.tree = QTreeWidget(self)
@@ -180,13 +186,15 @@ class HistoryPanel(QWidget):
         self.versions: list[Version] = []
         self._items: list[QTreeWidgetItem] = []
 
-    def show_versions(self, versions: list[Version], current_sha: str | None, log: list[dict] | None = None) -> None:
+    def show_versions(
+        self, versions: list[Version], current_sha: str | None, log: list[dict[str, Any]] | None = None
+    ) -> None:
         """``log``: the image's review log, which says which versions were autosaves and the tools of each."""
         before = self.selected()
         keep = before.sha256 if before is not None else None  # a refresh keeps the version the grader looks at
         self.tree.clear()
         self.versions = []  # every row's version, newest first, in the order of the tree's items
-        self._items: list[QTreeWidgetItem] = []
+        self._items = []
         marked = False
         for row in reversed(history_rows(versions, log)):
             cells = row_cells(row)
@@ -223,8 +231,9 @@ class HistoryPanel(QWidget):
         """Make the newest version with this content the selected row."""
         for v, item in zip(self.versions, self._items, strict=False):
             if v.sha256 == sha256:
-                if item.parent() is not None:
-                    item.parent().setExpanded(True)
+                stretch = item.parent()  # an earlier autosave sits under its stretch's row
+                if stretch is not None:
+                    stretch.setExpanded(True)
                 self.tree.setCurrentItem(item)
                 return True
         return False
@@ -235,42 +244,55 @@ class HistoryPanel(QWidget):
         return self.versions[i] if isinstance(i, int) and 0 <= i < len(self.versions) else None
 
 
-class HistoryController:
-    def __init__(self, window):
-        self.w = window
+class HistoryController(QObject):
+    """The History dock of the open image and the "Revert image to…" action. The composition root places the
+    dock (tabbed with the Review panel) and the action (in the Image menu)."""
+
+    restored = Signal(str)  # the key of the image an earlier version was restored to
+
+    def __init__(
+        self,
+        review: ReviewSession,
+        canvas: ImageCanvas,
+        settings: AppSettings,
+        prompter: Prompter,
+        show_message: Callable[[str, str], None],
+        show_status: Callable[[str, int], None],
+        save_edits: Callable[[], bool],
+        resolve_conflict: Callable[[SaveConflict], object],
+        parent: QWidget | None = None,
+    ) -> None:
+        """``save_edits``: saves the open image's unsaved edits by hand (False: they were not saved);
+        ``resolve_conflict``: asks the grader what to do when another window saved meanwhile."""
+        super().__init__(parent)
+        self.review, self.settings, self.prompter = review, settings, prompter
+        self.show_message, self.show_status = show_message, show_status
+        self.save_edits, self.resolve_conflict = save_edits, resolve_conflict
         self.panel = HistoryPanel()
-        self.preview = PreviewOverlay(window.canvas)
-        self.dock = QDockWidget("History", window)
+        self.preview = PreviewOverlay(canvas)
+        self.dock = QDockWidget("History", parent)
         self.dock.setObjectName("history_dock")
         self.dock.setWidget(self.panel)
         self.dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
-        window.tabifyDockWidget(window.review_dock, self.dock)
-        window.review_dock.raise_()
         p = self.panel
         p.preview_button.toggled.connect(self._preview_toggled)
         p.tree.currentItemChanged.connect(lambda *_: self._preview_toggled(p.preview_button.isChecked()))
         p.restore_button.clicked.connect(self.restore_selected)
         # A preview never outlives its tab: a magenta mask nobody remembers turning on would mislead.
-        self.dock.visibilityChanged.connect(lambda visible: visible or p.preview_button.setChecked(False))
-        r = window.review
-        r.image_opened.connect(lambda _s: self.refresh())
-        r.image_closed.connect(self._closed)
-        r.saved.connect(lambda *_: self.refresh())
-        r.status_changed.connect(lambda _k: self.refresh())
-        self.revert_action = QAction("Revert image to…", window)
+        self.dock.visibilityChanged.connect(self._dock_visible)
+        review.image_opened.connect(lambda _s: self.refresh())
+        review.image_closed.connect(self._closed)
+        review.saved.connect(lambda *_: self.refresh())
+        review.status_changed.connect(lambda _k: self.refresh())
+        self.revert_action = QAction("Revert image to…", self)
         self.revert_action.setToolTip("Make an earlier saved version of this image the newest one")
         self.revert_action.triggered.connect(lambda _c=False: self.revert_dialog())
-        menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Image"), None)
-        if menu is not None:
-            menu.addSeparator()
-            menu.addAction(self.revert_action)
         self.refresh()
 
     def refresh(self) -> None:
-        s, ws = self.w.session, self.w.workspace
+        s, ws = self.review.image, self.review.workspace
         self.revert_action.setEnabled(s is not None)
         if s is None or ws is None:
             self.panel.show_versions([], None)
@@ -281,6 +303,10 @@ class HistoryController:
             self.panel.restore_button.setEnabled(False)
             self.revert_action.setEnabled(False)
 
+    def _dock_visible(self, visible: bool) -> None:
+        if not visible:
+            self.panel.preview_button.setChecked(False)
+
     def _closed(self) -> None:
         self.preview.clear()
         with_blocked = self.panel.preview_button.blockSignals(True)
@@ -290,17 +316,17 @@ class HistoryController:
 
     def _preview_toggled(self, on: bool) -> None:
         v = self.panel.selected()
-        s = self.w.session
+        s = self.review.image
         if not on or v is None or s is None:
             self.preview.clear()
             return
         mask = read_mask_or_none(v.path)
         if mask is None or mask.shape != s.document.shape:
             self.preview.clear()
-            self.w.show_message(f"{v.path}: this version cannot be shown (unreadable or another size)", "warning")
+            self.show_message(f"{v.path}: this version cannot be shown (unreadable or another size)", "warning")
             return
         self.preview.show_mask(mask)
-        self.w.statusBar().showMessage(f"Showing the version of {version_time(v)} in magenta", 4000)
+        self.show_status(f"Showing the version of {version_time(v)} in magenta", 4000)
 
     def show_over_mask(self, sha256: str) -> bool:
         """Draw a version over the mask on screen, with its History row selected (the conflict's "View both")."""
@@ -320,16 +346,16 @@ class HistoryController:
         return v is not None and self.restore(v)
 
     def revert_dialog(self) -> bool:
-        s, ws = self.w.session, self.w.workspace
+        s, ws = self.review.image, self.review.workspace
         if s is None or ws is None:
             return False
         versions = list(reversed(ws.versions(s.entry)))
         if not versions:
-            self.w.show_message(f"{s.entry.name} has no saved version yet.", "info")
+            self.show_message(f"{s.entry.name} has no saved version yet.", "info")
             return False
         current = ws.current_sha(s.entry)
         newest_current = next((v for v in versions if v.sha256 == current), None)
-        i = self.w.prompter.choose_item(
+        i = self.prompter.choose_item(
             "Revert image to…",
             f"Versions of {s.entry.name}, newest first:",
             [version_text(v, v is newest_current) for v in versions],
@@ -337,32 +363,25 @@ class HistoryController:
         return i is not None and self.restore(versions[i])
 
     def restore(self, v: Version) -> bool:
-        w = self.w
-        if w.session is None:
+        s = self.review.image
+        if s is None:
             return False
-        if w.session.document.unsaved and not w.save_current(auto=False):
+        if s.document.unsaved and not self.save_edits():
             return False  # unsaved edits first become a version of their own
         try:
-            w.review.restore(v.sha256, w.settings.reviewer)
+            self.review.restore(v.sha256, self.settings.reviewer)
         except SaveConflict as conflict:
-            w.saving.resolve_conflict(conflict)
+            self.resolve_conflict(conflict)
             return False
         except (WorkspaceError, OSError) as exc:
-            w.show_message(f"Not restored: {user_message(exc)}")
+            self.show_message(f"Not restored: {user_message(exc)}", "error")
             return False
         self.preview.clear()
         self.panel.preview_button.setChecked(False)
-        w.image_list.model.set_dirty(w.session.key, False)
-        w.show_message(
-            f"The version of {version_time(v)} is now the newest version of {w.session.entry.name} "
+        self.restored.emit(s.key)
+        self.show_message(
+            f"The version of {version_time(v)} is now the newest version of {s.entry.name} "
             "(Ctrl+Z, or restoring another version, takes it back).",
             "info",
         )
-        w.update_actions()
         return True
-
-
-def install_history(window) -> HistoryController:
-    window.history = HistoryController(window)
-    window.history_dock = window.history.dock
-    return window.history

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -57,7 +67,7 @@ def rgb_to_pixmap(rgb: np.ndarray) -> QPixmap:
 class ImageListModel(QAbstractListModel):
     thumbnails_wanted = Signal(list)  # keys whose thumbnails were asked for and are not loaded
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.workspace: Workspace | None = None
         self._keys: list[str] = []
@@ -82,14 +92,14 @@ class ImageListModel(QAbstractListModel):
         self._has_reference.clear()
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
         return 0 if parent is not None and parent.isValid() else len(self._keys)
 
     def index_of(self, key: str) -> QModelIndex:
         row = self._row.get(key)
         return self.index(row) if row is not None else QModelIndex()
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.workspace is None:
             return None
         key = self._keys[index.row()]
@@ -155,6 +165,8 @@ class ImageListModel(QAbstractListModel):
         self._changed(key)
 
     def has_reference(self, key: str) -> bool:
+        if self.workspace is None:
+            return False
         if key not in self._has_reference:
             from ...core.review.compare import has_reference
 
@@ -177,7 +189,7 @@ class ImageListFilter(QSortFilterProxyModel):
     """Sorts and filters only when asked (``apply``): predictions and reviews arrive while the grader works,
     and re-sorting on each would move the rows under the mouse and the selected one out of view."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.status_filter: str | None = None
         self.sort_key = SORT_KEYS[0]
@@ -205,7 +217,7 @@ class ImageListFilter(QSortFilterProxyModel):
             return status != "approved"
         return status == self.status_filter
 
-    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+    def lessThan(self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex) -> bool:
         if self.sort_key.startswith("Uncertainty"):
             a, b = left.data(UncertaintyRole), right.data(UncertaintyRole)
             if a != b:

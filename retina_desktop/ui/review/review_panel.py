@@ -162,13 +162,14 @@ class ReviewPanel(QWidget):
         )
 
     def clear_image(self) -> None:
-        for lab in (
+        labels: list[QLabel | ElidedLabel] = [
             self.image_name_label,
             self.image_status_label,
             self.mask_source_label,
             self.zoom_label,
             *self.measure_labels.values(),
-        ):
+        ]
+        for lab in labels:
             lab.setText("–")
 
     def scrolling(self) -> QScrollArea:
