@@ -51,20 +51,8 @@ def test_importing_every_core_module_loads_no_qt():
 
 # ---------------------------------------------------------------- the window is no service locator --
 UI = ROOT / "retina_desktop" / "ui"
-# TODO(issue 27): features still built from the whole window (``install_*(window)``, ``self.window.<attr>``). A module
-# leaves this list when it is converted to take its parts in its constructor; nothing may be added to it.
-WINDOW_USERS_LEFT = {
-<<<<<<< HEAD
-    "review/history_panel.py",
-=======
-    "compare/compare_mode.py",
-    "finetune/finetune_panel.py",
-    "finetune/model_switcher.py",
-    "prediction/prediction_view.py",
-    "vessels/topology_panel.py",
-    "vessels/vessel_tools.py",
->>>>>>> review
-}
+# Every feature is built from its parts (none uses ``install_*(window)`` or ``self.window.<attr>``); this stays empty.
+WINDOW_USERS_LEFT: set[str] = set()
 
 
 def _window_uses(path: Path) -> list[str]:
