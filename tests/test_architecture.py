@@ -125,8 +125,6 @@ OVERSIZE_LEFT = {
     "retina_desktop/core/workspace/workspace.py:Workspace": 373,
     "retina_desktop/core/workspace/workspace.py:Workspace.__init__": 61,
     "retina_desktop/core/workspace_cli.py:_import": 61,
-    "retina_desktop/ui/app/main_window.py:MainWindow": 489,
-    "retina_desktop/ui/app/main_window.py:MainWindow.__init__": 90,
     "retina_desktop/ui/compare/compare_mode.py:ComparePanel.__init__": 69,
     "retina_desktop/ui/finetune/finetune_dialog.py:FinetuneDialog.__init__": 62,
     "retina_desktop/ui/finetune/finetune_panel.py:FinetuneController": 425,

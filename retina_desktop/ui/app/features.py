@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from PySide6.QtWidgets import QBoxLayout
+
 from ..compare.compare_mode import CompareController, install_compare
 from ..finetune.finetune_panel import FinetuneController, install_finetune
 from ..review.history_panel import HistoryController, install_history
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.vessel_tools import VesselTools, install_vessel_tools
-from .help import HelpController, install_help
+from .help import HelpController
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -36,7 +38,15 @@ class Features:
 def build_features(window: MainWindow) -> Features:
     ctx = window.context
     finetune = install_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
-    help_ = install_help(window)
+    help_ = HelpController(
+        window,
+        window.canvas.parentWidget(),  # the guide goes above the image
+        window.menuBar(),
+        ctx.actions,
+        ctx.review,
+        ctx.settings,
+        lambda: (ctx.prediction.info, ctx.prediction.model_error),
+    )
     history = install_history(window)  # the History dock, version preview and restore, "Revert image to…"
     vessel_tools = install_vessel_tools(window)  # Trace (T), Segment (S), the Topology panel (N / Shift+N)
     compare = install_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
@@ -50,18 +60,17 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     layout = window.review_panel.layout()
-    layout.insertWidget(layout.count() - 1, measurements.panel)
-    measurements.export_action = ctx.actions.add(
+    if isinstance(layout, QBoxLayout):
+        layout.insertWidget(layout.count() - 1, measurements.panel)  # above the panel's closing stretch
+    export_measurements = ctx.actions.add(
         "Export measurements…", measurements.export_dialog, tip="Vessel measurements of every saved mask, as CSV"
     )
-    file_menu = window.menuBar().actions()[0].menu()
-    items = file_menu.actions()
-    file_menu.insertAction(items[items.index(window.export_action) + 1], measurements.export_action)
+    window.action_table.add_to_file_menu(export_measurements, after=window.action_table.export)
     summary = WorkspaceSummary(
         ctx.review,
         ctx.tasks,
         ctx.actions,
-        compare.menu,
+        compare.menu,  # type: ignore[attr-defined]  # set by install_compare until compare is converted
         window.image_list.model.dice_values,
         compare.refresh_dice,
         compare.dice_updated,
