@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
@@ -16,9 +16,12 @@ FRAME_SETTLE_MS = 300  # how long after the first show the window manager's fram
 LAYOUT_SAVE_MS = 1000  # the window's size and dock layout are written this long after they last changed
 
 
-class WindowLayout:
+class WindowLayout(QObject):
     def __init__(self, window: QMainWindow, settings: AppSettings, closing: Callable[[], bool]) -> None:
-        """``closing``: True once the window's background work is shut down (nothing is written then)."""
+        """``closing``: True once the window's background work is shut down (nothing is written then). The
+        window's child, made before its docks: it goes first, and the docks' signals while the window is
+        destroyed reach nothing."""
+        super().__init__(window)
         self.window, self.settings, self._closing = window, settings, closing
         screen = QGuiApplication.primaryScreen()
         room = screen.availableGeometry() if screen is not None else None
@@ -55,7 +58,7 @@ class WindowLayout:
 
     def changed(self, *_args: object) -> None:
         """Resized, moved, a dock moved, floated, shown or hidden: written a moment later."""
-        if self._watching and self.window.isVisible() and not self._closing():
+        if self._watching and not self._closing() and self.window.isVisible():
             self.timer.start()
 
     def shown(self) -> None:
