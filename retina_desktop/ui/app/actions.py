@@ -113,9 +113,6 @@ class Actions:
         """An action of a feature (``ActionRegistry.add``)."""
         return self.registry.add(*args, **kwargs)
 
-    def named(self) -> dict[str, QAction]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, QAction)}
-
     def install_menus(self, mb: QMenuBar) -> None:
         """File, Edit, View and Image; ``recent_menu``: File's "Recent workspaces"."""
         tools = list(self.tools.values())

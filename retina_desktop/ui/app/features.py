@@ -56,7 +56,7 @@ def build_features(window: MainWindow) -> Features:
         ctx.image_ready,
         ctx.show_message,
         ctx.progress,
-        lambda: window.save_current(auto=True),
+        lambda: window.saving.save_current(auto=True),
         window,
     )
     layout = window.review_panel.layout()

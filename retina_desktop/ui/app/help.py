@@ -1,8 +1,8 @@
 """Help menu (getting started, keyboard shortcuts, About) and the first-run guide.
 
-Built by the composition root (``features.build_features``) from the parts it uses. Nothing here is modal:
-the shortcuts and About windows are non-modal dialogs and the guide is
-a panel above the image, so tests (and graders) are never blocked by them.
+Built by the composition root (``features.build_features``) from the parts it uses. Nothing here is modal: the
+shortcuts and About windows are non-modal dialogs and the guide is a panel above the image, so tests (and
+graders) are never blocked by them.
 """
 
 from __future__ import annotations

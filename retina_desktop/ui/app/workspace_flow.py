@@ -122,6 +122,8 @@ class WorkspaceFlow:
     def fill_recent_menu(self) -> None:
         menu = self.w.action_table.recent_menu
         menu.clear()
+        # Entries of the menu, made again each time it opens: not the window's actions (ActionRegistry), which
+        # would pile up on the window.
         for p in self.w.settings.recent_workspaces:
             menu.addAction(p, lambda p=p: self.open_workspace(p))
 
