@@ -87,13 +87,13 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
     win.show()
     opened = []
     win.image_opened.connect(opened.append)
-    win.open_workspace(folder)
+    win.workspaces.open_workspace(folder)
     t_end = time.time() + 60
     while not opened and time.time() < t_end:
         app.processEvents()
     assert opened, "the 3504x2336 image did not open"
-    win.set_tool("brush")
-    win.set_brush_radius(8)
+    win.edit_tools.set_tool("brush")
+    win.edit_tools.set_brush_radius(8)
     canvas = win.canvas
     vp = canvas.viewport()
 
@@ -164,7 +164,7 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
         }
 
     # 200 undo steps on the 3504x2336 mask.
-    doc = win.session.document
+    doc = win.review.image.document
     doc.reset(np.zeros(doc.shape, bool), "prediction", saved=True)
     import gc
 
@@ -195,7 +195,7 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
         doc.stroke_to((200.0 + 40 * i, 300.0), (900.0 + 40 * i, 1500.0), 6.0, True)
         doc.end_stroke()
         t0 = time.perf_counter()
-        assert win.save_current(), "save failed"
+        assert win.saving.save_current(), "save failed"
         save_ms.append((time.perf_counter() - t0) * 1000.0)
     save = {
         "median_ms": round(float(np.median(save_ms)), 1),
@@ -210,7 +210,7 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
         doc.stroke_to((260.0 + 40 * i, 300.0), (960.0 + 40 * i, 1500.0), 6.0, True)
         doc.end_stroke()
         t0 = time.perf_counter()
-        win.autosave()
+        win.commands.autosave()
         ui_ms.append((time.perf_counter() - t0) * 1000.0)
         assert win.saving.in_flight, "the autosave did not start"
         while win.saving.in_flight:  # the worker's outcome arrives as an event
@@ -224,7 +224,7 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
     while doc.undo():
         pass
     undo["undo_all_s"] = round(time.perf_counter() - t0, 3)
-    win.session.document.mark_saved()
+    win.review.image.document.mark_saved()
     win.prompter.ask_unsaved = lambda *a, **k: "discard"
     win.close()
     win.shutdown()
@@ -249,9 +249,9 @@ def done(key):
     w.shutdown()
     app.quit()
 w.prediction_shown.connect(done)
-w.image_opened.connect(lambda k: w.session.probability is not None and done(k))
+w.image_opened.connect(lambda k: w.review.image.probability is not None and done(k))
 QTimer.singleShot(600000, app.quit)
-w.start(None)
+w.workspaces.start(None)
 app.exec()
 """
 

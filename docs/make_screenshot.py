@@ -88,24 +88,24 @@ def main() -> int:
     _app, win, wait = open_window(weights, tmp, args.size)
     shown = []
     win.prediction_shown.connect(shown.append)
-    win.start(None)
+    win.workspaces.start(None)
     assert wait(lambda: bool(shown)), "no prediction was shown"
-    win.predict_all()
+    win.predictions_view.predict_all()
     wait(lambda: not win.prediction.batch_running)
     win.image_list.sort_combo.setCurrentText("Uncertainty (high first)")
     win.image_list.sort_combo.setCurrentText("Name")
     # Show a reviewed state: the first image approved, the second one open with a correction.
-    win.approve_current()
-    wait(lambda: win.session is not None and win.session.probability is not None, 120)
-    win.set_tool("brush")
-    win.set_brush_radius(5)
-    doc = win.session.document
+    win.commands.approve_current()
+    wait(lambda: win.review.image is not None and win.review.image.probability is not None, 120)
+    win.edit_tools.set_tool("brush")
+    win.edit_tools.set_brush_radius(5)
+    doc = win.review.image.document
     h, w = doc.shape
     doc.begin_stroke()
     doc.stroke_to((w * 0.30, h * 0.62), (w * 0.36, h * 0.70), 3, True)
     doc.end_stroke()
     if args.heat:
-        win.heat_action.setChecked(True)
+        win.action_table.heat.setChecked(True)
     win.canvas.move_cursor((w * 0.55, h * 0.45))
     wait(lambda: False, 1.5)  # let thumbnails and measurements arrive
     win.statusBar().clearMessage()

@@ -50,7 +50,7 @@ def main() -> int:
 
     shown = []
     win.prediction_shown.connect(shown.append)
-    win.open_workspace(folder)
+    win.workspaces.open_workspace(folder)
     assert wait(lambda: bool(shown)), "no prediction was shown"
     tools, topo = win.vessel_tools, win.topology
     assert wait(lambda: tools.fresh, 120), "no topology review"
@@ -66,7 +66,7 @@ def main() -> int:
     img = win.grab().toImage()
     img.save(args.out)
     print(f"wrote {args.out} ({img.width()}x{img.height()}) with {which}: {topo.panel.summary_label.text()}")
-    win.session.document.mark_saved()
+    win.review.image.document.mark_saved()
     win.shutdown()
     return 0
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_application()
     window = MainWindow(checkpoint_path=args.weights)
     window.show()
-    window.start(args.folder)
+    window.workspaces.start(args.folder)
     return app.exec()
 
 

@@ -28,8 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .ui.common.prompter import Prompter
 
 _INTERPRETER_T0 = time.time()
 STEP_TIMEOUT_S = 300.0
@@ -68,29 +72,47 @@ class _Printer:
         print(line, file=self.stream, flush=True)
 
 
-class _QuietPrompter:
-    """Answers without dialogs: the self-test must never wait for a click."""
+def _quiet_prompter(errors: list[str]) -> Prompter:
+    """A prompter that answers without dialogs (the self-test must never wait for a click); the errors it was
+    told go to ``errors``. Qt is imported here, not with this module: the spawned child process imports it."""
+    from .ui.common.prompter import Prompter
 
-    def __init__(self):
-        self.errors: list[str] = []
+    class QuietPrompter(Prompter):
+        def ask_unsaved(self, image_name: str, can_save: bool = True) -> str:
+            return "discard"
 
-    def ask_unsaved(self, image_name, can_save=True):
-        return "discard"
+        def confirm(self, title: str, text: str, ok_text: str = "OK", object_name: str = "") -> bool:
+            return True
 
-    def confirm(self, title, text, ok_text="OK", object_name=""):
-        return True
+        def ask_dataset_masks(self, workspace_name: str) -> str:
+            return "corrected"  # the self-test never writes over a data set's own masks
 
-    def ask_dataset_masks(self, workspace_name):
-        return "corrected"  # the self-test never writes over a data set's own masks
+        def ask_conflict(self, image_name: str, message: str) -> str:
+            return "cancel"  # nothing saved: the step that saves fails and says so
 
-    def error(self, title, text):
-        self.errors.append(f"{title}: {text}")
+        def ask_save_failed(
+            self,
+            image_name: str,
+            message: str,
+            disk_full: bool = False,
+            can_discard: bool = False,
+            can_export: bool | None = None,
+        ) -> str:
+            return "cancel"
 
-    def info(self, title, text):
-        pass
+        def error(self, title: str, text: str) -> None:
+            errors.append(f"{title}: {text}")
 
-    def choose_folder(self, title, start=""):
-        return ""
+        def info(self, title: str, text: str) -> None:
+            pass
+
+        def choose_folder(self, title: str, start: str = "") -> str:
+            return ""
+
+        def choose_item(self, title: str, label: str, items: list[str]) -> int | None:
+            return None
+
+    return QuietPrompter(None)
 
 
 def _wait(cond, timeout: float, step: str, what: str) -> None:
@@ -103,7 +125,12 @@ def _wait(cond, timeout: float, step: str, what: str) -> None:
     loop = QEventLoop()
     timer = QTimer()
     timer.setInterval(20)
-    timer.timeout.connect(lambda: (cond() or time.monotonic() > deadline) and loop.quit())
+
+    def check() -> None:
+        if cond() or time.monotonic() > deadline:
+            loop.quit()
+
+    timer.timeout.connect(check)
     timer.start()
     loop.exec()
     timer.stop()
@@ -185,7 +212,7 @@ def _check_resources() -> str:
     return f"{resources_dir()} ({len(icons)} icon files, stylesheet)"
 
 
-def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
+def _show_window(app, home: Path, checkpoint: Path | None, launched: float, errors: list[str]):
     from PySide6.QtCore import QSettings
 
     from .ui.app.main_window import MainWindow
@@ -193,7 +220,7 @@ def _show_window(app, home: Path, checkpoint: Path | None, launched: float):
 
     settings = AppSettings(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
     window = MainWindow(checkpoint_path=checkpoint, settings=settings)
-    window.prompter = _QuietPrompter()
+    window.prompter = _quiet_prompter(errors)
     window.show()
     _wait(
         lambda: window.windowHandle() is not None and window.windowHandle().isExposed(),
@@ -228,20 +255,21 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         from .ui.app.appearance import create_application
 
         app = create_application()
-        window, shown_after = _show_window(app, tmp, path, launched)
+        errors: list[str] = []  # what the window's prompter was told
+        window, shown_after = _show_window(app, tmp, path, launched, errors)
         say(f"[ok] window: shown {shown_after:.2f} s after launch (Qt platform {app.platformName()})")
         steps += 1
 
         t = time.monotonic()
         _wait(
-            lambda: window.model_info is not None or window.model_error is not None,
+            lambda: window.prediction.info is not None or window.prediction.model_error is not None,
             STEP_TIMEOUT_S,
             "model",
             "the model to load",
         )
-        if window.model_info is None:
-            raise SelfTestFailure("model", window.model_error or "not loaded")
-        info = window.model_info
+        if window.prediction.info is None:
+            raise SelfTestFailure("model", window.prediction.model_error or "not loaded")
+        info = window.prediction.info
         say(f"[ok] model: {info.description} on {info.device}, loaded in {time.monotonic() - t:.2f} s")
         steps += 1
 
@@ -253,19 +281,19 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         failed: list[str] = []
         window.prediction_shown.connect(shown.append)
         window.image_failed.connect(lambda key, msg: failed.append(msg))
-        if not window.open_workspace(folder):
+        if not window.workspaces.open_workspace(folder):
             raise SelfTestFailure("predict", f"the demo workspace {folder} did not open")
         _wait(lambda: shown or failed, STEP_TIMEOUT_S, "predict", "the first prediction")
         if failed:
             raise SelfTestFailure("predict", failed[0])
-        s = window.session
+        s = window.review.image
         prob = s.probability
         if prob is None or not np.isfinite(prob).all() or prob.min() < 0 or prob.max() > 1:
             raise SelfTestFailure("predict", "the probabilities are missing or outside [0, 1]")
         h, w = prob.shape
         say(
             f"[ok] predict: {s.entry.name} ({w}x{h}) in {time.monotonic() - t:.2f} s, "
-            f"{100 * s.document.mask.mean():.1f}% vessel pixels at threshold {window.threshold:.2f}"
+            f"{100 * s.document.mask.mean():.1f}% vessel pixels at threshold {window.review.threshold:.2f}"
         )
         steps += 1
 
@@ -273,8 +301,8 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         before = doc.mask.copy()
         undo_before = doc.undo_count
         window.canvas.fit()
-        window.set_tool("brush")
-        window.set_brush_radius(6.0)
+        window.edit_tools.set_tool("brush")
+        window.edit_tools.set_brush_radius(6.0)
         y = h * 0.5
         points = [(w * 0.2, y), (w * 0.5, y + 5), (w * 0.8, y)]
         _stroke(window.canvas, points)
@@ -284,8 +312,8 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         say(f"[ok] paint: one brush stroke set {changed} pixels")
         steps += 1
 
-        if not window.save_current(auto=False):
-            raise SelfTestFailure("save", "; ".join(window.prompter.errors) or "saving failed")
+        if not window.saving.save_current(auto=False):
+            raise SelfTestFailure("save", "; ".join(errors) or "saving failed")
         from model_core.imageio import read_mask
 
         gt = s.entry.existing_gt()
@@ -299,7 +327,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         dest = tmp / "export"
         results: list = []
         window.export_finished.connect(results.append)
-        if window.export_to(ExportOptions(dest)) is None:
+        if window.commands.export_to(ExportOptions(dest)) is None:
             raise SelfTestFailure("export", "the export did not start")
         _wait(lambda: results, STEP_TIMEOUT_S, "export", "the export to finish")
         summary = results[0]
@@ -331,7 +359,7 @@ def run_self_test(weights: str | None = None, out=None) -> int:
         return 1
     finally:
         if window is not None:
-            window.prompter = _QuietPrompter()
+            window.prompter = _quiet_prompter([])
             window.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -351,23 +379,28 @@ def measure_startup(weights: str | None = None, out=None) -> int:
 
         app = create_application()
         checkpoint = Path(weights) if weights else None
-        window, shown_after = _show_window(app, tmp, checkpoint, launched)
+        window, shown_after = _show_window(app, tmp, checkpoint, launched, [])
         say(f"startup: window shown {shown_after:.2f} s after launch (Qt platform {app.platformName()})")
         shown: list[str] = []
         window.prediction_shown.connect(shown.append)
-        window.start(None)  # first run: the demo workspace
+        window.workspaces.start(None)  # first run: the demo workspace
         try:
-            _wait(lambda: shown or window.model_error is not None, STEP_TIMEOUT_S, "startup", "the first prediction")
+            _wait(
+                lambda: shown or window.prediction.model_error is not None,
+                STEP_TIMEOUT_S,
+                "startup",
+                "the first prediction",
+            )
         except SelfTestFailure as exc:
             say(f"startup: {exc.message}")
             return 1
         if shown:
             say(f"startup: first prediction shown {time.time() - launched:.2f} s after launch")
         else:
-            say(f"startup: no model ({window.model_error}); window timing only")
+            say(f"startup: no model ({window.prediction.model_error}); window timing only")
         return 0
     finally:
         if window is not None:
-            window.prompter = _QuietPrompter()
+            window.prompter = _quiet_prompter([])
             window.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

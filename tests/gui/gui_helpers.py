@@ -38,13 +38,13 @@ class RecordingPrompter:
 
 def open_and_predict(qtbot, window, folder, timeout=30000):
     with qtbot.waitSignal(window.prediction_shown, timeout=timeout):
-        assert window.open_workspace(folder)
-    return window.session
+        assert window.workspaces.open_workspace(folder)
+    return window.review.image
 
 
 def blank(window):
     """Start from an empty mask so painted pixels are easy to check."""
-    doc = window.session.document
+    doc = window.review.image.document
     doc.reset(np.zeros(doc.shape, bool), "prediction", saved=True)
     return doc
 
@@ -53,7 +53,7 @@ def open_and_paint(qtbot, window, folder, points=((20, 20), (120, 120))):
     """Open ``folder``, blank the first image's mask and paint one brush stroke on it: an unsaved edit."""
     open_and_predict(qtbot, window, folder)
     doc = blank(window)
-    window.set_tool("brush")
+    window.edit_tools.set_tool("brush")
     stroke(window.canvas, list(points))
     return doc
 

@@ -28,13 +28,13 @@ def _gate(monkeypatch, ws):
 
 def test_the_autosave_writes_the_file_on_a_worker_and_updates_the_status(qtbot, window, flat_workspace):
     doc = open_and_paint(qtbot, window, flat_workspace)
-    painted, key = doc.mask.copy(), window.session.key
+    painted, key = doc.mask.copy(), window.review.image.key
     ui_thread, saved_on = threading.get_ident(), []
-    ws = window.workspace
+    ws = window.review.workspace
     real = ws.save_ground_truth
     ws.save_ground_truth = lambda *a, **k: (saved_on.append(threading.get_ident()), real(*a, **k))[1]
     with qtbot.waitSignal(window.saved, timeout=20000) as saved:
-        window.autosave()
+        window.commands.autosave()
         assert window.saving.in_flight  # handed over, not written yet by this call
     assert saved.args == [key, str(ws.entry(key).gt_path)]
     assert saved_on and saved_on[0] != ui_thread
@@ -47,17 +47,17 @@ def test_the_autosave_writes_the_file_on_a_worker_and_updates_the_status(qtbot, 
 def test_an_edit_during_an_autosave_stays_dirty_and_is_saved_next(qtbot, window, flat_workspace, monkeypatch):
     open_and_predict(qtbot, window, flat_workspace)
     doc = blank(window)
-    window.set_tool("brush")
-    window.set_brush_radius(4)
+    window.edit_tools.set_tool("brush")
+    window.edit_tools.set_brush_radius(4)
     stroke(window.canvas, [(20, 20), (60, 20)])
-    first, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    first, key, ws = doc.mask.copy(), window.review.image.key, window.review.workspace
     entered, gate = _gate(monkeypatch, ws)
-    window.autosave()
+    window.commands.autosave()
     assert entered.wait(20)
     stroke(window.canvas, [(20, 100), (60, 100)])  # while the worker holds the copy made before it
     second = doc.mask.copy()
     assert not np.array_equal(first, second)
-    window.autosave()  # a tick while the save is in flight queues one more, never a second one at once
+    window.commands.autosave()  # a tick while the save is in flight queues one more, never a second one at once
     with qtbot.waitSignals([window.saved, window.saved], timeout=20000):
         gate.set()
     assert np.array_equal(read_mask(ws.entry(key).gt_path), second)
@@ -65,50 +65,50 @@ def test_an_edit_during_an_autosave_stays_dirty_and_is_saved_next(qtbot, window,
     assert not doc.unsaved and not window.saving.in_flight
     # The first save marked the state it copied as saved: undoing the second stroke is back to a dirty state
     # (the file now holds the second stroke), redoing it is clean again.
-    window.undo()
+    window.edit_tools.undo()
     assert np.array_equal(doc.mask, first) and doc.unsaved
-    window.redo()
+    window.edit_tools.redo()
     assert not doc.unsaved
 
 
 def test_an_edit_during_an_autosave_is_not_marked_saved_by_it(qtbot, window, flat_workspace, monkeypatch):
     doc = open_and_paint(qtbot, window, flat_workspace, [(20, 20), (60, 20)])
-    first, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    first, key, ws = doc.mask.copy(), window.review.image.key, window.review.workspace
     entered, gate = _gate(monkeypatch, ws)
-    window.autosave()
+    window.commands.autosave()
     assert entered.wait(20)
     stroke(window.canvas, [(20, 100), (60, 100)])
     with qtbot.waitSignal(window.saved, timeout=20000):
         gate.set()
     assert np.array_equal(read_mask(ws.entry(key).gt_path), first)  # the copy, not the edit made during it
     assert doc.unsaved and key in window.image_list.model._dirty
-    window.undo()  # back to what the file holds
+    window.edit_tools.undo()  # back to what the file holds
     assert not doc.unsaved
-    window.redo()
+    window.edit_tools.redo()
     assert doc.unsaved
-    assert window.save_current()  # a save asked for writes the edit
+    assert window.saving.save_current()  # a save asked for writes the edit
     assert np.array_equal(read_mask(ws.entry(key).gt_path), doc.mask) and not doc.unsaved
 
 
 def test_switching_images_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
     doc = open_and_paint(qtbot, window, flat_workspace, [(20, 20), (60, 20)])
-    key, ws = window.session.key, window.workspace
+    key, ws = window.review.image.key, window.review.workspace
     entered, gate = _gate(monkeypatch, ws)
-    window.autosave()
+    window.commands.autosave()
     assert entered.wait(20)
     stroke(window.canvas, [(20, 100), (60, 100)])
     painted = doc.mask.copy()
     gate.set()  # (the switch below waits for the worker, then saves the second stroke on this thread)
     with qtbot.waitSignal(window.image_opened, timeout=20000):
-        window.step_image(+1)
-    assert window.session.key != key
+        window.images.step_image(+1)
+    assert window.review.image.key != key
     assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
     assert len(ws.versions(key)) == 2
 
 
 def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_workspace, monkeypatch):
     doc = open_and_paint(qtbot, window, flat_workspace)
-    ws, key = window.workspace, window.session.key
+    ws, key = window.review.workspace, window.review.image.key
     path = ws.entry(key).gt_path
 
     def full(*a, **k):
@@ -117,14 +117,14 @@ def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_wo
     monkeypatch.setattr(ws, "save_ground_truth", full)
     window.prompter = SafetyPrompter(save_failed=["cancel"])
     with qtbot.waitSignal(window.message_shown, timeout=20000) as shown:
-        window.autosave()
+        window.commands.autosave()
     assert shown.args[0].startswith("Not saved: ") and "disk full" in shown.args[0]
     assert window.banner.isVisible() and "disk full" in window.banner.text()
     assert doc.unsaved and not path.exists() and not window.saving.in_flight
     assert not window.prompter.asked  # the timer never opens a dialog for a full disk
     # Leaving the image still asks, as a save on the UI thread did: retry / export / discard / stay.
-    window.step_image(+1)
-    assert window.session.key == key and window.prompter.asked[0][0] == "save_failed"
+    window.images.step_image(+1)
+    assert window.review.image.key == key and window.prompter.asked[0][0] == "save_failed"
     assert "disk full" in window.prompter.asked[0][1]
 
 
@@ -132,7 +132,7 @@ def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, w
     from retina_desktop.core.workspace import Workspace
 
     doc = open_and_paint(qtbot, window, flat_workspace, [(20, 20), (60, 20)])
-    mine, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    mine, key, ws = doc.mask.copy(), window.review.image.key, window.review.workspace
     theirs = np.zeros(doc.shape, bool)
     theirs[50:60, :] = True
     other = Workspace(flat_workspace)  # another window
@@ -140,7 +140,7 @@ def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, w
     other.close()
     window.prompter = SafetyPrompter(conflict=["mine"])
     entered, gate = _gate(monkeypatch, ws)
-    window.autosave()
+    window.commands.autosave()
     assert entered.wait(20)
     stroke(window.canvas, [(20, 100), (60, 100)])  # after the copy was taken
     with qtbot.waitSignal(window.saved, timeout=20000):
@@ -149,16 +149,16 @@ def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, w
     assert np.array_equal(read_mask(ws.entry(key).gt_path), mine)  # the copy the worker wrote, kept over theirs
     assert any(np.array_equal(read_mask(v.path), theirs) for v in ws.versions(key))  # theirs is in the history
     assert doc.unsaved  # the stroke made during the save is not in the file
-    window.undo()
+    window.edit_tools.undo()
     assert not doc.unsaved
 
 
 def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat_workspace, monkeypatch):
     doc = open_and_paint(qtbot, window, flat_workspace)
-    painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    painted, key, ws = doc.mask.copy(), window.review.image.key, window.review.workspace
     window.prompter = SafetyPrompter()
     entered, gate = _gate(monkeypatch, ws)
-    window.autosave()
+    window.commands.autosave()
     assert entered.wait(20)
     opener = threading.Timer(0.3, gate.set)  # the save is still held when the window is asked to close
     opener.start()
@@ -173,13 +173,13 @@ def test_a_failure_after_the_autosave_wrote_its_file_is_a_warning_not_not_saved(
     qtbot, window, flat_workspace, monkeypatch
 ):
     doc = open_and_paint(qtbot, window, flat_workspace)
-    painted, key, ws = doc.mask.copy(), window.session.key, window.workspace
+    painted, key, ws = doc.mask.copy(), window.review.image.key, window.review.workspace
 
     def broken(*_a, **_k):
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(window.review, "_saved", broken)
-    window.autosave()
+    window.commands.autosave()
     assert window.saving.in_flight
     qtbot.waitUntil(lambda: not window.saving.in_flight, timeout=20000)  # settled when the worker's signal came
     assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)

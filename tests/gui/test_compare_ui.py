@@ -44,10 +44,10 @@ def reference_workspace(tmp_path):
 
 def _open(qtbot, window, folder):
     with qtbot.waitSignals([window.prediction_shown, window.compare.masks_loaded], timeout=60000):
-        assert window.open_workspace(folder)
+        assert window.workspaces.open_workspace(folder)
     c = window.compare  # the scores come a moment after both (a worker), with the prediction among them
     qtbot.waitUntil(lambda: c.scores is not None and c.scores.prediction_vs_reference is not None, timeout=20000)
-    return window.session
+    return window.review.image
 
 
 def _rgb(hex_colour):
@@ -99,7 +99,7 @@ def test_difference_overlay_colours_and_scores_say_what_against_what(qtbot, wind
     assert cells["Your mask vs reference"][:2] == ["1.000", "1.000"]
     assert cells["Second grader vs reference"][0] == f"{2 * 1200 / (1700 + 2400):.3f}"
     assert cells["Second grader vs reference"][2] == f"{1200 / 2400:.3f}"  # sensitivity: reference as the truth
-    pred = s.probability >= window.threshold
+    pred = s.probability >= window.review.threshold
     assert cells["Model prediction vs reference"][0] == f"{Confusion.of(pred, _reference(), None).dice:.3f}"
 
 
@@ -110,8 +110,8 @@ def test_brushing_from_the_second_grader_copies_its_pixels_in_the_footprint_one_
     c, doc = window.compare, s.document
     assert c.panel.brush_source.currentData() == "second"
     c.copy_action.trigger()
-    assert c.brush_item.isVisible() and not window.tool_actions["brush"].isChecked()
-    window.set_brush_radius(6)
+    assert c.brush_item.isVisible() and not window.action_table.tools["brush"].isChecked()
+    window.edit_tools.set_brush_radius(6)
     steps = doc.undo_count
     stroke(window.canvas, [(105, 95), (105, 110)])  # over the second grader's vertical vessel
     stroke(window.canvas, [(120, 50)])  # over a stretch only the first grader marked
@@ -122,10 +122,10 @@ def test_brushing_from_the_second_grader_copies_its_pixels_in_the_footprint_one_
     assert np.array_equal(doc.mask[changed], second[changed])  # every changed pixel took the second grader's value
     assert doc.mask[100, 105] and not doc.mask[50, 120]
     assert np.array_equal(doc.mask[:, :90], ref[:, :90])  # nothing outside the footprints
-    window.undo()
-    window.undo()
+    window.edit_tools.undo()
+    window.edit_tools.undo()
     assert np.array_equal(doc.mask, ref)
-    window.tool_actions["brush"].trigger()  # another tool puts the copy brush away
+    window.action_table.tools["brush"].trigger()  # another tool puts the copy brush away
     assert not c.copy_action.isChecked() and not c.brush_item.isVisible()
 
 
@@ -137,40 +137,40 @@ def test_a_copy_stroke_is_open_while_dragging_and_choosing_another_tool_mid_drag
     s = _open(qtbot, window, reference_workspace)
     c, doc = window.compare, s.document
     c.copy_action.trigger()
-    window.set_brush_radius(6)
+    window.edit_tools.set_brush_radius(6)
     steps = doc.undo_count
     vp = window.canvas.viewport()
     send_mouse(vp, "press", window.canvas.image_to_widget(105, 95))
     send_mouse(vp, "move", window.canvas.image_to_widget(105, 110))
     assert doc.unsaved and not doc.can_undo and doc.save_point() is None  # a gesture in progress: no autosave
     copied = doc.mask.copy()
-    window.tool_actions["brush"].trigger()  # B in the middle of the drag: the copy brush is put away
+    window.action_table.tools["brush"].trigger()  # B in the middle of the drag: the copy brush is put away
     assert doc.undo_count == steps + 1 and doc.can_undo and doc.save_point() is not None
     assert np.array_equal(doc.mask, copied)
     send_mouse(vp, "release", window.canvas.image_to_widget(105, 110))  # reaches the plain brush: paints nothing
     assert doc.undo_count == steps + 1
-    window.undo()
+    window.edit_tools.undo()
     assert np.array_equal(doc.mask, _reference())
 
 
 def test_ctrl_r_says_the_mask_stays_and_the_list_sorts_by_dice_worst_first(qtbot, window, reference_workspace):
     _open(qtbot, window, reference_workspace)
     with qtbot.waitSignal(window.prediction_shown, timeout=60000):
-        window.predict_action.trigger()
+        window.action_table.predict.trigger()
     message = window.statusBar().currentMessage()
     assert message.startswith("Prediction updated") and "unchanged" in message
     assert "Prediction shown" not in message
 
-    ws, model = window.workspace, window.image_list.model
+    ws, model = window.review.workspace, window.image_list.model
     prob = ws.predictions.load(ws.entry("im0"), window.model.cache_key)
     with qtbot.waitSignal(window.features.list_dice.updated, timeout=20000):
         window.features.list_dice.refresh()
     assert model.dice_values() == {
-        "im0": pytest.approx(Confusion.of(prob >= window.threshold, _reference(), None).dice)
+        "im0": pytest.approx(Confusion.of(prob >= window.review.threshold, _reference(), None).dice)
     }
     window.prompter = RecordingPrompter(confirm=True)  # "replace the reference on screen?" yes
     with qtbot.waitSignal(window.features.list_dice.updated, timeout=20000):  # another cut, other scores
-        assert window.apply_threshold(0.3)
+        assert window.threshold_control.apply(0.3)
     assert model.dice_values()["im0"] == pytest.approx(Confusion.of(prob >= 0.3, _reference(), None).dice)
     model.set_dice("im1", 0.2)
     model.set_dice("im2", 0.9)
@@ -191,7 +191,7 @@ def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, 
     s.document.stroke_to((30, 100), (130, 100), 2.0, True)
     s.document.end_stroke()
     with qtbot.waitSignal(runner.measured, timeout=20000):
-        window.save_current(auto=False)
+        window.saving.save_current(auto=False)
     assert runner.latest == measure(s.document.mask, s.loaded.fov)
 
     out = tmp_path / "measures.csv"
@@ -216,7 +216,7 @@ def test_measurements_panel_csv_and_summary(qtbot, window, reference_workspace, 
     bars = [i for i in dlg.plots["segments"].getPlotItem().items if isinstance(i, pg.BarGraphItem)]
     assert len(bars) == 1 and int(sum(bars[0].opts["height"])) == 3
     (curve,) = dlg.plots["burden"].getPlotItem().listDataItems()
-    log = [r for r in window.workspace.review_log() if r["action"] == "save"]
+    log = [r for r in window.review.workspace.review_log() if r["action"] == "save"]
     assert list(curve.yData) == [log[0]["pixels_added"] + log[0]["pixels_removed"]] and curve.yData[0] > 0
     dlg.close()
 
@@ -246,9 +246,9 @@ def test_the_copy_brush_offers_only_a_mask_the_image_has(qtbot, window, referenc
     _open(qtbot, window, reference_workspace)  # im0: a second grader's mask
     assert c.panel.brush_source.currentData() == "second"
     with qtbot.waitSignal(c.masks_loaded, timeout=20000):
-        window.open_image("im1")  # a reference, no second grader
+        window.images.open_image("im1")  # a reference, no second grader
     assert c.panel.brush_source.currentData() == "reference"
     with qtbot.waitSignals([window.prediction_shown, c.masks_loaded], timeout=60000):
-        assert window.open_workspace(flat_workspace)  # neither: only the prediction is there to copy from
+        assert window.workspaces.open_workspace(flat_workspace)  # neither: only the prediction is there to copy from
     assert c.masks.reference is None and c.masks.second is None
     assert c.panel.brush_source.currentData() == "prediction"

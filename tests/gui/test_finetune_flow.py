@@ -46,8 +46,8 @@ def ft_window(make_window, store, approved_workspace, qtbot):
     w = make_window(checkpoint=None)  # no --weights: the model store decides
     w.prompter = w.finetune.prompter = RecordingPrompter()
     with qtbot.waitSignal(w.workspace_opened, timeout=30000):
-        assert w.open_workspace(approved_workspace)
-    qtbot.waitUntil(lambda: w.model_info is not None, timeout=30000)
+        assert w.workspaces.open_workspace(approved_workspace)
+    qtbot.waitUntil(lambda: w.prediction.info is not None, timeout=30000)
     return w
 
 
@@ -141,7 +141,9 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     if out["activated"]:
         assert out["verdict"] == "ask" and store.active().id == vid
         assert w.model.checkpoint_path() == folder / "model.pt"
-        qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path == folder / "model.pt", timeout=30000)
+        qtbot.waitUntil(
+            lambda: w.prediction.info is not None and w.prediction.info.path == folder / "model.pt", timeout=30000
+        )
         assert ctl.panel.repredict_button.isVisible() is False or "Re-predict 1" in ctl.panel.repredict_button.text()
     else:
         assert store.active().id == parent.id and w.model.checkpoint_path() == parent.path
@@ -164,7 +166,8 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
         assert store.active().id == target
         assert w.model.checkpoint_path() == store.get(target).path
         qtbot.waitUntil(
-            lambda t=target: w.model_info is not None and w.model_info.path == store.get(t).path, timeout=30000
+            lambda t=target: w.prediction.info is not None and w.prediction.info.path == store.get(t).path,
+            timeout=30000,
         )
         assert mdlg.table.item(ids.index(target), 0).text() == "●"
     mdlg.close()
@@ -174,8 +177,8 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     with qtbot.waitSignal(w.batch_finished, timeout=60000) as done:
         assert ctl.repredict_unreviewed() is not None
     assert done.args[0].label == "Re-predicting" and not done.args[0].failed
-    unreviewed = [e for e in w.workspace.entries if w.workspace.status(e.key) in ("new", "predicted")]
-    assert unreviewed and all(w.workspace.predictions.has(e, w.model.cache_key) for e in unreviewed)
+    unreviewed = [e for e in w.review.workspace.entries if w.review.workspace.status(e.key) in ("new", "predicted")]
+    assert unreviewed and all(w.review.workspace.predictions.has(e, w.model.cache_key) for e in unreviewed)
 
 
 def test_cancel_returns_promptly_and_keeps_the_active_model(ft_window, store, tiny_runs, qtbot, approved_workspace):
@@ -227,7 +230,7 @@ def test_a_failing_run_leaves_the_app_up_with_a_message(
     assert [v.id for v in store.versions()] == versions_before
     assert _gt_bytes(approved_workspace) == gt_before
     # The app keeps working: painting is still possible on the open image.
-    assert w.session is not None
+    assert w.review.image is not None
 
 
 def test_a_deleted_image_is_left_out_with_a_note(ft_window, store, tiny_runs, qtbot, approved_workspace):
@@ -243,7 +246,7 @@ def test_a_deleted_image_is_left_out_with_a_note(ft_window, store, tiny_runs, qt
 def test_nothing_to_finetune_explains_itself(make_window, store, qtbot, tmp_path):
     w = make_window(checkpoint=None)
     with qtbot.waitSignal(w.workspace_opened, timeout=30000):
-        assert w.open_workspace(make_workspace(tmp_path / "plain", 2))
+        assert w.workspaces.open_workspace(make_workspace(tmp_path / "plain", 2))
     dlg = w.finetune.open_dialog()
     assert dlg.images_label.text().startswith("0 corrected") and not dlg.start_button.isEnabled()
     assert "Approve at least one" in dlg.split_label.text()

@@ -12,19 +12,19 @@ from retina_desktop.ui.common.settings import AppSettings
 
 
 def test_help_menu_has_guide_shortcuts_and_about(window):
-    help_menu = window.help.menu
+    help_menu = window.features.help.menu
     assert help_menu in [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
     assert [a.text() for a in help_menu.actions() if not a.isSeparator()] == [
         "Getting started",
         "Keyboard shortcuts",
         "About Retina Desktop",
     ]
-    assert window.help.shortcuts_action.shortcut().toString() == "F1"
+    assert window.features.help.shortcuts_action.shortcut().toString() == "F1"
 
 
 def test_shortcuts_window_lists_the_window_actions(qtbot, window):
-    window.help.shortcuts_action.trigger()
-    dlg = window.help.shortcuts_dialog
+    window.features.help.shortcuts_action.trigger()
+    dlg = window.features.help.shortcuts_dialog
     qtbot.waitExposed(dlg)
     assert dlg.isVisible() and not dlg.isModal()
     rows = {text: keys for keys, text in dlg.rows()}
@@ -39,9 +39,9 @@ def test_shortcuts_window_lists_the_window_actions(qtbot, window):
 
 
 def test_about_shows_model_torch_qt_and_device(qtbot, window):
-    qtbot.waitUntil(lambda: window.model_info is not None, timeout=30000)
-    window.help.about_action.trigger()
-    dlg = window.help.about_dialog
+    qtbot.waitUntil(lambda: window.prediction.info is not None, timeout=30000)
+    window.features.help.about_action.trigger()
+    dlg = window.features.help.about_dialog
     qtbot.waitExposed(dlg)
     assert not dlg.isModal()
     text = dlg.plain_text
@@ -57,19 +57,19 @@ def test_about_shows_model_torch_qt_and_device(qtbot, window):
 def test_guide_shows_on_the_demo_workspace_until_dismissed(qtbot, make_window, app_settings, tmp_path):
     demo = ensure_demo_workspace(tmp_path / "demo", count=2, size=(160, 150))
     window = make_window()
-    guide = window.help.guide
+    guide = window.features.help.guide
     assert not guide.isVisible()
     with qtbot.waitSignal(window.workspace_opened, timeout=10000):
-        assert window.open_workspace(demo)
+        assert window.workspaces.open_workspace(demo)
     assert guide.isVisible()
     assert "Open your folder" in guide.label.text() and "Fine-tune" in guide.label.text()
 
     # Another (real) workspace hides it; the demo shows it again while it is not dismissed.
     with qtbot.waitSignal(window.workspace_opened, timeout=10000):
-        assert window.open_workspace(make_workspace(tmp_path / "photos", 1))
+        assert window.workspaces.open_workspace(make_workspace(tmp_path / "photos", 1))
     assert not guide.isVisible()
     with qtbot.waitSignal(window.workspace_opened, timeout=10000):
-        assert window.open_workspace(demo)
+        assert window.workspaces.open_workspace(demo)
     assert guide.isVisible()
 
     qtbot.mouseClick(guide.dismiss_button, Qt.MouseButton.LeftButton)
@@ -78,18 +78,18 @@ def test_guide_shows_on_the_demo_workspace_until_dismissed(qtbot, make_window, a
     assert AppSettings(QSettings(app_settings.q.fileName(), QSettings.Format.IniFormat)).guide_dismissed
 
     with qtbot.waitSignal(window.workspace_opened, timeout=10000):
-        assert window.open_workspace(make_workspace(tmp_path / "photos2", 1))
+        assert window.workspaces.open_workspace(make_workspace(tmp_path / "photos2", 1))
     with qtbot.waitSignal(window.workspace_opened, timeout=10000):
-        assert window.open_workspace(demo)
+        assert window.workspaces.open_workspace(demo)
     assert not guide.isVisible()
     # Help > Getting started brings it back on demand.
-    window.help.guide_action.trigger()
+    window.features.help.guide_action.trigger()
     assert guide.isVisible()
 
 
 def test_first_run_opens_the_demo_workspace_with_the_guide(qtbot, window):
     assert window.settings.last_workspace == ""
     with qtbot.waitSignal(window.workspace_opened, timeout=120000):
-        window.start(None)
-    assert window.workspace.synthetic
-    assert window.help.guide.isVisible()
+        window.workspaces.start(None)
+    assert window.review.workspace.synthetic
+    assert window.features.help.guide.isVisible()

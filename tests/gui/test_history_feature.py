@@ -117,7 +117,7 @@ def test_unsaved_edits_are_saved_before_revert_restores_the_chosen_version(histo
     h.paint_and_save(slice(40, 44))
     doc = h.review.image.document
     doc.apply("paint", lambda m: _paint_rows(m, slice(70, 74)), tool="brush")
-    assert doc.is_dirty
+    assert doc.unsaved
     h.prompter.item = 1  # newest first: the second save, the first save
     assert h.controller.revert_dialog()
     items = h.prompter.asked[-1][1]

@@ -69,16 +69,16 @@ def approved_gap(tmp_path, qtbot, window):
         write_png_atomic(root / "mask" / f"im{i}.png", mask_to_png(gap, 255))
     write_png_atomic(root / "masks_2nd_observer" / "im0.png", mask_to_png(bar, 255))
     with qtbot.waitSignals([window.prediction_shown, window.compare.masks_loaded], timeout=60000):
-        assert window.open_workspace(root)
-    assert window.session.key == "im0"
-    window.approve_current()
-    qtbot.waitUntil(lambda: window.session is not None and window.session.key == "im1", timeout=20000)
+        assert window.workspaces.open_workspace(root)
+    assert window.review.image.key == "im0"
+    window.commands.approve_current()
+    qtbot.waitUntil(lambda: window.review.image is not None and window.review.image.key == "im1", timeout=20000)
     with qtbot.waitSignals([window.image_opened, window.compare.masks_loaded], timeout=20000):
-        window.open_image("im0")
+        window.images.open_image("im0")
     assert window.review.workspace.status("im0") == "approved"
     # The grader answers "no" to "Edit an approved image?" (the edit tools ask it).
     window.prompter = window.edit_tools.prompter = RecordingPrompter(confirm=False)
-    return window.session.document, gap
+    return window.review.image.document, gap
 
 
 def _asked_and_unchanged(window, doc, before):
@@ -90,7 +90,7 @@ def _asked_and_unchanged(window, doc, before):
 def test_copy_brush_on_an_approved_image_asks_first(qtbot, window, approved_gap):
     doc, gap = approved_gap
     window.compare.copy_action.trigger()
-    window.set_brush_radius(6)
+    window.edit_tools.set_brush_radius(6)
     stroke(window.canvas, [(72, 80), (73, 80)])  # over the gap the second grader filled
     _asked_and_unchanged(window, doc, gap)
 
@@ -106,13 +106,13 @@ def test_topology_fix_on_an_approved_image_asks_first(qtbot, window, approved_ga
 
 def test_trace_and_segment_clicks_on_an_approved_image_ask_first(qtbot, window, approved_gap):
     doc, gap = approved_gap
-    window.set_tool("segment")
+    window.edit_tools.set_tool("segment")
     p = window.canvas.image_to_widget(40.5, 80.5)
     send_mouse(window.canvas.viewport(), "press", p)
     send_mouse(window.canvas.viewport(), "release", p)
     assert window.vessel_tools.selected is None and not window.vessel_tools.delete_segment_action.isEnabled()
     _asked_and_unchanged(window, doc, gap)
-    window.set_tool("trace")
+    window.edit_tools.set_tool("trace")
     send_mouse(window.canvas.viewport(), "press", p)
     send_mouse(window.canvas.viewport(), "release", p)
     assert not window.vessel_tools.tracing
@@ -123,12 +123,12 @@ def test_one_tool_at_a_time_and_its_preview_goes_with_it(qtbot, window, tmp_path
     from gui_helpers import make_workspace, open_and_predict
 
     open_and_predict(qtbot, window, make_workspace(tmp_path / "photos", 2))
-    doc, tools, c = window.session.document, window.vessel_tools, window.compare
+    doc, tools, c = window.review.image.document, window.vessel_tools, window.compare
     y = np.zeros((H, W), bool)
     y[78:83, 15:136] = True
     y[20:140, 70:75] = True
     doc.replace("cross", y)
-    window.set_tool("segment")
+    window.edit_tools.set_tool("segment")
     p = window.canvas.image_to_widget(30.5, 80.5)
     send_mouse(window.canvas.viewport(), "press", p)
     send_mouse(window.canvas.viewport(), "release", p)
@@ -136,22 +136,22 @@ def test_one_tool_at_a_time_and_its_preview_goes_with_it(qtbot, window, tmp_path
     assert tools.segment.highlight_item.isVisible()
 
     qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)  # the copy brush
-    checked = [name for name, a in window.tool_actions.items() if a.isChecked()]
+    checked = [name for name, a in window.action_table.tools.items() if a.isChecked()]
     assert c.copy_action.isChecked() and checked == [] and c.brush_item.isVisible()
     assert tools.selected is None and not tools.segment.highlight_item.isVisible()
     assert not window.vessel_tools.delete_segment_action.isEnabled()
 
     qtbot.keyClick(window, Qt.Key.Key_T)
-    assert window.canvas.tool == "trace" and window.tool_actions["trace"].isChecked()
+    assert window.canvas.tool == "trace" and window.action_table.tools["trace"].isChecked()
     assert not c.copy_action.isChecked() and not c.brush_item.isVisible()
     assert not window.canvas.cursor_outline.isVisible()
 
-    window.set_tool("segment")
+    window.edit_tools.set_tool("segment")
     send_mouse(window.canvas.viewport(), "press", p)
     send_mouse(window.canvas.viewport(), "release", p)
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
     window.prompter = RecordingPrompter(unsaved="discard")
     with qtbot.waitSignal(window.image_opened, timeout=20000):
-        window.open_image("img_01")
+        window.images.open_image("img_01")
     assert tools.selected is None and not tools.segment.highlight_item.isVisible()
     assert not window.vessel_tools.delete_segment_action.isEnabled()

@@ -16,7 +16,7 @@ def _record_starts(window) -> list[tuple[str, bool]]:
     start = window.tasks.start
 
     def recording_start(worker, priority=0):
-        shown = window.session is not None and window.session.probability is not None
+        shown = window.review.image is not None and window.review.image.probability is not None
         started.append((worker.name, shown))
         return start(worker, priority)
 
@@ -33,7 +33,7 @@ def test_feature_workers_start_after_the_first_prediction_is_shown(qtbot, window
     window.topology_dock.show()  # the topology review analyses every mask it sees
     started = _record_starts(window)
     with qtbot.waitSignal(window.compare.masks_loaded, timeout=30000):
-        assert window.open_workspace(folder)
+        assert window.workspaces.open_workspace(folder)
     qtbot.waitUntil(lambda: window.vessel_tools.fresh, timeout=30000)
     qtbot.waitUntil(lambda: window.features.measurements.latest is not None, timeout=30000)
     names = [name for name, _ in started]

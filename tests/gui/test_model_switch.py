@@ -23,18 +23,20 @@ def _add_version(store, micro_checkpoint_path, threshold: float, label: str = "f
 
 def _switch(qtbot, window, version):
     window.finetune.activate_version(version.id)
-    qtbot.waitUntil(lambda: window.model_info is not None and window.model_info.path == version.path, timeout=30000)
+    qtbot.waitUntil(
+        lambda: window.prediction.info is not None and window.prediction.info.path == version.path, timeout=30000
+    )
 
 
 def _wait_batch_done(qtbot, window):
-    qtbot.waitUntil(lambda: window.predict_all_action.isEnabled(), timeout=60000)
+    qtbot.waitUntil(lambda: window.action_table.predict_all.isEnabled(), timeout=60000)
 
 
 @pytest.fixture
 def store_window(make_window, store, qtbot):
     w = make_window(checkpoint=None)  # the model store decides
     w.prompter = RecordingPrompter()
-    qtbot.waitUntil(lambda: w.model_info is not None, timeout=30000)
+    qtbot.waitUntil(lambda: w.prediction.info is not None, timeout=30000)
     return w
 
 
@@ -45,7 +47,7 @@ def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(
     w = store_window
     root = make_workspace(tmp_path / "w", 2, corrupt=("img_00b.png",))
     open_and_predict(qtbot, w, root)
-    w.predict_all()
+    w.predictions_view.predict_all()
     _wait_batch_done(qtbot, w)
     assert "1 of 3 images could not be read or predicted" in w.banner.text()
 
@@ -53,7 +55,7 @@ def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(
     _switch(qtbot, w, _add_version(store, micro_checkpoint_path, 0.5))
     assert w.finetune.repredict_unreviewed() is not None
     _wait_batch_done(qtbot, w)
-    assert all(w.workspace.status(k) == "predicted" for k in ("img_00", "img_00b", "img_01"))
+    assert all(w.review.workspace.status(k) == "predicted" for k in ("img_00", "img_00b", "img_01"))
     assert "could not be read" not in w.banner.text()
     assert "3 images predicted" in w.statusBar().currentMessage() or "predicted" in w.banner.text()
 
@@ -64,10 +66,10 @@ def test_the_mask_follows_the_slider_when_a_new_model_sets_the_threshold(
     """Defect 2a: the slider said the new model's threshold while the mask on screen was cut at the old one."""
     w = store_window
     s = open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
-    assert w.workspace.threshold is None and np.array_equal(s.document.mask, s.probability >= 0.5)
+    assert w.review.workspace.threshold is None and np.array_equal(s.document.mask, s.probability >= 0.5)
     _switch(qtbot, w, _add_version(store, micro_checkpoint_path, 0.47))
-    assert w.threshold_slider.value() == 47
-    assert np.array_equal(w.session.document.mask, w.session.probability >= 0.47)
+    assert w.review_panel.threshold_slider.value() == 47
+    assert np.array_equal(w.review.image.document.mask, w.review.image.probability >= 0.47)
 
 
 def test_a_new_models_calibrated_threshold_wins_over_the_workspaces_and_says_so(
@@ -76,10 +78,10 @@ def test_a_new_models_calibrated_threshold_wins_over_the_workspaces_and_says_so(
     """Defect 2b: once a workspace had a threshold, a newly activated model's calibration was ignored silently."""
     w = store_window
     open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
-    assert w.apply_threshold(0.6) and w.workspace.threshold == 0.6
+    assert w.threshold_control.apply(0.6) and w.review.workspace.threshold == 0.6
     _switch(qtbot, w, _add_version(store, micro_checkpoint_path, 0.45))
-    assert w.threshold_slider.value() == 45 and w.workspace.threshold == 0.45
-    assert np.array_equal(w.session.document.mask, w.session.probability >= 0.45)
+    assert w.review_panel.threshold_slider.value() == 45 and w.review.workspace.threshold == 0.45
+    assert np.array_equal(w.review.image.document.mask, w.review.image.probability >= 0.45)
     assert "0.45" in w.banner.text() and "0.60" in w.banner.text()
 
 
@@ -89,12 +91,12 @@ def test_after_a_model_switch_an_edited_mask_is_kept_and_the_label_says_so(
     w = store_window
     open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
     doc = blank(w)
-    w.set_tool("brush")
+    w.edit_tools.set_tool("brush")
     stroke(w.canvas, [(20, 20), (60, 60)])
     edited = doc.mask.copy()
     _switch(qtbot, w, _add_version(store, micro_checkpoint_path, 0.45))
     assert np.array_equal(doc.mask, edited)  # never replaced without asking
-    assert w.threshold_slider.value() == 45 and "edited" in w.threshold_label.text()
+    assert w.review_panel.threshold_slider.value() == 45 and "edited" in w.review_panel.threshold_label.text()
 
 
 def test_results_that_arrive_after_closing_are_dropped(qtbot, app_settings, micro_checkpoint_path):
@@ -106,7 +108,7 @@ def test_results_that_arrive_after_closing_are_dropped(qtbot, app_settings, micr
     assert load.done.wait(30)  # loaded on its thread; the result is queued for the UI thread, not yet delivered
     w.shutdown()
     qtbot.wait(50)
-    assert w.model_info is None and w.model_label.text() == "Model: loading…"
+    assert w.prediction.info is None and w.status_panel.model_label.text() == "Model: loading…"
     w.deleteLater()
 
 
@@ -120,19 +122,21 @@ def test_a_runtime_error_that_mentions_the_model_does_not_disable_the_model(qtbo
     real = window.model.predict_full
     window.model.predict_full = fail
     with qtbot.waitSignal(window.message_shown, timeout=10000, check_params_cb=lambda m: "GPU memory" in m):
-        window.step_image(+1)
-    assert window.model_error is None and window.model_label.text().startswith("Model: test-micro")
+        window.images.step_image(+1)
+    assert window.prediction.model_error is None and window.status_panel.model_label.text().startswith(
+        "Model: test-micro"
+    )
     window.model.predict_full = real
     with qtbot.waitSignal(window.prediction_shown, timeout=30000):
-        window.predict_current()
+        window.predictions_view.predict_current()
 
 
 def test_a_broken_checkpoint_is_reported_as_no_model(qtbot, make_window, flat_workspace, tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     window = make_window(checkpoint=bad)
-    qtbot.waitUntil(lambda: window.model_error is not None, timeout=10000)
-    assert "broken.pt" in window.model_error and window.model_label.text() == "Model: none"
+    qtbot.waitUntil(lambda: window.prediction.model_error is not None, timeout=10000)
+    assert "broken.pt" in window.prediction.model_error and window.status_panel.model_label.text() == "Model: none"
 
 
 def test_a_model_switch_while_the_open_image_is_predicted_shows_the_new_models_prediction(
@@ -152,15 +156,15 @@ def test_a_model_switch_while_the_open_image_is_predicted_shows_the_new_models_p
     w.model.predict_full = gated
     old_key = w.model.cache_key
     with qtbot.waitSignal(w.image_opened, timeout=30000):
-        w.open_workspace(make_workspace(tmp_path / "w", 2))
+        w.workspaces.open_workspace(make_workspace(tmp_path / "w", 2))
     assert computing.wait(30)  # the old model is busy with img_00
     version = _add_version(store, micro_checkpoint_path, 0.5, label="switched mid-prediction")
     with qtbot.waitSignal(w.prediction_shown, timeout=30000) as shown:
         _switch(qtbot, w, version)
         gate.set()
-    assert shown.args == ["img_00"] and w.session.probability is not None
-    entry = w.workspace.entry("img_00")
-    assert w.workspace.predictions.has(entry, w.model.cache_key)  # cached for the new model only
-    assert not w.workspace.predictions.has(entry, old_key)
-    assert np.array_equal(w.session.document.mask, w.session.probability >= 0.5)
+    assert shown.args == ["img_00"] and w.review.image.probability is not None
+    entry = w.review.workspace.entry("img_00")
+    assert w.review.workspace.predictions.has(entry, w.model.cache_key)  # cached for the new model only
+    assert not w.review.workspace.predictions.has(entry, old_key)
+    assert np.array_equal(w.review.image.document.mask, w.review.image.probability >= 0.5)
     qtbot.waitUntil(lambda: not w.prediction.is_predicting("img_00"), timeout=30000)

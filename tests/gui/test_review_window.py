@@ -25,11 +25,11 @@ def test_at_1280x800_the_fine_tune_panel_covers_nothing_and_the_window_does_not_
     qtbot.wait(50)
     assert window.width() <= 1280 and window.height() <= 800
     for w in (
-        window.save_button,
-        window.approve_button,
-        window.measure_labels["Pixels removed"],
-        window.threshold_slider,
-        window.zoom_label,
+        window.review_panel.save_button,
+        window.review_panel.approve_button,
+        window.review_panel.measure_labels["Pixels removed"],
+        window.review_panel.threshold_slider,
+        window.review_panel.zoom_label,
     ):
         assert _on_screen(w), w.objectName() or w.text()
     if not ctl.dock.isFloating():  # docked by the grader: it must still leave the review panel alone
@@ -51,10 +51,10 @@ def test_a_refused_fill_message_goes_away_after_the_next_successful_edit(qtbot, 
     open_and_predict(qtbot, window, flat_workspace)
     doc = blank(window)
     h, w = doc.shape
-    window.set_tool("fill")
+    window.edit_tools.set_tool("fill")
     stroke(window.canvas, [(w / 2, h / 2)])
     assert window.banner.isVisible() and "Fill not applied" in window.banner.text()
-    window.set_tool("brush")
+    window.edit_tools.set_tool("brush")
     stroke(window.canvas, [(20, 20), (40, 40)])
     assert not window.banner.isVisible() and doc.mask[30, 30]
 
@@ -62,29 +62,29 @@ def test_a_refused_fill_message_goes_away_after_the_next_successful_edit(qtbot, 
 def test_the_zoom_field_shows_a_number_after_approve_and_switching_images(qtbot, window, flat_workspace):
     window.prompter = RecordingPrompter()
     open_and_predict(qtbot, window, flat_workspace)
-    assert window.zoom_label.text().endswith("%")
+    assert window.review_panel.zoom_label.text().endswith("%")
     with qtbot.waitSignal(window.image_opened, timeout=10000):
-        window.approve_current()  # moves on to the next image
-    assert window.session.key == "img_01" and window.zoom_label.text().endswith("%")
+        window.commands.approve_current()  # moves on to the next image
+    assert window.review.image.key == "img_01" and window.review_panel.zoom_label.text().endswith("%")
     with qtbot.waitSignal(window.image_opened, timeout=10000):
-        window.step_image(+1)
-    assert window.zoom_label.text() == f"{window.canvas.zoom_factor() * 100:.0f} %"
+        window.images.step_image(+1)
+    assert window.review_panel.zoom_label.text() == f"{window.canvas.zoom_factor() * 100:.0f} %"
 
 
 def test_the_overlay_buffer_equals_the_mask_after_strokes_undo_and_a_threshold(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
-    window.set_tool("brush")
-    window.set_brush_radius(4)
+    doc = window.review.image.document
+    window.edit_tools.set_tool("brush")
+    window.edit_tools.set_brush_radius(4)
     stroke(window.canvas, [(10, 10), (120, 90)])
-    window.set_tool("eraser")
+    window.edit_tools.set_tool("eraser")
     stroke(window.canvas, [(60, 10), (60, 150)])
     assert np.array_equal(window.canvas.overlay._buffer != 0, doc.mask)
-    window.undo()
+    window.edit_tools.undo()
     assert np.array_equal(window.canvas.overlay._buffer != 0, doc.mask)
     window.prompter = RecordingPrompter(confirm=True)
-    assert window.apply_threshold(0.3)
-    assert np.array_equal(doc.mask, window.session.probability >= 0.3)
+    assert window.threshold_control.apply(0.3)
+    assert np.array_equal(doc.mask, window.review.image.probability >= 0.3)
     assert np.array_equal(window.canvas.overlay._buffer != 0, doc.mask)
 
 
@@ -92,11 +92,11 @@ def test_reopening_a_workspace_goes_back_to_the_image_open_at_quit(qtbot, make_w
     first = make_window()
     open_and_predict(qtbot, first, flat_workspace)
     with qtbot.waitSignal(first.image_opened, timeout=10000):
-        first.open_image("img_02")
+        first.images.open_image("img_02")
     assert first.close()
     second = make_window()
     with qtbot.waitSignal(second.image_opened, timeout=30000) as opened:
-        second.start(None)
+        second.workspaces.start(None)
     assert opened.args == ["img_02"]
 
 
@@ -122,9 +122,9 @@ def test_switching_images_fast_opens_only_the_last_one(qtbot, window, flat_works
     open_and_predict(qtbot, window, flat_workspace)
     opened = []
     window.image_opened.connect(opened.append)
-    window.open_image("img_01")
-    window.open_image("img_02")  # before img_01 was decoded: its load request is stale
-    qtbot.waitUntil(lambda: window.session is not None and window.session.key == "img_02", timeout=30000)
+    window.images.open_image("img_01")
+    window.images.open_image("img_02")  # before img_01 was decoded: its load request is stale
+    qtbot.waitUntil(lambda: window.review.image is not None and window.review.image.key == "img_02", timeout=30000)
     qtbot.waitUntil(lambda: not window.tasks.active, timeout=30000)  # img_01's decoding has come back too
     assert opened == ["img_02"]
-    assert window.image_name_label.text().startswith("img_02.png")
+    assert window.review_panel.image_name_label.text().startswith("img_02.png")

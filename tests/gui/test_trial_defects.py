@@ -48,18 +48,18 @@ def reference_workspace(tmp_path):
 def _open(qtbot, window, folder):
     c = window.compare
     with qtbot.waitSignals([window.prediction_shown, c.masks_loaded], timeout=60000):
-        assert window.open_workspace(folder)
+        assert window.workspaces.open_workspace(folder)
     qtbot.waitUntil(lambda: c.scores is not None and c.scores.prediction_vs_reference is not None, timeout=20000)
-    return window.session
+    return window.review.image
 
 
 def _reopen(qtbot, window, key):
     """Another image, then ``key`` again: its compare masks are read anew."""
-    other = next(e.key for e in window.workspace.entries if e.key != key)
+    other = next(e.key for e in window.review.workspace.entries if e.key != key)
     with qtbot.waitSignal(window.compare.masks_loaded, timeout=30000):
-        window.open_image(other)
+        window.images.open_image(other)
     with qtbot.waitSignal(window.compare.masks_loaded, timeout=30000):
-        window.open_image(key)
+        window.images.open_image(key)
     c = window.compare
     qtbot.waitUntil(lambda: c.scores is not None and c.scores.prediction_vs_reference is not None, timeout=20000)
 
@@ -76,10 +76,10 @@ def test_a_saved_over_reference_is_named_and_the_review_panel_keeps_approve_and_
 ):
     s = _open(qtbot, window, reference_workspace)
     key = s.key
-    assert window.workspace.entry(key).name.startswith(LONG_NAME)
+    assert window.review.workspace.entry(key).name.startswith(LONG_NAME)
     s.document.stroke_to((30, 100), (130, 100), 2.0, True)
     s.document.end_stroke()
-    assert window.save_current(auto=False)  # the data set's mask is saved over: it is kept in the History
+    assert window.saving.save_current(auto=False)  # the data set's mask is saved over: it is kept in the History
     _reopen(qtbot, window, key)
 
     c = window.compare
@@ -95,16 +95,16 @@ def test_a_saved_over_reference_is_named_and_the_review_panel_keeps_approve_and_
     assert panel.width() <= viewport.width()
     assert window.review_dock.geometry().right() <= window.width()
     must_show = [
-        window.approve_button,
-        window.save_button,
-        window.threshold_label,
-        *window.measure_labels.values(),
+        window.review_panel.approve_button,
+        window.review_panel.save_button,
+        window.review_panel.threshold_label,
+        *window.review_panel.measure_labels.values(),
         *(cell for cells in c.panel.score_labels.values() for cell in cells),
     ]
     for w in must_show:
         assert _right_edge_in(w, viewport) <= viewport.width(), w.objectName() or w.text()
     # The long image name is elided in the middle, whole in its tooltip.
-    name = window.image_name_label
+    name = window.review_panel.image_name_label
     assert name.is_elided() and "…" in name.displayed_text() and LONG_NAME in name.toolTip()
 
 
@@ -132,7 +132,7 @@ def test_d_shows_the_models_differences_first_and_the_legend_reads_right(qtbot, 
     c = window.compare
     assert np.array_equal(s.document.mask, _reference())  # the mask on screen is the reference as loaded
     c.diff_action.trigger()
-    prediction = s.probability >= window.threshold
+    prediction = s.probability >= window.review.threshold
     assert np.array_equal(c.difference_labels(), difference_labels(prediction, _reference()))
     assert c.panel.legend_title.text() == "Differences: model prediction vs reference"
     assert c.panel.legend_rows[DIFF_FP].text() == "only in the model prediction (false positive)"
@@ -201,10 +201,10 @@ def test_the_wheel_over_an_unfocused_combo_or_slider_leaves_it_alone(qtbot):
 def test_the_window_guards_the_wheel_of_its_panels(window):
     for widget in (
         window.compare.panel.brush_source,
-        window.threshold_slider,
-        window.brush_slider,
+        window.review_panel.threshold_slider,
+        window.review_panel.brush_slider,
         window.image_list.sort_combo,
-        window.min_piece_spin,
+        window.review_panel.min_piece_spin,
     ):
         assert widget.focusPolicy() == Qt.FocusPolicy.StrongFocus and widget.property("wheel_guarded")
     before = window.compare.panel.brush_source.currentIndex()
@@ -269,23 +269,23 @@ def _click(canvas, x, y):
 
 def test_history_says_which_tool_made_each_version(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     doc.reset(_y_mask(), "prediction", saved=False)
-    assert window.save_current()  # the mask as derived: "prediction"
+    assert window.saving.save_current()  # the mask as derived: "prediction"
     tools = window.vessel_tools
-    window.set_tool("segment")
+    window.edit_tools.set_tool("segment")
     _click(window.canvas, 45.5, 42.5)  # on the left branch
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
     qtbot.keyClick(window, Qt.Key.Key_Delete)
-    window.set_tool("brush")
-    window.set_brush_radius(1)
+    window.edit_tools.set_tool("brush")
+    window.edit_tools.set_brush_radius(1)
     stroke(window.canvas, [(140, 140), (141, 140)])  # a dab: fewer pixels than the segment
     assert doc.tools_since_save() == ["segment", "brush"]
-    assert window.save_current()
-    window.set_tool("eraser")
+    assert window.saving.save_current()
+    window.edit_tools.set_tool("eraser")
     stroke(window.canvas, [(75, 120), (75, 140)])
-    assert window.save_current()
-    ws, entry = window.workspace, window.session.entry
+    assert window.saving.save_current()
+    ws, entry = window.review.workspace, window.review.image.entry
     assert [v.source for v in ws.versions(entry)] == ["prediction", "segment", "eraser"]
     saves = [r for r in ws.review_log(entry.key) if r["action"] == "save"]
     assert saves[1]["tools"] == ["segment", "brush"]
@@ -300,11 +300,11 @@ def test_history_says_which_tool_made_each_version(qtbot, window, flat_workspace
 def test_history_makes_one_row_of_a_stretch_of_autosaves_and_none_of_a_repeat(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
     doc = blank(window)
-    window.set_tool("brush")
+    window.edit_tools.set_tool("brush")
     for x in (20, 40, 60):  # three stretches of painting, each autosaved
         stroke(window.canvas, [(x, 20), (x, 120)])
-        assert window.save_current(auto=True)
-    ws, entry = window.workspace, window.session.entry
+        assert window.saving.save_current(auto=True)
+    ws, entry = window.review.workspace, window.review.image.entry
     assert len(ws.versions(entry)) == 3
     tree = window.history.panel.tree
     assert tree.topLevelItemCount() == 1
@@ -322,7 +322,7 @@ def test_history_makes_one_row_of_a_stretch_of_autosaves_and_none_of_a_repeat(qt
     stroke(window.canvas, [(100, 20), (100, 120)])
     mine = doc.mask.copy()
     window.prompter = SafetyPrompter(conflict=["mine"])
-    assert window.save_current()
+    assert window.saving.save_current()
     assert np.array_equal(read_mask(entry.gt_path), mine)
     shas = [v.sha256 for v in ws.versions(entry)]
     assert shas.count(shas[-1]) >= 2  # the records hold mine twice (at the prompt, and saved)
@@ -347,9 +347,9 @@ def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(
     first = store.active()
     w = make_window(checkpoint=None)
     w.prompter = RecordingPrompter()
-    qtbot.waitUntil(lambda: w.model_info is not None, timeout=30000)
+    qtbot.waitUntil(lambda: w.prediction.info is not None, timeout=30000)
     w.finetune.activate_version(newer.id)
-    qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path == newer.path, timeout=30000)
+    qtbot.waitUntil(lambda: w.prediction.info is not None and w.prediction.info.path == newer.path, timeout=30000)
     s = _open(qtbot, w, reference_workspace)
     assert s.document.source == "ground truth" and s.document.edited  # a reference: the mask stays
 
@@ -360,9 +360,9 @@ def test_a_rollback_predicts_the_open_image_again_and_names_the_versions(
     dlg.select_version(first.id)
     with qtbot.waitSignal(w.prediction_shown, timeout=30000, check_params_cb=lambda k: k == s.key):
         assert dlg.use_selected()
-    entry = w.workspace.entry(s.key)
-    assert w.model_info.path == first.path and w.workspace.predictions.has(entry, w.model.cache_key)
-    assert np.array_equal(w.session.document.mask, _reference())  # the reference on screen is not replaced
+    entry = w.review.workspace.entry(s.key)
+    assert w.prediction.info.path == first.path and w.review.workspace.predictions.has(entry, w.model.cache_key)
+    assert np.array_equal(w.review.image.document.mask, _reference())  # the reference on screen is not replaced
     assert "new model" not in w.banner.text() and f"Model {first.name} is in use" in w.banner.text()
     assert f"Rolled back from model {newer.name} to {first.name}" in said
     dlg.close()
@@ -398,7 +398,7 @@ def test_the_window_comes_back_at_the_size_and_dock_layout_it_was_left_in(qtbot,
     assert left != launched
     # Written a moment after the change, without closing: a session ended by the window system is remembered.
     stored = AppSettingsReader(app_settings)
-    qtbot.waitUntil(lambda: stored.size() == left and not first.layout_timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: stored.size() == left and not first.window_layout.timer.isActive(), timeout=5000)
     first.shutdown()
 
     again = window()
@@ -439,19 +439,19 @@ def test_the_guide_does_not_come_back_once_a_mask_was_saved(qtbot, make_window, 
     demo = ensure_demo_workspace(tmp_path / "demo", count=2, size=(160, 150))
     w = make_window()
     open_and_predict(qtbot, w, demo)
-    assert w.help.guide.isVisible()
+    assert w.features.help.guide.isVisible()
     blank(w)
-    w.set_tool("brush")
+    w.edit_tools.set_tool("brush")
     stroke(w.canvas, [(20, 20), (120, 120)])
-    assert w.save_current()
-    assert w.help.guide.isVisible()  # not taken away under the grader's eyes
+    assert w.saving.save_current()
+    assert w.features.help.guide.isVisible()  # not taken away under the grader's eyes
     from retina_desktop.ui.common.settings import AppSettings
 
     assert AppSettings(QSettings(app_settings.q.fileName(), QSettings.Format.IniFormat)).guide_dismissed
     later = make_window()  # the next launch
     with qtbot.waitSignal(later.workspace_opened, timeout=10000):
-        assert later.open_workspace(demo)
-    assert not later.help.guide.isVisible()
+        assert later.workspaces.open_workspace(demo)
+    assert not later.features.help.guide.isVisible()
 
 
 # -- 10. a second window's list follows statuses changed elsewhere ------------------------------------------

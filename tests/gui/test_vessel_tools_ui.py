@@ -49,7 +49,7 @@ def _tracing(qtbot, window, tmp_path):
     doc = blank(window)
     s.probability = np.where(_draw(_curve(), 3), 0.95, 0.02).astype(np.float32)
     tools = window.vessel_tools
-    window.set_tool("trace")
+    window.edit_tools.set_tool("trace")
     qtbot.waitUntil(lambda: tools.trace.cost is not None, timeout=20000)
     return doc, tools
 
@@ -61,8 +61,8 @@ def test_two_clicks_and_enter_trace_a_curved_vessel_within_a_pixel_as_one_undo_s
     # The model found this vessel (the micro test model is untrained, so its map is given here).
     s.probability = np.where(vessel, 0.95, 0.02).astype(np.float32)
     tools = window.vessel_tools
-    window.set_tool("trace")
-    assert window.tool_actions["trace"].isChecked()
+    window.edit_tools.set_tool("trace")
+    assert window.action_table.tools["trace"].isChecked()
     assert "preparing the vessel map" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: tools.trace.cost is not None, timeout=20000)
 
@@ -116,12 +116,12 @@ def _y_mask():
 
 def test_segment_tool_deletes_exactly_one_branch_of_a_y(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     y_mask, (jx, jy) = _y_mask()
     doc.replace("Y", y_mask)
     steps = doc.undo_count
     tools = window.vessel_tools
-    window.set_tool("segment")
+    window.edit_tools.set_tool("segment")
     _click(window.canvas, 45.5, 42.5)  # on the left branch
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
     assert tools.segment.highlight_item.isVisible() and window.vessel_tools.delete_segment_action.isEnabled()
@@ -134,17 +134,17 @@ def test_segment_tool_deletes_exactly_one_branch_of_a_y(qtbot, window, flat_work
     assert left.sum() > 300 and not doc.mask[left].any()
     assert doc.mask[others].all()  # the other two branches, pixel for pixel
     assert doc.undo_count == steps + 1 and not (doc.mask & ~y_mask).any()
-    window.undo()
+    window.edit_tools.undo()
     assert np.array_equal(doc.mask, y_mask)
 
 
 def test_fill_on_a_vessel_no_longer_erases_the_tree(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     y_mask, _ = _y_mask()
     doc.replace("Y", y_mask)
     steps = doc.undo_count
-    window.set_tool("fill")
+    window.edit_tools.set_tool("fill")
     _click(window.canvas, 75.5, 120.5)
     assert np.array_equal(doc.mask, y_mask) and doc.undo_count == steps
     assert "Segment tool" in window.banner.text()
@@ -152,7 +152,7 @@ def test_fill_on_a_vessel_no_longer_erases_the_tree(qtbot, window, flat_workspac
 
 def test_n_jumps_to_a_5px_gap_and_its_bridge_closes_it_with_one_click(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     m = np.zeros((H, W), bool)
     m[78:83, 15:136] = True
     m[:, 70:75] = False  # a 5-px gap
@@ -205,7 +205,7 @@ def test_a_double_click_ends_and_paints_the_trace(qtbot, window, tmp_path):
 def _gap_and_fragment(qtbot, window, flat_workspace):
     """A vessel with a 5-px gap and a 16-px fragment, analysed: (document, vessel tools, topology review)."""
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     m = np.zeros((H, W), bool)
     m[78:83, 15:136] = True
     m[:, 70:75] = False
@@ -219,7 +219,7 @@ def _gap_and_fragment(qtbot, window, flat_workspace):
 def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, window, flat_workspace):
     doc, tools, topo = _gap_and_fragment(qtbot, window, flat_workspace)
     i = next(k for k, f in enumerate(topo.findings) if f.kind == "break")
-    window.set_tool("navigate")
+    window.edit_tools.set_tool("navigate")
     _click(window.canvas, *topo.findings[i].position)  # a click on its marker makes it the current one
     assert topo.current == i and topo.current_finding.kind == "break"
     qtbot.mouseClick(topo.panel.dismiss_button, Qt.MouseButton.LeftButton)
@@ -228,8 +228,8 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     (x0, x1), (y0, y1) = window.canvas.view.viewRange()
     fx, fy = topo.findings[0].position
     assert x0 <= fx <= x1 and y0 <= fy <= y1 and x1 - x0 < W / 2
-    window.set_tool("brush")
-    window.set_brush_radius(1)
+    window.edit_tools.set_tool("brush")
+    window.edit_tools.set_brush_radius(1)
     from gui_helpers import stroke
 
     stroke(window.canvas, [(100.5, 83.5)])  # an unrelated edit (a bump on the vessel): the review runs again
@@ -241,13 +241,13 @@ def test_dismiss_hides_a_marker_for_good_and_the_fix_is_one_undo_step(qtbot, win
     qtbot.mouseClick(topo.panel.fix_button, Qt.MouseButton.LeftButton)
     assert not doc.mask[20:24, 20:24].any() and doc.mask[78:83, 15:70].all()
     assert doc.undo_count == steps + 1
-    window.undo()
+    window.edit_tools.undo()
     assert doc.mask[20:24, 20:24].all()
 
 
 def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still_works(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     y_mask, _ = _y_mask()
     m = y_mask.copy()
     m[130:134, 10:14] = True  # a fragment, so there is a marker
@@ -256,16 +256,16 @@ def test_closing_the_topology_panel_hides_its_markers_and_the_segment_tool_still
     qtbot.waitUntil(lambda: tools.fresh and len(topo.markers) > 0, timeout=20000)
     from gui_helpers import stroke
 
-    window.set_tool("eraser")
-    window.set_brush_radius(1)
+    window.edit_tools.set_tool("eraser")
+    window.edit_tools.set_brush_radius(1)
     stroke(window.canvas, [(12.0, 132.0)])  # on the fragment's marker: the eraser works through it
     assert not doc.mask[131:133, 11:13].any()
     window.topology_dock.close()
     assert not any(mk.isVisible() for mk in topo.markers)
-    window.set_tool("brush")
+    window.edit_tools.set_tool("brush")
     stroke(window.canvas, [(120.5, 140.5), (130.5, 140.5)])  # an edit: no review runs while the panel is closed
     assert not tools.fresh and not tools.analysis.timer.isActive() and tools.analysis.worker is None
-    window.set_tool("segment")
+    window.edit_tools.set_tool("segment")
     _click(window.canvas, 45.5, 42.5)  # the segment tool asks for the graph itself
     qtbot.waitUntil(lambda: tools.selected is not None, timeout=20000)
     window.topology_dock.show()
@@ -280,9 +280,9 @@ def test_enter_finishes_a_trace_only_where_the_image_has_the_focus(qtbot, window
     _click(window.canvas, b[0] + 0.5, b[1] + 0.5)
     assert len(tools.trace.tracer.anchors) == 2
     # A field in the side panel has the focus: its Enter is its own, the trace stays open.
-    window.min_piece_spin.setFocus()
-    qtbot.waitUntil(lambda: window.min_piece_spin.hasFocus())
-    qtbot.keyClick(window.min_piece_spin, Qt.Key.Key_Return)
+    window.review_panel.min_piece_spin.setFocus()
+    qtbot.waitUntil(lambda: window.review_panel.min_piece_spin.hasFocus())
+    qtbot.keyClick(window.review_panel.min_piece_spin, Qt.Key.Key_Return)
     assert not doc.mask.any() and tools.tracing
     # Back on the image, Enter paints it.
     window.canvas.setFocus()
@@ -293,7 +293,7 @@ def test_enter_finishes_a_trace_only_where_the_image_has_the_focus(qtbot, window
 
 def test_a_kind_unticked_leaves_the_list_and_the_canvas_and_stays_unticked(qtbot, window, flat_workspace):
     open_and_predict(qtbot, window, flat_workspace)
-    doc = window.session.document
+    doc = window.review.image.document
     m = np.zeros((H, W), bool)
     m[78:83, 15:136] = True
     m[:, 70:75] = False  # a break

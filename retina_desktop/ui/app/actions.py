@@ -1,16 +1,23 @@
 """Every action of the main window, its menus and its toolbar, in one table (labelme's ``_Actions`` style).
 
-To find what a button or a key does: look it up here by its text; the slot named beside it is a method of
-``MainWindow`` (or of the canvas for the view actions).
+To find what a button or a key does: look it up here by its text; the slot named beside it is one of
+``ActionSlots`` (what ``MainWindow`` connects them to), of the canvas (the view actions) or of the edit tools.
+Every action of the window is made by the one ``ActionRegistry`` (features get it from ``AppContext.actions``).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import QMainWindow, QMenu, QMenuBar, QToolBar
 
 from ..common.context import ActionRegistry
+from ..review.canvas import ImageCanvas
+from ..review.edit_tools import EditTools
 
 TOOLS = (
     ("navigate", "Pan", "V"),
@@ -35,25 +42,42 @@ SHORT_LABELS = {
 }
 
 
-class Actions:
-    """``actions.save``, ``actions.tools["brush"]`` …; ``window.<name>_action`` are the same objects."""
+@dataclass
+class ActionSlots:
+    """What the window's own actions do."""
 
-    def __init__(self, window, registry: ActionRegistry):
+    choose_workspace: Callable[[], None]
+    open_demo_workspace: Callable[[], None]
+    save: Callable[[], object]
+    approve: Callable[[], None]
+    export: Callable[[], None]
+    preferences: Callable[[], None]
+    quit: Callable[[], object]
+    step_image: Callable[[int], None]  # +1 the next image of the list, -1 the previous one
+    predict: Callable[[], None]
+    predict_all: Callable[[], None]
+    start_from_prediction: Callable[[], None]
+
+
+class Actions:
+    """``actions.save``, ``actions.tools["brush"]`` …"""
+
+    def __init__(
+        self, registry: ActionRegistry, slots: ActionSlots, canvas: ImageCanvas, edit_tools: EditTools, owner: QObject
+    ) -> None:
         self.registry = registry
-        w, c, e = window, window.canvas, window.edit_tools
+        w, c, e = slots, canvas, edit_tools
         A = registry.add
         self.open = A("Open folder…", w.choose_workspace, QKeySequence.StandardKey.Open)
         self.demo = A("Open demo workspace", w.open_demo_workspace)
-        self.save = A("Save as ground truth", lambda: w.save_current(auto=False), QKeySequence.StandardKey.Save)
-        self.approve = A(
-            "Approve", w.approve_current, ["Ctrl+Return", "Ctrl+Enter"], tip="Save and mark this image reviewed"
-        )
-        self.export = A("Export masks…", w.export_dialog, "Ctrl+E")
+        self.save = A("Save as ground truth", w.save, QKeySequence.StandardKey.Save)
+        self.approve = A("Approve", w.approve, ["Ctrl+Return", "Ctrl+Enter"], tip="Save and mark this image reviewed")
+        self.export = A("Export masks…", w.export, "Ctrl+E")
         self.prefs = A("Preferences…", w.preferences)
-        self.quit = A("Quit", w.close, QKeySequence.StandardKey.Quit)
+        self.quit = A("Quit", w.quit, QKeySequence.StandardKey.Quit)
         self.next = A("Next image", lambda: w.step_image(+1), ["PgDown", "."])
         self.prev = A("Previous image", lambda: w.step_image(-1), ["PgUp", ","])
-        self.predict = A("Predict this image", w.predict_current, "Ctrl+R")
+        self.predict = A("Predict this image", w.predict, "Ctrl+R")
         self.start_from_prediction = A(
             "Start from the prediction",
             w.start_from_prediction,
@@ -74,10 +98,10 @@ class Actions:
         self.mask.setChecked(True)
         self.bigger = A("Bigger brush", e.bigger_brush, "]")
         self.smaller = A("Smaller brush", e.smaller_brush, "[")
-        self.tool_group = QActionGroup(window)
+        self.tool_group = QActionGroup(owner)
         self.tools: dict[str, QAction] = {}
         for tool, text, key in TOOLS:
-            a = A(text, lambda on, t=tool: on and e.set_tool(t), key, checkable=True)
+            a = A(text, _tool_chooser(e, tool), key, checkable=True)
             self.tool_group.addAction(a)
             self.tools[tool] = a
         e.tool_actions = self.tools
@@ -85,21 +109,19 @@ class Actions:
         for name, short in SHORT_LABELS.items():
             getattr(self, name).setIconText(short)
 
-    def add(self, *args, **kwargs) -> QAction:
+    def add(self, *args: Any, **kwargs: Any) -> QAction:
         """An action of a feature (``ActionRegistry.add``)."""
         return self.registry.add(*args, **kwargs)
 
-    def named(self) -> dict[str, QAction]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, QAction)}
-
-    def install_menus(self, window) -> None:
-        mb = window.menuBar()
+    def install_menus(self, mb: QMenuBar) -> None:
+        """File, Edit, View and Image; ``recent_menu``: File's "Recent workspaces"."""
         tools = list(self.tools.values())
-        m = _fill(
-            mb.addMenu("&File"),
+        self.file_menu = file_menu = mb.addMenu("&File")
+        _fill(
+            file_menu,
             (self.open, self.demo, None, self.save, self.approve, None, self.export, None, self.prefs, None, self.quit),
         )
-        window.recent_menu = m.addMenu("Recent workspaces")
+        self.recent_menu = file_menu.addMenu("Recent workspaces")
         _fill(
             mb.addMenu("&Edit"),
             (self.undo, self.redo, None, *tools, None, self.bigger, self.smaller, self.remove_small),
@@ -110,7 +132,12 @@ class Actions:
             (self.prev, self.next, None, self.predict, self.predict_all, None, self.start_from_prediction),
         )
 
-    def install_toolbar(self, window) -> QToolBar:
+    def add_to_file_menu(self, action: QAction, after: QAction) -> None:
+        """A feature's action in the File menu, after one of its own (``install_menus`` first)."""
+        items = self.file_menu.actions()
+        self.file_menu.insertAction(items[items.index(after) + 1], action)
+
+    def install_toolbar(self, window: QMainWindow) -> QToolBar:
         tb = QToolBar("Main", window)
         tb.setObjectName("main_toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -146,7 +173,17 @@ class Actions:
         return tb
 
 
-def _fill(menu_or_bar, items):
+def _tool_chooser(edit_tools: EditTools, tool: str) -> Callable[[bool], None]:
+    def toggled(on: bool) -> None:
+        if on:
+            edit_tools.set_tool(tool)
+
+    return toggled
+
+
+def _fill(menu_or_bar: QMenu | QToolBar, items: Iterable[QAction | None]) -> None:
     for a in items:
-        menu_or_bar.addSeparator() if a is None else menu_or_bar.addAction(a)
-    return menu_or_bar
+        if a is None:
+            menu_or_bar.addSeparator()
+        else:
+            menu_or_bar.addAction(a)

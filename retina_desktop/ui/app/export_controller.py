@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
 
 from ...core.review.export import ExportOptions, export_masks
+from ...core.workspace import Workspace
+from ..common.settings import AppSettings
 from ..common.workers import TaskRunner, Worker
 from .dialogs import ExportDialog, default_export_folder
 
@@ -23,11 +26,9 @@ class ExportController(QObject):
     def running(self) -> bool:
         return self.worker is not None
 
-    def ask(self, parent, workspace) -> ExportOptions | None:
-        # The dialog starts from this workspace's last destination and the last options (the window's settings).
-        dlg = ExportDialog(
-            parent, default_export_folder(workspace.root), getattr(parent, "settings", None), str(workspace.root)
-        )
+    def ask(self, parent: QWidget, workspace: Workspace, settings: AppSettings) -> ExportOptions | None:
+        # The dialog starts from this workspace's last destination and the last options (the settings).
+        dlg = ExportDialog(parent, default_export_folder(workspace.root), settings, str(workspace.root))
         return dlg.options() if dlg.exec() else None
 
     def start(self, workspace, options: ExportOptions) -> Worker | None:

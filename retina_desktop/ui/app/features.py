@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QBoxLayout, QDockWidget, QMenu
 
 from ..compare.compare_mode import DICE_SORT, DICE_SORT_TIP, CompareController, ImageListDice
 from ..finetune.finetune_panel import FinetuneController, Messages
@@ -19,7 +19,7 @@ from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.topology_panel import TopologyReview
 from ..vessels.vessel_tools import VesselTools
-from .help import HelpController, install_help
+from .help import HelpController
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -43,7 +43,15 @@ class Features:
 def build_features(window: MainWindow) -> Features:
     ctx = window.context
     finetune = _build_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
-    help_ = install_help(window)
+    help_ = HelpController(
+        window,
+        window.canvas.parentWidget(),  # the guide goes above the image
+        window.menuBar(),
+        ctx.actions,
+        ctx.review,
+        ctx.settings,
+        lambda: (ctx.prediction.info, ctx.prediction.model_error),
+    )
     history = _history(window)  # the History dock, version preview and restore, "Revert image to…"
     compare, list_dice = build_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
     vessel_tools, topology = _vessel_tools(window, compare)  # Trace (T), Segment (S), the Topology panel (N)
@@ -57,13 +65,12 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     layout = window.review_panel.layout()
-    layout.insertWidget(layout.count() - 1, measurements.panel)
-    measurements.export_action = ctx.actions.add(
+    if isinstance(layout, QBoxLayout):
+        layout.insertWidget(layout.count() - 1, measurements.panel)  # above the panel's closing stretch
+    export_measurements = ctx.actions.add(
         "Export measurements…", measurements.export_dialog, tip="Vessel measurements of every saved mask, as CSV"
     )
-    file_menu = window.menuBar().actions()[0].menu()
-    items = file_menu.actions()
-    file_menu.insertAction(items[items.index(window.export_action) + 1], measurements.export_action)
+    window.action_table.add_to_file_menu(export_measurements, after=window.action_table.export)
     summary = WorkspaceSummary(
         ctx.review,
         ctx.tasks,
@@ -77,8 +84,10 @@ def build_features(window: MainWindow) -> Features:
     return Features(finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice)
 
 
-def _menu(window: MainWindow, title: str):
-    return next((a.menu() for a in window.menuBar().actions() if a.text() == title), None)
+def _menu(window: MainWindow, title: str) -> QMenu | None:
+    """The menu bar's menu called ``title`` ("&Edit"), or None."""
+    found = next((a.menu() for a in window.menuBar().actions() if a.text() == title), None)
+    return found if isinstance(found, QMenu) else None
 
 
 def _vessel_tools(window: MainWindow, compare: CompareController) -> tuple[VesselTools, TopologyReview]:
@@ -198,10 +207,14 @@ def build_prediction_view(window: MainWindow) -> PredictionView:
         window.update_actions,
         window,
     )
+
     # A prediction on screen: the window's read-outs follow it, then the window says so (compare, readiness).
-    view.prediction_shown.connect(
-        lambda _key: (window.show_threshold(), window.update_actions(), window.measure.schedule())
-    )
+    def follow(_key: str) -> None:
+        window.show_threshold()
+        window.update_actions()
+        window.measure.schedule()
+
+    view.prediction_shown.connect(follow)
     view.prediction_shown.connect(window.prediction_shown)
     view.batch_finished.connect(window.batch_finished)
     return view
@@ -245,11 +258,17 @@ def build_compare(window: MainWindow) -> tuple[CompareController, ImageListDice]
     window.batch_finished.connect(lambda _summary: list_dice.refresh())  # Predict all: every image scored
     window.predictions_view.model_activated.connect(lambda: list_dice.refresh())  # the scores were the old model's
     layout = window.review_panel.layout()
-    # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
-    layout.insertWidget(layout.count() - 1, compare.panel)
+    if isinstance(layout, QBoxLayout):
+        # Below the boxes a grader needs at all times (the panel scrolls; K and D bring this box into view).
+        layout.insertWidget(layout.count() - 1, compare.panel)
     rows.add_sort_key(DICE_SORT, DICE_SORT_TIP)
     rows.sort_combo.currentTextChanged.connect(lambda key: key == DICE_SORT and list_dice.refresh())
-    list_dice.updated.connect(lambda: rows.proxy.sort_key == DICE_SORT and rows.resort())
+
+    def resort() -> None:
+        if rows.proxy.sort_key == DICE_SORT:
+            rows.resort()
+
+    list_dice.updated.connect(resort)
     window.compare = compare
     return compare, list_dice
 
@@ -270,11 +289,16 @@ def _history(window: MainWindow) -> HistoryController:
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, history.dock)
     window.tabifyDockWidget(window.review_dock, history.dock)
     window.review_dock.raise_()
-    image_menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Image"), None)
+    image_menu = _menu(window, "&Image")
     if image_menu is not None:
         image_menu.addSeparator()
         image_menu.addAction(history.revert_action)
-    history.restored.connect(lambda key: (window.image_list.model.set_dirty(key, False), window.update_actions()))
+
+    def restored(key: str) -> None:
+        window.image_list.model.set_dirty(key, False)
+        window.update_actions()
+
+    history.restored.connect(restored)
     # The save flow's "View both" draws their version from the History; tests and the layout reach the dock here.
     window.history, window.history_dock = history, history.dock
     return history

@@ -1,32 +1,42 @@
 """Help menu (getting started, keyboard shortcuts, About) and the first-run guide.
 
-Installed on the main window with one call, ``install_help(window)``, so the window's own code stays
-untouched. Nothing here is modal: the shortcuts and About windows are non-modal dialogs and the guide is
-a panel above the image, so tests (and graders) are never blocked by them.
+Built by the composition root (``features.build_features``) from the parts it uses. Nothing here is modal: the
+shortcuts and About windows are non-modal dialogs and the guide is a panel above the image, so tests (and
+graders) are never blocked by them.
 """
 
 from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
+    QBoxLayout,
     QDialog,
     QDialogButtonBox,
     QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenuBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from ... import APP_NAME, __version__
+from ...core.model.model_service import ModelInfo
+from ...core.review.review_session import ReviewSession
+from ...core.workspace import Workspace
+from ..common.context import ActionRegistry
+from ..common.settings import AppSettings
 
 # Mouse gestures and keys that are not actions of their own.
 EXTRA_SHORTCUTS: tuple[tuple[str, str], ...] = (
@@ -50,14 +60,15 @@ def _plain(text: str) -> str:
     return text.replace("&", "").replace("…", "").strip()
 
 
-def shortcut_rows(window) -> list[tuple[str, str]]:
-    """(keys, what it does) for every action of the window that has a shortcut, then the mouse gestures.
+def shortcut_rows(owner: QWidget) -> list[tuple[str, str]]:
+    """(keys, what it does) for every action of ``owner`` (the window) that has a shortcut, then the mouse
+    gestures.
 
     Read from the live actions, so actions added later (by other menus) are listed too.
     """
     rows: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for action in window.findChildren(QAction):
+    for action in owner.findChildren(QAction):
         keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
         keys = [k for k in keys if k]
         if not keys or not action.text():
@@ -72,13 +83,13 @@ def shortcut_rows(window) -> list[tuple[str, str]]:
 
 
 class ShortcutsDialog(QDialog):
-    def __init__(self, window):
-        super().__init__(window)
+    def __init__(self, owner: QWidget) -> None:
+        super().__init__(owner)
         self.setObjectName("shortcuts_dialog")
         self.setWindowTitle(f"{APP_NAME} — Keyboard shortcuts")
         self.setModal(False)
         lay = QVBoxLayout(self)
-        rows = shortcut_rows(window)
+        rows = shortcut_rows(owner)
         table = QTableWidget(len(rows), 2, self)
         table.setObjectName("shortcuts_table")
         table.setHorizontalHeaderLabels(["Keys", "Action"])
@@ -98,19 +109,22 @@ class ShortcutsDialog(QDialog):
         self.resize(460, 560)
 
     def rows(self) -> list[tuple[str, str]]:
-        return [(self.table.item(i, 0).text(), self.table.item(i, 1).text()) for i in range(self.table.rowCount())]
+        return [(_text(self.table.item(i, 0)), _text(self.table.item(i, 1))) for i in range(self.table.rowCount())]
 
 
-def about_facts(window) -> list[tuple[str, str]]:
-    """What support needs to know: app, model, torch, Qt, device, where the resources come from."""
+def _text(item: QTableWidgetItem | None) -> str:
+    return item.text() if item is not None else ""
+
+
+def about_facts(info: ModelInfo | None, error: str | None) -> list[tuple[str, str]]:
+    """What support needs to know: app, model, torch, Qt, device, where the resources come from. ``info``: the
+    model in use, None while it loads or when it failed (``error``)."""
     import PySide6
     import torch
     from PySide6.QtCore import qVersion
 
     from model_core.resources import resources_dir
 
-    info = getattr(window, "model_info", None)
-    error = getattr(window, "model_error", None)
     if info is not None:
         model, device, model_file = info.description, info.device, str(info.path)
     else:
@@ -129,25 +143,25 @@ def about_facts(window) -> list[tuple[str, str]]:
     ]
 
 
-def about_text(window) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in about_facts(window))
+def about_text(facts: list[tuple[str, str]]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in facts)
 
 
 class AboutDialog(QDialog):
-    def __init__(self, window):
-        super().__init__(window)
+    def __init__(self, facts: list[tuple[str, str]], parent: QWidget) -> None:
+        super().__init__(parent)
         self.setObjectName("about_dialog")
         self.setWindowTitle(f"About {APP_NAME}")
         self.setModal(False)
         lay = QVBoxLayout(self)
         title = QLabel(f"<h3>{APP_NAME}</h3>Review, correct and fine-tune retinal vessel segmentations.")
         lay.addWidget(title)
-        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in about_facts(window))
+        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in facts)
         self.facts = QLabel(f"<table>{rows}</table>")
         self.facts.setObjectName("about_facts")
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.facts)
-        self.plain_text = about_text(window)
+        self.plain_text = about_text(facts)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         copy.clicked.connect(self._copy)
@@ -155,15 +169,13 @@ class AboutDialog(QDialog):
         lay.addWidget(buttons)
 
     def _copy(self) -> None:
-        from PySide6.QtWidgets import QApplication
-
         QApplication.clipboard().setText(self.plain_text)
 
 
 class FirstRunGuide(QFrame):
     """A short panel above the image; "Got it" hides it for good (remembered in the settings)."""
 
-    def __init__(self, parent, on_dismiss):
+    def __init__(self, parent: QWidget, on_dismiss: Callable[[], None]) -> None:
         super().__init__(parent)
         self.setObjectName("first_run_guide")
         lay = QHBoxLayout(self)
@@ -180,57 +192,64 @@ class FirstRunGuide(QFrame):
 
 
 class HelpController:
-    def __init__(self, window):
-        self.window = window
+    """The Help menu and the first-run guide. ``owner``: the window (whose actions the shortcuts list shows, and
+    the dialogs' parent); ``guide_parent``: the widget above the image where the guide goes first;
+    ``model_facts``: the model in use (None while it loads or when it failed) and why it failed."""
+
+    def __init__(
+        self,
+        owner: QWidget,
+        guide_parent: QWidget,
+        menu_bar: QMenuBar,
+        actions: ActionRegistry,
+        review: ReviewSession,
+        settings: AppSettings,
+        model_facts: Callable[[], tuple[ModelInfo | None, str | None]],
+    ) -> None:
+        self.owner, self.settings, self.model_facts = owner, settings, model_facts
         self.shortcuts_dialog: ShortcutsDialog | None = None
         self.about_dialog: AboutDialog | None = None
-        self.guide = FirstRunGuide(window.centralWidget(), self.dismiss_guide)
-        layout = window.centralWidget().layout()
-        if layout is not None:
+        self.guide = FirstRunGuide(guide_parent, self.dismiss_guide)
+        layout = guide_parent.layout()
+        if isinstance(layout, QBoxLayout):
             layout.insertWidget(0, self.guide)
 
-        self.guide_action = QAction("Getting started", window)
-        self.guide_action.triggered.connect(lambda _=False: self.guide.show())
-        self.shortcuts_action = QAction("Keyboard shortcuts", window)
-        self.shortcuts_action.setShortcut(QKeySequence(QKeySequence.StandardKey.HelpContents))
-        self.shortcuts_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.shortcuts_action.triggered.connect(lambda _=False: self.show_shortcuts())
-        self.about_action = QAction(f"About {APP_NAME}", window)
+        self.guide_action = actions.add("Getting started", self.guide.show)
+        self.shortcuts_action = actions.add(
+            "Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents
+        )
+        self.about_action = actions.add(f"About {APP_NAME}", self.show_about)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
-        self.about_action.triggered.connect(lambda _=False: self.show_about())
-        for a in (self.guide_action, self.shortcuts_action, self.about_action):
-            window.addAction(a)
-        self.menu = window.menuBar().addMenu("&Help")
+        self.menu = menu_bar.addMenu("&Help")
         self.menu.setObjectName("help_menu")
         self.menu.addAction(self.guide_action)
         self.menu.addAction(self.shortcuts_action)
         self.menu.addSeparator()
         self.menu.addAction(self.about_action)
-        window.workspace_opened.connect(self._workspace_opened)
-        window.saved.connect(lambda _key, _path: self._mask_saved())
+        review.workspace_changed.connect(self._workspace_opened)
+        review.saved.connect(lambda _key, _path: self._mask_saved())
 
     def _mask_saved(self) -> None:
         """A grader who has saved a mask has found the way: the guide stays on screen now, but does not come
         back at the next launch (it did, every launch, until "Got it" was clicked: issue 27)."""
-        if not self.window.settings.guide_dismissed:
-            self.window.settings.guide_dismissed = True
-            self.window.settings.sync()
+        if not self.settings.guide_dismissed:
+            self.settings.guide_dismissed = True
+            self.settings.sync()
 
-    def _workspace_opened(self, _root: str) -> None:
-        ws = self.window.workspace
-        if ws is not None and ws.synthetic and not self.window.settings.guide_dismissed:
+    def _workspace_opened(self, ws: Workspace) -> None:
+        if ws.synthetic and not self.settings.guide_dismissed:
             self.guide.show()
-        elif ws is not None and not ws.synthetic:
+        elif not ws.synthetic:
             self.guide.hide()
 
     def dismiss_guide(self) -> None:
         self.guide.hide()
-        self.window.settings.guide_dismissed = True
-        self.window.settings.sync()
+        self.settings.guide_dismissed = True
+        self.settings.sync()
 
     def show_shortcuts(self) -> ShortcutsDialog:
         if self.shortcuts_dialog is None:
-            self.shortcuts_dialog = ShortcutsDialog(self.window)
+            self.shortcuts_dialog = ShortcutsDialog(self.owner)
         self.shortcuts_dialog.show()
         self.shortcuts_dialog.raise_()
         return self.shortcuts_dialog
@@ -239,13 +258,6 @@ class HelpController:
         if self.about_dialog is not None:
             self.about_dialog.close()
             self.about_dialog.deleteLater()
-        self.about_dialog = AboutDialog(self.window)  # fresh: the model may have loaded since
+        self.about_dialog = AboutDialog(about_facts(*self.model_facts()), self.owner)  # the model may have loaded
         self.about_dialog.show()
         return self.about_dialog
-
-
-def install_help(window) -> HelpController:
-    """Add the Help menu and the first-run guide to ``window`` (a MainWindow)."""
-    controller = HelpController(window)
-    window.help = controller
-    return controller

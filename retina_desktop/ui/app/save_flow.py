@@ -71,6 +71,10 @@ class SaveFlow:
         self._close_filter = _SettleOnClose(self)
         window.installEventFilter(self._close_filter)
 
+    def _model_description(self) -> str | None:
+        info = self.w.prediction.info
+        return info.description if info is not None else None
+
     # ------------------------------------------------------------- background save --
     @property
     def in_flight(self) -> bool:
@@ -80,7 +84,7 @@ class SaveFlow:
         """The autosave timer's save: the open mask is copied and written by a worker. True when one was
         started or queued (False: nothing to save, or not now, e.g. in the middle of a stroke)."""
         w = self.w
-        s, ws = w.session, w.workspace
+        s, ws = w.review.image, w.review.workspace
         if s is None or ws is None or not w.review.may_autosave() or not ws.gt_writable or w.tasks.closed:
             return False
         if ws.replaces_dataset_mask(s.entry):
@@ -90,7 +94,7 @@ class SaveFlow:
         if self.in_flight:
             self._again = True
             return True
-        job = w.review.begin_save(True, w._model_description(), w.settings.reviewer, background=True)
+        job = w.review.begin_save(True, self._model_description(), w.settings.reviewer, background=True)
         if job is None:
             return False
         worker = Worker(lambda ctx, j=job: j.run(), name=f"autosave {job.entry.name}")
@@ -106,7 +110,7 @@ class SaveFlow:
         again = self._again
         self.w.review.settle(job)
         if again:
-            self.w.autosave()  # through the window's guard: never in the middle of a stroke
+            self.w.commands.autosave()  # through the window's guard: never in the middle of a stroke
 
     def settle(self) -> None:
         """Wait for the save in flight, if any, and handle its outcome (see ``_settled``)."""
@@ -117,7 +121,7 @@ class SaveFlow:
         self._again = False
         exc = job.error
         if exc is None:
-            if self.w.session is not None and self.w.session.document is job.document:
+            if self.w.review.image is not None and self.w.review.image.document is job.document:
                 self._done(True, job.path)
             if job.after_error is not None:
                 self.w.show_message(
@@ -132,7 +136,7 @@ class SaveFlow:
 
     def show_new_notices(self) -> None:
         """Notices the workspace added since (a record that will be retried, a log copy that failed)."""
-        ws = self.w.workspace
+        ws = self.w.review.workspace
         if ws is None or len(ws.notices) <= self._notices_shown:
             return
         self._notices_shown = len(ws.notices)
@@ -144,7 +148,7 @@ class SaveFlow:
         question (default: for a save the grader asked for, not for the autosave timer)."""
         w = self.w
         self.settle()
-        s, ws = w.session, w.workspace
+        s, ws = w.review.image, w.review.workspace
         if s is None or ws is None:
             return False
         if auto and not w.review.may_autosave():
@@ -157,7 +161,7 @@ class SaveFlow:
         ask = (not auto) if ask is None else ask
         while True:
             try:
-                path = w.review.save(auto, w._model_description(), w.settings.reviewer)
+                path = w.review.save(auto, self._model_description(), w.settings.reviewer)
             except (WorkspaceError, OSError) as exc:
                 outcome = self._failure(exc, ask, leaving)
                 if outcome is None:
@@ -169,7 +173,7 @@ class SaveFlow:
     def _failure(self, exc: Exception, ask: bool, leaving: bool) -> bool | None:
         """What a failed save leads to: True/False as ``save_current`` returns, None to retry."""
         w = self.w
-        s = w.session
+        s = w.review.image
         name = s.entry.name if s is not None else ""
         if isinstance(exc, SaveConflict):
             return self.resolve_conflict(exc)
@@ -209,7 +213,7 @@ class SaveFlow:
 
     def _done(self, auto: bool, path: Path | None) -> None:
         w = self.w
-        s = w.session
+        s = w.review.image
         w.image_list.model.set_dirty(s.key, s.document.unsaved)  # edits made during a background save are not saved
         if path is None:
             w.statusBar().showMessage(
@@ -218,11 +222,11 @@ class SaveFlow:
         else:
             w.statusBar().showMessage(f"{'Autosaved' if auto else 'Saved'} {path}", 4000)
         self.show_new_notices()
-        w.update_actions()
+        w.states.update()
 
     def _retry_record(self, exc: RecordError, ask: bool) -> bool:
         w = self.w
-        name = w.session.entry.name if w.session else ""
+        name = w.review.image.entry.name if w.review.image else ""
         while True:
             if not ask:
                 w.show_message(f"Saved, but not recorded: {user_message(exc)}", "warning")
@@ -235,11 +239,11 @@ class SaveFlow:
             except RecordError as again:
                 exc = again
                 continue
-            w.workspace.refresh()  # the status the record carried
-            if w.session is not None:
-                w.review.status_changed.emit(w.session.key)
+            w.review.workspace.refresh()  # the status the record carried
+            if w.review.image is not None:
+                w.review.status_changed.emit(w.review.image.key)
             w.statusBar().showMessage(f"Recorded {name}", 4000)
-            w.update_actions()
+            w.states.update()
             return True
 
     def choose_dataset_masks(self, ws) -> bool:
@@ -261,19 +265,19 @@ class SaveFlow:
         """Autosave before switching; if that fails, the grader chooses (retry, export, discard, stay)."""
         w = self.w
         self.settle()
-        if w.session is None or not w.session.document.unsaved:
+        if w.review.image is None or not w.review.image.document.unsaved:
             return True
-        if w.workspace.gt_writable:
+        if w.review.workspace.gt_writable:
             return self.save_current(auto=True, ask=True, leaving=True)
-        return w.prompter.ask_unsaved(w.session.entry.name, can_save=False) == "discard"
+        return w.prompter.ask_unsaved(w.review.image.entry.name, can_save=False) == "discard"
 
     # ---------------------------------------------------------------- conflicts --
     def resolve_conflict(self, conflict: SaveConflict) -> bool:
         w = self.w
-        history = getattr(w, "history", None)
+        history = w.features.history
         self._asking = True  # no autosave starts while the grader decides (its copy would meet the same conflict)
         try:
-            choice = w.prompter.ask_conflict(w.session.entry.name, str(conflict))
+            choice = w.prompter.ask_conflict(w.review.image.entry.name, str(conflict))
         finally:
             self._asking = False
         self._viewing = None
@@ -281,7 +285,7 @@ class SaveFlow:
             # A question box would keep the grader from zooming in: show theirs and let them save again to choose.
             who = f"{conflict.theirs.reviewer or 'another grader'}'s version of {readable_time(conflict.theirs.time)}"
             if history is not None and history.show_over_mask(conflict.theirs.sha256):
-                self._viewing = w.session.key
+                self._viewing = w.review.image.key
                 w.show_message(
                     f"Not saved yet: {who} is drawn in magenta over yours (History tab). Look as long as "
                     "you like, then save (Ctrl+S) to keep yours or take theirs.",
@@ -301,25 +305,25 @@ class SaveFlow:
             w.show_message(f"Not saved: {conflict}. Save again to choose.", "warning")
             return False
         try:
-            w.review.resolve_conflict(conflict, choice, w.settings.reviewer, w._model_description())
+            w.review.resolve_conflict(conflict, choice, w.settings.reviewer, self._model_description())
         except (WorkspaceError, OSError) as exc:
             w.show_message(f"Not saved: {user_message(exc)}")
             return False
-        w.image_list.model.set_dirty(w.session.key, w.session.document.unsaved)
+        w.image_list.model.set_dirty(w.review.image.key, w.review.image.document.unsaved)
         w.show_message(
             "Your version was saved over theirs (theirs is in the History)."
             if choice == "mine"
             else "Their version is on screen (Ctrl+Z brings yours back; both are in the History).",
             "info",
         )
-        w.update_actions()
+        w.states.update()
         return True
 
     # ------------------------------------------------------------------- export --
     def export_elsewhere(self) -> Path | None:
         """Write the open mask (unsaved edits included) to a folder the grader picks, e.g. on another disk."""
         w = self.w
-        s = w.session
+        s = w.review.image
         if s is None:
             return None
         folder = w.prompter.choose_folder("Export this mask to another folder", "")
@@ -340,7 +344,7 @@ class SaveFlow:
     def approve(self) -> bool:
         w = self.w
         try:
-            w.review.approve(w._model_description(), w.settings.reviewer)
+            w.review.approve(self._model_description(), w.settings.reviewer)
         except RecordError as exc:
             return self._retry_record(exc, True)
         except (WorkspaceError, OSError) as exc:

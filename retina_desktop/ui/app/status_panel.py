@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QStatusBar, QToolButton
 
+from ..prediction.prediction_controller import PredictionController
+from .export_controller import ExportController
+
 
 class StatusPanel:
     def __init__(self, bar: QStatusBar):
@@ -57,3 +60,22 @@ class StatusPanel:
 
     def show_loading(self) -> None:
         self.model_label.setText("Model: loading…")
+
+
+class LongRuns:
+    """The long runs that show their progress in the status bar (Predict all, Re-predict, export): the bar hides
+    when the last one ends, and Cancel stops them all."""
+
+    def __init__(self, panel: StatusPanel, prediction: PredictionController, export: ExportController) -> None:
+        self.panel, self.prediction, self.export = panel, prediction, export
+        panel.cancel_button.clicked.connect(self.cancel)
+        export.progress.connect(panel.show_progress)
+
+    def hide_progress(self) -> None:
+        if not self.prediction.batch_running and not self.export.running:
+            self.panel.hide_progress()
+
+    def cancel(self) -> None:
+        self.prediction.cancel()
+        self.export.cancel()
+        self.panel.progress_label.setText("Cancelling…")

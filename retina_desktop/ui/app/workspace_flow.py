@@ -44,7 +44,7 @@ class WorkspaceFlow:
         re-read the statuses they may have changed: a second window's list kept saying "predicted" for an image
         edited in the first (issue 27)."""
         w = self.w
-        ws = w.workspace
+        ws = w.review.workspace
         if ws is None or w.tasks.closed:
             return None
         worker = Worker(lambda ctx: look_around(ws), name="who else has the workspace open")
@@ -53,7 +53,7 @@ class WorkspaceFlow:
         return worker
 
     def _others_seen(self, ws: Workspace, others: list, changed_keys: list[str] | None = None) -> None:
-        if ws is not self.w.workspace:
+        if ws is not self.w.review.workspace:
             return
         self._statuses_changed(changed_keys or [])
         keys = {_key(o) for o in others}
@@ -75,15 +75,15 @@ class WorkspaceFlow:
         w = self.w
         for key in keys:
             w.image_list.model.refresh(key)
-        if w.session is not None and w.session.key in keys:
-            w.update_actions()  # the Review panel's status line
+        if w.review.image is not None and w.review.image.key in keys:
+            w.states.update()  # the Review panel's status line
 
     def refresh_banner(self, others: list | None = None) -> None:
         """``others``: who else has the workspace open, when the caller has just asked (off the UI thread)."""
         w = self.w
-        if w.workspace is None:
+        if w.review.workspace is None:
             return
-        w.workspace_banner.setText(workspace_notes(w.workspace, getattr(w.model, "notice", None), others))
+        w.workspace_banner.setText(workspace_notes(w.review.workspace, getattr(w.model, "notice", None), others))
         w.workspace_banner.show()
 
     def start(self, folder: str | None = None) -> None:
@@ -114,19 +114,21 @@ class WorkspaceFlow:
 
     def choose_workspace(self) -> None:
         w = self.w
-        start = str(w.workspace.root) if w.workspace else ""
+        start = str(w.review.workspace.root) if w.review.workspace else ""
         folder = w.prompter.choose_folder("Open a folder of fundus photos", start)
         if folder:
             self.open_workspace(folder)
 
     def fill_recent_menu(self) -> None:
-        menu = self.w.recent_menu
+        menu = self.w.action_table.recent_menu
         menu.clear()
+        # Entries of the menu, made again each time it opens: not the window's actions (ActionRegistry), which
+        # would pile up on the window.
         for p in self.w.settings.recent_workspaces:
             menu.addAction(p, lambda p=p: self.open_workspace(p))
 
     def open_workspace(self, folder: str | Path) -> bool:
-        if not self.w.leave_current_image():
+        if not self.w.saving.leave_current_image():
             return False
         try:
             ws = Workspace(folder)
@@ -140,7 +142,7 @@ class WorkspaceFlow:
         w = self.w
         w.prediction.cancel()
         self.remember_open_image()
-        w.detach_image()
+        w.images.detach_image()
         w.review.set_workspace(ws)
         w.settings.last_workspace = str(ws.root)
         w.image_list.set_workspace(ws)
@@ -153,11 +155,11 @@ class WorkspaceFlow:
         last = w.settings.last_image_key(str(ws.root))  # reopening goes back to the image open at quit
         first = last if last and w.review.has_key(last) else w.image_list.neighbour(None, +1)
         if first:
-            w.open_image(first)
-        w.update_actions()
+            w.images.open_image(first)
+        w.states.update()
 
     def remember_open_image(self) -> None:
-        ws, key = self.w.workspace, self.w.review.current_key
+        ws, key = self.w.review.workspace, self.w.review.current_key
         if ws is not None and key:
             self.w.settings.set_last_image_key(str(ws.root), key)
 

@@ -30,14 +30,19 @@ class ActionRegistry:
         self, text: str, slot: Callable[..., object], shortcut: Shortcut = None, checkable: bool = False, tip: str = ""
     ) -> QAction:
         a = QAction(text, self._owner)
-        shortcuts = [] if shortcut is None else list(shortcut) if isinstance(shortcut, (list, tuple)) else [shortcut]
+        if shortcut is None:
+            shortcuts = []
+        elif isinstance(shortcut, (str, QKeySequence.StandardKey)):
+            shortcuts = [_key(shortcut)]
+        else:
+            shortcuts = [_key(s) for s in shortcut]
         if shortcuts:
-            a.setShortcuts([QKeySequence(s) for s in shortcuts])
+            a.setShortcuts(shortcuts)
             # Window-wide, so keys work whichever panel has focus.
             a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         a.setCheckable(checkable)
         if tip or shortcuts:
-            keys = ", ".join(QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText) for s in shortcuts)
+            keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in shortcuts)
             a.setToolTip(f"{tip or text}" + (f" ({keys})" if keys else ""))
         if checkable:
             a.toggled.connect(slot)
@@ -45,6 +50,12 @@ class ActionRegistry:
             a.triggered.connect(lambda _checked=False: slot())
         self._owner.addAction(a)
         return a
+
+
+def _key(shortcut: str | QKeySequence.StandardKey) -> QKeySequence:
+    if isinstance(shortcut, str):  # one overload each: mypy takes neither for the union
+        return QKeySequence(shortcut)
+    return QKeySequence(shortcut)
 
 
 @dataclass

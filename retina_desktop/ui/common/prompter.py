@@ -7,7 +7,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 
 class Prompter:
-    def __init__(self, parent: QWidget):
+    def __init__(self, parent: QWidget | None) -> None:
+        """``parent``: of the dialogs (None: top-level ones)."""
         self.parent = parent
 
     def ask_unsaved(self, image_name: str, can_save: bool = True) -> str:

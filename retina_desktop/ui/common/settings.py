@@ -140,9 +140,9 @@ class AppSettings:
     @property
     def recent_workspaces(self) -> list[str]:
         v = self.q.value("workspace/recent", [])
-        if isinstance(v, str):
-            v = [v]
-        return [str(p) for p in (v or [])]
+        if isinstance(v, str):  # QSettings reads back a list of one as its one string
+            return [v]
+        return [str(p) for p in v] if isinstance(v, (list, tuple)) else []
 
     def _remembered(self, key: str) -> list[list[str]]:
         """[[workspace root, value], ...], most recent first (JSON: paths are not valid QSettings keys)."""
