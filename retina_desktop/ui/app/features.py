@@ -1,7 +1,7 @@
 """The window's features, built by the composition root from the parts each one uses.
 
-A feature converted to that rule is constructed here from the window's ``AppContext`` and the views it works
-on; the others (``install_*``) still take the whole window until they are converted (issue 27)."""
+Each feature is constructed here from the window's ``AppContext`` and the views it works on, then placed (docks,
+menus, toolbar) and connected to the others; no feature knows the window."""
 
 from __future__ import annotations
 

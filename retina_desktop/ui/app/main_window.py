@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from ... import APP_NAME
 from ...core.model.model_service import ModelHolder
-from ...core.review.review_session import OpenImage, ReviewSession
+from ...core.review.review_session import ReviewSession
 from ...core.workspace import Workspace
 from ..common.context import ActionRegistry, AppContext, Progress
 from ..common.image_ready import ImageReadiness
@@ -251,35 +251,22 @@ class MainWindow(QMainWindow):
         self.closing.shutdown()
 
     # ------------------------------------------------------------------------------------------------------------
-    # TODO(issue 27, temporary): what the features not yet converted (WINDOW_USERS_LEFT in tests/test_architecture.py)
-    # read off the window. Each goes when the features named beside it take their parts in their constructors;
-    # nothing in ui/app, the tests or the self-test uses them.
+    # Entry points of the window's parts that the composition root (features.py), the self-test and the tests call.
     @property
-    def session(self) -> OpenImage | None:  # prediction_view, history_panel, topology_panel, vessel_tools
-        return self.review.image
-
-    @property
-    def workspace(self) -> Workspace | None:  # finetune_panel, model_switcher, prediction_view, history_panel
+    def workspace(self) -> Workspace | None:
         return self.review.workspace
 
-    @property
-    def model_error(self) -> str | None:  # prediction_view
-        return self.prediction.model_error
-
-    def switch_model(self) -> None:  # model_switcher
+    def switch_model(self) -> None:
         self.predictions_view.switch_model()
 
-    def save_current(self, auto: bool = False) -> bool:  # finetune_panel, history_panel
+    def save_current(self, auto: bool = False) -> bool:
         return self.saving.save_current(auto)
 
-    def autosave(self) -> None:  # history_panel
+    def autosave(self) -> None:
         self.commands.autosave()
 
-    def show_threshold(self) -> None:  # prediction_view
+    def show_threshold(self) -> None:
         self.threshold_control.show()
 
-    def hide_progress(self) -> None:  # prediction_view
-        self.long_runs.hide_progress()
-
-    def update_actions(self) -> None:  # prediction_view, history_panel
+    def update_actions(self) -> None:
         self.states.update()
