@@ -1,5 +1,5 @@
 """The autosave runs on a worker: the file and the status arrive by signal, edits made meanwhile stay dirty and
-are saved next, and its failures get the same banner as a save on the UI thread."""
+are saved next, a conflict met by the worker still asks, and switching images or closing waits for it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 from gui_helpers import SafetyPrompter, blank, open_and_paint, open_and_predict, stroke
 
 from model_core.imageio import read_mask
-from retina_desktop.core.workspace import DiskFullError
 
 
 def _gate(monkeypatch, ws):
@@ -106,28 +105,6 @@ def test_switching_images_waits_for_the_autosave_in_flight(qtbot, window, flat_w
     assert len(ws.versions(key)) == 2
 
 
-def test_a_full_disk_in_the_worker_still_shows_the_banner(qtbot, window, flat_workspace, monkeypatch):
-    doc = open_and_paint(qtbot, window, flat_workspace)
-    ws, key = window.review.workspace, window.review.image.key
-    path = ws.entry(key).gt_path
-
-    def full(*a, **k):
-        raise DiskFullError(f"{path}: disk full (No space left on device); the mask was not saved")
-
-    monkeypatch.setattr(ws, "save_ground_truth", full)
-    window.prompter = SafetyPrompter(save_failed=["cancel"])
-    with qtbot.waitSignal(window.message_shown, timeout=20000) as shown:
-        window.commands.autosave()
-    assert shown.args[0].startswith("Not saved: ") and "disk full" in shown.args[0]
-    assert window.banner.isVisible() and "disk full" in window.banner.text()
-    assert doc.unsaved and not path.exists() and not window.saving.in_flight
-    assert not window.prompter.asked  # the timer never opens a dialog for a full disk
-    # Leaving the image still asks, as a save on the UI thread did: retry / export / discard / stay.
-    window.images.step_image(+1)
-    assert window.review.image.key == key and window.prompter.asked[0][0] == "save_failed"
-    assert "disk full" in window.prompter.asked[0][1]
-
-
 def test_a_conflict_met_by_the_worker_asks_and_keep_mine_saves_the_copy(qtbot, window, flat_workspace, monkeypatch):
     from retina_desktop.core.workspace import Workspace
 
@@ -167,21 +144,3 @@ def test_closing_the_window_waits_for_the_autosave_in_flight(qtbot, window, flat
     assert not window.isVisible() and not window.saving.in_flight
     assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
     assert not [a for a in window.prompter.asked if a[0] == "unsaved"]  # it knew the edits were saved
-
-
-def test_a_failure_after_the_autosave_wrote_its_file_is_a_warning_not_not_saved(
-    qtbot, window, flat_workspace, monkeypatch
-):
-    doc = open_and_paint(qtbot, window, flat_workspace)
-    painted, key, ws = doc.mask.copy(), window.review.image.key, window.review.workspace
-
-    def broken(*_a, **_k):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(window.review, "_saved", broken)
-    window.commands.autosave()
-    assert window.saving.in_flight
-    qtbot.waitUntil(lambda: not window.saving.in_flight, timeout=20000)  # settled when the worker's signal came
-    assert np.array_equal(read_mask(ws.entry(key).gt_path), painted)
-    text = window.banner.text()
-    assert window.banner.isVisible() and "could not be brought up to date" in text and "Not saved" not in text
