@@ -34,6 +34,8 @@ from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, shortest_path
 
+from .late_import import late_import
+
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -53,8 +55,7 @@ def skeletonize(mask: NDArray[np.generic]) -> BoolArray:
     """The one-pixel-wide skeleton of a 2-D mask (scikit-image's thinning)."""
     # Imported on the first skeleton, not with every importer of model_core.metrics: scikit-image's morphology
     # takes about a third of a second to import.
-    from skimage import morphology
-
+    morphology = late_import("skimage.morphology")
     thin: Callable[[BoolArray], NDArray[np.generic]] = morphology.skeletonize  # scikit-image has no types
     binary = np.asarray(mask, np.bool_)
     if binary.ndim != 2:

@@ -36,6 +36,8 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from skimage.graph import MCP_Geometric
 
+from model_core.late_import import late_import
+
 from ..painting import BBox, clip_bbox, paint_segment
 
 # Where the prediction gives no width (a vessel the model missed), a 1-px vessel: 96 % of the missed pieces
@@ -362,13 +364,13 @@ def green_vesselness(
     Photos larger than ``max_side`` are filtered at that size and the result scaled back: at full
     3504x2336 the filter takes tens of seconds, at 1200 px about one.
     """
-    from skimage.filters import sato  # imported here: only the cost map needs it
+    sato = late_import("skimage.filters").sato  # imported here: only the cost map needs it
 
     green = np.asarray(rgb)[..., 1].astype(np.float32) / 255.0
     h, w = green.shape
     f = min(1.0, max_side / max(h, w))
     small = cv2.resize(green, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else green
-    v = sato(small, sigmas=sigmas, black_ridges=True).astype(np.float32)  # type: ignore[no-untyped-call]  # no stubs
+    v: np.ndarray = np.asarray(sato(small, sigmas=sigmas, black_ridges=True), np.float32)
     if f < 1:
         v = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
     if fov is not None:

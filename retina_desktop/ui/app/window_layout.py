@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QMainWindow
@@ -57,8 +58,11 @@ class WindowLayout(QObject):
         return restored
 
     def changed(self, *_args: object) -> None:
-        """Resized, moved, a dock moved, floated, shown or hidden: written a moment later."""
-        if self._watching and not self._closing() and self.window.isVisible():
+        """Resized, moved, a dock moved, floated, shown or hidden: written a moment later. Docks still signal while
+        a window that was never shut down is destroyed (an interpreter ending on an error): nothing to write then."""
+        if not (self._watching and shiboken6.isValid(self.window)):
+            return
+        if not self._closing() and self.window.isVisible():
             self.timer.start()
 
     def shown(self) -> None:
