@@ -1,4 +1,4 @@
-"""Issue 26: a header claiming an absurd size, and file names too long for the file system, are one line
+"""A header claiming an absurd size, and file names too long for the file system, are one line
 about that file each; the other inputs are still processed."""
 
 from __future__ import annotations

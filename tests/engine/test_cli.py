@@ -423,7 +423,7 @@ def test_an_unwritable_output_is_reported_before_the_work_not_after(tmp_path, mi
 
 
 def test_evaluate_reads_a_folder_the_app_has_reviewed(tmp_path, micro_checkpoint_path, capsys):
-    # The app's flat layout: photos directly in the folder, corrected masks in ground_truth/ (issue 13, defect 3).
+    # The app's flat layout: photos directly in the folder, corrected masks in ground_truth/.
     from model_core.imageio import mask_to_png
     from model_core.synthetic import make_fundus
 

@@ -1,4 +1,5 @@
-"""Vessel measurements against values known by construction (issue 16's checks) and by hand counts."""
+"""Vessel measurements against values known by construction (straight lines, filled squares, box counts) and
+by hand counts."""
 
 import math
 
@@ -23,7 +24,7 @@ def _carpet(level: int) -> np.ndarray:
     return c
 
 
-# --- the issue's known values -----------------------------------------------------------------------------------
+# --- values known by construction ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("draw", ["horizontal", "diagonal", "slanted"])

@@ -24,7 +24,7 @@ def _press(qtbot, dlg, which) -> None:
 def test_destination_and_options_come_back_after_export(qtbot, app_settings):
     dlg = _dialog(qtbot, app_settings, "/data/ws")
     assert dlg.destination.text() == "/data/ws-export" and dlg.format_255.isChecked()
-    assert dlg.approved_only.isChecked()  # the default of "Export corrected masks" (issue 27, defect 9)
+    assert dlg.approved_only.isChecked()  # the default of "Export corrected masks"
     dlg.destination.setText("/mnt/share/masks")
     dlg.format_1.setChecked(True)
     dlg.overlays.setChecked(True)

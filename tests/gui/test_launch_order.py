@@ -1,5 +1,5 @@
 """At launch the first prediction has the CPU to itself: the vessel tools, compare mode and the measurements start
-their workers once the prediction is on screen, not when the image opens (issue 27)."""
+their workers once the prediction is on screen, not when the image opens."""
 
 from __future__ import annotations
 

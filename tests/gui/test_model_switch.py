@@ -1,6 +1,6 @@
-"""Prediction runs across a model switch, the threshold's owner, and the closing policy (issue 13, defects 1, 2, 4).
+"""Prediction runs across a model switch, the threshold's owner, and the closing policy.
 
-Each test here failed on the code before the fix it names."""
+Each test here failed on the code before its fix."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def store_window(make_window, store, qtbot):
 def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(
     qtbot, store_window, store, tmp_path, micro_checkpoint_path
 ):
-    """Defect 1: Predict all with one unreadable photo, fix it, switch model, re-predict: no stale '1 of 3'."""
+    """Predict all with one unreadable photo, fix it, switch model, re-predict: no stale '1 of 3'."""
     w = store_window
     root = make_workspace(tmp_path / "w", 2, corrupt=("img_00b.png",))
     open_and_predict(qtbot, w, root)
@@ -63,7 +63,7 @@ def test_repredict_after_fixing_a_photo_does_not_repeat_the_old_failure_count(
 def test_the_mask_follows_the_slider_when_a_new_model_sets_the_threshold(
     qtbot, store_window, store, tmp_path, micro_checkpoint_path
 ):
-    """Defect 2a: the slider said the new model's threshold while the mask on screen was cut at the old one."""
+    """After a new model sets the threshold, the mask on screen is cut at the threshold the slider shows."""
     w = store_window
     s = open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
     assert w.review.workspace.threshold is None and np.array_equal(s.document.mask, s.probability >= 0.5)
@@ -75,7 +75,7 @@ def test_the_mask_follows_the_slider_when_a_new_model_sets_the_threshold(
 def test_a_new_models_calibrated_threshold_wins_over_the_workspaces_and_says_so(
     qtbot, store_window, store, tmp_path, micro_checkpoint_path
 ):
-    """Defect 2b: once a workspace had a threshold, a newly activated model's calibration was ignored silently."""
+    """A newly activated model's calibration is not ignored silently once a workspace has a threshold of its own."""
     w = store_window
     open_and_predict(qtbot, w, make_workspace(tmp_path / "w", 2))
     assert w.threshold_control.apply(0.6) and w.review.workspace.threshold == 0.6
@@ -100,7 +100,7 @@ def test_after_a_model_switch_an_edited_mask_is_kept_and_the_label_says_so(
 
 
 def test_results_that_arrive_after_closing_are_dropped(qtbot, app_settings, micro_checkpoint_path):
-    """Defect 4: the model-loaded handler was connected without the closing guard."""
+    """The model-loaded handler is connected through the closing guard."""
     from retina_desktop.ui.app.main_window import MainWindow
 
     w = MainWindow(checkpoint_path=micro_checkpoint_path, settings=app_settings)
@@ -113,7 +113,7 @@ def test_results_that_arrive_after_closing_are_dropped(qtbot, app_settings, micr
 
 
 def test_a_runtime_error_that_mentions_the_model_does_not_disable_the_model(qtbot, window, flat_workspace):
-    """Defect 4: errors were routed by searching their text for 'model'; a failed prediction is not a missing model."""
+    """Errors are not routed by searching their text for 'model': a failed prediction is not a missing model."""
     open_and_predict(qtbot, window, flat_workspace)
 
     def fail(rgb):

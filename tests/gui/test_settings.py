@@ -48,7 +48,7 @@ def test_defaults_when_nothing_is_stored(app_settings):
     assert app_settings.autosave_seconds == 30 and app_settings.min_piece_pixels == 30
     assert app_settings.advance_after_approve is True and app_settings.guide_dismissed is False
     assert app_settings.export_one_value == 255 and app_settings.finetune_minutes == 0
-    assert app_settings.export_approved_only is True  # "Export corrected masks": the approved ones (issue 27)
+    assert app_settings.export_approved_only is True  # "Export corrected masks": the approved ones
     assert app_settings.reviewer  # the login name, never empty
     assert app_settings.last_workspace == "" and app_settings.recent_workspaces == []
 

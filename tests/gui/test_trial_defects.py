@@ -1,4 +1,4 @@
-"""The defects a new-user trial of the review window found (issue 27), one test or more each. Each failed on the
+"""The defects a new-user trial of the review window found, one test or more each. Each failed on the
 code before its fix."""
 
 from __future__ import annotations
