@@ -17,12 +17,14 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .atomic import write_json_atomic
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .errors import CheckpointError
 from .resources import default_model_path, user_data_dir
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
 
 DEFAULT_ID = "default"
 
@@ -119,12 +121,16 @@ class ModelStore:
         vid = self._next_id()
         folder = self.root / vid
         ckpt.metadata["version"] = vid
+        from .checkpoint import save_checkpoint  # late: torch costs 1.3 s at launch, and listing versions needs none
+
         save_checkpoint(folder / "model.pt", ckpt)
         info = {"id": vid, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
         write_json_atomic(folder / "version.json", info)
         return ModelVersion(vid, folder / "model.pt", info)
 
     def load(self, version: ModelVersion) -> Checkpoint:
+        from .checkpoint import load_checkpoint  # late, as in add()
+
         return load_checkpoint(version.path)
 
     def active_problem(self) -> str | None:

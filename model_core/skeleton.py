@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, shortest_path
 
 from .late_import import late_import
 
@@ -144,8 +142,10 @@ def _m_edges(flat: NDArray[np.uint8], idx: IntArray, width: int) -> tuple[IntArr
 
 def _components(n: int, a: IntArray, b: IntArray) -> IntArray:
     """Connected-component label of each of ``n`` nodes joined by the edges (a, b)."""
-    adj = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
-    return np.asarray(connected_components(adj, directed=False)[1], np.int64)
+    # scipy late: its 0.17 s import would sit on the window's start-up path.
+    sparse, csgraph = late_import("scipy.sparse"), late_import("scipy.sparse.csgraph")
+    adj = sparse.coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
+    return np.asarray(csgraph.connected_components(adj, directed=False)[1], np.int64)
 
 
 def _graph(pad: NDArray[np.uint8], idx: IntArray, shape: tuple[int, int]) -> SkeletonGraph:
@@ -251,8 +251,9 @@ def _arcs_and_chords(
     source = total
     sa = np.concatenate([ga, np.full(starts.size, source)])
     sb = np.concatenate([gb, starts])
-    g2 = coo_matrix((np.ones(sa.size), (sa, sb)), shape=(total + 1, total + 1)).tocsr()
-    hops = shortest_path(g2, directed=False, unweighted=True, indices=source)
+    sparse, csgraph = late_import("scipy.sparse"), late_import("scipy.sparse.csgraph")
+    g2 = sparse.coo_matrix((np.ones(sa.size), (sa, sb)), shape=(total + 1, total + 1)).tocsr()
+    hops = csgraph.shortest_path(g2, directed=False, unweighted=True, indices=source)
     reached = seg_nodes[np.isfinite(hops[seg_nodes])]
     if reached.size == 0:  # closed rings only
         return empty, empty

@@ -22,7 +22,7 @@ class SyntheticFundus:
 
 
 def _grow(
-    canvas: np.ndarray,
+    lines: dict[int, list[np.ndarray]],
     rng: np.random.Generator,
     x: float,
     y: float,
@@ -40,9 +40,8 @@ def _grow(
         curvature = 0.9 * curvature + rng.normal(0, 0.015)
         angle += curvature
         nx, ny = x + step * math.cos(angle), y + step * math.sin(angle)
-        cv2.line(
-            canvas, (int(x), int(y)), (int(nx), int(ny)), 1.0, thickness=max(1, round(width * ss)), lineType=cv2.LINE_AA
-        )
+        thickness = max(1, round(width * ss))
+        lines.setdefault(thickness, []).append(np.array([[int(x), int(y)], [int(nx), int(ny)]], np.int32))
         x, y = nx, ny
         travelled += step
         width *= 0.997
@@ -50,7 +49,7 @@ def _grow(
             side = rng.choice([-1.0, 1.0])
             child_w = width * rng.uniform(0.55, 0.8)
             _grow(
-                canvas,
+                lines,
                 rng,
                 x,
                 y,
@@ -75,13 +74,16 @@ def make_fundus(height: int = 584, width: int = 565, seed: int = 0, fov_fraction
     disc_r = 0.13 * radius
 
     canvas = np.zeros((H, W), dtype=np.float32)
+    # The segments, by thickness, drawn with one call each: a call per segment (2,400 of them) released and
+    # re-took the GIL each time, and behind a busy thread (torch loading at launch) every re-take waited.
+    lines: dict[int, list[np.ndarray]] = {}
     scale = radius / ss / 270.0  # widths (output pixels) are tuned for a DRIVE-sized FOV
     base_w = 6.0 * scale
     towards_macula = 0.0 if side < 0 else math.pi
     away = towards_macula + math.pi
     for a in (towards_macula - 0.9, towards_macula + 0.9, away - 0.6, away + 0.6):
         _grow(
-            canvas,
+            lines,
             rng,
             disc[0],
             disc[1],
@@ -93,7 +95,9 @@ def make_fundus(height: int = 584, width: int = 565, seed: int = 0, fov_fraction
         )
     for _ in range(4):
         a = rng.uniform(0, 2 * math.pi)
-        _grow(canvas, rng, disc[0], disc[1], a, base_w * 0.45, radius * 0.6, 2, ss)
+        _grow(lines, rng, disc[0], disc[1], a, base_w * 0.45, radius * 0.6, 2, ss)
+    for thickness in sorted(lines, reverse=True):
+        cv2.polylines(canvas, lines[thickness], False, 1.0, thickness=thickness, lineType=cv2.LINE_AA)
 
     soft = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -49,6 +49,20 @@ def test_importing_every_core_module_loads_no_qt():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_importing_the_window_loads_neither_torch_nor_scipy():
+    """torch (1.3 s) and scipy (0.2 s) load on first use, in a worker, never on the window's start-up path:
+    a later launch shows the cached prediction without them."""
+    code = (
+        "import os, sys\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "import retina_desktop.ui.app.main_window\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'scipy'})\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 # ---------------------------------------------------------------- the window is no service locator --
 UI = ROOT / "retina_desktop" / "ui"
 # Every feature is built from its parts (none uses ``install_*(window)`` or ``self.window.<attr>``); this stays empty.
