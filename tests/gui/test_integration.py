@@ -77,7 +77,7 @@ def approved_gap(tmp_path, qtbot, window):
         window.images.open_image("im0")
     assert window.review.workspace.status("im0") == "approved"
     # The grader answers "no" to "Edit an approved image?" (the edit tools ask it).
-    window.prompter = window.edit_tools.prompter = RecordingPrompter(confirm=False)
+    window.prompter = window.approved_guard.prompter = RecordingPrompter(confirm=False)
     return window.review.image.document, gap
 
 

@@ -80,6 +80,15 @@ def test_results_queued_before_shutdown_are_dropped_by_the_guard(qtbot, runner):
     assert got == [] and runner.closed
 
 
+def test_work_started_after_shutdown_never_runs(qtbot, runner):
+    """A follow-up asked for while the window closes must not run past its signals' owner."""
+    calls = []
+    runner.shutdown()
+    w = runner.run(lambda ctx: calls.append(1))
+    runner.pool.waitForDone(5000)
+    assert calls == [] and w.is_cancelled and runner.active == []
+
+
 def test_every_worker_signal_of_the_app_is_connected_through_the_closing_guard():
     """The closing policy is one rule: a handler of a worker's signal goes through ``TaskRunner.guard``."""
     import re

@@ -104,7 +104,6 @@ def _vessel_tools(window: MainWindow, compare: CompareController) -> tuple[Vesse
         window,
     )
     tools.status.connect(lambda text: ctx.show_status(text, 8000))
-    window.edit_tools.width_step = tools.width_step  # [ / ] set the traced vessel's width while tracing
     topology = TopologyReview(
         ctx.review,
         tools.analysis,

@@ -38,6 +38,7 @@ from ..common.workers import TaskRunner
 from ..compare.compare_mode import CompareController
 from ..finetune.finetune_panel import FinetuneController
 from ..prediction.prediction_controller import PredictionController
+from ..review.approved_guard import ApprovedImageGuard
 from ..review.edit_tools import EditTools
 from ..review.history_panel import HistoryController
 from ..vessels.topology_panel import TopologyReview
@@ -90,7 +91,8 @@ class MainWindow(QMainWindow):
         self.review = ReviewSession()
         self.image_ready = ImageReadiness(self)  # the open image's prediction is on screen (or will not come)
         self.export = ExportController(self.tasks, self)
-        views = build_views(self, self.settings)
+        self.approved_guard = ApprovedImageGuard(self.review, self.prompter, self)  # asked before any edit
+        views = build_views(self, self.settings, self.approved_guard.may_edit)
         self.workspace_banner, self.canvas, self.banner = views.workspace_banner, views.canvas, views.banner
         self.image_list, self.images_dock = views.image_list, views.images_dock
         self.review_panel, self.review_dock, self.status_panel = (
@@ -116,7 +118,8 @@ class MainWindow(QMainWindow):
         self.saving = SaveFlow(self)  # conflicts, a full disk, a record to retry
         self.thumbnails = ThumbnailLoader(self.tasks, self.review, self.image_list, self)
         self.measure = MeasureRunner(self.tasks, self.review, self.review_panel.measure_labels, self)
-        self.edit_tools = EditTools(self.review, self.canvas, self.review_panel, self.settings, self.prompter, self)
+        tools = (self.review, self.canvas, self.review_panel, self.settings, self.approved_guard)
+        self.edit_tools = EditTools(*tools, self._trace_width_keys, self)
         self.predictions_view = build_prediction_view(self)
         self._build_flows(views)
         self.action_table = self._build_actions()
@@ -131,6 +134,10 @@ class MainWindow(QMainWindow):
             self.features.finetune.keep_restored_position()  # where the grader left the Fine-tuning window last time
         self.states.update()
         self.prediction.load_model()
+
+    def _trace_width_keys(self, step: int) -> bool:
+        """[ / ] set the traced vessel's width while tracing (True); otherwise they size the brush."""
+        return self.vessel_tools.width_step(step)
 
     def _build_flows(self, views: WindowViews) -> None:
         """The threshold slider, opening images, the commands of the menus (approve, export, …), closing."""
@@ -203,6 +210,7 @@ class MainWindow(QMainWindow):
         panel, r, p = self.review_panel, self.review, self.prediction
         self.canvas.cursor_info.connect(self.status_panel.cursor_label.setText)
         self.edit_tools.message.connect(self.show_message)
+        self.approved_guard.message.connect(self.show_message)
         self.edit_tools.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         panel.save_button.clicked.connect(lambda: self.saving.save_current(auto=False))
         panel.approve_button.clicked.connect(self.commands.approve_current)

@@ -3,6 +3,7 @@ docked left, the Review panel docked right, the status bar's permanent parts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
@@ -28,7 +29,7 @@ class WindowViews:
     status_panel: StatusPanel
 
 
-def build_views(window: QMainWindow, settings: AppSettings) -> WindowViews:
+def build_views(window: QMainWindow, settings: AppSettings, edit_guard: Callable[[], bool]) -> WindowViews:
     central = QWidget(window)
     lay = QVBoxLayout(central)
     lay.setContentsMargins(0, 0, 0, 0)
@@ -38,7 +39,7 @@ def build_views(window: QMainWindow, settings: AppSettings) -> WindowViews:
     workspace_banner.setWordWrap(True)
     workspace_banner.setStyleSheet("QLabel { background: #2d3340; color: #dfe6f0; padding: 5px 10px; }")
     workspace_banner.hide()
-    canvas = ImageCanvas(central)
+    canvas = ImageCanvas(central, edit_guard)
     banner = MessageBanner(canvas)
     lay.addWidget(workspace_banner)
     lay.addWidget(canvas, 1)

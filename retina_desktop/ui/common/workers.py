@@ -149,6 +149,11 @@ class TaskRunner(QObject):
         return call
 
     def start(self, worker: Worker, priority: int = 0) -> Worker:
+        if self.closed:
+            # Work asked for while closing (a timer or a result's follow-up) never starts: its signals'
+            # owner is about to be destroyed, and a run that outlives it fails on every emit.
+            worker.cancel()
+            return worker
         self._active.add(worker)
         worker.finished.connect(lambda w=worker: self._active.discard(w))
         self.pool.start(worker, priority)

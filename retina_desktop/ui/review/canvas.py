@@ -125,7 +125,7 @@ class ToolItem(QGraphicsObject):
         if c.focus_click and c.tool in ("brush", "eraser"):
             self._pending = p  # the click that gave the image focus paints only if it turns into a drag
             return
-        if c.edit_guard is not None and not c.edit_guard():
+        if not c.edit_guard():
             return  # e.g. an approved image the grader did not agree to edit: this press changes nothing
         if c.tool in VESSEL_TOOLS:
             c.vessel_clicked.emit(p[0], p[1])
@@ -143,7 +143,7 @@ class ToolItem(QGraphicsObject):
         p = (event.pos().x(), event.pos().y())
         c.move_cursor(p)
         pending, self._pending = self._pending, None
-        if pending is not None and c.document is not None and (c.edit_guard is None or c.edit_guard()):
+        if pending is not None and c.document is not None and c.edit_guard():
             value = c.tool == "brush"
             c.document.begin_stroke("Brush" if value else "Eraser")
             c.document.stroke_to(pending, pending, c.brush_radius, value)
@@ -192,7 +192,8 @@ class ImageCanvas(pg.GraphicsView):
     vessel_double_clicked = Signal(float, float)
     pointer_moved = Signal(float, float)  # image x, y under the mouse, pressed or not
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, edit_guard: Callable[[], bool] = lambda: True) -> None:
+        """``edit_guard()`` is asked before a press edits the mask; False: the press does nothing."""
         super().__init__(parent, useOpenGL=False, background=QColor(24, 26, 30))
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.02)
@@ -230,8 +231,7 @@ class ImageCanvas(pg.GraphicsView):
         self._mask_visible = True
         self._mask_opacity = 0.55
         self._cursor_pos: tuple[float, float] | None = None
-        # Called before a press edits the mask; False: the press does nothing.
-        self.edit_guard: Callable[[], bool] | None = None
+        self.edit_guard = edit_guard
         self.focus_click = False  # true during the press that gave the canvas keyboard focus
         self._focus_by_mouse = False
 

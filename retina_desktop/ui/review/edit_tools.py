@@ -15,9 +15,9 @@ from PySide6.QtGui import QAction
 from ...core.painting import BBox, LargePieceFill, OpenRegionFill, flood_fill, remove_small_pieces
 from ...core.review.mask_document import MaskDocument
 from ...core.review.review_session import ReviewSession
-from ..common.prompter import Prompter
 from ..common.settings import AppSettings
 from ..common.words import count
+from .approved_guard import ApprovedImageGuard
 from .canvas import ImageCanvas
 from .review_panel import ReviewPanel
 
@@ -32,20 +32,21 @@ class EditTools(QObject):
         canvas: ImageCanvas,
         panel: ReviewPanel,
         settings: AppSettings,
-        prompter: Prompter,
+        guard: ApprovedImageGuard,
+        width_keys_first: Callable[[int], bool] = lambda step: False,
         parent: QObject | None = None,
     ) -> None:
+        """``guard`` is asked before undo, redo and Fill change an approved image (the canvas asks it before a
+        stroke). ``width_keys_first(step)`` gets ``[`` / ``]`` first (the trace tool's width while tracing) and
+        returns True when it used the key; otherwise they size the brush."""
         super().__init__(parent)
         self.review, self.canvas, self.panel, self.settings = review, canvas, panel, settings
-        self.prompter = prompter
+        self.guard, self.width_keys_first = guard, width_keys_first
         self.tool_actions: dict[str, QAction] = {}  # set by the window once its actions exist
-        # ``[`` / ``]`` go here first (the trace tool's width); it returns True when it used the key.
-        self.width_step: Callable[[int], bool] | None = None
         panel.brush_slider.valueChanged.connect(lambda v: self.set_brush_radius(v / 2.0, from_slider=True))
         panel.opacity_slider.valueChanged.connect(self.set_opacity)
         panel.remove_small_button.clicked.connect(self.remove_small)
         canvas.fill_requested.connect(self.fill_at)
-        canvas.edit_guard = self.may_edit
         canvas.focus_click_ignored.connect(
             lambda: self.status.emit(
                 "That click gave the image focus and changed nothing; click again (or drag) to paint"
@@ -74,12 +75,12 @@ class EditTools(QObject):
                 self.panel.brush_slider.setValue(round(radius * 2))
 
     def bigger_brush(self) -> None:
-        if self.width_step is not None and self.width_step(+1):
+        if self.width_keys_first(+1):
             return
         self.set_brush_radius(self.canvas.brush_radius * 1.25 + 0.5)
 
     def smaller_brush(self) -> None:
-        if self.width_step is not None and self.width_step(-1):
+        if self.width_keys_first(-1):
             return
         self.set_brush_radius((self.canvas.brush_radius - 0.5) / 1.25)
 
@@ -88,22 +89,8 @@ class EditTools(QObject):
         self.settings.mask_opacity = value / 100.0
 
     def may_edit(self) -> bool:
-        """True when the open mask may be changed; an approved image asks first (once per opening)."""
-        r = self.review
-        if r.image is None or not r.needs_edit_confirmation():
-            return True
-        name = r.image.entry.name
-        if self.prompter.confirm(
-            "Edit an approved image?",
-            f'{name} is approved. Editing it makes it "edited": it needs approving again and '
-            "stays out of fine-tuning until then. Undoing every edit makes it approved again.",
-            ok_text="Edit it",
-            object_name="edit_approved_prompt",
-        ):
-            r.confirm_edit()
-            return True
-        self.message.emit(f"{name} is approved; nothing was changed.", "info")
-        return False
+        """True when the open mask may be changed (an approved image asks first)."""
+        return self.guard.may_edit()
 
     def undo(self) -> None:
         if self.document is not None and self.document.can_undo and self.may_edit():

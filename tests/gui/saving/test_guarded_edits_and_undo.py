@@ -36,7 +36,7 @@ def test_an_approved_image_asks_before_the_first_edit_and_undoing_gives_approval
     key = window.review.image.key
     assert window.review.workspace.status(key) == "approved"
     approved = doc.mask.copy()
-    window.prompter = window.edit_tools.prompter = SafetyPrompter(confirm=False)  # the edit tools ask
+    window.prompter = window.approved_guard.prompter = SafetyPrompter(confirm=False)  # the approved-image guard asks
     window.edit_tools.set_tool("eraser")
     window.edit_tools.set_brush_radius(4)
     assert doc.mask[75, 75]
@@ -47,7 +47,7 @@ def test_an_approved_image_asks_before_the_first_edit_and_undoing_gives_approval
     window.commands.autosave()
     assert window.review.workspace.status(key) == "approved"
 
-    window.prompter = window.edit_tools.prompter = SafetyPrompter(confirm=True)
+    window.prompter = window.approved_guard.prompter = SafetyPrompter(confirm=True)
     window.edit_tools.set_tool("brush")
     stroke(window.canvas, [(10, 10), (140, 140)])
     stroke(window.canvas, [(10, 140), (140, 10)])
