@@ -121,7 +121,7 @@ def smooth_over_junctions(graph: SkeletonGraph, score: FloatArray) -> FloatArray
     n, m = graph.segments + 1, graph.branch_points + 1
     length = np.r_[0.0, graph.length]
     degree = np.bincount(seg, minlength=n)
-    x = score.copy()
+    x: FloatArray = score.copy()
     for _ in range(SMOOTHING_ROUNDS):
         at_junction = np.bincount(junction, weights=x[seg] * length[seg], minlength=m)
         junction_weight = np.maximum(np.bincount(junction, weights=length[seg], minlength=m), 1e-9)
