@@ -100,7 +100,11 @@ def standardised_features(raw: FloatArray, length: FloatArray) -> FloatArray:
         return out
     x = raw[1:]
     width = x[:, WIDTH]
-    design = np.c_[np.ones_like(width), width, np.log(np.maximum(width, 0.5))]
+    terms = [np.ones_like(width)]
+    if width.std() > 0.1:  # a photo of vessels of one width has nothing to fit (and a singular design)
+        for term in (width, np.log(np.maximum(width, 0.5))):
+            terms.append((term - term.mean()) / term.std())
+    design = np.stack(terms, axis=1)
     weight = np.sqrt(np.maximum(length, 1e-6))
     resid = x.copy()
     for k in range(x.shape[1]):
