@@ -20,6 +20,8 @@ import numpy as np
 from .errors import RetinaInputError
 
 if TYPE_CHECKING:  # the commands import what they use when they run: `--help` stays fast
+    from .calibre import Calibre
+    from .calibre_inputs import CalibreInputs
     from .data import Sample
     from .engine import EpochReport, TrainConfig
     from .metrics import MetricAccumulator
@@ -812,6 +814,28 @@ def _add_measure_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "(STEM, STEM_mask or STEM_fov); density is then vessel pixels / FOV pixels",
     )
     p.add_argument("--csv", required=True, metavar="FILE", help="CSV file to write")
+    calibre = p.add_argument_group(
+        "calibre (CRAE, CRVE and AVR in zone B, revised Knudtson formula)",
+        "Given --disc, the CSV gains the columns crae, crve, avr, n_arterioles, n_venules and calibre_method.",
+    )
+    calibre.add_argument(
+        "--disc",
+        metavar="FILE|auto",
+        help="CSV image,x,y,diameter (pixels; image = the mask's stem), or 'auto' to detect the disc on the "
+        "photos in --images; a mask the file does not list gets empty calibre values",
+    )
+    calibre.add_argument(
+        "--av",
+        metavar="DIR",
+        help="folder of 8-bit A/V masks with the masks' stems (0 background, 1 artery, 2 vein, 3 uncertain); "
+        "without it the automatic A/V suggestion is used (needs --images)",
+    )
+    calibre.add_argument(
+        "--images", metavar="DIR", help="folder of the photos, paired by stem (for --disc auto and the A/V suggestion)"
+    )
+    scale = calibre.add_mutually_exclusive_group()
+    scale.add_argument("--um-per-px", type=_positive, help="calibre in um: the scale")
+    scale.add_argument("--disc-um", type=_positive, help="calibre in um: the disc's assumed diameter (1800 is common)")
     p.set_defaults(func=cmd_measure)
 
 
@@ -832,21 +856,33 @@ def _fov_index(folder: Path) -> dict[str, Path]:
     return index
 
 
+def _calibre_inputs(args: argparse.Namespace) -> CalibreInputs | None:
+    if not args.disc:
+        return None
+    from .calibre_inputs import CalibreInputs
+
+    return CalibreInputs.from_args(args.disc, args.av, args.images, args.um_per_px, args.disc_um)
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     from .atomic import check_writable
     from .imageio import read_mask, read_vessel_mask
     from .morphometry import measure, write_measurements_csv
 
+    if (args.av or args.images or args.um_per_px or args.disc_um) and not args.disc:
+        raise RetinaInputError(None, "--av, --images, --um-per-px and --disc-um are for calibre: give --disc FILE|auto")
     files, problems = _mask_inputs(args.inputs)
     target = Path(args.csv)
     if target.exists() and any(target.resolve() == f.resolve() for f in files):
         raise RetinaInputError(target, "is one of the input masks; choose another --csv")
     fovs = _fov_index(Path(args.fov)) if args.fov else None
+    calibre = _calibre_inputs(args)
     check_writable(target)  # a read-only folder is reported before the measuring, not after it
     for msg in problems:
         print(f"error: {msg}", file=sys.stderr)
     failed = len(problems)
     rows = []
+    calibres: list[Calibre] = []
     for path in _progress(files, desc="measure", unit="mask"):
         try:
             mask = read_vessel_mask(path)
@@ -867,6 +903,18 @@ def cmd_measure(args: argparse.Namespace) -> int:
             failed += 1
             continue
         rows.append((str(path), measure(mask, fov)))
-    write_measurements_csv(target, rows)
+        if calibre is not None:
+            result, problem = calibre.calibre_for(path, mask, fov)
+            if problem:
+                _skip(f"{problem}; calibre left empty")
+            calibres.append(result)
+    if calibre is None:
+        write_measurements_csv(target, rows)
+    else:
+        from .atomic import write_bytes_atomic
+        from .morphometry import measurements_with_calibre_csv
+
+        table = measurements_with_calibre_csv((i, m, c) for (i, m), c in zip(rows, calibres, strict=True))
+        write_bytes_atomic(target, table.encode("utf-8"))
     print(f"measured {len(rows)} of {len(files) + len(problems)} masks; wrote {target}")
     return EXIT_FAILED if failed else 0

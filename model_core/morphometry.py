@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .calibre import CALIBRE_COLUMNS, Calibre
 from .skeleton import skeleton_graph, skeletonize
 
 MEASUREMENT_COLUMNS = (
@@ -83,6 +84,19 @@ def write_measurements_csv(path: str | os.PathLike[str], rows: Iterable[tuple[st
     from .atomic import write_bytes_atomic
 
     return write_bytes_atomic(path, measurements_csv(rows).encode("utf-8"))
+
+
+def measurements_with_calibre_csv(rows: Iterable[tuple[str, VesselMeasurements, Calibre]]) -> str:
+    """measurements_csv with the calibre columns (model_core.calibre.CALIBRE_COLUMNS) after the others; a
+    calibre that could not be computed is an empty cell, never a number."""
+    columns = (*CSV_COLUMNS, *CALIBRE_COLUMNS)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for image, m, calibre in rows:
+        row = {**m.as_row(image), **calibre.as_row()}
+        writer.writerow(["" if row[c] is None else _csv_value(row[c]) for c in columns])
+    return text.getvalue()
 
 
 def measure(mask: np.ndarray, fov: np.ndarray | None = None) -> VesselMeasurements:
