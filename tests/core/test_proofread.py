@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import cv2
@@ -19,7 +20,7 @@ def photo_with(vessels: list[tuple[np.ndarray, float, int]], shape=(120, 200)) -
     green = np.full(shape, 160, np.float32)
     for line, width, dark in vessels:
         m = np.zeros(shape, bool)
-        for a, b in zip(line[:-1], line[1:], strict=True):
+        for a, b in itertools.pairwise(line):
             paint_segment(m, tuple(a), tuple(b), width / 2, True)
         green[m] -= dark
     green = cv2.GaussianBlur(green, (0, 0), 0.7)
@@ -41,7 +42,7 @@ def test_a_faint_vessel_is_proposed_at_its_width_and_one_accept_puts_it_on_its_c
     mask = np.zeros((120, 200), bool)
     mask[18:23, 10:191] = True  # the strong vessel, found by the model
     line = np.zeros_like(mask)
-    for a, b in zip(curve[:-1], curve[1:], strict=True):
+    for a, b in itertools.pairwise(curve):
         paint_segment(line, tuple(a), tuple(b), 0.5, True)
     prob = np.where(mask, 0.95, 0.02).astype(np.float32)
     prob[ndi.binary_dilation(line, iterations=1)] = 0.3  # the model saw something there, below its threshold
@@ -52,7 +53,7 @@ def test_a_faint_vessel_is_proposed_at_its_width_and_one_accept_puts_it_on_its_c
     p = adds[0]
     # Drawn at the width measured on the photo (the drawn vessel's, within a pixel), not 1 px.
     drawn = np.zeros_like(mask)
-    for a, b in zip(curve[:-1], curve[1:], strict=True):
+    for a, b in itertools.pairwise(curve):
         paint_segment(drawn, tuple(a), tuple(b), 1.5, True)
     assert abs(np.median(p.patch.sum(axis=0)[1:-1]) - np.median(drawn[:, 40:160].sum(axis=0))) <= 1
     edited = mask.copy()
@@ -169,5 +170,5 @@ def test_the_width_off_the_prediction_is_measured_on_the_green_channel(width):
 
 def test_the_view_box_is_three_times_the_piece_and_stays_inside_the_image():
     assert view_box((100, 130, 200, 220), (1000, 1000)) == (70, 160, 165, 255)
-    y0, y1, x0, x1 = view_box((0, 4, 0, 4), (1000, 1000))
+    y0, y1, x0, _ = view_box((0, 4, 0, 4), (1000, 1000))
     assert (y0, x0) == (0, 0) and y1 - y0 == 48
