@@ -81,7 +81,7 @@ import itertools
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -99,6 +99,7 @@ from model_core.data import discover, load_sample  # noqa: E402
 from model_core.imageio import read_mask  # noqa: E402
 from model_core.metrics import Confusion, cldice  # noqa: E402
 from retina_desktop.core.painting import paint_segment  # noqa: E402
+from retina_desktop.core.vessels.proofread import ProofreadParams, ProofreadQueue  # noqa: E402
 from retina_desktop.core.vessels.topology import TopologyParams, apply_fix, find_breaks, find_fragments, find_spurs  # noqa: E402
 from retina_desktop.core.vessels.tracing import TraceCost, path_stroke  # noqa: E402
 from retina_desktop.core.vessels.vessel_graph import VesselGraph  # noqa: E402
@@ -114,6 +115,11 @@ SNAP = 3.0  # px: Tracer.snap / VesselGraph.segment_at accept a click this far o
 SNAP_W = 2 * SNAP + 1  # the click target's width for trace anchors and segment clicks
 MARKER_W = 12.0  # px: a topology marker's size where the jump puts it (at 1:1 or closer)
 MAX_BREAK = 15  # px
+# The rules of issue 30, fixed before measuring:
+DECIDE = 1.35  # s: KLM's mental operator M (Card, Moran & Newell 1983) before every fix and every proposal looked at
+FIX_SHARE = 0.8  # a piece is fixed (a proposal right) when this share of its centre line meets the 1-px rule
+ONE_PX = float(np.sqrt(2))  # "within 1 px" on the pixel grid: the 8 neighbours (Euclidean <= sqrt 2 between centres)
+_NEAR = np.ones((3, 3), np.uint8)
 
 
 def fitts(d: float, w: float) -> float:
@@ -260,6 +266,10 @@ class Grader:
             self._spend(f"key:{kind}", KEY * n, n)
         self.keys += n
 
+    def decide(self, kind: str = "fix") -> None:
+        """KLM's M: deciding what to do about a piece (or a proposal) before acting."""
+        self._spend(f"M:{kind}", DECIDE)
+
     def use(self, tool: str) -> None:
         if tool != self.tool:
             self.key(kind="tool switch")
@@ -313,7 +323,7 @@ def brush_fix(g: Grader, mask: np.ndarray, piece: Piece) -> None:
         g.use("brush")
         r = g.set_brush(piece.width / 2)
         paint_discs(mask, piece.pixels, r, True)
-        g.stroke(piece.pixels, piece.length, 2 * r, "brush")
+        g.stroke(piece.pixels, piece.length, 2 * r + 2, "brush")  # the tunnel: 1 px of stray either side
         g.tally("brush")
     else:
         g.use("eraser")
@@ -328,13 +338,13 @@ class Tracing:
     puts the anchor and how wide a target that click is, and the anchors a piece needs. Both depend only
     on the piece, so they are worked out once and shared by the grader's runs with and without the review."""
 
-    def __init__(self, cost: TraceCost, floor: float):
-        self.cost, self.floor = cost, floor
+    def __init__(self, cost: TraceCost, floor: float, by_width: bool = True):
+        self.cost, self.floor, self.by_width = cost, floor, by_width
         self._anchor: dict = {}
         self._option: dict = {}
 
     def tol(self, piece: Piece) -> float:
-        return max(self.floor, piece.width / 2)
+        return max(self.floor, piece.width / 2) if self.by_width else self.floor
 
     def anchor_at(self, ref: np.ndarray, i: int, tol: float, width: float) -> tuple[tuple[float, float], float]:
         """Where a click on reference pixel ``ref[i]`` puts the anchor, and the click target's width.
@@ -438,17 +448,30 @@ def setup_cost(g: Grader, tool: str, radius: float | None = None) -> tuple[float
 
 
 def vessel_tools_run(
-    pieces, m0, ref, fov, tracing: Tracing, pred_graph, ref_near, breaks, markers_other, centre, review: bool
+    pieces,
+    m0,
+    ref,
+    fov,
+    tracing: Tracing,
+    pred_graph,
+    ref_near,
+    breaks,
+    markers_other,
+    centre,
+    review: bool,
+    grader: Grader | None = None,
 ) -> tuple[Grader, np.ndarray]:
     """The grader with the vessel tools: for each piece, the way that costs least from where the grader
     is, set-up included (a tool switch only when the tool changes, brush size steps); with ``review``
-    the topology markers are among the ways, and every marker not used is passed over once (N)."""
+    the topology markers are among the ways, and every marker not used is passed over once (N, after
+    looking at it: M). ``grader`` goes on from an earlier run (proofread)."""
     cost = tracing.cost
-    g = Grader(centre.copy())
+    g = grader if grader is not None else Grader(centre.copy())
     m = m0.copy()
     used_markers: set[int] = set()
     all_markers = breaks + markers_other
     for p in pieces:
+        g.decide()
         options = []
         if p.kind == "missed":
             anchors, widths, stroke, steps = tracing.option(p)
@@ -529,24 +552,118 @@ def vessel_tools_run(
         # The grader went through the review: every marker not used is passed over with N.
         for k in range(len(all_markers)):
             if k not in used_markers:
+                g.decide("marker looked at")
                 g.key(kind="marker passed over")
                 g.tally("skipped")
     return g, m
 
 
-READINGS = {
-    # The protocol as written: a trace fits while it strays no more than half the vessel's width
-    # (W >= 1 px) from the reference centre line, distances between pixel centres.
-    "protocol": 0.5,
-    # The same on the pixel grid read honestly: two 8-connected centre lines of one 1-px vessel, drawn by
-    # two hands (or a hand and a tracer), are rarely the same pixels; a deviation between pixel centres
-    # cannot be smaller than 1 px without being 0, so the tolerance is max(W / 2, 1 px) (still Euclidean:
-    # a diagonal step off, 1.41 px, strays).
-    "grid": 1.0,
-}
+def near(mask: np.ndarray) -> np.ndarray:
+    """``mask`` dilated by 1 px on the grid (its 8 neighbours): what "within 1 px" means here."""
+    return cv2.dilate(mask.astype(np.uint8), _NEAR).astype(bool)
 
 
-def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=None) -> dict:
+def centre_line_quality(m: np.ndarray, ref_skel: np.ndarray, fov: np.ndarray) -> list[int]:
+    """[reference centre line within 1 px of the mask's, reference centre line, the mask's centre line within
+    1 px of the reference's, the mask's centre line] inside the FOV: completeness and correctness with a 1-px
+    buffer (Wiedemann, Heipke, Mayer & Jamet 1998), pooled over images by summing."""
+    skel = skeletonize(m & fov)
+    ref_skel = ref_skel & fov
+    return [
+        int((ref_skel & near(skel)).sum()),
+        int(ref_skel.sum()),
+        int((skel & near(ref_skel)).sum()),
+        int(skel.sum()),
+    ]
+
+
+def is_fixed(p: Piece, m: np.ndarray, m_skel_near: np.ndarray) -> bool:
+    """The 1-px rule: a missed piece is fixed when the corrected centre line lies within 1 px of
+    FIX_SHARE of it; a spurious one when FIX_SHARE of its centre line is gone from the mask."""
+    r, c = p.pixels[:, 0], p.pixels[:, 1]
+    if p.kind == "missed":
+        return bool(m_skel_near[r, c].mean() >= FIX_SHARE)
+    return bool((~m[r, c]).mean() >= FIX_SHARE)
+
+
+def proposal_right(p, ref_line_near: np.ndarray, ref_near: np.ndarray) -> bool:
+    """What the simulated grader decides, by the 1-px rule: a bridge or candidate is right when FIX_SHARE of
+    its centre line lies within 1 px of the reference centre line; a removal when FIX_SHARE of its centre
+    line lies off the reference (dilated by 1 px, as for spurious pieces)."""
+    line = p.centre_line
+    if len(line) == 0:
+        return False
+    r, c = line[:, 0], line[:, 1]
+    if p.kind == "remove":
+        return bool((~ref_near[r, c]).mean() >= FIX_SHARE)
+    return bool(ref_line_near[r, c].mean() >= FIX_SHARE)
+
+
+def match_bridges(bridges, truths: list[np.ndarray]) -> tuple[int, int]:
+    """(true breaks matched, bridges matching one) under the 1-px rule: FIX_SHARE of the true break's run lies
+    within 1 px of the bridge's path."""
+    hit_true = np.zeros(len(truths), bool)
+    hit_found = np.zeros(len(bridges), bool)
+    for i, b in enumerate(bridges):
+        if len(b.centre_line) == 0:
+            continue
+        tree = cKDTree(b.centre_line.astype(float))
+        for j, t in enumerate(truths):
+            d, _ = tree.query(t.astype(float))
+            if (d <= ONE_PX + 1e-6).mean() >= FIX_SHARE:
+                hit_true[j] = hit_found[i] = True
+    return int(hit_true.sum()), int(hit_found.sum())
+
+
+@dataclass
+class QueueOutcome:
+    grader: Grader
+    mask: np.ndarray
+    shown: int
+    accepted: int
+    bridges: list  # the bridge proposals on the prediction
+
+
+def proofread_queue(pred, queue: ProofreadQueue, ref_line_near, ref_near, centre, limit: int = 400) -> QueueOutcome:
+    """The grader works through the Proofread queue from the top: each proposal costs the jump (a key), M and
+    Enter or Backspace (a key), right or wrong; an accepted one is applied and the queue is found again."""
+    g = Grader(centre.copy())
+    m = pred.copy()
+    first = queue.compute(m)
+    bridges = [p for p in first if p.kind == "bridge"]
+    queue.replace(first)
+    while queue.proposals and queue.shown < limit:
+        p = queue.proposals[0]
+        g.key(kind="proposal jump")
+        g.decide("proposal looked at")
+        g.key(kind="proposal Enter/Backspace")
+        if proposal_right(p, ref_line_near, ref_near):
+            queue.accept(p, m)
+            g.tally("proposal accepted")
+            queue.replace(queue.compute(m))
+        else:
+            queue.reject(p)
+            g.tally("proposal rejected")
+        g.pos = np.array([(p.bbox[0] + p.bbox[1]) / 2, (p.bbox[2] + p.bbox[3]) / 2])  # the view is on it
+    return QueueOutcome(g, m, queue.shown, queue.accepted, bridges)
+
+
+def remap_segments(pieces: list[Piece], graph: VesselGraph) -> list[Piece]:
+    """The spurious pieces with the segment of ``graph`` under their middle pixel (0: none): segment numbers
+    of the prediction's graph mean nothing on the edited mask's."""
+    out = []
+    for p in pieces:
+        if p.kind == "spurious":
+            y, x = p.pixels[len(p.pixels) // 2]
+            p = replace(p, segment=max(0, int(graph.labels[y, x])))
+        out.append(p)
+    return out
+
+
+STEER_FACTORS = (0.5, 1.0, 2.0)  # the ratios at half and twice the unverified steering constant, too
+
+
+def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=None, proofread=None) -> dict:
     pred = (prob >= threshold) & fov
     ref = ref & fov
     ref_skel = skeletonize(ref)
@@ -565,13 +682,14 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
     breaks = find_breaks(pred, pred_graph, prob, params)
     truths = true_breaks(ref_skel, pred)
     matched_true, matched_found = match_breaks(breaks, truths)
+    queue = ProofreadQueue(prob, rgb, fov, threshold, proofread or ProofreadParams(topology=params))
     markers_other = find_fragments(pred, breaks, params) + find_spurs(pred_graph, params)
 
     centre = np.array(pred.shape, float) / 2
     out = {
         "pieces": len(pieces),
         "missed": sum(p.kind == "missed" for p in pieces),
-        "breaks": {
+        "breaks_markers_3px": {
             "true": len(truths),
             "found": len(breaks),
             "matched_true": matched_true,
@@ -588,18 +706,36 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
             "matched_found": f2,
         }
 
-    # Brush and eraser only.
-    g = Grader(centre.copy())
-    m = pred.copy()
-    for p in pieces:
-        brush_fix(g, m, p)
-    out["brush"] = summary(g, m, ref, fov)
+    outcome = proofread_queue(pred, queue, near(ref_skel), ref_near, centre)
+    m_skel_near = near(skeletonize(outcome.mask))
+    left = [p for p in pieces if not is_fixed(p, outcome.mask, m_skel_near)]
+    covered_by_queue = len(pieces) - len(left)
+    out["proposals"] = {
+        "shown": outcome.shown,
+        "accepted": outcome.accepted,
+        "pieces": len(pieces),
+        "pieces_fixed": covered_by_queue,
+    }
+    bt, bf = match_bridges(outcome.bridges, truths)
+    out["breaks"] = {"true": len(truths), "found": len(outcome.bridges), "matched_true": bt, "matched_found": bf}
+    left_graph = VesselGraph.from_mask(outcome.mask)
+    left = remap_segments(left, left_graph)
 
-    # With the vessel tools, under each reading of the tolerance; the grader uses the topology review on
-    # an image only where that saves time (its unused markers cost a key each to pass over).
-    cost = TraceCost.from_prediction(prob, rgb, threshold=threshold, fov=fov)
-    for reading, floor in READINGS.items():
-        tracing = Tracing(cost, floor)
+    cost = queue.trace_cost
+    tracing = Tracing(cost, ONE_PX, by_width=False)
+    base_b = STEER_B
+    out["steering"] = {}
+    for factor in STEER_FACTORS:
+        set_steer_b(base_b * factor)
+        row = {}
+        # Brush and eraser only.
+        g = Grader(centre.copy())
+        m = pred.copy()
+        for p in pieces:
+            g.decide()
+            brush_fix(g, m, p)
+        row["brush"] = (g, m)
+        # With the vessel tools; the grader uses the topology review on an image only where that saves time.
         runs_ = []
         for review in (False, True):
             graph = VesselGraph.from_mask(pred) if review else pred_graph  # the two runs share no graph
@@ -608,16 +744,40 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
                     pieces, pred, ref, fov, tracing, graph, ref_near, breaks, markers_other, centre, review
                 )
             )
-        g, m = min(runs_, key=lambda r: r[0].seconds)
-        key = "vessel_tools" if reading == "protocol" else f"vessel_tools_{reading}"
-        out[key] = summary(g, m, ref, fov)
+        row["vessel_tools"] = min(runs_, key=lambda r: r[0].seconds)
+        # Proofread, then the vessel tools (without the review: the queue replaced it) for what is left.
+        gq = outcome.grader
+        g = Grader(
+            gq.pos.copy(),
+            gq.seconds,
+            gq.strokes,
+            gq.clicks,
+            gq.keys,
+            methods=dict(gq.methods),
+            spent={k: list(v) for k, v in gq.spent.items()},
+        )
+        row["proofread"] = vessel_tools_run(
+            left, outcome.mask, ref, fov, tracing, left_graph, ref_near, [], [], centre, False, grader=g
+        )
+        if factor == 1.0:
+            for tool, (g, m) in row.items():
+                out[tool] = summary(g, m, ref, fov, ref_skel)
+        else:
+            out["steering"][str(factor)] = {tool: g.seconds for tool, (g, _) in row.items()}
+    set_steer_b(base_b)
     out["prediction"] = {"dice": Confusion.of(pred, ref, fov).dice, "cldice": cldice(pred, ref, fov)}
     return out
 
 
-def summary(g: Grader, m: np.ndarray, ref: np.ndarray, fov: np.ndarray) -> dict:
+def set_steer_b(b: float) -> None:
+    global STEER_B
+    STEER_B = b
+
+
+def summary(g: Grader, m: np.ndarray, ref: np.ndarray, fov: np.ndarray, ref_skel: np.ndarray) -> dict:
     c = Confusion.of(m, ref, fov)
     return {
+        "_centre_line": centre_line_quality(m, ref_skel, fov),
         "seconds": g.seconds,
         "interactions": g.interactions,
         "strokes": g.strokes,
@@ -710,61 +870,88 @@ def main() -> None:
     t0 = time.perf_counter()
     per_image = {}
     for name, rgb, ref, fov, prob, ref2 in load(args.data, args.limit, args.cache):
+        t_img = time.perf_counter()
         r = correct_image(rgb, ref, fov, prob, threshold, params, ref2)
         per_image[name] = r
-        b, v = r["brush"], r["vessel_tools"]
+        b, v, q, pr = r["brush"], r["vessel_tools"], r["proofread"], r["proposals"]
         print(
-            f"{name}: {r['pieces']} pieces; brush {b['seconds']:.0f} s {b['interactions']} int. "
-            f"clDice {b['cldice']:.3f}; vessel tools {v['seconds']:.0f} s {v['interactions']} int. "
-            f"clDice {v['cldice']:.3f} {v['methods']}; breaks {r['breaks']}",
+            f"{name}: {r['pieces']} pieces; brush {b['seconds']:.0f} s; vessel tools {v['seconds']:.0f} s; "
+            f"proofread {q['seconds']:.0f} s ({pr['accepted']} of {pr['shown']} proposals accepted, "
+            f"{pr['pieces_fixed']} pieces fixed); {time.perf_counter() - t_img:.1f} s",
             flush=True,
         )
-    result = {
-        "data": str(args.data),
-        "model": model,
-        "threshold": threshold,
-        "images": len(per_image),
-        "constants": {
-            "fitts_a": FITTS_A,
-            "fitts_b": FITTS_B,
-            "steer_a": STEER_A,
-            "steer_b": STEER_B,
-            "steer_b_verified": False,
-            "key": KEY,
-        },
-        "break_params": asdict(params),
-        "trace_tolerance": {
-            "vessel_tools": "protocol as written: max(W / 2, 0.5 px), Euclidean",
-            "vessel_tools_grid": "pixel grid read honestly: max(W / 2, 1 px), Euclidean",
-        },
-    }
-    for tool in ("brush", "vessel_tools", "vessel_tools_grid", "prediction"):
+    result = aggregate(per_image)
+    result.update(
+        {
+            "data": str(args.data),
+            "model": model,
+            "threshold": threshold,
+            "images": len(per_image),
+            "constants": {
+                "fitts_a": FITTS_A,
+                "fitts_b": FITTS_B,
+                "steer_a": STEER_A,
+                "steer_b": STEER_B,
+                "steer_b_verified": False,
+                "key": KEY,
+                "decide": DECIDE,
+                "fix_share": FIX_SHARE,
+                "tolerance_px": "1 (8-neighbours)",
+            },
+            "break_params": asdict(params),
+            "proofread_params": {k: v for k, v in asdict(ProofreadParams()).items() if k != "topology"},
+            "wall_seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time(),
+        }
+    )
+    report(result)
+    result["per_image"] = per_image
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, default=float))
+
+
+TOOLS = ("brush", "vessel_tools", "proofread")
+
+
+def aggregate(per_image: dict) -> dict:
+    """Totals over the images: seconds and interactions summed, Dice and the centre-line quality pooled,
+    clDice averaged; recall and precision of the breaks and the proposals."""
+    result: dict = {}
+    for tool in TOOLS:
         rows = [r[tool] for r in per_image.values()]
-        tot = {"dice": None, "cldice": float(np.mean([x["cldice"] for x in rows]))}
-        if tool != "prediction":
-            tp, fp, fn, _ = np.sum([x["_confusion"] for x in rows], axis=0)
-            tot["dice"] = float(2 * tp / max(2 * tp + fp + fn, 1))
-            for k in ("seconds", "interactions", "strokes", "clicks", "keys"):
-                tot[k] = float(np.sum([x[k] for x in rows])) if k == "seconds" else int(np.sum([x[k] for x in rows]))
-            methods: dict = {}
-            for x in rows:
-                for k2, n in x["methods"].items():
-                    methods[k2] = methods.get(k2, 0) + n
-            tot["methods"] = methods
-            spent: dict = {}
-            for x in rows:
-                for k2, (n, t) in x["spent"].items():
-                    row = spent.setdefault(k2, [0, 0.0])
-                    row[0] += n
-                    row[1] += t
-            tot["spent"] = {k2: [n, round(t, 1)] for k2, (n, t) in sorted(spent.items(), key=lambda kv: -kv[1][1])}
-        else:
-            tot["dice"] = float(np.mean([x["dice"] for x in rows]))
+        tp, fp, fn, _ = np.sum([x["_confusion"] for x in rows], axis=0)
+        ref_hit, ref_n, own_hit, own_n = np.sum([x["_centre_line"] for x in rows], axis=0)
+        tot = {
+            "seconds": float(np.sum([x["seconds"] for x in rows])),
+            "completeness": float(ref_hit / max(ref_n, 1)),
+            "correctness": float(own_hit / max(own_n, 1)),
+            "dice": float(2 * tp / max(2 * tp + fp + fn, 1)),
+            "cldice": float(np.mean([x["cldice"] for x in rows])),
+        }
+        for k in ("interactions", "strokes", "clicks", "keys"):
+            tot[k] = int(np.sum([x[k] for x in rows]))
+        methods: dict = {}
+        spent: dict = {}
+        for x in rows:
+            for k2, n in x["methods"].items():
+                methods[k2] = methods.get(k2, 0) + n
+            for k2, (n, t) in x["spent"].items():
+                row = spent.setdefault(k2, [0, 0.0])
+                row[0] += n
+                row[1] += t
+        tot["methods"] = methods
+        tot["spent"] = {k2: [n, round(t, 1)] for k2, (n, t) in sorted(spent.items(), key=lambda kv: -kv[1][1])}
         result[tool] = tot
     for r in per_image.values():
-        for tool in ("brush", "vessel_tools", "vessel_tools_grid"):
+        for tool in TOOLS:
             r[tool].pop("_confusion", None)
-    for key in ("breaks", "breaks_2nd_observer"):
+    rows = [r["prediction"] for r in per_image.values()]
+    result["prediction"] = {
+        "dice": float(np.mean([x["dice"] for x in rows])),
+        "cldice": float(np.mean([x["cldice"] for x in rows])),
+    }
+    for key in ("breaks", "breaks_markers_3px", "breaks_2nd_observer"):
         bt = [r[key] for r in per_image.values() if key in r]
         if not bt:
             continue
@@ -774,49 +961,53 @@ def main() -> None:
             "precision": sum(b["matched_found"] for b in bt) / max(n_found, 1),
             "true": n_true,
             "found": n_found,
-            "images": len(bt),
         }
-    result["time_ratio"] = result["vessel_tools"]["seconds"] / max(result["brush"]["seconds"], 1e-9)
-    result["time_ratio_grid"] = result["vessel_tools_grid"]["seconds"] / max(result["brush"]["seconds"], 1e-9)
-    result["per_image"] = per_image
-    result["cpu_seconds"] = time.process_time()
-    b, v, k = result["brush"], result["vessel_tools"], result["breaks"]
-    vg = result["vessel_tools_grid"]
-    print(f"\nTOTAL {len(per_image)} images ({time.perf_counter() - t0:.0f} s wall)")
-    print(f"  prediction      Dice {result['prediction']['dice']:.3f} clDice {result['prediction']['cldice']:.3f}")
-    print(
-        f"  brush+eraser    {b['seconds']:8.0f} s {b['interactions']:6d} interactions  Dice {b['dice']:.3f} "
-        f"clDice {b['cldice']:.3f}"
-    )
-    print(
-        f"  vessel tools    {v['seconds']:8.0f} s {v['interactions']:6d} interactions  Dice {v['dice']:.3f} "
-        f"clDice {v['cldice']:.3f}  {v['methods']}"
-    )
-    print(
-        f"  vessel tools, grid tolerance {vg['seconds']:5.0f} s {vg['interactions']:6d} interactions  "
-        f"Dice {vg['dice']:.3f} clDice {vg['cldice']:.3f}  {vg['methods']}"
-    )
-    for tool in ("brush", "vessel_tools", "vessel_tools_grid"):
+    pr = [r["proposals"] for r in per_image.values()]
+    shown, accepted = sum(x["shown"] for x in pr), sum(x["accepted"] for x in pr)
+    pieces, fixed = sum(x["pieces"] for x in pr), sum(x["pieces_fixed"] for x in pr)
+    result["proposals"] = {
+        "precision": accepted / max(shown, 1),  # accepted / shown
+        "recall": fixed / max(pieces, 1),  # share of the grader's pieces the accepted proposals fixed
+        "shown": shown,
+        "accepted": accepted,
+        "pieces": pieces,
+        "pieces_fixed": fixed,
+    }
+    brush = result["brush"]["seconds"]
+    result["time_ratio"] = {
+        "vessel_tools": result["vessel_tools"]["seconds"] / max(brush, 1e-9),
+        "proofread": result["proofread"]["seconds"] / max(brush, 1e-9),
+    }
+    for factor in STEER_FACTORS:
+        if factor == 1.0:
+            continue
+        secs = {t: sum(r["steering"][str(factor)][t] for r in per_image.values()) for t in TOOLS}
+        result["time_ratio"][f"steer_b_x{factor}"] = {
+            "vessel_tools": secs["vessel_tools"] / max(secs["brush"], 1e-9),
+            "proofread": secs["proofread"] / max(secs["brush"], 1e-9),
+        }
+    return result
+
+
+def report(result: dict) -> None:
+    print(f"\nTOTAL {result['images']} images ({result['wall_seconds']:.0f} s wall)")
+    p = result["prediction"]
+    print(f"  prediction      Dice {p['dice']:.3f} clDice {p['cldice']:.3f}")
+    for tool in TOOLS:
+        t = result[tool]
+        print(
+            f"  {tool:14s} {t['seconds']:8.0f} s {t['interactions']:6d} interactions  completeness "
+            f"{t['completeness']:.3f} correctness {t['correctness']:.3f} Dice {t['dice']:.3f} clDice {t['cldice']:.3f}"
+        )
+    for tool in TOOLS:
         print(f"  where the {tool} time goes:")
         for k2, (n, t) in result[tool]["spent"].items():
-            print(f"    {k2:32s} {n:6d} x  {t:8.1f} s")
-    print(
-        f"  time ratio {result['time_ratio']:.2f} as written, {result['time_ratio_grid']:.2f} with the grid "
-        "tolerance (target <= 0.5 at the same clDice or better)"
-    )
-    print(
-        f"  break finder recall {k['recall']:.2f} precision {k['precision']:.2f} "
-        f"({k['true']} true, {k['found']} found; target recall >= 0.8 at precision >= 0.5)"
-    )
-    if "breaks_2nd_observer" in result:
-        k2 = result["breaks_2nd_observer"]
-        print(
-            f"  against the second observer's masks: recall {k2['recall']:.2f} precision {k2['precision']:.2f} "
-            f"({k2['true']} true, {k2['images']} images)"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1, default=float))
+            print(f"    {k2:36s} {n:6d} x  {t:8.1f} s")
+    print(f"  time ratios (to the brush): {json.dumps(result['time_ratio'])}")
+    for key in ("breaks", "breaks_markers_3px", "breaks_2nd_observer", "proposals"):
+        if key in result:
+            k = result[key]
+            print(f"  {key}: recall {k['recall']:.3f} precision {k['precision']:.3f} {k}")
 
 
 if __name__ == "__main__":

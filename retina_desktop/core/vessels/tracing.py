@@ -40,9 +40,9 @@ from model_core.late_import import late_import
 
 from ..painting import BBox, clip_bbox, paint_segment
 
-# Where the prediction gives no width (a vessel the model missed), a 1-px vessel: 96 % of the missed pieces
-# on DRIVE's training photos (67 % on STARE's) are 1 px wide in the reference. A radius of 1 painted them
-# 3 px wide.
+# Where the prediction gives no width (a vessel the model missed) and there is no photo to measure one on,
+# a 1-px vessel: 96 % of the missed pieces on DRIVE's training photos (67 % on STARE's) are 1 px wide in
+# the reference. A radius of 1 painted them 3 px wide. With the photo, ``profile_radius`` measures it.
 DEFAULT_RADIUS = 0.5
 SNAP_FLOOR = 0.05  # the weakest ridge (probability or scaled vesselness) a click snaps onto
 
@@ -55,6 +55,7 @@ class TraceCost:
     distance: NDArray[np.float32]  # (H, W): distance to the edge of the predicted vessel (0 outside)
     probability: NDArray[np.float32] | None = None
     eps: float = 0.1  # cost = 1 / (eps + ridge)
+    green: NDArray[np.float32] | None = None  # the photo's green channel in [0, 1], for widths off the prediction
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -81,7 +82,8 @@ class TraceCost:
         if rgb is not None and vesselness_weight > 0:
             ridge = np.maximum(ridge, vesselness_weight * green_vesselness(rgb, fov))
         cost = 1.0 / (eps + ridge.astype(np.float64))
-        return cls(cost, distance, prob, eps)
+        green = None if rgb is None else np.asarray(rgb)[..., 1].astype(np.float32) / 255.0
+        return cls(cost, distance, prob, eps, green)
 
     # -- queries ---------------------------------------------------------------------------
     def route(self, p0: tuple[float, float], p1: tuple[float, float], margin: int | None = None) -> np.ndarray:
@@ -162,12 +164,16 @@ class TraceCost:
         """Half the predicted vessel's width along the path (the median over the points that lie in it).
 
         A vessel of odd width w has a distance of (w + 1) / 2 on its centre line, and a stroke of radius
-        w / 2 paints it; with fewer than a third of the points inside the prediction, ``default``.
+        w / 2 paints it. With fewer than a third of the points inside the prediction (the model saw no
+        vessel there), the width is measured across the path on the green channel (``profile_radius``),
+        or, without a photo, ``default``.
         """
         cells = _cells(points, self.shape)
         d = self.distance[cells[:, 0], cells[:, 1]]
         inside = d[d > 0]
         if inside.size < max(1, len(d) / 3):
+            if self.green is not None:
+                return profile_radius(self.green, points, default)
             return default
         return max(0.5, float(np.median(inside)) - 0.5)
 
@@ -354,6 +360,58 @@ class Tracer:
         self.anchors.clear()
         self._committed.clear()
         self._field = None
+
+
+# The width of a vessel the model missed, read off the green channel across the path: at every
+# PROFILE_STEP-th point, the profile along the normal (+-PROFILE_REACH px, 0.5-px samples, bilinear); the
+# vessel is the dark dip around the centre, its width the run of samples darker than halfway between the
+# dip's floor and the background (the median of the profile's outer thirds): the full width at half depth.
+# The median over the points is the width; a profile with no dip of PROFILE_MIN_DEPTH (in [0, 1] units of
+# green) gives none, and fewer than a third of the points with a dip give ``default``.
+PROFILE_REACH = 6.0
+PROFILE_STEP = 3
+PROFILE_MIN_DEPTH = 0.01
+
+
+def profile_radius(green: np.ndarray, points: np.ndarray, default: float = DEFAULT_RADIUS) -> float:
+    """Half the width of the dark vessel along ``points`` (x, y pixel centres) in ``green`` ([0, 1]), in
+    0.5-px steps: the full width at half depth of the profiles across the path (module comment above)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) < 3:
+        return default
+    smooth = smooth_path(pts, 5)
+    tangent = np.gradient(smooth, axis=0)
+    norm = np.hypot(tangent[:, 0], tangent[:, 1])
+    keep = np.arange(0, len(pts), PROFILE_STEP)
+    keep = keep[norm[keep] > 1e-6]
+    if keep.size == 0:
+        return default
+    t = tangent[keep] / norm[keep, None]
+    normal = np.stack([-t[:, 1], t[:, 0]], axis=1)  # (x, y)
+    offsets = np.arange(-PROFILE_REACH, PROFILE_REACH + 0.25, 0.5)
+    # Sample positions (k, m, 2) in x, y; pixel centres are at +0.5.
+    pos = pts[keep, None, :] + offsets[None, :, None] * normal[:, None, :] - 0.5
+    prof = ndi.map_coordinates(green, [pos[..., 1].ravel(), pos[..., 0].ravel()], order=1, mode="nearest")
+    prof = prof.reshape(len(keep), len(offsets))
+    third = len(offsets) // 3
+    background = np.median(np.concatenate([prof[:, :third], prof[:, -third:]], axis=1), axis=1)
+    centre = len(offsets) // 2
+    bottom = centre - 2 + np.argmin(prof[:, centre - 2 : centre + 3], axis=1)  # the dip within 1 px of the path
+    depth = background - prof[np.arange(len(keep)), bottom]
+    ok = depth >= PROFILE_MIN_DEPTH
+    if ok.sum() < max(1, len(keep) / 3):
+        return default
+    dark = prof[ok] <= (background[ok] - depth[ok] / 2)[:, None]
+    widths = []
+    for row, start in zip(dark, bottom[ok], strict=True):
+        lo = hi = int(start)
+        while lo > 0 and row[lo - 1]:
+            lo -= 1
+        while hi < len(row) - 1 and row[hi + 1]:
+            hi += 1
+        widths.append((hi - lo) * 0.5)  # the span between the first and the last dark sample
+    width = float(np.median(widths))
+    return max(0.5, round(width) / 2)
 
 
 def green_vesselness(
