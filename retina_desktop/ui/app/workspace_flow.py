@@ -104,7 +104,9 @@ class WorkspaceFlow:
     def open_demo_workspace(self) -> None:
         w, g = self.w, self.w.tasks.guard
         w.statusBar().showMessage("Preparing the demo workspace…")
-        worker = Worker(lambda ctx: ensure_demo_workspace(progress=ctx.progress), name="demo workspace")
+        worker = Worker(
+            lambda ctx: ensure_demo_workspace(progress=ctx.progress, separate_process=True), name="demo workspace"
+        )
         worker.progress.connect(g(lambda d, t, s: w.status_panel.show_progress("Creating demo images", d, t)))
         worker.returned.connect(g(lambda folder: (w.status_panel.hide_progress(), self.open_workspace(str(folder)))))
         worker.errored.connect(
