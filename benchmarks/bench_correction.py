@@ -7,7 +7,21 @@ the vessel tools (trace, segment delete, topology review)?
 DATA is a data set in the reference layout (``images/`` + ``masks/``, optional ``fov/``), e.g.
 ``../shared/data/drive/test``. Metrics are taken inside the FOV (the given one, else estimated).
 
-Protocol (fixed before measuring, from issue 15):
+Protocol (fixed before measuring). The same rules hold for every tool set, revised from the first protocol so that
+neither is asked for more than the other (road extraction grades thin structures with a buffer: Wiedemann et al.
+1998, completeness and correctness):
+
+* A fix counts when the corrected centre line lies within 1 px (the 8 neighbours) of the reference centre line
+  along 80 % of the piece; the brush may stray by the same 1 px, so its steering tunnel is the width + 2 px.
+* Every fix starts with a decision, KLM's M = 1.35 s (Card, Moran & Newell 1983), and so does every proposal or
+  marker looked at. A Proofread proposal costs its jump (a key), M and Enter or Backspace (a key); the queue is
+  recomputed after each accepted one, and what no proposal covers is fixed with the cheapest of the tools below.
+* Quality is the centre lines' completeness and correctness at 1 px, with Dice and clDice. The JSON has
+  ``brush``, ``vessel_tools`` and ``proofread`` (seconds, interactions, completeness, correctness, dice, cldice),
+  ``breaks`` and ``proposals`` (recall, precision), and the time ratios at half and twice the steering b.
+
+The rest of this note is the first protocol's detail, still used for the costs of each action. Where it speaks
+of half a vessel width and of a ``vessel_tools_grid`` reading, the 1-px rule above now holds.
 
 * The grader fixes, largest first, every *missed* piece of vessel (a run of reference centre line,
   within one skeleton segment of the reference, not covered by the prediction dilated by 1 px) with
