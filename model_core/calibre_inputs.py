@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .calibre import Calibre, Disc, empty_calibre, measure_calibre, method_name
+from .checks import require_same_size
 from .errors import RetinaInputError
 
 AUTO = "auto"
@@ -150,10 +151,5 @@ class CalibreInputs:
         if av_path is None:
             raise RetinaInputError(path, "has no A/V mask of the same name in --av")
         labels = read_av_mask(av_path)
-        if labels.shape != mask.shape:
-            raise RetinaInputError(
-                av_path,
-                f"A/V mask is {labels.shape[1]}x{labels.shape[0]}, its vessel mask {path.name} "
-                f"{mask.shape[1]}x{mask.shape[0]}",
-            )
+        require_same_size(av_path, "A/V mask", labels.shape, path.name, mask.shape)
         return labels

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from .checks import require_same_size
 from .errors import RetinaInputError
 
 if TYPE_CHECKING:  # the commands import what they use when they run: `--help` stays fast
@@ -892,12 +893,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
                 if fov_path is None:
                     raise RetinaInputError(path, f"has no FOV mask in {args.fov}")
                 fov = read_mask(fov_path)
-                if fov.shape != mask.shape:
-                    raise RetinaInputError(
-                        fov_path,
-                        f"FOV mask is {fov.shape[1]}x{fov.shape[0]}, its vessel mask "
-                        f"{path.name} {mask.shape[1]}x{mask.shape[0]}",
-                    )
+                require_same_size(fov_path, "FOV mask", fov.shape, path.name, mask.shape)
         except RetinaInputError as exc:
             _skip(f"{exc}; skipped")
             failed += 1
