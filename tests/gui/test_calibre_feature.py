@@ -118,6 +118,15 @@ def test_the_panel_shows_the_hand_computed_crae_and_crve_and_highlights_the_vess
     assert image.pixelColor(360, 150).alpha() < 255  # the arteriole beyond zone B: labelled, not used
 
 
+def test_with_an_assumed_disc_diameter_the_panel_shows_micrometres(qtbot, parts):
+    view, review, _canvas, _records = parts
+    review.workspace.set_setting("calibre_disc_um", 1800)  # 30 um per pixel for this 60-px disc
+    result = _turn_on(qtbot, view)
+    assert result.unit == "um" and result.calibre_method.endswith(";disc_um=1800")
+    assert result.crae == pytest.approx(30 * _knudtson_by_hand(ARTERIOLES, 0.88), rel=0.005)
+    assert view.panel.labels["crae"].text() == f"{result.crae:.1f} µm"
+
+
 def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, parts):
     view, _review, _canvas, records = parts
     _turn_on(qtbot, view)

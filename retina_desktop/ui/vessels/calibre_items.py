@@ -18,7 +18,7 @@ from model_core.calibre import ARTERY, UNCERTAIN, VEIN, ZONE_B, ZONE_C, Calibre,
 # pixel centres, so half a pixel separates the two.
 DISC_COLOUR = QColor(255, 236, 90)
 ZONE_COLOUR = QColor(255, 236, 90, 200)
-LABEL_COLOURS = {ARTERY: (255, 70, 70, 80), VEIN: (70, 120, 255, 80), UNCERTAIN: (70, 220, 90, 70)}
+LABEL_COLOURS = {ARTERY: (255, 90, 90, 130), VEIN: (90, 140, 255, 130), UNCERTAIN: (70, 220, 90, 110)}
 USED_COLOURS = {ARTERY: (255, 30, 30, 255), VEIN: (40, 110, 255, 255)}
 Z = 20  # above the mask overlay and the tools' highlights
 
@@ -91,7 +91,7 @@ class LabelsItem(QGraphicsPixmapItem):
     right clicks on the image: ``clicked(x, y, kind)``, left artery, right or Shift+left vein, Ctrl+left
     uncertain."""
 
-    def __init__(self, view: pg.ViewBox, clicked: Callable[[float, float, int], None]) -> None:
+    def __init__(self, view: pg.ViewBox, clicked: Callable[[float, float, int], object]) -> None:
         super().__init__()
         self._clicked = clicked
         self.setZValue(Z)

@@ -15,7 +15,15 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QWidget
 from model_core.calibre import Calibre, Disc
 
 from ...core.review.review_session import ReviewSession
-from ...core.vessels.calibre_review import KINDS, CalibreReview, Prepared, VesselGeometry, compute, prepare
+from ...core.vessels.calibre_review import (
+    KINDS,
+    CalibreReview,
+    Prepared,
+    VesselGeometry,
+    compute,
+    prepare,
+    scale_of,
+)
 from ...core.workspace.calibre_records import CalibreRecords
 from ..common.context import ActionRegistry
 from ..common.image_ready import ImageReadiness
@@ -236,7 +244,9 @@ class CalibreView(QObject):
             return
         self._compute_request += 1
         req, key, mask, labels, disc = self._compute_request, s.key, s.document.mask.copy(), c.labels, c.disc
-        w = Worker(lambda _ctx: compute(mask, labels, disc), name="calibre")
+        ws = self.review.workspace
+        um_per_px, disc_um = scale_of(ws.setting) if ws is not None else (None, None)
+        w = Worker(lambda _ctx: compute(mask, labels, disc, um_per_px, disc_um), name="calibre")
         w.returned.connect(self.tasks.guard(lambda r, q=req, k=key: self._show(q, k, r)))
         self.tasks.start(w, priority=0)
 
