@@ -100,7 +100,10 @@ class CalibreView(QObject):
         self.undo_action.setEnabled(False)
         image_ready.ready.connect(lambda _k: self._image_ready())
         review.image_closed.connect(self._forget)
+        # A saved mask, a new prediction or threshold: the same disc and labels on the new mask's geometry.
         review.saved.connect(lambda *_a: self._mask_changed())
+        review.prediction_shown.connect(lambda _k: self._mask_changed())
+        review.threshold_changed.connect(lambda _t: self._mask_changed())
         canvas.tool_changed.connect(lambda _tool: self.av_action.setChecked(False))
 
     # ----------------------------------------------------------------------- showing --
@@ -179,7 +182,7 @@ class CalibreView(QObject):
 
     def _mask_changed(self) -> None:
         if self.visible and self.calibre is not None:
-            self._prepare(fresh=False)  # the same disc and labels on the new mask's geometry
+            self._prepare(fresh=False)
 
     def _forget(self) -> None:
         self._read_request += 1
