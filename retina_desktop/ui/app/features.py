@@ -15,6 +15,7 @@ from ..compare.compare_mode import DICE_SORT, DICE_SORT_TIP, CompareController, 
 from ..finetune.finetune_panel import FinetuneController, Messages
 from ..prediction.prediction_view import PredictionView
 from ..review.history_panel import HistoryController
+from ..vessels.calibre_view import CalibreView
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.topology_panel import TopologyReview
@@ -38,6 +39,7 @@ class Features:
     measurements: VesselMeasureRunner
     summary: WorkspaceSummary
     list_dice: ImageListDice
+    calibre: CalibreView
 
 
 def build_features(window: MainWindow) -> Features:
@@ -64,9 +66,11 @@ def build_features(window: MainWindow) -> Features:
         lambda: window.save_current(auto=True),
         window,
     )
+    calibre = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
     layout = window.review_panel.layout()
     if isinstance(layout, QBoxLayout):
         layout.insertWidget(layout.count() - 1, measurements.panel)  # above the panel's closing stretch
+        layout.insertWidget(layout.count() - 1, calibre.panel)
     export_measurements = ctx.actions.add(
         "Export measurements…", measurements.export_dialog, tip="Vessel measurements of every saved mask, as CSV"
     )
@@ -81,7 +85,23 @@ def build_features(window: MainWindow) -> Features:
         list_dice.updated,
         window,
     )
-    return Features(finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice)
+    return Features(
+        finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice, calibre
+    )
+
+
+def _calibre(window: MainWindow) -> CalibreView:
+    """The calibre view with its actions in View (Shift+C, Ctrl+Alt+Z) and Edit (the A/V tool, A)."""
+    ctx = window.context
+    calibre = CalibreView(ctx.review, window.canvas, ctx.tasks, ctx.image_ready, ctx.actions, window)
+    calibre.status.connect(lambda text: ctx.show_status(text, 8000))
+    for title, items in (("&View", (calibre.view_action, calibre.undo_action)), ("&Edit", (calibre.av_action,))):
+        menu = _menu(window, title)
+        if menu is not None:
+            menu.addSeparator()
+            for a in items:
+                menu.addAction(a)
+    return calibre
 
 
 def _menu(window: MainWindow, title: str) -> QMenu | None:

@@ -1,0 +1,164 @@
+"""The calibre view built alone, from the parts MainWindow would hand it (no window): a synthetic photo with
+drawn vessels of known widths around a saved disc; the panel shows the hand-computed CRAE, dragging the disc
+recomputes, an A/V click labels the whole branch and one undo restores, the records are saved and reload."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+from model_core.calibre import ARTERY, VEIN, Disc
+from model_core.imageio import write_png_atomic
+from retina_desktop.core.model.tasks import load_image
+from retina_desktop.core.review.review_session import ReviewSession
+from retina_desktop.core.workspace import Workspace
+from retina_desktop.core.workspace.calibre_records import CalibreRecords
+from retina_desktop.ui.common.context import ActionRegistry
+from retina_desktop.ui.common.image_ready import ImageReadiness
+from retina_desktop.ui.common.workers import TaskRunner
+from retina_desktop.ui.review.canvas import ImageCanvas
+from retina_desktop.ui.vessels.calibre_view import CalibreView
+
+H = W = 400
+DISC = Disc(200.0, 200.0, 60.0)  # zone B: radii 60 to 90 px
+ROWS = (-50, -30, -10, 10, 30, 50)
+ARTERIOLES = (15, 13, 11, 9, 7, 5)  # bars right of the disc, joined at x = 380-384 into one tree
+VENULES = (17, 15, 13, 11, 9, 7)  # bars left of the disc, each its own vessel
+
+
+def _vessels() -> tuple[np.ndarray, np.ndarray]:
+    mask = np.zeros((H, W), bool)
+    av = np.zeros((H, W), np.uint8)
+    for dy, w in zip(ROWS, ARTERIOLES, strict=True):
+        y, half = 200 + dy, w // 2
+        mask[y - half : y + half + 1, 220:385] = True
+        av[y - half : y + half + 1, 220:385] = ARTERY
+    mask[150:251, 380:385] = True  # the trunk the arterioles branch from (beyond zone C)
+    av[150:251, 380:385] = ARTERY
+    for dy, w in zip(ROWS, VENULES, strict=True):
+        y, half = 200 + dy, w // 2
+        mask[y - half : y + half + 1, 0:181] = True
+        av[y - half : y + half + 1, 0:181] = VEIN
+    return mask, av
+
+
+def _knudtson_by_hand(widths, factor):
+    a = sorted((factor * math.hypot(widths[0], widths[5]), factor * math.hypot(widths[1], widths[4]),
+                factor * math.hypot(widths[2], widths[3])), reverse=True)  # fmt: skip
+    b = sorted((factor * math.hypot(a[0], a[2]), a[1]), reverse=True)
+    return factor * math.hypot(b[0], b[1])
+
+
+@pytest.fixture
+def parts(qtbot, tmp_path):
+    mask, av = _vessels()
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[...] = (190, 90, 40)
+    rgb[mask] = (120, 30, 20)
+    write_png_atomic(tmp_path / "photo.png", rgb)
+    ws = Workspace(tmp_path)
+    records = CalibreRecords(ws.meta_dir)
+    records.save_disc("photo", DISC)
+    records.save_labels("photo", av)
+    review = ReviewSession()
+    review.set_workspace(ws)
+    request, entry = review.begin_load("photo")
+    assert review.finish_load(request, load_image(None, ws, entry, "no model")) is not None
+    review.image.document.replace("vessels", mask)
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(500, 500)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(review.image.loaded.rgb)
+    canvas.set_document(review.image.document)
+    tasks = TaskRunner(owner)
+    view = CalibreView(review, canvas, tasks, ImageReadiness(owner), ActionRegistry(owner), owner)
+    yield view, review, canvas, records
+    tasks.shutdown()
+
+
+def _shift_click(widget, pos) -> None:
+    local, left, shift = QPointF(pos), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier
+    for kind, buttons in (
+        (QMouseEvent.Type.MouseButtonPress, left),
+        (QMouseEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
+    ):
+        QApplication.sendEvent(widget, QMouseEvent(kind, local, widget.mapToGlobal(local), left, buttons, shift))
+
+
+def _turn_on(qtbot, view):
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.image_ready.opened("photo", has_prediction=True)
+        view.view_action.setChecked(True)
+    return shown.args[1]
+
+
+def test_the_panel_shows_the_hand_computed_crae_and_crve_and_highlights_the_vessels_used(qtbot, parts):
+    view, _review, _canvas, _records = parts
+    result = _turn_on(qtbot, view)
+    assert result.n_arterioles == 6 and result.n_venules == 6 and result.reason == ""
+    crae, crve = _knudtson_by_hand(ARTERIOLES, 0.88), _knudtson_by_hand(VENULES, 0.95)
+    assert result.crae == pytest.approx(crae, rel=0.005) and result.crve == pytest.approx(crve, rel=0.005)
+    p = view.panel.labels
+    assert p["crae"].text() == f"{result.crae:.1f} px" and p["crve"].text() == f"{result.crve:.1f} px"
+    assert p["avr"].text() == f"{result.crae / result.crve:.3f}" and p["counts"].text() == "6 / 6"
+    assert view.disc_items.roi.isVisible() and view.disc_items.disc() == DISC
+    # The vessels used, solid red (arteries) and blue (veins) in zone B; faint outside it.
+    image = view.labels_item.pixmap().toImage()
+    assert image.pixelColor(275, 200 - 50).getRgb() == (255, 30, 30, 255)  # 75 px from the centre
+    assert image.pixelColor(125, 200 + 50).getRgb() == (40, 110, 255, 255)
+    assert image.pixelColor(360, 150).alpha() < 255  # the arteriole beyond zone B: labelled, not used
+
+
+def test_with_an_assumed_disc_diameter_the_panel_shows_micrometres(qtbot, parts):
+    view, review, _canvas, _records = parts
+    review.workspace.set_setting("calibre_disc_um", 1800)  # 30 um per pixel for this 60-px disc
+    result = _turn_on(qtbot, view)
+    assert result.unit == "um" and result.calibre_method.endswith(";disc_um=1800")
+    assert result.crae == pytest.approx(30 * _knudtson_by_hand(ARTERIOLES, 0.88), rel=0.005)
+    assert view.panel.labels["crae"].text() == f"{result.crae:.1f} µm"
+
+
+def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, parts):
+    view, _review, _canvas, records = parts
+    _turn_on(qtbot, view)
+    roi = view.disc_items.roi
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        roi.setPos((roi.pos()[0] - 120, roi.pos()[1]), finish=True)  # what a drag ends with
+    moved = shown.args[1]
+    assert view.calibre.disc == Disc(80.0, 200.0, 60.0) and records.load_disc("photo") == Disc(80.0, 200.0, 60.0)
+    assert moved.crae is None and moved.reason.startswith("0 arterioles in zone B, 6 needed")
+    assert view.panel.labels["crae"].text() == "–" and view.panel.reason.text() == moved.reason
+    assert [p.name for p in records.history("photo")] == ["disc-0001.json"]  # the drawn disc, kept
+
+
+def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_reload(qtbot, parts):
+    view, review, canvas, records = parts
+    _turn_on(qtbot, view)
+    view.av_action.setChecked(True)
+    p = canvas.image_to_widget(300.5, 170.5)  # on the second arteriole (row 170)
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        _shift_click(canvas.viewport(), p)  # Shift+click: vein
+    relabelled = shown.args[1]
+    mask = review.image.document.mask
+    right = np.zeros(mask.shape, bool)
+    right[:, 200:] = True
+    assert (view.calibre.labels[mask & right] == VEIN).all()  # all six branches and their trunk: veins now
+    assert relabelled.n_arterioles == 0 and relabelled.n_venules == 12 and relabelled.crae is None
+    assert view.panel.reason.text() == "0 arterioles in zone B, 6 needed"
+    assert (records.load_labels("photo", mask.shape)[mask & right] == VEIN).all()
+    assert not review.image.document.undo_count > 1  # the mask's own undo is untouched
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.undo_action.trigger()
+    assert shown.args[1].n_arterioles == 6 and (view.calibre.labels[mask & right] == ARTERY).all()
+    assert not view.undo_action.isEnabled()
+    assert (records.load_labels("photo", mask.shape)[mask & right] == ARTERY).all()
+    assert [p.name for p in records.history("photo")] == ["av-0001.png", "av-0002.png"]
