@@ -173,7 +173,8 @@ def test_finetune_end_to_end_gates_stores_and_rolls_back(ft_window, store, tiny_
     mdlg.close()
 
     # After activation the unreviewed image (the 5th) can be re-predicted with the model now active.
-    assert ctl.panel.repredict_button.isVisible()
+    statuses = {e.key: w.review.workspace.status(e.key) for e in w.review.workspace.entries}
+    assert ctl.panel.repredict_button.isVisible(), (ctl.panel.isVisible(), ctl.panel.repredict_button.text(), statuses)
     with qtbot.waitSignal(w.batch_finished, timeout=60000) as done:
         assert ctl.repredict_unreviewed() is not None
     assert done.args[0].label == "Re-predicting" and not done.args[0].failed
