@@ -79,7 +79,7 @@ class TrainConfig:
     beta: float = 0.3
     gamma: float = 0.75
     bce_weight: float = 0.5
-    cldice_weight: float = 0.0
+    cldice_weight: float = 0.0  # off: +0.122 against +0.113 on that reduced protocol, DRIVE -0.007 against -0.003
     patience: int = 12  # epochs without a better validation Dice before stopping
     seed: int = 0
     device: str | None = None
@@ -109,7 +109,10 @@ class TrainConfig:
     focus_share: float = 0.0
     # Weight in the Focal-Tversky and BCE terms of the pixels where the parent's mask and the correction disagree,
     # and of a margin around them (model_core.finetune.CORRECTION_MARGIN_PX), against 1 for the rest: the steps
-    # learn most from what the grader fixed. 1 turns it off; it needs ``train(weights=...)``.
+    # learn most from what the grader fixed. 1 turns it off; it needs ``train(weights=...)``. Off by default: on a
+    # reduced protocol (far-STARE, 10 epochs, 3 seeds) weight 4 raised the gain from +0.113 to +0.126 but pushed the
+    # drift on unreviewed photos past the gate's limit in 2 seeds and saved no grader time on the seed measured
+    # (docs/benchmarks.md, "Correction weight and soft-clDice"); the full protocol has not been run.
     correction_weight: float = 1.0
     # Weight-space interpolation after training (finetune(), not train()): the smallest α toward the child
     # that keeps this share of its best held-out gain; 0 keeps the child itself.
