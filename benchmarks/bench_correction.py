@@ -1,7 +1,7 @@
 """Simulated grader: how long does correcting the bundled model's predictions take, with and without
 the vessel tools (trace, segment delete, topology review)?
 
-    python benchmarks/bench_correction.py DATA --json OUT [--limit N] [--cache DIR]
+    python benchmarks/bench_correction.py DATA --json OUT [--limit N] [--cache DIR] [--weights CHECKPOINT]
     python benchmarks/bench_correction.py DATA --tune          # choose the break finder's parameters
 
 DATA is a data set in the reference layout (``images/`` + ``masks/``, optional ``fov/``), e.g.
@@ -805,13 +805,16 @@ def summary(g: Grader, m: np.ndarray, ref: np.ndarray, fov: np.ndarray, ref_skel
     }
 
 
-def load(data: Path, limit: int | None, cache: Path | None):
-    """(name, rgb, ref, fov, prob) per image, predicting with the bundled model (cached if asked)."""
+def load(data: Path, limit: int | None, cache: Path | None, weights: Path | None = None):
+    """(name, rgb, ref, fov, prob) per image, predicting with the bundled model or ``weights`` (cached if asked:
+    another model's maps go to a sub-folder of the cache named by its weights' hash)."""
     import torch
 
     from model_core.predictor import load_predictor
 
     torch.set_num_threads(1)
+    if cache is not None and weights is not None:
+        cache = cache / model_key(weights)
     predictor = None
     samples = discover(data)[:limit]
     for s in samples:
@@ -825,7 +828,7 @@ def load(data: Path, limit: int | None, cache: Path | None):
             prob = np.load(hit).astype(np.float32)
         else:
             if predictor is None:
-                predictor = load_predictor(device="cpu")
+                predictor = load_predictor(weights, device="cpu")
             prob = predictor.predict(rgb)
             if hit is not None:
                 hit.parent.mkdir(parents=True, exist_ok=True)
@@ -833,18 +836,26 @@ def load(data: Path, limit: int | None, cache: Path | None):
         yield s.name, rgb, ref.astype(bool), fov.astype(bool), prob, ref2
 
 
-def model_threshold() -> tuple[float, str]:
+def model_threshold(weights: Path | None = None) -> tuple[float, str]:
+    """The threshold the app predicts with (the one the checkpoint records) and the model's name, of the
+    bundled model or of ``weights``."""
     from model_core.checkpoint import load_checkpoint
     from model_core.resources import default_model_path
 
-    ck = load_checkpoint(default_model_path())
-    return float(ck.threshold), f"{ck.name} v{ck.version}"
+    ck = load_checkpoint(weights or default_model_path())
+    return float(ck.threshold), f"{ck.name} v{ck.version}" + (f" ({weights.name})" if weights else "")
 
 
-def tune(data: Path, limit: int | None, cache: Path | None, threshold: float) -> None:
+def model_key(weights: Path) -> str:
+    from model_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(weights).sha256[:16]
+
+
+def tune(data: Path, limit: int | None, cache: Path | None, threshold: float, weights: Path | None = None) -> None:
     """Recall and precision of the break finder over a grid of parameters on DATA."""
     images = []
-    for _name, _rgb, ref, fov, prob, _ in load(data, limit, cache):
+    for _name, _rgb, ref, fov, prob, _ in load(data, limit, cache, weights):
         pred = (prob >= threshold) & fov
         images.append((pred, prob, VesselGraph.from_mask(pred), true_breaks(skeletonize(ref & fov), pred)))
     grid = itertools.product([12.0, 15.0, 18.0, 22.0], [50.0, 65.0], [0.0, 0.05, 0.1])
@@ -873,17 +884,24 @@ def main() -> None:
         default=None,
         help=f"sensitivity check: the steering law's b in s (default {STEER_B}, unverified)",
     )
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="predict with this checkpoint (a fine-tuned version) at its own recorded threshold, as the app "
+        "does; default: the bundled model",
+    )
     args = ap.parse_args()
     if args.steer_b is not None:
         STEER_B = args.steer_b
-    threshold, model = model_threshold()
+    threshold, model = model_threshold(args.weights)
     if args.tune:
-        tune(args.data, args.limit, args.cache, threshold)
+        tune(args.data, args.limit, args.cache, threshold, args.weights)
         return
     params = TopologyParams()
     t0 = time.perf_counter()
     per_image = {}
-    for name, rgb, ref, fov, prob, ref2 in load(args.data, args.limit, args.cache):
+    for name, rgb, ref, fov, prob, ref2 in load(args.data, args.limit, args.cache, args.weights):
         t_img = time.perf_counter()
         r = correct_image(rgb, ref, fov, prob, threshold, params, ref2)
         per_image[name] = r
@@ -899,6 +917,7 @@ def main() -> None:
         {
             "data": str(args.data),
             "model": model,
+            "weights": str(args.weights) if args.weights else None,
             "threshold": threshold,
             "images": len(per_image),
             "constants": {

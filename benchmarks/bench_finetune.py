@@ -160,6 +160,9 @@ def run(args) -> dict:
     overrides.update(rehearsal_share=args.rehearsal_share if rehearse else 0.0, rehearsal_weight=args.rehearsal_weight)
     if args.focus_share is not None:
         overrides["focus_share"] = args.focus_share
+    for key in ("correction_weight", "cldice_weight"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
     overrides.update({k: v for k, v in (("patch_size", args.patch_size), ("batch_size", args.batch_size)) if v})
     if args.lr is not None:
         overrides["lr"] = args.lr
@@ -208,6 +211,8 @@ def run(args) -> dict:
         "wise_keep": args.wise_keep,
         "lr": cfg.lr,
         "focus_share": cfg.focus_share,
+        "correction_weight": cfg.correction_weight,
+        "cldice_weight": cfg.cldice_weight,
         "patch_size": cfg.patch_size,
         "batch_size": cfg.batch_size,
         "split_by": args.split,
@@ -254,6 +259,8 @@ def _variant(report: dict, shipped) -> str:
         report["rehearsal"]
         + ("" if report.get("split_by", "photos") == "photos" else f"+split-{report['split_by']}")
         + (f"+focus{report['focus_share']:g}" if report.get("focus_share") else "")
+        + (f"+cw{report['correction_weight']:g}" if report.get("correction_weight", 1.0) != 1.0 else "")
+        + (f"+cldice{report['cldice_weight']:g}" if report.get("cldice_weight") else "")
         + ("" if (batch, patch) == (shipped.batch_size, shipped.patch_size) else f"+{batch}x{patch}px")
         + (
             f"+{budget['minutes']:g}min"
@@ -334,6 +341,13 @@ def main() -> None:
         default=None,
         help="share of patches centred where the parent and the correction disagree",
     )
+    ap.add_argument(
+        "--correction-weight",
+        type=float,
+        default=None,
+        help="loss weight of the pixels the correction changed and a margin around them (1: off, the default)",
+    )
+    ap.add_argument("--cldice-weight", type=float, default=None, help="weight of the soft-clDice term (0: off)")
     ap.add_argument("--wise-keep", type=float, default=0.9, help="0: keep the fine-tuned weights themselves")
     ap.add_argument("--device", default=None)
     ap.add_argument("--images", type=int, default=5)

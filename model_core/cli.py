@@ -307,6 +307,7 @@ TRAINING_OPTIONS = (
     "rehearsal_share",
     "rehearsal_weight",
     "focus_share",
+    "correction_weight",
 )
 
 
@@ -623,6 +624,13 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
             metavar="S",
             help="share of the corrections' patches centred where the parent's mask and the "
             "correction disagree (default: 0, patches anywhere in the FOV)",
+        )
+        p.add_argument(
+            "--correction-weight",
+            type=_positive,
+            metavar="W",
+            help="weight in the loss of the pixels where the parent's mask and the correction disagree, and "
+            "of a 2-px margin around them, against 1 elsewhere; 1 weighs every pixel alike (default: 1)",
         )
     else:
         from .model import PRESETS

@@ -363,13 +363,17 @@ class PatchSampler:
         resample_range: tuple[float, float] = RESAMPLE_RANGE,
         focus: list[np.ndarray] | None = None,
         focus_p: float = 0.0,
+        weights: list[np.ndarray] | None = None,
     ):
         """``focus``: per image, a mask of pixels that ``focus_p`` of the patches are centred on (an image
-        with none inside its FOV draws from its whole FOV)."""
+        with none inside its FOV draws from its whole FOV). ``weights``: per image, a float map of each
+        pixel's weight in the loss, cut and augmented with the patch (``weighted_batch``)."""
         if not images:
             raise ValueError("no training images")
         if focus is not None and [f.shape for f in focus] != [im.fov.shape for im in images]:
             raise ValueError("one focus mask per image, of the image's size, is needed")
+        if weights is not None and [w.shape for w in weights] != [im.fov.shape for im in images]:
+            raise ValueError("one weight map per image, of the image's size, is needed")
         self.patch = patch_size
         self.resample_p = resample_p
         self.resample_range = resample_range
@@ -379,6 +383,7 @@ class PatchSampler:
         self.padded = []
         self.focus_p = focus_p if focus is not None else 0.0
         self.focus = []
+        self.weights = [pad_weights(w, half) for w in weights] if weights is not None else None
 
         def pad(a: np.ndarray) -> np.ndarray:
             return cv2.copyMakeBorder(a, half, half, half, half, cv2.BORDER_REFLECT_101)
@@ -393,7 +398,13 @@ class PatchSampler:
                 self.focus.append(np.argwhere((focus[i] > 0) & (im.fov > 0)))
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xs, ys, vs = [], [], []
+        """(patches, their vessel masks, their valid masks), each (n, 1, patch, patch) float32."""
+        x, y, v, _ = self.weighted_batch(batch_size)
+        return x, y, v
+
+    def weighted_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``batch`` plus the patches' weight maps (ones without ``weights``)."""
+        xs, ys, vs, ws = [], [], [], []
         for _ in range(batch_size):
             k = self.rng.integers(len(self.padded))
             x, y, v, centres = self.padded[k]
@@ -404,18 +415,25 @@ class PatchSampler:
             # (cy, cx) in unpadded coordinates is the patch centre; in padded ones it is the top-left.
             sl = np.s_[cy : cy + self.patch, cx : cx + self.patch]
             px, py, pv = x[sl], y[sl], v[sl]
+            pw = self.weights[k][sl] if self.weights is not None else None
             if self.aug is not None:
-                out = self.aug(image=px, masks=[py, pv])
-                px, (py, pv) = out["image"], out["masks"]
+                # The weight map goes with the masks only when there is one: the parameters drawn per call
+                # do not depend on how many masks there are, and runs without weights keep their stream.
+                out = self.aug(image=px, masks=[py, pv] if pw is None else [py, pv, pw])
+                px, py, pv = out["image"], out["masks"][0], out["masks"][1]
+                if pw is not None:
+                    pw = out["masks"][2]
             if self.resample_p and self.rng.random() < self.resample_p:
                 px = self._soften(px)
             xs.append(np.clip(px, 0, 1))
             ys.append(py)
             vs.append(pv)
+            ws.append(pw if pw is not None else np.ones(py.shape, np.float32))
         return (
             np.stack(xs)[:, None].astype(np.float32),
             np.stack(ys)[:, None].astype(np.float32),
             np.stack(vs)[:, None].astype(np.float32),
+            np.stack(ws)[:, None].astype(np.float32),
         )
 
     def _soften(self, px: np.ndarray) -> np.ndarray:
@@ -427,6 +445,11 @@ class PatchSampler:
         f = self.rng.uniform(*self.resample_range)
         small = cv2.resize(px, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def pad_weights(weights: np.ndarray, half: int) -> np.ndarray:
+    """A weight map padded as the sampler pads its image (mirrored), in float32."""
+    return cv2.copyMakeBorder(weights.astype(np.float32), half, half, half, half, cv2.BORDER_REFLECT_101)
 
 
 def prepare_all(

@@ -79,7 +79,7 @@ class TrainConfig:
     beta: float = 0.3
     gamma: float = 0.75
     bce_weight: float = 0.5
-    cldice_weight: float = 0.0
+    cldice_weight: float = 0.0  # off: +0.122 against +0.113 on that reduced protocol, DRIVE -0.007 against -0.003
     patience: int = 12  # epochs without a better validation Dice before stopping
     seed: int = 0
     device: str | None = None
@@ -107,6 +107,13 @@ class TrainConfig:
     # where the parent's mask and the correction disagree, so the steps go where the grader corrected. The
     # rest, and all of an image with no such pixel in its FOV, are centred anywhere in the FOV.
     focus_share: float = 0.0
+    # Weight in the Focal-Tversky and BCE terms of the pixels where the parent's mask and the correction disagree,
+    # and of a margin around them (model_core.finetune.CORRECTION_MARGIN_PX), against 1 for the rest: the steps
+    # learn most from what the grader fixed. 1 turns it off; it needs ``train(weights=...)``. Off by default: on a
+    # reduced protocol (far-STARE, 10 epochs, 3 seeds) weight 4 raised the gain from +0.113 to +0.126 but pushed the
+    # drift on unreviewed photos past the gate's limit in 2 seeds and saved no grader time on the seed measured
+    # (docs/benchmarks.md, "Correction weight and soft-clDice"); the full protocol has not been run.
+    correction_weight: float = 1.0
     # Weight-space interpolation after training (finetune(), not train()): the smallest α toward the child
     # that keeps this share of its best held-out gain; 0 keeps the child itself.
     wise_keep: float = 0.0
@@ -252,12 +259,17 @@ def train(
     metadata: dict[str, Any] | None = None,
     rehearsal: list[PreparedImage] | None = None,
     focus: list[np.ndarray] | None = None,
+    weights: list[np.ndarray] | None = None,
 ) -> TrainResult:
     """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
     (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0.
-    ``focus``: per training image, the pixels to centre ``cfg.focus_share`` of its patches on."""
+    ``focus``: per training image, the pixels to centre ``cfg.focus_share`` of its patches on.
+    ``weights``: per training image, each pixel's weight in the loss (``cfg.correction_weight`` made into maps,
+    model_core.finetune.correction_weights); None weighs every pixel alike."""
     if cfg.focus_share > 0 and focus is None:
         raise ValueError("focus_share needs focus maps (train(focus=...))")
+    if cfg.correction_weight != 1.0 and weights is None:
+        raise ValueError("correction_weight needs weight maps (train(weights=...))")
     t0 = time.monotonic()
     seed_everything(cfg.seed)
     device = select_device(cfg.device)
@@ -303,6 +315,7 @@ def train(
         resample_p=cfg.resample_p,
         focus=focus,
         focus_p=cfg.focus_share,
+        weights=weights,
     )
     n_rehearse = min(cfg.batch_size - 1, round(cfg.batch_size * cfg.rehearsal_share)) if rehearsal else 0
     rehearse = (
@@ -341,8 +354,9 @@ def train(
             if cancel is not None and cancel.cancelled:
                 reason = "cancelled"
                 break
-            x, y, v = (
-                torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.batch(cfg.batch_size - n_rehearse)
+            x, y, v, w = (
+                torch.from_numpy(a).to(device, non_blocking=True)
+                for a in sampler.weighted_batch(cfg.batch_size - n_rehearse)
             )
             if rehearse is not None:
                 xr, yr, vr = (torch.from_numpy(a).to(device, non_blocking=True) for a in rehearse.batch(n_rehearse))
@@ -350,7 +364,7 @@ def train(
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 logits = net(x)
             n = len(y)
-            loss = loss_fn(logits[:n].float(), y, v)
+            loss = loss_fn(logits[:n].float(), y, v, w if weights is not None else None)
             if rehearse is not None:
                 loss = loss + cfg.rehearsal_weight * soft_target_loss(logits[n:].float(), yr, vr)
             if anchor is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -53,6 +54,13 @@ WISE_KEEP = KEEP_GAIN
 # 3e-3 instead of 2e-3 did not raise the STARE gain (3 seeds: +0.039 / -0.010). The reports of the runs without
 # rehearsal, with one source and at 3e-3 are in git history (`git ls-tree --name-only b91a6eb docs/` lists them).
 REHEARSAL_SHARE = 0.25
+# Pixels around a correction weighted like the correction itself (cfg.correction_weight), at the network's scale.
+# Weighting only the changed pixels is one-sided: where the grader painted a missed vessel every changed pixel is
+# vessel, and a loss that sees those alone is lowered by painting vessel everywhere near them. Two pixels bring in
+# the background on both sides of a missed 1-2 px vessel (its edges, where a thickened prediction goes wrong) and
+# the boundary pixels of an erased false vessel, so the weighted pixels teach a vessel's width as well as its
+# presence; the network's input is a 540-px FOV, where thin vessels are 1-3 px wide.
+CORRECTION_MARGIN_PX = 2
 # Synthetic photos made for rehearsal (when cfg.rehearsal_share > 0) and, without unreviewed photos, for drift.
 SYNTHETIC_IMAGES = 6
 
@@ -193,8 +201,15 @@ def finetune(
         synthetic_rehearsal(parent, SYNTHETIC_IMAGES, cfg.seed, device) if cfg.rehearsal_share > 0 or not photos else []
     )
     rehearsal = [im.as_prepared() for im in photos + synthetic] if cfg.rehearsal_share > 0 else None
-    meta = {"name": parent.name, "parent": {"name": parent.name, "version": parent.version, "sha256": parent.sha256}}
-    focus = corrected_pixels(parent, train_imgs, device) if cfg.focus_share > 0 else None
+    parent_record = {"name": parent.name, "version": parent.version, "sha256": parent.sha256}
+    meta: dict[str, Any] = {"name": parent.name, "parent": parent_record}
+    weighted = cfg.correction_weight != 1.0
+    changed = corrected_pixels(parent, train_imgs, device) if cfg.focus_share > 0 or weighted else None
+    focus = changed if cfg.focus_share > 0 else None
+    weights = None
+    if changed is not None and weighted:
+        weights = correction_weights(changed, cfg.correction_weight)
+        meta["correction_weighting"] = correction_record(changed, train_imgs, cfg.correction_weight)
     result = train(
         train_imgs,
         val_imgs,
@@ -208,6 +223,7 @@ def finetune(
         metadata=meta,
         rehearsal=rehearsal,
         focus=focus,
+        weights=weights,
     )
     new_dice = result.best_val_dice
     alpha = 1.0
@@ -321,6 +337,35 @@ def corrected_pixels(parent: Checkpoint, images: list[PreparedImage], device: to
     parent gets wrong. Pixels outside the FOV are included; the sampler leaves them out."""
     net = network(parent, device=device)
     return [(probabilities(net, im.x, device) >= parent.threshold) != (im.vessels > 0) for im in images]
+
+
+def correction_weights(changed: list[np.ndarray], weight: float) -> list[np.ndarray]:
+    """Per image, each pixel's weight in the loss: ``weight`` on the changed pixels and within
+    ``CORRECTION_MARGIN_PX`` of them, 1 elsewhere."""
+    return [np.where(near_correction(c), np.float32(weight), np.float32(1.0)).astype(np.float32) for c in changed]
+
+
+def near_correction(changed: np.ndarray) -> np.ndarray:
+    """The changed pixels and those within ``CORRECTION_MARGIN_PX`` of them (a disc, at the network's scale)."""
+    if CORRECTION_MARGIN_PX <= 0 or not changed.any():
+        return changed.astype(bool)
+    side = 2 * CORRECTION_MARGIN_PX + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    return cv2.dilate(changed.astype(np.uint8), disc) > 0
+
+
+def correction_record(changed: list[np.ndarray], images: list[PreparedImage], weight: float) -> dict[str, Any]:
+    """What the version records about its correction weighting: the weight, the margin and how much of the
+    corrections' FOV it covered."""
+    fov = sum(int((im.fov > 0).sum()) for im in images)
+    near = sum(int((near_correction(c) & (im.fov > 0)).sum()) for c, im in zip(changed, images, strict=True))
+    return {
+        "weight": weight,
+        "margin_px": CORRECTION_MARGIN_PX,
+        "changed_share": sum(int((c & (im.fov > 0)).sum()) for c, im in zip(changed, images, strict=True))
+        / max(fov, 1),
+        "weighted_share": near / max(fov, 1),
+    }
 
 
 def _interpolate_child(

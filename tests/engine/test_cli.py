@@ -195,6 +195,8 @@ def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_p
             "0.5",
             "--focus-share",
             "0.5",
+            "--correction-weight",
+            "3",
         ]
     )
     b = load_checkpoint(tmp_path / "b.pt")
@@ -203,6 +205,7 @@ def test_finetune_reports_drift_on_unreviewed_photos_and_records_the_blend(tmp_p
     assert gate["evidence"]["drift"] == gate["drift"] and gate["evidence"]["photos"] == 1
     assert b.metadata["train_config"]["wise_keep"] == 0.5 and b.metadata["train_config"]["rehearsal_share"] == 0.25
     assert b.metadata["train_config"]["focus_share"] == 0.5
+    assert b.metadata["train_config"]["correction_weight"] == 3.0 and b.metadata["correction_weighting"]["weight"] == 3
     assert gate["drift_source"] == "unreviewed photos" and 0.0 <= gate["drift"] <= 1.0
     assert gate["wise_alpha"] == b.metadata["wise_alpha"]
     assert f"predictions on unreviewed photos change by {gate['drift']:.1%}" in capsys.readouterr().out
@@ -662,3 +665,12 @@ def test_a_float_image_with_a_nan_pixel_reads_without_warnings(tmp_path):
         warnings.simplefilter("error")
         rgb = read_image(tmp_path / "f.tif")
     assert rgb[3, 4, 0] == 0 and rgb[0, 0, 0] == 128
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "nan", "x"])
+def test_a_correction_weight_that_is_not_above_0_is_refused_before_any_work(tmp_path, capsys, value):
+    argv = ["finetune", str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), "--weights", str(tmp_path / "w.pt")]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--correction-weight", value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument --correction-weight: '{value}' is not a number above 0" in err

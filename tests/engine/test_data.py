@@ -246,3 +246,20 @@ def test_sampling_without_focus_draws_the_same_random_stream_as_before_focus_exi
     for kw in ({}, {"focus": [focus], "focus_p": 0.0}):
         x, _, _ = PatchSampler([im], 32, seed=3, augment=False, **kw).batch(6)
         assert np.array_equal(x[:, 0], np.stack(expected))
+
+
+def test_weight_maps_travel_with_their_patches_through_augmentation(synthetic_dataset):
+    imgs = [prepare(s, PreprocessConfig()) for s in discover(synthetic_dataset)[:2]]
+    # A weight that is 5 on vessels and 1 elsewhere: after flips, rotations and affine warps the patch's
+    # weights must still be 5 exactly where its vessel mask is.
+    weights = [np.where(im.vessels > 0, 5.0, 1.0).astype(np.float32) for im in imgs]
+    x, y, v, w = PatchSampler(imgs, 32, seed=2, weights=weights).weighted_batch(24)
+    assert w.shape == y.shape == x.shape and w.dtype == np.float32
+    assert np.array_equal(w, np.where(y > 0, 5.0, 1.0)) and (y > 0).any()
+    # The same draws as without weights: patches, masks and valid masks do not change.
+    x0, y0, v0 = PatchSampler(imgs, 32, seed=2).batch(24)
+    assert np.array_equal(x, x0) and np.array_equal(y, y0) and np.array_equal(v, v0)
+    # Without weights every pixel weighs 1.
+    assert (PatchSampler(imgs, 32, seed=2).weighted_batch(3)[3] == 1.0).all()
+    with pytest.raises(ValueError, match="one weight map per image"):
+        PatchSampler(imgs, 32, weights=weights[:1])

@@ -269,3 +269,59 @@ def test_finetune_with_focus_samples_where_the_parent_was_corrected(parent_and_d
     assert len(seen["focus"]) == len(expected)
     assert all(np.array_equal(f, e) for f, e in zip(seen["focus"], expected, strict=True))
     assert any((f & (im.fov > 0)).any() for f, im in zip(seen["focus"], seen["images"], strict=False))
+
+
+def test_correction_weights_cover_the_changed_pixels_and_a_margin_around_them():
+    from model_core.finetune import CORRECTION_MARGIN_PX, correction_weights
+
+    changed = np.zeros((21, 21), bool)
+    changed[10, 10] = True
+    (w,) = correction_weights([changed], 4.0)
+    assert w.dtype == np.float32 and set(np.unique(w)) == {1.0, 4.0}
+    m = CORRECTION_MARGIN_PX
+    # Up to the margin along a row and a column, and not beyond; a disc, so the far corners stay at 1.
+    assert (w[10, 10 - m : 10 + m + 1] == 4.0).all() and w[10, 10 - m - 1] == w[10, 10 + m + 1] == 1.0
+    assert (w[10 - m : 10 + m + 1, 10] == 4.0).all() and w[10 - m - 1, 10] == 1.0
+    assert w[10 - m, 10 - m] == 1.0
+    (none,) = correction_weights([np.zeros((5, 5), bool)], 4.0)
+    assert (none == 1.0).all()
+
+
+def test_finetune_weighs_the_corrected_pixels_in_the_loss_and_records_it(parent_and_data, monkeypatch):
+    import model_core.engine as engine
+    from model_core.data import prepare
+    from model_core.finetune import CORRECTION_MARGIN_PX, corrected_pixels, correction_weights
+
+    parent, corrections = parent_and_data
+    seen = {}
+    real = engine.PatchSampler
+
+    def spy(images, patch, **kw):
+        seen.setdefault("weights", kw.get("weights"))
+        return real(images, patch, **kw)
+
+    monkeypatch.setattr(engine, "PatchSampler", spy)
+    out = finetune(parent, corrections, _quick(correction_weight=3.0, rehearsal_share=0.0), store=None)
+    train_imgs = [prepare(s, parent.preprocess) for s in out.plan.train]
+    expected = correction_weights(corrected_pixels(parent, train_imgs, "cpu"), 3.0)
+    assert len(seen["weights"]) == len(expected)
+    assert all(np.array_equal(w, e) for w, e in zip(seen["weights"], expected, strict=True))
+    meta = out.result.checkpoint.metadata
+    assert meta["train_config"]["correction_weight"] == 3.0
+    record = meta["correction_weighting"]
+    assert record["weight"] == 3.0 and record["margin_px"] == CORRECTION_MARGIN_PX
+    assert 0 < record["changed_share"] < record["weighted_share"] <= 1
+    # Off (the default): no weight maps are made and nothing is recorded.
+    seen.clear()
+    off = finetune(parent, corrections, _quick(rehearsal_share=0.0), store=None)
+    assert seen["weights"] is None and "correction_weighting" not in off.result.checkpoint.metadata
+
+
+def test_train_refuses_a_correction_weight_without_weight_maps(parent_and_data):
+    from model_core.data import prepare
+    from model_core.engine import train
+
+    parent, corrections = parent_and_data
+    im = prepare(corrections[0], parent.preprocess)
+    with pytest.raises(ValueError, match="correction_weight needs weight maps"):
+        train([im], [im], parent.model_config, parent.preprocess, _quick(correction_weight=2.0), init=parent)

@@ -334,7 +334,11 @@ def _inject_fault(kind: str) -> str:
 
         class NanLoss(VesselLoss):
             def forward(
-                self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None
+                self,
+                logits: torch.Tensor,
+                target: torch.Tensor,
+                valid: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None,
             ) -> torch.Tensor:
                 return logits.float().mean() * float("nan")
 
