@@ -162,3 +162,19 @@ def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_re
     assert not view.undo_action.isEnabled()
     assert (records.load_labels("photo", mask.shape)[mask & right] == ARTERY).all()
     assert [p.name for p in records.history("photo")] == ["av-0001.png", "av-0002.png"]
+
+
+def test_a_brush_stroke_inside_the_disc_paints_and_leaves_the_disc_where_it_was(qtbot, parts):
+    from gui_helpers import stroke
+
+    view, review, canvas, records = parts
+    _turn_on(qtbot, view)
+    doc = review.image.document
+    canvas.set_tool("brush")
+    canvas.set_brush_radius(3)
+    steps = doc.undo_count
+    stroke(canvas, [(195, 195), (205, 205)])  # inside the 60-px disc centred at (200, 200)
+    assert doc.undo_count == steps + 1 and doc.mask[200, 200]
+    assert view.disc_items.disc() == DISC and records.load_disc("photo") == DISC
+    canvas.set_tool("navigate")  # with the pan tool the disc takes the press again
+    assert view.disc_items.roi.acceptedMouseButtons() == Qt.MouseButton.LeftButton

@@ -74,6 +74,14 @@ class DiscItems:
         for item in (self.roi, *self.rings):
             item.setVisible(on)
 
+    def set_editable(self, on: bool) -> None:
+        """Off while a painting tool is in use: a stroke that starts inside the disc paints, it does not drag it."""
+        buttons = Qt.MouseButton.LeftButton if on else Qt.MouseButton.NoButton
+        self.roi.translatable = on
+        for item in (self.roi, *(h["item"] for h in self.roi.handles)):
+            item.setAcceptedMouseButtons(buttons)
+            item.setAcceptHoverEvents(on)
+
     def _draw_rings(self) -> None:
         disc = self.disc()
         b_inner, b_outer = disc.zone_radii(ZONE_B)

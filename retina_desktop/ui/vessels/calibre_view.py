@@ -105,6 +105,9 @@ class CalibreView(QObject):
         review.prediction_shown.connect(lambda _k: self._mask_changed())
         review.threshold_changed.connect(lambda _t: self._mask_changed())
         canvas.tool_changed.connect(lambda _tool: self.av_action.setChecked(False))
+        # The disc is dragged with the pan tool (or the A/V tool); with a painting tool a press inside it paints.
+        canvas.tool_changed.connect(lambda tool: self.disc_items.set_editable(tool == "navigate"))
+        self.disc_items.set_editable(canvas.tool == "navigate")
 
     # ----------------------------------------------------------------------- showing --
     @property
