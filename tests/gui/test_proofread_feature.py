@@ -1,0 +1,108 @@
+"""Proofread mode built alone, from the parts MainWindow would hand it (no window): a photo whose mask has a
+5-px gap in a vessel the model saw faintly; P shows one bridge, drawn dashed and zoomed to; Enter closes the gap as
+one undo step; Backspace moves on and the rejected bridge does not come back when the queue is found again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from model_core.imageio import write_png_atomic
+from retina_desktop.core.model.tasks import load_image
+from retina_desktop.core.review.review_session import ReviewSession
+from retina_desktop.core.workspace import Workspace
+from retina_desktop.ui.common.context import ActionRegistry
+from retina_desktop.ui.common.image_ready import ImageReadiness
+from retina_desktop.ui.common.workers import TaskRunner
+from retina_desktop.ui.review.canvas import ImageCanvas
+from retina_desktop.ui.vessels.proofread_view import ProofreadView
+
+H, W = 60, 160
+GAP = (slice(28, 31), slice(78, 83))  # 5 px of the vessel missing from the mask
+
+
+@pytest.fixture
+def parts(qtbot, tmp_path):
+    mask = np.zeros((H, W), bool)
+    mask[28:31, 10:150] = True
+    mask[GAP] = False
+    prob = np.where(mask, 0.9, 0.02).astype(np.float32)
+    prob[29, 78:83] = 0.3  # the model saw the vessel there, below the threshold
+    rgb = np.full((H, W, 3), (190, 90, 40), np.uint8)  # no vessel to see in the photo: no candidates
+    write_png_atomic(tmp_path / "photo.png", rgb)
+    ws = Workspace(tmp_path)
+    review = ReviewSession()
+    review.set_workspace(ws)
+    request, entry = review.begin_load("photo")
+    assert review.finish_load(request, load_image(None, ws, entry, "no model")) is not None
+    review.image.probability = prob
+    review.threshold = 0.5
+    review.image.document.replace("vessels", mask)
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(500, 300)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(review.image.loaded.rgb)
+    canvas.set_document(review.image.document)
+    tasks = TaskRunner(owner)
+    statuses: list[str] = []
+    image_ready = ImageReadiness(owner)
+    view = ProofreadView(
+        review, canvas, tasks, image_ready, ActionRegistry(owner), lambda t, _ms: statuses.append(t),
+        lambda: True, canvas, owner,
+    )  # fmt: skip
+    image_ready.opened("photo", has_prediction=True)
+    image_ready.settle("photo")
+    yield view, review, canvas, statuses
+    tasks.shutdown()
+
+
+def _turn_on(qtbot, view):
+    with qtbot.waitSignal(view.computed, timeout=30000):
+        view.action.setChecked(True)
+
+
+def test_p_shows_one_bridge_drawn_dashed_and_zoomed_to(qtbot, parts):
+    view, _review, canvas, statuses = parts
+    _turn_on(qtbot, view)
+    p = view.current()
+    assert p is not None and p.kind == "bridge" and [q.kind for q in view.queue.proposals] == ["bridge"]
+    assert view.item.isVisible() and view.item.pen().style() == Qt.PenStyle.DashLine
+    box = view.item.path().boundingRect()
+    y0, y1, x0, x1 = view.current().bbox
+    assert (box.left(), box.right(), box.top(), box.bottom()) == (x0, x1, y0, y1)  # the pixels' edges
+    assert x0 <= 78 and x1 >= 83 and x1 - x0 < 20 and y1 - y0 < 10  # around the gap
+    (x0, x1), (y0, y1) = canvas.view.viewRange()
+    vy0, vy1, vx0, vx1 = p.view
+    assert x0 <= vx0 + 1 and x1 >= vx1 - 1 and y0 <= vy0 + 1 and y1 >= vy1 - 1  # the view box is in view
+    assert x1 - x0 < W  # zoomed in, not the whole image
+    assert view.label.text() == "1 of 1, 0 accepted" and statuses[-1].startswith("Proofread 1 of 1, 0 accepted")
+
+
+def test_enter_closes_the_gap_as_one_undo_step(qtbot, parts):
+    view, review, canvas, statuses = parts
+    _turn_on(qtbot, view)
+    doc = review.image.document
+    with qtbot.waitSignal(view.computed, timeout=30000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert doc.mask[GAP].all() and doc.mask[29, 10:150].all()
+    assert view.current() is None and view.label.text() == "1 of 1, 1 accepted"
+    assert not view.item.isVisible() and statuses[-1].endswith("no proposals left")
+    doc.undo()
+    assert not doc.mask[GAP].any()  # one undo restores the gap
+
+
+def test_backspace_moves_on_and_the_rejected_bridge_does_not_come_back(qtbot, parts):
+    view, review, canvas, _statuses = parts
+    _turn_on(qtbot, view)
+    qtbot.keyClick(canvas, Qt.Key.Key_Backspace)
+    assert view.current() is None and not review.image.document.mask[GAP].any()
+    view.action.setChecked(False)
+    _turn_on(qtbot, view)  # found again on the same mask
+    assert view.current() is None and view.queue.rejections[0]["kind"] == "bridge"
+    assert view.label.text() == "1 of 1, 0 accepted"
