@@ -17,6 +17,7 @@ from ..prediction.prediction_view import PredictionView
 from ..review.history_panel import HistoryController
 from ..vessels.calibre_view import CalibreView
 from ..vessels.measure_panel import VesselMeasureRunner
+from ..vessels.proofread_view import ProofreadView
 from ..vessels.summary_window import WorkspaceSummary
 from ..vessels.topology_panel import TopologyReview
 from ..vessels.vessel_tools import VesselTools
@@ -40,6 +41,7 @@ class Features:
     summary: WorkspaceSummary
     list_dice: ImageListDice
     calibre: CalibreView
+    proofread: ProofreadView
 
 
 def build_features(window: MainWindow) -> Features:
@@ -66,11 +68,13 @@ def build_features(window: MainWindow) -> Features:
         lambda: window.save_current(auto=True),
         window,
     )
+    proofread = _proofread(window)  # P: the queue of proposed fixes, Enter accepts, Backspace rejects
     calibre = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
     layout = window.review_panel.layout()
     if isinstance(layout, QBoxLayout):
         layout.insertWidget(layout.count() - 1, measurements.panel)  # above the panel's closing stretch
         layout.insertWidget(layout.count() - 1, calibre.panel)
+        layout.insertWidget(layout.count() - 1, proofread.label)
     export_measurements = ctx.actions.add(
         "Export measurements…", measurements.export_dialog, tip="Vessel measurements of every saved mask, as CSV"
     )
@@ -86,8 +90,29 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     return Features(
-        finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice, calibre
+        finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice, calibre, proofread
     )
+
+
+def _proofread(window: MainWindow) -> ProofreadView:
+    """Proofread mode (P, in Edit); it takes Enter and Backspace on the image while a proposal is shown."""
+    ctx = window.context
+    proofread = ProofreadView(
+        ctx.review,
+        window.canvas,
+        ctx.tasks,
+        ctx.image_ready,
+        ctx.actions,
+        ctx.show_status,
+        window.edit_tools.may_edit,  # an approved image asks before an accept changes it, as the brush does
+        window.canvas,
+        window,
+    )
+    menu = _menu(window, "&Edit")
+    if menu is not None:
+        menu.addSeparator()
+        menu.addAction(proofread.action)
+    return proofread
 
 
 def _calibre(window: MainWindow) -> CalibreView:

@@ -9,6 +9,7 @@ taken from the window's shortcuts (Enter also finishes a trace) only while a pro
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,11 +18,13 @@ from PySide6.QtGui import QColor, QKeyEvent, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QLabel, QWidget
 
 from ...core.review.review_session import ReviewSession
-from ...core.vessels.proofread import Proposal, ProofreadQueue
 from ..common.context import ActionRegistry
 from ..common.image_ready import ImageReadiness
 from ..common.workers import TaskRunner, Worker
 from .vessel_canvas import VesselCanvas
+
+if TYPE_CHECKING:  # the engine imports scipy, which the window does not load until the mode is used
+    from ...core.vessels.proofread import ProofreadQueue, Proposal
 
 COLOURS = {"bridge": QColor(80, 230, 255), "add": QColor(120, 255, 120), "remove": QColor(255, 110, 90)}
 Z = 21  # above the mask overlay and the calibre view's rings
@@ -119,6 +122,8 @@ class ProofreadView(QObject):
         if not self.on or s is None or s.probability is None or self.image_ready.ready_key != s.key:
             return
         if self.queue is None or self.queue_key != s.key:
+            from ...core.vessels.proofread import ProofreadQueue
+
             self.queue = ProofreadQueue(s.probability, s.loaded.rgb, s.loaded.fov, self.review.threshold)
             self.queue_key = s.key
         self._request += 1
