@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from model_core.imageio import write_png_atomic
@@ -106,3 +107,23 @@ def test_backspace_moves_on_and_the_rejected_bridge_does_not_come_back(qtbot, pa
     _turn_on(qtbot, view)  # found again on the same mask
     assert view.current() is None and view.queue.rejections[0]["kind"] == "bridge"
     assert view.label.text() == "1 of 1, 0 accepted"
+
+
+def test_enter_is_the_modes_while_a_proposal_is_shown_and_the_windows_shortcut_otherwise(qtbot, parts):
+    view, review, canvas, _statuses = parts
+    finished = []
+    finish_trace = QAction("Finish trace", canvas)  # the window's Enter (vessel tools), as MainWindow has it
+    finish_trace.setShortcuts([QKeySequence("Return"), QKeySequence("Enter")])
+    finish_trace.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    finish_trace.triggered.connect(lambda: finished.append(True))
+    canvas.addAction(finish_trace)
+    canvas.activateWindow()
+    target = canvas  # the picture itself has the focus (a pg GraphicsView)
+    qtbot.keyClick(target, Qt.Key.Key_Return)
+    assert finished == [True]  # Proofread off: Enter finishes a trace
+    _turn_on(qtbot, view)
+    with qtbot.waitSignal(view.computed, timeout=30000):
+        qtbot.keyClick(target, Qt.Key.Key_Return)
+    assert finished == [True] and review.image.document.mask[GAP].all()  # the proposal took it
+    qtbot.keyClick(target, Qt.Key.Key_Return)
+    assert finished == [True, True]  # no proposal left: Enter is the window's again
