@@ -107,6 +107,14 @@ def test_backspace_moves_on_and_the_rejected_bridge_does_not_come_back(qtbot, pa
     _turn_on(qtbot, view)  # found again on the same mask
     assert view.current() is None and view.queue.rejections[0]["kind"] == "bridge"
     assert view.label.text() == "1 of 1, 0 accepted"
+    logged = [r for r in review.workspace.log.rows("photo") if r["action"] == "proposal rejected"]
+    assert [(r["kind"], r["reason"]) for r in logged] == [("bridge", "break")]
+    # The image closed and opened again: the logged rejection is read back, the bridge stays rejected.
+    review.image_closed.emit()
+    assert view.queue is None
+    view.action.setChecked(False)
+    _turn_on(qtbot, view)
+    assert view.current() is None and view.queue.rejections[0]["kind"] == "bridge"
 
 
 def test_enter_is_the_modes_while_a_proposal_is_shown_and_the_windows_shortcut_otherwise(qtbot, parts):

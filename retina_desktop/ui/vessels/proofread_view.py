@@ -3,7 +3,8 @@ Enter (one undo step) or rejects it with Backspace (``core.vessels.proofread``; 
 
 Turned on, it finds the queue for the open image on a worker and shows the first proposal drawn in place, dashed,
 with the view moved to its neighbourhood. After an accept the queue is found again on a worker (the mask
-changed); a reject only moves on, and the rejected proposal stays rejected for that image. Enter and Backspace are
+changed); a reject only moves on, and the rejected proposal stays rejected for that image: it is written to the
+review log (action "proposal rejected") and read back when the image is proofread again. Enter and Backspace are
 taken from the window's shortcuts (Enter also finishes a trace) only while a proposal is on screen."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ COLOURS = {"bridge": QColor(80, 230, 255), "add": QColor(120, 255, 120), "remove
 Z = 21  # above the mask overlay and the calibre view's rings
 ACCEPT_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 REJECT_KEYS = (Qt.Key.Key_Backspace,)
+REJECTED = "proposal rejected"  # the review log's action for a rejection (``ProofreadQueue.rejections``)
 
 
 def outline(p: Proposal) -> QPainterPath:
@@ -126,6 +128,9 @@ class ProofreadView(QObject):
 
             self.queue = ProofreadQueue(s.probability, s.loaded.rgb, s.loaded.fov, self.review.threshold)
             self.queue_key = s.key
+            ws = self.review.workspace
+            if ws is not None:  # what the grader rejected on this image before stays rejected
+                self.queue.restore([r for r in ws.log.rows(s.key) if r.get("action") == REJECTED])
         self._request += 1
         req, key, queue, mask = self._request, s.key, self.queue, s.document.mask.copy()
         w = Worker(lambda _ctx: queue.compute(mask), name="proofread: proposals")
@@ -186,7 +191,10 @@ class ProofreadView(QObject):
         q, p = self.queue, self.current()
         if q is None or p is None:
             return False
-        q.reject(p)
+        record = q.reject(p)
+        ws, key = self.review.workspace, self.queue_key
+        if ws is not None and key is not None:  # training data for the ranking, evidence for the gate
+            ws.log.add(key, REJECTED, **record)
         self._show_current()
         return True
 
