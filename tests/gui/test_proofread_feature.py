@@ -94,8 +94,10 @@ def test_enter_closes_the_gap_as_one_undo_step(qtbot, parts):
     assert doc.mask[GAP].all() and doc.mask[29, 10:150].all()
     assert view.current() is None and view.label.text() == "1 of 1, 1 accepted"
     assert not view.item.isVisible() and statuses[-1].endswith("no proposals left")
-    doc.undo()
+    with qtbot.waitSignal(view.computed, timeout=30000):  # an edit finds the queue again
+        doc.undo()
     assert not doc.mask[GAP].any()  # one undo restores the gap
+    assert view.current() is not None and view.current().kind == "bridge"  # and the bridge is proposed again
 
 
 def test_backspace_moves_on_and_the_rejected_bridge_does_not_come_back(qtbot, parts):

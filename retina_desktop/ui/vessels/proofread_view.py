@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QLabel, QWidget
 
@@ -25,6 +25,7 @@ from ..common.workers import TaskRunner, Worker
 from .vessel_canvas import VesselCanvas
 
 if TYPE_CHECKING:  # the engine imports scipy, which the window does not load until the mode is used
+    from ...core.review.mask_document import MaskDocument
     from ...core.vessels.proofread import ProofreadQueue, Proposal
 
 COLOURS = {"bridge": QColor(80, 230, 255), "add": QColor(120, 255, 120), "remove": QColor(255, 110, 90)}
@@ -76,6 +77,10 @@ class ProofreadView(QObject):
         self.queue: ProofreadQueue | None = None
         self.queue_key: str | None = None
         self._request = 0  # only the newest computation is installed
+        self._document: MaskDocument | None = None  # the mask whose edits recompute the queue
+        # Any other edit (a brush stroke, an undo) finds the queue again once the grader pauses.
+        self.timer = QTimer(self, singleShot=True, interval=400)
+        self.timer.timeout.connect(self._compute)
         self.label = QLabel("")
         self.label.setObjectName("proofreadCounter")
         self.item = QGraphicsPathItem()
@@ -123,6 +128,11 @@ class ProofreadView(QObject):
         s = self.review.image
         if not self.on or s is None or s.probability is None or self.image_ready.ready_key != s.key:
             return
+        if self._document is not s.document:
+            if self._document is not None:
+                self._document.changed.disconnect(self._mask_edited)
+            self._document = s.document
+            s.document.changed.connect(self._mask_edited)
         if self.queue is None or self.queue_key != s.key:
             from ...core.vessels.proofread import ProofreadQueue
 
@@ -140,6 +150,10 @@ class ProofreadView(QObject):
         )
         self.tasks.start(w, priority=0)
 
+    def _mask_edited(self, _bbox: object) -> None:
+        if self.on:
+            self.timer.start()
+
     def _computed(self, request: int, key: str, found: list[Proposal]) -> None:
         s = self.review.image
         if request != self._request or s is None or s.key != key or self.queue is None or self.queue_key != key:
@@ -150,6 +164,7 @@ class ProofreadView(QObject):
 
     def _forget(self) -> None:
         self._request += 1
+        self.timer.stop()
         self.queue = self.queue_key = None
         self.item.setVisible(False)
         self.label.setText("")
@@ -184,6 +199,7 @@ class ProofreadView(QObject):
             return False
         edit = s.document.apply(f"Proofread: {p.kind}", lambda m: q.accept(p, m), tool="proofread")
         self._show_current()  # the next one at once; the recomputed queue replaces it
+        self.timer.stop()  # started by the edit: found again now instead
         self._compute()
         return edit is not None
 
