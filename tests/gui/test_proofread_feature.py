@@ -137,3 +137,11 @@ def test_enter_is_the_modes_while_a_proposal_is_shown_and_the_windows_shortcut_o
     assert finished == [True] and review.image.document.mask[GAP].all()  # the proposal took it
     qtbot.keyClick(target, Qt.Key.Key_Return)
     assert finished == [True, True]  # no proposal left: Enter is the window's again
+
+
+def test_without_a_prediction_it_says_so_and_proposes_nothing(qtbot, parts):
+    view, review, _canvas, statuses = parts
+    review.image.probability = None
+    view.action.setChecked(True)
+    assert view.queue is None and not view.item.isVisible()
+    assert statuses[-1] == "Proofread needs a prediction of this image (Ctrl+R predicts it)"

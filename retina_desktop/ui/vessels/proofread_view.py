@@ -126,7 +126,12 @@ class ProofreadView(QObject):
     # ------------------------------------------------------------------------ computing --
     def _compute(self) -> None:
         s = self.review.image
-        if not self.on or s is None or s.probability is None or self.image_ready.ready_key != s.key:
+        if not self.on or s is None or self.image_ready.ready_key != s.key:
+            return
+        if s.probability is None:  # the proposals are ranked by the model's probabilities
+            self.label.setText("")
+            self.item.setVisible(False)
+            self.show_status("Proofread needs a prediction of this image (Ctrl+R predicts it)", 8000)
             return
         if self._document is not s.document:
             if self._document is not None:
