@@ -169,6 +169,8 @@ def test_the_width_off_the_prediction_is_measured_on_the_green_channel(width):
 
 
 def test_the_view_box_is_three_times_the_piece_and_stays_inside_the_image():
-    assert view_box((100, 130, 200, 220), (1000, 1000)) == (70, 160, 165, 255)
+    assert view_box((100, 130, 200, 220), (1000, 1000), minimum=48) == (70, 160, 165, 255)
     y0, y1, x0, _ = view_box((0, 4, 0, 4), (1000, 1000))
-    assert (y0, x0) == (0, 0) and y1 - y0 == 48
+    assert (y0, x0) == (0, 0) and y1 - y0 == 167  # a speck-sized piece: a sixth of the photo, for context
+    y0, y1, _, _ = view_box((0, 4, 0, 4), (120, 120))
+    assert y1 - y0 == 48  # never under 48 px

@@ -61,9 +61,10 @@ BoolArray = NDArray[np.bool_]
 # A rejection covers the proposals of its kind whose centroid lies this close to the rejected one's: an edit
 # elsewhere moves a centroid by a pixel or so at most (the piece's own pixels do not change).
 REJECT_RADIUS = 3.0
-# The view shows the piece at about a third of its side, and never less than this many pixels: a 2-px gap
-# alone at 700 % zoom has no context.
+# The view shows the piece at about a third of its side, and never less than a sixth of the photo's shorter
+# side (nor 48 px): a 2-px gap alone at 1,200 % zoom, as first tried on the demo, has no context.
 MIN_VIEW = 48
+MIN_VIEW_SHARE = 1 / 6
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,12 @@ class Proposal:
         return self.bbox
 
 
-def view_box(bbox: BBox, shape: tuple[int, int], share: float = 1 / 3, minimum: int = MIN_VIEW) -> BBox:
+def view_box(bbox: BBox, shape: tuple[int, int], share: float = 1 / 3, minimum: int | None = None) -> BBox:
     """A square box around ``bbox`` whose side is 1 / ``share`` times the piece's longer side (at least
-    ``minimum``), moved inside the image where it fits."""
+    ``minimum``: by default a sixth of the photo's shorter side, and 48 px), moved inside the image where it fits."""
     y0, y1, x0, x1 = bbox
+    if minimum is None:
+        minimum = max(MIN_VIEW, round(min(shape) * MIN_VIEW_SHARE))
     side = int(min(max(minimum, np.ceil(max(y1 - y0, x1 - x0) / share)), max(shape)))
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     out = []
