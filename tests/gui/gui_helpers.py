@@ -111,3 +111,17 @@ class SafetyPrompter(RecordingPrompter):
 
     def choose_folder(self, title, start=""):
         return getattr(self, "folder", "")
+
+
+def shown_canvas(qtbot, review, size: tuple[int, int]):
+    """An image canvas of ``size`` (width, height), shown, with the review session's open image and mask on it."""
+    from retina_desktop.ui.review.canvas import ImageCanvas
+
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(*size)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(review.image.loaded.rgb)
+    canvas.set_document(review.image.document)
+    return canvas

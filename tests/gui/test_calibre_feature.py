@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from gui_helpers import shown_canvas
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
@@ -21,7 +22,6 @@ from retina_desktop.core.workspace.calibre_records import CalibreRecords
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
 from retina_desktop.ui.common.workers import TaskRunner
-from retina_desktop.ui.review.canvas import ImageCanvas
 from retina_desktop.ui.vessels.calibre_view import CalibreView
 
 H = W = 400
@@ -72,13 +72,7 @@ def parts(qtbot, tmp_path):
     review.image.document.replace("vessels", mask)
     owner = QWidget()
     qtbot.addWidget(owner)
-    canvas = ImageCanvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(500, 500)
-    canvas.show()
-    qtbot.waitExposed(canvas)
-    canvas.set_image(review.image.loaded.rgb)
-    canvas.set_document(review.image.document)
+    canvas = shown_canvas(qtbot, review, (500, 500))
     tasks = TaskRunner(owner)
     view = CalibreView(review, canvas, tasks, ImageReadiness(owner), ActionRegistry(owner), owner)
     yield view, review, canvas, records

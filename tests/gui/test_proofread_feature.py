@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gui_helpers import shown_canvas
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
@@ -17,7 +18,6 @@ from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
 from retina_desktop.ui.common.workers import TaskRunner
-from retina_desktop.ui.review.canvas import ImageCanvas
 from retina_desktop.ui.vessels.proofread_view import ProofreadView
 
 H, W = 60, 160
@@ -43,13 +43,7 @@ def parts(qtbot, tmp_path):
     review.image.document.replace("vessels", mask)
     owner = QWidget()
     qtbot.addWidget(owner)
-    canvas = ImageCanvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(500, 300)
-    canvas.show()
-    qtbot.waitExposed(canvas)
-    canvas.set_image(review.image.loaded.rgb)
-    canvas.set_document(review.image.document)
+    canvas = shown_canvas(qtbot, review, (500, 300))
     tasks = TaskRunner(owner)
     statuses: list[str] = []
     image_ready = ImageReadiness(owner)

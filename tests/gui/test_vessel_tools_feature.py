@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from gui_helpers import send_mouse
+from gui_helpers import send_mouse, shown_canvas
 from PySide6.QtWidgets import QWidget
 
 from model_core.imageio import write_png_atomic
@@ -17,7 +17,6 @@ from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
 from retina_desktop.ui.common.workers import TaskRunner
-from retina_desktop.ui.review.canvas import ImageCanvas
 from retina_desktop.ui.vessels.topology_panel import TopologyReview
 from retina_desktop.ui.vessels.vessel_tools import VesselTools
 
@@ -46,13 +45,7 @@ def parts(qtbot, tmp_path):
     assert review.finish_load(request, load_image(None, ws, entry, "no model")) is not None
     owner = QWidget()
     qtbot.addWidget(owner)
-    canvas = ImageCanvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(450, 480)
-    canvas.show()
-    qtbot.waitExposed(canvas)
-    canvas.set_image(review.image.loaded.rgb)
-    canvas.set_document(review.image.document)
+    canvas = shown_canvas(qtbot, review, (450, 480))
     tasks = TaskRunner(owner)
     yield review, canvas, tasks, ImageReadiness(owner), owner
     tasks.shutdown()
