@@ -58,12 +58,11 @@ def ensure_demo_workspace(
     missing = [i for i in range(count) if not demo_image_path(folder, i).is_file()]
     if separate_process and missing and not getattr(sys, "frozen", False):  # a frozen app has no -m to run
         _make_in_child(folder, missing, size, count, progress)
-    for i in range(count):
-        path = demo_image_path(folder, i)
+    still = [i for i in missing if not demo_image_path(folder, i).is_file()]  # what no child made
+    for done, i in enumerate(still, start=count - len(still)):
         if progress is not None:
-            progress(i, count, path.name)
-        if not path.is_file():
-            make_demo_image(folder, i, size)
+            progress(done, count, demo_image_path(folder, i).name)
+        make_demo_image(folder, i, size)
     write_workspace_info(folder / META_DIR_NAME, {"synthetic": True, "title": DEMO_TITLE})
     if progress is not None:
         progress(count, count, "done")

@@ -104,7 +104,7 @@ def _proofread(window: MainWindow) -> ProofreadView:
         ctx.image_ready,
         ctx.actions,
         ctx.show_status,
-        window.edit_tools.may_edit,  # an approved image asks before an accept changes it, as the brush does
+        window.approved_guard.may_edit,  # an approved image asks before an accept changes it, as the brush does
         window.canvas,
         window,
     )
@@ -157,7 +157,7 @@ def _vessel_tools(window: MainWindow, compare: CompareController) -> tuple[Vesse
         ctx.actions,
         ctx.show_status,
         lambda: tools.trace.cost,
-        window.edit_tools.may_edit,
+        window.approved_guard.may_edit,
         # The copy brush sets the canvas to "navigate" too; a marker under it must not take its clicks.
         lambda: canvas.tool == "navigate" and not compare.brush_item.isVisible(),
         window,
@@ -288,7 +288,7 @@ def build_compare(window: MainWindow) -> tuple[CompareController, ImageListDice]
         menu,
         ctx.show_message,
         ctx.show_status,
-        window.edit_tools.may_edit,  # an approved image asks before the copy brush changes it, as the brush does
+        window.approved_guard.may_edit,  # an approved image asks before the copy brush changes it, as the brush does
         reveal,
         window,
     )

@@ -88,20 +88,16 @@ class EditTools(QObject):
         self.canvas.set_mask_opacity(value / 100.0)
         self.settings.mask_opacity = value / 100.0
 
-    def may_edit(self) -> bool:
-        """True when the open mask may be changed (an approved image asks first)."""
-        return self.guard.may_edit()
-
     def undo(self) -> None:
-        if self.document is not None and self.document.can_undo and self.may_edit():
+        if self.document is not None and self.document.can_undo and self.guard.may_edit():
             self.document.undo()
 
     def redo(self) -> None:
-        if self.document is not None and self.document.can_redo and self.may_edit():
+        if self.document is not None and self.document.can_redo and self.guard.may_edit():
             self.document.redo()
 
     def fill_at(self, x: int, y: int) -> None:
-        if self.document is None or not self.may_edit():
+        if self.document is None or not self.guard.may_edit():
             return
         try:
             self.document.apply("Fill", lambda m: flood_fill(m, (x, y), guard=True), tool="fill")
@@ -122,7 +118,7 @@ class EditTools(QObject):
             )
 
     def remove_small(self) -> None:
-        if self.document is None or not self.may_edit():
+        if self.document is None or not self.guard.may_edit():
             return
         n = self.panel.min_piece_spin.value()
         self.settings.min_piece_pixels = n
