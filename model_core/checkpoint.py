@@ -75,7 +75,8 @@ def make_checkpoint(
     model: torch.nn.Module, preprocess: PreprocessConfig, metadata: dict[str, Any] | None = None
 ) -> Checkpoint:
     inner = unwrap(model)
-    state = {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
+    # Contiguous: a model run channels-last (model_core.model.to_fast_layout) saves the same file as one that is not.
+    state = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in inner.state_dict().items()}
     return Checkpoint(inner.config, preprocess, state, dict(metadata or {}), weights_sha256(state))
 
 

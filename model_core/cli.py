@@ -258,7 +258,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     predictor = _predictor(args)
     ckpt = predictor.checkpoint
-    samples = held_out(discover(args.data, split="train"), ckpt)
+    samples = held_out([s for folder in args.data for s in discover(folder, split="train")], ckpt)
     result = calibrate(
         predictor, samples, args.resize or [], progress=lambda it: _progress(it, desc="calibrate", unit="image")
     )
@@ -342,6 +342,13 @@ def _end_distributed() -> None:
     dist.destroy_process_group()
 
 
+def _epoch_line(r: EpochReport) -> str:
+    return (
+        f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
+        f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}"
+    )
+
+
 class _TrainingProgress:
     """tqdm bar plus one log line per epoch; silent on ranks other than 0."""
 
@@ -355,10 +362,7 @@ class _TrainingProgress:
         self.bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
 
     def on_epoch(self, r: EpochReport) -> None:
-        line = (
-            f"epoch {r.epoch}/{r.epochs} loss {r.train_loss:.4f} val_dice {r.val_dice:.4f} "
-            f"val_auc {r.val_auc:.4f} best {r.best_dice:.4f} {r.elapsed_s:.0f}s{' *' if r.improved else ''}"
-        )
+        line = _epoch_line(r)
         self.lines.append(line)
         if not self.quiet:
             self.bar.write(line, file=sys.stderr)
@@ -373,12 +377,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .engine import rank, train
     from .model import ModelConfig
     from .preprocess import PreprocessConfig
+    from .training_state import state_path_for
 
     distributed = _setup_distributed()
     try:
         cfg = _train_config(args)
-        samples = discover(args.data, split="train")
-        train_s, val_s = _split_train_val(samples, args.val_fraction, cfg.seed)
+        train_s, val_s = [], []
+        for folder in args.data:
+            # Each data set holds out its own share, so every camera is validated on.
+            t, v = _split_train_val(discover(folder, split="train"), args.val_fraction, cfg.seed)
+            train_s += t
+            val_s += v
         init = None
         if args.init:
             # Continue from earlier weights (a second training stage): their architecture and preprocessing win.
@@ -394,10 +403,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             train_imgs += prepare_all(train_s, preprocess, resample=f)
         for f in args.val_resample or []:
             val_imgs += prepare_all(val_s, preprocess, resample=f)
+        for k in range(args.camera_renderings):
+            train_imgs += prepare_all(train_s, preprocess, camera=cfg.seed * 1000 + k)
+        if args.camera_renderings:
+            # Held-out renderings use seeds no training rendering has.
+            val_imgs += prepare_all(val_s, preprocess, camera=cfg.seed * 1000 + 999)
         quiet = rank() != 0
         if not quiet:
             print(
-                f"{len(train_imgs)} training and {len(val_imgs)} validation images from {args.data}; "
+                f"{len(train_imgs)} training and {len(val_imgs)} validation images from {', '.join(args.data)}; "
                 f"validation: {', '.join(s.name for s in val_s) or 'none'}",
                 file=sys.stderr,
             )
@@ -405,7 +419,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         meta = {
             "name": args.name,
             "version": args.version or "1",
-            "data": str(args.data),
+            "data": str(args.data[0]) if len(args.data) == 1 else [str(d) for d in args.data],
+            "camera_renderings": args.camera_renderings,
             "train_images": [s.name for s in train_s],
             "val_images": [s.name for s in val_s],
             "train_resample": args.train_resample or [],
@@ -421,6 +436,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "epochs_run": init.metadata.get("epochs_run"),
                 "log": init.metadata.get("log"),
             }
+        state_path = state_path_for(args.out)
+        if args.resume and not quiet:
+            print(f"resuming from {state_path}", file=sys.stderr)
         result = train(
             train_imgs,
             val_imgs,
@@ -431,12 +449,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_epoch=progress.on_epoch,
             on_step=progress.on_step,
             metadata=meta,
+            state_path=state_path,
+            resume=args.resume,
         )
         progress.close()
+        if result.history:
+            # The log covers the epochs before an interruption too.
+            progress.lines = [_epoch_line(r) for r in result.history]
         if not quiet:
             result.checkpoint.metadata["threshold"] = args.threshold if args.threshold is not None else result.threshold
             result.checkpoint.metadata["log"] = progress.lines
             save_checkpoint(args.out, result.checkpoint)
+            state_path.unlink(missing_ok=True)  # the run is done: nothing is left to resume
             print(
                 f"{result.stop_reason}; best validation Dice {result.best_val_dice:.4f} at epoch "
                 f"{result.best_epoch} (threshold {result.checkpoint.metadata['threshold']:.2f}); "
@@ -561,7 +585,15 @@ _fov_px = _number_in(lambda d: d == 0 or 8 <= d <= 20000, "0 (off) or a diameter
 
 
 def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
-    p.add_argument("data", help="data-set folder (images/ + masks/, or with train/; or photos + ground_truth/)")
+    if finetune:
+        p.add_argument("data", help="data-set folder (images/ + masks/, or with train/; or photos + ground_truth/)")
+    else:
+        p.add_argument(
+            "data",
+            nargs="+",
+            help="data-set folders (images/ + masks/, or with train/; or photos + ground_truth/); each gives "
+            "its own share of held-out photos",
+        )
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--epochs", type=_count)
@@ -664,12 +696,27 @@ def _add_training_options(p: argparse.ArgumentParser, finetune: bool) -> None:
             help="also validate on the held-out images resized to F of their size (repeatable)",
         )
         p.add_argument(
+            "--camera-renderings",
+            type=_whole_non_negative,
+            default=0,
+            metavar="N",
+            help="also train on N renderings of each training photo as other cameras would take it (colour, "
+            "gamma, contrast, illumination, blur, noise, JPEG, stored size, framing; model_core.camera), and "
+            "validate on one of each held-out photo (default: 0)",
+        )
+        p.add_argument(
             "--select-at-best-threshold",
             action="store_true",
             default=None,
             help="pick the best epoch by validation Dice at its best threshold, not at 0.5",
         )
 
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="carry on an interrupted run from the state it saved after its last epoch (OUT.state); "
+            "give the same command otherwise",
+        )
         p.add_argument("--preset", default="base", choices=list(PRESETS))
         p.add_argument(
             "--fov-diameter", type=_fov_px, default=540.0, help="FOV diameter images are rescaled to (0: off)"
@@ -706,7 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("calibrate", help="choose a checkpoint's threshold on its held-out training photos")
-    p.add_argument("data", help="the data set it was trained on (its train/ split holds the held-out photos)")
+    p.add_argument(
+        "data", nargs="+", help="the data sets it was trained on (their train/ splits hold the held-out photos)"
+    )
     p.add_argument("--weights", required=True, help="checkpoint to calibrate")
     p.add_argument("--out", required=True, help="checkpoint file to write (same weights, new threshold)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -16,7 +16,9 @@ goes with 1st_manual/21_manual1.gif); field-of-view masks may carry ``_mask`` (D
 from __future__ import annotations
 
 import os
+import random
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,15 +304,27 @@ def render_resized(rgb: np.ndarray, vessels: np.ndarray, size: tuple[int, int]) 
     return small, mask
 
 
-def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = None) -> PreparedImage:
+def prepare(
+    sample: Sample, config: PreprocessConfig, resample: float | None = None, camera: int | None = None
+) -> PreparedImage:
     """The sample as the network sees it.
 
     ``resample`` < 1 first renders the photo and its mask as if saved at that fraction of their size
     (area-averaged image; mask resized linearly and cut at half, as public resized data sets do), so
     validation also measures photos that arrive smaller than the model's working scale.
+
+    ``camera`` (a seed) renders the photo as another camera would take it first (``model_core.camera``); the
+    same seed and photo give the same rendering.
     """
     rgb, vessels, fov, _ = load_sample(sample)
     name = sample.name
+    jitter = 1.0
+    if camera is not None:
+        from .camera import simulate_camera
+
+        rng = np.random.default_rng([camera, zlib.crc32(name.encode())])
+        rgb, vessels, fov, jitter = simulate_camera(rgb, vessels, fov, rng)
+        name = f"{name}~camera{camera}"
     if resample is not None and resample != 1.0:
         h, w = vessels.shape
         size = (max(8, round(w * resample)), max(8, round(h * resample)))
@@ -318,7 +332,7 @@ def prepare(sample: Sample, config: PreprocessConfig, resample: float | None = N
         fov = cv2.resize(fov.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         name = f"{name}@{resample:g}"
     # The scale is always measured on the estimated FOV, as at prediction time, so train and predict agree.
-    s = scale_factor(estimate_fov(rgb), config)
+    s = scale_factor(estimate_fov(rgb), config) * jitter
     rgb = resize_to_scale(rgb, s)
     v = resize_to_scale(vessels.astype(np.float32), s, cv2.INTER_LINEAR) >= 0.5
     f = resize_to_scale(fov.astype(np.uint8), s, cv2.INTER_NEAREST)
@@ -397,6 +411,15 @@ class PatchSampler:
             if focus is not None and self.focus_p:
                 self.focus.append(np.argwhere((focus[i] > 0) & (im.fov > 0)))
 
+    def generators(self) -> list[np.random.Generator | random.Random]:
+        """Every random generator the batches draw from (its own, the augmentation's and each transform's), in a
+        fixed order, so a resumed run can carry their states on (``model_core.training_state``)."""
+        gens: list[np.random.Generator | random.Random] = [self.rng]
+        if self.aug is not None:
+            for t in [self.aug, *self.aug.transforms]:
+                gens += [t.random_generator, t.py_random]
+        return gens
+
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(patches, their vessel masks, their valid masks), each (n, 1, patch, patch) float32."""
         x, y, v, _ = self.weighted_batch(batch_size)
@@ -457,11 +480,12 @@ def prepare_all(
     config: PreprocessConfig,
     on_error: Callable[[ImageReadError | DatasetError], None] | None = None,
     resample: float | None = None,
+    camera: int | None = None,
 ) -> list[PreparedImage]:
     out = []
     for s in samples:
         try:
-            out.append(prepare(s, config, resample))
+            out.append(prepare(s, config, resample, camera))
         except (ImageReadError, DatasetError) as exc:
             if on_error is None:
                 raise

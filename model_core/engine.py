@@ -20,13 +20,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import Checkpoint, make_checkpoint
+from .checkpoint import Checkpoint, make_checkpoint, weights_sha256
 from .data import PatchSampler, PreparedImage
 from .device import describe_device, select_device
 from .losses import VesselLoss
 from .metrics import THRESHOLD_GRID, Confusion, RocHistogram
-from .model import ModelConfig, build_model, pad_to_multiple, unwrap
+from .model import ModelConfig, build_model, pad_to_multiple, to_fast_layout, unwrap
 from .preprocess import PreprocessConfig
+from .training_state import (
+    TrainingState,
+    TrainingStateError,
+    generator_states,
+    load_state,
+    restore_generators,
+    save_state,
+)
 
 # VesselLoss is re-exported: the loss this module builds, which the app's fine-tune fault hook replaces.
 __all__ = [
@@ -246,6 +254,28 @@ def _param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, An
     return [{"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale}, {"params": rest, "lr": cfg.lr}]
 
 
+def _run_fingerprint(
+    cfg: TrainConfig,
+    model_config: ModelConfig,
+    train_images: list[PreparedImage],
+    val_images: list[PreparedImage],
+    rehearsal: list[PreparedImage] | None,
+) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one: its settings (the device aside) and its images."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+
+    def images(ims: list[PreparedImage] | None) -> list[list[Any]]:
+        return [[im.name, *im.x.shape] for im in ims or []]
+
+    return {
+        "settings": settings,
+        "widths": list(model_config.widths),
+        "train": images(train_images),
+        "val": images(val_images),
+        "rehearsal": images(rehearsal),
+    }
+
+
 def train(
     train_images: list[PreparedImage],
     val_images: list[PreparedImage],
@@ -260,16 +290,26 @@ def train(
     rehearsal: list[PreparedImage] | None = None,
     focus: list[np.ndarray] | None = None,
     weights: list[np.ndarray] | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """``rehearsal``: images whose ``vessels`` hold soft targets and ``fov`` the pixels to teach
     (model_core.forgetting.RehearsalImage.as_prepared); used when ``cfg.rehearsal_share`` > 0.
     ``focus``: per training image, the pixels to centre ``cfg.focus_share`` of its patches on.
     ``weights``: per training image, each pixel's weight in the loss (``cfg.correction_weight`` made into maps,
-    model_core.finetune.correction_weights); None weighs every pixel alike."""
+    model_core.finetune.correction_weights); None weighs every pixel alike.
+    ``state_path``: where the run's state is written after every epoch (``model_core.training_state``);
+    ``resume``: carry on from the state there instead of starting afresh (the settings and images must match)."""
     if cfg.focus_share > 0 and focus is None:
         raise ValueError("focus_share needs focus maps (train(focus=...))")
     if cfg.correction_weight != 1.0 and weights is None:
         raise ValueError("correction_weight needs weight maps (train(weights=...))")
+    if resume and state_path is None:
+        raise ValueError("resume needs the state_path to resume from")
+    if resume and is_distributed():
+        # The state holds rank 0's random generators only: every rank would draw rank 0's patches.
+        raise TrainingStateError(state_path, "a torchrun run cannot be resumed yet; resume it in one process")
+    saved = load_state(state_path) if resume and state_path is not None else None
     t0 = time.monotonic()
     seed_everything(cfg.seed)
     device = select_device(cfg.device)
@@ -280,7 +320,7 @@ def train(
     if init is not None:
         model.load_state_dict(init.state_dict)
         model_config = init.model_config
-    model.to(device)
+    to_fast_layout(model.to(device))
     anchor = [p.detach().clone() for p in model.parameters()] if cfg.l2sp_weight else None
     net = torch.nn.parallel.DistributedDataParallel(model) if is_distributed() else model
     ema = None
@@ -332,7 +372,7 @@ def train(
     }
     best = make_checkpoint(model, preprocess, base_meta)
     init_dice, best_th = float("nan"), 0.5
-    if init is not None and val_images:
+    if init is not None and val_images and saved is None:
         at_half, _, best_th, at_best = _validate_everywhere(net, val_images, device)
         init_dice = at_best if cfg.select_at_best_threshold else at_half
     # The best *trained* weights are returned even when the parent scored higher: the caller gates on
@@ -341,7 +381,65 @@ def train(
     result = TrainResult(best, initial_val_dice=init_dice, threshold=best_th)
     best_epoch, stale, reason = 0, 0, "completed"
     epoch_times: list[float] = []
-    for epoch in range(1, cfg.epochs + 1):
+    fingerprint = _run_fingerprint(cfg, model_config, train_images, val_images, rehearsal)
+    start_epoch = 1
+    if saved is not None:
+        if saved.fingerprint != fingerprint:
+            raise TrainingStateError(
+                state_path, "was saved by another run (its settings or images differ); start afresh without --resume"
+            )
+        model.load_state_dict(saved.model)
+        opt.load_state_dict(saved.optimizer)
+        sched.load_state_dict(saved.scheduler)
+        scaler.load_state_dict(saved.scaler)
+        if ema is not None and saved.ema is not None:
+            ema.load_state_dict(saved.ema)
+        best_weights = saved.best_state
+        best = Checkpoint(model_config, preprocess, best_weights, saved.best_metadata, weights_sha256(best_weights))
+        p = saved.progress
+        best_dice, best_epoch, stale, best_th = p["best_dice"], p["best_epoch"], p["stale"], p["best_threshold"]
+        epoch_times = list(p["epoch_times"])
+        result = TrainResult(best, initial_val_dice=p["initial_val_dice"], threshold=best_th)
+        result.history = [EpochReport(**h) for h in saved.history]
+        torch.set_rng_state(saved.rng["torch"])
+        restore_generators(sampler.generators(), saved.rng["sampler"])
+        if rehearse is not None:
+            restore_generators(rehearse.generators(), saved.rng["rehearsal"])
+        t0 = time.monotonic() - saved.elapsed_s  # the schedule and the budget count the time already used
+        start_epoch = saved.epoch + 1
+
+    def save_run_state(epoch: int) -> None:
+        if state_path is None or rank() != 0:
+            return
+        state = TrainingState(
+            epoch=epoch,
+            elapsed_s=time.monotonic() - t0,
+            fingerprint=fingerprint,
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            scaler=scaler.state_dict(),
+            ema=ema.state_dict() if ema is not None else None,
+            best_state=best.state_dict,
+            best_metadata=best.metadata,
+            progress={
+                "best_dice": best_dice,
+                "best_epoch": best_epoch,
+                "stale": stale,
+                "best_threshold": best_th,
+                "epoch_times": epoch_times,
+                "initial_val_dice": result.initial_val_dice,
+            },
+            history=[asdict(h) for h in result.history],
+            rng={
+                "torch": torch.get_rng_state(),
+                "sampler": generator_states(sampler.generators()),
+                "rehearsal": generator_states(rehearse.generators()) if rehearse is not None else [],
+            },
+        )
+        save_state(state_path, state)
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
         e0 = time.monotonic()
         net.train()
         if cfg.freeze_bn:
@@ -418,6 +516,7 @@ def train(
             improved,
         )
         result.history.append(report)
+        save_run_state(epoch)
         if on_epoch is not None:
             on_epoch(report)
         if stale >= cfg.patience:

@@ -141,6 +141,14 @@ def pad_to_multiple(t: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(t, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
+def to_fast_layout(model: nn.Module) -> nn.Module:
+    """The model in channels-last memory layout, in place. On this project's 2-core CPU the forward of the bundled
+    model at a DRIVE photo's size takes 0.52 of its time in the default layout (oneDNN convolutions without
+    reorders), a training step 0.78 (benchmarks/bench_forward.py); on CUDA it suits mixed precision."""
+    moved: nn.Module = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return moved
+
+
 def build_model(config: ModelConfig) -> AttentionUNet:
     return AttentionUNet(config)
 

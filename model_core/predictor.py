@@ -14,7 +14,7 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .device import describe_device, select_device
 from .imageio import check_image_size
-from .model import pad_to_multiple
+from .model import pad_to_multiple, to_fast_layout
 from .preprocess import PreprocessConfig, estimate_fov, model_input, resize_to_scale, scale_factor
 
 
@@ -52,7 +52,7 @@ class VesselPredictor:
     ) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.device = select_device(str(device) if device is not None else None)
-        self.model = self.checkpoint.build().to(self.device).eval()
+        self.model = to_fast_layout(self.checkpoint.build().to(self.device).eval())
         self.tta = tta
         self.multiple = 2**self.checkpoint.model_config.depth
         self.tile = max(self.multiple * 4, tile // self.multiple * self.multiple)
