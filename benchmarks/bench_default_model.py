@@ -29,7 +29,7 @@ from model_core.resources import default_model_path  # noqa: E402
 SUITES = [
     ("kaggle", "`retina-kaggle` test, whole image", "retina-kaggle", None, 0.825, 0.980, 0.8129, 0.9727),
     ("drive", "`drive` test, native 565×584, inside FOV masks", "drive", "drive/test/fov", 0.815, 0.978, None, None),
-    ("stare", "`stare` test (never trained on), whole image", "stare", None, 0.78, None, None, None),
+    ("stare", "`stare` test, whole image", "stare", None, 0.78, None, None, None),
 ]
 
 
@@ -296,6 +296,19 @@ def write_card(
     wall = f"{float(meta.get('wall_s', 0)) / 60:.0f} min on {meta.get('device')}"
     if machine_note:
         wall += f" ({machine_note})"
+    folders = meta.get("data")
+    folders = folders if isinstance(folders, list) else [folders]
+    data_line = (
+        ", ".join(f"`{f}`" for f in folders)
+        + " (the training splits, native size; `retina-kaggle` is DRIVE resized and was not used"
+        + (
+            f"; each training photo also rendered {meta['camera_renderings']} times as other cameras would take it, "
+            "and each held-out photo once, by `model_core.camera`"
+            if meta.get("camera_renderings")
+            else ""
+        )
+        + ")"
+    )
     selection_section = f"## How this run was chosen\n{selection}\n\n" if selection else ""
     md = f"""# Model card: {ckpt.name} v{ckpt.version}
 
@@ -311,9 +324,9 @@ on {today}; every number below comes from `python -m model_core evaluate` (see `
 - Threshold {ckpt.threshold:.2f}: {card["threshold_choice"]}.
 
 ## Training
-- Data: `{meta.get("data")}` (DRIVE training images, native size; `retina-kaggle` is DRIVE resized and was not
-  used). {len(meta.get("train_images", []))} images for training, {len(meta.get("val_images", []))} held out for
-  validation ({", ".join(meta.get("val_images", []))}). No test image was used for training, selection or threshold.
+- Data: {data_line}. {len(meta.get("train_images", []))} images for training,
+  {len(meta.get("val_images", []))} held out for validation ({", ".join(meta.get("val_images", []))}).
+  No test image was used for training, selection or threshold.
 - Command ({meta.get("device")}, seed {cfg.get("seed")}):
 
       {meta.get("command")}

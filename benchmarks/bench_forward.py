@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, resource, sys, time, torch
 from torch.utils.flop_counter import FlopCounterMode
-from model_core.model import ModelConfig, build_model, count_parameters
+from model_core.model import ModelConfig, build_model, count_parameters, to_fast_layout
 name, threads, size, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
-model = build_model(ModelConfig.preset(name)).eval()
+model = to_fast_layout(build_model(ModelConfig.preset(name)).eval())  # the layout the predictor runs
 x = torch.rand(1, 1, size, size)
 base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 times = []
@@ -66,13 +66,13 @@ import json, sys, time, torch
 from torch.utils.flop_counter import FlopCounterMode
 from model_core.checkpoint import load_checkpoint
 from model_core.imageio import read_image
-from model_core.model import count_parameters, pad_to_multiple
+from model_core.model import count_parameters, pad_to_multiple, to_fast_layout
 from model_core.preprocess import estimate_fov, model_input, resize_to_scale, scale_factor
 from model_core.resources import default_model_path
 photo, threads, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 ckpt = load_checkpoint(default_model_path())
-model = ckpt.build().eval()
+model = to_fast_layout(ckpt.build().eval())
 rgb = read_image(photo)
 x = model_input(resize_to_scale(rgb, scale_factor(estimate_fov(rgb), ckpt.preprocess)), ckpt.preprocess)
 t = pad_to_multiple(torch.from_numpy(x)[None, None], 2 ** ckpt.model_config.depth)
