@@ -23,6 +23,14 @@ def write_synthetic_dataset(
 
 
 @pytest.fixture
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def synthetic_dataset(tmp_path) -> Path:
     return write_synthetic_dataset(tmp_path / "data", n=3)
 

@@ -28,12 +28,8 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Deterministic CPU kernels and no oversubscription beside other tests.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_overfits_one_synthetic_vessel_image():
