@@ -453,12 +453,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
         )
         progress.close()
-        if result.history:
-            # The log covers the epochs before an interruption too.
-            progress.lines = [_epoch_line(r) for r in result.history]
         if not quiet:
             result.checkpoint.metadata["threshold"] = args.threshold if args.threshold is not None else result.threshold
-            result.checkpoint.metadata["log"] = progress.lines
+            # From the history, not the lines printed: after a resume it holds the epochs before the interruption too.
+            result.checkpoint.metadata["log"] = [_epoch_line(r) for r in result.history]
             save_checkpoint(args.out, result.checkpoint)
             state_path.unlink(missing_ok=True)  # the run is done: nothing is left to resume
             print(

@@ -236,11 +236,12 @@ def measure_step_seconds(
     from model_core.device import select_device
     from model_core.finetune import finetune_config
     from model_core.losses import VesselLoss
+    from model_core.model import to_fast_layout
 
     ckpt = load_checkpoint(parent_path)
     cfg = finetune_config(ckpt, **overrides)  # the parent's loss, clDice included, is what the run will compute
     device = select_device(cfg.device)
-    model = ckpt.build().to(device).train()
+    model = to_fast_layout(ckpt.build().to(device).train())  # the layout the real run trains in
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     loss_fn = VesselLoss(cfg.alpha, cfg.beta, cfg.gamma, cfg.bce_weight, cfg.cldice_weight)
     x = torch.rand(cfg.batch_size, 1, cfg.patch_size, cfg.patch_size, device=device)
