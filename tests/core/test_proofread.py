@@ -155,6 +155,45 @@ def test_the_counters_count_each_proposal_looked_at_once():
     assert queue.counter() == "2 of 2, 1 accepted"
 
 
+def three_gaps() -> tuple[np.ndarray, np.ndarray]:
+    """A vessel with gaps of 3, 5 and 7 px: three bridges, the shortest gap the surest."""
+    mask = np.zeros((60, 220), bool)
+    mask[28:31, 10:210] = True
+    prob = np.where(mask, 0.9, 0.02).astype(np.float32)
+    for x, gap in ((40, 3), (100, 5), (160, 7)):
+        mask[28:31, x : x + gap] = False
+        prob[29, x : x + gap] = 0.3
+    return mask, prob
+
+
+def test_the_grader_skips_ahead_goes_back_to_a_skipped_proposal_and_the_list_goes_on_from_there():
+    mask, prob = three_gaps()
+    queue = ProofreadQueue(prob, threshold=0.5)
+    queue.replace(queue.compute(mask))
+    xs = [round(p.centroid[0]) for p in queue.proposals]
+    assert len(xs) == 3 and [p.kind for p in queue.proposals] == ["bridge"] * 3
+    assert queue.index() == 0
+    second = queue.step(+1)
+    assert second is queue.proposals[1] and queue.current() is second
+    assert queue.step(+1) is queue.proposals[2]
+    assert queue.step(+1) is queue.proposals[0]  # round the list
+    assert queue.step(-1) is queue.proposals[2]
+    # Back to the skipped second one from the list: it stays current when the queue is found again.
+    assert queue.choose(1) is queue.proposals[1]
+    queue.replace(queue.compute(mask))
+    assert round(queue.current().centroid[0]) == xs[1]
+    # Accepting it goes on to the one that followed it, not back to the top.
+    edited = mask.copy()
+    queue.accept(queue.current(), edited)
+    queue.replace(queue.compute(edited))
+    assert round(queue.current().centroid[0]) == xs[2]
+    # Rejecting the surest one (unskipped) goes to the surest that is left, as before.
+    queue.choose(0)
+    queue.reject(queue.proposals[0])
+    assert queue.current() is queue.proposals[0] and round(queue.current().centroid[0]) == xs[2]
+    assert queue.counter() == "2 of 3, 1 accepted"
+
+
 @pytest.mark.parametrize("width", [1, 3, 5])
 def test_the_width_off_the_prediction_is_measured_on_the_green_channel(width):
     line = np.array([[20.5, 40.5], [180.5, 40.5]])

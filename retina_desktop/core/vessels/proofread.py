@@ -207,6 +207,8 @@ class ProofreadQueue:
     accepted: int = 0
     _rejected: list[dict[str, Any]] = field(default_factory=list)
     _shown: set[tuple[str, int, int]] = field(default_factory=set)
+    # The proposal the grader went to in the list (N, or a row of the Topology panel); None: the surest.
+    _chosen: tuple[str, int, int] | None = None
     _candidates: list[_Candidate] | None = None
     _vessel_cache: NDArray[np.float32] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -373,7 +375,40 @@ class ProofreadQueue:
         self.proposals = [p for p in proposals if not self.is_rejected(p)]
 
     def current(self) -> Proposal | None:
+        """The proposal the grader went to, while it is still proposed; otherwise the surest one."""
+        for p in self.proposals:
+            if p.key == self._chosen:
+                return p
         return self.proposals[0] if self.proposals else None
+
+    def index(self) -> int:
+        """Where ``current()`` stands in ``proposals`` (-1 when there is none)."""
+        p = self.current()
+        return self.proposals.index(p) if p is not None else -1
+
+    def choose(self, index: int) -> Proposal | None:
+        """Go to ``proposals[index]`` (a skipped one included); it stays current while it is proposed."""
+        if not 0 <= index < len(self.proposals):
+            return self.current()
+        self._chosen = self.proposals[index].key
+        return self.proposals[index]
+
+    def step(self, step: int) -> Proposal | None:
+        """Skip to the next (``+1``) or previous (``-1``) proposal, round the list, deciding nothing."""
+        if not self.proposals:
+            return None
+        return self.choose((self.index() + step) % len(self.proposals))
+
+    def _decided(self, p: Proposal, remaining: list[Proposal]) -> None:
+        """After ``p`` is decided the list goes on from where it stood: the proposal that followed it (the surest
+        one when ``p`` was the surest, as before any skipping)."""
+        was_current = p is self.current()
+        i = self.proposals.index(p) if p in self.proposals else 0
+        self.proposals = remaining
+        if not was_current:  # decided from elsewhere (a script): the grader's place in the list stays
+            return
+        following = remaining[min(i, len(remaining) - 1)] if remaining else None
+        self._chosen = following.key if following is not None and i > 0 else None
 
     def show(self, p: Proposal) -> None:
         """Count ``p`` as looked at (the "shown" counter counts each proposal once)."""
@@ -387,8 +422,7 @@ class ProofreadQueue:
         """Apply ``p`` to ``mask`` in place (wrap in ``MaskDocument.apply``: one undo step) and count it."""
         self.show(p)
         self.accepted += 1
-        if p in self.proposals:
-            self.proposals.remove(p)
+        self._decided(p, [q for q in self.proposals if q is not p])
         return p.apply(mask)
 
     def reject(self, p: Proposal, **extra: Any) -> dict[str, Any]:
@@ -406,7 +440,7 @@ class ProofreadQueue:
             **extra,
         }
         self._rejected.append(record)
-        self.proposals = [q for q in self.proposals if not self.is_rejected(q)]
+        self._decided(p, [q for q in self.proposals if q is not p and not self.is_rejected(q)])
         return record
 
     def is_rejected(self, p: Proposal) -> bool:

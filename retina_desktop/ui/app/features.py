@@ -69,6 +69,7 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     proofread = _proofread(window)  # P: the queue of proposed fixes, Enter accepts, Backspace rejects
+    topology.follow(proofread)  # the Topology panel lists the queue while proofreading
     calibre = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
     layout = window.review_panel.layout()
     if isinstance(layout, QBoxLayout):

@@ -55,6 +55,9 @@ def outline(p: Proposal) -> QPainterPath:
 
 class ProofreadView(QObject):
     shown = Signal(object)  # the Proposal on screen, or None when the queue is empty
+    # The whole queue after each change, for the Topology panel's list: (proposals, index on screen, counter), or
+    # None when the mode is off or the image closed.
+    listed = Signal(object)
     computed = Signal(str)  # key: the queue was found (again) for this image
 
     def __init__(
@@ -119,6 +122,7 @@ class ProofreadView(QObject):
         else:
             self.item.setVisible(False)
             self.label.setText("")
+            self.listed.emit(None)
 
     def current(self) -> Proposal | None:
         return self.queue.current() if self.on and self.queue is not None else None
@@ -132,6 +136,7 @@ class ProofreadView(QObject):
             self.label.setText("")
             self.item.setVisible(False)
             self.show_status("Proofread needs a prediction of this image (Ctrl+R predicts it)", 8000)
+            self.listed.emit(None)
             return
         if self._document is not s.document:
             if self._document is not None:
@@ -173,6 +178,7 @@ class ProofreadView(QObject):
         self.queue = self.queue_key = None
         self.item.setVisible(False)
         self.label.setText("")
+        self.listed.emit(None)
 
     # -------------------------------------------------------------------------- showing --
     def _show_current(self) -> None:
@@ -195,6 +201,20 @@ class ProofreadView(QObject):
         self.label.setText(text)
         self.show_status(f"Proofread {text}; {what}", 8000)
         self.shown.emit(p)
+        self.listed.emit((list(q.proposals), q.index(), text))
+
+    # ------------------------------------------------------------------------ moving --
+    def choose(self, index: int) -> None:
+        """Show ``proposals[index]``: a row of the list, a skipped proposal included."""
+        if self.on and self.queue is not None and self.queue.proposals:
+            self.queue.choose(index)
+            self._show_current()
+
+    def step(self, step: int) -> None:
+        """Skip to the next (previous) proposal, deciding nothing (N / Shift+N while proofreading)."""
+        if self.on and self.queue is not None and self.queue.proposals:
+            self.queue.step(step)
+            self._show_current()
 
     # ------------------------------------------------------------------------- deciding --
     def accept(self) -> bool:

@@ -1,10 +1,16 @@
-"""Topology review: a list of likely breaks, isolated fragments and short spurs, with markers on the canvas.
+"""Topology review: a list of likely breaks, isolated fragments and short spurs, with markers on the canvas; while
+Proofread mode (P) is on, the list of its queue of proposed fixes instead (``follow``).
 
 The findings come from the vessel tools' analysis (``vessel_analysis``: ``core.vessels.topology.review`` in a
 worker, after each edit).
 ``N`` / ``Shift+N`` jump to the next / previous marker and zoom there; the panel's Fix button applies the
 current marker's one-click fix (bridge along the ridge, or remove) as one undo step; Dismiss hides it for
 this image until it is reopened (``Finding.key`` survives unrelated edits).
+
+Proofreading, the list holds the queue's proposals, surest first, with the one on screen selected: a row goes to
+that proposal (a skipped one too), N / Shift+N skip to the next / previous one, and the buttons read Accept
+(Enter) and Reject (Backspace). The findings' markers are hidden meanwhile (each proposal is drawn dashed), and
+come back with the findings when the mode is turned off.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from .vessel_canvas import VesselCanvas
 
 # The vessel engine is imported where it first runs (see vessel_analysis).
 if TYPE_CHECKING:
+    from ...core.vessels.proofread import Proposal
     from ...core.vessels.topology import Finding
     from ...core.vessels.tracing import TraceCost
+    from .proofread_view import ProofreadView
 
 KIND_COLOURS = {"break": QColor(255, 80, 60), "fragment": QColor(255, 210, 40), "spur": QColor(200, 110, 255)}
 KINDS = ("break", "fragment", "spur")
@@ -57,6 +65,22 @@ def describe(f: Finding) -> str:
 
 def fix_text(f: Finding) -> str:
     return "Bridge" if f.fix == "bridge" else "Remove"
+
+
+PROPOSAL_WORDS = {
+    "break": "Bridge a break",
+    "candidate": "Add a faint vessel",
+    "low probability": "Remove a doubtful segment",
+    "fragment": "Remove a fragment",
+    "spur": "Remove a spur",
+}
+PROPOSAL_COLOURS = {"bridge": QColor(0, 120, 150), "add": QColor(20, 130, 40), "remove": QColor(180, 50, 40)}
+
+
+def describe_proposal(p: Proposal) -> str:
+    x, y = p.centroid
+    what = PROPOSAL_WORDS.get(p.reason, f"{p.kind.capitalize()} ({p.reason})")
+    return f"{what}: {p.pixels} px at ({x:.0f}, {y:.0f}) · {p.score:.2f}"
 
 
 class MarkerItem(QGraphicsEllipseItem):
@@ -154,6 +178,10 @@ class TopologyReview(QObject):
         self.dismissed: dict[str, set[tuple[str, int, int]]] = {}  # image key -> Finding.key
         self.markers: list[MarkerItem] = []
         self.markers_visible = True
+        # Proofreading: the queue's proposals this list shows instead of the findings (None: not proofreading).
+        self.proofread: ProofreadView | None = None
+        self.queue_rows: list[Proposal] | None = None
+        self.queue_text = ""
         self.shown_kinds = {k for k in KINDS if getattr(settings, f"topology_show_{k}")}
         for kind, box in panel.kind_boxes.items():
             box.setChecked(kind in self.shown_kinds)
@@ -202,6 +230,9 @@ class TopologyReview(QObject):
     def _update_counts(self) -> None:
         for kind, box in self.panel.kind_boxes.items():
             box.setText(f"{KIND_LABELS[kind]} ({sum(f.kind == kind for f in self.kept)})")
+        if self.queue_rows is not None:
+            self.panel.summary_label.setText(self._queue_summary())
+            return
         updating = self.review.image is not None and not self.analysis.fresh
         self.panel.summary_label.setText(self._summary() + (" · updating…" if updating else ""))
 
@@ -224,15 +255,7 @@ class TopologyReview(QObject):
         return " · ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items() if n) + note
 
     def _rebuild(self) -> None:
-        lst = self.panel.list
-        lst.blockSignals(True)
-        lst.clear()
-        for f in self.findings:
-            item = QListWidgetItem(describe(f))
-            item.setForeground(KIND_COLOURS[f.kind].darker(130))
-            lst.addItem(item)
-        lst.setCurrentRow(self.current)
-        lst.blockSignals(False)
+        self._fill_list()
         for m in self.markers:
             self.canvas.view.removeItem(m)
         self.markers = []
@@ -241,16 +264,37 @@ class TopologyReview(QObject):
             m.setToolTip(f"{describe(f)}: {fix_text(f)} or Dismiss in the Topology panel")
             m.setPos(*f.position)
             m.setZValue(12)
-            m.setVisible(self.markers_visible)
+            m.setVisible(self.markers_visible and self.queue_rows is None)
             self.canvas.view.addItem(m)
             self.markers.append(m)
         self._style_markers()
         self._update_buttons()
 
+    def _fill_list(self) -> None:
+        """The list's rows: the queue's proposals while proofreading, otherwise the findings."""
+        lst = self.panel.list
+        lst.blockSignals(True)
+        lst.clear()
+        if self.queue_rows is not None:
+            for p in self.queue_rows:
+                item = QListWidgetItem(describe_proposal(p))
+                item.setForeground(PROPOSAL_COLOURS[p.kind])
+                lst.addItem(item)
+            assert self.proofread is not None  # rows come only from the queue it follows
+            queue = self.proofread.queue
+            lst.setCurrentRow(queue.index() if queue is not None else -1)
+        else:
+            for f in self.findings:
+                item = QListWidgetItem(describe(f))
+                item.setForeground(KIND_COLOURS[f.kind].darker(130))
+                lst.addItem(item)
+            lst.setCurrentRow(self.current)
+        lst.blockSignals(False)
+
     def set_markers_visible(self, on: bool) -> None:
         self.markers_visible = on
         for m in self.markers:
-            m.setVisible(on)
+            m.setVisible(on and self.queue_rows is None)
 
     def _style_markers(self) -> None:
         for i, (m, f) in enumerate(zip(self.markers, self.findings, strict=False)):
@@ -261,6 +305,19 @@ class TopologyReview(QObject):
     def _update_buttons(self) -> None:
         f = self.current_finding
         p = self.panel
+        if self.queue_rows is not None:
+            for b, text, tip in (
+                (p.fix_button, "Accept", "Apply this proposal (Enter; one undo step)"),
+                (p.dismiss_button, "Reject", "Reject this proposal for this image (Backspace)"),
+            ):
+                b.setText(text)
+                b.setToolTip(tip)
+                b.setEnabled(bool(self.queue_rows))
+            for b in (p.prev_button, p.next_button):
+                b.setEnabled(len(self.queue_rows) > 1)
+            return
+        p.dismiss_button.setText("Dismiss")
+        p.dismiss_button.setToolTip("Hide this marker for this image")
         p.fix_button.setEnabled(f is not None)
         p.dismiss_button.setEnabled(f is not None)
         p.fix_button.setText(fix_text(f) if f is not None else "Fix")
@@ -274,7 +331,10 @@ class TopologyReview(QObject):
 
     # --------------------------------------------------------------- navigation --
     def step(self, step: int) -> None:
-        """N / Shift+N: the next (previous) marker, zoomed to."""
+        """N / Shift+N: the next (previous) marker, zoomed to; proofreading, the next (previous) proposal."""
+        if self.queue_rows is not None and self.proofread is not None:
+            self.proofread.step(step)
+            return
         if not self.findings:
             self.show_status("Topology review: no markers", 3000)
             return
@@ -308,11 +368,15 @@ class TopologyReview(QObject):
         self.jumped.emit(i)
 
     def _row_chosen(self, row: int) -> None:
-        if 0 <= row < len(self.findings):
+        if self.queue_rows is not None and self.proofread is not None:
+            self.proofread.choose(row)
+        elif 0 <= row < len(self.findings):
             self.jump(row)
 
     # --------------------------------------------------------------------- fixes --
     def fix_current(self) -> bool:
+        if self.queue_rows is not None and self.proofread is not None:
+            return self.proofread.accept()
         f, s = self.current_finding, self.review.image
         if f is None or s is None:
             return False
@@ -329,6 +393,9 @@ class TopologyReview(QObject):
         return edit is not None
 
     def dismiss_current(self) -> None:
+        if self.queue_rows is not None and self.proofread is not None:
+            self.proofread.reject()
+            return
         f, s = self.current_finding, self.review.image
         if f is None or s is None:
             return
@@ -355,3 +422,29 @@ class TopologyReview(QObject):
             self._update_buttons()
             return following
         return self.current_finding
+
+    # ----------------------------------------------------------------- proofreading --
+    def follow(self, proofread: ProofreadView) -> None:
+        """Be the list of ``proofread``'s queue while the mode is on (the composition root connects the two)."""
+        self.proofread = proofread
+        proofread.listed.connect(self._show_queue)
+
+    def _show_queue(self, listing: tuple[list[Proposal], int, str] | None) -> None:
+        was = self.queue_rows
+        if listing is None:
+            if was is None:
+                return
+            self.queue_rows, self.queue_text = None, ""
+        else:
+            self.queue_rows, _index, self.queue_text = list(listing[0]), listing[1], listing[2]
+        for box in self.panel.kind_boxes.values():
+            box.setEnabled(self.queue_rows is None)  # they choose which findings are listed
+        self._fill_list()
+        self.set_markers_visible(self.markers_visible)
+        self._update_counts()
+        self._update_buttons()
+
+    def _queue_summary(self) -> str:
+        if not self.queue_rows:
+            return f"Proofread: {self.queue_text}; no proposals left"
+        return f"Proofread: {self.queue_text} · Enter accepts, Backspace rejects, N skips"
