@@ -745,10 +745,17 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
         # Brush and eraser only.
         g = Grader(centre.copy())
         m = pred.copy()
+        brush_seconds = []
         for p in pieces:
+            before = g.seconds
             g.decide()
             brush_fix(g, m, p)
+            brush_seconds.append(g.seconds - before)
         row["brush"] = (g, m)
+        if factor == 1.0:
+            out["signal"] = {
+                rule: signal_bound(pieces, brush_seconds, sig) for rule, sig in signals(queue, fov).items()
+            }
         # With the vessel tools; the grader uses the topology review on an image only where that saves time.
         runs_ = []
         for review in (False, True):
@@ -773,6 +780,9 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
         row["proofread"] = vessel_tools_run(
             left, outcome.mask, ref, fov, tracing, left_graph, ref_near, [], [], centre, False, grader=g
         )
+        # The grader proofreads an image only where that saves time, as the topology review is used above: the
+        # same choice for both tool sets (the cheaper run counts).
+        row["proofread_where_it_pays"] = min((row["proofread"], row["vessel_tools"]), key=lambda r: r[0].seconds)
         if factor == 1.0:
             for tool, (g, m) in row.items():
                 out[tool] = summary(g, m, ref, fov, ref_skel)
@@ -781,6 +791,42 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
     set_steer_b(base_b)
     out["prediction"] = {"dice": Confusion.of(pred, ref, fov).dice, "cldice": cldice(pred, ref, fov)}
     return out
+
+
+PROPOSAL_SECONDS = 2 * KEY + DECIDE  # the jump, M, Enter
+
+
+LOOSE_PROBABILITY = 0.05  # the loose signal: any probability a model gives a vessel it half sees ...
+LOOSE_VESSELNESS_PERCENTILE = 90  # ... or a vesselness in the top tenth of the FOV's
+
+
+def signals(queue: ProofreadQueue, fov: np.ndarray) -> dict[str, np.ndarray]:
+    """The queue's own candidate signal, and a loose one any proposer on these two maps could use at best."""
+    vesselness = queue.vesselness
+    top = np.percentile(vesselness[fov], LOOSE_VESSELNESS_PERCENTILE) if fov.any() else np.inf
+    loose = ((queue.probability >= LOOSE_PROBABILITY) | (vesselness >= top)) & fov
+    return {"candidates": queue.signal(), "loose": loose}
+
+
+def signal_bound(pieces: list[Piece], brush_seconds: list[float], signal: np.ndarray) -> dict:
+    """How much of the brush's work any proposal could take over. A missed piece can be proposed only where its
+    centre line runs through the candidates' signal (``ProofreadQueue.signal``: the model's probability, or
+    the green channel's vesselness, that the queue looks at) within 1 px along FIX_SHARE of it; a spurious piece
+    is always proposable (its pixels are in the mask). ``best_seconds``: the brush's time with every
+    proposable piece taken by a right proposal at PROPOSAL_SECONDS and nothing else shown, a bound no ranking
+    on these signals can beat."""
+    reach = near(signal)
+    proposable = [
+        p.kind == "spurious" or bool(reach[p.pixels[:, 0], p.pixels[:, 1]].mean() >= FIX_SHARE) for p in pieces
+    ]
+    saved = sum(max(t - PROPOSAL_SECONDS, 0.0) for t, ok in zip(brush_seconds, proposable, strict=True) if ok)
+    return {
+        "missed": sum(p.kind == "missed" for p in pieces),
+        "missed_with_signal": sum(ok and p.kind == "missed" for p, ok in zip(pieces, proposable, strict=True)),
+        "spurious": sum(p.kind == "spurious" for p in pieces),
+        "brush_seconds": float(sum(brush_seconds)),
+        "best_seconds": float(sum(brush_seconds) - saved),
+    }
 
 
 def set_steer_b(b: float) -> None:
@@ -944,7 +990,7 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=1, default=float))
 
 
-TOOLS = ("brush", "vessel_tools", "proofread")
+TOOLS = ("brush", "vessel_tools", "proofread", "proofread_where_it_pays")
 
 
 def aggregate(per_image: dict) -> dict:
@@ -1007,18 +1053,18 @@ def aggregate(per_image: dict) -> dict:
         "pieces_fixed": fixed,
     }
     brush = result["brush"]["seconds"]
-    result["time_ratio"] = {
-        "vessel_tools": result["vessel_tools"]["seconds"] / max(brush, 1e-9),
-        "proofread": result["proofread"]["seconds"] / max(brush, 1e-9),
-    }
+    result["time_ratio"] = {t: result[t]["seconds"] / max(brush, 1e-9) for t in TOOLS[1:]}
+    sig = [r["signal"] for r in per_image.values()]
+    result["signal"] = {}
+    for rule in sig[0] if sig else ():
+        tot = {k: sum(x[rule][k] for x in sig) for k in sig[0][rule]}
+        tot["best_ratio"] = tot["best_seconds"] / max(tot["brush_seconds"], 1e-9)
+        result["signal"][rule] = tot
     for factor in STEER_FACTORS:
         if factor == 1.0:
             continue
         secs = {t: sum(r["steering"][str(factor)][t] for r in per_image.values()) for t in TOOLS}
-        result["time_ratio"][f"steer_b_x{factor}"] = {
-            "vessel_tools": secs["vessel_tools"] / max(secs["brush"], 1e-9),
-            "proofread": secs["proofread"] / max(secs["brush"], 1e-9),
-        }
+        result["time_ratio"][f"steer_b_x{factor}"] = {t: secs[t] / max(secs["brush"], 1e-9) for t in TOOLS[1:]}
     return result
 
 
@@ -1037,6 +1083,11 @@ def report(result: dict) -> None:
         for k2, (n, t) in result[tool]["spent"].items():
             print(f"    {k2:36s} {n:6d} x  {t:8.1f} s")
     print(f"  time ratios (to the brush): {json.dumps(result['time_ratio'])}")
+    for rule, sg in result.get("signal", {}).items():
+        print(
+            f"  signal ({rule}): {sg['missed_with_signal']} of {sg['missed']} missed pieces run through it; every "
+            f"proposable piece proposed right and nothing else: {sg['best_ratio']:.2f}x the brush"
+        )
     for key in ("breaks", "breaks_markers_3px", "breaks_2nd_observer", "proposals"):
         if key in result:
             k = result[key]

@@ -64,3 +64,19 @@ def test_setting_up_a_fix_costs_a_key_only_when_the_tool_changes():
     seconds, keys = bc.setup_cost(g, "brush", 1.125)
     assert keys == 2 and seconds == pytest.approx(2 * bc.KEY)
     assert g.keys == 0 and g.tool == "trace"  # the grader itself is untouched
+
+
+def test_the_signal_bound_lets_proposals_take_only_the_pieces_the_candidates_signal_reaches():
+    bc = _bench()
+    signal = np.zeros((40, 60), bool)
+    signal[11, 5:55] = True  # 1 px beside the first missed piece: within the 1-px rule
+    faint = bc.Piece("missed", horizontal(10), 50.0, 1.0)
+    unseen = bc.Piece("missed", horizontal(30), 50.0, 1.0)  # no signal anywhere near it
+    spurious = bc.Piece("spurious", horizontal(20), 50.0, 2.0)  # in the mask: always proposable
+    out = bc.signal_bound([faint, unseen, spurious], [10.0, 5.0, 3.0], signal)
+    proposal = 2 * 0.28 + 1.35
+    assert (out["missed"], out["missed_with_signal"], out["spurious"]) == (2, 1, 1)
+    assert out["brush_seconds"] == pytest.approx(18.0)
+    assert out["best_seconds"] == pytest.approx(18.0 - (10.0 - proposal) - (3.0 - proposal))
+    signal[11, 5:20] = False  # now only 70 % of the first piece is reached: under the 80 % rule
+    assert bc.signal_bound([faint], [10.0], signal)["missed_with_signal"] == 0

@@ -315,13 +315,27 @@ class ProofreadQueue:
                 self._candidates = self._find_candidates(np.asarray(mask, bool))
             return self._candidates
 
-    def _find_candidates(self, mask: BoolArray) -> list[_Candidate]:
+    @property
+    def vesselness(self) -> NDArray[np.float32]:
+        """The green channel's multi-scale vesselness in [0, 1] (found on first use; zeros without a photo)."""
+        return self._vesselness()
+
+    def signal(self) -> BoolArray:
+        """The pixels a candidate vessel piece may run through: below the threshold, a probability of at least
+        ``candidate_probability``, or a vesselness of at least ``candidate_vesselness`` where the probability is
+        at least ``candidate_support``; inside the FOV. Nothing outside it can ever be proposed as a vessel."""
         params = self.params
         prob = self.probability
         weak = (prob >= params.candidate_probability) & (prob < self.threshold)
         weak |= (self._vesselness() >= params.candidate_vesselness) & (prob >= params.candidate_support)
         if self.fov is not None:
             weak &= np.asarray(self.fov, bool)
+        out: BoolArray = weak
+        return out
+
+    def _find_candidates(self, mask: BoolArray) -> list[_Candidate]:
+        params = self.params
+        weak = self.signal()
         near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         weak &= ~near
         graph = VesselGraph.from_skeleton(skeletonize(weak))
