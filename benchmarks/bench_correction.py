@@ -882,6 +882,20 @@ def load(data: Path, limit: int | None, cache: Path | None, weights: Path | None
         yield s.name, rgb, ref.astype(bool), fov.astype(bool), prob, ref2
 
 
+def grade_photo(ckpt, sample) -> dict:
+    """The simulated grader's seconds per tool set on ``sample`` (a ``model_core.data.Sample``) as the checkpoint
+    ``ckpt`` predicts it at its own threshold; with the photo's name, its pieces and the prediction's Dice."""
+    from model_core.predictor import VesselPredictor
+
+    rgb, ref, fov, _ = load_sample(sample)
+    predictor = VesselPredictor(ckpt, device="cpu")
+    prob = predictor.predict(rgb)
+    r = correct_image(rgb, ref.astype(bool), fov.astype(bool), prob, predictor.threshold, TopologyParams())
+    row: dict = {tool: round(float(r[tool]["seconds"]), 1) for tool in TOOLS}
+    row.update(photo=sample.name, pieces=r["pieces"], prediction_dice=round(float(r["prediction"]["dice"]), 4))
+    return row
+
+
 def model_threshold(weights: Path | None = None) -> tuple[float, str]:
     """The threshold the app predicts with (the one the checkpoint records) and the model's name, of the
     bundled model or of ``weights``."""

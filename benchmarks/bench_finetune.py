@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_correction, the simulated grader
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -200,6 +201,10 @@ def run(args) -> dict:
         after["child"] = after["kept"]
     # "ask" leaves the choice to the grader; the benchmark's grader, who made the corrections, takes it.
     active = after["kept"] if outcome.verdict != "reject" else before
+    grader = None
+    if args.grader:  # the simulated grader's time on the held-out photos, parent and the model the app keeps active
+        grader = {"parent": grader_seconds(parent, target)}
+        grader["active"] = grader["parent"] if outcome.verdict == "reject" else grader_seconds(kept, target)
     if args.save_kept:  # for later analysis (thresholds, other scores) without training again
         save_checkpoint(args.save_kept, kept)
     tmp.cleanup()
@@ -243,7 +248,17 @@ def run(args) -> dict:
         "active": active,
         "delta": {k: {t: after[k][t] - before[t] for t in before} for k in after},
         "delta_active": {t: active[t] - before[t] for t in before},
+        "grader": grader,
     }
+
+
+def grader_seconds(ckpt: Checkpoint, samples: list[Sample]) -> dict:
+    """``bench_correction.py``'s simulated grader on ``samples`` as ``ckpt`` predicts them: seconds per tool set,
+    summed over the photos."""
+    import bench_correction as bc
+
+    rows = [bc.grade_photo(ckpt, s) for s in samples]
+    return {tool: round(sum(r[tool] for r in rows), 1) for tool in ("brush", "vessel_tools")}
 
 
 def targets(target: str) -> tuple[float, float]:
@@ -354,6 +369,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="fine-tuning seed (runs on a few images vary with it)")
     ap.add_argument("--json", type=Path)
     ap.add_argument(
+        "--no-grader",
+        dest="grader",
+        action="store_false",
+        help="skip the simulated grader's brush and vessel-tools time on the held-out photos (parent and kept)",
+    )
+    ap.add_argument(
         "--save-kept",
         type=Path,
         help="also write the fine-tuned weights the report scores as 'kept' here "
@@ -376,6 +397,13 @@ def main() -> None:
         f"kept (alpha {report['alpha']:.1f}): gain {d['target']:+.4f}, DRIVE {d['drive']:+.4f}; "
         f"child (alpha 1): gain {dc['target']:+.4f}, DRIVE {dc['drive']:+.4f}"
     )
+    if report["grader"]:
+        gp, ga = report["grader"]["parent"], report["grader"]["active"]
+        print(
+            "grader on the held-out photos: brush "
+            + f"{gp['brush']:.0f} s -> {ga['brush']:.0f} s ({ga['brush'] / max(gp['brush'], 1e-9):.2f}x), vessel tools "
+            + f"{gp['vessel_tools']:.0f} s -> {ga['vessel_tools']:.0f} s"
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

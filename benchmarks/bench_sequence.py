@@ -47,11 +47,10 @@ import bench_correction as bc  # noqa: E402
 import numpy as np  # noqa: E402
 
 from model_core.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
-from model_core.data import Sample, discover, load_sample  # noqa: E402
+from model_core.data import Sample, discover  # noqa: E402
 from model_core.resources import default_model_path  # noqa: E402
-from retina_desktop.core.vessels.topology import TopologyParams  # noqa: E402
 
-TOOLS = ("brush", "vessel_tools", "proofread", "proofread_where_it_pays")
+TOOLS = bc.TOOLS
 UNREVIEWED_LIMIT = 8  # as the app's ``unreviewed_photos``
 
 
@@ -62,19 +61,6 @@ def photos(data: str, tmp: Path) -> list[Sample]:
         root = bf.make_far_stare(ROOT.parent / "shared" / "data", tmp)
         return discover(root, split="train") + discover(root, split="test")
     return discover(Path(data))
-
-
-def correct(ckpt: Checkpoint, sample: Sample) -> dict:
-    """The simulated grader's seconds per tool set on ``sample`` as ``ckpt`` predicts it."""
-    from model_core.predictor import VesselPredictor
-
-    rgb, ref, fov, _ = load_sample(sample)
-    predictor = VesselPredictor(ckpt, device="cpu")
-    prob = predictor.predict(rgb)
-    r = bc.correct_image(rgb, ref.astype(bool), fov.astype(bool), prob, predictor.threshold, TopologyParams())
-    row: dict = {tool: round(float(r[tool]["seconds"]), 1) for tool in TOOLS}
-    row.update(photo=sample.name, pieces=r["pieces"], prediction_dice=round(float(r["prediction"]["dice"]), 4))
-    return row
 
 
 def spread(samples: list[Sample], limit: int = UNREVIEWED_LIMIT) -> list[Path]:
@@ -115,12 +101,12 @@ def run(args) -> dict:
         runs: list[dict] = []
         active, version = parent, 0
         for i, s in enumerate(samples):
-            row = correct(parent, s)
+            row = bc.grade_photo(parent, s)
             fixed.append({**row, "model": 0})
             if version == 0:
                 learning.append({**row, "model": 0})  # the same model so far: the same photo
             else:
-                learning.append({**correct(active, s), "model": version})
+                learning.append({**bc.grade_photo(active, s), "model": version})
             print(
                 f"{i + 1:3d} {s.name}: fixed brush {fixed[-1]['brush']:.0f} s "
                 f"proofread {fixed[-1]['proofread']:.0f} s; "
