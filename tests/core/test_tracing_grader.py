@@ -80,3 +80,25 @@ def test_the_signal_bound_lets_proposals_take_only_the_pieces_the_candidates_sig
     assert out["best_seconds"] == pytest.approx(18.0 - (10.0 - proposal) - (3.0 - proposal))
     signal[11, 5:20] = False  # now only 70 % of the first piece is reached: under the 80 % rule
     assert bc.signal_bound([faint], [10.0], signal)["missed_with_signal"] == 0
+
+
+def test_a_bridge_fixes_a_true_break_when_the_corrected_centre_line_meets_the_run():
+    from types import SimpleNamespace
+
+    bc = _bench()
+    pred = np.zeros((40, 80), bool)
+    pred[10:13, 5:75] = True
+    pred[10:13, 38:42] = False  # a 4-px gap
+    ref_skel = np.zeros_like(pred)
+    ref_skel[11, 5:75] = True
+    truths = bc.true_breaks(ref_skel, pred)
+    assert [len(t) for t in truths] == [4]
+
+    def bridge(y0: int, y1: int) -> SimpleNamespace:
+        return SimpleNamespace(bbox=(y0, y1, 38, 42), patch=np.ones((y1 - y0, 4), bool))
+
+    assert bc.match_bridges_fixed([bridge(10, 13)], truths, pred) == (1, 1)  # fills the gap
+    # Beside the gap (3 px below, not joining the sides along the run): at the break, but it fixes nothing.
+    assert bc.match_bridges_fixed([bridge(14, 16)], truths, pred) == (0, 0)
+    far = SimpleNamespace(bbox=(30, 33, 10, 14), patch=np.ones((3, 4), bool))
+    assert bc.match_bridges_fixed([far, bridge(10, 13)], truths, pred) == (1, 1)
