@@ -18,7 +18,6 @@ from model_core.imageio import write_png_atomic
 from retina_desktop.core.model.tasks import load_image
 from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
-from retina_desktop.core.workspace.calibre_records import CalibreRecords
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
 from retina_desktop.ui.common.workers import TaskRunner
@@ -62,7 +61,7 @@ def parts(qtbot, tmp_path):
     rgb[mask] = (120, 30, 20)
     write_png_atomic(tmp_path / "photo.png", rgb)
     ws = Workspace(tmp_path)
-    records = CalibreRecords(ws.meta_dir)
+    records = ws.calibre  # versioned in the records (schema 4)
     records.save_disc("photo", DISC)
     records.save_labels("photo", av)
     review = ReviewSession()
@@ -131,7 +130,11 @@ def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, 
     assert view.calibre.disc == Disc(80.0, 200.0, 60.0) and records.load_disc("photo") == Disc(80.0, 200.0, 60.0)
     assert moved.crae is None and moved.reason.startswith("0 arterioles in zone B, 6 needed")
     assert view.panel.labels["crae"].text() == "–" and view.panel.reason.text() == moved.reason
-    assert [p.name for p in records.history("photo")] == ["disc-0001.json"]  # the drawn disc, kept
+    # Both discs kept in the history and recorded, the drawn one first.
+    assert [p.name for p in records.history("photo")] == ["av-0001.png", "disc-0001.json", "disc-0002.json"]
+    versions = records.versions("photo", "disc")
+    assert [v.path.name for v in versions] == ["disc-0001.json", "disc-0002.json"]
+    assert records.version_bytes("photo", "disc", versions[0].sha256) == versions[0].path.read_bytes()
 
 
 def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_reload(qtbot, parts):
@@ -155,7 +158,9 @@ def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_re
     assert shown.args[1].n_arterioles == 6 and (view.calibre.labels[mask & right] == ARTERY).all()
     assert not view.undo_action.isEnabled()
     assert (records.load_labels("photo", mask.shape)[mask & right] == ARTERY).all()
-    assert [p.name for p in records.history("photo")] == ["av-0001.png", "av-0002.png"]
+    # The fixture's labels, the vein labels; the undo's labels are the first again (their copy kept once).
+    assert [p.name for p in records.history("photo")] == ["av-0001.png", "av-0002.png", "disc-0001.json"]
+    assert [v.path.name for v in records.versions("photo", "av")] == ["av-0001.png", "av-0002.png", "av-0001.png"]
 
 
 def test_a_brush_stroke_inside_the_disc_paints_and_leaves_the_disc_where_it_was(qtbot, parts):

@@ -5,7 +5,9 @@ Turned on, it reads the image's saved disc and labels (or suggests them: ``model
 ``model_core.artery_vein``) and its vessel geometry on a worker, then computes the calibre on a worker 250 ms after
 the last change: a drag or resize of the disc, an A/V click, an undo, a saved mask. The A/V tool (A) labels the
 clicked vessel through its branches up to a crossing; Ctrl+Alt+Z undoes the last label. Each change is saved at
-once in the workspace's records (``core.workspace.calibre_records``, versioned)."""
+once in the workspace's records (``Workspace.calibre``, ``core.workspace.calibre_records``: keep before replace, a
+version row each). A damaged saved file is named in one line and the suggestion is shown instead; the History
+restores an earlier version (``reload``)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from ...core.vessels.calibre_review import (
     prepare,
     scale_of,
 )
-from ...core.workspace.calibre_records import CalibreRecords
+from ...core.workspace import WorkspaceError
+from ...core.workspace.calibre_records import CalibreFileDamaged, CalibreStore
 from ..common.context import ActionRegistry
 from ..common.image_ready import ImageReadiness
 from ..common.words import count
@@ -132,9 +135,16 @@ class CalibreView(QObject):
         if on:
             self.status.emit(AV_HELP)
 
-    def records(self) -> CalibreRecords | None:
+    def records(self) -> CalibreStore | None:
         ws = self.review.workspace
-        return CalibreRecords(ws.meta_dir) if ws is not None else None
+        return ws.calibre if ws is not None else None
+
+    def reload(self, key: str) -> None:
+        """The image's saved disc and labels changed elsewhere (a restore in the History): read them again."""
+        s = self.review.image
+        if s is not None and s.key == key and self.calibre is not None:
+            self.calibre = None
+            self._prepare(fresh=True)
 
     # ----------------------------------------------------------------------- reading --
     def _image_ready(self) -> None:
@@ -157,17 +167,28 @@ class CalibreView(QObject):
         req, key, mask, rgb, fov = self._read_request, s.key, s.document.mask.copy(), s.loaded.rgb, s.loaded.fov
         held = self.calibre if not fresh and self.calibre is not None and self.calibre.key == key else None
 
+        damaged: list[str] = []
+
+        def saved(read_one):  # a damaged file: its one line, and the suggestion shown in its place
+            try:
+                return read_one()
+            except CalibreFileDamaged as exc:
+                damaged.append(str(exc))
+                return None
+
         def read(_ctx) -> Prepared:
-            disc = held.disc if held else records.load_disc(key) if records else None
-            labels = held.labels if held else records.load_labels(key, mask.shape) if records else None
+            disc = held.disc if held else saved(lambda: records.read_disc(key)) if records else None
+            labels = held.labels if held else saved(lambda: records.read_labels(key, mask.shape)) if records else None
             return prepare(rgb, mask, fov, disc, labels)
 
         w = Worker(read, name="calibre: disc, labels and vessel geometry")
-        w.returned.connect(self.tasks.guard(lambda p, r=req, k=key: self._prepared(r, k, p, held)))
+        w.returned.connect(self.tasks.guard(lambda p, r=req, k=key: self._prepared(r, k, p, held, damaged)))
         w.errored.connect(self.tasks.guard(lambda msg: self.status.emit(f"Calibre not read: {msg}")))
         self.tasks.start(w, priority=0)
 
-    def _prepared(self, request: int, key: str, p: Prepared, held: CalibreReview | None) -> None:
+    def _prepared(
+        self, request: int, key: str, p: Prepared, held: CalibreReview | None, damaged: list[str] | None = None
+    ) -> None:
         s = self.review.image
         if request != self._read_request or s is None or s.key != key:
             return
@@ -178,7 +199,9 @@ class CalibreView(QObject):
             self.disc_items.set_disc(p.disc)
         self.set_visible(self.visible)
         self.labels_item.show_labels(self.calibre.labels, None)
-        if p.suggested and held is None:
+        if damaged:
+            self.status.emit(f"Calibre: {damaged[0]}")
+        elif p.suggested and held is None:
             self.status.emit("Calibre: artery/vein labels suggested from the photo; A labels a vessel")
         self.prepared.emit(key)
         self._compute()
@@ -240,7 +263,7 @@ class CalibreView(QObject):
                 records.save_disc(c.key, c.disc)
             if labels:
                 records.save_labels(c.key, c.labels)
-        except OSError as exc:
+        except (WorkspaceError, OSError) as exc:  # read-only, disk full, newer records: one line, nothing replaced
             self.status.emit(f"Calibre records not saved: {exc}")
 
     # --------------------------------------------------------------------- computing --
