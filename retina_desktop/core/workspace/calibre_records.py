@@ -60,6 +60,23 @@ DISC_FILE, LABELS_FILE = "disc.json", "av.png"
 FILES = {"disc": DISC_FILE, "av": LABELS_FILE}
 WHAT = {"disc": "optic disc", "av": "artery/vein labels"}
 NOTES = ("auto", "grader", "restore", "found on disk", "indexed")
+# The workspace's scale (its records' settings; neither: pixels): micrometres per pixel, else an assumed disc diameter
+# in micrometres (1800 is common). Recorded in every result's calibre_method, so an export says which was used.
+UM_PER_PX_SETTING, DISC_UM_SETTING = "calibre_um_per_px", "calibre_disc_um"
+DEFAULT_DISC_UM = 1800.0
+
+
+def scale_of(setting: Callable[[str], object]) -> tuple[float | None, float | None]:
+    """(um_per_px, disc_um) from a workspace's ``setting(name)``: at most one of them, a positive finite number."""
+
+    def positive(name: str) -> float | None:
+        v = setting(name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return None
+        return float(v) if math.isfinite(v) and v > 0 else None
+
+    um_per_px = positive(UM_PER_PX_SETTING)
+    return (um_per_px, None) if um_per_px is not None else (None, positive(DISC_UM_SETTING))
 
 
 class CalibreFileDamaged(WorkspaceError):
