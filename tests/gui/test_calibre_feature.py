@@ -120,6 +120,34 @@ def test_with_an_assumed_disc_diameter_the_panel_shows_micrometres(qtbot, parts)
     assert view.panel.labels["crae"].text() == f"{result.crae:.1f} µm"
 
 
+def test_the_grader_sets_the_scale_in_the_panel_and_a_bad_value_is_refused_in_one_line(qtbot, parts):
+    view, review, _canvas, _records = parts
+    ws, panel = review.workspace, view.panel
+    _turn_on(qtbot, view)
+    assert panel.scale.currentData() == "px" and not panel.scale_value.isEnabled()
+    panel.scale.setCurrentIndex(panel.scale.findData("disc_um"))
+    assert panel.scale_value.text() == "1800"  # the common assumption, suggested
+    for bad in ("-3", "nan", "abc", "0"):
+        panel.scale_value.setText(bad)
+        assert not view.apply_scale()
+        assert panel.scale_error.text().startswith("Scale not changed:") and "\n" not in panel.scale_error.text()
+    assert ws.setting("calibre_disc_um") is None and ws.setting("calibre_um_per_px") is None  # nothing recorded
+    panel.scale.setCurrentIndex(panel.scale.findData("um_per_px"))
+    panel.scale_value.setText("6.5")
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        panel.scale_apply.click()
+    result = shown.args[1]
+    assert ws.setting("calibre_um_per_px") == 6.5 and ws.setting("calibre_disc_um") is None
+    assert result.unit == "um" and result.calibre_method.endswith(";um_per_px=6.5")
+    assert result.crae == pytest.approx(6.5 * _knudtson_by_hand(ARTERIOLES, 0.88), rel=0.005)
+    assert panel.labels["crae"].text() == f"{result.crae:.1f} µm" and panel.scale_error.text() == ""
+    assert Workspace(ws.root).setting("calibre_um_per_px") == 6.5  # in the records, for the next window too
+    panel.scale.setCurrentIndex(panel.scale.findData("px"))
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        panel.scale_apply.click()
+    assert shown.args[1].unit == "px" and ws.setting("calibre_um_per_px") is None
+
+
 def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, parts):
     view, _review, _canvas, records = parts
     _turn_on(qtbot, view)

@@ -79,6 +79,31 @@ def scale_of(setting: Callable[[str], object]) -> tuple[float | None, float | No
     return (um_per_px, None) if um_per_px is not None else (None, positive(DISC_UM_SETTING))
 
 
+SCALES = ("px", "um_per_px", "disc_um")  # pixels, micrometres per pixel, an assumed disc diameter in micrometres
+
+
+def checked_scale(choice: str, text: str) -> tuple[float | None, float | None]:
+    """(um_per_px, disc_um) for the grader's choice and typed value; ValueError (one line) when the value is not a
+    positive finite number."""
+    if choice not in SCALES:
+        raise ValueError(f"unknown scale {choice!r}")
+    if choice == "px":
+        return None, None
+    what = "µm per pixel" if choice == "um_per_px" else "the disc diameter in µm"
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError:
+        raise ValueError(f"{what} must be a number, not {text.strip()[:20]!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive, finite number")
+    return (value, None) if choice == "um_per_px" else (None, value)
+
+
+def scale_settings(um_per_px: float | None, disc_um: float | None) -> dict[str, float | None]:
+    """The workspace settings that record a scale (both written, so the one not chosen is cleared)."""
+    return {UM_PER_PX_SETTING: um_per_px, DISC_UM_SETTING: disc_um}
+
+
 class CalibreFileDamaged(WorkspaceError):
     """A saved disc or A/V file that cannot be read as one (one line; its earlier versions are in the history)."""
 

@@ -11,8 +11,10 @@ restores an earlier version (``reload``)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 from model_core.calibre import Calibre, Disc
 
@@ -27,7 +29,13 @@ from ...core.vessels.calibre_review import (
     scale_of,
 )
 from ...core.workspace import WorkspaceError
-from ...core.workspace.calibre_records import CalibreFileDamaged, CalibreStore
+from ...core.workspace.calibre_records import (
+    DEFAULT_DISC_UM,
+    CalibreFileDamaged,
+    CalibreStore,
+    checked_scale,
+    scale_settings,
+)
 from ..common.context import ActionRegistry
 from ..common.image_ready import ImageReadiness
 from ..common.words import count
@@ -55,6 +63,46 @@ class CalibrePanel(QGroupBox):
         self.reason = QLabel("Turn on View ▸ Calibre view (Shift+C)")
         self.reason.setWordWrap(True)
         form.addRow(self.reason)
+        # The workspace's scale: pixels, µm per pixel, or an assumed disc diameter (recorded in its records and in
+        # every result's calibre_method, so an export says which was used).
+        self.scale = QComboBox()
+        self.scale.setObjectName("calibre_scale")
+        for text, data in (("pixels", "px"), ("µm per pixel", "um_per_px"), ("disc diameter (µm)", "disc_um")):
+            self.scale.addItem(text, data)
+        self.scale_value = QLineEdit()
+        self.scale_value.setObjectName("calibre_scale_value")
+        self.scale_value.setPlaceholderText(f"{DEFAULT_DISC_UM:g}")
+        self.scale_apply = QPushButton("Use")
+        self.scale_apply.setToolTip("Record this scale for the workspace; CRAE and CRVE are then shown in µm")
+        row = QHBoxLayout()
+        row.addWidget(self.scale, 1)
+        row.addWidget(self.scale_value, 1)
+        row.addWidget(self.scale_apply)
+        form.addRow("Scale", row)
+        self.scale_error = QLabel("")
+        self.scale_error.setObjectName("calibre_scale_error")
+        self.scale_error.setWordWrap(True)
+        form.addRow(self.scale_error)
+        self.scale.currentIndexChanged.connect(self._scale_choice_changed)
+        self._scale_choice_changed()
+
+    def _scale_choice_changed(self) -> None:
+        choice = self.scale.currentData()
+        self.scale_value.setEnabled(choice != "px")
+        if choice == "disc_um" and not self.scale_value.text().strip():
+            self.scale_value.setText(f"{DEFAULT_DISC_UM:g}")  # the common assumption, as a suggestion
+
+    def show_scale(self, um_per_px: float | None, disc_um: float | None) -> None:
+        """The workspace's recorded scale in the choice and its value."""
+        choice, value = ("um_per_px", um_per_px) if um_per_px is not None else ("disc_um", disc_um)
+        if value is None:
+            choice = "px"
+        blocked = self.scale.blockSignals(True)
+        self.scale.setCurrentIndex(self.scale.findData(choice))
+        self.scale.blockSignals(blocked)
+        self.scale_value.setText("" if value is None else f"{value:g}")
+        self.scale_value.setEnabled(choice != "px")
+        self.scale_error.setText("")
 
     def show_result(self, result: Calibre | None, note: str = "") -> None:
         unit = "µm" if result is not None and result.unit == "um" else "px"
@@ -94,6 +142,10 @@ class CalibreView(QObject):
         self._preparing = False
         self.timer = QTimer(self, singleShot=True, interval=250)
         self.timer.timeout.connect(self._compute)
+        self.panel.scale_apply.clicked.connect(lambda _c=False: self.apply_scale())
+        self.panel.scale_value.returnPressed.connect(lambda: self.apply_scale())
+        review.workspace_changed.connect(lambda *_a: self._show_scale())
+        self._show_scale()
 
         self.view_action = actions.add(
             "Calibre view", self.set_visible, "Shift+C", checkable=True, tip="Optic disc, zones B and C, CRAE/CRVE/AVR"
@@ -145,6 +197,30 @@ class CalibreView(QObject):
         if s is not None and s.key == key and self.calibre is not None:
             self.calibre = None
             self._prepare(fresh=True)
+
+    # ------------------------------------------------------------------------- scale --
+    def _show_scale(self) -> None:
+        ws = self.review.workspace
+        self.panel.show_scale(*(scale_of(ws.setting) if ws is not None else (None, None)))
+
+    def apply_scale(self) -> bool:
+        """Record the panel's scale for the workspace and recompute; a bad value: one line, nothing recorded."""
+        ws, p = self.review.workspace, self.panel
+        if ws is None:
+            return False
+        try:
+            um_per_px, disc_um = checked_scale(str(p.scale.currentData()), p.scale_value.text())
+            if ws.read_only_records is not None:  # a newer app's records: never changed here
+                raise ValueError(ws.read_only_records)
+            for name, value in scale_settings(um_per_px, disc_um).items():
+                ws.set_setting(name, value)
+        except (ValueError, OSError, sqlite3.Error) as exc:
+            p.scale_error.setText(f"Scale not changed: {exc}")
+            return False
+        p.show_scale(um_per_px, disc_um)
+        if self.calibre is not None:
+            self._compute()
+        return True
 
     # ----------------------------------------------------------------------- reading --
     def _image_ready(self) -> None:
