@@ -205,3 +205,24 @@ def test_a_brush_stroke_inside_the_disc_paints_and_leaves_the_disc_where_it_was(
     assert view.disc_items.disc() == DISC and records.load_disc("photo") == DISC
     canvas.set_tool("navigate")  # with the pan tool the disc takes the press again
     assert view.disc_items.roi.acceptedMouseButtons() == Qt.MouseButton.LeftButton
+
+
+def test_a_labels_version_restored_in_the_history_shows_and_one_undo_takes_it_back(qtbot, parts):
+    view, _review, _canvas, records = parts
+    _turn_on(qtbot, view)
+    fixture_labels = view.calibre.labels.copy()
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        assert view.mark(300.5, 170.5, VEIN)  # the grader relabels the arteriole tree: saved as a version
+    veins = view.calibre.labels.copy()
+    first = records.versions("photo", "av")[0]
+    records.restore("photo", "av", first.sha256)  # what the History's Restore does, then it tells the view
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.reload("photo")
+    assert np.array_equal(view.calibre.labels, fixture_labels) and shown.args[1].n_arterioles == 6
+    count = len(records.versions("photo", "av"))
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.undo_action.trigger()  # one step back: the labels before the restore, saved as a new version
+    assert np.array_equal(view.calibre.labels, veins) and shown.args[1].n_arterioles == 0
+    assert np.array_equal(records.read_labels("photo", veins.shape), veins)
+    assert [v.note for v in records.versions("photo", "av")][count - 1 :] == ["restore", "grader"]
+    assert len(records.history_of("photo", "av")) == 2  # two contents, each copy kept once

@@ -177,6 +177,14 @@ class CalibreReview:
             self.labels[where] = kind
         return changed
 
+    def replace_labels(self, labels: NDArray[np.uint8]) -> bool:
+        """Take ``labels`` whole (a version restored from the History) as one undo step; True when they differ."""
+        if labels.shape != self.labels.shape or np.array_equal(labels, self.labels):
+            return False
+        self._undo.append(self.labels.copy())
+        self.labels = labels.copy()
+        return True
+
     def undo(self) -> bool:
         if not self._undo:
             return False

@@ -120,6 +120,7 @@ class CalibreView(QObject):
     calculated = Signal(str, object)  # key, Calibre: on screen
     prepared = Signal(str)  # key: disc, labels and geometry read
     status = Signal(str)
+    saved = Signal(str)  # key: a disc or labels version was saved (the History lists it)
 
     def __init__(
         self,
@@ -192,11 +193,24 @@ class CalibreView(QObject):
         return ws.calibre if ws is not None else None
 
     def reload(self, key: str) -> None:
-        """The image's saved disc and labels changed elsewhere (a restore in the History): read them again."""
-        s = self.review.image
-        if s is not None and s.key == key and self.calibre is not None:
-            self.calibre = None
-            self._prepare(fresh=True)
+        """The image's saved disc and labels changed elsewhere (a restore in the History): take them. Restored
+        labels are one undo step (Ctrl+Alt+Z takes them back, itself saved as a new version), as a mask's restore."""
+        s, records, c = self.review.image, self.records(), self.calibre
+        if s is None or s.key != key or c is None or c.key != key or records is None:
+            return
+        try:
+            disc = records.read_disc(key)
+            labels = records.read_labels(key, c.labels.shape)
+        except CalibreFileDamaged as exc:
+            self.status.emit(f"Calibre: {exc}")
+            return
+        if disc is not None and c.set_disc(disc):
+            self.disc_items.set_disc(disc)
+        if labels is not None and c.replace_labels(labels):
+            self.undo_action.setEnabled(c.can_undo)
+            self.labels_item.show_labels(c.labels, self.latest)
+        self.set_visible(self.visible)
+        self.timer.start()
 
     # ------------------------------------------------------------------------- scale --
     def _show_scale(self) -> None:
@@ -339,6 +353,7 @@ class CalibreView(QObject):
                 records.save_disc(c.key, c.disc)
             if labels:
                 records.save_labels(c.key, c.labels)
+            self.saved.emit(c.key)
         except (WorkspaceError, OSError) as exc:  # read-only, disk full, newer records: one line, nothing replaced
             self.status.emit(f"Calibre records not saved: {exc}")
 
