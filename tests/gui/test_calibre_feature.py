@@ -226,3 +226,20 @@ def test_a_labels_version_restored_in_the_history_shows_and_one_undo_takes_it_ba
     assert np.array_equal(records.read_labels("photo", veins.shape), veins)
     assert [v.note for v in records.versions("photo", "av")][count - 1 :] == ["restore", "grader"]
     assert len(records.history_of("photo", "av")) == 2  # two contents, each copy kept once
+
+
+def test_a_garbage_disc_file_is_reported_in_one_line_and_the_history_copy_still_restores(qtbot, parts):
+    view, _review, _canvas, records = parts
+    good = records.versions("photo", "disc")[0]
+    records.path("photo", "disc").write_bytes(b"\xff\xfe not json")
+    said: list[str] = []
+    view.status.connect(said.append)
+    with qtbot.waitSignal(view.prepared, timeout=30000):
+        view.image_ready.opened("photo", has_prediction=True)
+        view.view_action.setChecked(True)
+    damaged = [t for t in said if "disc.json" in t]
+    assert len(damaged) == 1 and "damaged" in damaged[0] and "\n" not in damaged[0]
+    records.restore("photo", "disc", good.sha256)
+    assert records.read_disc("photo") == DISC
+    assert records.path("photo", "disc").read_bytes() == good.path.read_bytes()
+    assert any(v.path.read_bytes() == b"\xff\xfe not json" for v in records.versions("photo", "disc"))
