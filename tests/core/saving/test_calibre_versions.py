@@ -11,6 +11,8 @@ import random
 import select
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from model_core.calibre import Disc
 from model_core.calibre_inputs import read_av_mask
 from retina_desktop.core.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError, records as records_mod
 from retina_desktop.core.workspace.calibre_records import CalibreFileDamaged
+
+from .helpers import child_env
 
 SHAPE = (160, 150)  # make_workspace's photos
 
@@ -248,3 +252,27 @@ def test_sigkill_inside_calibre_saves_leaves_old_or_new_and_loses_no_version(roo
     assert len(reported) >= 12 and lost == []  # lost versions: 0
     assert ws.verify() == []
     assert read_av_mask(ws.calibre.path("img_00", "av")).shape == SHAPE
+
+
+KILLED_BEFORE_ROW = """
+import os, signal, sys
+from model_core.calibre import Disc
+from retina_desktop.core.workspace import Workspace
+from retina_desktop.core.workspace.records import Records
+ws = Workspace(sys.argv[1])
+ws.calibre.save_disc("img_00", Disc(10.0, 20.0, 30.0))
+# Killed at the worst point: the new disc is in the history and on disk, its row not yet written.
+Records.add_calibre_version = lambda self, row: os.kill(os.getpid(), signal.SIGKILL)
+ws.calibre.save_disc("img_00", Disc(11.0, 20.0, 30.0))
+"""
+
+
+def test_a_sigkill_between_the_history_copy_and_its_row_loses_no_version(root):
+    Workspace(root).close()
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_ROW, str(root)], env=child_env(), timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    ws = Workspace(root)
+    assert ws.calibre.read_disc("img_00") == Disc(11.0, 20.0, 30.0)  # the new one, whole
+    assert any("found in the calibre history" in n for n in ws.notices)  # the open registered its copy
+    kept = {json.loads(v.path.read_text())["x"] for v in ws.calibre.versions("img_00", "disc")}
+    assert kept == {10.0, 11.0} and ws.verify() == []  # lost versions: 0
