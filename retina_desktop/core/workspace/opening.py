@@ -128,6 +128,16 @@ def _open_locked(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], jour
         return _rebuild(path, meta_dir, entries, journal, path, str(exc))
     if records.newer:
         return Opened(records, [f"{path}: {NEWER_FILE}. It was opened read-only: nothing is saved in this workspace."])
+    if _holds_nothing(records) and _earlier_work(meta_dir, calibre=False):
+        records.close()
+        return _rebuild(
+            path,
+            meta_dir,
+            entries,
+            journal,
+            path,
+            "it held no record although the history and review log did (a rebuild or import killed half-way)",
+        )
     indexing: list[str] = []
     # The calibre history files no row names become rows, in one transaction: those of the last release (which kept
     # the disc and A/V versions it replaced as numbered files only, before schema 4), and those of a save killed
@@ -139,16 +149,6 @@ def _open_locked(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], jour
         indexing.append(f"{path}: the calibre history is not indexed yet ({exc})")
     if indexed:
         indexing.append(f"{path}: {indexed} optic disc / artery-vein version(s) found in the calibre history.")
-    if _holds_nothing(records) and _earlier_work(meta_dir):
-        records.close()
-        return _rebuild(
-            path,
-            meta_dir,
-            entries,
-            journal,
-            path,
-            "it held no record although the history and review log did (a rebuild or import killed half-way)",
-        )
     notices = [f"{path}: migrated to schema {records.migrated[-1]}."] if records.migrated else []
     return Opened(records, notices + indexing)
 
@@ -171,8 +171,10 @@ def _holds_nothing(records: Records) -> bool:
     return all(records.count(t) == 0 for t in ("images", "versions", "review_log", "calibre_versions"))
 
 
-def _earlier_work(meta_dir: Path) -> bool:
-    """Files that only a workspace with records makes: kept versions or review-log lines."""
+def _earlier_work(meta_dir: Path, calibre: bool = True) -> bool:
+    """Files that only a workspace with records makes: kept versions or review-log lines (``calibre``: the disc and
+    A/V history too; a records file that holds nothing beside them is the last release's, which had no rows for
+    them: migrated and indexed, not rebuilt)."""
     log = meta_dir / "review_log.jsonl"
     try:
         if log.is_file() and log.stat().st_size > 0:
@@ -184,7 +186,7 @@ def _earlier_work(meta_dir: Path) -> bool:
         if any(p.is_file() for p in history.rglob("*") if not p.name.startswith(".")):
             return True
         # The disc and A/V versions: calibre/<key>/history/
-        return any(p.is_file() for p in (meta_dir / CALIBRE_DIR_NAME).glob(f"*/{HISTORY_DIR_NAME}/[!.]*"))
+        return calibre and any(p.is_file() for p in (meta_dir / CALIBRE_DIR_NAME).glob(f"*/{HISTORY_DIR_NAME}/[!.]*"))
     except OSError:
         return False
 

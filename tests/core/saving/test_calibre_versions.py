@@ -276,3 +276,17 @@ def test_a_sigkill_between_the_history_copy_and_its_row_loses_no_version(root):
     assert any("found in the calibre history" in n for n in ws.notices)  # the open registered its copy
     kept = {json.loads(v.path.read_text())["x"] for v in ws.calibre.versions("img_00", "disc")}
     assert kept == {10.0, 11.0} and ws.verify() == []  # lost versions: 0
+
+
+def test_records_emptied_by_a_killed_rebuild_are_rebuilt_with_the_calibre_versions(root):
+    ws = Workspace(root)
+    ws.save_ground_truth(ws.entries[0], np.ones(SHAPE, bool))
+    ws.calibre.save_disc("img_00", Disc(40.0, 40.0, 20.0))
+    ws.close()
+    con = sqlite3.connect(root / ".retina" / "records.sqlite")
+    con.executescript("DELETE FROM images; DELETE FROM versions; DELETE FROM review_log; DELETE FROM calibre_versions;")
+    con.close()
+    (root / ".retina" / "review_log.jsonl").unlink(missing_ok=True)
+    again = Workspace(root)  # the calibre history alone must not make the empty file pass for a good one
+    assert any("rebuilt" in n for n in again.notices)
+    assert len(again.versions(again.entries[0])) == 1 and len(again.calibre.versions("img_00")) == 1
