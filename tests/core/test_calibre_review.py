@@ -1,12 +1,13 @@
 """The calibre review's core (core.vessels.calibre_review) and its records (core.workspace.calibre_records):
 a click labels the vessel through its branches but not past a crossing, one undo restores, the disc and the
-labels are saved with the version they replace kept."""
+labels are saved with every version kept."""
 
 import numpy as np
 
 from model_core.calibre import ARTERY, VEIN, Disc
+from model_core.imageio import write_png_atomic
 from retina_desktop.core.vessels.calibre_review import CalibreReview, VesselGeometry, compute
-from retina_desktop.core.workspace.calibre_records import CalibreRecords
+from retina_desktop.core.workspace import Workspace
 
 
 def _tree_and_crossing() -> np.ndarray:
@@ -48,15 +49,16 @@ def test_no_disc_and_a_wrong_sized_label_image_give_a_reason_never_a_number():
     assert few.crae is None and few.reason == "0 arterioles in zone B, 6 needed; 0 venules in zone B, 6 needed"
 
 
-def test_records_keep_the_replaced_version_and_reload(tmp_path):
-    records = CalibreRecords(tmp_path / ".retina")
-    key = "train/images/01"
+def test_records_keep_every_version_and_reload(tmp_path):
+    write_png_atomic(tmp_path / "01.png", np.zeros((4, 5, 3), np.uint8))
+    records = Workspace(tmp_path).calibre
+    key = "train/images/01"  # a key with folders: nested under calibre/
     assert records.load_disc(key) is None and records.load_labels(key, (4, 5)) is None
     records.save_disc(key, Disc(10.5, 20.0, 30.0))
     labels = np.zeros((4, 5), np.uint8)
     labels[1, 2], labels[3, 4] = ARTERY, VEIN
     records.save_labels(key, labels)
-    assert records.history(key) == []
+    assert [p.name for p in records.history(key)] == ["av-0001.png", "disc-0001.json"]  # kept before it is on disk
     records.save_disc(key, Disc(11.0, 20.0, 30.0))
     records.save_disc(key, Disc(11.0, 20.0, 30.0))  # the same bytes: nothing kept, nothing written
     labels2 = labels.copy()
@@ -64,10 +66,12 @@ def test_records_keep_the_replaced_version_and_reload(tmp_path):
     records.save_labels(key, labels2)
     records.save_disc(key, Disc(12.0, 20.0, 30.0))
     folder = tmp_path / ".retina" / "calibre" / key
-    assert [p.name for p in records.history(key)] == ["av-0001.png", "disc-0001.json", "disc-0002.json"]
+    names = ["av-0001.png", "av-0002.png", "disc-0001.json", "disc-0002.json", "disc-0003.json"]
+    assert [p.name for p in records.history(key)] == names
+    assert [v.path.name for v in records.versions(key)] == [names[i] for i in (2, 0, 3, 1, 4)]
     assert '"x": 10.5' in (folder / "history" / "disc-0001.json").read_text()
     assert records.load_disc(key) == Disc(12.0, 20.0, 30.0)
     assert np.array_equal(records.load_labels(key, (4, 5)), labels2)
     assert records.load_labels(key, (5, 5)) is None  # another image size: not this image's labels
-    again = CalibreRecords(tmp_path / ".retina")
-    assert again.load_disc(key) == Disc(12.0, 20.0, 30.0)
+    again = Workspace(tmp_path).calibre
+    assert again.load_disc(key) == Disc(12.0, 20.0, 30.0) and len(again.versions(key)) == 5

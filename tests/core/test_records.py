@@ -252,7 +252,8 @@ def test_a_schema_2_file_migrates_to_open_windows_keeping_its_rows(tmp_path):
     db = tmp_path / "records.sqlite"
     _schema_2_file(db)
     records = records_mod.Records(db)
-    assert records.migrated == [3] and not records.newer
+    assert records.migrated == [3, 4] and not records.newer
+    assert records.calibre_versions() == []  # schema 4: the table of disc and A/V versions, empty
     assert records.image("a") == records_mod.ImageRow("a", "approved", None, "abc", None, "ref")
     assert [(v.image, v.sha256, v.path) for v in records.versions("a")] == [("a", "abc", "history/a/abc")]
     assert [r["action"] for r in records.log("a")] == ["save"]

@@ -148,10 +148,16 @@ def test_each_migration_step_keeps_the_rows(tmp_path):
         ("a", "approved", "abc", None)
     ]
     con.execute("INSERT INTO sessions (user, machine, pid, since, seen) VALUES ('ann', 'lab', 7, 't', 1.0)")
-    assert records_mod.migrate(con) == [3]
+    assert records_mod.migrate(con, to=3) == [3]
     assert con.execute("SELECT user, machine, pid, since, seen FROM open_windows").fetchall() == [
         ("ann", "lab", 7, "t", 1.0)
     ]
+    assert records_mod.migrate(con) == [4]
+    assert con.execute("SELECT user, machine, pid, since, seen FROM open_windows").fetchall() == [
+        ("ann", "lab", 7, "t", 1.0)
+    ]
+    assert con.execute("SELECT COUNT(*) FROM calibre_versions").fetchone() == (0,)
+    assert records_mod.schema_version(con) == 4 == records_mod.SCHEMA_VERSION
     assert records_mod.migrate(con) == []  # nothing twice
     con.close()
 

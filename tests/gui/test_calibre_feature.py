@@ -18,7 +18,6 @@ from model_core.imageio import write_png_atomic
 from retina_desktop.core.model.tasks import load_image
 from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
-from retina_desktop.core.workspace.calibre_records import CalibreRecords
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
 from retina_desktop.ui.common.workers import TaskRunner
@@ -62,7 +61,7 @@ def parts(qtbot, tmp_path):
     rgb[mask] = (120, 30, 20)
     write_png_atomic(tmp_path / "photo.png", rgb)
     ws = Workspace(tmp_path)
-    records = CalibreRecords(ws.meta_dir)
+    records = ws.calibre  # versioned in the records (schema 4)
     records.save_disc("photo", DISC)
     records.save_labels("photo", av)
     review = ReviewSession()
@@ -121,6 +120,34 @@ def test_with_an_assumed_disc_diameter_the_panel_shows_micrometres(qtbot, parts)
     assert view.panel.labels["crae"].text() == f"{result.crae:.1f} µm"
 
 
+def test_the_grader_sets_the_scale_in_the_panel_and_a_bad_value_is_refused_in_one_line(qtbot, parts):
+    view, review, _canvas, _records = parts
+    ws, panel = review.workspace, view.panel
+    _turn_on(qtbot, view)
+    assert panel.scale.currentData() == "px" and not panel.scale_value.isEnabled()
+    panel.scale.setCurrentIndex(panel.scale.findData("disc_um"))
+    assert panel.scale_value.text() == "1800"  # the common assumption, suggested
+    for bad in ("-3", "nan", "abc", "0"):
+        panel.scale_value.setText(bad)
+        assert not view.apply_scale()
+        assert panel.scale_error.text().startswith("Scale not changed:") and "\n" not in panel.scale_error.text()
+    assert ws.setting("calibre_disc_um") is None and ws.setting("calibre_um_per_px") is None  # nothing recorded
+    panel.scale.setCurrentIndex(panel.scale.findData("um_per_px"))
+    panel.scale_value.setText("6.5")
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        panel.scale_apply.click()
+    result = shown.args[1]
+    assert ws.setting("calibre_um_per_px") == 6.5 and ws.setting("calibre_disc_um") is None
+    assert result.unit == "um" and result.calibre_method.endswith(";um_per_px=6.5")
+    assert result.crae == pytest.approx(6.5 * _knudtson_by_hand(ARTERIOLES, 0.88), rel=0.005)
+    assert panel.labels["crae"].text() == f"{result.crae:.1f} µm" and panel.scale_error.text() == ""
+    assert Workspace(ws.root).setting("calibre_um_per_px") == 6.5  # in the records, for the next window too
+    panel.scale.setCurrentIndex(panel.scale.findData("px"))
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        panel.scale_apply.click()
+    assert shown.args[1].unit == "px" and ws.setting("calibre_um_per_px") is None
+
+
 def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, parts):
     view, _review, _canvas, records = parts
     _turn_on(qtbot, view)
@@ -131,7 +158,11 @@ def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, 
     assert view.calibre.disc == Disc(80.0, 200.0, 60.0) and records.load_disc("photo") == Disc(80.0, 200.0, 60.0)
     assert moved.crae is None and moved.reason.startswith("0 arterioles in zone B, 6 needed")
     assert view.panel.labels["crae"].text() == "–" and view.panel.reason.text() == moved.reason
-    assert [p.name for p in records.history("photo")] == ["disc-0001.json"]  # the drawn disc, kept
+    # Both discs kept in the history and recorded, the drawn one first.
+    assert [p.name for p in records.history("photo")] == ["av-0001.png", "disc-0001.json", "disc-0002.json"]
+    versions = records.versions("photo", "disc")
+    assert [v.path.name for v in versions] == ["disc-0001.json", "disc-0002.json"]
+    assert records.version_bytes("photo", "disc", versions[0].sha256) == versions[0].path.read_bytes()
 
 
 def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_reload(qtbot, parts):
@@ -155,7 +186,9 @@ def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_re
     assert shown.args[1].n_arterioles == 6 and (view.calibre.labels[mask & right] == ARTERY).all()
     assert not view.undo_action.isEnabled()
     assert (records.load_labels("photo", mask.shape)[mask & right] == ARTERY).all()
-    assert [p.name for p in records.history("photo")] == ["av-0001.png", "av-0002.png"]
+    # The fixture's labels, the vein labels; the undo's labels are the first again (their copy kept once).
+    assert [p.name for p in records.history("photo")] == ["av-0001.png", "av-0002.png", "disc-0001.json"]
+    assert [v.path.name for v in records.versions("photo", "av")] == ["av-0001.png", "av-0002.png", "av-0001.png"]
 
 
 def test_a_brush_stroke_inside_the_disc_paints_and_leaves_the_disc_where_it_was(qtbot, parts):
@@ -172,3 +205,41 @@ def test_a_brush_stroke_inside_the_disc_paints_and_leaves_the_disc_where_it_was(
     assert view.disc_items.disc() == DISC and records.load_disc("photo") == DISC
     canvas.set_tool("navigate")  # with the pan tool the disc takes the press again
     assert view.disc_items.roi.acceptedMouseButtons() == Qt.MouseButton.LeftButton
+
+
+def test_a_labels_version_restored_in_the_history_shows_and_one_undo_takes_it_back(qtbot, parts):
+    view, _review, _canvas, records = parts
+    _turn_on(qtbot, view)
+    fixture_labels = view.calibre.labels.copy()
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        assert view.mark(300.5, 170.5, VEIN)  # the grader relabels the arteriole tree: saved as a version
+    veins = view.calibre.labels.copy()
+    first = records.versions("photo", "av")[0]
+    records.restore("photo", "av", first.sha256)  # what the History's Restore does, then it tells the view
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.reload("photo")
+    assert np.array_equal(view.calibre.labels, fixture_labels) and shown.args[1].n_arterioles == 6
+    count = len(records.versions("photo", "av"))
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.undo_action.trigger()  # one step back: the labels before the restore, saved as a new version
+    assert np.array_equal(view.calibre.labels, veins) and shown.args[1].n_arterioles == 0
+    assert np.array_equal(records.read_labels("photo", veins.shape), veins)
+    assert [v.note for v in records.versions("photo", "av")][count - 1 :] == ["restore", "grader"]
+    assert len(records.history_of("photo", "av")) == 2  # two contents, each copy kept once
+
+
+def test_a_garbage_disc_file_is_reported_in_one_line_and_the_history_copy_still_restores(qtbot, parts):
+    view, _review, _canvas, records = parts
+    good = records.versions("photo", "disc")[0]
+    records.path("photo", "disc").write_bytes(b"\xff\xfe not json")
+    said: list[str] = []
+    view.status.connect(said.append)
+    with qtbot.waitSignal(view.prepared, timeout=30000):
+        view.image_ready.opened("photo", has_prediction=True)
+        view.view_action.setChecked(True)
+    damaged = [t for t in said if "disc.json" in t]
+    assert len(damaged) == 1 and "damaged" in damaged[0] and "\n" not in damaged[0]
+    records.restore("photo", "disc", good.sha256)
+    assert records.read_disc("photo") == DISC
+    assert records.path("photo", "disc").read_bytes() == good.path.read_bytes()
+    assert any(v.path.read_bytes() == b"\xff\xfe not json" for v in records.versions("photo", "disc"))

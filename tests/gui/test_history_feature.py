@@ -138,3 +138,49 @@ def test_closing_the_image_clears_the_preview_and_the_list(history):
     h.review.close_image()
     assert not h.controller.preview.active and not h.panel.preview_button.isChecked()
     assert h.rows() == [] and not h.controller.revert_action.isEnabled()
+
+
+def test_the_disc_and_labels_versions_are_listed_and_an_older_one_restores_as_a_new_version(history):
+    from model_core.calibre import Disc
+
+    ws = history.review.workspace
+    history.open("img_00")
+    ws.calibre.save_disc("img_00", Disc(50.0, 60.0, 30.0), reviewer="ann")
+    ws.calibre.save_disc("img_00", Disc(70.0, 60.0, 30.0), reviewer="bob")
+    ws.calibre.save_labels("img_00", np.ones((160, 150), np.uint8), reviewer="bob")
+    history.controller.refresh()
+    tree = history.panel.calibre_tree
+    cells = [[tree.topLevelItem(i).text(c) for c in range(1, 4)] for i in range(tree.topLevelItemCount())]
+    assert cells == [
+        ["bob", "artery/vein labels", "grader"],
+        ["bob", "optic disc", "grader"],
+        ["ann", "optic disc", "grader"],
+    ]
+    assert tree.topLevelItem(0).text(0).startswith("● ") and tree.topLevelItem(1).text(0).startswith("● ")
+    assert not tree.topLevelItem(2).text(0).startswith("● ")
+    restored: list[str] = []
+    history.controller.calibre_restored.connect(restored.append)
+    tree.setCurrentItem(tree.topLevelItem(2))
+    history.panel.calibre_restore_button.click()
+    assert restored == ["img_00"] and ws.calibre.read_disc("img_00") == Disc(50.0, 60.0, 30.0)
+    assert [v.note for v in ws.calibre.versions("img_00", "disc")] == ["grader", "grader", "restore"]
+    assert tree.topLevelItemCount() == 4 and tree.topLevelItem(0).text(3) == "restore"
+    assert tree.topLevelItem(0).text(1) == "ann"  # the grader of these settings restored it
+
+
+def test_a_damaged_disc_history_copy_is_refused_in_one_line(history):
+    from model_core.calibre import Disc
+
+    ws = history.review.workspace
+    history.open("img_00")
+    ws.calibre.save_disc("img_00", Disc(50.0, 60.0, 30.0))
+    ws.calibre.save_disc("img_00", Disc(70.0, 60.0, 30.0))
+    old = ws.calibre.versions("img_00", "disc")[0]
+    old.path.write_bytes(b"garbage")
+    history.controller.refresh()
+    tree = history.panel.calibre_tree
+    tree.setCurrentItem(tree.topLevelItem(1))
+    assert not history.controller.restore_calibre_selected()
+    text, level = history.messages[-1]
+    assert level == "error" and text.startswith("Not restored:") and "\n" not in text
+    assert ws.calibre.read_disc("img_00") == Disc(70.0, 60.0, 30.0) and len(ws.calibre.versions("img_00")) == 2

@@ -1,8 +1,19 @@
-"""Export corrected masks in the reference layout: ``images/`` + ``mask/`` (+ ``overlays/``). Qt-free."""
+"""Export corrected masks in the reference layout: ``images/`` + ``mask/`` (+ ``overlays/``). Qt-free.
+
+An exported image with calibre records also gets them, in the formats ``python -m model_core measure`` reads, so an
+export round-trips into the command line (``--av DEST/av --disc DEST/disc.csv``):
+
+* ``av/<stem>.png``: its artery/vein labels, 8-bit (0 background, 1 artery, 2 vein, 3 uncertain), the mask's stem;
+* ``disc.csv``: ``image,x,y,diameter`` in pixels, one row per image with a disc (rows of earlier exports kept);
+* ``calibre.csv``: ``image`` and CRAE, CRVE, AVR, the vessels counted and ``calibre_method``, which records the
+  workspace's scale (pixels, µm per pixel or an assumed disc diameter).
+"""
 
 from __future__ import annotations
 
+import csv
 import filecmp
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from model_core.atomic import copy_file_atomic
+from model_core.atomic import copy_file_atomic, write_bytes_atomic
+from model_core.calibre import CALIBRE_COLUMNS, Calibre, Disc
 from model_core.errors import ImageReadError
 from model_core.imageio import mask_to_png, read_image, read_mask, write_png_atomic
 
@@ -44,6 +56,9 @@ class ExportSummary:
     stale: list[str] = field(default_factory=list)  # differs from the destination, left as it is (replace_stale off)
     failed: list[str] = field(default_factory=list)  # one-line messages
     cancelled: bool = False
+    discs: dict[str, Disc] = field(default_factory=dict)  # by exported stem: written to disc.csv
+    calibres: dict[str, Calibre] = field(default_factory=dict)  # by exported stem: written to calibre.csv
+    av_written: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         lines = [f"{len(self.written)} mask(s) written to {self.destination}"]
@@ -67,6 +82,10 @@ class ExportSummary:
             lines.extend("  " + m for m in self.failed[:10])
             if len(self.failed) > 10:
                 lines.append(f"  ... and {len(self.failed) - 10} more")
+        if self.discs or self.av_written:
+            lines.append(
+                f"Calibre: {len(self.av_written)} artery/vein mask(s) in av/, {len(self.discs)} disc(s) in disc.csv"
+            )
         if self.cancelled:
             lines.append("Export was cancelled before the end.")
         return "\n".join(lines)
@@ -132,6 +151,7 @@ def _export_one(workspace: Workspace, entry: ImageEntry, options: ExportOptions,
         mask_same = mask_out.exists() and _same_mask(mask_out, mask)
         image_same = image_out.exists() and _same_file(entry.path, image_out)
         if mask_same and image_same and not options.overwrite:
+            _export_calibre(workspace, entry, name, mask, summary)  # labels corrected since are exported all the same
             summary.skipped_existing.append(entry.key)
             return
         stale = mask_out.exists() and not mask_same
@@ -144,11 +164,79 @@ def _export_one(workspace: Workspace, entry: ImageEntry, options: ExportOptions,
             write_png_atomic(mask_out, png)
         if options.overlays:
             write_png_atomic(dest / "overlays" / f"{name}.png", overlay_picture(rgb, mask))
+        _export_calibre(workspace, entry, name, mask, summary)
         (summary.replaced if stale else summary.written).append(entry.key)
     except ImageReadError as exc:
         summary.failed.append(str(exc))
     except OSError as exc:
         summary.failed.append(f"{entry.path}: {exc.strerror or exc}")
+
+
+def _export_calibre(
+    workspace: Workspace, entry: ImageEntry, name: str, mask: np.ndarray, summary: ExportSummary
+) -> None:
+    """The image's A/V labels (``av/<name>.png``) and its disc and calibre (for the CSVs), if it has them."""
+    from model_core.calibre import empty_calibre, measure_calibre
+
+    from ..workspace.calibre_records import CalibreFileDamaged, scale_of
+
+    try:
+        disc = workspace.calibre.read_disc(entry.key)
+        labels = workspace.calibre.read_labels(entry.key, mask.shape)
+    except CalibreFileDamaged as exc:
+        summary.failed.append(f"{exc}; its calibre was not exported")
+        return
+    if labels is not None:
+        write_png_atomic(summary.destination / "av" / f"{name}.png", np.asarray(labels, np.uint8))
+        summary.av_written.append(entry.key)
+    if disc is not None:
+        summary.discs[name] = disc
+        if labels is not None:  # as the app shows them: the same mask, labels, disc and scale
+            try:
+                summary.calibres[name] = measure_calibre(mask, labels, disc, *scale_of(workspace.setting))
+            except ValueError as exc:
+                summary.calibres[name] = empty_calibre(str(exc))
+
+
+def _merged_csv(path: Path, columns: tuple[str, ...], rows: dict[str, dict[str, object]]) -> bytes:
+    """``rows`` (by image) over the rows an earlier export left in ``path`` (other images stay)."""
+    old: dict[str, dict[str, object]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is not None and tuple(reader.fieldnames) == columns:
+                old = {str(r["image"]): dict(r) for r in reader}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        old = {}  # a foreign or damaged file is replaced by this export's rows
+    merged = {**old, **rows}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for image in sorted(merged):
+        writer.writerow(["" if merged[image].get(c) is None else merged[image][c] for c in columns])
+    return text.getvalue().encode("utf-8")
+
+
+def _write_calibre_tables(summary: ExportSummary) -> None:
+    dest = summary.destination
+    try:
+        if summary.discs:
+            discs: dict[str, dict[str, object]] = {
+                n: {"image": n, "x": repr(d.x), "y": repr(d.y), "diameter": repr(d.diameter)}
+                for n, d in summary.discs.items()
+            }
+            write_bytes_atomic(
+                dest / "disc.csv", _merged_csv(dest / "disc.csv", ("image", "x", "y", "diameter"), discs)
+            )
+        if summary.calibres:
+            columns = ("image", *CALIBRE_COLUMNS)
+            rows: dict[str, dict[str, object]] = {
+                n: {"image": n, **{k: (repr(v) if isinstance(v, float) else v) for k, v in c.as_row().items()}}
+                for n, c in summary.calibres.items()
+            }
+            write_bytes_atomic(dest / "calibre.csv", _merged_csv(dest / "calibre.csv", columns, rows))
+    except OSError as exc:
+        summary.failed.append(f"{dest}: the calibre tables could not be written ({exc.strerror or exc})")
 
 
 def export_masks(
@@ -175,6 +263,7 @@ def export_masks(
             summary.skipped_not_approved.append(entry.key)
         else:
             _export_one(workspace, entry, options, summary)
+    _write_calibre_tables(summary)
     if progress is not None:
         progress(total if not summary.cancelled else len(summary.written), total, "done")
     return summary

@@ -20,7 +20,6 @@ bridge is not told apart (the label then goes on through it; the grader marks th
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -32,23 +31,11 @@ from model_core.calibre import ARTERY, UNCERTAIN, VEIN, Calibre, Disc, empty_cal
 from model_core.optic_disc import detect_disc
 from model_core.skeleton import SkeletonGraph, skeleton_graph, skeletonize
 
+from ..workspace.calibre_records import scale_of as scale_of  # the workspace's scale, for the views
+
 UNDO_LIMIT = 30  # label images kept for undo (one full-size uint8 image each)
 CLICK_RADIUS = 6.0  # px: a click this close to a vessel's centre line marks it
 KINDS = {ARTERY: "artery", VEIN: "vein", UNCERTAIN: "uncertain"}
-# The workspace's scale (workspace settings; none: pixels): micrometres per pixel, else an assumed disc diameter
-# in micrometres (1800 is common). Recorded in every result's calibre_method.
-UM_PER_PX_SETTING, DISC_UM_SETTING = "calibre_um_per_px", "calibre_disc_um"
-
-
-def scale_of(setting: Callable[[str], object]) -> tuple[float | None, float | None]:
-    """(um_per_px, disc_um) from a workspace's ``setting(name)``: at most one of them, a positive number."""
-
-    def positive(name: str) -> float | None:
-        v = setting(name)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
-
-    um_per_px = positive(UM_PER_PX_SETTING)
-    return (um_per_px, None) if um_per_px is not None else (None, positive(DISC_UM_SETTING))
 
 
 @dataclass(frozen=True)
@@ -189,6 +176,14 @@ class CalibreReview:
             self.labels = self.labels.copy()
             self.labels[where] = kind
         return changed
+
+    def replace_labels(self, labels: NDArray[np.uint8]) -> bool:
+        """Take ``labels`` whole (a version restored from the History) as one undo step; True when they differ."""
+        if labels.shape != self.labels.shape or np.array_equal(labels, self.labels):
+            return False
+        self._undo.append(self.labels.copy())
+        self.labels = labels.copy()
+        return True
 
     def undo(self) -> bool:
         if not self._undo:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .calibre_records import CALIBRE_DIR_NAME, index_calibre_files
 from .common import HISTORY_DIR_NAME, RECORDS_NAME, _file_sha, _now, _short, _timestamp, parse_time, read_regular
 from .layout import ImageEntry
 from .records import NEWER_FILE, SOURCES, Journal, Records, RecordsDamaged, VersionRow
@@ -127,7 +128,7 @@ def _open_locked(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], jour
         return _rebuild(path, meta_dir, entries, journal, path, str(exc))
     if records.newer:
         return Opened(records, [f"{path}: {NEWER_FILE}. It was opened read-only: nothing is saved in this workspace."])
-    if _holds_nothing(records) and _earlier_work(meta_dir):
+    if _holds_nothing(records) and _earlier_work(meta_dir, calibre=False):
         records.close()
         return _rebuild(
             path,
@@ -137,8 +138,19 @@ def _open_locked(path: Path, meta_dir: Path, entries: Sequence[ImageEntry], jour
             path,
             "it held no record although the history and review log did (a rebuild or import killed half-way)",
         )
+    indexing: list[str] = []
+    # The calibre history files no row names become rows, in one transaction: those of the last release (which kept
+    # the disc and A/V versions it replaced as numbered files only, before schema 4), and those of a save killed
+    # between its copy and its row. Killed half-way, none is written, and the next open does it again.
+    try:
+        indexed = index_calibre_files(records, meta_dir)
+    except sqlite3.Error as exc:
+        indexed = 0
+        indexing.append(f"{path}: the calibre history is not indexed yet ({exc})")
+    if indexed:
+        indexing.append(f"{path}: {indexed} optic disc / artery-vein version(s) found in the calibre history.")
     notices = [f"{path}: migrated to schema {records.migrated[-1]}."] if records.migrated else []
-    return Opened(records, notices)
+    return Opened(records, notices + indexing)
 
 
 def _why(exc: BaseException, meta_dir: Path) -> str:
@@ -156,11 +168,13 @@ def _in_memory(path: Path, why: str) -> Opened:
 
 
 def _holds_nothing(records: Records) -> bool:
-    return all(records.count(t) == 0 for t in ("images", "versions", "review_log"))
+    return all(records.count(t) == 0 for t in ("images", "versions", "review_log", "calibre_versions"))
 
 
-def _earlier_work(meta_dir: Path) -> bool:
-    """Files that only a workspace with records makes: kept versions or review-log lines."""
+def _earlier_work(meta_dir: Path, calibre: bool = True) -> bool:
+    """Files that only a workspace with records makes: kept versions or review-log lines (``calibre``: the disc and
+    A/V history too; a records file that holds nothing beside them is the last release's, which had no rows for
+    them: migrated and indexed, not rebuilt)."""
     log = meta_dir / "review_log.jsonl"
     try:
         if log.is_file() and log.stat().st_size > 0:
@@ -169,7 +183,10 @@ def _earlier_work(meta_dir: Path) -> bool:
         pass
     history = meta_dir / HISTORY_DIR_NAME
     try:
-        return any(p.is_file() for p in history.rglob("*") if not p.name.startswith("."))
+        if any(p.is_file() for p in history.rglob("*") if not p.name.startswith(".")):
+            return True
+        # The disc and A/V versions: calibre/<key>/history/
+        return calibre and any(p.is_file() for p in (meta_dir / CALIBRE_DIR_NAME).glob(f"*/{HISTORY_DIR_NAME}/[!.]*"))
     except OSError:
         return False
 
@@ -253,6 +270,7 @@ def fill_from_files(records: Records, meta_dir: Path, entries: Sequence[ImageEnt
     for rec in log:
         records.add_log(rec)
     versions = index_history_files(records, meta_dir, entries, log)
+    calibre = index_calibre_files(records, meta_dir)  # the disc and A/V versions, from calibre/<key>/history/
     # A content the app wrote is in the review log's saves or in the history (a data set's own mask enters the
     # history only when a save replaces it, so the one on disk now is not there).
     made = {(r["image"], r.get("sha256")) for r in log if r.get("action") in _SAVES}
@@ -277,7 +295,8 @@ def fill_from_files(records: Records, meta_dir: Path, entries: Sequence[ImageEnt
         records.set_setting("threshold", float(threshold))
     return (
         f"{masks} mask file(s) ({approved} approved, {references} the data set's own), {versions} history "
-        f"file(s) and {len(log)} review-log record(s)" + (f", {skipped} unreadable line(s) skipped" if skipped else "")
+        f"file(s), {calibre} optic disc / artery-vein history file(s) and {len(log)} review-log record(s)"
+        + (f", {skipped} unreadable line(s) skipped" if skipped else "")
     )
 
 

@@ -12,7 +12,10 @@ Tables:
   records folder) and a note;
 * ``predictions``: the prediction-cache index; ``migrations``: what was migrated or rebuilt, when;
 * ``open_windows`` (schema 3; ``sessions`` before): who has the workspace open (user, machine, pid, since), for
-  "already open" notices (``windows.py``).
+  "already open" notices (``windows.py``);
+* ``calibre_versions`` (schema 4): every optic disc and artery/vein labels version kept (``calibre_records.py``):
+  image, kind ("disc" or "av"), sha256 of the file bytes, time, reviewer, the history file (relative to the records
+  folder) and a note ("auto", "grader", "restore", "found on disk", "indexed").
 
 The schema version is ``PRAGMA user_version``. An older file is migrated step by step, each step (its changes and
 its new version number) one transaction, so a kill leaves the file at the last whole step. A file of a newer
@@ -35,7 +38,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 15000
 Status = Literal["new", "predicted", "edited", "approved"]
 STATUSES: tuple[Status, ...] = ("new", "predicted", "edited", "approved")
@@ -89,9 +92,27 @@ CREATE INDEX IF NOT EXISTS review_log_image ON review_log (image);
 _SCHEMA_3 = """
 ALTER TABLE sessions RENAME TO open_windows;
 """
+# Schema 4: the optic disc and artery/vein labels of each image are versions like the masks', so the History lists
+# them, a rebuild finds them and a restore takes an older one back (before: files under calibre/ only).
+_SCHEMA_4 = """
+CREATE TABLE IF NOT EXISTS calibre_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, image TEXT NOT NULL, kind TEXT NOT NULL, sha256 TEXT NOT NULL,
+    time TEXT NOT NULL, reviewer TEXT, path TEXT NOT NULL, note TEXT);
+CREATE INDEX IF NOT EXISTS calibre_versions_image ON calibre_versions (image, kind);
+"""
 # MIGRATIONS[n] takes a file from version n - 1 to n.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
-_TABLES = {"images", "settings", "review_log", "versions", "predictions", "migrations", "open_windows"}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4}
+_TABLES = {
+    "images",
+    "settings",
+    "review_log",
+    "versions",
+    "predictions",
+    "migrations",
+    "open_windows",
+    "calibre_versions",
+}
+CALIBRE_KINDS = ("disc", "av")
 NEWER_FILE = "made by a newer Retina Desktop; open it with that version"
 
 
@@ -192,6 +213,22 @@ class VersionRow:
 
 
 VERSION_COLUMNS = tuple(f.name for f in fields(VersionRow))
+
+
+@dataclass(frozen=True)
+class CalibreVersionRow:
+    """One kept optic disc ("disc") or artery/vein labels ("av") version; ``path`` relative to the records folder."""
+
+    image: str
+    kind: str
+    sha256: str
+    time: str
+    reviewer: str | None
+    path: str
+    note: str | None = None
+
+
+CALIBRE_VERSION_COLUMNS = tuple(f.name for f in fields(CalibreVersionRow))
 
 
 def _version_row(row: tuple[Any, ...]) -> VersionRow | None:
@@ -335,6 +372,7 @@ class Records:
                 "SELECT key,status,uncertainty,current_sha,approved_sha,reference_sha FROM images LIMIT 1"
             ).fetchall()
             self._con.execute(f"SELECT {','.join(VERSION_COLUMNS)} FROM versions LIMIT 1").fetchall()
+            self._con.execute(f"SELECT {','.join(CALIBRE_VERSION_COLUMNS)} FROM calibre_versions LIMIT 1").fetchall()
         except RecordsDamaged:
             self._con.close()
             raise
@@ -496,6 +534,32 @@ class Records:
                 f"INSERT INTO versions ({', '.join(VERSION_COLUMNS)}) VALUES ({', '.join('?' * 12)})",
                 tuple(getattr(row, c) for c in VERSION_COLUMNS),
             )
+
+    def add_calibre_version(self, row: CalibreVersionRow) -> None:
+        if row.kind not in CALIBRE_KINDS:
+            raise ValueError(f"unknown calibre kind {row.kind!r}")
+        with self.write() as con:
+            con.execute(
+                f"INSERT INTO calibre_versions ({', '.join(CALIBRE_VERSION_COLUMNS)}) VALUES ({', '.join('?' * 7)})",
+                tuple(getattr(row, c) for c in CALIBRE_VERSION_COLUMNS),
+            )
+
+    def calibre_versions(self, image: str | None = None, kind: str | None = None) -> list[CalibreVersionRow]:
+        """The disc and A/V versions, oldest first; a damaged row (not text where text belongs) is left out."""
+        where = [c for c, v in (("image", image), ("kind", kind)) if v is not None]
+        sql = (
+            f"SELECT {', '.join(CALIBRE_VERSION_COLUMNS)} FROM calibre_versions"
+            + (" WHERE " + " AND ".join(f"{c}=?" for c in where) if where else "")
+            + " ORDER BY id"
+        )
+        out = []
+        for r in self.query(sql, tuple(v for v in (image, kind) if v is not None)):
+            image_, kind_, sha, t, reviewer, path, note = r
+            if all(isinstance(x, str) for x in (image_, kind_, sha, path)) and kind_ in CALIBRE_KINDS:
+                out.append(
+                    CalibreVersionRow(image_, kind_, sha, str(t or ""), clean_text(reviewer), path, clean_text(note))
+                )
+        return out
 
     def has_version(self, image: str, sha256: str) -> bool:
         return bool(self.query("SELECT 1 FROM versions WHERE image=? AND sha256=? LIMIT 1", (image, sha256)))

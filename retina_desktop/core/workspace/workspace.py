@@ -8,6 +8,7 @@
 * ``MaskStore``: load, save, withdraw, and the history (``MaskHistory``, ``history.py``); ``VersionActions``:
   approve, restore, resolve a conflict; ``GroundTruthWriter`` (``writes.py``): every change of the ground truth,
   refused on a read-only workspace, the statuses re-read after it;
+* ``CalibreStore`` (``calibre_records.py``): each image's optic disc and artery/vein labels, versioned the same way;
 * ``PredictionCache``; ``verify`` (``verify.py``).
 
 The app's own records live in ``<workspace>/.retina/`` (a per-workspace folder under the user data folder when the
@@ -33,6 +34,7 @@ from model_core.imageio import IMAGE_SUFFIXES
 
 from ..paths import user_data_dir
 from . import review_log
+from .calibre_records import CalibreStore, calibre_problems
 from .common import (
     _UNSET,
     META_DIR_NAME,
@@ -106,7 +108,7 @@ def _gt_writable(entries: list[ImageEntry]) -> bool:
 def _written_folders(entries: list[ImageEntry], meta_dir: Path) -> set[Path]:
     """The folders this app writes into, where a killed write may have left a temporary file."""
     folders = {e.gt_dir for e in entries} | {meta_dir}
-    for sub in ("history", "predictions"):
+    for sub in ("history", "predictions", "calibre"):
         for dirpath, _dirs, _files in os.walk(meta_dir / sub):
             folders.add(Path(dirpath))
     return folders
@@ -163,6 +165,8 @@ class Workspace:
             lambda: self.gt_writable,
             lambda: self.read_only_records,
         )
+        # The optic disc and A/V labels: versions kept like the masks', in the same records (schema 4).
+        self.calibre = CalibreStore(self.meta_dir, self._keeper, self._lock, lambda: self.read_only_records)
         self.predictions = PredictionCache(self.meta_dir, within, self._keeper.try_quietly)
         self._use_dataset_masks_choice()
         self.windows = OpenWindows(self._keeper, self._lock)
@@ -390,9 +394,10 @@ class Workspace:
 
     def verify(self) -> list[str]:
         """Problems found, like ``git fsck``. Empty: all is well."""
-        return verify(
+        problems = verify(
             self._keeper.records, self._keeper.unavailable, self.meta_dir, self.entries, self._guard, photo_size
         )
+        return problems + calibre_problems(self._keeper.records, self.meta_dir)
 
 
 def _unique(entries: Sequence[ImageEntry]) -> tuple[list[ImageEntry], dict[str, ImageEntry], list[str]]:

@@ -71,6 +71,8 @@ def build_features(window: MainWindow) -> Features:
     proofread = _proofread(window)  # P: the queue of proposed fixes, Enter accepts, Backspace rejects
     topology.follow(proofread)  # the Topology panel lists the queue while proofreading
     calibre = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
+    history.calibre_restored.connect(calibre.reload)  # a disc or labels version restored in the History: shown
+    calibre.saved.connect(lambda _key: history.refresh())  # and each one saved is listed there
     layout = window.review_panel.layout()
     if isinstance(layout, QBoxLayout):
         layout.insertWidget(layout.count() - 1, measurements.panel)  # above the panel's closing stretch

@@ -8,6 +8,10 @@ row (a conflict prompt, then "keep mine") is one row. "Show over mask" draws the
 mask on screen; "Restore"
 makes it the newest version (the restore is itself a version, and one undo step, so it can be taken back).
 The same restore is in the Image menu as "Revert image to…".
+
+Below, in a section of their own, the image's optic disc and artery/vein labels versions (``Workspace.calibre``):
+"Restore" makes the selected one the file on disk as a new version, kept before it replaces the file, so restoring
+another version takes it back, as for the mask.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ...core.review.review_session import ReviewSession
 from ...core.workspace import SaveConflict, Version, WorkspaceError, read_mask_or_none, readable_time
+from ...core.workspace.calibre_records import WHAT, CalibreVersion
 from ..common.prompter import Prompter
 from ..common.settings import AppSettings
 from ..common.workers import user_message
@@ -183,8 +188,22 @@ class HistoryPanel(QWidget):
         lay.addWidget(self.tree, 1)
         lay.addLayout(row)
         lay.addWidget(self.note)
+        # The optic disc and A/V labels versions, a section of their own (they are not mask versions).
+        self.calibre_title = QLabel("Optic disc and artery/vein labels", self)
+        self.calibre_tree = QTreeWidget(self)
+        self.calibre_tree.setObjectName("calibre_history_list")
+        self.calibre_tree.setHeaderLabels(["Time", "Reviewer", "What", "Note"])
+        self.calibre_tree.setRootIsDecorated(False)
+        self.calibre_tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.calibre_tree.setToolTip("Every saved optic disc and A/V labels version of this image, newest first")
+        self.calibre_restore_button = QPushButton("Restore disc / labels", self)
+        self.calibre_restore_button.setToolTip("Make the selected disc or labels version the newest one")
+        lay.addWidget(self.calibre_title)
+        lay.addWidget(self.calibre_tree, 1)
+        lay.addWidget(self.calibre_restore_button)
         self.versions: list[Version] = []
         self._items: list[QTreeWidgetItem] = []
+        self.calibre_versions: list[CalibreVersion] = []  # newest first, in the order of the tree's items
 
     def show_versions(
         self, versions: list[Version], current_sha: str | None, log: list[dict[str, Any]] | None = None
@@ -211,6 +230,26 @@ class HistoryPanel(QWidget):
         self.note.setText("" if versions else "No saved version yet: the first save makes one.")
         self.preview_button.setEnabled(bool(versions))
         self.restore_button.setEnabled(bool(versions))
+
+    def show_calibre_versions(self, versions: list[CalibreVersion], current: dict[str, str | None]) -> None:
+        """``current``: the sha256 on disk now of each kind ("disc", "av"); its newest version is marked ●."""
+        self.calibre_tree.clear()
+        self.calibre_versions = list(reversed(versions))
+        marked: set[str] = set()
+        for v in self.calibre_versions:
+            when = readable_time(v.time)
+            if v.sha256 == current.get(v.kind) and v.kind not in marked:
+                when = "● " + when
+                marked.add(v.kind)
+            item = QTreeWidgetItem([when, v.reviewer or "", WHAT[v.kind], v.note or ""])
+            item.setToolTip(0, f"sha256 {v.sha256}\n{v.path}")
+            self.calibre_tree.addTopLevelItem(item)
+        self.calibre_restore_button.setEnabled(bool(versions))
+
+    def selected_calibre(self) -> CalibreVersion | None:
+        item = self.calibre_tree.currentItem()
+        i = self.calibre_tree.indexOfTopLevelItem(item) if item is not None else -1
+        return self.calibre_versions[i] if 0 <= i < len(self.calibre_versions) else None
 
     def _item(self, v: Version, cells: list[str], repeats: int) -> QTreeWidgetItem:
         item = QTreeWidgetItem(cells)
@@ -249,6 +288,7 @@ class HistoryController(QObject):
     dock (tabbed with the Review panel) and the action (in the Image menu)."""
 
     restored = Signal(str)  # the key of the image an earlier version was restored to
+    calibre_restored = Signal(str)  # the key of the image whose disc or A/V labels version was restored
 
     def __init__(
         self,
@@ -280,6 +320,7 @@ class HistoryController(QObject):
         p.preview_button.toggled.connect(self._preview_toggled)
         p.tree.currentItemChanged.connect(lambda *_: self._preview_toggled(p.preview_button.isChecked()))
         p.restore_button.clicked.connect(self.restore_selected)
+        p.calibre_restore_button.clicked.connect(lambda _c=False: self.restore_calibre_selected())
         # A preview never outlives its tab: a magenta mask nobody remembers turning on would mislead.
         self.dock.visibilityChanged.connect(self._dock_visible)
         review.image_opened.connect(lambda _s: self.refresh())
@@ -296,9 +337,15 @@ class HistoryController(QObject):
         self.revert_action.setEnabled(s is not None)
         if s is None or ws is None:
             self.panel.show_versions([], None)
+            self.panel.show_calibre_versions([], {})
             self.panel.note.setText("Open an image to see its saved versions.")
             return
         self.panel.show_versions(ws.versions(s.entry), ws.current_sha(s.entry), ws.review_log(s.entry.key))
+        key = s.entry.key
+        current = {kind: ws.calibre.current_sha(key, kind) for kind in ("disc", "av")}
+        self.panel.show_calibre_versions(ws.calibre.versions(key), current)
+        if ws.read_only_records is not None:  # a newer app's records: looked at, never changed
+            self.panel.calibre_restore_button.setEnabled(False)
         if not ws.gt_writable:  # a version can be looked at, not restored, in a read-only workspace
             self.panel.restore_button.setEnabled(False)
             self.revert_action.setEnabled(False)
@@ -361,6 +408,30 @@ class HistoryController(QObject):
             [version_text(v, v is newest_current) for v in versions],
         )
         return i is not None and self.restore(versions[i])
+
+    def restore_calibre_selected(self) -> bool:
+        v = self.panel.selected_calibre()
+        return v is not None and self.restore_calibre(v)
+
+    def restore_calibre(self, v: CalibreVersion) -> bool:
+        """Make an earlier disc or A/V labels version the newest (kept before it replaces the file, one version, so
+        restoring another takes it back); a damaged copy or a read-only folder: one line, nothing changed."""
+        s, ws = self.review.image, self.review.workspace
+        if s is None or ws is None:
+            return False
+        try:
+            ws.calibre.restore(s.entry.key, v.kind, v.sha256, reviewer=self.settings.reviewer)
+        except (WorkspaceError, OSError) as exc:
+            self.show_message(f"Not restored: {user_message(exc)}", "error")
+            return False
+        self.refresh()
+        self.calibre_restored.emit(s.entry.key)
+        self.show_message(
+            f"The {WHAT[v.kind]} of {readable_time(v.time)} is now the newest version of {s.entry.name} "
+            "(restoring another version takes it back).",
+            "info",
+        )
+        return True
 
     def restore(self, v: Version) -> bool:
         s = self.review.image

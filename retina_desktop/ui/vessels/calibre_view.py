@@ -5,12 +5,16 @@ Turned on, it reads the image's saved disc and labels (or suggests them: ``model
 ``model_core.artery_vein``) and its vessel geometry on a worker, then computes the calibre on a worker 250 ms after
 the last change: a drag or resize of the disc, an A/V click, an undo, a saved mask. The A/V tool (A) labels the
 clicked vessel through its branches up to a crossing; Ctrl+Alt+Z undoes the last label. Each change is saved at
-once in the workspace's records (``core.workspace.calibre_records``, versioned)."""
+once in the workspace's records (``Workspace.calibre``, ``core.workspace.calibre_records``: keep before replace, a
+version row each). A damaged saved file is named in one line and the suggestion is shown instead; the History
+restores an earlier version (``reload``)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 from model_core.calibre import Calibre, Disc
 
@@ -24,7 +28,14 @@ from ...core.vessels.calibre_review import (
     prepare,
     scale_of,
 )
-from ...core.workspace.calibre_records import CalibreRecords
+from ...core.workspace import WorkspaceError
+from ...core.workspace.calibre_records import (
+    DEFAULT_DISC_UM,
+    CalibreFileDamaged,
+    CalibreStore,
+    checked_scale,
+    scale_settings,
+)
 from ..common.context import ActionRegistry
 from ..common.image_ready import ImageReadiness
 from ..common.words import count
@@ -52,6 +63,48 @@ class CalibrePanel(QGroupBox):
         self.reason = QLabel("Turn on View ▸ Calibre view (Shift+C)")
         self.reason.setWordWrap(True)
         form.addRow(self.reason)
+        # The workspace's scale: pixels, µm per pixel, or an assumed disc diameter (recorded in its records and in
+        # every result's calibre_method, so an export says which was used).
+        self.scale = QComboBox()
+        self.scale.setObjectName("calibre_scale")
+        for text, data in (("pixels", "px"), ("µm per pixel", "um_per_px"), ("disc diameter (µm)", "disc_um")):
+            self.scale.addItem(text, data)
+        self.scale_value = QLineEdit()
+        self.scale_value.setObjectName("calibre_scale_value")
+        self.scale_value.setPlaceholderText(f"{DEFAULT_DISC_UM:g}")
+        self.scale_apply = QPushButton("Use")
+        self.scale_apply.setToolTip("Record this scale for the workspace; CRAE and CRVE are then shown in µm")
+        # Narrow rows: the box must not widen the review dock (the canvas beside it keeps its size).
+        self.scale_value.setMaximumWidth(70)
+        row = QHBoxLayout()
+        row.addWidget(self.scale_value)
+        row.addWidget(self.scale_apply)
+        form.addRow("Scale", self.scale)
+        form.addRow("Value", row)
+        self.scale_error = QLabel("")
+        self.scale_error.setObjectName("calibre_scale_error")
+        self.scale_error.setWordWrap(True)
+        form.addRow(self.scale_error)
+        self.scale.currentIndexChanged.connect(self._scale_choice_changed)
+        self._scale_choice_changed()
+
+    def _scale_choice_changed(self) -> None:
+        choice = self.scale.currentData()
+        self.scale_value.setEnabled(choice != "px")
+        if choice == "disc_um" and not self.scale_value.text().strip():
+            self.scale_value.setText(f"{DEFAULT_DISC_UM:g}")  # the common assumption, as a suggestion
+
+    def show_scale(self, um_per_px: float | None, disc_um: float | None) -> None:
+        """The workspace's recorded scale in the choice and its value."""
+        choice, value = ("um_per_px", um_per_px) if um_per_px is not None else ("disc_um", disc_um)
+        if value is None:
+            choice = "px"
+        blocked = self.scale.blockSignals(True)
+        self.scale.setCurrentIndex(self.scale.findData(choice))
+        self.scale.blockSignals(blocked)
+        self.scale_value.setText("" if value is None else f"{value:g}")
+        self.scale_value.setEnabled(choice != "px")
+        self.scale_error.setText("")
 
     def show_result(self, result: Calibre | None, note: str = "") -> None:
         unit = "µm" if result is not None and result.unit == "um" else "px"
@@ -69,6 +122,7 @@ class CalibreView(QObject):
     calculated = Signal(str, object)  # key, Calibre: on screen
     prepared = Signal(str)  # key: disc, labels and geometry read
     status = Signal(str)
+    saved = Signal(str)  # key: a disc or labels version was saved (the History lists it)
 
     def __init__(
         self,
@@ -91,6 +145,10 @@ class CalibreView(QObject):
         self._preparing = False
         self.timer = QTimer(self, singleShot=True, interval=250)
         self.timer.timeout.connect(self._compute)
+        self.panel.scale_apply.clicked.connect(lambda _c=False: self.apply_scale())
+        self.panel.scale_value.returnPressed.connect(lambda: self.apply_scale())
+        review.workspace_changed.connect(lambda *_a: self._show_scale())
+        self._show_scale()
 
         self.view_action = actions.add(
             "Calibre view", self.set_visible, "Shift+C", checkable=True, tip="Optic disc, zones B and C, CRAE/CRVE/AVR"
@@ -132,9 +190,53 @@ class CalibreView(QObject):
         if on:
             self.status.emit(AV_HELP)
 
-    def records(self) -> CalibreRecords | None:
+    def records(self) -> CalibreStore | None:
         ws = self.review.workspace
-        return CalibreRecords(ws.meta_dir) if ws is not None else None
+        return ws.calibre if ws is not None else None
+
+    def reload(self, key: str) -> None:
+        """The image's saved disc and labels changed elsewhere (a restore in the History): take them. Restored
+        labels are one undo step (Ctrl+Alt+Z takes them back, itself saved as a new version), as a mask's restore."""
+        s, records, c = self.review.image, self.records(), self.calibre
+        if s is None or s.key != key or c is None or c.key != key or records is None:
+            return
+        try:
+            disc = records.read_disc(key)
+            labels = records.read_labels(key, c.labels.shape)
+        except CalibreFileDamaged as exc:
+            self.status.emit(f"Calibre: {exc}")
+            return
+        if disc is not None and c.set_disc(disc):
+            self.disc_items.set_disc(disc)
+        if labels is not None and c.replace_labels(labels):
+            self.undo_action.setEnabled(c.can_undo)
+            self.labels_item.show_labels(c.labels, self.latest)
+        self.set_visible(self.visible)
+        self.timer.start()
+
+    # ------------------------------------------------------------------------- scale --
+    def _show_scale(self) -> None:
+        ws = self.review.workspace
+        self.panel.show_scale(*(scale_of(ws.setting) if ws is not None else (None, None)))
+
+    def apply_scale(self) -> bool:
+        """Record the panel's scale for the workspace and recompute; a bad value: one line, nothing recorded."""
+        ws, p = self.review.workspace, self.panel
+        if ws is None:
+            return False
+        try:
+            um_per_px, disc_um = checked_scale(str(p.scale.currentData()), p.scale_value.text())
+            if ws.read_only_records is not None:  # a newer app's records: never changed here
+                raise ValueError(ws.read_only_records)
+            for name, value in scale_settings(um_per_px, disc_um).items():
+                ws.set_setting(name, value)
+        except (ValueError, OSError, sqlite3.Error) as exc:
+            p.scale_error.setText(f"Scale not changed: {exc}")
+            return False
+        p.show_scale(um_per_px, disc_um)
+        if self.calibre is not None:
+            self._compute()
+        return True
 
     # ----------------------------------------------------------------------- reading --
     def _image_ready(self) -> None:
@@ -157,17 +259,28 @@ class CalibreView(QObject):
         req, key, mask, rgb, fov = self._read_request, s.key, s.document.mask.copy(), s.loaded.rgb, s.loaded.fov
         held = self.calibre if not fresh and self.calibre is not None and self.calibre.key == key else None
 
+        damaged: list[str] = []
+
+        def saved(read_one):  # a damaged file: its one line, and the suggestion shown in its place
+            try:
+                return read_one()
+            except CalibreFileDamaged as exc:
+                damaged.append(str(exc))
+                return None
+
         def read(_ctx) -> Prepared:
-            disc = held.disc if held else records.load_disc(key) if records else None
-            labels = held.labels if held else records.load_labels(key, mask.shape) if records else None
+            disc = held.disc if held else saved(lambda: records.read_disc(key)) if records else None
+            labels = held.labels if held else saved(lambda: records.read_labels(key, mask.shape)) if records else None
             return prepare(rgb, mask, fov, disc, labels)
 
         w = Worker(read, name="calibre: disc, labels and vessel geometry")
-        w.returned.connect(self.tasks.guard(lambda p, r=req, k=key: self._prepared(r, k, p, held)))
+        w.returned.connect(self.tasks.guard(lambda p, r=req, k=key: self._prepared(r, k, p, held, damaged)))
         w.errored.connect(self.tasks.guard(lambda msg: self.status.emit(f"Calibre not read: {msg}")))
         self.tasks.start(w, priority=0)
 
-    def _prepared(self, request: int, key: str, p: Prepared, held: CalibreReview | None) -> None:
+    def _prepared(
+        self, request: int, key: str, p: Prepared, held: CalibreReview | None, damaged: list[str] | None = None
+    ) -> None:
         s = self.review.image
         if request != self._read_request or s is None or s.key != key:
             return
@@ -178,7 +291,9 @@ class CalibreView(QObject):
             self.disc_items.set_disc(p.disc)
         self.set_visible(self.visible)
         self.labels_item.show_labels(self.calibre.labels, None)
-        if p.suggested and held is None:
+        if damaged:
+            self.status.emit(f"Calibre: {damaged[0]}")
+        elif p.suggested and held is None:
             self.status.emit("Calibre: artery/vein labels suggested from the photo; A labels a vessel")
         self.prepared.emit(key)
         self._compute()
@@ -240,7 +355,8 @@ class CalibreView(QObject):
                 records.save_disc(c.key, c.disc)
             if labels:
                 records.save_labels(c.key, c.labels)
-        except OSError as exc:
+            self.saved.emit(c.key)
+        except (WorkspaceError, OSError) as exc:  # read-only, disk full, newer records: one line, nothing replaced
             self.status.emit(f"Calibre records not saved: {exc}")
 
     # --------------------------------------------------------------------- computing --
