@@ -97,6 +97,7 @@ class MessageBanner(QLabel):
             b.setCursor(Qt.CursorShape.PointingHandCursor)
             b.clicked.connect(lambda _checked=False, act=act: act())
             layout.addWidget(b)
+            b.show()  # not hidden, so the row's layout sizes it even while the banner itself is hidden
             self.buttons[label] = b
         self.button_row.setVisible(bool(self.buttons))
         self.button_row.adjustSize()

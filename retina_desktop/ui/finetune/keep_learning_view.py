@@ -60,7 +60,8 @@ def asked_text(out: DoneOutcome) -> str:
 
 
 class KeepLearning(QObject):
-    run_started = Signal(object)  # the Decision that started it
+    decided = Signal(object)  # every Decision taken after an approval (the status bar says it too)
+    run_started = Signal(object)  # the Decision that started a run
 
     def __init__(
         self,
@@ -125,7 +126,7 @@ class KeepLearning(QObject):
         QTimer.singleShot(0, self.check)
 
     def check(self) -> bool:
-        """Start a background run if the policy says so; True if one started."""
+        """Start a background run if the policy says so; True if one started. ``decided`` tells either way."""
         ws = self.review.workspace
         ft = self.finetune
         since = self.settings.keep_learning_since(str(ws.root)) if ws is not None else None
@@ -139,15 +140,17 @@ class KeepLearning(QObject):
         )
         self.last_decision = d
         log.info("keep learning: %s", d.why)
-        if not d.start or ws is None:
-            if self.on and d.new:
-                self.banner.status(f"Keep learning: {d.why}", 3000)
-            return False
+        started = ws is not None and d.start and self._start(d, str(ws.root), len(corrected_samples(ws)))
+        if not started and self.on and d.new:
+            self.banner.status(f"Keep learning: {d.why}", 3000)
+        self.decided.emit(d)
+        return started
+
+    def _start(self, d: Decision, root: str, total: int) -> bool:
         # Counting restarts at the run's start, whether it starts or not: a run that cannot start (no model) is
         # said once, not again at every later approval.
-        self.settings.set_keep_learning_since(str(ws.root), now_stamp())
-        total = len(corrected_samples(ws))
-        if not ft.start(background=True):
+        self.settings.set_keep_learning_since(root, now_stamp())
+        if not self.finetune.start(background=True):
             return False
         self.banner.pin(started_text(len(d.new), total), "info", [("Stop", self.stop)])
         self.run_started.emit(d)
