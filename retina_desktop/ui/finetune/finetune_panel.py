@@ -80,6 +80,35 @@ def _device() -> tuple[str, str]:
     return "cpu", f"CPU ({training_threads()} of {os.cpu_count()} cores; no GPU found)"
 
 
+def run_budget(settings: AppSettings, device_type: str, background: bool) -> TrainOverrides:
+    """The dialog passes its own budget; a background run takes the one last started with (the device's default
+    until one was chosen)."""
+    if not background:
+        return budget_overrides(device_type)
+    if settings.finetune_by_epochs:
+        return budget_overrides(device_type, epochs=settings.finetune_epochs)
+    return budget_overrides(device_type, minutes=settings.finetune_minutes or None)
+
+
+def estimate_step_time(
+    tasks: TaskRunner, dlg: FinetuneDialog, parent_path: Path, still_open: Callable[[], bool]
+) -> Worker:
+    """Time a training step in a worker and tell the dialog, if ``still_open`` (a closed one's goes nowhere)."""
+
+    def measure(ctx: WorkerContext) -> float:
+        return measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled)
+
+    def measured(step_s: float | None, error: str | None = None) -> None:
+        if still_open():
+            dlg.set_step_seconds(step_s, error)
+
+    est = Worker(measure, name="measure step time")
+    est.returned.connect(tasks.guard(measured))
+    est.errored.connect(tasks.guard(lambda msg: measured(None, msg)))
+    tasks.start(est, priority=1)
+    return est
+
+
 @dataclass(frozen=True)
 class Messages:
     """Where the feature speaks: the banner over the image (its text and dismissal too) and the status bar."""
@@ -237,23 +266,9 @@ class FinetuneController(QObject):
         dlg.finished.connect(self._dialog_closed)
         self.dialog = dlg
         if samples:
-            self._estimate_step_time(dlg, parent_path)
+            self._estimate_worker = estimate_step_time(self.tasks, dlg, parent_path, lambda: dlg is self.dialog)
         dlg.open()  # window-modal, non-blocking: the event loop (and the tests) keep running
         return dlg
-
-    def _estimate_step_time(self, dlg: FinetuneDialog, parent_path: Path) -> None:
-        def measure(ctx: WorkerContext) -> float:
-            return measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled)
-
-        def measured(step_s: float | None, error: str | None = None) -> None:
-            if dlg is self.dialog:  # still open: a closed dialog's estimate goes nowhere
-                dlg.set_step_seconds(step_s, error)
-
-        est = Worker(measure, name="measure step time")
-        est.returned.connect(self.tasks.guard(measured))
-        est.errored.connect(self.tasks.guard(lambda msg: measured(None, msg)))
-        self._estimate_worker = est
-        self.tasks.start(est, priority=1)
 
     def _dialog_closed(self, _result: int) -> None:
         if self._estimate_worker is not None:
@@ -280,7 +295,7 @@ class FinetuneController(QObject):
             self.messages.show(f"Fine-tune needs a model: {exc}", "warning")
             return False
         device_type, _ = _device()
-        overrides = {**self._budget(device_type, background), **CONFIG_OVERRIDES, **(overrides or {})}
+        overrides = {**run_budget(self.settings, device_type, background), **CONFIG_OVERRIDES, **(overrides or {})}
         job = FinetuneJob(
             str(parent_path),
             parent_id,
@@ -311,16 +326,6 @@ class FinetuneController(QObject):
         self.messages.status("Fine-tuning started in the background", 4000)
         self.run_started.emit()
         return True
-
-    def _budget(self, device_type: str, background: bool) -> TrainOverrides:
-        """The dialog passes its own budget; a background run takes the one last started with (the device's
-        default until one was chosen)."""
-        if not background:
-            return budget_overrides(device_type)
-        s = self.settings
-        if s.finetune_by_epochs:
-            return budget_overrides(device_type, epochs=s.finetune_epochs)
-        return budget_overrides(device_type, minutes=s.finetune_minutes or None)
 
     def cancel(self) -> None:
         if self.run.cancel():
