@@ -68,7 +68,9 @@ def pick_weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
         return make_checkpoint(tmp), "untrained micro model (bundled default model absent)"
 
 
-def bench_brush_and_undo(tmp: Path, moves: int, training_parent: Path | None = None, brush_only: bool = False) -> dict:
+def bench_brush_and_undo(
+    tmp: Path, moves: int, training_parent: Path | None = None, brush_only: bool = False, training_seconds: float = 20
+) -> dict:
     import cv2
     from PySide6.QtCore import QEvent, QObject, QPointF, QSettings, Qt
     from PySide6.QtGui import QMouseEvent
@@ -122,35 +124,37 @@ def bench_brush_and_undo(tmp: Path, moves: int, training_parent: Path | None = N
         event = QMouseEvent(types[kind], p, vp.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(vp, event)
 
-    def measure_brush() -> dict:
+    def measure_brush(min_s: float = 0.0) -> dict:
+        """Strokes of ``moves`` moves at each zoom, repeated until they took ``min_s`` seconds (at least one)."""
         results = {}
         for zoom_name, setup in (("fit", canvas.fit), ("1:1", canvas.one_to_one)):
             setup()
             for _ in range(5):
                 app.processEvents()
             h, w = 2336, 3504
-            cx, cy = w / 2, h / 2
-            rng = np.random.default_rng(0)
             times = []
             paints0 = canvas.overlay.paint_count
             left = Qt.MouseButton.LeftButton
-            send("press", canvas.image_to_widget(cx, cy), left)
-            app.processEvents()
-            x, y = cx, cy
-            for i in range(moves):
-                ang = i * 0.07
-                x += 6 * np.cos(ang) + rng.normal(0, 1)
-                y += 6 * np.sin(ang * 0.7) + rng.normal(0, 1)
-                pos = canvas.image_to_widget(x, y)
-                watch.painted = False
-                t0 = time.perf_counter()
-                send("move", pos, left)
-                deadline = t0 + 1.0
-                while not watch.painted and time.perf_counter() < deadline:
-                    app.processEvents()
-                times.append((time.perf_counter() - t0) * 1000.0)
-            send("release", canvas.image_to_widget(x, y), Qt.MouseButton.NoButton)
-            app.processEvents()
+            t_start = time.perf_counter()
+            while not times or time.perf_counter() - t_start < min_s:
+                rng = np.random.default_rng(0)
+                x, y = w / 2, h / 2
+                send("press", canvas.image_to_widget(x, y), left)
+                app.processEvents()
+                for i in range(moves):
+                    ang = i * 0.07
+                    x += 6 * np.cos(ang) + rng.normal(0, 1)
+                    y += 6 * np.sin(ang * 0.7) + rng.normal(0, 1)
+                    pos = canvas.image_to_widget(x, y)
+                    watch.painted = False
+                    t0 = time.perf_counter()
+                    send("move", pos, left)
+                    deadline = t0 + 1.0
+                    while not watch.painted and time.perf_counter() < deadline:
+                        app.processEvents()
+                    times.append((time.perf_counter() - t0) * 1000.0)
+                send("release", canvas.image_to_widget(x, y), Qt.MouseButton.NoButton)
+                app.processEvents()
             t = np.array(times)
             # A full repaint of the viewport (what a pan or zoom costs), for comparison.
             full = []
@@ -162,7 +166,7 @@ def bench_brush_and_undo(tmp: Path, moves: int, training_parent: Path | None = N
                 "median_ms": round(float(np.median(t)), 2),
                 "p95_ms": round(float(np.percentile(t, 95)), 2),
                 "max_ms": round(float(t.max()), 2),
-                "moves": moves,
+                "moves": len(times),
                 "overlay_paints": canvas.overlay.paint_count - paints0,
                 "full_viewport_repaint_median_ms": round(float(np.median(full)), 2),
             }
@@ -172,9 +176,11 @@ def bench_brush_and_undo(tmp: Path, moves: int, training_parent: Path | None = N
     results = measure_brush()
     training = None
     if training_parent is not None:
-        training = {"before": results, **brush_while_training(app, tmp, training_parent, measure_brush)}
-        training["after"] = measure_brush()
-        results = training["before"]
+        # Each phase as long as the run is measured: the figures compare like with like, and a training step of the
+        # bundled model on one thread takes seconds, so a 300-move stroke (under a second) could miss every step.
+        measure = lambda: measure_brush(training_seconds)  # noqa: E731
+        training = {"before": measure(), **brush_while_training(app, tmp, training_parent, measure)}
+        training["after"] = measure()
     if brush_only:
         win.review.image.document.mark_saved()
         win.prompter.ask_unsaved = lambda *a, **k: "discard"
@@ -293,45 +299,40 @@ def brush_while_training(app, tmp: Path, parent: Path, measure_brush) -> dict:
         BACKGROUND_NICE,
     )
     run = TrainingProcess()
-    seen: dict[str, object] = {"steps": 0}
-
-    def take(msg) -> None:
-        if isinstance(msg, Started):
-            seen["started"] = msg
-        elif isinstance(msg, Step):
-            seen["steps"] = int(seen["steps"]) + 1  # type: ignore[call-overload]
-
+    started: list[Started] = []
+    steps: list[Step] = []
     ended: list[str] = []
-    run.message.connect(take)
+    run.message.connect(
+        lambda m: started.append(m) if isinstance(m, Started) else steps.append(m) if isinstance(m, Step) else None
+    )
     run.failed.connect(lambda m: ended.append(f"failed: {m}"))
     run.finished.connect(lambda _out: ended.append("finished"))
     run.cancelled.connect(lambda _s: ended.append("cancelled"))
     run.start(job.as_dict())
     deadline = time.time() + 600
-    while not seen["steps"] and not ended and time.time() < deadline:
+    while not steps and not ended and time.time() < deadline:
         app.processEvents()
         time.sleep(0.01)  # waiting for the child's first step; nothing is measured here
-    if not seen["steps"]:
+    if not steps:
         run.shutdown()
         raise SystemExit(f"the background fine-tune never reached its training loop ({ended or 'timed out'})")
-    steps0 = int(seen["steps"])  # type: ignore[call-overload]
+    steps0 = len(steps)
     t0 = time.time()
     during = measure_brush()
     measured_s = time.time() - t0
-    steps = int(seen["steps"]) - steps0  # type: ignore[call-overload]
+    steps_during = len(steps) - steps0
     still_running = run.running and not ended
     run.cancel()
     while run.running:
         app.processEvents()
         time.sleep(0.01)
-    started = seen.get("started")
     return {
         "during": during,
         "training": {
             "parent": parent.name,
-            "threads": getattr(started, "threads", None),
-            "niceness": getattr(started, "niceness", None),
-            "steps_during_measurement": steps,
+            "threads": started[0].threads if started else None,
+            "niceness": started[0].niceness if started else None,
+            "steps_during_measurement": steps_during,
             "measurement_s": round(measured_s, 1),
             "running_throughout": bool(still_running),
         },
@@ -418,13 +419,21 @@ def main() -> int:
         action="store_true",
         help="also measure the brush while a background fine-tune (Keep learning's: 1 thread, low priority) runs",
     )
+    ap.add_argument(
+        "--training-seconds",
+        type=float,
+        default=20.0,
+        help="with --with-training: seconds of strokes at each zoom before, while and after the run (default 20)",
+    )
     ap.add_argument("--brush-only", action="store_true", help="only the brush figures (no undo, save or launch)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
         weights, which = pick_weights(args.weights, tmp)
-        res = bench_brush_and_undo(tmp, args.moves, weights if args.with_training else None, args.brush_only)
+        res = bench_brush_and_undo(
+            tmp, args.moves, weights if args.with_training else None, args.brush_only, args.training_seconds
+        )
         if not args.brush_only:
             res["launch_to_prediction_demo_cpu"] = {"model": which, **bench_launch(weights, tmp)}
     res["cpu_threads"] = os.cpu_count()
