@@ -1,9 +1,12 @@
 """GUI benchmarks for Retina Desktop (run offscreen; no display needed).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_gui.py [--weights FILE] [--moves 300]
+    OMP_NUM_THREADS=1 python benchmarks/bench_gui.py [--weights FILE] [--moves 300] [--with-training] [--brush-only]
 
 1. Brush latency on a 3504x2336 photo: time from a brush mouse-move event sent to the canvas
    viewport to the end of the repaint that shows it (median and p95; target <= 16 ms median).
+   With --with-training it is measured three times: before, while and after a real background fine-tune
+   (Keep learning's: the app's child process, one thread, lowered priority, from --weights or the bundled model,
+   on 5 synthetic corrected photos) runs, and the ratio of "while" to the mean of before and after is printed.
 2. Memory of 200 undo steps (brush strokes) on that photo: the history's own bytes and the growth
    of the process's resident memory (target <= 150 MB).
 3. Launch to a displayed prediction on the demo workspace on CPU: a fresh process, first run
@@ -65,7 +68,9 @@ def pick_weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
         return make_checkpoint(tmp), "untrained micro model (bundled default model absent)"
 
 
-def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
+def bench_brush_and_undo(
+    tmp: Path, moves: int, training_parent: Path | None = None, brush_only: bool = False, training_seconds: float = 20
+) -> dict:
     import cv2
     from PySide6.QtCore import QEvent, QObject, QPointF, QSettings, Qt
     from PySide6.QtGui import QMouseEvent
@@ -119,49 +124,69 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
         event = QMouseEvent(types[kind], p, vp.mapToGlobal(p), btn, buttons, Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(vp, event)
 
-    results = {}
-    for zoom_name, setup in (("fit", canvas.fit), ("1:1", canvas.one_to_one)):
-        setup()
-        for _ in range(5):
-            app.processEvents()
-        h, w = 2336, 3504
-        cx, cy = w / 2, h / 2
-        rng = np.random.default_rng(0)
-        times = []
-        paints0 = canvas.overlay.paint_count
-        left = Qt.MouseButton.LeftButton
-        send("press", canvas.image_to_widget(cx, cy), left)
-        app.processEvents()
-        x, y = cx, cy
-        for i in range(moves):
-            ang = i * 0.07
-            x += 6 * np.cos(ang) + rng.normal(0, 1)
-            y += 6 * np.sin(ang * 0.7) + rng.normal(0, 1)
-            pos = canvas.image_to_widget(x, y)
-            watch.painted = False
-            t0 = time.perf_counter()
-            send("move", pos, left)
-            deadline = t0 + 1.0
-            while not watch.painted and time.perf_counter() < deadline:
+    def measure_brush(min_s: float = 0.0) -> dict:
+        """Strokes of ``moves`` moves at each zoom, repeated until they took ``min_s`` seconds (at least one)."""
+        results = {}
+        for zoom_name, setup in (("fit", canvas.fit), ("1:1", canvas.one_to_one)):
+            setup()
+            for _ in range(5):
                 app.processEvents()
-            times.append((time.perf_counter() - t0) * 1000.0)
-        send("release", canvas.image_to_widget(x, y), Qt.MouseButton.NoButton)
-        app.processEvents()
-        t = np.array(times)
-        # A full repaint of the viewport (what a pan or zoom costs), for comparison.
-        full = []
-        for _ in range(10):
-            t0 = time.perf_counter()
-            vp.repaint()
-            full.append((time.perf_counter() - t0) * 1000.0)
-        results[zoom_name] = {
-            "median_ms": round(float(np.median(t)), 2),
-            "p95_ms": round(float(np.percentile(t, 95)), 2),
-            "max_ms": round(float(t.max()), 2),
-            "moves": moves,
-            "overlay_paints": canvas.overlay.paint_count - paints0,
-            "full_viewport_repaint_median_ms": round(float(np.median(full)), 2),
-        }
+            h, w = 2336, 3504
+            times = []
+            paints0 = canvas.overlay.paint_count
+            left = Qt.MouseButton.LeftButton
+            t_start = time.perf_counter()
+            while not times or time.perf_counter() - t_start < min_s:
+                rng = np.random.default_rng(0)
+                x, y = w / 2, h / 2
+                send("press", canvas.image_to_widget(x, y), left)
+                app.processEvents()
+                for i in range(moves):
+                    ang = i * 0.07
+                    x += 6 * np.cos(ang) + rng.normal(0, 1)
+                    y += 6 * np.sin(ang * 0.7) + rng.normal(0, 1)
+                    pos = canvas.image_to_widget(x, y)
+                    watch.painted = False
+                    t0 = time.perf_counter()
+                    send("move", pos, left)
+                    deadline = t0 + 1.0
+                    while not watch.painted and time.perf_counter() < deadline:
+                        app.processEvents()
+                    times.append((time.perf_counter() - t0) * 1000.0)
+                send("release", canvas.image_to_widget(x, y), Qt.MouseButton.NoButton)
+                app.processEvents()
+            t = np.array(times)
+            # A full repaint of the viewport (what a pan or zoom costs), for comparison.
+            full = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                vp.repaint()
+                full.append((time.perf_counter() - t0) * 1000.0)
+            results[zoom_name] = {
+                "median_ms": round(float(np.median(t)), 2),
+                "p95_ms": round(float(np.percentile(t, 95)), 2),
+                "max_ms": round(float(t.max()), 2),
+                "moves": len(times),
+                "overlay_paints": canvas.overlay.paint_count - paints0,
+                "full_viewport_repaint_median_ms": round(float(np.median(full)), 2),
+            }
+
+        return results
+
+    results = measure_brush()
+    training = None
+    if training_parent is not None:
+        # Each phase as long as the run is measured: the figures compare like with like, and a training step of the
+        # bundled model on one thread takes seconds, so a 300-move stroke (under a second) could miss every step.
+        measure = lambda: measure_brush(training_seconds)  # noqa: E731
+        training = {"before": measure(), **brush_while_training(app, tmp, training_parent, measure)}
+        training["after"] = measure()
+    if brush_only:
+        win.review.image.document.mark_saved()
+        win.prompter.ask_unsaved = lambda *a, **k: "discard"
+        win.close()
+        win.shutdown()
+        return {"image": "3504x2336", "brush_move_to_repaint": results, "with_training": training}
 
     # 200 undo steps on the 3504x2336 mask.
     doc = win.review.image.document
@@ -228,7 +253,90 @@ def bench_brush_and_undo(tmp: Path, moves: int) -> dict:
     win.prompter.ask_unsaved = lambda *a, **k: "discard"
     win.close()
     win.shutdown()
-    return {"image": "3504x2336", "brush_move_to_repaint": results, "undo_200_steps": undo, "save_ui_thread": save}
+    return {
+        "image": "3504x2336",
+        "brush_move_to_repaint": results,
+        "with_training": training,
+        "undo_200_steps": undo,
+        "save_ui_thread": save,
+    }
+
+
+def brush_while_training(app, tmp: Path, parent: Path, measure_brush) -> dict:
+    """Keep learning's run, as the app starts it (``FinetuneController.start(background=True)``): the same job in the
+    app's supervised child process, one thread at lowered priority, the device's default budget. Once it is inside
+    its training loop (its first step reported), the brush is measured; then the run is cancelled."""
+
+    from model_core.imageio import write_png_atomic
+    from model_core.synthetic import make_fundus
+    from retina_desktop.core.model.finetune_job import (
+        BACKGROUND_NICE,
+        BACKGROUND_THREADS,
+        FinetuneJob,
+        Started,
+        Step,
+        budget_overrides,
+    )
+    from retina_desktop.ui.finetune.training_process import TrainingProcess
+
+    folder = tmp / "corrected"
+    folder.mkdir()
+    samples = []
+    for i in range(5):
+        f = make_fundus(584, 876, seed=20 + i)
+        image, mask = folder / f"photo_{i}.png", folder / f"photo_{i}_mask.png"
+        write_png_atomic(image, f.image)  # as the brush benchmark writes its photo
+        write_png_atomic(mask, (f.vessels > 0).astype(np.uint8) * 255)
+        samples.append((str(image), str(mask)))
+    job = FinetuneJob(
+        str(parent),
+        None,
+        samples,
+        str(tmp / "bench-store"),
+        budget_overrides("cpu"),
+        BACKGROUND_THREADS,
+        [],
+        BACKGROUND_NICE,
+    )
+    run = TrainingProcess()
+    started: list[Started] = []
+    steps: list[Step] = []
+    ended: list[str] = []
+    run.message.connect(
+        lambda m: started.append(m) if isinstance(m, Started) else steps.append(m) if isinstance(m, Step) else None
+    )
+    run.failed.connect(lambda m: ended.append(f"failed: {m}"))
+    run.finished.connect(lambda _out: ended.append("finished"))
+    run.cancelled.connect(lambda _s: ended.append("cancelled"))
+    run.start(job.as_dict())
+    deadline = time.time() + 600
+    while not steps and not ended and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.01)  # waiting for the child's first step; nothing is measured here
+    if not steps:
+        run.shutdown()
+        raise SystemExit(f"the background fine-tune never reached its training loop ({ended or 'timed out'})")
+    steps0 = len(steps)
+    t0 = time.time()
+    during = measure_brush()
+    measured_s = time.time() - t0
+    steps_during = len(steps) - steps0
+    still_running = run.running and not ended
+    run.cancel()
+    while run.running:
+        app.processEvents()
+        time.sleep(0.01)
+    return {
+        "during": during,
+        "training": {
+            "parent": parent.name,
+            "threads": started[0].threads if started else None,
+            "niceness": started[0].niceness if started else None,
+            "steps_during_measurement": steps_during,
+            "measurement_s": round(measured_s, 1),
+            "running_throughout": bool(still_running),
+        },
+    }
 
 
 CHILD = r"""
@@ -280,6 +388,24 @@ def bench_launch(weights: Path, tmp: Path) -> dict:
     return out
 
 
+def print_training_figures(t: dict, which: str) -> None:
+    tr = t["training"]
+    print(
+        f"background fine-tune of the {which}: {tr['threads']} thread(s), niceness {tr['niceness']}, "
+        f"{tr['steps_during_measurement']} training steps during the {tr['measurement_s']} s of brush measurement "
+        f"(running throughout: {tr['running_throughout']})"
+    )
+    for zoom in ("fit", "1:1"):
+        before, during, after = (t[k][zoom] for k in ("before", "during", "after"))
+        without = (before["median_ms"] + after["median_ms"]) / 2
+        print(
+            f"brush move -> repaint ({zoom}): median without training {before['median_ms']} ms before / "
+            f"{after['median_ms']} ms after, with training {during['median_ms']} ms "
+            f"(ratio {during['median_ms'] / max(without, 1e-9):.2f}); p95 {before['p95_ms']} / {after['p95_ms']} "
+            f"without, {during['p95_ms']} ms with"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -288,19 +414,40 @@ def main() -> int:
     )
     ap.add_argument("--moves", type=int, default=300)
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument(
+        "--with-training",
+        action="store_true",
+        help="also measure the brush while a background fine-tune (Keep learning's: 1 thread, low priority) runs",
+    )
+    ap.add_argument(
+        "--training-seconds",
+        type=float,
+        default=20.0,
+        help="with --with-training: seconds of strokes at each zoom before, while and after the run (default 20)",
+    )
+    ap.add_argument("--brush-only", action="store_true", help="only the brush figures (no undo, save or launch)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
         weights, which = pick_weights(args.weights, tmp)
-        res = bench_brush_and_undo(tmp, args.moves)
-        res["launch_to_prediction_demo_cpu"] = {"model": which, **bench_launch(weights, tmp)}
+        res = bench_brush_and_undo(
+            tmp, args.moves, weights if args.with_training else None, args.brush_only, args.training_seconds
+        )
+        if not args.brush_only:
+            res["launch_to_prediction_demo_cpu"] = {"model": which, **bench_launch(weights, tmp)}
     res["cpu_threads"] = os.cpu_count()
     print(json.dumps(res, indent=2))
     b = res["brush_move_to_repaint"]["fit"]
     print(
         f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms (target <= 16 ms median)"
     )
+    if res.get("with_training"):
+        print_training_figures(res["with_training"], which)
+    if args.brush_only:
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+        return 0
     u = res["undo_200_steps"]
     print(f"200 undo steps: history {u['history_mb']} MB, RSS growth {u['rss_growth_mb']} MB (target <= 150 MB)")
     sv = res["save_ui_thread"]

@@ -32,6 +32,8 @@ def test_every_preference_round_trips_through_the_file(app_settings):
         "finetune_minutes": 1,
         "finetune_epochs": 7,
         "finetune_by_epochs": True,
+        "keep_learning": True,
+        "keep_learning_every": 3,
         "topology_show_break": False,
         "topology_show_fragment": True,
         "topology_show_spur": False,
@@ -49,6 +51,7 @@ def test_defaults_when_nothing_is_stored(app_settings):
     assert app_settings.advance_after_approve is True and app_settings.guide_dismissed is False
     assert app_settings.export_one_value == 255 and app_settings.finetune_minutes == 0
     assert app_settings.export_approved_only is True  # "Export corrected masks": the approved ones
+    assert app_settings.keep_learning is False and app_settings.keep_learning_every == 5  # opt-in (issue 29)
     assert app_settings.reviewer  # the login name, never empty
     assert app_settings.last_workspace == "" and app_settings.recent_workspaces == []
 

@@ -40,6 +40,10 @@ FAULT_ENV = "RETINA_DESKTOP_FINETUNE_FAULT"  # test hook, read in the child: rai
 DEFAULT_MINUTES = {"cuda": 3.0, "mps": 5.0, "cpu": 10.0}
 DEFAULT_EPOCHS = 30
 TIME_MODE_MAX_EPOCHS = 500  # with a time budget the clock (or early stopping) ends the run
+# A background run (Keep learning) must never slow painting: one torch thread, so it takes at most one core, and a
+# lower scheduling priority, so the UI's threads win that core whenever they want it (bench_gui --with-training).
+BACKGROUND_THREADS = 1
+BACKGROUND_NICE = 10  # POSIX niceness added; Windows gets its "below normal" priority class
 
 TrainOverrides = dict[str, Any]  # TrainConfig fields by name, as ``finetune_config(**overrides)`` takes them
 
@@ -96,6 +100,8 @@ def training_threads() -> int:
 class Started:
     device: str
     pid: int
+    threads: int = 0  # torch's intra-op threads in the child, as it reports them
+    niceness: int | None = None  # the child's niceness after lowering it (None: not a POSIX system)
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,7 @@ class FinetuneJobDict(TypedDict):
     overrides: TrainOverrides
     threads: int
     unreviewed: list[str]
+    nice: int
 
 
 @dataclass
@@ -207,6 +214,7 @@ class FinetuneJob:
     overrides: TrainOverrides = field(default_factory=dict)
     threads: int = 1
     unreviewed: list[str] = field(default_factory=list)  # photos for rehearsal and the drift measure
+    nice: int = 0  # how much to lower the child's priority (BACKGROUND_NICE for Keep learning's runs)
 
     def as_dict(self) -> FinetuneJobDict:
         return cast(FinetuneJobDict, asdict(self))  # the same fields, by construction
@@ -368,6 +376,7 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
     exit_with_parent()
     device_text = ""
     try:
+        niceness = lower_priority(int(job.get("nice", 0)))
         import torch
 
         torch.set_num_threads(max(1, int(job.get("threads", 1))))
@@ -381,7 +390,7 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
         cfg = finetune_config(parent, **job["overrides"])
         device = select_device(cfg.device)
         device_text = describe_device(device)
-        out.put(Started(device_text, os.getpid()))
+        out.put(Started(device_text, os.getpid(), torch.get_num_threads(), niceness))
 
         samples, missing = _samples_on_disk(job, out)
         plan = plan_split(samples)
@@ -419,6 +428,23 @@ def child_main(job: FinetuneJobDict, out: MessageQueue, cancel_event: CancelEven
     finally:
         out.close()
         out.join_thread()  # everything sent has reached the pipe before the process ends
+
+
+def lower_priority(increment: int) -> int | None:
+    """Lower this process's scheduling priority by ``increment`` (0: leave it); returns the niceness it has now
+    (None where there is no niceness). Best effort: a system that refuses leaves the run at normal priority."""
+    if hasattr(os, "nice"):
+        try:
+            return os.nice(max(0, increment))  # os.nice(0) reads the niceness without changing it
+        except OSError:
+            return None
+    if increment > 0 and os.name == "nt":  # pragma: no cover - Windows only
+        import ctypes
+
+        below_normal = 0x4000  # BELOW_NORMAL_PRIORITY_CLASS
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), below_normal)
+    return None
 
 
 def _watched_cancel(cancel_event: CancelEvent) -> CancelToken:

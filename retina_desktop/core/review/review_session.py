@@ -191,6 +191,7 @@ class _ReviewState:
     threshold_changed = Signal(float)
     saved = Signal(str, str)
     status_changed = Signal(str)
+    approved = Signal(str)  # after status_changed, once the approval is recorded (Keep learning counts them)
     message = Signal(str, str)
     save_settled = Signal(object)
 
@@ -445,6 +446,7 @@ class _Saving(_ReviewState):
         s.baseline, s.baseline_status, s.baseline_had_file = s.document.mask.copy(), "approved", True
         s.edit_confirmed = False
         self.status_changed.emit(s.key)
+        self.approved.emit(s.key)
         return counts
 
     def unreviewed(self) -> list[ImageEntry]:
@@ -537,8 +539,9 @@ class ReviewSession(_Threshold):
     """Events (psygnal signals, emitted on the caller's thread; views connect to them):
 
     ``workspace_changed(ws)``, ``image_opened(OpenImage)``, ``image_closed()``, ``prediction_shown(key)``,
-    ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``message(text, level)``,
-    ``save_settled(SaveJob)`` (a background save's outcome was applied: ``job.error`` / ``job.path``).
+    ``threshold_changed(value)``, ``saved(key, path)``, ``status_changed(key)``, ``approved(key)``,
+    ``message(text, level)``, ``save_settled(SaveJob)`` (a background save's outcome was applied: ``job.error`` /
+    ``job.path``).
 
     A background save (``begin_save(..., background=True)``, run on a worker, then ``settle``) is in flight
     until settled; every call that reads or changes what is on disk for the open image, or closes it, settles

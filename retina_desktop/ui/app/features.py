@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QBoxLayout, QDockWidget, QMenu
 
 from ..compare.compare_mode import DICE_SORT, DICE_SORT_TIP, CompareController, ImageListDice
 from ..finetune.finetune_panel import FinetuneController, Messages
+from ..finetune.keep_learning_view import BannerPins, KeepLearning
 from ..prediction.prediction_view import PredictionView
 from ..review.history_panel import HistoryController
 from ..vessels.calibre_view import CalibreView
@@ -32,6 +33,7 @@ class Features:
     """What MainWindow built (tests reach a feature here: ``window.features.compare``)."""
 
     finetune: FinetuneController
+    keep_learning: KeepLearning
     help: HelpController
     history: HistoryController
     vessel_tools: VesselTools
@@ -46,7 +48,7 @@ class Features:
 
 def build_features(window: MainWindow) -> Features:
     ctx = window.context
-    finetune = _build_finetune(window)  # Fine-tune / Models actions, the Fine-tuning window
+    finetune, keep_learning = _build_finetune(window)  # Fine-tune / Keep learning / Models, the Fine-tuning window
     help_ = HelpController(
         window,
         window.canvas.parentWidget(),  # the guide goes above the image
@@ -93,7 +95,18 @@ def build_features(window: MainWindow) -> Features:
         window,
     )
     return Features(
-        finetune, help_, history, vessel_tools, topology, compare, measurements, summary, list_dice, calibre, proofread
+        finetune,
+        keep_learning,
+        help_,
+        history,
+        vessel_tools,
+        topology,
+        compare,
+        measurements,
+        summary,
+        list_dice,
+        calibre,
+        proofread,
     )
 
 
@@ -207,8 +220,9 @@ def _dock_topology(window: MainWindow, dock: QDockWidget, topology: TopologyRevi
             view_menu.addAction(a)
 
 
-def _build_finetune(window: MainWindow) -> FinetuneController:
-    """The Fine-tune and Models actions (toolbar and a Model menu), the Fine-tuning dock, the close question."""
+def _build_finetune(window: MainWindow) -> tuple[FinetuneController, KeepLearning]:
+    """The Fine-tune, Keep learning and Models actions (toolbar and a Model menu), the Fine-tuning dock, the close
+    question."""
     ctx = window.context
     messages = Messages(ctx.show_message, ctx.show_status, window.banner.text, window.clear_message)
     finetune = FinetuneController(
@@ -226,15 +240,21 @@ def _build_finetune(window: MainWindow) -> FinetuneController:
     window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, finetune.dock)
     finetune.model_switched.connect(lambda _path: window.switch_model())  # the prediction feature loads it
     window.installEventFilter(finetune)  # closing the window during a run asks first
+    banner = window.banner
+    pins = BannerPins(
+        lambda text, level, buttons: banner.pin(text, level, buttons), banner.unpin, ctx.show_message, ctx.show_status
+    )
+    keep_learning = KeepLearning(finetune, ctx.review, ctx.settings, ctx.actions, pins, window)
     menu = window.menuBar().addMenu("&Model")
     menu.addAction(finetune.finetune_action)
+    menu.addAction(keep_learning.action)
     menu.addAction(finetune.models_action)
     menu.addSeparator()
     menu.addAction(finetune.dock.toggleViewAction())
     window.toolbar.addSeparator()
     window.toolbar.addAction(finetune.finetune_action)
     window.finetune = finetune  # MainWindow restores its position and stops its run on closing; tests reach it
-    return finetune
+    return finetune, keep_learning
 
 
 def build_prediction_view(window: MainWindow) -> PredictionView:

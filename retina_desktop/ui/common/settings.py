@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QByteArray, QSettings
 
 from ... import ORG_NAME
+from ...core.model.keep_learning import DEFAULT_EVERY
 
 APP_SETTINGS_NAME = "retina-desktop"
 RECENT_WORKSPACES = 8
@@ -105,6 +106,11 @@ class AppSettings:
     finetune_minutes = Setting("finetune/minutes", int, 0, 0, 24 * 60)
     finetune_epochs = Setting("finetune/epochs", int, 30, 1, 1000)
     finetune_by_epochs = Setting("finetune/by_epochs", bool, False)
+    # Keep learning (core.model.keep_learning): the grader's opt-in, per user rather than per workspace, since the
+    # model it fine-tunes (the model store's active version) and the CPU it uses are the user's, and a workspace's
+    # records are shared by every grader who opens it.
+    keep_learning = Setting("finetune/keep_learning", bool, False)
+    keep_learning_every = Setting("finetune/keep_learning_every", int, DEFAULT_EVERY, 1, 1000)
     # The kinds of finding the Topology panel lists and marks (a grader who does not review spurs hides them).
     topology_show_break = Setting("topology/show_break", bool, True)
     topology_show_fragment = Setting("topology/show_fragment", bool, True)
@@ -176,6 +182,13 @@ class AppSettings:
 
     def set_export_destination(self, workspace_root: str, folder: str) -> None:
         self._remember("export/destination", workspace_root, folder)
+
+    def keep_learning_since(self, workspace_root: str) -> str | None:
+        """When Keep learning started counting this workspace's approvals (its last run's start; None: never)."""
+        return self._recall("finetune/keep_learning_since", workspace_root)
+
+    def set_keep_learning_since(self, workspace_root: str, stamp: str) -> None:
+        self._remember("finetune/keep_learning_since", workspace_root, stamp)
 
     # --------------------------------------------------------------------- window --
     def save_window(self, geometry: QByteArray, state: QByteArray) -> None:

@@ -23,6 +23,8 @@ from model_core.errors import CheckpointError
 from model_core.model_store import DEFAULT_ID
 
 from ...core.model.finetune_job import (
+    BACKGROUND_NICE,
+    BACKGROUND_THREADS,
     ChildMessage,
     DoneOutcome,
     Epoch,
@@ -45,6 +47,7 @@ from .finetune_dialog import FinetuneDialog
 from .model_switcher import ModelSwitcher, Repredict
 from .progress_panel import FinetunePanel, RunProgress, finetune_dock
 from .run_outcome import (
+    KEEP_LEARNING_PREFIX,
     OUTCOME_PREFIXES,
     REPREDICT_HINT,
     activated_text,
@@ -77,6 +80,35 @@ def _device() -> tuple[str, str]:
     return "cpu", f"CPU ({training_threads()} of {os.cpu_count()} cores; no GPU found)"
 
 
+def run_budget(settings: AppSettings, device_type: str, background: bool) -> TrainOverrides:
+    """The dialog passes its own budget; a background run takes the one last started with (the device's default
+    until one was chosen)."""
+    if not background:
+        return budget_overrides(device_type)
+    if settings.finetune_by_epochs:
+        return budget_overrides(device_type, epochs=settings.finetune_epochs)
+    return budget_overrides(device_type, minutes=settings.finetune_minutes or None)
+
+
+def estimate_step_time(
+    tasks: TaskRunner, dlg: FinetuneDialog, parent_path: Path, still_open: Callable[[], bool]
+) -> Worker:
+    """Time a training step in a worker and tell the dialog, if ``still_open`` (a closed one's goes nowhere)."""
+
+    def measure(ctx: WorkerContext) -> float:
+        return measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled)
+
+    def measured(step_s: float | None, error: str | None = None) -> None:
+        if still_open():
+            dlg.set_step_seconds(step_s, error)
+
+    est = Worker(measure, name="measure step time")
+    est.returned.connect(tasks.guard(measured))
+    est.errored.connect(tasks.guard(lambda msg: measured(None, msg)))
+    tasks.start(est, priority=1)
+    return est
+
+
 @dataclass(frozen=True)
 class Messages:
     """Where the feature speaks: the banner over the image (its text and dismissal too) and the status bar."""
@@ -93,6 +125,9 @@ class FinetuneController(QObject):
     run_finished = Signal(object)  # the child's outcome dict, plus "activated"
     run_failed = Signal(str)
     run_cancelled = Signal(float)  # seconds from Cancel to the training process gone
+    # A background run's gate asked: the question waits (``pending_ask``) for ``answer_pending_ask``, which the
+    # grader gives by a click, since a question box would pop up in the middle of a brush stroke.
+    ask_deferred = Signal(object)  # the DoneOutcome
     model_switched = Signal(str)  # the checkpoint path now used
 
     def __init__(
@@ -147,6 +182,8 @@ class FinetuneController(QObject):
         self.run.finished.connect(self._finished)
         self._notes: list[str] = []  # what the running child said the grader should know
         self.last_outcome: DoneOutcome | None = None
+        self.background = False  # the run is Keep learning's: one thread, low priority, its messages say so
+        self.pending_ask: DoneOutcome | None = None  # a background run's "ask" verdict not answered yet
 
     def _add_actions(self, actions: ActionRegistry) -> None:
         tip = "Teach the model from the corrected and approved masks of this workspace"
@@ -229,23 +266,9 @@ class FinetuneController(QObject):
         dlg.finished.connect(self._dialog_closed)
         self.dialog = dlg
         if samples:
-            self._estimate_step_time(dlg, parent_path)
+            self._estimate_worker = estimate_step_time(self.tasks, dlg, parent_path, lambda: dlg is self.dialog)
         dlg.open()  # window-modal, non-blocking: the event loop (and the tests) keep running
         return dlg
-
-    def _estimate_step_time(self, dlg: FinetuneDialog, parent_path: Path) -> None:
-        def measure(ctx: WorkerContext) -> float:
-            return measure_step_seconds(parent_path, dlg.overrides(), cancelled=lambda: ctx.cancelled)
-
-        def measured(step_s: float | None, error: str | None = None) -> None:
-            if dlg is self.dialog:  # still open: a closed dialog's estimate goes nowhere
-                dlg.set_step_seconds(step_s, error)
-
-        est = Worker(measure, name="measure step time")
-        est.returned.connect(self.tasks.guard(measured))
-        est.errored.connect(self.tasks.guard(lambda msg: measured(None, msg)))
-        self._estimate_worker = est
-        self.tasks.start(est, priority=1)
 
     def _dialog_closed(self, _result: int) -> None:
         if self._estimate_worker is not None:
@@ -254,8 +277,11 @@ class FinetuneController(QObject):
         self.dialog = None
 
     # ------------------------------------------------------------------- run --
-    def start(self, overrides: TrainOverrides | None = None) -> bool:
-        """Start a run on the workspace's approved corrections; False (with a message) if it cannot."""
+    def start(self, overrides: TrainOverrides | None = None, background: bool = False) -> bool:
+        """Start a run on the workspace's approved corrections; False (with a message) if it cannot.
+
+        ``background`` (Keep learning): one training thread at low priority, so painting keeps its speed, with the
+        budget last chosen in the Fine-tune dialog; the Fine-tuning window is not raised over the image."""
         workspace = self.review.workspace
         if self.running or workspace is None:
             return False
@@ -269,16 +295,19 @@ class FinetuneController(QObject):
             self.messages.show(f"Fine-tune needs a model: {exc}", "warning")
             return False
         device_type, _ = _device()
-        overrides = {**budget_overrides(device_type), **CONFIG_OVERRIDES, **(overrides or {})}
+        overrides = {**run_budget(self.settings, device_type, background), **CONFIG_OVERRIDES, **(overrides or {})}
         job = FinetuneJob(
             str(parent_path),
             parent_id,
             [(str(s.image), str(s.mask)) for s in samples],
             str(self.model.store.root),
             overrides,
-            training_threads(),
+            BACKGROUND_THREADS if background else training_threads(),
             unreviewed_photos(workspace),
+            BACKGROUND_NICE if background else 0,
         )
+        if self.pending_ask is not None:
+            self.answer_pending_ask(False)  # a new run supersedes the question about the last one's model
         self._notes = []
         try:
             self.run.start(job.as_dict())
@@ -287,10 +316,12 @@ class FinetuneController(QObject):
             self.messages.show(f"Fine-tune could not start: {exc}", "error")
             return False
         self.last_outcome = None
+        self.background = background
         if self.messages.banner_text().startswith(OUTCOME_PREFIXES):
             self.messages.clear()  # the previous run's outcome is superseded by this run
         self.run_progress.begin(overrides, parent_label, len(samples))
-        self.show_dock()
+        if not background:
+            self.show_dock()
         self._update_actions()
         self.messages.status("Fine-tuning started in the background", 4000)
         self.run_started.emit()
@@ -327,8 +358,12 @@ class FinetuneController(QObject):
     def _failed(self, message: str) -> None:
         text = failed_text(message)
         self.run_progress.end("failed", text)
-        self.messages.show(text, "error")
+        self._say(text, "error")
         self.run_failed.emit(message)
+
+    def _say(self, text: str, level: str) -> None:
+        """The banner; a background run's words say whose run it was."""
+        self.messages.show((KEEP_LEARNING_PREFIX if self.background else "") + text, level)
 
     def _finished(self, out: DoneOutcome) -> None:
         """The gate's verdict: a version that passed becomes the active model; one that did not is kept, said why."""
@@ -338,8 +373,23 @@ class FinetuneController(QObject):
             return
         self.panel.show_parent_dice(out.get("parent_dice"))
         out["activated"] = False
+        if self.background and asks_the_grader(out):
+            self.pending_ask = out
+            self.run_progress.end("done: waiting for your choice", ask_text(out))
+            self.ask_deferred.emit(out)
+            return
+        self._conclude(out, passed_gate(out) or (asks_the_grader(out) and self._grader_takes(out)))
+
+    def answer_pending_ask(self, use_it: bool) -> None:
+        """The grader's answer to a background run's "ask": its version becomes active only if ``use_it``."""
+        out, self.pending_ask = self.pending_ask, None
+        if out is not None:
+            self._conclude(out, use_it)
+
+    def _conclude(self, out: DoneOutcome, take: bool) -> None:
+        """Activate the run's version if ``take`` (and there is one), say what came of it, emit ``run_finished``."""
         version = out.get("version")
-        if version is not None and (passed_gate(out) or (asks_the_grader(out) and self._grader_takes(out))):
+        if version is not None and take:
             try:
                 self.activate_version(version)
                 out["activated"] = True
@@ -349,11 +399,11 @@ class FinetuneController(QObject):
                 return
             text = activated_text(out)
             self.run_progress.end("done: new model active", text)
-            self.messages.show(text + REPREDICT_HINT, "info")
+            self._say(text + REPREDICT_HINT, "info")
         else:
             text = kept_text(out)
             self.run_progress.end("done: kept the current model", text)
-            self.messages.show(text, "warning")
+            self._say(text, "warning")
         self.run_finished.emit(out)
 
     def _grader_takes(self, out: DoneOutcome) -> bool:

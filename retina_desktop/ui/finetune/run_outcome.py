@@ -6,8 +6,10 @@ from __future__ import annotations
 from ...core.model.finetune_job import DoneOutcome, kept_model_words
 from .finetune_dialog import fmt_duration
 
+# How a background run's (Keep learning's) messages begin.
+KEEP_LEARNING_PREFIX = "Keep learning: "
 # How the banner's messages of a run's outcome begin: a new run supersedes them.
-OUTCOME_PREFIXES = ("New model", "The fine-tuned model", "Fine-tune")
+OUTCOME_PREFIXES = ("New model", "The fine-tuned model", "Fine-tune", KEEP_LEARNING_PREFIX)
 REPREDICT_HINT = " Images not yet reviewed can be re-predicted with it (button in the Fine-tuning panel)."
 
 
