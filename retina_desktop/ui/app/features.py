@@ -62,16 +62,10 @@ def build_features(window: MainWindow) -> Features:
     compare, list_dice = build_compare(window)  # compare mode (K / D / Shift+B), the Dice sort
     vessel_tools, topology = _vessel_tools(window, compare)  # Trace (T), Segment (S), the Topology panel (N)
     measurements = VesselMeasureRunner(
-        ctx.review,
-        ctx.tasks,
-        ctx.image_ready,
-        ctx.show_message,
-        ctx.progress,
-        lambda: window.save_current(auto=True),
-        window,
-    )
-    proofread = _proofread(window)  # P: the queue of proposed fixes, Enter accepts, Backspace rejects
-    topology.follow(proofread)  # the Topology panel lists the queue while proofreading
+        ctx.review, ctx.tasks, ctx.image_ready, ctx.show_message, ctx.progress,
+        lambda: window.save_current(auto=True), window,
+    )  # fmt: skip
+    proofread = _proofread(window, topology)  # P: the queue of proposed fixes, listed in the Topology panel
     calibre = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
     history.calibre_restored.connect(calibre.reload)  # a disc or labels version restored in the History: shown
     calibre.saved.connect(lambda _key: history.refresh())  # and each one saved is listed there
@@ -110,8 +104,9 @@ def build_features(window: MainWindow) -> Features:
     )
 
 
-def _proofread(window: MainWindow) -> ProofreadView:
-    """Proofread mode (P, in Edit); it takes Enter and Backspace on the image while a proposal is shown."""
+def _proofread(window: MainWindow, topology: TopologyReview) -> ProofreadView:
+    """Proofread mode (P, in Edit); it takes Enter and Backspace on the image while a proposal is shown, and the
+    Topology panel lists its queue while it is on."""
     ctx = window.context
     proofread = ProofreadView(
         ctx.review,
@@ -128,6 +123,7 @@ def _proofread(window: MainWindow) -> ProofreadView:
     if menu is not None:
         menu.addSeparator()
         menu.addAction(proofread.action)
+    topology.follow(proofread)
     return proofread
 
 

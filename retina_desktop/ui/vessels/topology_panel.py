@@ -83,6 +83,25 @@ def describe_proposal(p: Proposal) -> str:
     return f"{what}: {p.pixels} px at ({x:.0f}, {y:.0f}) · {p.score:.2f}"
 
 
+def queue_buttons(panel: TopologyPanel, rows: int) -> None:
+    """The panel's buttons while it lists Proofread's queue of ``rows`` proposals."""
+    for b, text, tip in (
+        (panel.fix_button, "Accept", "Apply this proposal (Enter; one undo step)"),
+        (panel.dismiss_button, "Reject", "Reject this proposal for this image (Backspace)"),
+    ):
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setEnabled(rows > 0)
+    for b in (panel.prev_button, panel.next_button):
+        b.setEnabled(rows > 1)
+
+
+def queue_summary(counter: str, any_left: bool) -> str:
+    if not any_left:
+        return f"Proofread: {counter}; no proposals left"
+    return f"Proofread: {counter} · Enter accepts, Backspace rejects, N skips"
+
+
 class MarkerItem(QGraphicsEllipseItem):
     """One finding's circle; with the Pan tool a click on it makes it the current marker."""
 
@@ -231,7 +250,7 @@ class TopologyReview(QObject):
         for kind, box in self.panel.kind_boxes.items():
             box.setText(f"{KIND_LABELS[kind]} ({sum(f.kind == kind for f in self.kept)})")
         if self.queue_rows is not None:
-            self.panel.summary_label.setText(self._queue_summary())
+            self.panel.summary_label.setText(queue_summary(self.queue_text, bool(self.queue_rows)))
             return
         updating = self.review.image is not None and not self.analysis.fresh
         self.panel.summary_label.setText(self._summary() + (" · updating…" if updating else ""))
@@ -306,15 +325,7 @@ class TopologyReview(QObject):
         f = self.current_finding
         p = self.panel
         if self.queue_rows is not None:
-            for b, text, tip in (
-                (p.fix_button, "Accept", "Apply this proposal (Enter; one undo step)"),
-                (p.dismiss_button, "Reject", "Reject this proposal for this image (Backspace)"),
-            ):
-                b.setText(text)
-                b.setToolTip(tip)
-                b.setEnabled(bool(self.queue_rows))
-            for b in (p.prev_button, p.next_button):
-                b.setEnabled(len(self.queue_rows) > 1)
+            queue_buttons(p, len(self.queue_rows))
             return
         p.dismiss_button.setText("Dismiss")
         p.dismiss_button.setToolTip("Hide this marker for this image")
@@ -443,8 +454,3 @@ class TopologyReview(QObject):
         self.set_markers_visible(self.markers_visible)
         self._update_counts()
         self._update_buttons()
-
-    def _queue_summary(self) -> str:
-        if not self.queue_rows:
-            return f"Proofread: {self.queue_text}; no proposals left"
-        return f"Proofread: {self.queue_text} · Enter accepts, Backspace rejects, N skips"
