@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from . import junctions
 from .calibre import ARTERY, VEIN
 from .skeleton import SkeletonGraph, skeleton_graph, skeletonize
 
@@ -43,8 +44,6 @@ FEATURES = ("red", "red_reflex", "green", "green_reflex", "blue", "blue_reflex",
 WIDTH = FEATURES.index("width")
 BACKGROUND_SIGMA = 6.0
 INTERIOR_SIGMA = 1.5
-SMOOTHING_ROUNDS = 5
-SMOOTHING_OWN = 0.5
 
 
 @dataclass(frozen=True)
@@ -117,23 +116,46 @@ def standardised_features(raw: FloatArray, length: FloatArray) -> FloatArray:
     return out
 
 
-def smooth_over_junctions(graph: SkeletonGraph, score: FloatArray) -> FloatArray:
-    """The module's connectivity rounds: own score mixed with the length-weighted mean through the junctions."""
-    pairs = graph.segment_junction
-    if pairs.size == 0:
-        return score
-    seg, junction = pairs[:, 0], pairs[:, 1]
-    n, m = graph.segments + 1, graph.branch_points + 1
-    length = np.r_[0.0, graph.length]
-    degree = np.bincount(seg, minlength=n)
-    x: FloatArray = score.copy()
-    for _ in range(SMOOTHING_ROUNDS):
-        at_junction = np.bincount(junction, weights=x[seg] * length[seg], minlength=m)
-        junction_weight = np.maximum(np.bincount(junction, weights=length[seg], minlength=m), 1e-9)
-        neighbours = np.bincount(seg, weights=at_junction[junction] / junction_weight[junction], minlength=n)
-        mean = neighbours / np.maximum(degree, 1)
-        x = np.asarray(np.where(degree > 0, SMOOTHING_OWN * score + (1 - SMOOTHING_OWN) * mean, score), np.float64)
-    return x
+# The probability that the two segments of a link are of the same kind, per kind of link
+# (``model_core.junctions``), and the mean-field coupling they give (see ``propagate``).
+LINK_SAME_PROBABILITY = {
+    junctions.CONTINUES: 0.95,
+    junctions.STRAIGHT: 0.93,
+    junctions.SIDE: 0.87,
+    junctions.CROSS_THROUGH: 0.85,
+    junctions.CROSS_OVER: 0.35,
+    junctions.FOUR_WAY: 0.6,
+}
+FIELD_SCALE = 0.25
+COUPLING_SCALE = 0.5
+FIELD_LENGTH_CAP = 4.0
+PROPAGATION_ROUNDS = 50
+
+
+def propagate(graph: SkeletonGraph, score: FloatArray, width: FloatArray) -> FloatArray:
+    """The module's connectivity step: mean-field of an Ising model over the segments (+1 artery, -1 vein).
+
+    Field of segment k: FIELD_SCALE * score_k * min(sqrt(length_k / median length), FIELD_LENGTH_CAP) (a
+    longer segment's colour mean is less noisy). Coupling of a link of kind t: COUPLING_SCALE * atanh(2 p_t - 1)
+    with p_t = LINK_SAME_PROBABILITY[t] (negative across a crossing). Returns the magnetisations in (-1, 1),
+    artery where > 0; rounds of m = (m + tanh(field + sum coupling * m_neighbour)) / 2."""
+    n = graph.segments + 1
+    links = junctions.junction_links(graph, width)
+    length = np.r_[1.0, graph.length]
+    typical = max(float(np.median(length[1:])), 1e-9) if n > 1 else 1.0
+    reliability = np.minimum(np.sqrt(length / typical), FIELD_LENGTH_CAP)
+    field = FIELD_SCALE * score * reliability
+    field[0] = 0.0
+    same = np.array([LINK_SAME_PROBABILITY[int(t)] for t in links.kind])
+    coupling = COUPLING_SCALE * np.arctanh(2 * same - 1) if same.size else np.zeros(0)
+    src, dst = np.r_[links.a, links.b], np.r_[links.b, links.a]
+    weight = np.r_[coupling, coupling]
+    m = np.tanh(field)
+    for _ in range(PROPAGATION_ROUNDS):
+        total = np.bincount(src, weights=weight * m[dst], minlength=n) if src.size else np.zeros(n)
+        m = 0.5 * m + 0.5 * np.tanh(field + total)
+    m[0] = 0.0
+    return np.asarray(m, np.float64)
 
 
 @dataclass(frozen=True)
@@ -172,13 +194,21 @@ def photo_features(
     image: NDArray[np.generic], vessels: NDArray[np.generic], fov: NDArray[np.generic] | None = None
 ) -> tuple[SkeletonGraph, FloatArray]:
     """The vessel mask's skeleton graph and its segments' standardised features."""
+    graph, _, feats = _photo_features(image, vessels, fov)
+    return graph, feats
+
+
+def _photo_features(
+    image: NDArray[np.generic], vessels: NDArray[np.generic], fov: NDArray[np.generic] | None
+) -> tuple[SkeletonGraph, FloatArray, FloatArray]:
     rgb = np.asarray(image)
     mask = np.asarray(vessels, np.bool_)
     if rgb.ndim != 3 or rgb.shape[:2] != mask.shape:
         raise ValueError(f"photo {rgb.shape} and vessel mask {mask.shape} differ in size")
     field = np.ones(mask.shape, np.bool_) if fov is None else np.asarray(fov, np.bool_)
     graph = skeleton_graph(skeletonize(mask))
-    return graph, standardised_features(raw_features(rgb, mask, graph, field), graph.length)
+    raw = raw_features(rgb, mask, graph, field)
+    return graph, raw, standardised_features(raw, graph.length)
 
 
 def suggest_av(
@@ -189,13 +219,13 @@ def suggest_av(
 ) -> AVSuggestion:
     """A/V labels for every segment (the module's method; ``model`` switches to the taught score), painted
     onto the vessel pixels: each vessel pixel takes its nearest skeleton pixel's segment label."""
-    graph, feats = photo_features(image, vessels, fov)
+    graph, raw, feats = _photo_features(image, vessels, fov)
     if model is None:
         score = feats[:, FEATURES.index("red")] + feats[:, FEATURES.index("green")]
     else:
         score = design(feats) @ model.weights
     score[0] = 0.0
-    score = smooth_over_junctions(graph, score)
+    score = propagate(graph, score, raw[:, WIDTH])
     return AVSuggestion(graph, score, paint_segments(graph, score, np.asarray(vessels, np.bool_)))
 
 
