@@ -117,7 +117,10 @@ def standardised_features(raw: FloatArray, length: FloatArray) -> FloatArray:
 
 
 # The probability that the two segments of a link are of the same kind, per kind of link
-# (``model_core.junctions``), and the mean-field coupling they give (see ``propagate``).
+# (``model_core.junctions``), and the coupling atanh(2 p - 1) it gives in ``propagate``. Counted on the
+# reference labels of DRIVE test photos 01-10 (segments of one kind by a 2:1 majority of their labelled
+# pixels), rounded: e.g. 0.93-0.98 of the straightest pairs at three arms agree, 0.65-0.70 of the pairs across
+# a detected crossing differ.
 LINK_SAME_PROBABILITY = {
     junctions.CONTINUES: 0.95,
     junctions.STRAIGHT: 0.93,
@@ -126,19 +129,20 @@ LINK_SAME_PROBABILITY = {
     junctions.CROSS_OVER: 0.35,
     junctions.FOUR_WAY: 0.6,
 }
-FIELD_SCALE = 0.25
-COUPLING_SCALE = 0.5
+FIELD_SCALE = 0.5  # log-odds per unit of score (chosen on photos 01-10 among 0.25, 0.35, 0.5, 0.7, 1)
 FIELD_LENGTH_CAP = 4.0
-PROPAGATION_ROUNDS = 50
+PROPAGATION_ROUNDS = 30
+PROPAGATION_DAMPING = 0.5
 
 
 def propagate(graph: SkeletonGraph, score: FloatArray, width: FloatArray) -> FloatArray:
-    """The module's connectivity step: mean-field of an Ising model over the segments (+1 artery, -1 vein).
+    """The module's connectivity step: loopy belief propagation in an Ising model over the segments (+1
+    artery, -1 vein), returning each segment's log-odds (half), artery where > 0.
 
-    Field of segment k: FIELD_SCALE * score_k * min(sqrt(length_k / median length), FIELD_LENGTH_CAP) (a
-    longer segment's colour mean is less noisy). Coupling of a link of kind t: COUPLING_SCALE * atanh(2 p_t - 1)
-    with p_t = LINK_SAME_PROBABILITY[t] (negative across a crossing). Returns the magnetisations in (-1, 1),
-    artery where > 0; rounds of m = (m + tanh(field + sum coupling * m_neighbour)) / 2."""
+    Field of segment k: FIELD_SCALE * score_k * min(sqrt(length_k / median length), FIELD_LENGTH_CAP) (a longer
+    segment's colour mean is less noisy). Coupling of a link of kind t: atanh(2 p_t - 1), p_t =
+    LINK_SAME_PROBABILITY[t] (negative across a crossing). Messages m_ij = atanh(tanh(J_ij) tanh(h_i + sum of
+    the messages into i but m_ji)), damped by half, PROPAGATION_ROUNDS rounds."""
     n = graph.segments + 1
     links = junctions.junction_links(graph, width)
     length = np.r_[1.0, graph.length]
@@ -146,16 +150,22 @@ def propagate(graph: SkeletonGraph, score: FloatArray, width: FloatArray) -> Flo
     reliability = np.minimum(np.sqrt(length / typical), FIELD_LENGTH_CAP)
     field = FIELD_SCALE * score * reliability
     field[0] = 0.0
+    if links.a.size == 0:
+        return np.asarray(field, np.float64)
     same = np.array([LINK_SAME_PROBABILITY[int(t)] for t in links.kind])
-    coupling = COUPLING_SCALE * np.arctanh(2 * same - 1) if same.size else np.zeros(0)
+    coupling = np.tanh(np.arctanh(2 * same - 1))  # = 2 p - 1, the factor each message is multiplied by
     src, dst = np.r_[links.a, links.b], np.r_[links.b, links.a]
-    weight = np.r_[coupling, coupling]
-    m = np.tanh(field)
+    factor = np.r_[coupling, coupling]
+    e = links.a.size
+    reverse = np.r_[np.arange(e, 2 * e), np.arange(e)]
+    message = np.zeros(2 * e)
     for _ in range(PROPAGATION_ROUNDS):
-        total = np.bincount(src, weights=weight * m[dst], minlength=n) if src.size else np.zeros(n)
-        m = 0.5 * m + 0.5 * np.tanh(field + total)
-    m[0] = 0.0
-    return np.asarray(m, np.float64)
+        belief = field + np.bincount(dst, weights=message, minlength=n)
+        cavity = belief[src] - message[reverse]
+        message = PROPAGATION_DAMPING * message + (1 - PROPAGATION_DAMPING) * np.arctanh(factor * np.tanh(cavity))
+    belief = field + np.bincount(dst, weights=message, minlength=n)
+    belief[0] = 0.0
+    return np.asarray(belief, np.float64)
 
 
 @dataclass(frozen=True)
