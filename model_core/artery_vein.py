@@ -200,6 +200,18 @@ def fit_av_model(examples: list[tuple[FloatArray, FloatArray, FloatArray]], pena
     return AVModel(beta)
 
 
+def balance_point(score: FloatArray, length: FloatArray, width: FloatArray) -> float:
+    """The median of the segments' scores (rows 1..) weighted by their area, length x width: the score that
+    splits the photo's vessel area in halves, arteries and veins coming in pairs."""
+    if score.size <= 1:
+        return 0.0
+    x = score[1:]
+    area = np.maximum(length, 1e-9) * np.maximum(width[1:], 1.0)
+    order = np.argsort(x, kind="stable")
+    cumulative = np.cumsum(area[order])
+    return float(x[order][min(int(np.searchsorted(cumulative, cumulative[-1] / 2)), x.size - 1)])
+
+
 def photo_features(
     image: NDArray[np.generic], vessels: NDArray[np.generic], fov: NDArray[np.generic] | None = None
 ) -> tuple[SkeletonGraph, FloatArray]:
@@ -234,6 +246,7 @@ def suggest_av(
         score = feats[:, FEATURES.index("red")] + feats[:, FEATURES.index("green")]
     else:
         score = design(feats) @ model.weights
+    score = score - balance_point(score, graph.length, raw[:, WIDTH])
     score[0] = 0.0
     score = propagate(graph, score, raw[:, WIDTH])
     return AVSuggestion(graph, score, paint_segments(graph, score, np.asarray(vessels, np.bool_)))
