@@ -97,3 +97,14 @@ def test_suggestion_calls_the_lighter_of_two_unjoined_vessels_artery():
     photo = np.clip(photo + rng.normal(0, 2, photo.shape), 0, 255).astype(np.uint8)
     labels = suggest_av(photo, mask > 0).labels
     assert np.mean(labels[av > 0] == av[av > 0]) > 0.95
+
+
+def test_the_balance_point_splits_the_vessel_area_in_halves():
+    from model_core.artery_vein import balance_point
+
+    score = np.array([0.0, 3.0, 2.0, 1.0, -5.0])  # row 0 unused
+    length = np.array([10.0, 10.0, 10.0, 10.0])
+    width = np.array([0.0, 1.0, 1.0, 1.0, 3.0])  # the one dark vessel is as large as the three light ones
+    t = balance_point(score, length, width)
+    assert -5.0 <= t <= 1.0
+    assert balance_point(score, length, np.array([0.0, 1.0, 1.0, 1.0, 1.0])) in (1.0, 2.0)
