@@ -206,10 +206,12 @@ def local_widths(vessels: NDArray[np.bool_], graph: SkeletonGraph) -> NDArray[np
     r, c = graph.rows + 1, graph.cols + 1
     skel[r, c] = True
     n4 = {(dy, dx): skel[r + dy, c + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))}
-    step = sum(v.astype(np.float64) for v in n4.values())
+    step = np.zeros(r.size, np.float64)
+    for v in n4.values():
+        step += v
     for dy, dx in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
         diagonal = skel[r + dy, c + dx] & ~n4[(dy, 0)] & ~n4[(0, dx)]
-        step = step + math.sqrt(2) * diagonal
+        step += math.sqrt(2) * diagonal
     return np.asarray(owned / np.maximum(step / 2, 0.5), np.float64)
 
 
