@@ -11,7 +11,8 @@ Needs ../shared/data/drive/test (images/, masks/, fov/, av_centreline/, zone_b/;
   on 06-20 beside the unsupervised score on the same 15;
 - calibre per photo: (a) reference mask + manual disc + reference A/V labels (each vessel pixel takes its
   nearest labelled centre-line pixel's label; green = uncertain) and (b) reference mask + detected disc +
-  suggested A/V; mean absolute AVR difference (target <= 0.05);
+  suggested A/V; mean absolute AVR difference (target <= 0.05), and the same with (c) the detected disc and
+  reference A/V and (d) the manual disc and suggested A/V, to tell the disc's share from the labels';
 - time of measure_calibre on a 3504x2336 mask (DRIVE 01_test's reference scaled up 6.2x as in
   bench_measure.py, with its disc and A/V labels scaled alike; target <= 1 s).
 
@@ -145,6 +146,7 @@ def main() -> None:
         ref = measure_calibre(p["mask"], reference_av, manual)
         auto = measure_calibre(p["mask"], suggestion.labels, found)
         disc_only = measure_calibre(p["mask"], reference_av, found)
+        labels_only = measure_calibre(p["mask"], suggestion.labels, manual)
         per_photo.append(
             {
                 "image": s,
@@ -154,6 +156,7 @@ def main() -> None:
                 "reference": calibre_row(ref),
                 "automatic": calibre_row(auto),
                 "detected_disc_reference_av": calibre_row(disc_only),
+                "manual_disc_suggested_av": calibre_row(labels_only),
             }
         )
     # Taught by the first five photos' labels, judged on the other fifteen.
@@ -215,6 +218,14 @@ def main() -> None:
     disc_diff = statistics.mean(abs(a - b) for a, b in disc_pairs) if disc_pairs else None
     if disc_diff is not None:
         print(f"  of which the disc alone (detected disc, reference A/V): {disc_diff:.3f} on {len(disc_pairs)} photos")
+    label_pairs = [
+        (r["reference"]["avr"], r["manual_disc_suggested_av"]["avr"])
+        for r in per_photo
+        if r["reference"]["avr"] is not None and r["manual_disc_suggested_av"]["avr"] is not None
+    ]
+    label_diff = statistics.mean(abs(a - b) for a, b in label_pairs) if label_pairs else None
+    if label_diff is not None:
+        print(f"  and the labels alone (manual disc, suggested A/V): {label_diff:.3f} on {len(label_pairs)} photos")
     figures = {
         "disc_hits": hits,
         "zone_b_iou_mean": round(mean_iou, 4),
@@ -224,6 +235,7 @@ def main() -> None:
         "avr_mean_abs_difference": None if avr_diff is None else round(avr_diff, 4),
         "avr_photos_compared": len(both),
         "avr_mean_abs_difference_detected_disc_reference_av": None if disc_diff is None else round(disc_diff, 4),
+        "avr_mean_abs_difference_manual_disc_suggested_av": None if label_diff is None else round(label_diff, 4),
         "calibre_time_3504x2336": timing(args.repeats),
         "per_photo": per_photo,
     }

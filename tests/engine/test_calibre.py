@@ -81,7 +81,7 @@ def test_crae_and_crve_of_drawn_vessels_equal_the_hand_computed_value():
     assert result.crve == pytest.approx(crve, rel=0.005)
     assert result.avr == pytest.approx(crae / crve, rel=0.01)
     assert sorted(round(u.width_px, 3) for u in result.used if u.kind == 1) == sorted(ARTERIOLES)
-    assert result.calibre_method == "knudtson-revised-2003/dt-median;px" and result.unit == "px"
+    assert result.calibre_method == "knudtson-revised-2003/area-median;px" and result.unit == "px"
 
 
 def test_a_scale_turns_pixels_into_micrometres_and_is_recorded():

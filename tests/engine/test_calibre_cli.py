@@ -46,7 +46,7 @@ def test_calibre_columns_from_a_disc_file_and_av_masks(folders, capsys):
     assert float(a["crve"]) == pytest.approx(knudtson(VENULES, 0.95), rel=0.005)
     assert float(a["avr"]) == pytest.approx(float(a["crae"]) / float(a["crve"]))
     assert (a["n_arterioles"], a["n_venules"]) == ("7", "6")
-    assert a["calibre_method"] == "knudtson-revised-2003/dt-median;px"
+    assert a["calibre_method"] == "knudtson-revised-2003/area-median;px"
     # Five venules: no CRVE and no AVR, one line naming the file and the problem.
     b = rows["b.png"]
     assert b["crve"] == "" and b["avr"] == "" and float(b["crae"]) > 0 and b["n_venules"] == "5"
