@@ -125,3 +125,23 @@ def shown_canvas(qtbot, review, size: tuple[int, int]):
     canvas.set_image(review.image.loaded.rgb)
     canvas.set_document(review.image.document)
     return canvas
+
+
+def review_of_photo(folder, rgb, mask, probability, threshold: float = 0.5):
+    """A review session with ``folder/photo.png`` (``rgb``) open, its prediction ``probability`` at
+    ``threshold`` and ``mask`` on screen: what the vessel features see once an image is predicted."""
+    from model_core.imageio import write_png_atomic
+    from retina_desktop.core.model.tasks import load_image
+    from retina_desktop.core.review.review_session import ReviewSession
+    from retina_desktop.core.workspace import Workspace
+
+    write_png_atomic(folder / "photo.png", rgb)
+    ws = Workspace(folder)
+    review = ReviewSession()
+    review.set_workspace(ws)
+    request, entry = review.begin_load("photo")
+    assert review.finish_load(request, load_image(None, ws, entry, "no model")) is not None
+    review.image.probability = probability
+    review.threshold = threshold
+    review.image.document.replace("vessels", mask)
+    return review

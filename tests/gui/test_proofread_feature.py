@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import shown_canvas
+from gui_helpers import review_of_photo, shown_canvas
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from model_core.imageio import write_png_atomic
-from retina_desktop.core.model.tasks import load_image
-from retina_desktop.core.review.review_session import ReviewSession
-from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
 from retina_desktop.ui.common.workers import TaskRunner
@@ -32,15 +28,7 @@ def parts(qtbot, tmp_path):
     prob = np.where(mask, 0.9, 0.02).astype(np.float32)
     prob[29, 78:83] = 0.3  # the model saw the vessel there, below the threshold
     rgb = np.full((H, W, 3), (190, 90, 40), np.uint8)  # no vessel to see in the photo: no candidates
-    write_png_atomic(tmp_path / "photo.png", rgb)
-    ws = Workspace(tmp_path)
-    review = ReviewSession()
-    review.set_workspace(ws)
-    request, entry = review.begin_load("photo")
-    assert review.finish_load(request, load_image(None, ws, entry, "no model")) is not None
-    review.image.probability = prob
-    review.threshold = 0.5
-    review.image.document.replace("vessels", mask)
+    review = review_of_photo(tmp_path, rgb, mask, prob)
     owner = QWidget()
     qtbot.addWidget(owner)
     canvas = shown_canvas(qtbot, review, (500, 300))

@@ -22,7 +22,6 @@ numbered copies of the versions it replaced) register such files (``index_calibr
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import math
@@ -50,6 +49,7 @@ from .common import (
     _os_error,
     _short,
     _user,
+    found_file_version,
     read_regular,
 )
 from .keeper import RecordKeeper
@@ -407,12 +407,10 @@ def _index_rows(meta_dir: Path, key: str, kind: str, files: list[Path], known: s
         rel = p.relative_to(meta_dir).as_posix()
         if rel in known:
             continue
-        try:
-            sha = hashlib.sha256(read_regular(p)).hexdigest()
-            stamp = _dt.datetime.fromtimestamp(p.stat().st_mtime).astimezone().isoformat(timespec="milliseconds")
-        except OSError:
+        found = found_file_version(p)
+        if found is None:
             continue
-        out.append(CalibreVersionRow(key, kind, sha, stamp, None, rel, "indexed"))
+        out.append(CalibreVersionRow(key, kind, found[0], found[1], None, rel, "indexed"))
     return out
 
 

@@ -71,6 +71,17 @@ class UnsafeFileError(OSError):
     """Not a regular file of a readable size (a FIFO, a device, a folder, a huge file): never read whole."""
 
 
+def found_file_version(path: Path) -> tuple[str, str] | None:
+    """(sha256, modification time) of a history file found on disk that no record names, for the row that
+    indexes it; None when it cannot be read (it is left for verify to report)."""
+    try:
+        sha = hashlib.sha256(read_regular(path)).hexdigest()
+        stamp = _dt.datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="milliseconds")
+    except OSError:
+        return None
+    return sha, stamp
+
+
 def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     """A regular file's bytes, refusing FIFOs (a read would hang), devices (/dev/zero would fill memory), folders
     and files over ``limit``, each with an OSError whose text says which."""

@@ -16,8 +16,6 @@ this window's records until it can be opened.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import hashlib
 import os
 import secrets
 import shutil
@@ -30,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from .calibre_records import CALIBRE_DIR_NAME, index_calibre_files
-from .common import HISTORY_DIR_NAME, RECORDS_NAME, _file_sha, _now, _short, _timestamp, parse_time, read_regular
+from .common import (
+    HISTORY_DIR_NAME,
+    RECORDS_NAME,
+    _file_sha,
+    _now,
+    _short,
+    _timestamp,
+    found_file_version,
+    parse_time,
+)
 from .layout import ImageEntry
 from .records import NEWER_FILE, SOURCES, Journal, Records, RecordsDamaged, VersionRow
 from .review_log import read_log_file
@@ -319,11 +326,10 @@ def index_history_files(
         for p, rel in _history_files(base / e.key, meta_dir):
             if (e.key, rel) in known:
                 continue
-            try:
-                sha = hashlib.sha256(read_regular(p)).hexdigest()
-                stamp = _dt.datetime.fromtimestamp(p.stat().st_mtime).astimezone().isoformat(timespec="milliseconds")
-            except OSError:
+            facts = found_file_version(p)
+            if facts is None:
                 continue
+            sha, stamp = facts
             found_rec = made.get((e.key, sha))
             when = str(found_rec["time"]) if found_rec is not None else stamp
             parsed = parse_time(when)

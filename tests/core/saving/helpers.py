@@ -48,3 +48,37 @@ def predict(r: ReviewSession, key: str, seed: int = 0) -> np.ndarray:
     prob = np.random.default_rng(seed).random(s.document.shape, dtype=np.float32)
     r.prediction_arrived(PredictionResult(key, prob, np.ones(prob.shape, bool), 0.1, "test v0"))
     return prob
+
+
+def kill_inside_saves(saver: Any, root: Path, rounds: int, seed: int, most_done: int, wait_s: float) -> list[str]:
+    """Fork ``saver(root, fd, round)`` ``rounds`` times; let each report 1..``most_done`` finished saves on ``fd``
+    (a line each), then SIGKILL it at a random point inside the next one. Returns every line reported done."""
+    import random
+    import select
+    import signal
+
+    reported: list[str] = []
+    rnd = random.Random(seed)
+    for round_ in range(rounds):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.close(r)
+            saver(root, w, round_)
+        os.close(w)
+        buf = b""
+        wanted = rnd.randint(1, most_done)
+        while buf.count(b"\n") < wanted:  # let it finish a few saves, then kill it inside the next one
+            ready, _, _ = select.select([r], [], [], wait_s)
+            assert ready, "the saver made no progress"
+            chunk = os.read(r, 4096)
+            assert chunk, "the saver died on its own"
+            buf += chunk
+        select.select([], [], [], rnd.random() * 0.02)  # a random point inside the following save
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        while chunk := os.read(r, 4096):
+            buf += chunk
+        os.close(r)
+        reported += buf.decode().splitlines()
+    return reported

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
-import select
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +22,7 @@ from model_core.calibre_inputs import read_av_mask
 from retina_desktop.core.workspace import ReadOnlyWorkspaceError, Workspace, WorkspaceError, records as records_mod
 from retina_desktop.core.workspace.calibre_records import CalibreFileDamaged
 
-from .helpers import child_env
+from .helpers import child_env, kill_inside_saves
 
 SHAPE = (160, 150)  # make_workspace's photos
 
@@ -214,30 +212,8 @@ def _saver(root: Path, fd: int, seed: int) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to start the savers quickly")
 def test_sigkill_inside_calibre_saves_leaves_old_or_new_and_loses_no_version(root):
     Workspace(root).close()
-    reported: list[tuple[str, str]] = []
-    rnd = random.Random(31)
-    for round_ in range(12):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            os.close(r)
-            _saver(root, w, round_)
-        os.close(w)
-        buf = b""
-        wanted = rnd.randint(1, 4)
-        while buf.count(b"\n") < wanted:  # let it finish a few saves, then kill it inside the next one
-            ready, _, _ = select.select([r], [], [], 60)
-            assert ready, "the saver made no progress"
-            chunk = os.read(r, 4096)
-            assert chunk, "the saver died on its own"
-            buf += chunk
-        select.select([], [], [], rnd.random() * 0.02)  # a random point inside the following save
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        while chunk := os.read(r, 4096):
-            buf += chunk
-        os.close(r)
-        reported += [tuple(line.split()) for line in buf.decode().splitlines() if len(line.split()) == 2]
+    lines = kill_inside_saves(_saver, root, rounds=12, seed=31, most_done=4, wait_s=60)
+    reported = [tuple(line.split()) for line in lines if len(line.split()) == 2]
     ws = Workspace(root)
     # Old or new on disk, whole (each decodes), and its content in the history.
     assert ws.calibre.read_disc("img_00") is not None and ws.calibre.read_labels("img_00", SHAPE) is not None

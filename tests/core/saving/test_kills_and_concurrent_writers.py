@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
-import select
 import signal
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from sample_workspaces import make_workspace
 from model_core.imageio import read_mask, write_png_atomic
 from retina_desktop.core.workspace import Workspace
 
-from .helpers import child_env
+from .helpers import child_env, kill_inside_saves
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
@@ -95,33 +93,8 @@ def _saver(root: Path, fd: int, seed: int) -> None:
 def test_thirty_kills_during_saves_lose_nothing_reported_done(tmp_path):
     root = make_workspace(tmp_path / "w", 1, size=(400, 380))
     Workspace(root).close()
-    reported: list[str] = []
-    rnd = random.Random(14)
-    for round_ in range(30):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            os.close(r)
-            _saver(root, w, round_)
-        os.close(w)
-        buf = b""
-        wanted = rnd.randint(1, 3)
-        while buf.count(b"\n") < wanted:  # let it finish a few saves, then kill it inside the next one
-            ready, _, _ = select.select([r], [], [], 30)
-            assert ready, "the saver made no progress"
-            chunk = os.read(r, 4096)
-            assert chunk, "the saver died on its own"
-            buf += chunk
-        select.select([], [], [], rnd.random() * 0.02)  # a random point inside the following save
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        while True:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            buf += chunk
-        os.close(r)
-        reported += [line for line in buf.decode().splitlines() if len(line) == 64]
+    lines = kill_inside_saves(_saver, root, rounds=30, seed=14, most_done=3, wait_s=30)
+    reported = [line for line in lines if len(line) == 64]
     ws = Workspace(root)
     e = ws.entries[0]
     assert ws.verify() == []
