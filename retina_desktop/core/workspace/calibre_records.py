@@ -348,11 +348,12 @@ class CalibreStore(CalibreRecords):
 
     def _keep(self, key: str, kind: str, data: bytes, sha: str, rows: list[CalibreVersionRow]) -> tuple[str, bool]:
         """Make ``data`` readable in the history; its path relative to the records folder, and whether a row names
-        that copy. A recorded copy whose bytes differ (damaged) is not trusted: the bytes are written again."""
-        recorded = [self.meta_dir / r.path for r in rows if r.sha256 == sha]
-        for p in [*recorded, *self.history_of(key, kind)]:
+        that copy. ``rows`` name every readable history file (``_save`` indexes the unrecorded ones first), so only
+        the rows of this sha256 are read. A recorded copy whose bytes differ (damaged) is not trusted: the bytes are
+        written again."""
+        for p in [self.meta_dir / r.path for r in rows if r.sha256 == sha]:
             if _holds(p, sha):
-                return p.relative_to(self.meta_dir).as_posix(), p in recorded
+                return p.relative_to(self.meta_dir).as_posix(), True
         target = self._next_history_path(key, kind)
         why = f"the {WHAT[kind]} version could not be kept in the history; nothing was saved"
         try:
