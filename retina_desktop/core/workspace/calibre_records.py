@@ -444,6 +444,7 @@ def calibre_problems(records: Records, meta_dir: Path) -> list[str]:
     except sqlite3.Error:
         return problems
     recorded: set[str] = set()
+    kept: set[tuple[str, str, str]] = set()  # (image, kind, sha256) with a readable, matching history copy
     for r in rows:
         path = meta_dir / r.path
         recorded.add(r.path)
@@ -458,6 +459,8 @@ def calibre_problems(records: Records, meta_dir: Path) -> list[str]:
             continue
         if hashlib.sha256(data).hexdigest() != r.sha256:
             problems.append(f"{path}: content differs from the recorded sha256 {r.sha256}")
+        else:
+            kept.add((r.image, r.kind, r.sha256))
     for key in store.image_keys():
         for kind in CALIBRE_KINDS:
             for p in store.history_of(key, kind):
@@ -474,5 +477,10 @@ def calibre_problems(records: Records, meta_dir: Path) -> list[str]:
             if not _decodes(kind, current, data):
                 problems.append(
                     f"{current}: the {WHAT[kind]} file is damaged; restore an earlier version from the History"
+                )
+            elif (key, kind, hashlib.sha256(data).hexdigest()) not in kept:
+                problems.append(
+                    f"{current}: the current {WHAT[kind]} has no readable copy in the history (the next save of "
+                    f"{key} writes one)"
                 )
     return problems

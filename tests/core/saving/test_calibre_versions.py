@@ -150,6 +150,21 @@ def test_a_damaged_history_copy_is_refused_and_nothing_changes(root):
     assert (ws.meta_dir / "calibre" / "img_00" / "disc.json").read_bytes() == before
 
 
+def test_verify_names_a_current_version_whose_history_copy_is_garbled_and_the_next_save_rewrites_it(root):
+    ws = Workspace(root)
+    ws.calibre.save_labels("img_00", _labels(1))
+    ws.calibre.save_labels("img_00", _labels(2))
+    current = ws.calibre.current_sha("img_00", "av")
+    copy = next(v for v in ws.calibre.versions("img_00", "av") if v.sha256 == current)
+    copy.path.write_bytes(b"garbage")
+    problems = [p for p in ws.verify() if p.endswith("has no readable copy in the history (the next save of img_00 "
+                                                       "writes one)")]  # fmt: skip
+    assert len(problems) == 1 and "av.png" in problems[0]
+    ws.calibre.save_labels("img_00", _labels(3))  # keeps the current bytes again before replacing them
+    readable = {_sha(p) for p in ws.calibre.history_of("img_00", "av")}
+    assert current in readable and ws.calibre.current_sha("img_00", "av") in readable
+
+
 def test_a_read_only_records_folder_refuses_the_save_in_one_line_and_loses_nothing(root, monkeypatch):
     ws = Workspace(root)
     ws.calibre.save_labels("img_00", _labels(1))
