@@ -165,6 +165,44 @@ def test_dragging_the_disc_recomputes_and_saves_it_with_the_old_one_kept(qtbot, 
     assert records.version_bytes("photo", "disc", versions[0].sha256) == versions[0].path.read_bytes()
 
 
+def test_a_disc_move_is_one_undo_step_and_the_undo_is_saved_under_the_reviewer(qtbot, parts):
+    view, _review, _canvas, records = parts
+    view.reviewer = lambda: "grader-b"  # the app's reviewer setting (MainWindow hands its getter)
+    _turn_on(qtbot, view)
+    assert not view.undo_action.isEnabled()
+    roi = view.disc_items.roi
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        roi.setPos((roi.pos()[0] - 120, roi.pos()[1]), finish=True)
+    assert view.undo_action.isEnabled() and records.load_disc("photo") == Disc(80.0, 200.0, 60.0)
+    with qtbot.waitSignal(view.calculated, timeout=30000) as shown:
+        view.undo_action.trigger()
+    assert shown.args[1].n_arterioles == 6 and shown.args[1].crae is not None  # zone B where it was
+    assert view.calibre.disc == DISC and view.disc_items.disc() == DISC and records.load_disc("photo") == DISC
+    assert not view.undo_action.isEnabled()
+    discs = records.versions("photo", "disc")
+    assert [(v.reviewer, v.note) for v in discs[1:]] == [("grader-b", "grader"), ("grader-b", "grader")]
+    assert discs[-1].sha256 == discs[0].sha256  # the undo saved the first disc again, as a new version
+
+
+def test_a_disc_version_restored_in_the_history_is_one_undo_step(qtbot, parts):
+    view, _review, _canvas, records = parts
+    _turn_on(qtbot, view)
+    roi = view.disc_items.roi
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        roi.setPos((roi.pos()[0] - 120, roi.pos()[1]), finish=True)
+    records.restore("photo", "disc", records.versions("photo", "disc")[0].sha256)  # the History's Restore
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        view.reload("photo")
+    assert view.calibre.disc == DISC and view.disc_items.disc() == DISC
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        view.undo_action.trigger()  # back to the moved disc, the one the restore replaced
+    moved = Disc(80.0, 200.0, 60.0)
+    assert view.calibre.disc == moved and view.disc_items.disc() == moved and records.load_disc("photo") == moved
+    with qtbot.waitSignal(view.calculated, timeout=30000):
+        view.undo_action.trigger()  # and the move itself
+    assert view.calibre.disc == DISC and not view.undo_action.isEnabled()
+
+
 def test_an_av_click_labels_the_whole_branch_one_undo_restores_and_the_labels_reload(qtbot, parts):
     view, review, canvas, records = parts
     _turn_on(qtbot, view)

@@ -8,7 +8,7 @@ grader changes and lets a view run the slow parts on a worker:
   mask's ``VesselGeometry``;
 - ``compute`` (worker): the ``Calibre`` of a mask, labels and disc;
 - ``CalibreReview.mark`` (UI thread, fast): a click's vessel labelled, through its branches up to a crossing, as
-  one undo step; ``undo`` restores the labels before it.
+  one undo step; a disc moved and a version restored are one step each too; ``undo`` takes the last one back.
 
 A branch or a crossing: the skeleton (``model_core.skeleton``, the project's one vessel geometry) joins vessels
 at junctions. A junction of three segments is a branch point: the vessel goes on into both branches. A junction
@@ -142,24 +142,24 @@ def compute(
 
 
 class CalibreReview:
-    """The open image's disc and A/V labels as the grader leaves them, with an undo stack of label images."""
+    """The open image's disc and A/V labels as the grader leaves them, with one undo stack for both: a disc moved,
+    a vessel marked and a version restored from the History are each one step."""
 
     def __init__(self, key: str, disc: Disc | None, labels: NDArray[np.uint8]) -> None:
         self.key = key
         self.disc = disc
         self.labels = labels
-        self._undo: deque[NDArray[np.uint8]] = deque(maxlen=UNDO_LIMIT)
+        # (disc, labels) before each step. A step never writes into an array it keeps (mark copies first), so a
+        # disc move keeps a reference to the labels, not a copy.
+        self._undo: deque[tuple[Disc | None, NDArray[np.uint8]]] = deque(maxlen=UNDO_LIMIT)
 
     @property
     def can_undo(self) -> bool:
         return bool(self._undo)
 
     def set_disc(self, disc: Disc) -> bool:
-        """True when it moved."""
-        if disc == self.disc:
-            return False
-        self.disc = disc
-        return True
+        """The disc moved or resized, as one undo step; True when it changed."""
+        return self.restore(disc, None)
 
     def mark(self, geometry: VesselGeometry, x: float, y: float, kind: int) -> int:
         """Label the vessel under (x, y) ``kind`` (ARTERY, VEIN, UNCERTAIN) through its branches up to a
@@ -172,21 +172,30 @@ class CalibreReview:
         where = geometry.pixels_of(geometry.branch(seg))
         changed = int(np.count_nonzero(self.labels[where] != kind))
         if changed:
-            self._undo.append(self.labels.copy())
+            self._undo.append((self.disc, self.labels))
             self.labels = self.labels.copy()
             self.labels[where] = kind
         return changed
 
-    def replace_labels(self, labels: NDArray[np.uint8]) -> bool:
-        """Take ``labels`` whole (a version restored from the History) as one undo step; True when they differ."""
-        if labels.shape != self.labels.shape or np.array_equal(labels, self.labels):
+    def restore(self, disc: Disc | None, labels: NDArray[np.uint8] | None) -> bool:
+        """Take a disc and/or labels whole (None: that one as it is; labels of another size are not taken), as one
+        undo step, as a version restored from the History is; True when anything changed."""
+        new_disc = self.disc if disc is None else disc
+        take = labels is not None and labels.shape == self.labels.shape and not np.array_equal(labels, self.labels)
+        if new_disc == self.disc and not take:
             return False
-        self._undo.append(self.labels.copy())
-        self.labels = labels.copy()
+        self._undo.append((self.disc, self.labels))
+        self.disc = new_disc
+        if take:
+            assert labels is not None
+            self.labels = labels.copy()
         return True
 
-    def undo(self) -> bool:
+    def undo(self) -> set[str]:
+        """Take the last step back; what it changed: "disc" and/or "labels" (empty when there was nothing to undo)."""
         if not self._undo:
-            return False
-        self.labels = self._undo.pop()
-        return True
+            return set()
+        disc, labels = self._undo.pop()
+        changed = ({"disc"} if disc != self.disc else set()) | ({"labels"} if labels is not self.labels else set())
+        self.disc, self.labels = disc, labels
+        return changed

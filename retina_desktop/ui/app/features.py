@@ -130,7 +130,9 @@ def _proofread(window: MainWindow, topology: TopologyReview) -> ProofreadView:
 def _calibre(window: MainWindow) -> CalibreView:
     """The calibre view with its actions in View (Shift+C, Ctrl+Alt+Z) and Edit (the A/V tool, A)."""
     ctx = window.context
-    calibre = CalibreView(ctx.review, window.canvas, ctx.tasks, ctx.image_ready, ctx.actions, window)
+    calibre = CalibreView(
+        ctx.review, window.canvas, ctx.tasks, ctx.image_ready, ctx.actions, window, lambda: ctx.settings.reviewer
+    )
     calibre.status.connect(lambda text: ctx.show_status(text, 8000))
     for title, items in (("&View", (calibre.view_action, calibre.undo_action)), ("&Edit", (calibre.av_action,))):
         menu = _menu(window, title)

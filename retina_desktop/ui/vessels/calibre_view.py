@@ -12,6 +12,7 @@ restores an earlier version (``reload``)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
@@ -132,9 +133,13 @@ class CalibreView(QObject):
         image_ready: ImageReadiness,
         actions: ActionRegistry,
         parent: QObject | None = None,
+        reviewer: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``reviewer()``: the name each disc and labels version is recorded under, read at every save (the
+        app's reviewer setting, as mask saves use; None: the login name)."""
         super().__init__(parent)
         self.review, self.canvas, self.tasks, self.image_ready = review, canvas, tasks, image_ready
+        self.reviewer = reviewer
         self.panel = CalibrePanel()
         self.disc_items = DiscItems(canvas.view, self._disc_moved)
         self.labels_item = LabelsItem(canvas.view, self.mark)
@@ -154,7 +159,7 @@ class CalibreView(QObject):
             "Calibre view", self.set_visible, "Shift+C", checkable=True, tip="Optic disc, zones B and C, CRAE/CRVE/AVR"
         )
         self.av_action = actions.add("Artery/vein labels", self.set_av_tool, "A", checkable=True, tip=AV_HELP)
-        self.undo_action = actions.add("Undo artery/vein label", self.undo, "Ctrl+Alt+Z")
+        self.undo_action = actions.add("Undo disc / artery-vein label", self.undo, "Ctrl+Alt+Z")
         self.undo_action.setEnabled(False)
         image_ready.ready.connect(lambda _k: self._image_ready())
         review.image_closed.connect(self._forget)
@@ -206,9 +211,9 @@ class CalibreView(QObject):
         except CalibreFileDamaged as exc:
             self.status.emit(f"Calibre: {exc}")
             return
-        if disc is not None and c.set_disc(disc):
-            self.disc_items.set_disc(disc)
-        if labels is not None and c.replace_labels(labels):
+        if c.restore(disc, labels):  # one undo step for what the restore changed
+            if c.disc is not None:
+                self.disc_items.set_disc(c.disc)
             self.undo_action.setEnabled(c.can_undo)
             self.labels_item.show_labels(c.labels, self.latest)
         self.set_visible(self.visible)
@@ -316,7 +321,8 @@ class CalibreView(QObject):
 
     # ---------------------------------------------------------------------- changing --
     def _disc_moved(self, disc: Disc) -> None:
-        if self.calibre is not None and self.calibre.set_disc(disc):
+        if self.calibre is not None and self.calibre.set_disc(disc):  # one undo step
+            self.undo_action.setEnabled(self.calibre.can_undo)
             self._save(disc=True)
             self.timer.start()
 
@@ -334,16 +340,21 @@ class CalibreView(QObject):
         return changed
 
     def undo(self) -> bool:
-        if self.calibre is None or not self.calibre.undo():
+        """The last disc move, A/V click or restore taken back, and saved as a new version."""
+        changed = self.calibre.undo() if self.calibre is not None else set()
+        if not changed:
             return False
-        self._labels_changed()
+        assert self.calibre is not None
+        if "disc" in changed and self.calibre.disc is not None:
+            self.disc_items.set_disc(self.calibre.disc)
+        self._labels_changed(disc="disc" in changed, labels="labels" in changed)
         return True
 
-    def _labels_changed(self) -> None:
+    def _labels_changed(self, disc: bool = False, labels: bool = True) -> None:
         assert self.calibre is not None
         self.undo_action.setEnabled(self.calibre.can_undo)
         self.labels_item.show_labels(self.calibre.labels, self.latest)
-        self._save(labels=True)
+        self._save(disc=disc, labels=labels)
         self.timer.start()
 
     def _save(self, disc: bool = False, labels: bool = False) -> None:
@@ -351,10 +362,11 @@ class CalibreView(QObject):
         if records is None or c is None:
             return
         try:
+            who = self.reviewer()
             if disc and c.disc is not None:
-                records.save_disc(c.key, c.disc)
+                records.save_disc(c.key, c.disc, reviewer=who)
             if labels:
-                records.save_labels(c.key, c.labels)
+                records.save_labels(c.key, c.labels, reviewer=who)
             self.saved.emit(c.key)
         except (WorkspaceError, OSError) as exc:  # read-only, disk full, newer records: one line, nothing replaced
             self.status.emit(f"Calibre records not saved: {exc}")
