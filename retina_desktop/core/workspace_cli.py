@@ -1,11 +1,13 @@
 """``retina-desktop workspace ...``: the workspace's records, history and checks, without a window. Qt-free.
 
     retina-desktop workspace status WS [--json]
-    retina-desktop workspace import WS MASKS_DIR --reviewer NAME
+    retina-desktop workspace import WS SOURCE --reviewer NAME [--av DIR] [--disc FILE]
     retina-desktop workspace history WS IMAGE [--json]
     retina-desktop workspace restore WS IMAGE SHA256
     retina-desktop workspace verify WS
 
+SOURCE is a folder of masks, or an export of the app (``images/ mask/ av/ disc.csv``): then its masks, artery/vein
+labels and discs are all imported, each as a new version beside the ones already recorded, never in their place.
 IMAGE is the image's key as ``status`` lists it (the file stem in a flat folder). Exit status: 0 done,
 1 refused files / problems found / not restored, 2 bad arguments or an unusable workspace. Errors are one
 line on stderr, never a traceback.
@@ -22,6 +24,7 @@ from typing import TypedDict
 
 import numpy as np
 
+from model_core.calibre import Disc
 from model_core.errors import ImageReadError
 from model_core.imageio import is_image_file, read_vessel_mask
 
@@ -47,10 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="each image's status, mask and number of versions")
     s.add_argument("workspace", metavar="WS")
     s.add_argument("--json", action="store_true")
-    s = sub.add_parser("import", help="save each mask of a folder (paired by file stem) as a new version")
+    s = sub.add_parser(
+        "import",
+        help="save each mask of a folder (paired by file stem) as a new version; from an export of the app, its "
+        "artery/vein labels and discs too",
+    )
     s.add_argument("workspace", metavar="WS")
-    s.add_argument("masks", metavar="MASKS_DIR")
+    s.add_argument("masks", metavar="SOURCE", help="a folder of masks, or an export folder (with mask/, av/, disc.csv)")
     s.add_argument("--reviewer", required=True, metavar="NAME")
+    s.add_argument("--av", metavar="DIR", help="8-bit artery/vein masks (0-3) by image stem (default: SOURCE/av)")
+    s.add_argument("--disc", metavar="FILE", help="optic discs, CSV image,x,y,diameter (default: SOURCE/disc.csv)")
     s = sub.add_parser("history", help="every recorded version of one image")
     s.add_argument("workspace", metavar="WS")
     s.add_argument("image", metavar="IMAGE")
@@ -161,58 +170,159 @@ def _imported_mask(f: Path, e: ImageEntry) -> np.ndarray:
     return mask
 
 
-def _import(ws: Workspace, args: argparse.Namespace) -> int:
-    folder = Path(args.masks)
-    if not folder.is_dir():
-        return _fail(f"{folder}: not a folder", 2)
-    by_stem: dict[str, list[ImageEntry]] = {}
-    for e in ws.entries:
-        by_stem.setdefault(e.stem, []).append(e)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
-    if not files:
-        return _fail(f"{folder}: no mask images found", 2)
-    refused: list[str] = []
-    saved = unchanged = 0
-    for f in files:
-        matches = by_stem.get(f.stem, [])
+def _import_sources(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
+    """(masks folder, A/V folder, disc file) to import; an export folder supplies all three where they exist."""
+    source = Path(args.masks)
+    if not source.is_dir():
+        raise WorkspaceError(f"{source}: not a folder")
+    export = (source / "mask").is_dir()
+    masks: Path | None = source / "mask" if export else source
+    if masks is not None and not any(p.is_file() and is_image_file(p) for p in masks.iterdir()):
+        masks = None
+    av = Path(args.av) if args.av else source / "av" if (source / "av").is_dir() else None
+    disc = Path(args.disc) if args.disc else source / "disc.csv" if (source / "disc.csv").is_file() else None
+    if av is not None and not av.is_dir():
+        raise WorkspaceError(f"{av}: not a folder")
+    if disc is not None and not disc.is_file():
+        raise WorkspaceError(f"{disc}: not a file")
+    if masks is None and av is None and disc is None:
+        raise WorkspaceError(f"{source}: no mask images found (nor av/ or disc.csv of an export)")
+    return masks, av, disc
+
+
+class _Importer:
+    """Pairs files with the workspace's images by stem (or by an export's ``<split>_<stem>`` name) and counts."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.by_name: dict[str, list[ImageEntry]] = {}
+        for e in ws.entries:
+            names = {e.stem} | ({f"{e.split}_{e.stem}"} if e.split else set())
+            for name in names:
+                self.by_name.setdefault(name, []).append(e)
+        self.refused: list[str] = []
+        self.saved = {"mask": 0, "av": 0, "disc": 0}
+        self.unchanged = 0
+
+    def entry(self, where: str, name: str) -> ImageEntry | None:
+        matches = self.by_name.get(name, [])
         if not matches:
-            refused.append(f"{f}: no image named {f.stem} in the workspace")
-            continue
-        if len(matches) > 1:
-            refused.append(f"{f}: matches several images ({', '.join(e.key for e in matches)})")
-            continue
-        e = matches[0]
-        try:
-            mask = _imported_mask(f, e)
-            current = e.existing_gt()
-            previous = read_mask_or_none(current) if current is not None else None
-            if previous is not None and np.array_equal(previous, mask):
-                unchanged += 1
+            self.refused.append(f"{where}: no image named {name} in the workspace")
+        elif len(matches) > 1:
+            self.refused.append(f"{where}: matches several images ({', '.join(e.key for e in matches)})")
+        return matches[0] if len(matches) == 1 else None
+
+    def masks(self, folder: Path, reviewer: str) -> None:
+        for f in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
+            e = self.entry(str(f), f.stem)
+            if e is None:
                 continue
-            # The same rule as the window: the version on disk now is the one this import replaces; a save
-            # by someone else in between is a conflict, not an overwrite.
-            ws.save_ground_truth(
-                e,
-                mask,
-                expected_sha=ws.current_sha(e),
-                source="import",
-                reviewer=args.reviewer,
-                status="edited",
-                action="import",
-                imported_from=str(f),
-            )
-            saved += 1
-        except SaveConflict as exc:
-            refused.append(f"{f}: {exc}")
-        except (ImageReadError, WorkspaceError) as exc:
-            refused.append(str(exc) if str(f) in str(exc) else f"{f}: {exc}")
+            try:
+                mask = _imported_mask(f, e)
+                current = e.existing_gt()
+                previous = read_mask_or_none(current) if current is not None else None
+                if previous is not None and np.array_equal(previous, mask):
+                    self.unchanged += 1
+                    continue
+                # The same rule as the window: the version on disk now is the one this import replaces; a save
+                # by someone else in between is a conflict, not an overwrite.
+                self.ws.save_ground_truth(
+                    e,
+                    mask,
+                    expected_sha=self.ws.current_sha(e),
+                    source="import",
+                    reviewer=reviewer,
+                    status="edited",
+                    action="import",
+                    imported_from=str(f),
+                )
+                self.saved["mask"] += 1
+            except SaveConflict as exc:
+                self.refused.append(f"{f}: {exc}")
+            except (ImageReadError, WorkspaceError) as exc:
+                self.refused.append(str(exc) if str(f) in str(exc) else f"{f}: {exc}")
+
+    def labels(self, folder: Path, reviewer: str) -> None:
+        """Each A/V mask as a new labels version (the one it replaces stays in the calibre history)."""
+        from model_core.calibre_inputs import read_av_mask
+        from model_core.errors import RetinaInputError
+        from model_core.imageio import image_size
+
+        for f in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
+            e = self.entry(str(f), f.stem)
+            if e is None:
+                continue
+            try:
+                labels = read_av_mask(f)
+                shape = image_size(e.path)
+                if labels.shape != shape:
+                    raise RetinaInputError(
+                        f, f"A/V mask is {labels.shape[1]}x{labels.shape[0]} but {e.path.name} is {shape[1]}x{shape[0]}"
+                    )
+                self._save(e, "av", labels, reviewer)
+            except (RetinaInputError, ImageReadError, WorkspaceError, OSError) as exc:
+                self.refused.append(_one_line(f, exc))
+
+    def discs(self, path: Path, reviewer: str) -> None:
+        from model_core.calibre_inputs import read_disc_csv
+        from model_core.errors import RetinaInputError
+
+        try:
+            discs = read_disc_csv(path)
+        except RetinaInputError as exc:
+            self.refused.append(_one_line(path, exc))
+            return
+        for name, disc in discs.items():
+            e = self.entry(f"{path} ({name})", name)
+            if e is None:
+                continue
+            try:
+                self._save(e, "disc", disc, reviewer)
+            except (WorkspaceError, OSError) as exc:
+                self.refused.append(_one_line(path, exc))
+
+    def _save(self, e: ImageEntry, kind: str, value: Disc | np.ndarray, reviewer: str) -> None:
+        """A new calibre version (note "import"); the one it replaces stays in the history."""
+        before = self.ws.calibre.current_sha(e.key, kind)
+        if isinstance(value, Disc):
+            self.ws.calibre.save_disc(e.key, value, reviewer=reviewer, note="import")
+        else:
+            self.ws.calibre.save_labels(e.key, value, reviewer=reviewer, note="import")
+        if self.ws.calibre.current_sha(e.key, kind) == before:  # the same content: no new version was recorded
+            self.unchanged += 1
+        else:
+            self.saved[kind] += 1
+
+
+def _one_line(path: Path, exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def _import(ws: Workspace, args: argparse.Namespace) -> int:
+    try:
+        masks, av, disc = _import_sources(args)
+    except WorkspaceError as exc:
+        return _fail(str(exc), 2)
+    importer = _Importer(ws)
+    if masks is not None:
+        importer.masks(masks, args.reviewer)
+    if av is not None:
+        importer.labels(av, args.reviewer)
+    if disc is not None:
+        importer.discs(disc, args.reviewer)
+    n = importer.saved
+    calibre = [f"{n['av']} artery/vein label set(s)"] if av is not None else []
+    calibre += [f"{n['disc']} disc(s)"] if disc is not None else []
     print(
-        f"{saved} mask(s) imported into {ws.root}"
-        + (f"; {unchanged} already the current version, left as they are" if unchanged else "")
+        f"{n['mask']} mask(s)"
+        + "".join(f", {c}" for c in calibre)
+        + f" imported into {ws.root}"
+        + (f"; {importer.unchanged} already the current version, left as they are" if importer.unchanged else "")
     )
-    for line in refused:
+    for line in importer.refused:
         print(f"refused: {line}", file=sys.stderr)
-    return 1 if refused else 0
+    return 1 if importer.refused else 0
 
 
 def _history(ws: Workspace, args: argparse.Namespace) -> int:

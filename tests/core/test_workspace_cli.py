@@ -243,3 +243,81 @@ def test_text_history_marks_one_row_on_disk_after_a_restore(tmp_path, rng, capsy
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 3 and [r[0] for r in rows] == [" ", " ", "*"]
     assert first.sha256[:12] in rows[0] and first.sha256[:12] in rows[2] and "T" not in rows[2].split()[1]
+
+
+def test_import_of_another_graders_export_brings_masks_labels_and_discs_as_new_versions(tmp_path, rng, capsys):
+    """Two graders on copies of one folder: B imports A's export; B's own versions stay in B's history."""
+    from model_core.calibre import Disc
+    from retina_desktop.core.review.export import ExportOptions, export_masks
+
+    a_root = make_workspace(tmp_path / "a", 3)
+    b_root = tmp_path / "b"
+    b_root.mkdir()
+    for p in a_root.glob("img_*.png"):
+        (b_root / p.name).write_bytes(p.read_bytes())
+    shape = (160, 150)
+    mask, labels = rng.random(shape) > 0.7, rng.integers(0, 4, shape).astype(np.uint8)
+    a = Workspace(a_root)
+    for e in a.entries[:2]:
+        a.save_ground_truth(e, mask, reviewer="ann")
+        a.calibre.save_labels(e.key, labels, reviewer="ann")
+        a.calibre.save_disc(e.key, Disc(70.25, 80.5, 30.125), reviewer="ann")
+    export_masks(a, ExportOptions(tmp_path / "export"))
+    a.close()
+    b = Workspace(b_root)
+    b.calibre.save_labels("img_00", np.zeros(shape, np.uint8), reviewer="bob")  # B's own work first
+    b.calibre.save_disc("img_00", Disc(10.0, 10.0, 20.0), reviewer="bob")
+    b.close()
+
+    assert main(["workspace", "import", str(b_root), str(tmp_path / "export"), "--reviewer", "ann"]) == 0
+    out = capsys.readouterr().out
+    assert "2 mask(s), 2 artery/vein label set(s), 2 disc(s) imported" in out
+    b = Workspace(b_root)
+    for key in ("img_00", "img_01"):
+        assert np.array_equal(b.calibre.read_labels(key, shape), labels)
+        assert b.calibre.read_disc(key) == Disc(70.25, 80.5, 30.125)  # exactly, through the CSV
+        assert np.array_equal(read_mask(b_root / "ground_truth" / f"{key}.png") > 0, mask)
+    kept = [(v.reviewer, v.note) for v in b.calibre.versions("img_00", "av")]
+    assert kept == [("bob", "grader"), ("ann", "import")]
+    assert b.calibre.version_bytes("img_00", "av", b.calibre.versions("img_00", "av")[0].sha256)  # B's copy kept
+    assert [v.reviewer for v in b.calibre.versions("img_00", "disc")] == ["bob", "ann"]
+    b.close()
+
+    # Again: nothing new. Then a wrong-size A/V mask and a damaged disc file: one line each, the rest imported.
+    assert main(["workspace", "import", str(b_root), str(tmp_path / "export"), "--reviewer", "ann"]) == 0
+    assert "6 already the current version" in capsys.readouterr().out
+    av = tmp_path / "export" / "av"
+    (av / "img_01.png").write_bytes(encode_png(av / "img_01.png", np.zeros((20, 20), np.uint8)))
+    (tmp_path / "export" / "disc.csv").write_text("image,x,y\nimg_00,1,2\n")
+    assert main(["workspace", "import", str(b_root), str(tmp_path / "export"), "--reviewer", "ann"]) == 1
+    _out, err = capsys.readouterr()
+    refused = [line for line in err.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 2 and "Traceback" not in err
+    assert any("img_01.png" in r and "20x20" in r for r in refused)
+    assert any("disc.csv" in r and "image,x,y,diameter" in r for r in refused)
+    b = Workspace(b_root)
+    assert np.array_equal(b.calibre.read_labels("img_01", shape), labels)  # nothing replaced by the refused file
+    assert b.verify() == []
+    b.close()
+
+
+def test_import_takes_an_av_folder_and_a_disc_file_named_on_the_command_line(tmp_path, capsys):
+    ws_root = make_workspace(tmp_path / "w", 2)
+    av = tmp_path / "labels"
+    av.mkdir()
+    labels = np.zeros((160, 150), np.uint8)
+    labels[40:50, :] = 1
+    (av / "img_01.png").write_bytes(encode_png(av / "img_01.png", labels))
+    discs = tmp_path / "d.csv"
+    discs.write_text("image,x,y,diameter\nimg_01.png,75,80,30\nnobody,1,1,1\n")
+    args = ["workspace", "import", str(ws_root), str(tmp_path / "empty"), "--reviewer", "ann"]
+    (tmp_path / "empty").mkdir()
+    assert main(args) == 2 and "no mask images found" in capsys.readouterr().err  # nothing to import at all
+    assert main([*args, "--av", str(av), "--disc", str(discs)]) == 1
+    out, err = capsys.readouterr()
+    assert "0 mask(s), 1 artery/vein label set(s), 1 disc(s) imported" in out
+    assert "refused:" in err and "nobody" in err
+    ws = Workspace(ws_root)
+    assert np.array_equal(ws.calibre.read_labels("img_01", labels.shape), labels)
+    assert ws.calibre.versions("img_01", "disc")[0].note == "import"
+    ws.close()

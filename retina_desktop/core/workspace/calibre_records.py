@@ -8,8 +8,8 @@ Beside the mask's records (``.retina/`` or the fallback folder, ``Workspace.meta
     calibre/<key>/history/av-0001.png
 
 and one row per version in the records' ``calibre_versions`` table (schema 4: image, kind "disc" or "av", sha256,
-time, reviewer, the history file relative to the records folder, a note: "auto", "grader", "restore", "found on
-disk", "indexed").
+time, reviewer, the history file relative to the records folder, a note: "auto", "grader", "restore", "import"
+(``retina-desktop workspace import``), "found on disk", "indexed").
 
 Keep before replace, as the masks' history does (``masks.py``): inside one records transaction (whose write lock
 also serialises the file writes between windows), the bytes on disk are made readable in the history first (a
@@ -59,7 +59,7 @@ CALIBRE_DIR_NAME = "calibre"
 DISC_FILE, LABELS_FILE = "disc.json", "av.png"
 FILES = {"disc": DISC_FILE, "av": LABELS_FILE}
 WHAT = {"disc": "optic disc", "av": "artery/vein labels"}
-NOTES = ("auto", "grader", "restore", "found on disk", "indexed")
+NOTES = ("auto", "grader", "restore", "import", "found on disk", "indexed")
 # The workspace's scale (its records' settings; neither: pixels): micrometres per pixel, else an assumed disc diameter
 # in micrometres (1800 is common). Recorded in every result's calibre_method, so an export says which was used.
 UM_PER_PX_SETTING, DISC_UM_SETTING = "calibre_um_per_px", "calibre_disc_um"

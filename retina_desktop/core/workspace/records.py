@@ -15,7 +15,7 @@ Tables:
   "already open" notices (``windows.py``);
 * ``calibre_versions`` (schema 4): every optic disc and artery/vein labels version kept (``calibre_records.py``):
   image, kind ("disc" or "av"), sha256 of the file bytes, time, reviewer, the history file (relative to the records
-  folder) and a note ("auto", "grader", "restore", "found on disk", "indexed").
+  folder) and a note ("auto", "grader", "restore", "import", "found on disk", "indexed").
 
 The schema version is ``PRAGMA user_version``. An older file is migrated step by step, each step (its changes and
 its new version number) one transaction, so a kill leaves the file at the last whole step. A file of a newer
