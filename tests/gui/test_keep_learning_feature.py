@@ -188,3 +188,19 @@ def test_an_ask_from_a_background_run_waits_for_a_click_and_holds_the_next_run(
     assert finished.args[0]["activated"] is True and store.active().id == version.id
     assert w.banner.text().startswith(f"Keep learning: New model {version.id} is active: your choice")
     assert kl.check() and len(jobs) == 2  # answered, the waiting approvals start the next run
+
+
+def test_k_set_in_preferences_decides_after_how_many_approvals_a_run_starts(kl_window, qtbot, monkeypatch):
+    from retina_desktop.ui.app.dialogs import PreferencesDialog
+
+    w = kl_window
+    jobs = fake_process(w, monkeypatch)
+    dlg = PreferencesDialog(w.settings, w)
+    qtbot.addWidget(dlg)
+    assert dlg.keep_learning_every.value() == 5
+    dlg.keep_learning_every.setValue(2)
+    dlg.apply()
+    assert w.settings.keep_learning_every == 2
+    switch_on(w)
+    assert approve(qtbot, w).why == "1 of 2 approvals for the next run"
+    assert approve(qtbot, w).start and len(jobs) == 1

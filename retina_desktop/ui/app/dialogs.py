@@ -122,9 +122,16 @@ class PreferencesDialog(QDialog):
         self.autosave.setRange(5, 3600)
         self.autosave.setSuffix(" s")
         self.autosave.setValue(settings.autosave_seconds)
+        # Model ▸ Keep learning's k: a fine-tune after every k approvals (each run costs CPU minutes in the background).
+        self.keep_learning_every = QSpinBox(self)
+        self.keep_learning_every.setRange(1, 1000)
+        self.keep_learning_every.setSuffix(" approvals")
+        self.keep_learning_every.setValue(settings.keep_learning_every)
+        self.keep_learning_every.setToolTip("Model ▸ Keep learning fine-tunes the model after this many approvals")
         form = QFormLayout()
         form.addRow("Reviewer name (review log)", self.reviewer)
         form.addRow("Autosave every", self.autosave)
+        form.addRow("Keep learning after every", self.keep_learning_every)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -135,6 +142,7 @@ class PreferencesDialog(QDialog):
     def apply(self) -> None:
         self.settings.reviewer = self.reviewer.text().strip() or self.settings.reviewer
         self.settings.autosave_seconds = self.autosave.value()
+        self.settings.keep_learning_every = self.keep_learning_every.value()
 
 
 def default_export_folder(workspace_root: Path) -> str:

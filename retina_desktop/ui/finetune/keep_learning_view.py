@@ -74,8 +74,9 @@ class KeepLearning(QObject):
     ) -> None:
         super().__init__(parent)
         self.finetune, self.review, self.settings, self.banner = finetune, review, settings, banner
+        # k is read at each use: Preferences changes it while the window is open.
         tip = (
-            f"After every {settings.keep_learning_every} approvals, fine-tune the active model in the background "
+            "After every k approvals (Preferences), fine-tune the active model in the background "
             "(one CPU thread, low priority), gated like any fine-tune"
         )
         self.action = actions.add("Keep learning", self.set_on, checkable=True, tip=tip)
