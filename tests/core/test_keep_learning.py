@@ -9,7 +9,14 @@ import pytest
 from sample_workspaces import make_workspace
 
 from retina_desktop.core.model.finetune_job import BACKGROUND_NICE, lower_priority
-from retina_desktop.core.model.keep_learning import DEFAULT_EVERY, approvals_since, decide, now_stamp
+from retina_desktop.core.model.keep_learning import (
+    DEFAULT_EVERY,
+    RUN_STARTED,
+    approvals_since,
+    decide,
+    log_run_started,
+    now_stamp,
+)
 from retina_desktop.core.model.tasks import load_image
 from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
@@ -107,3 +114,24 @@ def test_lower_priority_lowers_a_process_and_reports_its_niceness():
 def _niceness_before_and_after(increment: int) -> tuple[int, int | None]:
     before = os.nice(0)
     return before, lower_priority(increment)
+
+
+def test_a_run_started_in_another_window_restarts_the_count_here_too(session):
+    """Two windows on one workspace, both with Keep learning on: the first one's run start is in the shared log, so the
+    second, whose own mark is older, does not start a second run on the same approvals."""
+    ws = session.workspace
+    other = Workspace(ws.root)  # the second window's workspace
+    try:
+        since = now_stamp()  # both windows started counting here
+        for key in ("img_00", "img_01", "img_02", "img_03", "img_04"):
+            approve(session, key)
+        first = decide(ws, on=True, every=5, since=since)
+        assert first.start
+        log_run_started(ws, first.new)  # what the first window does as its run starts
+        assert other.review_log()[-1]["action"] == RUN_STARTED and other.review_log()[-1]["images"] == list(first.new)
+        second = decide(other, on=True, every=5, since=since)
+        assert not second.start and second.why == "0 of 5 approvals for the next run"
+        approve(session, "img_05")  # approvals after the run's start count in both windows
+        assert decide(other, on=True, every=5, since=since).why == "1 of 5 approvals for the next run"
+    finally:
+        other.close()

@@ -7,8 +7,10 @@ starts while another fine-tune runs, while the Fine-tune dialog is open, or whil
 gate's "ask" about an earlier run's model.
 
 Counting reads the review log rather than keeping a counter: the log already has every approval with its time, so the
-count survives a restart, and approvals made in another window of the same workspace count too. The only thing kept
-is the moment counting starts from (``since``), which the app keeps per user and workspace (the UI's settings).
+count survives a restart, and approvals made in another window of the same workspace count too. The moment counting
+starts from (``since``) is kept per user and workspace (the UI's settings), and every automatic run's start is logged
+too (action ``RUN_STARTED``): counting starts from the later of the two, so a second window on the same workspace,
+whose settings were read before the first window's run started, does not start a second run on the same approvals.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 # The issue's k: 5 corrected photos and 10 CPU-minutes raised a new camera's Dice from 0.722 to 0.786 (issue 29).
 DEFAULT_EVERY = 5
+RUN_STARTED = "keep learning run"  # the review log's action for an automatic run's start (its image: the last approval)
 
 
 def now_stamp() -> str:
@@ -31,12 +34,25 @@ def now_stamp() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+def log_run_started(workspace: Workspace, approvals: tuple[str, ...]) -> None:
+    """Record an automatic run's start in the review log, for every window of the workspace to count from."""
+    workspace.log_review(approvals[-1] if approvals else "", RUN_STARTED, images=list(approvals))
+
+
 def approvals_since(workspace: Workspace, since: str | None) -> list[str]:
-    """Images approved after ``since`` (an ISO time; None: ever) and still approved now, each once, oldest first."""
+    """Images approved after ``since`` (an ISO time; None: ever) and after the last logged automatic run's start,
+    and still approved now, each once, oldest first."""
+    rows = workspace.review_log()
     start = parse_time(since) if since else None
+    for row in reversed(rows):
+        if row.get("action") == RUN_STARTED:
+            logged = parse_time(row.get("time"))
+            if logged is not None and (start is None or logged > start):
+                start = logged
+            break
     listed = {e.key for e in workspace.entries}
     seen: dict[str, None] = {}
-    for row in workspace.review_log():
+    for row in rows:
         if row.get("action") != "approve":
             continue
         when = parse_time(row.get("time"))

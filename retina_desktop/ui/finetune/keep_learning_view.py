@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ...core.model.finetune_job import DoneOutcome, corrected_samples
-from ...core.model.keep_learning import Decision, decide, now_stamp
+from ...core.model.keep_learning import Decision, decide, log_run_started, now_stamp
 from ...core.review.review_session import ReviewSession
 from ..common.context import ActionRegistry
 from ..common.settings import AppSettings
@@ -151,6 +151,9 @@ class KeepLearning(QObject):
         # Counting restarts at the run's start, whether it starts or not: a run that cannot start (no model) is
         # said once, not again at every later approval.
         self.settings.set_keep_learning_since(root, now_stamp())
+        ws = self.review.workspace
+        if ws is not None:
+            log_run_started(ws, d.new)  # another window on this workspace counts from here too
         if not self.finetune.start(background=True):
             return False
         self.banner.pin(started_text(len(d.new), total), "info", [("Stop", self.stop)])
