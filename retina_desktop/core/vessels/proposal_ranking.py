@@ -64,7 +64,7 @@ class FeatureMaps:
     def of(cls, probability: np.ndarray, vesselness: np.ndarray, fov: np.ndarray | None) -> FeatureMaps:
         inside = np.ones(probability.shape, np.uint8) if fov is None else np.asarray(fov, np.uint8)
         inside = np.pad(inside, 1)  # the image's edge is an edge too
-        distance = cv2.distanceTransform(inside, cv2.DIST_L2, 3)[1:-1, 1:-1]
+        distance = np.asarray(cv2.distanceTransform(inside, cv2.DIST_L2, 3)[1:-1, 1:-1], np.float32)
         return cls(np.asarray(probability, np.float32), np.asarray(vesselness, np.float32), distance)
 
 
