@@ -37,12 +37,14 @@ def _records(n: int, seed: int = 0) -> list[dict]:
 
 
 def test_the_ranker_learns_the_feature_that_separates_the_decisions_and_orders_by_it():
-    records = json.loads(json.dumps(_records(200)))  # as the review log keeps them
+    records = json.loads(json.dumps(_records(MIN_DECISIONS + 100)))  # as the review log keeps them
     ranker = ProposalRanker.fit(records)
-    assert ranker.learned and ranker.decisions == 200
+    assert ranker.learned and ranker.decisions == MIN_DECISIONS + 100
     rng = np.random.default_rng(1)
     probs = np.linspace(0.05, 0.95, 10)
-    new = [_features(rng, p) for p in probs[::-1]]  # hand scores random
+    base = _features(rng, 0.0)
+    # The same but for the probability along them, and a hand score that orders them the other way.
+    new = [dict(base, **{"probability mean": float(p), "score": float(1 - p)}) for p in probs[::-1]]
     chance = ranker.probability(new)
     assert list(np.argsort(-chance)) == list(range(10))  # the higher the probability along it, the surer
     assert chance[-1] < 0.2 < 0.8 < chance[0]
@@ -51,7 +53,7 @@ def test_the_ranker_learns_the_feature_that_separates_the_decisions_and_orders_b
 def test_too_few_decisions_or_one_kind_of_decision_ranks_by_the_hand_score():
     rng = np.random.default_rng(2)
     new = [_features(rng, p) for p in (0.9, 0.1, 0.5)]
-    for records in (_records(MIN_DECISIONS - 1), [decision_record(_features(rng, 0.9), True)] * 50):
+    for records in (_records(MIN_DECISIONS - 1), [decision_record(_features(rng, 0.9), True)] * (MIN_DECISIONS + 50)):
         ranker = ProposalRanker.fit(records)
         assert not ranker.learned
         assert list(ranker.probability(new)) == [f["score"] for f in new]
@@ -87,7 +89,7 @@ def _logged_decisions(bridge_features: dict[str, float], bridges_accepted: bool)
     the other way for bridges whose probability along the gap was high."""
     rng = np.random.default_rng(3)
     rows = []
-    for i in range(30):
+    for i in range(MIN_DECISIONS // 2):
         like = {k: v * float(rng.uniform(0.95, 1.05)) for k, v in bridge_features.items()}
         unlike = dict(like, **{"probability mean": 0.8, "probability max": 0.9, "probability min": 0.7})
         rows.append({"action": "proposal accepted" if bridges_accepted else "proposal rejected", "image": f"o{i}",
