@@ -3,6 +3,15 @@ the vessel tools (trace, segment delete, topology review)?
 
     python benchmarks/bench_correction.py DATA --json OUT [--limit N] [--cache DIR] [--weights CHECKPOINT]
     python benchmarks/bench_correction.py DATA --tune          # choose the break finder's parameters
+    python benchmarks/bench_correction.py DATA --learned-ranking TRAIN ...   # also the learned ranking
+    python benchmarks/bench_correction.py TRAIN --rank-study   # what chose the ranking's constants
+
+``--learned-ranking TRAIN``: the simulated grader first works through the whole queue (hand-made order) of every
+photo of TRAIN, the training split (``../shared/data/drive/train`` for DRIVE test), deciding by ``proposal_right``;
+``ProposalRanker`` learns from those decision records, as the app from its review log, and DATA is then proofread
+a second time with the queue ranked by it (held-back proposals are not shown). The JSON's ``proposals`` has
+``learned_ranking`` (recall, precision, held back, time ratio) beside the hand ranking's, ``proofread_learned``
+the run's totals and ``learned_ranking`` what was learned. TRAIN equal to DATA is refused.
 
 DATA is a data set in the reference layout (``images/`` + ``masks/``, optional ``fov/``), e.g.
 ``../shared/data/drive/test``. Metrics are taken inside the FOV (the given one, else estimated).

@@ -25,7 +25,9 @@ A rejected proposal stays rejected for that image: it is matched by kind and cen
 ``REJECT_RADIUS`` px), so it does not come back when the queue is found again after an unrelated edit.
 Rejections are kept as JSON-serialisable records (``ProofreadQueue.rejections``) for the caller to
 persist, e.g. as review-log entries of action ``"proposal rejected"`` (``ReviewLog.add(key, action,
-**record)``), and restored with ``ProofreadQueue.restore``. They are training data for the ranking.
+**record)``), and restored with ``ProofreadQueue.restore``. Records of accepts and rejects carry the proposal's
+features: they are the training data of the ranking (``proposal_ranking``): a queue given a learned ``ranker``
+orders by P(accepted) and holds back the proposals under its show-bar (``held_back``, counted).
 
 Use from a UI (a few lines)::
 
