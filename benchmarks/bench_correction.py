@@ -3,6 +3,15 @@ the vessel tools (trace, segment delete, topology review)?
 
     python benchmarks/bench_correction.py DATA --json OUT [--limit N] [--cache DIR] [--weights CHECKPOINT]
     python benchmarks/bench_correction.py DATA --tune          # choose the break finder's parameters
+    python benchmarks/bench_correction.py DATA --learned-ranking TRAIN ...   # also the learned ranking
+    python benchmarks/bench_correction.py TRAIN --rank-study   # what chose the ranking's constants
+
+``--learned-ranking TRAIN``: the simulated grader first works through the whole queue (hand-made order) of every
+photo of TRAIN, the training split (``../shared/data/drive/train`` for DRIVE test), deciding by ``proposal_right``;
+``ProposalRanker`` learns from those decision records, as the app from its review log, and DATA is then proofread
+a second time with the queue ranked by it (held-back proposals are not shown). The JSON's ``proposals`` has
+``learned_ranking`` (recall, precision, held back, time ratio) beside the hand ranking's, ``proofread_learned``
+the run's totals and ``learned_ranking`` what was learned. TRAIN equal to DATA is refused.
 
 DATA is a data set in the reference layout (``images/`` + ``masks/``, optional ``fov/``), e.g.
 ``../shared/data/drive/test``. Metrics are taken inside the FOV (the given one, else estimated).
@@ -118,6 +127,7 @@ from model_core.imageio import read_mask  # noqa: E402
 from model_core.metrics import Confusion, cldice  # noqa: E402
 from retina_desktop.core.painting import paint_segment  # noqa: E402
 from retina_desktop.core.vessels.proofread import ProofreadParams, ProofreadQueue  # noqa: E402
+from retina_desktop.core.vessels.proposal_ranking import FEATURES, MIN_DECISIONS, SHOW_BAR, ProposalRanker  # noqa: E402
 from retina_desktop.core.vessels.topology import TopologyParams, apply_fix, find_breaks, find_fragments, find_spurs  # noqa: E402
 from retina_desktop.core.vessels.tracing import TraceCost, path_stroke  # noqa: E402
 from retina_desktop.core.vessels.vessel_graph import VesselGraph  # noqa: E402
@@ -673,6 +683,8 @@ class QueueOutcome:
     shown: int
     accepted: int
     bridges: list  # the bridge proposals on the prediction
+    decisions: list = field(default_factory=list)  # the grader's decision records (``ProofreadQueue.record``)
+    held_back: int = 0  # proposals the learned ranking held back, on the last queue found
 
 
 def proofread_queue(pred, queue: ProofreadQueue, ref_line_near, ref_near, centre, limit: int = 400) -> QueueOutcome:
@@ -681,6 +693,7 @@ def proofread_queue(pred, queue: ProofreadQueue, ref_line_near, ref_near, centre
     g = Grader(centre.copy())
     m = pred.copy()
     first = queue.compute(m)
+    decisions: list[dict] = []
     bridges = [p for p in first if p.kind == "bridge"]
     queue.replace(first)
     while queue.proposals and queue.shown < limit:
@@ -688,7 +701,9 @@ def proofread_queue(pred, queue: ProofreadQueue, ref_line_near, ref_near, centre
         g.key(kind="proposal jump")
         g.decide("proposal looked at")
         g.key(kind="proposal Enter/Backspace")
-        if proposal_right(p, ref_line_near, ref_near):
+        right = proposal_right(p, ref_line_near, ref_near)
+        decisions.append(queue.record(p, right))
+        if right:
             queue.accept(p, m)
             g.tally("proposal accepted")
             queue.replace(queue.compute(m))
@@ -696,7 +711,7 @@ def proofread_queue(pred, queue: ProofreadQueue, ref_line_near, ref_near, centre
             queue.reject(p)
             g.tally("proposal rejected")
         g.pos = np.array([(p.bbox[0] + p.bbox[1]) / 2, (p.bbox[2] + p.bbox[3]) / 2])  # the view is on it
-    return QueueOutcome(g, m, queue.shown, queue.accepted, bridges)
+    return QueueOutcome(g, m, queue.shown, queue.accepted, bridges, decisions, len(queue.held_back))
 
 
 def remap_segments(pieces: list[Piece], graph: VesselGraph) -> list[Piece]:
@@ -714,7 +729,41 @@ def remap_segments(pieces: list[Piece], graph: VesselGraph) -> list[Piece]:
 STEER_FACTORS = (0.5, 1.0, 2.0)  # the ratios at half and twice the unverified steering constant, too
 
 
-def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=None, proofread=None) -> dict:
+def queue_left(outcome: QueueOutcome, pieces: list[Piece]) -> tuple[list[Piece], VesselGraph, dict]:
+    """The grader's pieces the queue left unfixed (on the edited mask's graph), that graph, and the proposals'
+    counts."""
+    m_skel_near = near(skeletonize(outcome.mask))
+    left = [p for p in pieces if not is_fixed(p, outcome.mask, m_skel_near)]
+    counts = {
+        "shown": outcome.shown,
+        "accepted": outcome.accepted,
+        "held_back": outcome.held_back,
+        "pieces": len(pieces),
+        "pieces_fixed": len(pieces) - len(left),
+    }
+    graph = VesselGraph.from_mask(outcome.mask)
+    return remap_segments(left, graph), graph, counts
+
+
+def continued(gq: Grader) -> Grader:
+    """A grader that goes on from where ``gq`` stands (its time and tallies so far)."""
+    return Grader(
+        gq.pos.copy(),
+        gq.seconds,
+        gq.strokes,
+        gq.clicks,
+        gq.keys,
+        methods=dict(gq.methods),
+        spent={k: list(v) for k, v in gq.spent.items()},
+    )
+
+
+LEARNED = "proofread_learned"  # the Proofread queue ranked by the ranker learned on the training photos
+
+
+def correct_image(
+    rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=None, proofread=None, ranker=None
+) -> dict:
     pred = (prob >= threshold) & fov
     ref = ref & fov
     ref_skel = skeletonize(ref)
@@ -758,15 +807,12 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
         }
 
     outcome = proofread_queue(pred, queue, near(ref_skel), ref_near, centre)
-    m_skel_near = near(skeletonize(outcome.mask))
-    left = [p for p in pieces if not is_fixed(p, outcome.mask, m_skel_near)]
-    covered_by_queue = len(pieces) - len(left)
-    out["proposals"] = {
-        "shown": outcome.shown,
-        "accepted": outcome.accepted,
-        "pieces": len(pieces),
-        "pieces_fixed": covered_by_queue,
-    }
+    left, left_graph, out["proposals"] = queue_left(outcome, pieces)
+    learned = None
+    if ranker is not None:  # the same queue, ranked by what was learned on the training photos
+        ranked = ProofreadQueue(prob, rgb, fov, threshold, queue.params, queue.trace_cost, ranker=ranker)
+        learned = proofread_queue(pred, ranked, near(ref_skel), ref_near, centre)
+        learned_left, learned_graph, out["proposals_learned"] = queue_left(learned, pieces)
     bt, bf = match_bridges_fixed(outcome.bridges, truths, pred)
     out["breaks"] = {"true": len(truths), "found": len(outcome.bridges), "matched_true": bt, "matched_found": bf}
     bt, bf = match_bridges(outcome.bridges, truths)  # the stricter reading: the bridge's own path, 1 px
@@ -776,8 +822,6 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
         "matched_true": bt,
         "matched_found": bf,
     }
-    left_graph = VesselGraph.from_mask(outcome.mask)
-    left = remap_segments(left, left_graph)
 
     cost = queue.trace_cost
     tracing = Tracing(cost, ONE_PX, by_width=False)
@@ -811,22 +855,18 @@ def correct_image(rgb, ref, fov, prob, threshold, params: TopologyParams, ref2=N
             )
         row["vessel_tools"] = min(runs_, key=lambda r: r[0].seconds)
         # Proofread, then the vessel tools (without the review: the queue replaced it) for what is left.
-        gq = outcome.grader
-        g = Grader(
-            gq.pos.copy(),
-            gq.seconds,
-            gq.strokes,
-            gq.clicks,
-            gq.keys,
-            methods=dict(gq.methods),
-            spent={k: list(v) for k, v in gq.spent.items()},
-        )
         row["proofread"] = vessel_tools_run(
-            left, outcome.mask, ref, fov, tracing, left_graph, ref_near, [], [], centre, False, grader=g
-        )
+            left, outcome.mask, ref, fov, tracing, left_graph, ref_near, [], [], centre, False,
+            grader=continued(outcome.grader),
+        )  # fmt: skip
         # The grader proofreads an image only where that saves time, as the topology review is used above: the
         # same choice for both tool sets (the cheaper run counts).
         row["proofread_where_it_pays"] = min((row["proofread"], row["vessel_tools"]), key=lambda r: r[0].seconds)
+        if learned is not None:
+            row[LEARNED] = vessel_tools_run(
+                learned_left, learned.mask, ref, fov, tracing, learned_graph, ref_near, [], [], centre, False,
+                grader=continued(learned.grader),
+            )  # fmt: skip
         if factor == 1.0:
             for tool, (g, m) in row.items():
                 out[tool] = summary(g, m, ref, fov, ref_skel)
@@ -956,6 +996,97 @@ def model_key(weights: Path) -> str:
     return load_checkpoint(weights).sha256[:16]
 
 
+def simulated_decisions(
+    data: Path, limit: int | None, cache: Path | None, threshold: float, weights: Path | None = None
+) -> dict[str, list[dict]]:
+    """Per photo of DATA, the decision records of the simulated grader working through its whole queue in the
+    hand-made order (the label: ``proposal_right``), as the app logs them."""
+    out = {}
+    for name, rgb, ref, fov, prob, _ in load(data, limit, cache, weights):
+        pred, ref = (prob >= threshold) & fov, ref & fov
+        queue = ProofreadQueue(prob, rgb, fov, threshold, ProofreadParams(topology=TopologyParams()))
+        centre = np.array(pred.shape, float) / 2
+        out[name] = proofread_queue(pred, queue, near(skeletonize(ref)), near(ref), centre).decisions
+        print(f"{name}: {len(out[name])} decisions, {sum(d['accepted'] for d in out[name])} accepted", flush=True)
+    return out
+
+
+def learned_ranker(train: Path, data: Path, limit: int | None, cache: Path | None, threshold, weights):
+    """The ranker learned from the simulated decisions on the TRAINING photos ``train`` (never ``data``'s)."""
+    if train.resolve() == data.resolve():
+        sys.exit("bench_correction: --learned-ranking must name the training split, not the photos measured")
+    per_photo = simulated_decisions(
+        train, limit, cache / "learned-ranking-train" if cache else None, threshold, weights
+    )
+    records = [d for rows in per_photo.values() for d in rows]
+    t = time.perf_counter()
+    ranker = ProposalRanker.fit(records)
+    took = time.perf_counter() - t
+    summary = {
+        "train_data": str(train),
+        "photos": len(per_photo),
+        "decisions": len(records),
+        "accepted": sum(d["accepted"] for d in records),
+        "learned": ranker.learned,
+        "fit_ms": round(took * 1000, 1),
+        "show_bar": SHOW_BAR,
+        "min_decisions": MIN_DECISIONS,
+    }
+    if ranker.weights is not None:
+        summary["weights"] = dict(zip((*FEATURES, "bias"), np.round(ranker.weights, 3).tolist(), strict=True))
+    return ranker, summary
+
+
+def rank_study(data: Path, limit: int | None, cache: Path | None, threshold: float, weights: Path | None) -> None:
+    """Leave one photo out on DATA's simulated decisions: the precision and the share of right proposals kept at
+    each show-bar, and how often a ranker learned from N decisions of the other photos orders a photo's
+    proposals better than the hand-made score (the area under the ROC curve): what chose SHOW_BAR and
+    MIN_DECISIONS."""
+    per_photo = simulated_decisions(data, limit, cache, threshold, weights)
+    bars = (0.3, 0.4, 0.5, 0.6, 0.7)
+    kept = {b: [0, 0, 0] for b in bars}  # shown, right shown, right
+    sizes = (10, 20, 50, 200)
+    better = {n: [0, 0] for n in sizes}
+    rng = np.random.default_rng(0)
+    for name, rows in per_photo.items():
+        others = [d for k, v in per_photo.items() if k != name for d in v]
+        if not rows:
+            continue
+        y = np.array([d["accepted"] for d in rows])
+        p = ProposalRanker.fit(others).probability([d["features"] for d in rows])
+        for b in bars:
+            kept[b][0] += int((p >= b).sum())
+            kept[b][1] += int((y & (p >= b)).sum())
+            kept[b][2] += int(y.sum())
+        hand = auc([d["features"]["score"] for d in rows], y)
+        for n in sizes:
+            pick = [others[i] for i in rng.choice(len(others), min(n, len(others)), replace=False)]
+            a = auc(ProposalRanker.fit(pick).probability([d["features"] for d in rows]), y)
+            if np.isfinite(a) and np.isfinite(hand):
+                better[n][0] += int(a > hand)
+                better[n][1] += 1
+    print("show-bar  precision  right kept  shown")
+    for b, (n, r, t) in kept.items():
+        print(f"{b:8.1f} {r / max(n, 1):10.3f} {r / max(t, 1):11.3f} {n:6d}")
+    for n, (w, t) in better.items():
+        print(f"learned from {n} decisions of the other photos beats the hand score on {w} of {t} photos")
+
+
+def auc(score, y) -> float:
+    """Area under the ROC curve of ``score`` for the labels ``y`` (nan with one class)."""
+    score, y = np.asarray(score, float), np.asarray(y, bool)
+    if y.all() or not y.any():
+        return float("nan")
+    order = np.argsort(score, kind="stable")
+    r = np.empty(len(score))
+    r[order] = np.arange(1, len(score) + 1)
+    for v in np.unique(score):  # ties share their mean rank
+        same = score == v
+        r[same] = r[same].mean()
+    n1 = y.sum()
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
+
+
 def tune(data: Path, limit: int | None, cache: Path | None, threshold: float, weights: Path | None = None) -> None:
     """Recall and precision of the break finder over a grid of parameters on DATA."""
     images = []
@@ -983,6 +1114,19 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached probability maps")
     ap.add_argument("--tune", action="store_true", help="grid of break-finder parameters on DATA instead")
     ap.add_argument(
+        "--learned-ranking",
+        type=Path,
+        default=None,
+        metavar="TRAIN",
+        help="also run the queue ranked by a ranker learned from simulated decisions on TRAIN (the training "
+        "split, e.g. ../shared/data/drive/train; never DATA)",
+    )
+    ap.add_argument(
+        "--rank-study",
+        action="store_true",
+        help="leave one photo out on DATA's simulated decisions: precision per show-bar, decisions needed",
+    )
+    ap.add_argument(
         "--steer-b",
         type=float,
         default=None,
@@ -1002,12 +1146,20 @@ def main() -> None:
     if args.tune:
         tune(args.data, args.limit, args.cache, threshold, args.weights)
         return
+    if args.rank_study:
+        rank_study(args.data, args.limit, args.cache, threshold, args.weights)
+        return
     params = TopologyParams()
     t0 = time.perf_counter()
+    ranker, ranking = None, None
+    if args.learned_ranking is not None:
+        ranker, ranking = learned_ranker(
+            args.learned_ranking, args.data, args.limit, args.cache, threshold, args.weights
+        )
     per_image = {}
     for name, rgb, ref, fov, prob, ref2 in load(args.data, args.limit, args.cache, args.weights):
         t_img = time.perf_counter()
-        r = correct_image(rgb, ref, fov, prob, threshold, params, ref2)
+        r = correct_image(rgb, ref, fov, prob, threshold, params, ref2, ranker=ranker)
         per_image[name] = r
         b, v, q, pr = r["brush"], r["vessel_tools"], r["proofread"], r["proposals"]
         print(
@@ -1037,6 +1189,7 @@ def main() -> None:
             },
             "break_params": asdict(params),
             "proofread_params": {k: v for k, v in asdict(ProofreadParams()).items() if k != "topology"},
+            "learned_ranking": ranking,
             "wall_seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time(),
         }
@@ -1051,11 +1204,32 @@ def main() -> None:
 TOOLS = ("brush", "vessel_tools", "proofread", "proofread_where_it_pays")
 
 
+def tools_of(per_image: dict) -> tuple[str, ...]:
+    """TOOLS, and the learned ranking's run where it was made."""
+    return TOOLS + ((LEARNED,) if all(LEARNED in r for r in per_image.values()) else ())
+
+
+def proposal_totals(rows: list[dict]) -> dict:
+    """Recall and precision of the proposals over images (``queue_left``'s counts)."""
+    shown, accepted = sum(x["shown"] for x in rows), sum(x["accepted"] for x in rows)
+    pieces, fixed = sum(x["pieces"] for x in rows), sum(x["pieces_fixed"] for x in rows)
+    return {
+        "precision": accepted / max(shown, 1),  # accepted / shown
+        "recall": fixed / max(pieces, 1),  # share of the grader's pieces the accepted proposals fixed
+        "shown": shown,
+        "accepted": accepted,
+        "held_back": sum(x["held_back"] for x in rows),
+        "pieces": pieces,
+        "pieces_fixed": fixed,
+    }
+
+
 def aggregate(per_image: dict) -> dict:
     """Totals over the images: seconds and interactions summed, Dice and the centre-line quality pooled,
     clDice averaged; recall and precision of the breaks and the proposals."""
     result: dict = {}
-    for tool in TOOLS:
+    tools = tools_of(per_image)
+    for tool in tools:
         rows = [r[tool] for r in per_image.values()]
         tp, fp, fn, _ = np.sum([x["_confusion"] for x in rows], axis=0)
         ref_hit, ref_n, own_hit, own_n = np.sum([x["_centre_line"] for x in rows], axis=0)
@@ -1081,7 +1255,7 @@ def aggregate(per_image: dict) -> dict:
         tot["spent"] = {k2: [n, round(t, 1)] for k2, (n, t) in sorted(spent.items(), key=lambda kv: -kv[1][1])}
         result[tool] = tot
     for r in per_image.values():
-        for tool in TOOLS:
+        for tool in tools:
             r[tool].pop("_confusion", None)
     rows = [r["prediction"] for r in per_image.values()]
     result["prediction"] = {
@@ -1099,19 +1273,14 @@ def aggregate(per_image: dict) -> dict:
             "true": n_true,
             "found": n_found,
         }
-    pr = [r["proposals"] for r in per_image.values()]
-    shown, accepted = sum(x["shown"] for x in pr), sum(x["accepted"] for x in pr)
-    pieces, fixed = sum(x["pieces"] for x in pr), sum(x["pieces_fixed"] for x in pr)
-    result["proposals"] = {
-        "precision": accepted / max(shown, 1),  # accepted / shown
-        "recall": fixed / max(pieces, 1),  # share of the grader's pieces the accepted proposals fixed
-        "shown": shown,
-        "accepted": accepted,
-        "pieces": pieces,
-        "pieces_fixed": fixed,
-    }
+    result["proposals"] = proposal_totals([r["proposals"] for r in per_image.values()])
     brush = result["brush"]["seconds"]
-    result["time_ratio"] = {t: result[t]["seconds"] / max(brush, 1e-9) for t in TOOLS[1:]}
+    result["time_ratio"] = {t: result[t]["seconds"] / max(brush, 1e-9) for t in tools[1:]}
+    result["proposals"]["time_ratio"] = result["time_ratio"]["proofread"]  # Proofread, then the tools, / brush
+    if LEARNED in tools:
+        learned = proposal_totals([r["proposals_learned"] for r in per_image.values()])
+        learned["time_ratio"] = result["time_ratio"][LEARNED]
+        result["proposals"]["learned_ranking"] = learned
     sig = [r["signal"] for r in per_image.values()]
     result["signal"] = {}
     for rule in sig[0] if sig else ():
@@ -1121,8 +1290,8 @@ def aggregate(per_image: dict) -> dict:
     for factor in STEER_FACTORS:
         if factor == 1.0:
             continue
-        secs = {t: sum(r["steering"][str(factor)][t] for r in per_image.values()) for t in TOOLS}
-        result["time_ratio"][f"steer_b_x{factor}"] = {t: secs[t] / max(secs["brush"], 1e-9) for t in TOOLS[1:]}
+        secs = {t: sum(r["steering"][str(factor)][t] for r in per_image.values()) for t in tools}
+        result["time_ratio"][f"steer_b_x{factor}"] = {t: secs[t] / max(secs["brush"], 1e-9) for t in tools[1:]}
     return result
 
 
@@ -1130,13 +1299,14 @@ def report(result: dict) -> None:
     print(f"\nTOTAL {result['images']} images ({result['wall_seconds']:.0f} s wall)")
     p = result["prediction"]
     print(f"  prediction      Dice {p['dice']:.3f} clDice {p['cldice']:.3f}")
-    for tool in TOOLS:
+    tools = tuple(t for t in (*TOOLS, LEARNED) if t in result)
+    for tool in tools:
         t = result[tool]
         print(
             f"  {tool:14s} {t['seconds']:8.0f} s {t['interactions']:6d} interactions  completeness "
             f"{t['completeness']:.3f} correctness {t['correctness']:.3f} Dice {t['dice']:.3f} clDice {t['cldice']:.3f}"
         )
-    for tool in TOOLS:
+    for tool in tools:
         print(f"  where the {tool} time goes:")
         for k2, (n, t) in result[tool]["spent"].items():
             print(f"    {k2:36s} {n:6d} x  {t:8.1f} s")
@@ -1150,6 +1320,9 @@ def report(result: dict) -> None:
         if key in result:
             k = result[key]
             print(f"  {key}: recall {k['recall']:.3f} precision {k['precision']:.3f} {k}")
+    if "learned_ranking" in result.get("proposals", {}):
+        k = result["proposals"]["learned_ranking"]
+        print(f"  proposals, learned ranking: recall {k['recall']:.3f} precision {k['precision']:.3f} {k}")
 
 
 if __name__ == "__main__":

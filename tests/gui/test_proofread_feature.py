@@ -127,3 +127,27 @@ def test_without_a_prediction_it_says_so_and_proposes_nothing(qtbot, parts):
     view.action.setChecked(True)
     assert view.queue is None and not view.item.isVisible()
     assert statuses[-1] == "Proofread needs a prediction of this image (Ctrl+R predicts it)"
+
+
+def test_an_accept_is_logged_with_its_features_and_logged_rejections_like_it_hold_it_back(qtbot, parts):
+    from retina_desktop.core.vessels.proposal_ranking import FEATURES, MIN_DECISIONS
+
+    view, review, canvas, _statuses = parts
+    _turn_on(qtbot, view)
+    with qtbot.waitSignal(view.computed, timeout=30000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    log = review.workspace.log
+    (accepted,) = [r for r in log.rows("photo") if r["action"] == "proposal accepted"]
+    assert accepted["kind"] == "bridge" and set(accepted["features"]) == set(FEATURES)
+    review.image.document.undo()  # the gap is back
+    # Other images' graders rejected bridges like this one and accepted as many of high probability along the gap.
+    like = accepted["features"]
+    unlike = dict(like, **{"probability mean": 0.8, "probability max": 0.9, "probability min": 0.7})
+    for i in range(MIN_DECISIONS // 2):
+        log.add(f"other{i}", "proposal rejected", kind="bridge", x=1.0, y=1.0, features=like)
+        log.add(f"other{i}", "proposal accepted", kind="bridge", x=1.0, y=1.0, features=unlike)
+    review.image_closed.emit()  # a new queue for the image learns from the whole workspace's log
+    view.action.setChecked(False)
+    _turn_on(qtbot, view)
+    assert view.current() is None and [p.kind for p in view.queue.held_back] == ["bridge"]
+    assert view.label.text() == "0 of 0, 0 accepted, 1 held back"

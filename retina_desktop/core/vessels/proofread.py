@@ -25,7 +25,9 @@ A rejected proposal stays rejected for that image: it is matched by kind and cen
 ``REJECT_RADIUS`` px), so it does not come back when the queue is found again after an unrelated edit.
 Rejections are kept as JSON-serialisable records (``ProofreadQueue.rejections``) for the caller to
 persist, e.g. as review-log entries of action ``"proposal rejected"`` (``ReviewLog.add(key, action,
-**record)``), and restored with ``ProofreadQueue.restore``. They are training data for the ranking.
+**record)``), and restored with ``ProofreadQueue.restore``. Records of accepts and rejects carry the proposal's
+features: they are the training data of the ranking (``proposal_ranking``): a queue given a learned ``ranker``
+orders by P(accepted) and holds back the proposals under its show-bar (``held_back``, counted).
 
 Use from a UI (a few lines)::
 
@@ -51,6 +53,7 @@ from numpy.typing import NDArray
 from model_core.skeleton import skeletonize
 
 from ..painting import BBox
+from .proposal_ranking import FeatureMaps, ProposalRanker, proposal_features
 from .topology import Finding, TopologyParams, find_breaks, find_fragments, find_spurs
 from .tracing import TraceCost, green_vesselness, path_stroke
 from .vessel_graph import VesselGraph
@@ -108,8 +111,10 @@ class Proposal:
     bbox: BBox  # of ``patch``
     patch: BoolArray  # the pixels it adds (bridge, add) or removes (remove), within ``bbox``
     centre_line: NDArray[np.int64]  # (n, 2) row, col: the piece's centre line (what the grader checks)
-    score: float  # confidence in [0, 1]; the queue shows the highest first
+    score: float  # the hand-made confidence in [0, 1]; the queue shows the highest first unless a ranker learned
     view: BBox  # the box a view zooms to: the piece fills about a third of it
+    chance: float | None = None  # P(accepted) where a ranker learned it (``proposal_ranking``)
+    held_back: bool = False  # its chance is below the show-bar: not shown, counted
 
     @property
     def centroid(self) -> tuple[float, float]:
@@ -205,6 +210,10 @@ class ProofreadQueue:
     cost: TraceCost | None = None
     proposals: list[Proposal] = field(default_factory=list)
     accepted: int = 0
+    # Learned from the workspace's decisions (``ProposalRanker.fit``); unlearned, the hand-made score ranks.
+    ranker: ProposalRanker = field(default_factory=ProposalRanker)
+    held_back: list[Proposal] = field(default_factory=list)  # of the installed queue, not shown
+    _maps: FeatureMaps | None = None
     _rejected: list[dict[str, Any]] = field(default_factory=list)
     _shown: set[tuple[str, int, int]] = field(default_factory=set)
     # The proposal the grader went to in the list (N, or a row of the Topology panel); None: the surest.
@@ -225,8 +234,8 @@ class ProofreadQueue:
 
     # -- finding ---------------------------------------------------------------------------
     def compute(self, mask: np.ndarray, graph: VesselGraph | None = None) -> list[Proposal]:
-        """Every proposal on ``mask`` that is not rejected and scores at least ``min_score``, surest first.
-        Safe to run in a worker: it changes nothing but the per-image candidate cache."""
+        """Every proposal on ``mask`` that is not rejected and scores at least ``min_score``, surest first (by
+        ``ranker``: the held-back ones last). Safe to run in a worker: it changes nothing but per-image caches."""
         mask = np.asarray(mask, bool)
         if graph is None:
             graph = VesselGraph.from_mask(mask)
@@ -234,7 +243,13 @@ class ProofreadQueue:
         found = self._bridges(mask, breaks) + self._removals(mask, graph, breaks)
         found += self._candidate_proposals(mask, found)
         keep = [p for p in found if p.score >= self.params.min_score and not self.is_rejected(p)]
-        return sorted(keep, key=lambda p: -p.score)
+        return self.ranker.order(keep, self.features)
+
+    def features(self, p: Proposal) -> dict[str, float]:
+        """``p``'s features for the ranking (``proposal_features``)."""
+        if self._maps is None:
+            self._maps = FeatureMaps.of(self.probability, self._vesselness(), self.fov)
+        return proposal_features(p, self._maps)
 
     def _bridges(self, mask: BoolArray, breaks: list[Finding]) -> list[Proposal]:
         out = []
@@ -386,7 +401,8 @@ class ProofreadQueue:
     def replace(self, proposals: list[Proposal]) -> None:
         """Install a ``compute`` result (on the thread that owns the queue), dropping what was rejected
         meanwhile."""
-        self.proposals = [p for p in proposals if not self.is_rejected(p)]
+        self.proposals = [p for p in proposals if not self.is_rejected(p) and not p.held_back]
+        self.held_back = [p for p in proposals if p.held_back and not self.is_rejected(p)]
 
     def current(self) -> Proposal | None:
         """The proposal the grader went to, while it is still proposed; otherwise the surest one."""
@@ -439,20 +455,18 @@ class ProofreadQueue:
         self._decided(p, [q for q in self.proposals if q is not p])
         return p.apply(mask)
 
+    def record(self, p: Proposal, accepted: bool, **extra: Any) -> dict[str, Any]:
+        """The JSON-serialisable record of a decision on ``p``, its features included (a decision record for
+        ``ProposalRanker.fit``)."""
+        x, y = p.centroid
+        where = {"x": round(x, 1), "y": round(y, 1), "score": round(p.score, 4), "pixels": p.pixels}
+        return {"kind": p.kind, "reason": p.reason, **where, "bbox": list(p.bbox), "accepted": accepted,
+                "features": self.features(p), **extra}  # fmt: skip
+
     def reject(self, p: Proposal, **extra: Any) -> dict[str, Any]:
         """Reject ``p`` for this image; returns the JSON-serialisable record the caller persists."""
         self.show(p)
-        x, y = p.centroid
-        record = {
-            "kind": p.kind,
-            "reason": p.reason,
-            "x": round(x, 1),
-            "y": round(y, 1),
-            "score": round(p.score, 4),
-            "pixels": p.pixels,
-            "bbox": list(p.bbox),
-            **extra,
-        }
+        record = self.record(p, False, **extra)
         self._rejected.append(record)
         self._decided(p, [q for q in self.proposals if q is not p and not self.is_rejected(q)])
         return record
@@ -473,6 +487,8 @@ class ProofreadQueue:
         self.proposals = [p for p in self.proposals if not self.is_rejected(p)]
 
     def counter(self) -> str:
-        """E.g. "12 of 40, 9 accepted": proposals looked at, of all there were, and accepted."""
+        """E.g. "12 of 40, 9 accepted, 5 held back": proposals looked at, of all there were to show, accepted, and
+        not shown for a learned chance below the show-bar."""
         total = self.shown + sum(p.key not in self._shown for p in self.proposals)
-        return f"{self.shown} of {total}, {self.accepted} accepted"
+        held = f", {len(self.held_back)} held back" if self.held_back else ""
+        return f"{self.shown} of {total}, {self.accepted} accepted{held}"

@@ -4,8 +4,11 @@ Enter (one undo step) or rejects it with Backspace (``core.vessels.proofread``; 
 Turned on, it finds the queue for the open image on a worker and shows the first proposal drawn in place, dashed,
 with the view moved to its neighbourhood. After an accept the queue is found again on a worker (the mask
 changed); a reject only moves on, and the rejected proposal stays rejected for that image: it is written to the
-review log (action "proposal rejected") and read back when the image is proofread again. Enter and Backspace are
-taken from the window's shortcuts (Enter also finishes a trace) only while a proposal is on screen."""
+review log (action "proposal rejected") and read back when the image is proofread again. Accepts are logged too
+("proposal accepted"), both with the proposal's features: when a queue is made for an image, its ranking is learned
+from every decision logged in the workspace (``core.vessels.proposal_ranking``; milliseconds for thousands), and the
+proposals it expects to be rejected are held back. Enter and Backspace are taken from the window's shortcuts (Enter
+also finishes a trace) only while a proposal is on screen."""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ Z = 21  # above the mask overlay and the calibre view's rings
 ACCEPT_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 REJECT_KEYS = (Qt.Key.Key_Backspace,)
 REJECTED = "proposal rejected"  # the review log's action for a rejection (``ProofreadQueue.rejections``)
+ACCEPTED = "proposal accepted"  # ... and for an accept; both with the proposal's features: the ranking's training data
 
 
 def outline(p: Proposal) -> QPainterPath:
@@ -145,12 +149,15 @@ class ProofreadView(QObject):
             s.document.changed.connect(self._mask_edited)
         if self.queue is None or self.queue_key != s.key:
             from ...core.vessels.proofread import ProofreadQueue
+            from ...core.vessels.proposal_ranking import ProposalRanker, decisions_of_log
 
             self.queue = ProofreadQueue(s.probability, s.loaded.rgb, s.loaded.fov, self.review.threshold)
             self.queue_key = s.key
             ws = self.review.workspace
             if ws is not None:  # what the grader rejected on this image before stays rejected
-                self.queue.restore([r for r in ws.log.rows(s.key) if r.get("action") == REJECTED])
+                rows = ws.log.rows()
+                self.queue.restore([r for r in rows if r.get("image") == s.key and r.get("action") == REJECTED])
+                self.queue.ranker = ProposalRanker.fit(decisions_of_log(rows))
         self._request += 1
         req, key, queue, mask = self._request, s.key, self.queue, s.document.mask.copy()
         w = Worker(lambda _ctx: queue.compute(mask), name="proofread: proposals")
@@ -222,7 +229,11 @@ class ProofreadView(QObject):
         s, q, p = self.review.image, self.queue, self.current()
         if s is None or q is None or p is None or not self.may_edit():
             return False
+        record = q.record(p, True)
         edit = s.document.apply(f"Proofread: {p.kind}", lambda m: q.accept(p, m), tool="proofread")
+        ws = self.review.workspace
+        if edit is not None and ws is not None:
+            ws.log.add(s.key, ACCEPTED, **record)
         self._show_current()  # the next one at once; the recomputed queue replaces it
         self.timer.stop()  # started by the edit: found again now instead
         self._compute()
