@@ -151,3 +151,11 @@ def test_an_accept_is_logged_with_its_features_and_logged_rejections_like_it_hol
     _turn_on(qtbot, view)
     assert view.current() is None and [p.kind for p in view.queue.held_back] == ["bridge"]
     assert view.label.text() == "0 of 0, 0 accepted, 1 held back"
+    # The grader asks to see what was held back: it is proposed again, and Enter takes it.
+    with qtbot.waitSignal(view.computed, timeout=30000):
+        view.held_back_action.trigger()
+    assert view.current() is not None and view.current().kind == "bridge" and view.current().held_back
+    assert view.queue.held_back == [] and view.label.text().startswith("1 of 1")
+    with qtbot.waitSignal(view.computed, timeout=30000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert review.image.document.mask[GAP].all()

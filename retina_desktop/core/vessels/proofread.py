@@ -213,6 +213,7 @@ class ProofreadQueue:
     # Learned from the workspace's decisions (``ProposalRanker.fit``); unlearned, the hand-made score ranks.
     ranker: ProposalRanker = field(default_factory=ProposalRanker)
     held_back: list[Proposal] = field(default_factory=list)  # of the installed queue, not shown
+    show_held_back: bool = False  # the grader asked to see them too: listed after the others, least likely last
     _maps: FeatureMaps | None = None
     _rejected: list[dict[str, Any]] = field(default_factory=list)
     _shown: set[tuple[str, int, int]] = field(default_factory=set)
@@ -403,6 +404,8 @@ class ProofreadQueue:
         meanwhile."""
         self.proposals = [p for p in proposals if not self.is_rejected(p) and not p.held_back]
         self.held_back = [p for p in proposals if p.held_back and not self.is_rejected(p)]
+        if self.show_held_back:  # nothing is hidden from a grader who asks
+            self.proposals, self.held_back = self.proposals + self.held_back, []
 
     def current(self) -> Proposal | None:
         """The proposal the grader went to, while it is still proposed; otherwise the surest one."""

@@ -123,6 +123,7 @@ def _proofread(window: MainWindow, topology: TopologyReview) -> ProofreadView:
     if menu is not None:
         menu.addSeparator()
         menu.addAction(proofread.action)
+        menu.addAction(proofread.held_back_action)
     topology.follow(proofread)
     return proofread
 

@@ -107,10 +107,23 @@ class ProofreadView(QObject):
             checkable=True,
             tip="Proposed fixes, surest first: Enter accepts one (one undo step), Backspace rejects it",
         )
+        self.held_back_action = actions.add(
+            "Show held-back proposals",
+            self.set_show_held_back,
+            checkable=True,
+            tip="Also list the proposals the learned ranking expects you to reject, after the others",
+        )
         if key_widget is not None:
             key_widget.installEventFilter(self)
         image_ready.ready.connect(lambda _k: self._compute())
         review.image_closed.connect(self._forget)
+
+    def set_show_held_back(self, on: bool) -> None:
+        """List the held-back proposals too (after the others), from the next queue found; found again now."""
+        if self.queue is not None:
+            self.queue.show_held_back = on
+        if self.on:
+            self._compute()
 
     # ----------------------------------------------------------------------- turning on --
     @property
@@ -152,6 +165,7 @@ class ProofreadView(QObject):
             from ...core.vessels.proposal_ranking import ProposalRanker, decisions_of_log
 
             self.queue = ProofreadQueue(s.probability, s.loaded.rgb, s.loaded.fov, self.review.threshold)
+            self.queue.show_held_back = self.held_back_action.isChecked()
             self.queue_key = s.key
             ws = self.review.workspace
             if ws is not None:  # what the grader rejected on this image before stays rejected
