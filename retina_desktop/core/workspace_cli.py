@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypedDict
 
@@ -175,9 +176,8 @@ def _import_sources(args: argparse.Namespace) -> tuple[Path | None, Path | None,
     source = Path(args.masks)
     if not source.is_dir():
         raise WorkspaceError(f"{source}: not a folder")
-    export = (source / "mask").is_dir()
-    masks: Path | None = source / "mask" if export else source
-    if masks is not None and not any(p.is_file() and is_image_file(p) for p in masks.iterdir()):
+    masks: Path | None = source / "mask" if (source / "mask").is_dir() else source
+    if masks is not None and not _image_files(masks):
         masks = None
     av = Path(args.av) if args.av else source / "av" if (source / "av").is_dir() else None
     disc = Path(args.disc) if args.disc else source / "disc.csv" if (source / "disc.csv").is_file() else None
@@ -212,11 +212,15 @@ class _Importer:
             self.refused.append(f"{where}: matches several images ({', '.join(e.key for e in matches)})")
         return matches[0] if len(matches) == 1 else None
 
-    def masks(self, folder: Path, reviewer: str) -> None:
-        for f in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
+    def paired(self, folder: Path) -> Iterator[tuple[Path, ImageEntry]]:
+        """Each image file of ``folder`` with the one image it names (the others refused)."""
+        for f in _image_files(folder):
             e = self.entry(str(f), f.stem)
-            if e is None:
-                continue
+            if e is not None:
+                yield f, e
+
+    def masks(self, folder: Path, reviewer: str) -> None:
+        for f, e in self.paired(folder):
             try:
                 mask = _imported_mask(f, e)
                 current = e.existing_gt()
@@ -237,10 +241,8 @@ class _Importer:
                     imported_from=str(f),
                 )
                 self.saved["mask"] += 1
-            except SaveConflict as exc:
-                self.refused.append(f"{f}: {exc}")
-            except (ImageReadError, WorkspaceError) as exc:
-                self.refused.append(str(exc) if str(f) in str(exc) else f"{f}: {exc}")
+            except (SaveConflict, ImageReadError, WorkspaceError) as exc:
+                self.refused.append(_one_line(f, exc))
 
     def labels(self, folder: Path, reviewer: str) -> None:
         """Each A/V mask as a new labels version (the one it replaces stays in the calibre history)."""
@@ -248,10 +250,7 @@ class _Importer:
         from model_core.errors import RetinaInputError
         from model_core.imageio import image_size
 
-        for f in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
-            e = self.entry(str(f), f.stem)
-            if e is None:
-                continue
+        for f, e in self.paired(folder):
             try:
                 labels = read_av_mask(f)
                 shape = image_size(e.path)
@@ -292,6 +291,10 @@ class _Importer:
             self.unchanged += 1
         else:
             self.saved[kind] += 1
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
 def _one_line(path: Path, exc: Exception) -> str:

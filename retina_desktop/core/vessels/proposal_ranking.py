@@ -175,7 +175,7 @@ class ProposalRanker:
         ranked = [
             replace(p, chance=float(c), held_back=bool(c < SHOW_BAR)) for p, c in zip(proposals, chance, strict=True)
         ]
-        return sorted(ranked, key=lambda p: (p.held_back, -(p.chance or 0.0)))
+        return sorted(ranked, key=lambda p: -(p.chance or 0.0))  # the held-back ones, under the bar, come last
 
 
 def decisions_of_log(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -336,7 +336,7 @@ class CalibreView(QObject):
             self.status.emit("A/V labels: no vessel under the click, or it is labelled so already")
             return 0
         self.status.emit(f"Marked {KINDS[kind]} ({count(changed, 'pixel')}); Ctrl+Alt+Z undoes it")
-        self._labels_changed()
+        self._changed()
         return changed
 
     def undo(self) -> bool:
@@ -347,10 +347,11 @@ class CalibreView(QObject):
         assert self.calibre is not None
         if "disc" in changed and self.calibre.disc is not None:
             self.disc_items.set_disc(self.calibre.disc)
-        self._labels_changed(disc="disc" in changed, labels="labels" in changed)
+        self._changed(disc="disc" in changed, labels="labels" in changed)
         return True
 
-    def _labels_changed(self, disc: bool = False, labels: bool = True) -> None:
+    def _changed(self, disc: bool = False, labels: bool = True) -> None:
+        """The disc and/or labels changed here: shown, saved as new versions, recomputed."""
         assert self.calibre is not None
         self.undo_action.setEnabled(self.calibre.can_undo)
         self.labels_item.show_labels(self.calibre.labels, self.latest)
