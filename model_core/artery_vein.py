@@ -272,15 +272,24 @@ def suggest_av(
     vessels: NDArray[np.generic],
     fov: NDArray[np.generic] | None = None,
     model: AVModel | None = None,
+    pixel_score: NDArray[np.floating] | None = None,
 ) -> AVSuggestion:
-    """A/V labels for every segment (the module's method; ``model`` switches to the taught score), painted
-    onto the vessel pixels: each vessel pixel takes its nearest skeleton pixel's segment label."""
+    """A/V labels for every segment (the module's method; ``model`` switches to the taught regression, and
+    ``pixel_score``, an artery logit per pixel such as ``model_core.av_net``'s, to its mean over each segment's
+    skeleton pixels, not re-centred), painted onto the vessel pixels: each vessel pixel takes its nearest
+    skeleton pixel's segment label."""
     graph, raw, feats = _photo_features(image, vessels, fov)
-    if model is None:
-        score = feats[:, FEATURES.index("red")] + feats[:, FEATURES.index("green")]
+    if pixel_score is not None:
+        if np.shape(pixel_score) != graph.shape:
+            raise ValueError(f"pixel scores {np.shape(pixel_score)} and vessel mask {graph.shape} differ in size")
+        at = np.asarray(pixel_score, np.float64)[graph.rows, graph.cols]
+        score = _segment_mean(np.maximum(graph.label, 0).astype(np.int64), at, graph.segments + 1)
     else:
-        score = design(feats) @ model.weights
-    score = score - balance_point(score, graph.length, raw[:, WIDTH])
+        if model is None:
+            score = feats[:, FEATURES.index("red")] + feats[:, FEATURES.index("green")]
+        else:
+            score = design(feats) @ model.weights
+        score = score - balance_point(score, graph.length, raw[:, WIDTH])
     score[0] = 0.0
     score = propagate(graph, score, raw[:, WIDTH])
     return AVSuggestion(graph, score, paint_segments(graph, score, np.asarray(vessels, np.bool_)))

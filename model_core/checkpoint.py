@@ -134,6 +134,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(path, f"its threshold {threshold!r} is not a number between 0 and 1")
     if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
         raise CheckpointError(path, "its weights contain NaN or infinite values (a diverged training run?)")
+    if model_config.in_channels != 1:
+        raise CheckpointError(path, "is not a vessel model (it reads more than the green channel)")
     ckpt = Checkpoint(model_config, preprocess, state, metadata, digest)
     try:
         build_model(model_config).load_state_dict(state)

@@ -21,6 +21,9 @@ PRESETS: dict[str, tuple[int, ...]] = {
 }
 
 
+INPUT_CHANNELS = (1, 4)  # a vessel model's, an artery/vein network's
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     widths: tuple[int, ...] = PRESETS["base"]
@@ -30,10 +33,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if len(self.widths) < 2 or any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
-        # The pipeline feeds one channel (green, CLAHE) and reads one probability map.
-        if (self.in_channels, self.out_channels) != (1, 1):
+        # The vessel pipeline feeds one channel (green, CLAHE); the artery/vein network (model_core.av_net) four
+        # (colour and the vessel mask). Both write one map.
+        if self.in_channels not in INPUT_CHANNELS or self.out_channels != 1:
             raise ValueError(
-                f"the model must read 1 channel and write 1, got {self.in_channels} and {self.out_channels}"
+                f"the model must read {' or '.join(map(str, INPUT_CHANNELS))} channels and write 1, "
+                f"got {self.in_channels} and {self.out_channels}"
             )
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 

@@ -20,6 +20,7 @@ bridge is not told apart (the label then goes on through it; the grader marks th
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -102,6 +103,7 @@ class Prepared:
     labels: NDArray[np.uint8]
     geometry: VesselGeometry
     suggested: bool  # the labels are the automatic suggestion, not saved ones
+    taught: bool = False  # suggested by the network the workspace's labels taught
 
 
 def prepare(
@@ -110,17 +112,26 @@ def prepare(
     fov: NDArray[np.generic] | None,
     disc: Disc | None = None,
     labels: NDArray[np.uint8] | None = None,
+    suggest: Callable[[NDArray[np.uint8], NDArray[np.bool_], NDArray[np.generic] | None], NDArray[np.uint8]]
+    | None = None,
 ) -> Prepared:
-    """The saved ``disc`` / ``labels`` where given, the automatic ones where not, and the mask's geometry."""
+    """The saved ``disc`` / ``labels`` where given, the automatic ones where not (``suggest``: a taught
+    suggestion, ``av_teaching.labels_with``), and the mask's geometry."""
     vessels = np.asarray(mask, np.bool_)
     field = fov if fov is not None and fov.shape == vessels.shape else None
     suggested = labels is None or labels.shape != vessels.shape
     if disc is None:
         disc = detect_disc(rgb, vessels, field)
     if suggested:
-        labels = suggest_av(rgb, vessels, field).labels if vessels.any() else np.zeros(vessels.shape, np.uint8)
+        if not vessels.any():
+            labels = np.zeros(vessels.shape, np.uint8)
+        elif suggest is not None:
+            labels = suggest(rgb, vessels, field)
+        else:
+            labels = suggest_av(rgb, vessels, field).labels
     assert labels is not None
-    return Prepared(disc, labels, VesselGeometry.of(vessels), suggested)
+    taught = suggested and suggest is not None and bool(vessels.any())
+    return Prepared(disc, labels, VesselGeometry.of(vessels), suggested, taught)
 
 
 def compute(

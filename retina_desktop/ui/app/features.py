@@ -16,6 +16,7 @@ from ..finetune.finetune_panel import FinetuneController, Messages
 from ..finetune.keep_learning_view import BannerPins, KeepLearning
 from ..prediction.prediction_view import PredictionView
 from ..review.history_panel import HistoryController
+from ..vessels.av_teaching_view import AVTeachingView
 from ..vessels.calibre_view import CalibreView
 from ..vessels.measure_panel import VesselMeasureRunner
 from ..vessels.proofread_view import ProofreadView
@@ -44,6 +45,7 @@ class Features:
     list_dice: ImageListDice
     calibre: CalibreView
     proofread: ProofreadView
+    av_teaching: AVTeachingView
 
 
 def build_features(window: MainWindow) -> Features:
@@ -66,7 +68,7 @@ def build_features(window: MainWindow) -> Features:
         lambda: window.save_current(auto=True), window,
     )  # fmt: skip
     proofread = _proofread(window, topology)  # P: the queue of proposed fixes, listed in the Topology panel
-    calibre = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
+    calibre, av_teaching = _calibre(window)  # Shift+C: the disc, zones B and C, A/V labels (A), CRAE / CRVE / AVR
     history.calibre_restored.connect(calibre.reload)  # a disc or labels version restored in the History: shown
     calibre.saved.connect(lambda _key: history.refresh())  # and each one saved is listed there
     layout = window.review_panel.layout()
@@ -101,6 +103,7 @@ def build_features(window: MainWindow) -> Features:
         list_dice,
         calibre,
         proofread,
+        av_teaching,
     )
 
 
@@ -128,20 +131,25 @@ def _proofread(window: MainWindow, topology: TopologyReview) -> ProofreadView:
     return proofread
 
 
-def _calibre(window: MainWindow) -> CalibreView:
-    """The calibre view with its actions in View (Shift+C, Ctrl+Alt+Z) and Edit (the A/V tool, A)."""
+def _calibre(window: MainWindow) -> tuple[CalibreView, AVTeachingView]:
+    """The calibre view with its actions in View (Shift+C, Ctrl+Alt+Z) and Edit (the A/V tool, A; Teach
+    artery/vein, whose taught suggestion the view then uses)."""
     ctx = window.context
     calibre = CalibreView(
         ctx.review, window.canvas, ctx.tasks, ctx.image_ready, ctx.actions, window, lambda: ctx.settings.reviewer
     )
     calibre.status.connect(lambda text: ctx.show_status(text, 8000))
-    for title, items in (("&View", (calibre.view_action, calibre.undo_action)), ("&Edit", (calibre.av_action,))):
+    teaching = AVTeachingView(ctx.review, ctx.tasks, ctx.actions, window.prompter.confirm, window)
+    teaching.status.connect(lambda text: ctx.show_status(text, 8000))
+    teaching.changed.connect(calibre.resuggest)
+    edit = (calibre.av_action, teaching.teach_action, teaching.stop_action, teaching.use_action)
+    for title, items in (("&View", (calibre.view_action, calibre.undo_action)), ("&Edit", edit)):
         menu = _menu(window, title)
         if menu is not None:
             menu.addSeparator()
             for a in items:
                 menu.addAction(a)
-    return calibre
+    return calibre, teaching
 
 
 def _menu(window: MainWindow, title: str) -> QMenu | None:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QL
 from model_core.calibre import Calibre, Disc
 
 from ...core.review.review_session import ReviewSession
+from ...core.vessels.av_teaching import active_model_at, active_setting, labels_with, model_path
 from ...core.vessels.calibre_review import (
     KINDS,
     CalibreReview,
@@ -146,6 +147,7 @@ class CalibreView(QObject):
         self.calibre: CalibreReview | None = None
         self.geometry: VesselGeometry | None = None
         self.latest: Calibre | None = None
+        self.suggested = False  # the open image's labels are a suggestion, not saved ones
         self._read_request = self._compute_request = 0  # only the newest of each is shown
         self._preparing = False
         self.timer = QTimer(self, singleShot=True, interval=250)
@@ -273,10 +275,15 @@ class CalibreView(QObject):
                 damaged.append(str(exc))
                 return None
 
+        ws = self.review.workspace
+        # The taught suggestion in use (Teach artery/vein): its setting read here, its file on the worker.
+        taught_at = (model_path(ws), active_setting(ws)) if ws is not None else None
+
         def read(_ctx) -> Prepared:
             disc = held.disc if held else saved(lambda: records.read_disc(key)) if records else None
             labels = held.labels if held else saved(lambda: records.read_labels(key, mask.shape)) if records else None
-            return prepare(rgb, mask, fov, disc, labels)
+            suggest = labels_with(active_model_at(*taught_at)) if labels is None and taught_at else None
+            return prepare(rgb, mask, fov, disc, labels, suggest)
 
         w = Worker(read, name="calibre: disc, labels and vessel geometry")
         w.returned.connect(self.tasks.guard(lambda p, r=req, k=key: self._prepared(r, k, p, held, damaged)))
@@ -299,9 +306,18 @@ class CalibreView(QObject):
         if damaged:
             self.status.emit(f"Calibre: {damaged[0]}")
         elif p.suggested and held is None:
-            self.status.emit("Calibre: artery/vein labels suggested from the photo; A labels a vessel")
+            by = "the network your labels taught" if p.taught else "the photo"
+            self.status.emit(f"Calibre: artery/vein labels suggested by {by}; A labels a vessel")
+        if held is None:
+            self.suggested = p.suggested
         self.prepared.emit(key)
         self._compute()
+
+    def resuggest(self) -> None:
+        """The suggestion in use changed (Teach artery/vein): suggest the open image's labels again, unless they
+        are saved or the grader changed them here."""
+        if self.calibre is not None and self.suggested and not self.calibre.can_undo and self.visible:
+            self._prepare(fresh=True)
 
     def _mask_changed(self) -> None:
         if self.visible and self.calibre is not None:
@@ -312,6 +328,7 @@ class CalibreView(QObject):
         self._compute_request += 1
         self._preparing = False
         self.calibre = self.geometry = self.latest = None
+        self.suggested = False
         self.timer.stop()
         self.disc_items.set_visible(False)
         self.labels_item.setVisible(False)
@@ -368,6 +385,7 @@ class CalibreView(QObject):
                 records.save_disc(c.key, c.disc, reviewer=who)
             if labels:
                 records.save_labels(c.key, c.labels, reviewer=who)
+                self.suggested = False
             self.saved.emit(c.key)
         except (WorkspaceError, OSError) as exc:  # read-only, disk full, newer records: one line, nothing replaced
             self.status.emit(f"Calibre records not saved: {exc}")

@@ -1,0 +1,152 @@
+"""Teach artery/vein (Edit): the grader's saved A/V labels teach the suggestion of the other photos
+(``core.vessels.av_teaching``; README, Calibre).
+
+Teaching runs on a worker with its progress in the status bar and can be stopped. The gate's verdict decides what
+follows: accept puts the taught suggestion in use and says so; ask shows the evidence in one sentence and puts it in
+use only on the grader's click; reject keeps it unused and says why. "Use the taught artery/vein suggestion" turns
+it on and off afterwards. ``changed`` tells the calibre view to suggest again where nothing is labelled yet."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from ...core.review.review_session import ReviewSession
+from ...core.vessels.av_teaching import (
+    TeachOutcome,
+    activate,
+    active_model,
+    deactivate,
+    saved_model,
+    teach_workspace,
+)
+from ...core.workspace import WorkspaceError
+from ..common.context import ActionRegistry
+from ..common.workers import TaskRunner, Worker
+
+Confirm = Callable[[str, str, str], bool]  # (title, text, ok button) -> clicked ok
+
+
+class AVTeachingView(QObject):
+    status = Signal(str)
+    changed = Signal()  # the suggestion in use changed
+    finished = Signal(object)  # TeachOutcome, or None when teaching failed
+
+    def __init__(
+        self,
+        review: ReviewSession,
+        tasks: TaskRunner,
+        actions: ActionRegistry,
+        confirm: Confirm,
+        parent: QObject | None = None,
+        steps: int | None = None,
+    ) -> None:
+        """``steps``: the network's training steps (None: model_core.av_net.TEACH_STEPS)."""
+        super().__init__(parent)
+        self.review, self.tasks, self.confirm, self.steps = review, tasks, confirm, steps
+        self.worker: Worker | None = None
+        self.teach_action = actions.add(
+            "Teach artery/vein from my labels",
+            lambda _c=False: self.teach(),
+            tip="Your saved artery/vein labels teach the suggestion on the other photos (a few minutes)",
+        )
+        self.stop_action = actions.add("Stop teaching artery/vein", lambda _c=False: self.stop())
+        self.stop_action.setEnabled(False)
+        self.use_action = actions.add(
+            "Use the taught artery/vein suggestion",
+            self.set_in_use,
+            checkable=True,
+            tip="Suggest artery/vein labels with the network your labels taught, instead of the automatic one",
+        )
+        review.workspace_changed.connect(lambda *_a: self._show_state())
+        self._show_state()
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def _show_state(self) -> None:
+        ws = self.review.workspace
+        self.teach_action.setEnabled(ws is not None and not self.running)
+        self.stop_action.setEnabled(self.running)
+        has = ws is not None and saved_model(ws) is not None
+        self.use_action.setEnabled(has and not self.running)
+        blocked = self.use_action.blockSignals(True)
+        self.use_action.setChecked(ws is not None and active_model(ws) is not None)
+        self.use_action.blockSignals(blocked)
+
+    def teach(self) -> bool:
+        ws = self.review.workspace
+        if ws is None or self.running:
+            return False
+        steps = self.steps
+
+        def run(ctx) -> TeachOutcome:
+            def progress(done: int, total: int) -> None:
+                ctx.progress(done, total, f"Teaching artery/vein: step {done} of {total}")
+
+            if steps is None:
+                return teach_workspace(ws, progress=progress, cancelled=lambda: ctx.cancelled)
+            return teach_workspace(ws, steps, progress=progress, cancelled=lambda: ctx.cancelled)
+
+        w = Worker(run, name="teach artery/vein")
+        w.progress.connect(self.tasks.guard(lambda _d, _t, text: self.status.emit(text)))
+        w.returned.connect(self.tasks.guard(self._taught))
+        w.errored.connect(self.tasks.guard(self._failed))
+        w.finished.connect(self.tasks.guard(self._ended))
+        self.worker = w
+        self._show_state()
+        self.status.emit("Teaching artery/vein from your labels…")
+        self.tasks.start(w, priority=-1)  # behind the calibre and prediction work of the open image
+        return True
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.status.emit("Stopping artery/vein teaching…")
+
+    def _ended(self) -> None:
+        self.worker = None
+        self._show_state()
+
+    def _failed(self, message: str) -> None:
+        self.status.emit(f"Teach artery/vein: {message}")
+        self.finished.emit(None)
+
+    def _taught(self, outcome: TeachOutcome) -> None:
+        self.worker = None
+        for line in outcome.skipped:
+            self.status.emit(f"Teach artery/vein: skipped {line}")
+        t = outcome.taught
+        if t.verdict == "ask" and self.review.workspace is not None:
+            if self.confirm(
+                "Use the taught artery/vein suggestion?",
+                f"Taught by your labels, {t.reason}.",
+                "Use it",
+            ):
+                self.set_in_use(True)
+                self.status.emit("Teach artery/vein: the taught suggestion is in use")
+            else:
+                self.status.emit(outcome.message())
+        else:
+            self.status.emit(outcome.message())
+            if outcome.active:
+                self.changed.emit()
+        self._show_state()
+        self.finished.emit(outcome)
+
+    def set_in_use(self, on: bool) -> None:
+        ws = self.review.workspace
+        if ws is None:
+            return
+        try:
+            if on and not activate(ws):
+                self.status.emit("Teach artery/vein: no taught suggestion yet")
+            elif not on:
+                deactivate(ws)
+        except (WorkspaceError, OSError, sqlite3.Error) as exc:
+            self.status.emit(f"Teach artery/vein: {exc}")
+        self._show_state()
+        self.changed.emit()
