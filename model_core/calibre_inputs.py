@@ -19,6 +19,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -88,10 +89,17 @@ class CalibreInputs:
     images: dict[str, Path] | None
     um_per_px: float | None = None
     disc_um: float | None = None
+    av_net: Any = None  # a taught A/V network (model_core.av_net, --av-model) for the suggestion; None: automatic
 
     @classmethod
     def from_args(
-        cls, disc: str, av: str | None, images: str | None, um_per_px: float | None, disc_um: float | None
+        cls,
+        disc: str,
+        av: str | None,
+        images: str | None,
+        um_per_px: float | None,
+        disc_um: float | None,
+        av_model: str | None = None,
     ) -> CalibreInputs:
         photos = _by_stem(Path(images), "photo") if images else None
         if (disc == AUTO or av is None) and photos is None:
@@ -99,7 +107,14 @@ class CalibreInputs:
             raise RetinaInputError(None, f"{need} needs the photos: give --images DIR")
         discs = None if disc == AUTO else read_disc_csv(Path(disc))
         masks = _by_stem(Path(av), "A/V mask") if av else None
-        return cls(discs, masks, photos, um_per_px, disc_um)
+        if av_model is not None and av is not None:
+            raise RetinaInputError(Path(av_model), "--av-model suggests the labels that --av gives: use one of them")
+        net = None
+        if av_model is not None:
+            from .av_net import load_av_net
+
+            net = load_av_net(av_model).build()  # CheckpointError names the file
+        return cls(discs, masks, photos, um_per_px, disc_um, net)
 
     @property
     def method(self) -> str:
@@ -146,7 +161,12 @@ class CalibreInputs:
         if self.av is None:
             from .artery_vein import suggest_av
 
-            return suggest_av(self._photo(path, mask.shape) if photo is None else photo, mask, fov).labels
+            rgb = self._photo(path, mask.shape) if photo is None else photo
+            if self.av_net is not None:
+                from .av_net import LabelledPhoto, taught_suggestion
+
+                return taught_suggestion(self.av_net, LabelledPhoto(path.stem, rgb, mask, fov, np.zeros_like(mask)))
+            return suggest_av(rgb, mask, fov).labels
         av_path = self.av.get(path.stem)
         if av_path is None:
             raise RetinaInputError(path, "has no A/V mask of the same name in --av")

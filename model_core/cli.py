@@ -889,6 +889,12 @@ def _add_measure_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
     calibre.add_argument(
         "--images", metavar="DIR", help="folder of the photos, paired by stem (for --disc auto and the A/V suggestion)"
     )
+    calibre.add_argument(
+        "--av-model",
+        metavar="FILE",
+        help="suggest the A/V labels with a network a workspace's labels taught (Edit > Teach artery/vein; "
+        "<workspace>/.retina/artery_vein_model.pt) instead of the automatic suggestion",
+    )
     scale = calibre.add_mutually_exclusive_group()
     scale.add_argument("--um-per-px", type=_positive, help="calibre in um: the scale")
     scale.add_argument("--disc-um", type=_positive, help="calibre in um: the disc's assumed diameter (1800 is common)")
@@ -917,7 +923,7 @@ def _calibre_inputs(args: argparse.Namespace) -> CalibreInputs | None:
         return None
     from .calibre_inputs import CalibreInputs
 
-    return CalibreInputs.from_args(args.disc, args.av, args.images, args.um_per_px, args.disc_um)
+    return CalibreInputs.from_args(args.disc, args.av, args.images, args.um_per_px, args.disc_um, args.av_model)
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
@@ -925,8 +931,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from .imageio import read_mask, read_vessel_mask
     from .morphometry import measure, write_measurements_csv
 
-    if (args.av or args.images or args.um_per_px or args.disc_um) and not args.disc:
-        raise RetinaInputError(None, "--av, --images, --um-per-px and --disc-um are for calibre: give --disc FILE|auto")
+    if (args.av or args.images or args.um_per_px or args.disc_um or args.av_model) and not args.disc:
+        raise RetinaInputError(
+            None, "--av, --av-model, --images, --um-per-px and --disc-um are for calibre: give --disc FILE|auto"
+        )
     files, problems = _mask_inputs(args.inputs)
     target = Path(args.csv)
     if target.exists() and any(target.resolve() == f.resolve() for f in files):

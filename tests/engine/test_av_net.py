@@ -148,3 +148,43 @@ def test_teach_from_labels_holds_photos_back_and_judges_on_them():
     ev = result.evidence
     assert ev is not None and ev.photos == 1 and ev.taught > 0.95 and ev.unsupervised < 0.2
     assert result.verdict == "ask" and "fewer than 2 held-out photos" in result.reason  # one photo judged
+
+
+def test_measure_suggests_with_a_taught_network_given_av_model(tmp_path, taught, capsys):
+    """``measure --av-model``: the calibre of the taught labels equals the one of the true labels, where the
+    automatic suggestion (lighter is artery) gets these photos' kinds the wrong way round."""
+    from model_core.cli import main
+    from model_core.imageio import mask_to_png, write_png_atomic
+
+    from .test_calibre import DISC, draw_vessels
+    from .test_calibre_cli import _rows
+
+    mask, av = draw_vessels()
+    photo = np.full((*mask.shape, 3), 160, np.uint8)
+    photo[av == 1], photo[av == 2] = (100, 50, 30), (140, 90, 50)
+    write_png_atomic(tmp_path / "masks" / "a.png", mask_to_png(mask))
+    write_png_atomic(tmp_path / "photos" / "a.png", photo)
+    write_png_atomic(tmp_path / "av" / "a.png", av)
+    (tmp_path / "disc.csv").write_text(f"image,x,y,diameter\na,{DISC.x},{DISC.y},{DISC.diameter}\n")
+    model = av_net.save_av_net(tmp_path / "av.pt", av_net.AVNet.of(taught.net))
+    base = ["measure", str(tmp_path / "masks"), "--disc", str(tmp_path / "disc.csv")]
+    results = {}
+    for name, extra in (
+        ("labels", ["--av", str(tmp_path / "av")]),
+        ("taught", ["--images", str(tmp_path / "photos"), "--av-model", str(model)]),
+        ("automatic", ["--images", str(tmp_path / "photos")]),
+    ):
+        assert main([*base, "--csv", str(tmp_path / f"{name}.csv"), *extra]) == 0
+        results[name] = _rows(tmp_path / f"{name}.csv")[1]["a.png"]
+    assert results["taught"]["crae"] == results["labels"]["crae"] != results["automatic"]["crae"]
+    assert results["taught"]["crve"] == results["labels"]["crve"]
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a model")
+    capsys.readouterr()
+    for extra, message in (
+        (["--images", str(tmp_path / "photos"), "--av-model", str(garbage)], "not a loadable artery/vein model"),
+        (["--av", str(tmp_path / "av"), "--av-model", str(model)], "--av-model suggests the labels that --av gives"),
+    ):
+        assert main([*base, "--csv", str(tmp_path / "bad.csv"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and not (tmp_path / "bad.csv").exists()

@@ -129,7 +129,7 @@ def test_auto_disc_and_auto_av_give_numbers_or_empty_cells_never_nan(folders):
     ("args", "message"),
     [
         (["--disc", "auto"], "--disc auto needs the photos: give --images DIR"),
-        (["--av", "AV"], "--av, --images, --um-per-px and --disc-um are for calibre: give --disc FILE|auto"),
+        (["--av", "AV"], "--av, --av-model, --images, --um-per-px and --disc-um are for calibre: give --disc"),
         (["--disc", "DISC", "--av", "AV"], "line 2: x, y and diameter must be numbers"),
         (["--disc", "MISSING", "--av", "AV"], "cannot read the disc file"),
     ],
