@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--reviewer", metavar="NAME")
     s = sub.add_parser("verify", help="check every mask, history file and record (like git fsck); exit 0 or 1")
     s.add_argument("workspace", metavar="WS")
+    s = sub.add_parser(
+        "teach-av",
+        help="teach the artery/vein suggestion from the saved labels (as Edit > Teach artery/vein); "
+        "in use when the gate accepts, or with --use after an ask",
+    )
+    s.add_argument("workspace", metavar="WS")
+    s.add_argument("--steps", type=int, metavar="N", help="training steps (default 1500)")
+    s.add_argument("--use", action="store_true", help="put it in use when the gate asks (never when it rejects)")
     return p
 
 
@@ -85,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for notice in ws.notices:
             print(f"note: {notice}", file=sys.stderr)
-        code = {"status": _status, "import": _import, "history": _history, "restore": _restore, "verify": _verify}[
-            args.command
-        ](ws, args)
+        commands = {"status": _status, "import": _import, "history": _history, "restore": _restore}
+        code = {**commands, "verify": _verify, "teach-av": _teach_av}[args.command](ws, args)
         sys.stdout.flush()  # a reader that stopped early (``| head -1``) is met here, not at exit
         return code
     except BrokenPipeError:
@@ -381,3 +388,29 @@ def _verify(ws: Workspace, args: argparse.Namespace) -> int:
         f"({versions} recorded version(s), {masks} mask file(s) checked)"
     )
     return 0 if not problems else 1
+
+
+def _teach_av(ws: Workspace, args: argparse.Namespace) -> int:
+    """0 when the taught suggestion is in use afterwards, 1 when it is kept unused, 2 when nothing was taught."""
+    from .vessels.av_teaching import activate, teach_workspace
+
+    if args.steps is not None and args.steps < 1:
+        return _fail(f"--steps must be at least 1, got {args.steps}", 2)
+    try:
+        outcome = teach_workspace(ws, args.steps, progress=_teach_progress)
+    except ValueError as exc:
+        return _fail(f"{ws.root}: {exc}", 2)
+    for line in outcome.skipped:
+        print(f"note: skipped {line}", file=sys.stderr)
+    active = outcome.active or (outcome.taught.verdict == "ask" and args.use and activate(ws))
+    print(
+        outcome.message()
+        if not active or outcome.active
+        else f"Teach artery/vein: in use (--use; {outcome.taught.reason})"
+    )
+    return 0 if active else 1
+
+
+def _teach_progress(done: int, total: int) -> None:
+    if done % 100 == 0 or done == total:
+        print(f"step {done} of {total}", file=sys.stderr, flush=True)

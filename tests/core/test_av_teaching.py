@@ -86,3 +86,23 @@ def test_too_few_labelled_photos_is_one_line_and_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match=r"at least 2 photos first \(1 labelled\)"):
         av_teaching.teach_workspace(ws, STEPS)
     assert not av_teaching.model_path(ws).exists()
+
+
+def test_the_workspace_command_teaches_and_use_answers_the_ask(tmp_path, capsys):
+    from retina_desktop.core.workspace_cli import main
+
+    ws, _truth = _workspace(tmp_path / "one", labelled=1)
+    ws.close()
+    assert main(["teach-av", str(tmp_path / "one")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'one'}: label arteries and veins on at least 2 photos first (1 labelled): "
+                   "one teaches, one judges"]  # fmt: skip
+    ws, _truth = _workspace(tmp_path / "two", labelled=2, unlabelled=0)
+    ws.close()
+    assert main(["teach-av", str(tmp_path / "two"), "--steps", str(STEPS), "--use"]) == 0
+    out, err = capsys.readouterr()
+    assert "in use (--use; fewer than 2 held-out photos: judged on 1 held-out photo" in out
+    assert f"step {STEPS} of {STEPS}" in err
+    ws = Workspace(tmp_path / "two")
+    assert av_teaching.active_model(ws) is not None
+    ws.close()
