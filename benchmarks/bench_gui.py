@@ -1,6 +1,7 @@
 """GUI benchmarks for Retina Desktop (run offscreen; no display needed).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_gui.py [--weights FILE] [--moves 300] [--with-training] [--brush-only]
+    python benchmarks/bench_gui.py --brush-only --with-av-teaching   (torch's default threads, as the app has them)
 
 1. Brush latency on a 3504x2336 photo: time from a brush mouse-move event sent to the canvas
    viewport to the end of the repaint that shows it (median and p95; target <= 16 ms median).
@@ -68,8 +69,26 @@ def pick_weights(arg: str | None, tmp: Path) -> tuple[Path, str]:
         return make_checkpoint(tmp), "untrained micro model (bundled default model absent)"
 
 
+def teach_av_until(stop, started) -> None:
+    """Teach artery/vein as the app does (model_core.av_net.teach on a worker thread of the app's process, torch's
+    default threads) on a synthetic DRIVE-sized photo, until ``stop`` is set."""
+    from model_core import av_net
+    from model_core.synthetic import make_fundus
+
+    f = make_fundus(584, 565, seed=3)
+    vessels = np.asarray(f.vessels, bool)
+    labels = np.where(vessels, np.where(np.arange(565)[None, :] < 282, 1, 2), 0).astype(np.uint8)
+    example = av_net.example(f.image, vessels, None, labels)
+    av_net.teach([example], 10**6, progress=lambda d, t: started.set(), cancelled=stop.is_set)
+
+
 def bench_brush_and_undo(
-    tmp: Path, moves: int, training_parent: Path | None = None, brush_only: bool = False, training_seconds: float = 20
+    tmp: Path,
+    moves: int,
+    training_parent: Path | None = None,
+    brush_only: bool = False,
+    training_seconds: float = 20,
+    av_teaching: bool = False,
 ) -> dict:
     import cv2
     from PySide6.QtCore import QEvent, QObject, QPointF, QSettings, Qt
@@ -174,6 +193,21 @@ def bench_brush_and_undo(
         return results
 
     results = measure_brush()
+    if av_teaching:
+        import threading
+
+        stop, started = threading.Event(), threading.Event()
+        teaching = {"before": measure_brush(training_seconds)}
+        thread = threading.Thread(target=teach_av_until, args=(stop, started), daemon=True)
+        thread.start()
+        while not started.is_set():  # its first ten steps done: it is at full speed
+            app.processEvents()
+            time.sleep(0.01)
+        teaching["while"] = measure_brush(training_seconds)
+        stop.set()
+        thread.join()
+        teaching["after"] = measure_brush(training_seconds)
+        results["with_av_teaching"] = teaching
     training = None
     if training_parent is not None:
         # Each phase as long as the run is measured: the figures compare like with like, and a training step of the
@@ -426,19 +460,37 @@ def main() -> int:
         help="with --with-training: seconds of strokes at each zoom before, while and after the run (default 20)",
     )
     ap.add_argument("--brush-only", action="store_true", help="only the brush figures (no undo, save or launch)")
+    ap.add_argument(
+        "--with-av-teaching",
+        action="store_true",
+        help="also measure the brush before, while and after Teach artery/vein runs (in the app's process)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ["RETINA_DESKTOP_HOME"] = str(tmp / "home")
         weights, which = pick_weights(args.weights, tmp)
         res = bench_brush_and_undo(
-            tmp, args.moves, weights if args.with_training else None, args.brush_only, args.training_seconds
+            tmp,
+            args.moves,
+            weights if args.with_training else None,
+            args.brush_only,
+            args.training_seconds,
+            args.with_av_teaching,
         )
         if not args.brush_only:
             res["launch_to_prediction_demo_cpu"] = {"model": which, **bench_launch(weights, tmp)}
     res["cpu_threads"] = os.cpu_count()
     print(json.dumps(res, indent=2))
     b = res["brush_move_to_repaint"]["fit"]
+    for zoom in ("fit", "1:1") if "with_av_teaching" in res["brush_move_to_repaint"] else ():
+        t = res["brush_move_to_repaint"]["with_av_teaching"]
+        calm = (t["before"][zoom]["median_ms"] + t["after"][zoom]["median_ms"]) / 2
+        print(
+            f"brush ({zoom}) while teaching artery/vein: median {t['while'][zoom]['median_ms']} ms, p95 "
+            f"{t['while'][zoom]['p95_ms']} ms, against {calm:.2f} ms before and after "
+            f"({t['while'][zoom]['median_ms'] / max(calm, 1e-9):.2f}x)"
+        )
     print(
         f"\nbrush move -> repaint (fit view): median {b['median_ms']} ms, p95 {b['p95_ms']} ms (target <= 16 ms median)"
     )
