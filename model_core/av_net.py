@@ -288,22 +288,28 @@ def load_av_net(path: str | os.PathLike[str]) -> AVNet:
 
 
 # ------------------------------------------------------------------------------------------------ the gate --
+AUTOMATIC = "the automatic suggestion"
+IN_USE = "the taught suggestion in use"
+
+
 @dataclass
 class AVEvidence:
-    """The taught suggestion against the unsupervised one on held-out labelled photos, pixel by pixel on the
-    skeleton; the bootstrap resamples the vessel segments (``model_core.gate``'s resamples and confidence)."""
+    """The taught suggestion against the one it would replace (``baseline``: the automatic suggestion, or the taught
+    network in use) on held-out labelled photos, pixel by pixel on the skeleton; the bootstrap resamples the vessel
+    segments (``model_core.gate``'s resamples and confidence)."""
 
     photos: int
     segments: int
     pixels: int
-    unsupervised: float  # accuracy on the held-out artery/vein skeleton pixels
+    before: float  # the baseline's accuracy on the held-out artery/vein skeleton pixels
     taught: float
     gain_low: float
     gain_high: float
+    baseline: str = AUTOMATIC
 
     @property
     def gain(self) -> float:
-        return self.taught - self.unsupervised
+        return self.taught - self.before
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
@@ -316,13 +322,15 @@ class AVEvidence:
 
         return cls(
             int(d.get("photos", 0) or 0), int(d.get("segments", 0) or 0), int(d.get("pixels", 0) or 0),
-            number("unsupervised"), number("taught"), number("gain_low"), number("gain_high"),
+            number("before"), number("taught"), number("gain_low"), number("gain_high"),
+            str(d.get("baseline", AUTOMATIC)),
         )  # fmt: skip
 
     def sentence(self) -> str:
         photos = f"{self.photos} held-out photo{'s' if self.photos != 1 else ''}"
         return (
-            f"judged on {photos} ({self.segments} vessel pieces): artery/vein accuracy {self.unsupervised:.2f} -> "
+            f"judged on {photos} ({self.segments} vessel pieces) against {self.baseline}: artery/vein accuracy "
+            f"{self.before:.2f} -> "
             f"{self.taught:.2f} ({self.gain:+.2f}, interval {self.gain_low:+.2f} to {self.gain_high:+.2f})"
         )
 
@@ -371,7 +379,7 @@ def decide_av(evidence: AVEvidence | None) -> tuple[str, str]:
         return "reject", "no held-out artery/vein labels to judge it on"
     said = evidence.sentence()
     if evidence.gain < 0:
-        return "reject", f"worse than the automatic suggestion: {said}"
+        return "reject", f"worse: {said}"
     doubts = []
     if evidence.photos < MIN_PHOTOS_TO_ACCEPT:
         doubts.append(f"fewer than {MIN_PHOTOS_TO_ACCEPT} held-out photos")
@@ -379,7 +387,7 @@ def decide_av(evidence: AVEvidence | None) -> tuple[str, str]:
         doubts.append("the gain is not clear of zero")
     if doubts:
         return "ask", f"{'; '.join(doubts)}: {said}"
-    return "accept", f"better than the automatic suggestion: {said}"
+    return "accept", f"better: {said}"
 
 
 # ------------------------------------------------------------------------------------- teach and judge --
@@ -417,12 +425,15 @@ def taught_suggestion(net: AttentionUNet, photo: LabelledPhoto) -> NDArray[np.ui
     return suggest_av(photo.rgb, photo.vessels, photo.fov, pixel_score=logits).labels
 
 
-def judge(net: AttentionUNet, held_out: list[LabelledPhoto]) -> AVEvidence:
-    """The taught suggestion against the automatic one on ``held_out``'s labelled skeleton pixels."""
+def judge(net: AttentionUNet, held_out: list[LabelledPhoto], baseline: AttentionUNet | None = None) -> AVEvidence:
+    """The taught suggestion against ``baseline``'s (the automatic one when None) on ``held_out``'s labelled
+    skeleton pixels."""
     ns, autos, taughts = [], [], []
     for p in held_out:
         auto = suggest_av(p.rgb, p.vessels, p.fov)
         g = auto.graph
+        if baseline is not None:  # the same mask, so the same segments
+            auto = suggest_av(p.rgb, p.vessels, p.fov, pixel_score=pixel_logits(baseline, p.rgb, p.vessels, p.fov))
         taught = suggest_av(p.rgb, p.vessels, p.fov, pixel_score=pixel_logits(net, p.rgb, p.vessels, p.fov))
         n, right_auto = segment_hits(g.label, g.rows, g.cols, g.segments, auto.labels, p.labels)
         _, right_taught = segment_hits(g.label, g.rows, g.cols, g.segments, taught.labels, p.labels)
@@ -433,7 +444,7 @@ def judge(net: AttentionUNet, held_out: list[LabelledPhoto]) -> AVEvidence:
     a, t, low, high, k = paired_accuracy_gain(
         n_all, np.concatenate(autos) if autos else n_all, np.concatenate(taughts) if taughts else n_all
     )
-    return AVEvidence(len(held_out), k, int(n_all.sum()), a, t, low, high)
+    return AVEvidence(len(held_out), k, int(n_all.sum()), a, t, low, high, AUTOMATIC if baseline is None else IN_USE)
 
 
 def teach_from_labels(
@@ -442,9 +453,13 @@ def teach_from_labels(
     seed: int = 0,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    in_use: AVNet | None = None,
 ) -> TaughtAV:
     """Teach on all but ``held_out_count`` of ``photos`` (the last ones in the order given), judge on those
-    against the unsupervised suggestion, and give the gate's verdict. The network kept is the one judged."""
+    against what it would replace (``in_use``, the taught network in use, else the automatic suggestion: a new
+    network never silently displaces a better one), and give the gate's verdict. The network kept is the one
+    judged. The one in use may have been taught on the photos now held out, which favours it: a conservative
+    comparison."""
     labelled = [p for p in photos if np.count_nonzero((p.labels == ARTERY) | (p.labels == VEIN)) > 0]
     if len(labelled) < MIN_PHOTOS_TO_TEACH:
         raise ValueError(
@@ -464,7 +479,7 @@ def teach_from_labels(
     }
     if result.cancelled:
         return TaughtAV(AVNet.of(result.net, metadata), "reject", "cancelled before it finished", None, True)
-    evidence = judge(result.net, judge_on)
+    evidence = judge(result.net, judge_on, in_use.build() if in_use is not None else None)
     verdict, reason = decide_av(evidence)
     metadata.update(verdict=verdict, reason=reason, evidence=evidence.to_dict())
     return TaughtAV(AVNet.of(result.net, metadata), verdict, reason, evidence)

@@ -392,7 +392,7 @@ def _verify(ws: Workspace, args: argparse.Namespace) -> int:
 
 def _teach_av(ws: Workspace, args: argparse.Namespace) -> int:
     """0 when the taught suggestion is in use afterwards, 1 when it is kept unused, 2 when nothing was taught."""
-    from .vessels.av_teaching import activate, teach_workspace
+    from .vessels.av_teaching import adopt_candidate, teach_workspace
 
     if args.steps is not None and args.steps < 1:
         return _fail(f"--steps must be at least 1, got {args.steps}", 2)
@@ -402,13 +402,11 @@ def _teach_av(ws: Workspace, args: argparse.Namespace) -> int:
         return _fail(f"{ws.root}: {exc}", 2)
     for line in outcome.skipped:
         print(f"note: skipped {line}", file=sys.stderr)
-    active = outcome.active or (outcome.taught.verdict == "ask" and args.use and activate(ws))
-    print(
-        outcome.message()
-        if not active or outcome.active
-        else f"Teach artery/vein: in use (--use; {outcome.taught.reason})"
-    )
-    return 0 if active else 1
+    if outcome.taught.verdict == "ask" and args.use and adopt_candidate(ws):
+        print(f"Teach artery/vein: the taught suggestion is in use (--use; {outcome.taught.reason})")
+        return 0
+    print(outcome.message())
+    return 0 if outcome.active else 1
 
 
 def _teach_progress(done: int, total: int) -> None:

@@ -42,9 +42,11 @@ def test_one_held_out_photo_asks_and_the_grader_s_yes_puts_it_in_use(tmp_path):
     assert skipped == ["03.png: its vessel mask is not saved, so its labels cannot teach"]
     outcome = av_teaching.teach_workspace(ws, STEPS)
     assert outcome.taught.verdict == "ask" and not outcome.active
-    assert outcome.path.is_file() and av_teaching.active_model(ws) is None  # kept, unused
+    assert outcome.path == av_teaching.candidate_path(ws) and outcome.path.is_file()  # kept, unused
+    assert av_teaching.active_model(ws) is None and not av_teaching.activate(ws)  # nothing accepted to turn on
     assert "not in use until you say so" in outcome.message() and "judged on 1 held-out photo" in outcome.message()
-    assert av_teaching.activate(ws) and av_teaching.active_model(ws) is not None
+    assert av_teaching.adopt_candidate(ws) and av_teaching.active_model(ws) is not None
+    assert not av_teaching.candidate_path(ws).exists()
     # The unlabelled photo is suggested by the taught network: right where the automatic rule is wrong.
     photo, mask, av = truth["02"]
     automatic = prepare(photo, mask, None)
@@ -64,13 +66,21 @@ def test_enough_held_out_photos_with_a_clear_gain_put_it_in_use_by_itself(tmp_pa
     assert t.verdict == "accept" and outcome.active, t.reason
     assert t.model.metadata["judged_on"] == ["06", "07"] and len(t.model.metadata["taught_on"]) == 6
     assert t.evidence is not None and t.evidence.gain_low > 0
-    assert av_teaching.active_model(ws) is not None and "is in use" in outcome.message()
+    in_use = av_teaching.active_model(ws)
+    assert in_use is not None and "is in use" in outcome.message()
+    # Taught again for one step: better than the automatic suggestion, but judged against the one in use it is
+    # worse, so it waits beside it and never displaces it.
+    again = av_teaching.teach_workspace(ws, 1)
+    assert again.taught.verdict == "reject" and again.path == av_teaching.candidate_path(ws)
+    assert again.taught.reason.startswith("worse: ") and "against the taught suggestion in use" in again.taught.reason
+    still = av_teaching.active_model(ws)
+    assert still is not None and all((still.state_dict[k] == v).all() for k, v in in_use.state_dict.items())
 
 
 def test_a_network_replaced_behind_the_app_is_not_used_under_the_old_answer(tmp_path):
     ws, _truth = _workspace(tmp_path, labelled=2, unlabelled=0)
     av_teaching.teach_workspace(ws, 2)
-    assert av_teaching.activate(ws)
+    assert av_teaching.adopt_candidate(ws) and av_teaching.activate(ws)
     kept = av_teaching.saved_model(ws)
     assert kept is not None
     other = AVNet({k: v + 0.01 if v.is_floating_point() else v for k, v in kept.state_dict.items()})
@@ -101,7 +111,7 @@ def test_the_workspace_command_teaches_and_use_answers_the_ask(tmp_path, capsys)
     ws.close()
     assert main(["teach-av", str(tmp_path / "two"), "--steps", str(STEPS), "--use"]) == 0
     out, err = capsys.readouterr()
-    assert "in use (--use; fewer than 2 held-out photos: judged on 1 held-out photo" in out
+    assert "is in use (--use; fewer than 2 held-out photos: judged on 1 held-out photo" in out
     assert f"step {STEPS} of {STEPS}" in err
     ws = Workspace(tmp_path / "two")
     assert av_teaching.active_model(ws) is not None

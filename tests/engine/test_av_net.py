@@ -119,21 +119,23 @@ def test_the_paired_gain_and_its_interval_are_computed_over_segments():
 
 
 @pytest.mark.parametrize(
-    "photos, unsupervised, taught, low, verdict, words",
+    "photos, before, taught, low, verdict, words",
     [
-        (2, 0.70, 0.85, 0.05, "accept", "better than the automatic suggestion"),
+        (2, 0.70, 0.85, 0.05, "accept", "better: judged on 2 held-out photos (40 vessel pieces) against the automatic"),
         (1, 0.70, 0.85, 0.05, "ask", "fewer than 2 held-out photos"),
         (3, 0.70, 0.72, -0.01, "ask", "the gain is not clear of zero"),
-        (3, 0.80, 0.70, -0.20, "reject", "worse than the automatic suggestion"),
+        (3, 0.80, 0.70, -0.20, "reject", "worse: judged on 3 held-out photos"),
     ],
 )
-def test_the_gate_accepts_asks_or_rejects_on_its_evidence(photos, unsupervised, taught, low, verdict, words):
-    ev = av_net.AVEvidence(photos, 40, 900, unsupervised, taught, low, low + 0.2)
+def test_the_gate_accepts_asks_or_rejects_on_its_evidence(photos, before, taught, low, verdict, words):
+    ev = av_net.AVEvidence(photos, 40, 900, before, taught, low, low + 0.2)
     got, reason = av_net.decide_av(ev)
     assert got == verdict and words in reason
-    assert f"judged on {photos} held-out photo" in reason and f"{unsupervised:.2f} -> {taught:.2f}" in reason
+    assert f"judged on {photos} held-out photo" in reason and f"{before:.2f} -> {taught:.2f}" in reason
     assert av_net.AVEvidence.from_dict(ev.to_dict()) == ev
     assert av_net.decide_av(None)[0] == "reject"
+    in_use = av_net.AVEvidence(photos, 40, 900, before, taught, low, low + 0.2, av_net.IN_USE)
+    assert "against the taught suggestion in use:" in av_net.decide_av(in_use)[1]
 
 
 def test_teach_from_labels_holds_photos_back_and_judges_on_them():
@@ -146,7 +148,7 @@ def test_teach_from_labels_holds_photos_back_and_judges_on_them():
     result = av_net.teach_from_labels(photos, STEPS)
     assert result.model.metadata["taught_on"] == ["p0"] and result.model.metadata["judged_on"] == ["p1"]
     ev = result.evidence
-    assert ev is not None and ev.photos == 1 and ev.taught > 0.95 and ev.unsupervised < 0.2
+    assert ev is not None and ev.photos == 1 and ev.taught > 0.95 and ev.before < 0.2
     assert result.verdict == "ask" and "fewer than 2 held-out photos" in result.reason  # one photo judged
 
 

@@ -6,12 +6,13 @@
   that cannot be used is one line, and skipped);
 - ``teach_workspace`` (worker): teach on them, judge on the held-out ones, and keep the network in the workspace
   (``MODEL_FILE``), active when the gate accepts;
-- ``activate`` / ``deactivate``: the grader's answer to an "ask", or turning the taught suggestion off;
+- ``adopt_candidate``: the grader's yes to an "ask"; ``activate`` / ``deactivate``: the taught suggestion on and off;
 - ``active_model``: the network the calibre view suggests with, None for the automatic suggestion.
 
-The network is derived data: teaching again replaces it (its labels, the ground truth, are versioned in the
-calibre records). Which network is in use is the workspace setting ``ACTIVE_SETTING``: the sha256 of its weights,
-so a file replaced behind the app's back (another window teaching) is not used under the old answer.
+The network is derived data (its labels, the ground truth, are versioned in the calibre records): an accepted
+or adopted one replaces the former; one asked about or rejected waits beside it and never displaces the one in
+use. Which network is in use is the workspace setting ``ACTIVE_SETTING``: the sha256 of its weights, so a file
+replaced behind the app's back (another window teaching) is not used under the old answer.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _sha(model: AVNet) -> str:
 
 log = logging.getLogger("retina_desktop")
 
-MODEL_FILE = "artery_vein_model.pt"
+MODEL_FILE = "artery_vein_model.pt"  # the network the gate accepted or the grader adopted
+CANDIDATE_FILE = "artery_vein_model.candidate.pt"  # the last one taught that the gate asked about or rejected
 ACTIVE_SETTING = "artery_vein_model"
 
 
@@ -109,23 +111,34 @@ def teach_workspace(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> TeachOutcome:
-    """Teach on the workspace's labelled photos, judge, keep. ValueError (one line) when there is too little to
-    learn from; WorkspaceError when the records cannot be written."""
+    """Teach on the workspace's labelled photos, judge, keep. Accepted, the network replaces ``MODEL_FILE`` and is
+    in use; asked or rejected, it is kept as ``CANDIDATE_FILE`` and the network in use, if any, stays in use (the
+    grader's yes to an ask: ``adopt_candidate``). ValueError (one line) when there is too little to learn from;
+    WorkspaceError when the records cannot be written."""
     if ws.read_only_records is not None:
         raise WorkspaceError(ws.read_only_records)
     photos, skipped = labelled_photos(ws)
     net = _av_net()
-    taught = net.teach_from_labels(photos, steps or net.TEACH_STEPS, progress=progress, cancelled=cancelled)
+    in_use = active_model(ws)  # what a new network must beat
+    taught = net.teach_from_labels(
+        photos, steps or net.TEACH_STEPS, progress=progress, cancelled=cancelled, in_use=in_use
+    )
     if taught.cancelled:
         return TeachOutcome(taught, model_path(ws), False, skipped)
-    path = net.save_av_net(model_path(ws), taught.model)
     active = taught.verdict == "accept"
-    ws.set_setting(ACTIVE_SETTING, _sha(taught.model) if active else None)
+    path = net.save_av_net(model_path(ws) if active else candidate_path(ws), taught.model)
+    if active:
+        ws.set_setting(ACTIVE_SETTING, _sha(taught.model))
+        candidate_path(ws).unlink(missing_ok=True)
     return TeachOutcome(taught, path, active, skipped)
 
 
+def candidate_path(ws: Workspace) -> Path:
+    return ws.meta_dir / CANDIDATE_FILE
+
+
 def saved_model(ws: Workspace) -> AVNet | None:
-    """The taught network kept in the workspace, in use or not; None when there is none or it cannot be read
+    """The network kept for use (``MODEL_FILE``), in use or not; None when there is none or it cannot be read
     (logged: a damaged file is derived data, and teaching again writes a new one)."""
     return _load(model_path(ws))
 
@@ -157,10 +170,21 @@ def active_model_at(path: Path, wanted: object) -> AVNet | None:
 
 
 def activate(ws: Workspace) -> bool:
-    """Use the kept network (the grader's yes to an "ask"); False when there is none."""
+    """Use the network kept for use again (*Use the taught artery/vein suggestion*); False when there is none."""
     model = saved_model(ws)
     if model is None:
         return False
+    ws.set_setting(ACTIVE_SETTING, _sha(model))
+    return True
+
+
+def adopt_candidate(ws: Workspace) -> bool:
+    """The grader's yes to an ask: the last taught network replaces the one kept for use, and is in use; False when
+    there is no readable candidate."""
+    model = _load(candidate_path(ws))
+    if model is None:
+        return False
+    candidate_path(ws).replace(model_path(ws))
     ws.set_setting(ACTIVE_SETTING, _sha(model))
     return True
 

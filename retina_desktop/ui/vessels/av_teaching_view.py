@@ -18,6 +18,7 @@ from ...core.vessels.av_teaching import (
     TeachOutcome,
     activate,
     active_model,
+    adopt_candidate,
     deactivate,
     saved_model,
     teach_workspace,
@@ -126,8 +127,7 @@ class AVTeachingView(QObject):
                 f"Taught by your labels, {t.reason}.",
                 "Use it",
             ):
-                self.set_in_use(True)
-                self.status.emit("Teach artery/vein: the taught suggestion is in use")
+                self._adopt()
             else:
                 self.status.emit(outcome.message())
         else:
@@ -136,6 +136,17 @@ class AVTeachingView(QObject):
                 self.changed.emit()
         self._show_state()
         self.finished.emit(outcome)
+
+    def _adopt(self) -> None:
+        ws = self.review.workspace
+        try:
+            if ws is not None and adopt_candidate(ws):
+                self.status.emit("Teach artery/vein: the taught suggestion is in use")
+                self.changed.emit()
+            else:
+                self.status.emit("Teach artery/vein: the taught network could not be read; teach again")
+        except (WorkspaceError, OSError, sqlite3.Error) as exc:
+            self.status.emit(f"Teach artery/vein: {exc}")
 
     def set_in_use(self, on: bool) -> None:
         ws = self.review.workspace
