@@ -70,7 +70,8 @@ def test_taught_by_two_photos_it_asks_and_a_yes_resuggests_the_open_photo(qtbot,
             teaching.teach_action.trigger()
             assert teaching.stop_action.isEnabled() and not teaching.teach_action.isEnabled()
         assert len(asked) == 1 and asked[0][2] == "Use it"
-        assert "judged on 1 held-out photo" in asked[0][1] and "fewer than 2 held-out photos" in asked[0][1]
+        assert asked[0][1].startswith("Your labels taught a new artery/vein suggestion, judged on 1 held-out photo")
+        assert "It is not put in use by itself: fewer than 2 held-out photos." in asked[0][1]
         assert _accuracy(calibre.calibre.labels, av) > 0.95 and calibre.suggested
         assert any("step 10 of 20" in s for s in statuses)
         assert any("suggested by the network your labels taught" in s for s in statuses)

@@ -122,9 +122,11 @@ class AVTeachingView(QObject):
             self.status.emit(f"Teach artery/vein: skipped {line}")
         t = outcome.taught
         if t.verdict == "ask" and self.review.workspace is not None:
+            doubts, _, said = t.reason.partition(": ")
             if self.confirm(
                 "Use the taught artery/vein suggestion?",
-                f"Taught by your labels, {t.reason}.",
+                f"Your labels taught a new artery/vein suggestion, {said}.\n\nIt is not put in use by itself: "
+                f"{doubts}. Use it for the photos you have not labelled?",
                 "Use it",
             ):
                 self._adopt()
