@@ -41,9 +41,8 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from .artery_vein import suggest_av
-from .atomic import atomic_open
 from .calibre import ARTERY, VEIN
-from .checkpoint import weights_sha256
+from .checkpoint import save_payload, weights_sha256
 from .errors import CheckpointError
 from .gate import BOOTSTRAP_RESAMPLES, CONFIDENCE, MIN_PHOTOS_TO_ACCEPT
 from .model import AttentionUNet, ModelConfig, pad_to_multiple
@@ -254,9 +253,7 @@ def save_av_net(path: str | os.PathLike[str], model: AVNet) -> Path:
         "metadata": model.metadata,
         "sha256": weights_sha256(model.state_dict),
     }
-    with atomic_open(path, "wb") as fh:
-        torch.save(payload, fh)
-    return path
+    return save_payload(path, payload)
 
 
 def load_av_net(path: str | os.PathLike[str]) -> AVNet:

@@ -92,6 +92,11 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
         "metadata": ckpt.metadata,
         "sha256": weights_sha256(ckpt.state_dict),
     }
+    return save_payload(path, payload)
+
+
+def save_payload(path: Path, payload: dict[str, Any]) -> Path:
+    """``torch.save`` of a checkpoint's dictionary, atomically: an interrupted save leaves the former file."""
     with atomic_open(path, "wb") as fh:
         torch.save(payload, fh)
     return path
