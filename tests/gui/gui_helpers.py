@@ -145,3 +145,18 @@ def review_of_photo(folder, rgb, mask, probability, threshold: float = 0.5):
     review.threshold = threshold
     review.image.document.replace("vessels", mask)
     return review
+
+
+def task_runner(qtbot, owner):
+    """A ``TaskRunner`` for a feature built alone, shut down before pytest-qt closes and deletes the test's widgets.
+    pytest-qt does that before the fixtures' own teardown, so a worker's result delivered in between reached items
+    already deleted ("Internal C++ object (LabelsItem) already deleted", seen once on a loaded machine); the window
+    itself shuts its tasks down before its widgets go."""
+    from PySide6.QtWidgets import QWidget
+
+    from retina_desktop.ui.common.workers import TaskRunner
+
+    tasks = TaskRunner(owner)
+    keeper = QWidget()
+    qtbot.addWidget(keeper, before_close_func=lambda _w: tasks.shutdown())
+    return tasks

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from engine.test_av_net import STEPS, inverted_photo
-from gui_helpers import shown_canvas
+from gui_helpers import shown_canvas, task_runner
 from PySide6.QtWidgets import QWidget
 
 from model_core.imageio import write_png_atomic
@@ -16,7 +16,6 @@ from retina_desktop.core.vessels import av_teaching
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.av_teaching_view import AVTeachingView
 from retina_desktop.ui.vessels.calibre_view import CalibreView
 
@@ -45,7 +44,7 @@ def test_taught_by_two_photos_it_asks_and_a_yes_resuggests_the_open_photo(qtbot,
     owner = QWidget()
     qtbot.addWidget(owner)
     canvas = shown_canvas(qtbot, review, (500, 500))
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     actions = ActionRegistry(owner)
     asked = []
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from gui_helpers import shown_canvas
+from gui_helpers import shown_canvas, task_runner
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
@@ -20,7 +20,6 @@ from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.calibre_view import CalibreView
 
 H = W = 400
@@ -72,7 +71,7 @@ def parts(qtbot, tmp_path):
     owner = QWidget()
     qtbot.addWidget(owner)
     canvas = shown_canvas(qtbot, review, (500, 500))
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     view = CalibreView(review, canvas, tasks, ImageReadiness(owner), ActionRegistry(owner), owner)
     yield view, review, canvas, records
     tasks.shutdown()

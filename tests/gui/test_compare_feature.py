@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import SIZE, stroke
+from gui_helpers import SIZE, stroke, task_runner
 from PySide6.QtWidgets import QMenu, QWidget
 
 from model_core.imageio import mask_to_png, write_png_atomic
@@ -17,7 +17,6 @@ from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.compare.compare_mode import CompareController, ImageListDice
 from retina_desktop.ui.review.canvas import ImageCanvas
 
@@ -73,7 +72,7 @@ def parts(qtbot, tmp_path, micro_checkpoint_path):
     canvas.resize(400, 300)
     owner.show()
     qtbot.waitExposed(owner)
-    tasks, ready = TaskRunner(owner), ImageReadiness(owner)
+    tasks, ready = task_runner(qtbot, owner), ImageReadiness(owner)
     said: dict[str, list] = {"message": [], "status": [], "revealed": []}
     allowed = [True]
     compare = CompareController(

@@ -4,7 +4,7 @@ does to the active model, the panel and the messages, told the way the supervise
 from __future__ import annotations
 
 import pytest
-from gui_helpers import RecordingPrompter, make_workspace
+from gui_helpers import RecordingPrompter, make_workspace, task_runner
 from PySide6.QtWidgets import QMainWindow
 
 
@@ -14,7 +14,6 @@ def parts(qtbot, store, app_settings, tmp_path):
     from retina_desktop.core.review.review_session import ReviewSession
     from retina_desktop.core.workspace import Workspace
     from retina_desktop.ui.common.context import ActionRegistry
-    from retina_desktop.ui.common.workers import TaskRunner
     from retina_desktop.ui.finetune.finetune_panel import FinetuneController, Messages
 
     host = QMainWindow()
@@ -25,7 +24,7 @@ def parts(qtbot, store, app_settings, tmp_path):
     ws.set_status(ws.entries[0].key, "approved")  # two images are left to re-predict
     said: list[tuple[str, str]] = []
     repredicted: list[list[str]] = []
-    tasks = TaskRunner(host)
+    tasks = task_runner(qtbot, host)
     ctl = FinetuneController(
         review,
         ModelHolder(store=store),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gui_helpers import task_runner
 from PySide6.QtWidgets import QWidget
 
 from model_core.imageio import write_png_atomic
@@ -10,7 +11,6 @@ from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import Progress
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.measure_panel import VesselMeasureRunner
 
 
@@ -22,7 +22,7 @@ def test_export_of_a_workspace_without_saved_masks_says_so_and_hides_the_progres
     review.set_workspace(Workspace(folder))
     owner = QWidget()
     qtbot.addWidget(owner)
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     messages: list[tuple[str, str]] = []
     hidden: list[int] = []
     runner = VesselMeasureRunner(

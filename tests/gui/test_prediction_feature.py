@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import SIZE, make_workspace
+from gui_helpers import SIZE, make_workspace, task_runner
 from PySide6.QtWidgets import QWidget
 
 from retina_desktop.core.model.model_service import ModelHolder
@@ -13,7 +13,6 @@ from retina_desktop.core.model.tasks import load_image
 from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import Progress
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.prediction.prediction_controller import PredictionController
 from retina_desktop.ui.prediction.prediction_view import PredictionView
 
@@ -47,7 +46,7 @@ def make_view(qtbot, tmp_path):
         review.set_workspace(ws)
         owner = QWidget()
         qtbot.addWidget(owner)
-        tasks = TaskRunner(owner)
+        tasks = task_runner(qtbot, owner)
         runners.append(tasks)
         owners.append(owner)
         prediction = PredictionController(tasks, ModelHolder(checkpoint), owner)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import review_of_photo, shown_canvas
+from gui_helpers import review_of_photo, shown_canvas, task_runner
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.proofread_view import ProofreadView
 
 H, W = 60, 160
@@ -32,7 +31,7 @@ def parts(qtbot, tmp_path):
     owner = QWidget()
     qtbot.addWidget(owner)
     canvas = shown_canvas(qtbot, review, (500, 300))
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     statuses: list[str] = []
     image_ready = ImageReadiness(owner)
     view = ProofreadView(

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_helpers import review_of_photo, shown_canvas
+from gui_helpers import review_of_photo, shown_canvas, task_runner
 from PySide6.QtWidgets import QWidget
 
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.proofread_view import REJECTED, ProofreadView
 from retina_desktop.ui.vessels.topology_panel import TopologyReview
 from retina_desktop.ui.vessels.vessel_tools import VesselTools
@@ -34,7 +33,7 @@ def parts(qtbot, tmp_path, app_settings):
     owner = QWidget()
     qtbot.addWidget(owner)
     canvas = shown_canvas(qtbot, review, (660, 300))
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     image_ready = ImageReadiness(owner)
     actions = ActionRegistry(owner)
     statuses: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+from gui_helpers import task_runner
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMenu, QWidget
 
@@ -11,7 +12,6 @@ from model_core.synthetic import make_fundus
 from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.summary_window import WorkspaceSummary
 
 
@@ -30,7 +30,7 @@ def test_summary_plots_the_dice_it_is_given_and_redraws_when_told(qtbot, tmp_pat
     review.set_workspace(Workspace(tmp_path))
     owner = QWidget()
     qtbot.addWidget(owner)
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     menu = QMenu(owner)
     dice = {"a": 0.91, "b": 0.42, "c": 0.95}
     refreshed: list[int] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from gui_helpers import send_mouse, shown_canvas
+from gui_helpers import send_mouse, shown_canvas, task_runner
 from PySide6.QtWidgets import QWidget
 
 from model_core.imageio import write_png_atomic
@@ -16,7 +16,6 @@ from retina_desktop.core.review.review_session import ReviewSession
 from retina_desktop.core.workspace import Workspace
 from retina_desktop.ui.common.context import ActionRegistry
 from retina_desktop.ui.common.image_ready import ImageReadiness
-from retina_desktop.ui.common.workers import TaskRunner
 from retina_desktop.ui.vessels.topology_panel import TopologyReview
 from retina_desktop.ui.vessels.vessel_tools import VesselTools
 
@@ -46,7 +45,7 @@ def parts(qtbot, tmp_path):
     owner = QWidget()
     qtbot.addWidget(owner)
     canvas = shown_canvas(qtbot, review, (450, 480))
-    tasks = TaskRunner(owner)
+    tasks = task_runner(qtbot, owner)
     yield review, canvas, tasks, ImageReadiness(owner), owner
     tasks.shutdown()
 
