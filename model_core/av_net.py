@@ -46,7 +46,7 @@ from .checkpoint import save_payload, weights_sha256
 from .errors import CheckpointError
 from .gate import BOOTSTRAP_RESAMPLES, CONFIDENCE, MIN_PHOTOS_TO_ACCEPT
 from .model import AttentionUNet, ModelConfig, pad_to_multiple
-from .preprocess import PreprocessConfig, resize_to_scale, scale_factor
+from .preprocess import PreprocessConfig, estimate_fov, resize_to_scale, scale_factor
 
 FORMAT_NAME = "retina-desktop-av-net"
 FORMAT_VERSION = 1
@@ -105,7 +105,10 @@ def scaled(
 ) -> tuple[NDArray[np.float32], float]:
     """The input at FOV_DIAMETER and the factor it was scaled by."""
     mask = np.asarray(vessels, np.bool_)
-    field_ = np.ones(mask.shape, np.bool_) if fov is None or np.shape(fov) != mask.shape else np.asarray(fov, np.bool_)
+    if fov is None or np.shape(fov) != mask.shape:  # as teaching from a workspace does: its photos come without one
+        field_ = np.asarray(estimate_fov(np.ascontiguousarray(rgb[..., :3])), np.bool_)
+    else:
+        field_ = np.asarray(fov, np.bool_)
     s = _scale(field_)
     rgb_s = resize_to_scale(np.ascontiguousarray(rgb[..., :3]), s)
     mask_s = resize_to_scale(mask.astype(np.float32), s) >= 0.5
@@ -181,29 +184,30 @@ def teach(
     opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LEARNING_RATE, total_steps=steps, pct_start=0.1)
     net.train()
-    loss_value, done = math.nan, 0
-    for step in range(steps):
+    loss_value, done, stopped = math.nan, 0, False
+    while done < steps:
         if cancelled():
+            stopped = True
             break
         batch = [_crop(usable[int(rng.integers(len(usable)))], rng) for _ in range(BATCH)]
-        x = torch.from_numpy(np.stack([b[0] for b in batch]))
         y = torch.from_numpy(np.stack([b[1] for b in batch]).astype(np.int64))
-        logit = net(x)[:, 0]
         taught = y > 0
-        if not bool(taught.any()):
+        if not bool(taught.any()):  # sparse labels: every crop missed them; draw again (a step is a taught batch)
             continue
+        x = torch.from_numpy(np.stack([b[0] for b in batch]))
+        logit = net(x)[:, 0]
         loss = F.binary_cross_entropy_with_logits(logit[taught], (y[taught] == ARTERY).float())
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         schedule.step()
-        loss_value, done = float(loss.item()), step + 1
+        loss_value, done = float(loss.item()), done + 1
         if not math.isfinite(loss_value):
             raise ValueError("artery/vein training diverged (the loss is not a number)")
         if progress is not None and (done % 10 == 0 or done == steps):
             progress(done, steps)
     net.eval()
-    return TeachResult(net, done, loss_value, cancelled=done < steps)
+    return TeachResult(net, done, loss_value, cancelled=stopped)
 
 
 def pixel_logits(
@@ -422,11 +426,18 @@ def taught_suggestion(net: AttentionUNet, photo: LabelledPhoto) -> NDArray[np.ui
     return suggest_av(photo.rgb, photo.vessels, photo.fov, pixel_score=logits).labels
 
 
-def judge(net: AttentionUNet, held_out: list[LabelledPhoto], baseline: AttentionUNet | None = None) -> AVEvidence:
+def judge(
+    net: AttentionUNet,
+    held_out: list[LabelledPhoto],
+    baseline: AttentionUNet | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> AVEvidence | None:
     """The taught suggestion against ``baseline``'s (the automatic one when None) on ``held_out``'s labelled
-    skeleton pixels."""
+    skeleton pixels; None when cancelled between photos."""
     ns, autos, taughts = [], [], []
     for p in held_out:
+        if cancelled():
+            return None
         auto = suggest_av(p.rgb, p.vessels, p.fov)
         g = auto.graph
         if baseline is not None:  # the same mask, so the same segments
@@ -476,7 +487,9 @@ def teach_from_labels(
     }
     if result.cancelled:
         return TaughtAV(AVNet.of(result.net, metadata), "reject", "cancelled before it finished", None, True)
-    evidence = judge(result.net, judge_on, in_use.build() if in_use is not None else None)
+    evidence = judge(result.net, judge_on, in_use.build() if in_use is not None else None, cancelled)
+    if evidence is None:
+        return TaughtAV(AVNet.of(result.net, metadata), "reject", "cancelled before it finished", None, True)
     verdict, reason = decide_av(evidence)
     metadata.update(verdict=verdict, reason=reason, evidence=evidence.to_dict())
     return TaughtAV(AVNet.of(result.net, metadata), verdict, reason, evidence)

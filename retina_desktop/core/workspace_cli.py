@@ -400,9 +400,11 @@ def _teach_av(ws: Workspace, args: argparse.Namespace) -> int:
         outcome = teach_workspace(ws, args.steps, progress=_teach_progress)
     except ValueError as exc:
         return _fail(f"{ws.root}: {exc}", 2)
+    except OSError as exc:  # the network not kept (disk full, a folder gone): one line, as every write error
+        return _fail(f"{exc.filename or ws.meta_dir}: {exc.strerror or exc}", 1)
     for line in outcome.skipped:
         print(f"note: skipped {line}", file=sys.stderr)
-    if outcome.taught.verdict == "ask" and args.use and adopt_candidate(ws):
+    if outcome.taught.verdict == "ask" and args.use and adopt_candidate(ws, outcome.taught.model):
         print(f"Teach artery/vein: the taught suggestion is in use (--use; {outcome.taught.reason})")
         return 0
     print(outcome.message())

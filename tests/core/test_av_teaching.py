@@ -37,13 +37,16 @@ def _accuracy(labels, av):
 
 def test_one_held_out_photo_asks_and_the_grader_s_yes_puts_it_in_use(tmp_path):
     ws, truth = _workspace(tmp_path, labelled=2, unsaved_mask=1)
+    saved = {p: p.read_bytes() for p in tmp_path.rglob("*.png")}  # masks, labels and their history
     photos, skipped = av_teaching.labelled_photos(ws)
     assert [p.name for p in photos] == ["00", "01"]
     assert skipped == ["03.png: its vessel mask is not saved, so its labels cannot teach"]
     outcome = av_teaching.teach_workspace(ws, STEPS)
     assert outcome.taught.verdict == "ask" and not outcome.active
     assert outcome.path == av_teaching.candidate_path(ws) and outcome.path.is_file()  # kept, unused
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.png")} == saved  # teaching wrote no ground truth
     assert av_teaching.active_model(ws) is None and not av_teaching.activate(ws)  # nothing accepted to turn on
+    assert not av_teaching.adopt_candidate(ws, AVNet({k: v + 1 for k, v in outcome.taught.model.state_dict.items()}))
     assert "not in use until you say so" in outcome.message() and "judged on 1 held-out photo" in outcome.message()
     assert av_teaching.adopt_candidate(ws) and av_teaching.active_model(ws) is not None
     assert not av_teaching.candidate_path(ws).exists()

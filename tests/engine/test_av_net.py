@@ -190,3 +190,16 @@ def test_measure_suggests_with_a_taught_network_given_av_model(tmp_path, taught,
         assert main([*base, "--csv", str(tmp_path / "bad.csv"), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and not (tmp_path / "bad.csv").exists()
+
+
+def test_sparse_labels_are_taught_in_full_steps_and_a_stop_while_judging_is_a_cancel():
+    photo, mask, av = inverted_photo(0)
+    sparse = np.zeros_like(av)
+    ys, xs = np.nonzero(av == 1)
+    sparse[ys[:30], xs[:30]] = 1  # 30 labelled pixels: most crops miss them
+    result = av_net.teach([av_net.example(photo, mask, None, sparse)], 3, seed=3)
+    assert result.steps == 3 and not result.cancelled  # a batch without labels is drawn again, not a lost step
+    photos = [av_net.LabelledPhoto(f"p{i}", *inverted_photo(i)[:2], None, inverted_photo(i)[2]) for i in range(2)]
+    calls = []
+    stopped = av_net.teach_from_labels(photos, 2, cancelled=lambda: len(calls.append(1) or calls) > 2)
+    assert stopped.cancelled and stopped.verdict == "reject" and stopped.evidence is None  # stopped while judging

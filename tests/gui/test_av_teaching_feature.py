@@ -82,3 +82,35 @@ def test_taught_by_two_photos_it_asks_and_a_yes_resuggests_the_open_photo(qtbot,
         assert av_teaching.active_model(ws) is None and _accuracy(calibre.calibre.labels, av) < 0.2
     finally:
         tasks.shutdown()
+
+
+def test_opening_another_workspace_stops_the_run_and_keeps_nothing_of_it(qtbot, tmp_path):
+    workspaces = []
+    for name in ("first", "second"):
+        for i in range(2):
+            photo, mask, av = inverted_photo(i)
+            write_png_atomic(tmp_path / name / f"{i:02d}.png", photo)
+        ws = Workspace(tmp_path / name)
+        for e in ws.entries:
+            _photo, mask, av = inverted_photo(int(e.key))
+            ws.save_ground_truth(e, mask.astype(np.uint8) * 255)
+            ws.calibre.save_labels(e.key, av)
+        workspaces.append(ws)
+    review = ReviewSession()
+    review.set_workspace(workspaces[0])
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    tasks = task_runner(qtbot, owner)
+    asked = []
+    teaching = AVTeachingView(review, tasks, ActionRegistry(owner), lambda *a: asked.append(a) or True, owner, 10**6)
+    said = []
+    teaching.status.connect(said.append)
+    with qtbot.waitSignal(teaching.finished, timeout=60000) as done:
+        assert teaching.teach()
+        qtbot.waitUntil(lambda: any("step 10 of" in s for s in said), timeout=60000)
+        review.set_workspace(workspaces[1])
+    assert done.args == [None] and not asked and "stopped, another workspace was opened" in " ".join(said)
+    for ws in workspaces:
+        assert not av_teaching.model_path(ws).exists() and not av_teaching.candidate_path(ws).exists()
+    assert teaching.teach_action.isEnabled() and not teaching.stop_action.isEnabled()
+    tasks.shutdown()

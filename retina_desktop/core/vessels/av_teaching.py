@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from model_core.atomic import check_writable
 from model_core.errors import CheckpointError, RetinaInputError
 from model_core.imageio import read_image, read_mask
 from model_core.late_import import late_import
@@ -117,13 +118,20 @@ def teach_workspace(
     WorkspaceError when the records cannot be written."""
     if ws.read_only_records is not None:
         raise WorkspaceError(ws.read_only_records)
+    try:  # found now, not after the training: an unwritable records folder, a full disk
+        check_writable(candidate_path(ws))
+    except OSError as exc:
+        raise WorkspaceError(
+            f"{candidate_path(ws).parent}: the taught network could not be kept there ({exc})"
+        ) from None
     photos, skipped = labelled_photos(ws)
     net = _av_net()
     in_use = active_model(ws)  # what a new network must beat
     taught = net.teach_from_labels(
         photos, steps or net.TEACH_STEPS, progress=progress, cancelled=cancelled, in_use=in_use
     )
-    if taught.cancelled:
+    if taught.cancelled or cancelled():
+        taught.cancelled = True
         return TeachOutcome(taught, model_path(ws), False, skipped)
     active = taught.verdict == "accept"
     path = net.save_av_net(model_path(ws) if active else candidate_path(ws), taught.model)
@@ -178,11 +186,11 @@ def activate(ws: Workspace) -> bool:
     return True
 
 
-def adopt_candidate(ws: Workspace) -> bool:
+def adopt_candidate(ws: Workspace, expected: AVNet | None = None) -> bool:
     """The grader's yes to an ask: the last taught network replaces the one kept for use, and is in use; False when
-    there is no readable candidate."""
+    there is no readable candidate, or it is not ``expected`` (the one asked about: another window taught since)."""
     model = _load(candidate_path(ws))
-    if model is None:
+    if model is None or (expected is not None and _sha(model) != _sha(expected)):
         return False
     candidate_path(ws).replace(model_path(ws))
     ws.set_setting(ACTIVE_SETTING, _sha(model))

@@ -17,13 +17,13 @@ from ...core.review.review_session import ReviewSession
 from ...core.vessels.av_teaching import (
     TeachOutcome,
     activate,
-    active_model,
+    active_setting,
     adopt_candidate,
     deactivate,
-    saved_model,
+    model_path,
     teach_workspace,
 )
-from ...core.workspace import WorkspaceError
+from ...core.workspace import Workspace, WorkspaceError
 from ..common.context import ActionRegistry
 from ..common.workers import TaskRunner, Worker
 
@@ -61,21 +61,31 @@ class AVTeachingView(QObject):
             checkable=True,
             tip="Suggest artery/vein labels with the network your labels taught, instead of the automatic one",
         )
-        review.workspace_changed.connect(lambda *_a: self._show_state())
+        self._teaching_in: Workspace | None = None  # the workspace the run in flight teaches
+        review.workspace_changed.connect(lambda *_a: self._workspace_changed())
         self._show_state()
 
     @property
     def running(self) -> bool:
         return self.worker is not None
 
+    def _workspace_changed(self) -> None:
+        """Another workspace opened: a run for the former one stops (it keeps nothing; its result is dropped)."""
+        if self.worker is not None and self._teaching_in is not self.review.workspace:
+            self.worker.cancel()
+            self.status.emit("Teach artery/vein: stopped, another workspace was opened")
+        self._show_state()
+
     def _show_state(self) -> None:
+        """The actions' state from the files and the setting alone: no network is loaded here (torch stays off the
+        window's start-up path; the calibre view's worker checks the weights when it suggests)."""
         ws = self.review.workspace
         self.teach_action.setEnabled(ws is not None and not self.running)
         self.stop_action.setEnabled(self.running)
-        has = ws is not None and saved_model(ws) is not None
+        has = ws is not None and model_path(ws).is_file()
         self.use_action.setEnabled(has and not self.running)
         blocked = self.use_action.blockSignals(True)
-        self.use_action.setChecked(ws is not None and active_model(ws) is not None)
+        self.use_action.setChecked(has and ws is not None and isinstance(active_setting(ws), str))
         self.use_action.blockSignals(blocked)
 
     def teach(self) -> bool:
@@ -97,7 +107,7 @@ class AVTeachingView(QObject):
         w.returned.connect(self.tasks.guard(self._taught))
         w.errored.connect(self.tasks.guard(self._failed))
         w.finished.connect(self.tasks.guard(self._ended))
-        self.worker = w
+        self.worker, self._teaching_in = w, ws
         self._show_state()
         self.status.emit("Teaching artery/vein from your labels…")
         self.tasks.start(w, priority=-1)  # behind the calibre and prediction work of the open image
@@ -118,6 +128,10 @@ class AVTeachingView(QObject):
 
     def _taught(self, outcome: TeachOutcome) -> None:
         self.worker = None
+        if self._teaching_in is not self.review.workspace:  # taught for a workspace no longer open: dropped
+            self._show_state()
+            self.finished.emit(None)
+            return
         for line in outcome.skipped:
             self.status.emit(f"Teach artery/vein: skipped {line}")
         t = outcome.taught
@@ -129,7 +143,7 @@ class AVTeachingView(QObject):
                 f"{doubts}. Use it for the photos you have not labelled?",
                 "Use it",
             ):
-                self._adopt()
+                self._adopt(outcome)
             else:
                 self.status.emit(outcome.message())
         else:
@@ -139,14 +153,14 @@ class AVTeachingView(QObject):
         self._show_state()
         self.finished.emit(outcome)
 
-    def _adopt(self) -> None:
+    def _adopt(self, outcome: TeachOutcome) -> None:
         ws = self.review.workspace
         try:
-            if ws is not None and adopt_candidate(ws):
+            if ws is not None and adopt_candidate(ws, outcome.taught.model):
                 self.status.emit("Teach artery/vein: the taught suggestion is in use")
                 self.changed.emit()
             else:
-                self.status.emit("Teach artery/vein: the taught network could not be read; teach again")
+                self.status.emit("Teach artery/vein: the network asked about is gone or was replaced; teach again")
         except (WorkspaceError, OSError, sqlite3.Error) as exc:
             self.status.emit(f"Teach artery/vein: {exc}")
 

@@ -316,8 +316,12 @@ class CalibreView(QObject):
     def resuggest(self) -> None:
         """The suggestion in use changed (Teach artery/vein): suggest the open image's labels again, unless they
         are saved or the grader changed them here."""
-        if self.calibre is not None and self.suggested and not self.calibre.can_undo and self.visible:
+        if self.calibre is None or not self.suggested or self.calibre.can_undo:
+            return
+        if self.visible:
             self._prepare(fresh=True)
+        else:
+            self._forget()  # hidden: the next time it is shown, it prepares (and suggests) afresh
 
     def _mask_changed(self) -> None:
         if self.visible and self.calibre is not None:
