@@ -203,3 +203,16 @@ def test_sparse_labels_are_taught_in_full_steps_and_a_stop_while_judging_is_a_ca
     calls = []
     stopped = av_net.teach_from_labels(photos, 2, cancelled=lambda: len(calls.append(1) or calls) > 2)
     assert stopped.cancelled and stopped.verdict == "reject" and stopped.evidence is None  # stopped while judging
+
+
+def test_a_large_photo_is_taught_and_suggested_at_the_network_s_scale_and_answered_at_its_own():
+    photo, mask, av = inverted_photo(0)
+    big = 3  # 1200 px across: scaled down to the 540-px FOV, as a 3504x2336 photo is
+    photo, mask, av = (np.kron(a, np.ones((big, big) + (1,) * (a.ndim - 2), a.dtype)) for a in (photo, mask, av))
+    ex = av_net.example(photo, mask, None, av)
+    assert ex.inputs.shape[1:] == ex.labels.shape and max(ex.labels.shape) == 540
+    assert (ex.inputs[3][ex.labels > 0] > 0).all()  # labels only on the scaled vessels
+    share = np.mean(ex.labels[ex.labels > 0] == 1)
+    assert abs(share - np.mean(av[av > 0] == 1)) < 0.05  # arteries and veins kept in proportion
+    logits = av_net.pixel_logits(av_net.build_av_net().eval(), photo, mask, None)
+    assert logits.shape == mask.shape and logits.dtype == np.float32
