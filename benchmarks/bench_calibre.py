@@ -142,8 +142,7 @@ def taught_network(photos: dict, stems: list[str], per_photo: list[dict], steps:
         if s in stems[:TAUGHT_BY]:
             continue
         p = photos[s]
-        photo = av_net.LabelledPhoto(s, p["photo"], p["mask"], p["fov"], np.zeros(p["mask"].shape, np.uint8))
-        labels = av_net.taught_suggestion(result.net, photo)
+        labels = av_net.taught_suggestion(result.net, p["photo"], p["mask"], p["fov"])
         row["av_accuracy_taught_net"] = round(accuracy(labels, p["centre"], p["disc"]), 4)
         accs.append(row["av_accuracy_taught_net"])
         found = detect_disc(p["photo"], p["mask"], p["fov"])

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from .artery_vein import suggest_av
+from .artery_vein import AVSuggestion, suggest_av
 from .calibre import ARTERY, VEIN
 from .checkpoint import save_payload, weights_sha256
 from .errors import CheckpointError
@@ -78,7 +78,7 @@ def _scale(fov: NDArray[np.bool_]) -> float:
 
 
 def av_inputs(rgb: NDArray[np.generic], vessels: NDArray[np.bool_], fov: NDArray[np.bool_]) -> NDArray[np.float32]:
-    """The network's (4, H, W) input at the photo's own size (``scaled_example`` brings it to FOV_DIAMETER)."""
+    """The network's (4, H, W) input at the photo's own size (``scaled`` brings it to FOV_DIAMETER)."""
     background = ((~vessels) & fov).astype(np.float32)
     den = cv2.GaussianBlur(background, (0, 0), BACKGROUND_SIGMA)
     planes = []
@@ -129,7 +129,7 @@ def example(
         raise ValueError(f"{what}: labels {np.shape(labels)} and vessel mask {np.shape(vessels)} differ in size")
     x, s = scaled(rgb, vessels, fov)
     taught = np.where((labels == ARTERY) | (labels == VEIN), labels, 0).astype(np.uint8)
-    taught = resize_to_scale(taught, s, cv2.INTER_NEAREST) if s != 1.0 else taught
+    taught = resize_to_scale(taught, s, cv2.INTER_NEAREST)
     taught = np.where(x[3] > 0, taught, 0).astype(np.uint8)
     return AVExample(x, taught, name)
 
@@ -420,10 +420,17 @@ class TaughtAV:
     cancelled: bool = False
 
 
-def taught_suggestion(net: AttentionUNet, photo: LabelledPhoto) -> NDArray[np.uint8]:
-    """The A/V label image the taught network suggests for ``photo`` (its labels are not read)."""
-    logits = pixel_logits(net, photo.rgb, photo.vessels, photo.fov)
-    return suggest_av(photo.rgb, photo.vessels, photo.fov, pixel_score=logits).labels
+def taught_suggestion(
+    net: AttentionUNet, rgb: NDArray[np.generic], vessels: NDArray[np.generic], fov: NDArray[np.generic] | None
+) -> NDArray[np.uint8]:
+    """The A/V label image the taught network suggests for a photo and its vessel mask."""
+    return _taught(net, rgb, vessels, fov).labels
+
+
+def _taught(
+    net: AttentionUNet, rgb: NDArray[np.generic], vessels: NDArray[np.generic], fov: NDArray[np.generic] | None
+) -> AVSuggestion:
+    return suggest_av(rgb, vessels, fov, pixel_score=pixel_logits(net, rgb, vessels, fov))
 
 
 def judge(
@@ -434,24 +441,21 @@ def judge(
 ) -> AVEvidence | None:
     """The taught suggestion against ``baseline``'s (the automatic one when None) on ``held_out``'s labelled
     skeleton pixels; None when cancelled between photos."""
-    ns, autos, taughts = [], [], []
+    none = np.zeros(0, np.int64)
+    ns, befores, taughts = [none], [none], [none]
     for p in held_out:
         if cancelled():
             return None
-        auto = suggest_av(p.rgb, p.vessels, p.fov)
-        g = auto.graph
-        if baseline is not None:  # the same mask, so the same segments
-            auto = suggest_av(p.rgb, p.vessels, p.fov, pixel_score=pixel_logits(baseline, p.rgb, p.vessels, p.fov))
-        taught = suggest_av(p.rgb, p.vessels, p.fov, pixel_score=pixel_logits(net, p.rgb, p.vessels, p.fov))
-        n, right_auto = segment_hits(g.label, g.rows, g.cols, g.segments, auto.labels, p.labels)
+        before = suggest_av(p.rgb, p.vessels, p.fov) if baseline is None else _taught(baseline, p.rgb, p.vessels, p.fov)
+        taught = _taught(net, p.rgb, p.vessels, p.fov)
+        g = before.graph  # the same mask, so the same segments for both
+        n, right_before = segment_hits(g.label, g.rows, g.cols, g.segments, before.labels, p.labels)
         _, right_taught = segment_hits(g.label, g.rows, g.cols, g.segments, taught.labels, p.labels)
         ns.append(n)
-        autos.append(right_auto)
+        befores.append(right_before)
         taughts.append(right_taught)
-    n_all = np.concatenate(ns) if ns else np.zeros(0, np.int64)
-    a, t, low, high, k = paired_accuracy_gain(
-        n_all, np.concatenate(autos) if autos else n_all, np.concatenate(taughts) if taughts else n_all
-    )
+    n_all = np.concatenate(ns)
+    a, t, low, high, k = paired_accuracy_gain(n_all, np.concatenate(befores), np.concatenate(taughts))
     return AVEvidence(len(held_out), k, int(n_all.sum()), a, t, low, high, AUTOMATIC if baseline is None else IN_USE)
 
 

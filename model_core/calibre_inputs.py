@@ -163,9 +163,9 @@ class CalibreInputs:
 
             rgb = self._photo(path, mask.shape) if photo is None else photo
             if self.av_net is not None:
-                from .av_net import LabelledPhoto, taught_suggestion
+                from .av_net import taught_suggestion
 
-                return taught_suggestion(self.av_net, LabelledPhoto(path.stem, rgb, mask, fov, np.zeros_like(mask)))
+                return taught_suggestion(self.av_net, rgb, mask, fov)
             return suggest_av(rgb, mask, fov).labels
         av_path = self.av.get(path.stem)
         if av_path is None:

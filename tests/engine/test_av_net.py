@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -42,7 +43,7 @@ def taught():
 def test_labels_teach_what_the_automatic_suggestion_gets_wrong(taught):
     photo, mask, av = inverted_photo(1)
     assert _accuracy(suggest_av(photo, mask).labels, av) < 0.2  # the colour rule: lighter is artery
-    labels = av_net.taught_suggestion(taught.net, av_net.LabelledPhoto("new", photo, mask, None, av))
+    labels = av_net.taught_suggestion(taught.net, photo, mask, None)
     assert _accuracy(labels, av) > 0.95
     assert set(np.unique(labels[~mask])) == {0}  # background stays unlabelled
     assert taught.steps == STEPS and not taught.cancelled
@@ -199,9 +200,12 @@ def test_sparse_labels_are_taught_in_full_steps_and_a_stop_while_judging_is_a_ca
     sparse[ys[:30], xs[:30]] = 1  # 30 labelled pixels: most crops miss them
     result = av_net.teach([av_net.example(photo, mask, None, sparse)], 3, seed=3)
     assert result.steps == 3 and not result.cancelled  # a batch without labels is drawn again, not a lost step
-    photos = [av_net.LabelledPhoto(f"p{i}", *inverted_photo(i)[:2], None, inverted_photo(i)[2]) for i in range(2)]
-    calls = []
-    stopped = av_net.teach_from_labels(photos, 2, cancelled=lambda: len(calls.append(1) or calls) > 2)
+    photos = [
+        av_net.LabelledPhoto(f"p{i}", photo, mask, None, av)
+        for i, (photo, mask, av) in enumerate(map(inverted_photo, range(2)))
+    ]
+    asked = itertools.count(1)  # asked once a step (2 steps), then before the first held-out photo: stop there
+    stopped = av_net.teach_from_labels(photos, 2, cancelled=lambda: next(asked) > 2)
     assert stopped.cancelled and stopped.verdict == "reject" and stopped.evidence is None  # stopped while judging
 
 

@@ -168,7 +168,7 @@ def active_setting(ws: Workspace) -> object:
 
 def active_model(ws: Workspace) -> AVNet | None:
     """The network the grader's answer (or the gate) put in use; None: the automatic suggestion."""
-    return active_model_at(model_path(ws), ws.setting(ACTIVE_SETTING))
+    return active_model_at(model_path(ws), active_setting(ws))
 
 
 def active_model_at(path: Path, wanted: object) -> AVNet | None:
@@ -209,9 +209,7 @@ def labels_with(model: AVNet | None) -> Callable[[np.ndarray, np.ndarray, np.nda
     net = model.build()
 
     def suggest(rgb: np.ndarray, vessels: np.ndarray, fov: np.ndarray | None) -> np.ndarray:
-        m = _av_net()
-        photo = m.LabelledPhoto("", rgb, vessels, fov, np.zeros(vessels.shape, np.uint8))
-        labels: np.ndarray = m.taught_suggestion(net, photo)
+        labels: np.ndarray = _av_net().taught_suggestion(net, rgb, vessels, fov)
         return labels
 
     return suggest

@@ -98,8 +98,6 @@ class AVTeachingView(QObject):
             def progress(done: int, total: int) -> None:
                 ctx.progress(done, total, f"Teaching artery/vein: step {done} of {total}")
 
-            if steps is None:
-                return teach_workspace(ws, progress=progress, cancelled=lambda: ctx.cancelled)
             return teach_workspace(ws, steps, progress=progress, cancelled=lambda: ctx.cancelled)
 
         w = Worker(run, name="teach artery/vein")
